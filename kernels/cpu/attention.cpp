@@ -1,0 +1,87 @@
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace moert::kernels {
+namespace {
+
+inline float dotf(const float* a, const float* b, int64_t n) {
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
+  float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+
+// Turns raw scores into softmax probabilities in place.
+void softmax_inplace(float* p, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, p[j]);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] = std::exp(p[j] - mx);
+    sum += p[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < n; ++j) p[j] *= inv;
+}
+
+}  // namespace
+
+void attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                        int64_t ldv, int64_t s, int64_t heads, int64_t dqk, int64_t dv, const int32_t* q_pos,
+                        float scale, float* out, int64_t ldo, ThreadPool* pool) {
+  parallel_for(pool, t * heads, 1, [&](int64_t b, int64_t e, int) {
+    thread_local std::vector<float> p;
+    p.resize(s);
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int64_t i = idx / heads, h = idx % heads;
+      const int64_t n = std::min<int64_t>(s, q_pos[i] + 1);
+      const float* qi = q + i * ldq + h * dqk;
+      for (int64_t j = 0; j < n; ++j) p[j] = dotf(qi, k + j * ldk + h * dqk, dqk) * scale;
+      softmax_inplace(p.data(), n);
+      float* o = out + i * ldo + h * dv;
+      std::fill(o, o + dv, 0.0f);
+      for (int64_t j = 0; j < n; ++j) {
+        const float pj = p[j];
+        const float* vj = v + j * ldv + h * dv;
+        for (int64_t c = 0; c < dv; ++c) o[c] += pj * vj[c];
+      }
+    }
+  });
+}
+
+void attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
+                      int64_t t,
+                      const PagedRows& cache, int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos,
+                      float scale, float* out, int64_t ldo, ThreadPool* pool) {
+  const int64_t width = lat + rope;
+  parallel_for(pool, t * heads, 1, [&](int64_t b, int64_t e, int) {
+    thread_local std::vector<float> p;
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int64_t i = idx / heads, h = idx % heads;
+      const int64_t n = q_pos[i] + 1;
+      p.resize(n);
+      const float* ql = q_lat + i * ldql + h * lat;
+      const float* qr = q_rope + i * ldqr + h * rope_stride;
+      for (int64_t j = 0; j < n; ++j) {
+        const float* row = cache.row(j, width);
+        p[j] = (dotf(ql, row, lat) + dotf(qr, row + lat, rope)) * scale;
+      }
+      softmax_inplace(p.data(), n);
+      float* o = out + i * ldo + h * lat;
+      std::fill(o, o + lat, 0.0f);
+      for (int64_t j = 0; j < n; ++j) {
+        const float pj = p[j];
+        const float* row = cache.row(j, width);
+        for (int64_t c = 0; c < lat; ++c) o[c] += pj * row[c];
+      }
+    }
+  });
+}
+
+}  // namespace moert::kernels

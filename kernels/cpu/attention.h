@@ -1,0 +1,34 @@
+// Causal attention for MLA in its two forms. Softmax in fp32 with the row maximum subtracted.
+#pragma once
+#include <cstdint>
+
+#include "thread_pool.h"
+
+namespace moert::kernels {
+
+// Expanded form (prefill): per head, out = softmax(q k^T * scale) v over keys 0..q_pos[t] (inclusive).
+// q: [t, heads, dqk] (row stride ldq, head stride dqk); k: [s, heads, dqk] (ldk); v: [s, heads, dv] (ldv);
+// out: [t, heads, dv] (ldo). Key j sits at position j.
+void attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                        int64_t ldv, int64_t s, int64_t heads, int64_t dqk, int64_t dv, const int32_t* q_pos,
+                        float scale, float* out, int64_t ldo, ThreadPool* pool);
+
+// A paged latent cache as the kernels see it: the row of token j is
+// base + page_table[j / page_rows] * page_stride + (j % page_rows) * (lat + rope), lat values then rope.
+struct PagedRows {
+  const float* base = nullptr;
+  const int32_t* page_table = nullptr;
+  int64_t page_rows = 0, page_stride = 0;
+  const float* row(int64_t j, int64_t width) const {
+    return base + page_table[j / page_rows] * page_stride + (j % page_rows) * width;
+  }
+};
+
+// Absorbed form (decode over the latent cache): scores = q_lat . c + q_rope . k_rope; out = softmax . c.
+// q_lat: [t, heads, lat] (ldql); head h's rope query at q_rope + i * ldqr + h * rope_stride; out: [t, heads, lat] (ldo).
+void attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
+                      int64_t t,
+                      const PagedRows& cache, int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos,
+                      float scale, float* out, int64_t ldo, ThreadPool* pool);
+
+}  // namespace moert::kernels

@@ -1,0 +1,52 @@
+#include "dequant.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "numeric_types.h"
+
+namespace moert::kernels {
+namespace {
+
+struct E4m3Table {
+  float v[256];
+  E4m3Table() {
+    for (int i = 0; i < 256; ++i) v[i] = e4m3_to_float(static_cast<uint8_t>(i));
+  }
+};
+const E4m3Table kE4m3;
+
+}  // namespace
+
+void dequant_row(const WeightRef& w, int64_t row, int64_t col0, int64_t count, float* out) {
+  const int64_t base = row * w.ld + col0;
+  switch (w.type) {
+    case WeightType::kF32:
+      std::memcpy(out, static_cast<const float*>(w.data) + base, count * sizeof(float));
+      return;
+    case WeightType::kBF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
+      for (int64_t j = 0; j < count; ++j) out[j] = bf16_to_float(p[j]);
+      return;
+    }
+    case WeightType::kF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
+      for (int64_t j = 0; j < count; ++j) out[j] = f16_to_float(p[j]);
+      return;
+    }
+    case WeightType::kF8E4M3: {
+      const uint8_t* p = static_cast<const uint8_t*>(w.data) + base;
+      const float* srow = w.scale + ((w.row0 + row) >> 7) * w.scale_ld;
+      int64_t j = 0;
+      while (j < count) {
+        const int64_t col = col0 + j;
+        const int64_t end = std::min<int64_t>(count, j + (128 - (col & 127)));
+        const float s = srow[col >> 7];
+        for (; j < end; ++j) out[j] = kE4m3.v[p[j]] * s;
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace moert::kernels

@@ -1,0 +1,88 @@
+// The DeepSeek-V2/V3 graph, written once over the Backend op interface: embeddings, MLA (expanded for
+// prefill, absorbed into the latent for decode), dense MLP or MoE (router, routed and shared experts),
+// final norm and lm_head; plus the MTP module that drafts the next-next token.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/model_config.h"
+#include "kv/latent_cache.h"
+#include "model/model_weights.h"
+#include "weights/weight_store.h"
+
+namespace moert {
+
+enum class AttentionForm : uint8_t {
+  kAuto,      // expanded when a sequence brings more than one new token, absorbed otherwise
+  kExpanded,  // always expand k/v from the latent (as transformers does)
+  kAbsorbed,  // always attend over the latent with kv_b absorbed into q and the output
+};
+
+struct ModelOptions {
+  ActMode act_mode = ActMode::kF32;
+  AttentionForm attention = AttentionForm::kAuto;
+  bool load_mtp = true;
+};
+
+// One sequence's part of a forward step: `n` new tokens appended after what its cache holds.
+struct SequenceStep {
+  KvSequence* kv = nullptr;
+  const int32_t* tokens = nullptr;
+  int64_t n = 0;
+  bool all_logits = false;  // logits for every new token; else for the last only
+};
+
+class DeepseekModel {
+ public:
+  DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend, ModelOptions opts);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelWeights& weights() const { return w_; }
+  Backend& backend() const { return backend_; }
+  const ModelOptions& options() const { return opts_; }
+  void set_act_mode(ActMode m) { opts_.act_mode = m; }
+  void set_attention_form(AttentionForm f) { opts_.attention = f; }
+  // Cache slots a LatentCache for this model needs (main layers, plus MTP layers when loaded).
+  int64_t cache_layers() const;
+
+  // Runs the steps as one batch; writes the requested logits rows (in step order) to `logits`, which must
+  // hold sum(all_logits ? n : 1) * vocab floats. Advances each sequence's cache. `on_hidden(layer, h)`,
+  // when set, sees the hidden state entering each layer and (layer = num_hidden_layers) after the final
+  // norm. If `final_hidden` is given it receives the last layer's output before the final norm [T, hidden]
+  // for every token (the MTP module's input). Throws Error on a bad token id or a full cache, before any
+  // cache is modified.
+  void forward(std::vector<SequenceStep>& steps, float* logits,
+               const std::function<void(int64_t, const Tensor&)>& on_hidden = nullptr,
+               std::vector<float>* final_hidden = nullptr);
+
+  // MTP draft logits: for each position i, from the main model's hidden state h_i (before the final norm,
+  // [n, hidden]) and the token t_{i+1} that follows, the logits for t_{i+2} ([n, vocab]). Uses and advances
+  // the MTP layer's slot of `kv` (which tracks its own length). Requires num_nextn_predict_layers > 0.
+  // The MTP layer attends over its own cache slot at positions 0 .. pos0 + i, which earlier calls filled;
+  // positions pos0 .. pos0 + n - 1 must already be in the main cache.
+  void mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden, const int32_t* next_tokens, int64_t n,
+                 float* logits);
+
+ private:
+  void attention(const LayerWeights& L, int64_t layer_slot, Tensor& x_norm, Tensor& out,
+                 std::vector<SequenceStep>& steps, const std::vector<int64_t>& row0, const Tensor& positions);
+  void mlp(const LayerWeights& L, Tensor& x_norm, Tensor& out);
+  void decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, std::vector<SequenceStep>& steps,
+                     const std::vector<int64_t>& row0, const Tensor& positions);
+  void check_tokens(const int32_t* tokens, int64_t n) const;
+  void copy_row(const Tensor& src, int64_t r, Tensor& dst, int64_t dr);
+
+  ModelConfig cfg_;
+  std::shared_ptr<WeightStore> store_;
+  Backend& backend_;
+  ModelOptions opts_;
+  ModelWeights w_;
+  std::vector<float> inv_freq_;
+  float rope_factor_ = 1.0f, softmax_scale_ = 1.0f;
+  RouterConfig router_;
+};
+
+}  // namespace moert

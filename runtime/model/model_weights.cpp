@@ -1,0 +1,129 @@
+#include "model/model_weights.h"
+
+#include "util/error.h"
+
+namespace moert {
+namespace {
+
+class Binder {
+ public:
+  Binder(const ModelConfig& c, const WeightStore& s, Backend& b) : cfg_(c), store_(s), backend_(b) {}
+
+  // A norm or bias vector [n] (bf16/f32), as a [1, n] tensor.
+  Tensor vec(const std::string& name, int64_t n) {
+    const TensorInfo& t = store_.require(name, {DType::kBF16, DType::kF32, DType::kF16}, {n});
+    count_ += n;
+    return backend_.weight(t, 1, n);
+  }
+
+  Tensor matrix(const std::string& name, int64_t rows, int64_t cols) {
+    const TensorInfo& t = store_.require(name, {DType::kBF16, DType::kF32, DType::kF16}, {rows, cols});
+    count_ += rows * cols;
+    return backend_.weight(t, rows, cols);
+  }
+
+  // A linear weight [n, k]: FP8 with `<name>_scale_inv` blocks when the checkpoint is quantised, else bf16/f32.
+  WeightMatrix linear(const std::string& name, int64_t n, int64_t k) {
+    WeightMatrix m;
+    const TensorInfo* t = store_.find(name);
+    if (t && t->dtype == DType::kF8E4M3) {
+      store_.require(name, {DType::kF8E4M3}, {n, k});
+      const int64_t bn = (n + 127) / 128, bk = (k + 127) / 128;
+      const TensorInfo& s = store_.require(name + "_scale_inv", {DType::kF32}, {bn, bk});
+      m.w = backend_.weight(*t, n, k);
+      m.scale = backend_.weight(s, bn, bk);
+    } else {
+      m.w = matrix(name, n, k);
+      return m;
+    }
+    count_ += n * k;
+    return m;
+  }
+
+  ExpertWeights mlp(const std::string& p, int64_t inter) {
+    const int64_t h = cfg_.hidden_size;
+    return {linear(p + "gate_proj.weight", inter, h), linear(p + "up_proj.weight", inter, h),
+            linear(p + "down_proj.weight", h, inter)};
+  }
+
+  LayerWeights layer(int64_t i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const int64_t h = cfg_.hidden_size, heads = cfg_.num_attention_heads;
+    LayerWeights L;
+    L.input_norm = vec(p + "input_layernorm.weight", h);
+    L.post_attention_norm = vec(p + "post_attention_layernorm.weight", h);
+    AttentionWeights& a = L.attn;
+    const std::string ap = p + "self_attn.";
+    if (cfg_.q_lora_rank > 0) {
+      a.q_a = linear(ap + "q_a_proj.weight", cfg_.q_lora_rank, h);
+      a.q_a_norm = vec(ap + "q_a_layernorm.weight", cfg_.q_lora_rank);
+      a.q_b = linear(ap + "q_b_proj.weight", heads * cfg_.qk_head_dim(), cfg_.q_lora_rank);
+    } else {
+      a.q_proj = linear(ap + "q_proj.weight", heads * cfg_.qk_head_dim(), h);
+    }
+    a.kv_a = linear(ap + "kv_a_proj_with_mqa.weight", cfg_.kv_lora_rank + cfg_.qk_rope_head_dim, h);
+    a.kv_a_norm = vec(ap + "kv_a_layernorm.weight", cfg_.kv_lora_rank);
+    a.kv_b = linear(ap + "kv_b_proj.weight", heads * (cfg_.qk_nope_head_dim + cfg_.v_head_dim), cfg_.kv_lora_rank);
+    a.o = linear(ap + "o_proj.weight", h, heads * cfg_.v_head_dim);
+    const std::string mp = p + "mlp.";
+    L.moe = cfg_.is_moe_layer(i);
+    if (!L.moe) {
+      L.dense = mlp(mp, cfg_.intermediate_size);
+      return L;
+    }
+    L.router = linear(mp + "gate.weight", cfg_.n_routed_experts, h);
+    if (cfg_.topk_method == TopkMethod::kNoauxTc)
+      L.router_bias = vec(mp + "gate.e_score_correction_bias", cfg_.n_routed_experts);
+    L.experts.reserve(cfg_.n_routed_experts);
+    for (int64_t e = 0; e < cfg_.n_routed_experts; ++e)
+      L.experts.push_back(mlp(mp + "experts." + std::to_string(e) + ".", cfg_.moe_intermediate_size));
+    if (cfg_.n_shared_experts > 0) {
+      L.has_shared = true;
+      L.shared = mlp(mp + "shared_experts.", cfg_.moe_intermediate_size * cfg_.n_shared_experts);
+    }
+    return L;
+  }
+
+  int64_t count() const { return count_; }
+
+ private:
+  const ModelConfig& cfg_;
+  const WeightStore& store_;
+  Backend& backend_;
+  int64_t count_ = 0;
+};
+
+}  // namespace
+
+ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend, bool load_mtp) {
+  Binder b(cfg, store, backend);
+  ModelWeights w;
+  const int64_t h = cfg.hidden_size;
+  w.embed = b.matrix("model.embed_tokens.weight", cfg.vocab_size, h);
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) w.layers.push_back(b.layer(i));
+  w.final_norm = b.vec("model.norm.weight", h);
+  if (cfg.tie_word_embeddings && !store.has("lm_head.weight")) {
+    w.lm_head.w = w.embed;
+  } else {
+    w.lm_head = b.linear("lm_head.weight", cfg.vocab_size, h);
+  }
+  if (load_mtp) {
+    for (int64_t j = 0; j < cfg.num_nextn_predict_layers; ++j) {
+      const int64_t i = cfg.num_hidden_layers + j;
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      MtpWeights m;
+      m.layer = b.layer(i);
+      m.enorm = b.vec(p + "enorm.weight", h);
+      m.hnorm = b.vec(p + "hnorm.weight", h);
+      m.eh_proj = b.linear(p + "eh_proj.weight", h, 2 * h);
+      m.head_norm = b.vec(p + "shared_head.norm.weight", h);
+      m.head = b.linear(p + "shared_head.head.weight", cfg.vocab_size, h);
+      m.embed = store.has(p + "embed_tokens.weight") ? b.matrix(p + "embed_tokens.weight", cfg.vocab_size, h) : w.embed;
+      w.mtp.push_back(std::move(m));
+    }
+  }
+  w.parameter_count = b.count();
+  return w;
+}
+
+}  // namespace moert
