@@ -98,7 +98,7 @@ double yarn_get_mscale(double scale, double mscale) {
 
 double ModelConfig::softmax_scale() const {
   double s = 1.0 / std::sqrt(static_cast<double>(qk_head_dim()));
-  if (rope_scaling.yarn && softmax_mscale && rope_scaling.mscale_all_dim != 0.0) {
+  if (rope_scaling.yarn && rope_scaling.mscale_all_dim != 0.0) {
     double m = yarn_get_mscale(rope_scaling.config_factor, rope_scaling.mscale_all_dim);
     s *= m * m;
   }
@@ -164,8 +164,6 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   c.tie_word_embeddings = get_bool(j, src, "tie_word_embeddings", false);
   c.bos_token_id = get_int(j, src, "bos_token_id", -1, -1);
   c.eos_token_id = get_int(j, src, "eos_token_id", -1, -1);
-  // transformers' DeepseekV2Attention scales by qk_head_dim^-0.5 only; V3 multiplies by mscale^2.
-  c.softmax_mscale = !v2;
 
   if (!c.rope_interleave)
     bad(src, "rope_interleave", "has value false; moert implements DeepSeek's interleaved RoPE only");

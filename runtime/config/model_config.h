@@ -63,7 +63,6 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   QuantConfig quant;
   bool tie_word_embeddings = false;
-  bool softmax_mscale = true;  // multiply the softmax scale by mscale^2 (V3); transformers' V2 does not
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
 
