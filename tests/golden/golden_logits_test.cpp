@@ -7,46 +7,13 @@
 #include <string>
 #include <vector>
 
-#include "backend/backend.h"
-#include "config/model_config.h"
-#include "kv/latent_cache.h"
-#include "model/deepseek_model.h"
-#include "weights/safetensors.h"
-#include "weights/weight_store.h"
+#include "golden_fixture.h"
 
 namespace moert {
 namespace {
 
-struct Golden {
-  std::string dir;
-  ModelConfig cfg;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<DeepseekModel> model;
-  std::unique_ptr<SafetensorsFile> ref;
-
-  explicit Golden(const std::string& name, int threads = 2) {
-    dir = std::string(MOERT_TEST_DATA) + "/" + name;
-    cfg = load_model_config(dir);
-    backend = make_cpu_backend(threads);
-    model = std::make_unique<DeepseekModel>(cfg, std::make_shared<WeightStore>(dir), *backend, ModelOptions{});
-    ref = std::make_unique<SafetensorsFile>(dir + "/reference.safetensors");
-  }
-  const TensorInfo& t(const std::string& n) const { return ref->tensors().at(n); }
-  bool has(const std::string& n) const { return ref->tensors().count(n) != 0; }
-  std::vector<int32_t> ints(const std::string& n) const {
-    const TensorInfo& ti = t(n);
-    const int32_t* p = reinterpret_cast<const int32_t*>(ti.data);
-    return std::vector<int32_t>(p, p + ti.numel());
-  }
-  const float* floats(const std::string& n) const { return reinterpret_cast<const float*>(t(n).data); }
-  LatentCache cache() const { return LatentCache(*backend, model->cache_layers(), cfg.kv_cache_width(), 16, 64 << 20); }
-};
-
-float max_abs_diff(const float* a, const float* b, size_t n) {
-  float m = 0.0f;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
+using testing::Golden;
+using testing::max_abs_diff;
 
 constexpr float kTol = 2e-4f;
 

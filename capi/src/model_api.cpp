@@ -1,0 +1,142 @@
+// moert_model_* and moert_session_*: translate to runtime/engine.
+#include <cstring>
+#include <memory>
+
+#include "engine/loaded_model.h"
+#include "guard.h"
+#include "options.h"
+
+struct moert_model {
+  std::shared_ptr<moert::LoadedModel> impl;
+};
+
+struct moert_session {
+  std::shared_ptr<moert::LoadedModel> model;  // keeps the model alive
+  moert::KvSequence kv;
+};
+
+using moert::ErrorCode;
+using moert::fail;
+using moert::capi::guarded;
+using moert::capi::require;
+
+namespace {
+
+moert::LoadOptions load_options(const moert_options* o) {
+  moert::LoadOptions lo;
+  if (!o) return lo;
+  lo.threads = static_cast<int>(o->get_int("threads", 0));
+  lo.device = o->get_string("device", "cpu");
+  lo.act_mode = o->get_string("activations", "fp32") == "fp8" ? moert::ActMode::kFp8 : moert::ActMode::kF32;
+  lo.kv_cache_bytes = o->get_int("kv_cache_bytes", lo.kv_cache_bytes);
+  lo.max_batch = o->get_int("max_batch", lo.max_batch);
+  const std::string att = o->get_string("attention", "auto");
+  lo.attention = att == "expanded"   ? moert::AttentionForm::kExpanded
+                 : att == "absorbed" ? moert::AttentionForm::kAbsorbed
+                                     : moert::AttentionForm::kAuto;
+  lo.load_mtp = o->get_int("mtp", 1) != 0;
+  return lo;
+}
+
+}  // namespace
+
+extern "C" {
+
+MOERT_API moert_status moert_model_load(const char* model_dir, const moert_options* options,
+                                        moert_progress_fn progress, void* user_data, moert_model** out) {
+  return guarded([&] {
+    require(model_dir, "model_dir");
+    require(out, "out");
+    moert::ProgressFn fn;
+    if (progress) fn = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
+    auto m = std::make_unique<moert_model>();
+    m->impl = moert::LoadedModel::load(model_dir, load_options(options), fn);
+    *out = m.release();
+  });
+}
+
+MOERT_API void moert_model_free(moert_model* model) { delete model; }
+
+MOERT_API moert_status moert_model_info_int(const moert_model* model, const char* key, int64_t* out) {
+  return guarded([&] {
+    require(model, "model");
+    require(key, "key");
+    require(out, "out");
+    const moert::LoadedModel& m = *model->impl;
+    const moert::ModelConfig& c = m.config();
+    const std::string k = key;
+    int64_t v;
+    if (k == "vocab_size") v = c.vocab_size;
+    else if (k == "context_length") v = c.max_position_embeddings;
+    else if (k == "num_layers") v = c.num_hidden_layers;
+    else if (k == "hidden_size") v = c.hidden_size;
+    else if (k == "num_experts") v = c.n_routed_experts;
+    else if (k == "num_mtp_layers") v = static_cast<int64_t>(const_cast<moert::LoadedModel&>(m).model().weights().mtp.size());
+    else if (k == "parameters") v = const_cast<moert::LoadedModel&>(m).model().weights().parameter_count;
+    else if (k == "kv_bytes_per_token") v = const_cast<moert::LoadedModel&>(m).cache().bytes_per_token();
+    else if (k == "kv_capacity_tokens") v = const_cast<moert::LoadedModel&>(m).cache().capacity_tokens();
+    else if (k == "bos_token_id") v = c.bos_token_id;
+    else if (k == "eos_token_id") v = c.eos_token_id;
+    else fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
+    *out = v;
+  });
+}
+
+MOERT_API moert_status moert_model_config_json(const moert_model* model, char* buf, size_t cap, size_t* needed) {
+  return guarded([&] {
+    require(model, "model");
+    const std::string s = moert::model_config_to_json(model->impl->config());
+    if (needed) *needed = s.size() + 1;
+    if (!buf && cap == 0) return;
+    require(buf, "buf");
+    if (cap < s.size() + 1)
+      fail(ErrorCode::kInvalidArgument, "buffer of " + std::to_string(cap) + " bytes is too small; " +
+                                            std::to_string(s.size() + 1) + " needed");
+    std::memcpy(buf, s.c_str(), s.size() + 1);
+  });
+}
+
+MOERT_API moert_status moert_session_create(moert_model* model, moert_session** out) {
+  return guarded([&] {
+    require(model, "model");
+    require(out, "out");
+    auto s = std::make_unique<moert_session>();
+    s->model = model->impl;
+    s->kv = moert::KvSequence(&s->model->cache());
+    *out = s.release();
+  });
+}
+
+MOERT_API void moert_session_free(moert_session* session) { delete session; }
+
+MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t* tokens, size_t n, int32_t all_logits,
+                                          float* logits, size_t logits_cap) {
+  return guarded([&] {
+    require(session, "session");
+    require(tokens, "tokens");
+    if (n == 0) fail(ErrorCode::kInvalidArgument, "n must be at least 1");
+    const int64_t vocab = session->model->config().vocab_size;
+    const size_t rows = all_logits ? n : 1;
+    if (logits_cap < rows * vocab)
+      fail(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits_cap) + " floats; " +
+                                            std::to_string(rows * vocab) + " needed");
+    require(logits, "logits");
+    std::vector<moert::SequenceStep> steps{{&session->kv, tokens, static_cast<int64_t>(n), all_logits != 0}};
+    std::lock_guard<std::mutex> lock(session->model->step_mutex());
+    session->model->model().forward(steps, logits);
+  });
+}
+
+MOERT_API moert_status moert_session_length(const moert_session* session, int64_t* out) {
+  return guarded([&] { *require(out, "out") = require(session, "session")->kv.length(); });
+}
+
+MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t length) {
+  return guarded([&] {
+    require(session, "session");
+    if (length < 0) fail(ErrorCode::kInvalidArgument, "length must be >= 0");
+    session->kv.truncate(length);
+  });
+}
+
+}  // extern "C"

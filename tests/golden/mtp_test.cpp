@@ -1,0 +1,70 @@
+// The MTP module (layer num_hidden_layers): shapes and wiring of its draft logits.
+#include <gtest/gtest.h>
+
+#include "golden_fixture.h"
+#include "util/error.h"
+
+namespace moert {
+namespace {
+
+using testing::Golden;
+
+TEST(Mtp, LoadsAndDraftsWithCausalWiring) {
+  Golden g("tiny-v3-fp8");
+  ASSERT_EQ(g.model->weights().mtp.size(), 1u);
+  EXPECT_EQ(g.model->cache_layers(), g.cfg.num_hidden_layers + 1);
+  const std::vector<int32_t> prompt = g.ints("case1.prompt");
+  const int64_t T = static_cast<int64_t>(prompt.size()), H = g.cfg.hidden_size, V = g.cfg.vocab_size;
+  LatentCache cache = g.cache();
+  KvSequence kv(&cache);
+  std::vector<float> logits(T * V), hidden;
+  std::vector<SequenceStep> steps{{&kv, prompt.data(), T, true}};
+  g.model->forward(steps, logits.data(), nullptr, &hidden);
+  ASSERT_EQ(hidden.size(), static_cast<size_t>(T * H));
+
+  // Draft for positions 0..T-2: h_i with t_{i+1}, all at once.
+  const int64_t n = T - 1;
+  std::vector<float> draft(n * V);
+  g.model->mtp_draft(kv, 0, hidden.data(), prompt.data() + 1, n, draft.data());
+  for (float v : draft) ASSERT_TRUE(std::isfinite(v));
+  // The drafts are a distribution different from the main head's.
+  EXPECT_GT(testing::max_abs_diff(draft.data(), logits.data() + V, n * V), 1e-3f);
+
+  // Causal: drafting the first half alone gives the same rows.
+  LatentCache cache2 = g.cache();
+  KvSequence kv2(&cache2);
+  std::vector<SequenceStep> steps2{{&kv2, prompt.data(), T, true}};
+  g.model->forward(steps2, logits.data());
+  const int64_t half = n / 2;
+  std::vector<float> part(half * V);
+  g.model->mtp_draft(kv2, 0, hidden.data(), prompt.data() + 1, half, part.data());
+  EXPECT_LT(testing::max_abs_diff(part.data(), draft.data(), half * V), 1e-4f);
+  // ... and then the rest incrementally, one position at a time, over the MTP layer's cache.
+  std::vector<float> one(V);
+  for (int64_t i = half; i < n; ++i) {
+    g.model->mtp_draft(kv2, i, hidden.data() + i * H, prompt.data() + 1 + i, 1, one.data());
+    EXPECT_LT(testing::max_abs_diff(one.data(), draft.data() + i * V, V), 1e-4f) << "position " << i;
+  }
+
+  // Wiring: the draft at position i depends on the next token t_{i+1}.
+  std::vector<int32_t> other(prompt.begin() + 1, prompt.end());
+  other[n - 1] = (other[n - 1] + 1) % static_cast<int32_t>(V);
+  std::vector<float> changed(V);
+  g.model->mtp_draft(kv2, n - 1, hidden.data() + (n - 1) * H, other.data() + n - 1, 1, changed.data());
+  EXPECT_GT(testing::max_abs_diff(changed.data(), draft.data() + (n - 1) * V, V), 1e-4f);
+
+  EXPECT_THROW(g.model->mtp_draft(kv2, T, hidden.data(), prompt.data(), 1, one.data()), Error);
+}
+
+TEST(Mtp, AbsentModuleIsAnError) {
+  Golden g("tiny-v3-bf16");
+  EXPECT_TRUE(g.model->weights().mtp.empty());
+  LatentCache cache = g.cache();
+  KvSequence kv(&cache);
+  std::vector<float> h(g.cfg.hidden_size), out(g.cfg.vocab_size);
+  int32_t t = 1;
+  EXPECT_THROW(g.model->mtp_draft(kv, 0, h.data(), &t, 1, out.data()), Error);
+}
+
+}  // namespace
+}  // namespace moert
