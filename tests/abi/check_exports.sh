@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Compares the dynamic symbols libmoert exports with the golden list, and checks its SONAME.
+set -euo pipefail
+lib=$1 golden=$2
+actual=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBR]$/ {print $3}' | sed 's/@.*//' | sort -u)
+if ! diff <(echo "$actual") <(sort -u "$golden"); then
+  echo "exported symbols differ from $golden (< library, > golden)"
+  exit 1
+fi
+if nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^moert_' | grep -v '^MOERT_' | grep -q .; then
+  echo "non-moert symbols exported"; exit 1
+fi
+objdump -p "$lib" | grep -q 'SONAME *libmoert\.so\.[0-9]' || { echo "no SONAME libmoert.so.N"; exit 1; }
+echo "exports: $(echo "$actual" | wc -l) symbols match; SONAME ok"
