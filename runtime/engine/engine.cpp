@@ -1,0 +1,233 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace moert {
+
+using Clock = std::chrono::steady_clock;
+
+Request::Next Request::next(StreamEvent* ev, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (events_.empty() && done_delivered_) return Next::kDone;
+  if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return Next::kTimeout;
+  *ev = std::move(events_.front());
+  events_.pop_front();
+  if (ev->finish != FinishReason::kNone) done_delivered_ = true;
+  return Next::kEvent;
+}
+
+Usage Request::usage() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Usage u;
+  u.prompt_tokens = static_cast<int64_t>(prompt_.size());
+  u.generated_tokens = generated_;
+  if (generated_ > 0) {
+    u.time_to_first_token_s = std::chrono::duration<double>(t_first_ - t_submit_).count();
+    const auto end = finish_ == FinishReason::kNone ? Clock::now() : t_end_;
+    const double decode_s = std::chrono::duration<double>(end - t_first_).count();
+    u.tokens_per_second = generated_ > 1 && decode_s > 0 ? (generated_ - 1) / decode_s : 0.0;
+  }
+  return u;
+}
+
+FinishReason Request::finish_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return finish_;
+}
+
+Engine::Engine(std::shared_ptr<LoadedModel> model, TextDecoderFactory decoders)
+    : model_(std::move(model)), decoders_(std::move(decoders)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+std::shared_ptr<Request> Engine::submit(std::vector<int32_t> prompt, GenerationParams params) {
+  const ModelConfig& cfg = model_->config();
+  if (prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= cfg.vocab_size)
+      fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(prompt[i]) + " at position " + std::to_string(i) +
+                                            " is outside the vocabulary [0, " + std::to_string(cfg.vocab_size) + ")");
+  if (static_cast<int64_t>(prompt.size()) >= cfg.max_position_embeddings)
+    fail(ErrorCode::kInvalidArgument, "prompt of " + std::to_string(prompt.size()) +
+                                          " tokens leaves no room in the context length " +
+                                          std::to_string(cfg.max_position_embeddings));
+  if (params.max_tokens < 0) fail(ErrorCode::kInvalidArgument, "max_tokens must be >= 0");
+  auto r = std::make_shared<Request>();
+  r->prompt_ = std::move(prompt);
+  r->params_ = std::move(params);
+  r->kv_ = KvSequence(&model_->cache());
+  r->rng_ = SamplingRng(r->params_.sampling.seed);
+  r->history_.add_prompt(r->prompt_);
+  if (decoders_) r->decoder_ = decoders_();
+  r->stops_ = std::make_unique<StopMatcher>(r->params_.stop_strings);
+  r->t_submit_ = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(r);
+  }
+  cv_.notify_all();
+  return r;
+}
+
+void Engine::finish(Request& r, FinishReason why, const std::string& error) {
+  StreamEvent ev;
+  ev.finish = why;
+  deliver(r, std::move(ev), error);
+}
+
+void Engine::deliver(Request& r, StreamEvent ev, const std::string& error) {
+  const bool final = ev.finish != FinishReason::kNone;
+  if (final) r.kv_ = KvSequence();  // return the pages to the shared budget now
+  {
+    std::lock_guard<std::mutex> lock(r.mu_);
+    if (ev.token >= 0) {
+      if (r.generated_ == 0) r.t_first_ = Clock::now();
+      ++r.generated_;
+    }
+    if (final) {
+      r.finish_ = ev.finish;
+      r.error_ = error;
+      r.t_end_ = Clock::now();
+    }
+    r.events_.push_back(std::move(ev));
+  }
+  r.cv_.notify_all();
+}
+
+void Engine::emit(Request& r, int32_t token) {
+  const ModelConfig& cfg = model_->config();
+  const GenerationParams& p = r.params_;
+  r.history_.add_output(token);
+  StreamEvent ev;
+  ev.token = token;
+  const bool eos = !p.ignore_eos && token == cfg.eos_token_id;
+  const bool stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
+  bool stopped = false;
+  if (eos || stop_id) {
+    // The stop token itself is not text; whatever was held back is released.
+    if (r.decoder_) ev.text = r.stops_->push(r.decoder_->flush(), &stopped);
+    if (!stopped) ev.text += r.stops_->flush();
+    ev.finish = eos ? FinishReason::kEos : FinishReason::kStop;
+  } else {
+    if (r.decoder_) ev.text = r.stops_->push(r.decoder_->push(token), &stopped);
+    if (stopped) {
+      ev.finish = FinishReason::kStop;
+    } else if (r.generated_ + 1 >= p.max_tokens) {
+      if (r.decoder_) ev.text += r.stops_->push(r.decoder_->flush(), &stopped);
+      if (!stopped) ev.text += r.stops_->flush();
+      ev.finish = stopped ? FinishReason::kStop : FinishReason::kLength;
+    }
+  }
+  deliver(r, std::move(ev), "");
+}
+
+void Engine::loop() {
+  std::vector<std::shared_ptr<Request>> running;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running.empty(); });
+      if (stop_) {
+        for (auto& r : running) finish(*r, FinishReason::kCancelled);
+        for (auto& r : queue_) finish(*r, FinishReason::kCancelled);
+        queue_.clear();
+        return;
+      }
+      // Continuous batching: waiting requests join between steps, up to max_batch.
+      while (!queue_.empty() && static_cast<int64_t>(running.size()) < model_->options().max_batch) {
+        std::shared_ptr<Request> r = std::move(queue_.front());
+        queue_.pop_front();
+        if (r->cancelled_) finish(*r, FinishReason::kCancelled);
+        else if (r->params_.max_tokens == 0) finish(*r, FinishReason::kLength);
+        else running.push_back(std::move(r));
+      }
+    }
+    if (!running.empty()) step(running);
+    running.erase(std::remove_if(running.begin(), running.end(),
+                                 [](const std::shared_ptr<Request>& r) { return r->finish_reason() != FinishReason::kNone; }),
+                  running.end());
+  }
+}
+
+void Engine::step(std::vector<std::shared_ptr<Request>>& running) {
+  DeepseekModel& model = model_->model();
+  const int64_t vocab = model_->config().vocab_size;
+  std::vector<SequenceStep> steps;
+  std::vector<Request*> in_step;
+  std::vector<std::pair<Request*, std::string>> blocked;  // waiting for KV pages, with the reason
+  int64_t budget = prefill_chunk_;
+  for (auto& rp : running) {
+    Request& r = *rp;
+    if (r.cancelled_) {
+      finish(r, FinishReason::kCancelled);
+      continue;
+    }
+    SequenceStep st;
+    st.kv = &r.kv_;
+    const int64_t plen = static_cast<int64_t>(r.prompt_.size());
+    if (r.prefilled_ < plen) {
+      // Chunked prefill: at most `budget` prompt tokens per step across requests, so decodes keep flowing.
+      st.n = std::min(plen - r.prefilled_, budget);
+      if (st.n <= 0) continue;
+      st.tokens = r.prompt_.data() + r.prefilled_;
+    } else {
+      st.n = 1;
+      st.tokens = &r.last_token_;
+    }
+    if (r.kv_.length() + st.n > model_->config().max_position_embeddings) {
+      finish(r, FinishReason::kLength);
+      continue;
+    }
+    try {
+      r.kv_.reserve(st.n);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kOutOfMemory) throw;
+      blocked.emplace_back(&r, e.what());
+      continue;
+    }
+    if (r.prefilled_ < plen) budget -= st.n;
+    steps.push_back(st);
+    in_step.push_back(&r);
+  }
+  if (steps.empty()) {
+    // Nothing could run: the newest blocked request gives way (fails alone) so the others can progress.
+    if (!blocked.empty()) finish(*blocked.back().first, FinishReason::kError, blocked.back().second);
+    return;
+  }
+  std::vector<float> logits(steps.size() * vocab);
+  try {
+    std::lock_guard<std::mutex> lock(model_->step_mutex());
+    model.forward(steps, logits.data());
+  } catch (const std::exception& e) {
+    for (Request* r : in_step) finish(*r, FinishReason::kError, e.what());
+    return;
+  }
+  for (size_t i = 0; i < in_step.size(); ++i) {
+    Request& r = *in_step[i];
+    const int64_t plen = static_cast<int64_t>(r.prompt_.size());
+    if (r.prefilled_ < plen) {
+      r.prefilled_ += steps[i].n;
+      if (r.prefilled_ < plen) continue;  // more prompt chunks to go
+    }
+    if (r.cancelled_) {
+      finish(r, FinishReason::kCancelled);
+      continue;
+    }
+    const int32_t t = sample_token(logits.data() + i * vocab, vocab, r.params_.sampling, r.rng_, &r.history_);
+    r.last_token_ = t;
+    emit(r, t);
+  }
+}
+
+}  // namespace moert

@@ -1,0 +1,110 @@
+// The generation engine: a request queue and one scheduler thread per model that batches every running
+// request into each forward step (continuous batching: requests join and leave between steps), splits
+// long prompts into chunks so they do not stall running streams (chunked prefill), samples, and delivers
+// tokens to pull-based streams. KV pages come from the model's shared budget: a request that cannot fit
+// fails alone with a clear error and the others continue.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/loaded_model.h"
+#include "engine/sampling.h"
+#include "engine/text_stream.h"
+
+namespace moert {
+
+struct GenerationParams {
+  SamplingParams sampling;
+  int64_t max_tokens = 256;
+  std::vector<std::string> stop_strings;
+  std::vector<int32_t> stop_token_ids;
+  bool ignore_eos = false;
+};
+
+enum class FinishReason : int32_t { kNone = 0, kLength = 1, kStop = 2, kEos = 3, kCancelled = 4, kError = 5 };
+
+struct StreamEvent {
+  int32_t token = -1;  // -1 for a final event that carries no token (cancel, error, held text)
+  std::string text;    // UTF-8-safe piece (may be empty while text is held back)
+  FinishReason finish = FinishReason::kNone;
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double time_to_first_token_s = 0.0, tokens_per_second = 0.0;
+};
+
+class Request {
+ public:
+  // Waits up to `timeout` for the next event. kEvent: *ev is filled (the last event has finish != kNone);
+  // kTimeout: nothing yet; kDone: the final event was already delivered. One consumer at a time.
+  enum class Next { kEvent, kTimeout, kDone };
+  Next next(StreamEvent* ev, std::chrono::milliseconds timeout);
+  void cancel() { cancelled_.store(true); }
+  Usage usage() const;
+  const std::string& error() const { return error_; }  // valid once finished with kError
+  FinishReason finish_reason() const;
+
+ private:
+  friend class Engine;
+  std::vector<int32_t> prompt_;
+  GenerationParams params_;
+  std::atomic<bool> cancelled_{false};
+  // Scheduler state (scheduler thread only).
+  KvSequence kv_;
+  int64_t prefilled_ = 0;
+  int32_t last_token_ = -1;
+  int64_t generated_ = 0;
+  TokenHistory history_;
+  SamplingRng rng_;
+  std::unique_ptr<TokenTextDecoder> decoder_;
+  std::unique_ptr<StopMatcher> stops_;
+  // Shared with the consumer.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<StreamEvent> events_;
+  FinishReason finish_ = FinishReason::kNone;
+  bool done_delivered_ = false;
+  std::string error_;
+  std::chrono::steady_clock::time_point t_submit_, t_first_, t_end_;
+};
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<LoadedModel> model, TextDecoderFactory decoders);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a request; the returned handle streams its tokens. Throws Error(kInvalidArgument) for an empty
+  // prompt, a bad token id or a prompt longer than the context.
+  std::shared_ptr<Request> submit(std::vector<int32_t> prompt, GenerationParams params);
+
+  int64_t prefill_chunk() const { return prefill_chunk_; }
+  void set_prefill_chunk(int64_t n) { prefill_chunk_ = n; }
+
+ private:
+  void loop();
+  void step(std::vector<std::shared_ptr<Request>>& running);
+  void finish(Request& r, FinishReason why, const std::string& error = "");
+  void emit(Request& r, int32_t token);
+  void deliver(Request& r, StreamEvent ev, const std::string& error);
+
+  std::shared_ptr<LoadedModel> model_;
+  TextDecoderFactory decoders_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Request>> queue_;
+  bool stop_ = false;
+  int64_t prefill_chunk_ = 256;
+  std::thread thread_;
+};
+
+}  // namespace moert

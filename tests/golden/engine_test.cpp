@@ -1,0 +1,202 @@
+// The generation engine on the shipped trained model: transformers' greedy continuations reproduced,
+// concurrency (continuous batching) giving the same tokens as one request at a time, chunked prefill,
+// cancellation, the shared KV budget, seeded sampling, and stop strings across token boundaries.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "engine/engine.h"
+#include "golden_fixture.h"
+#include "util/error.h"
+
+namespace moert {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Reference {
+  std::vector<std::vector<int32_t>> prompts, greedy;
+};
+
+Reference load_reference() {
+  SafetensorsFile ref(std::string(MOERT_DEFAULT_MODEL_DIR) + "/reference.safetensors");
+  Reference r;
+  for (int p = 0; ref.tensors().count("prompt" + std::to_string(p) + ".ids"); ++p) {
+    for (auto [part, dst] : {std::pair{".ids", &r.prompts}, std::pair{".greedy", &r.greedy}}) {
+      const TensorInfo& t = ref.tensors().at("prompt" + std::to_string(p) + part);
+      const int32_t* d = reinterpret_cast<const int32_t*>(t.data);
+      dst->emplace_back(d, d + t.numel());
+    }
+  }
+  return r;
+}
+
+std::shared_ptr<LoadedModel> load(int64_t kv_bytes = 64 << 20, int64_t max_batch = 16) {
+  LoadOptions o;
+  o.threads = 2;
+  o.kv_cache_bytes = kv_bytes;
+  o.max_batch = max_batch;
+  return LoadedModel::load(MOERT_DEFAULT_MODEL_DIR, o);
+}
+
+// Collects a request's tokens (and text) until it finishes.
+struct Collected {
+  std::vector<int32_t> tokens;
+  std::string text;
+  FinishReason finish = FinishReason::kNone;
+};
+Collected drain(Request& r) {
+  Collected c;
+  StreamEvent ev;
+  for (;;) {
+    auto n = r.next(&ev, 60s);
+    if (n != Request::Next::kEvent) break;
+    if (ev.token >= 0) c.tokens.push_back(ev.token);
+    c.text += ev.text;
+    if (ev.finish != FinishReason::kNone) {
+      c.finish = ev.finish;
+      break;
+    }
+  }
+  return c;
+}
+
+GenerationParams greedy(int64_t n) {
+  GenerationParams p;
+  p.max_tokens = n;
+  p.ignore_eos = true;
+  return p;
+}
+
+TEST(Engine, ReproducesReferenceGreedyContinuations) {
+  Reference ref = load_reference();
+  auto model = load();
+  Engine engine(model, nullptr);
+  for (size_t i = 0; i < ref.prompts.size(); ++i) {
+    auto r = engine.submit(ref.prompts[i], greedy(static_cast<int64_t>(ref.greedy[i].size())));
+    Collected c = drain(*r);
+    EXPECT_EQ(c.tokens, ref.greedy[i]) << "prompt " << i;
+    EXPECT_EQ(c.finish, FinishReason::kLength);
+    Usage u = r->usage();
+    EXPECT_EQ(u.prompt_tokens, static_cast<int64_t>(ref.prompts[i].size()));
+    EXPECT_EQ(u.generated_tokens, static_cast<int64_t>(ref.greedy[i].size()));
+    EXPECT_GT(u.tokens_per_second, 0.0);
+  }
+}
+
+TEST(Engine, EightConcurrentStreamsMatchOneAtATime) {
+  Reference ref = load_reference();
+  auto model = load();
+  Engine engine(model, nullptr);
+  std::vector<std::vector<int32_t>> got(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      auto r = engine.submit(ref.prompts[t % 4], greedy(static_cast<int64_t>(ref.greedy[t % 4].size())));
+      got[t] = drain(*r).tokens;
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(got[t], ref.greedy[t % 4]) << "stream " << t;
+}
+
+TEST(Engine, ChunkedPrefillGivesTheSameTokens) {
+  Reference ref = load_reference();
+  auto model = load();
+  Engine engine(model, nullptr);
+  engine.set_prefill_chunk(3);  // every prompt spans several steps, interleaved with other requests
+  auto a = engine.submit(ref.prompts[1], greedy(48));
+  auto b = engine.submit(ref.prompts[3], greedy(48));
+  EXPECT_EQ(drain(*a).tokens, ref.greedy[1]);
+  EXPECT_EQ(drain(*b).tokens, ref.greedy[3]);
+}
+
+TEST(Engine, CancelFromAnotherThread) {
+  Reference ref = load_reference();
+  auto model = load();
+  Engine engine(model, nullptr);
+  auto r = engine.submit(ref.prompts[0], greedy(100000));
+  auto other = engine.submit(ref.prompts[2], greedy(48));
+  StreamEvent ev;
+  ASSERT_EQ(r->next(&ev, 60s), Request::Next::kEvent);
+  std::thread([&] { r->cancel(); }).join();
+  Collected rest = drain(*r);
+  EXPECT_EQ(rest.finish, FinishReason::kCancelled);
+  EXPECT_LT(rest.tokens.size(), 1000u);
+  EXPECT_EQ(r->next(&ev, 1s), Request::Next::kDone);
+  EXPECT_EQ(drain(*other).tokens, ref.greedy[2]);  // the other stream is unaffected
+}
+
+TEST(Engine, RequestLargerThanKvBudgetFailsAlone) {
+  Reference ref = load_reference();
+  // 4 layers x 576 floats x 4 bytes x 64 tokens per page: budget of 3 pages = 192 tokens.
+  auto model = load(3 * 64 * 4 * 576 * 4);
+  Engine engine(model, nullptr);
+  std::vector<int32_t> huge(400, 17);
+  auto big = engine.submit(huge, greedy(4));
+  auto ok = engine.submit(ref.prompts[0], greedy(48));
+  Collected c = drain(*big);
+  EXPECT_EQ(c.finish, FinishReason::kError);
+  EXPECT_NE(big->error().find("KV cache"), std::string::npos) << big->error();
+  EXPECT_EQ(drain(*ok).tokens, ref.greedy[0]);
+}
+
+TEST(Engine, SeededSamplingIsReproducibleWhateverTheBatch) {
+  Reference ref = load_reference();
+  auto model = load();
+  Engine engine(model, nullptr);
+  GenerationParams p;
+  p.max_tokens = 32;
+  p.ignore_eos = true;
+  p.sampling.temperature = 0.9;
+  p.sampling.top_k = 40;
+  p.sampling.top_p = 0.95;
+  p.sampling.seed = 1234;
+  auto alone = drain(*engine.submit(ref.prompts[0], p)).tokens;
+  // Same request while three others run.
+  std::vector<std::shared_ptr<Request>> noise;
+  for (int i = 1; i < 4; ++i) noise.push_back(engine.submit(ref.prompts[i], greedy(40)));
+  auto crowded = drain(*engine.submit(ref.prompts[0], p)).tokens;
+  for (auto& n : noise) drain(*n);
+  EXPECT_EQ(alone, crowded);
+  p.sampling.seed = 99;
+  auto other_seed = drain(*engine.submit(ref.prompts[0], p)).tokens;
+  EXPECT_NE(alone, other_seed);
+}
+
+// A decoder for tests: token t is the text "<t>" split at a fixed place so stop strings straddle tokens.
+class FakeDecoder : public TokenTextDecoder {
+ public:
+  std::string push(int32_t t) override { return "[" + std::to_string(t) + "]"; }
+  std::string flush() override { return ""; }
+};
+
+TEST(Engine, StopStringsAcrossTokenBoundaries) {
+  Reference ref = load_reference();
+  auto model = load();
+  Engine engine(model, [] { return std::make_unique<FakeDecoder>(); });
+  const auto& g = ref.greedy[0];
+  // A stop string spanning the end of token 2's text and the start of token 3's.
+  const std::string stop = std::to_string(g[2]) + "][" + std::to_string(g[3]).substr(0, 1);
+  GenerationParams p = greedy(48);
+  p.stop_strings = {stop};
+  Collected c = drain(*engine.submit(ref.prompts[0], p));
+  EXPECT_EQ(c.finish, FinishReason::kStop);
+  EXPECT_EQ(c.tokens.size(), 4u);
+  EXPECT_EQ(c.text, "[" + std::to_string(g[0]) + "][" + std::to_string(g[1]) + "][");
+  // Stop token ids end the stream on that token.
+  GenerationParams q = greedy(48);
+  q.stop_token_ids = {g[5]};
+  Collected d = drain(*engine.submit(ref.prompts[0], q));
+  EXPECT_EQ(d.finish, FinishReason::kStop);
+  EXPECT_EQ(d.tokens.back(), g[5]);
+}
+
+TEST(Engine, RejectsBadPrompts) {
+  auto model = load();
+  Engine engine(model, nullptr);
+  EXPECT_THROW(engine.submit({}, greedy(1)), Error);
+  EXPECT_THROW(engine.submit({1, 999999}, greedy(1)), Error);
+}
+
+}  // namespace
+}  // namespace moert
