@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "dispatch.h"
 #include "numeric_types.h"
 
 namespace moert::kernels {
@@ -29,6 +30,7 @@ void act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t*
 }
 
 void act_quant_dequant(float* x, int64_t rows, int64_t ldx, int64_t cols) {
+  MOERT_DISPATCH(act_quant_dequant, x, rows, ldx, cols);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c0 = 0; c0 < cols; c0 += 128) {
       const int64_t n = std::min<int64_t>(128, cols - c0);

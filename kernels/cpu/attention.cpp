@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "dispatch.h"
+
 namespace moert::kernels {
 namespace {
 
@@ -19,6 +21,7 @@ inline float dotf(const float* a, const float* b, int64_t n) {
 
 // Turns raw scores into softmax probabilities in place.
 void softmax_inplace(float* p, int64_t n) {
+  if (n <= 0) return;
   float mx = -INFINITY;
   for (int64_t j = 0; j < n; ++j) mx = std::max(mx, p[j]);
   float sum = 0.0f;
@@ -35,12 +38,13 @@ void softmax_inplace(float* p, int64_t n) {
 void attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
                         int64_t ldv, int64_t s, int64_t heads, int64_t dqk, int64_t dv, const int32_t* q_pos,
                         float scale, float* out, int64_t ldo, ThreadPool* pool) {
+  MOERT_DISPATCH(attention_expanded, q, t, ldq, k, ldk, v, ldv, s, heads, dqk, dv, q_pos, scale, out, ldo, pool);
   parallel_for(pool, t * heads, 1, [&](int64_t b, int64_t e, int) {
     thread_local std::vector<float> p;
     p.resize(s);
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t i = idx / heads, h = idx % heads;
-      const int64_t n = std::min<int64_t>(s, q_pos[i] + 1);
+      const int64_t n = std::max<int64_t>(0, std::min<int64_t>(s, q_pos[i] + 1));
       const float* qi = q + i * ldq + h * dqk;
       for (int64_t j = 0; j < n; ++j) p[j] = dotf(qi, k + j * ldk + h * dqk, dqk) * scale;
       softmax_inplace(p.data(), n);
@@ -59,12 +63,14 @@ void attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int
                       int64_t t,
                       const PagedRows& cache, int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos,
                       float scale, float* out, int64_t ldo, ThreadPool* pool) {
+  MOERT_DISPATCH(attention_latent, q_lat, ldql, q_rope, ldqr, rope_stride, t, cache, lat, rope, heads, q_pos, scale,
+                 out, ldo, pool);
   const int64_t width = lat + rope;
   parallel_for(pool, t * heads, 1, [&](int64_t b, int64_t e, int) {
     thread_local std::vector<float> p;
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t i = idx / heads, h = idx % heads;
-      const int64_t n = q_pos[i] + 1;
+      const int64_t n = std::max<int64_t>(0, q_pos[i] + 1);
       p.resize(n);
       const float* ql = q_lat + i * ldql + h * lat;
       const float* qr = q_rope + i * ldqr + h * rope_stride;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dispatch.h"
 #include "numeric_types.h"
 
 namespace moert::kernels {
@@ -19,6 +20,8 @@ const E4m3Table kE4m3;
 }  // namespace
 
 void dequant_row(const WeightRef& w, int64_t row, int64_t col0, int64_t count, float* out) {
+  if (count <= 0) return;
+  MOERT_DISPATCH(dequant_row, w, row, col0, count, out);
   const int64_t base = row * w.ld + col0;
   switch (w.type) {
     case WeightType::kF32:

@@ -1,10 +1,13 @@
-// Portable blocked GEMM: a panel of weight rows is dequantised once into a per-thread fp32 buffer and
-// reused for every row of x. (Vectorised micro-kernels live in gemm_simd.cpp when available.)
+// x @ W^T and x @ W with the weight dequantised on the fly. The vectorised versions (simd_impl.inc:
+// small M reads the stored weights directly with the fp8 block scales folded into x; large M dequantises
+// 32-row panels into a per-thread buffer and runs 6x4 register tiles) are chosen at run time; the
+// portable version below is the fallback for CPUs without AVX2.
 #include <algorithm>
-#include <vector>
 
 #include "dequant.h"
+#include "dispatch.h"
 #include "gemm.h"
+#include "scratch.h"
 
 namespace moert::kernels {
 namespace {
@@ -21,41 +24,60 @@ inline float dot(const float* a, const float* b, int64_t k) {
   return r;
 }
 
+struct Args {
+  const float* x;
+  int64_t m, ldx;
+  const WeightRef* w;
+  float* y;
+  int64_t ldy;
+};
+
+void xwt_panels(const Args& a, int64_t pb, int64_t pe) {
+  const WeightRef& w = *a.w;
+  float* panel = tls_scratch(1, static_cast<size_t>(kPanelRows * w.k));
+  for (int64_t p = pb; p < pe; ++p) {
+    const int64_t r0 = p * kPanelRows, rows = std::min(kPanelRows, w.n - r0);
+    for (int64_t r = 0; r < rows; ++r) dequant_row(w, r0 + r, 0, w.k, panel + r * w.k);
+    for (int64_t i = 0; i < a.m; ++i)
+      for (int64_t r = 0; r < rows; ++r) a.y[i * a.ldy + r0 + r] = dot(a.x + i * a.ldx, panel + r * w.k, w.k);
+  }
+}
+
+void xw_chunks(const Args& a, int64_t cb, int64_t ce) {
+  constexpr int64_t kCols = 128;
+  const WeightRef& w = *a.w;
+  float* row = tls_scratch(1, kCols);
+  for (int64_t c = cb; c < ce; ++c) {
+    const int64_t c0 = c * kCols, cols = std::min(kCols, w.k - c0);
+    for (int64_t i = 0; i < a.m; ++i) std::fill(a.y + i * a.ldy + c0, a.y + i * a.ldy + c0 + cols, 0.0f);
+    for (int64_t n = 0; n < w.n; ++n) {
+      dequant_row(w, n, c0, cols, row);
+      for (int64_t i = 0; i < a.m; ++i) {
+        const float xv = a.x[i * a.ldx + n];
+        float* yi = a.y + i * a.ldy + c0;
+        for (int64_t j = 0; j < cols; ++j) yi[j] += xv * row[j];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void gemm_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool) {
+  MOERT_DISPATCH(gemm_xwt, x, m, ldx, w, y, ldy, pool);
+  if (m <= 0) return;
+  const Args a{x, m, ldx, &w, y, ldy};
+  const Args* ap = &a;
   const int64_t panels = (w.n + kPanelRows - 1) / kPanelRows;
-  parallel_for(pool, panels, 1, [&](int64_t pb, int64_t pe, int) {
-    thread_local std::vector<float> panel;
-    if (panel.size() < static_cast<size_t>(kPanelRows * w.k)) panel.resize(kPanelRows * w.k);
-    for (int64_t p = pb; p < pe; ++p) {
-      const int64_t r0 = p * kPanelRows, rows = std::min(kPanelRows, w.n - r0);
-      for (int64_t r = 0; r < rows; ++r) dequant_row(w, r0 + r, 0, w.k, panel.data() + r * w.k);
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t r = 0; r < rows; ++r) y[i * ldy + r0 + r] = dot(x + i * ldx, panel.data() + r * w.k, w.k);
-    }
-  });
+  parallel_for(pool, panels, 1, [ap](int64_t pb, int64_t pe, int) { xwt_panels(*ap, pb, pe); });
 }
 
 void gemm_xw(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool) {
-  constexpr int64_t kCols = 128;
-  const int64_t chunks = (w.k + kCols - 1) / kCols;
-  parallel_for(pool, chunks, 1, [&](int64_t cb, int64_t ce, int) {
-    thread_local std::vector<float> row;
-    if (row.size() < static_cast<size_t>(kCols)) row.resize(kCols);
-    for (int64_t c = cb; c < ce; ++c) {
-      const int64_t c0 = c * kCols, cols = std::min(kCols, w.k - c0);
-      for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy + c0, y + i * ldy + c0 + cols, 0.0f);
-      for (int64_t n = 0; n < w.n; ++n) {
-        dequant_row(w, n, c0, cols, row.data());
-        for (int64_t i = 0; i < m; ++i) {
-          const float a = x[i * ldx + n];
-          float* yi = y + i * ldy + c0;
-          for (int64_t j = 0; j < cols; ++j) yi[j] += a * row[j];
-        }
-      }
-    }
-  });
+  MOERT_DISPATCH(gemm_xw, x, m, ldx, w, y, ldy, pool);
+  if (m <= 0) return;
+  const Args a{x, m, ldx, &w, y, ldy};
+  const Args* ap = &a;
+  parallel_for(pool, (w.k + 127) / 128, 1, [ap](int64_t cb, int64_t ce, int) { xw_chunks(*ap, cb, ce); });
 }
 
 }  // namespace moert::kernels

@@ -1,0 +1,61 @@
+#include "cpu_features.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace moert::kernels {
+namespace {
+
+CpuIsa detect() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    return CpuIsa::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    return CpuIsa::kAvx2;
+#endif
+  return CpuIsa::kPortable;
+}
+
+CpuIsa clamp(CpuIsa want) {
+  const CpuIsa best = cpu_isa_supported();
+  return static_cast<int>(want) < static_cast<int>(best) ? want : best;
+}
+
+CpuIsa initial() {
+  CpuIsa isa = cpu_isa_supported();
+  if (const char* e = std::getenv("MOERT_CPU_ISA")) {
+    if (!std::strcmp(e, "portable")) isa = CpuIsa::kPortable;
+    else if (!std::strcmp(e, "avx2")) isa = clamp(CpuIsa::kAvx2);
+    else if (!std::strcmp(e, "avx512")) isa = clamp(CpuIsa::kAvx512);
+  }
+  return isa;
+}
+
+std::atomic<int>& current() {
+  static std::atomic<int> v{static_cast<int>(initial())};
+  return v;
+}
+
+}  // namespace
+
+CpuIsa cpu_isa_supported() {
+  static const CpuIsa best = detect();
+  return best;
+}
+
+CpuIsa cpu_isa() { return static_cast<CpuIsa>(current().load(std::memory_order_relaxed)); }
+
+void set_cpu_isa(CpuIsa isa) { current().store(static_cast<int>(clamp(isa)), std::memory_order_relaxed); }
+
+const char* cpu_isa_name(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512: return "avx512";
+    case CpuIsa::kAvx2: return "avx2";
+    default: return "portable";
+  }
+}
+
+}  // namespace moert::kernels
