@@ -1,0 +1,45 @@
+// Internals of moert::Tokenizer (shared with tests and benchmarks).
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/added_vocab.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/components.h"
+
+namespace moert::tok {
+
+struct TokenizerImpl {
+  std::unique_ptr<BpeModel> bpe;
+  std::unique_ptr<Normalizer> normalizer;
+  std::unique_ptr<PreTokenizer> pretokenizer;
+  std::vector<AddedToken> added;
+  std::vector<AddedToken> added_normalized;  // normalized=true tokens, content normalized
+  AddedMatcher raw_matcher;                  // normalized=false tokens, on the raw text
+  AddedMatcher norm_matcher;                 // normalized=true tokens, on normalized text
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> added_ids;
+  bool ignore_merges = false;
+
+  // Per id: decoded bytes (offsets into decode_bytes), token string, flags.
+  std::vector<uint32_t> decode_offsets;  // size vocab_size + 1
+  std::string decode_bytes;
+  std::vector<std::string> token_strings;
+  std::vector<uint8_t> flags;  // bit 0: known id, bit 1: special
+  int32_t vocab_size = 0;
+
+  int32_t bos = -1, eos = -1;
+  bool add_bos = false;
+  std::string bos_token;
+  std::string chat_template;  // empty: none
+  std::optional<ChatTemplateKind> chat_kind;
+
+  // Pre-tokenizes and BPE-encodes one piece of text without added tokens.
+  void encode_text(std::string_view text, std::vector<int32_t>* ids) const;
+  void encode(std::string_view text, bool add_bos, bool parse_special, std::vector<int32_t>* ids) const;
+};
+
+}  // namespace moert::tok
