@@ -28,7 +28,12 @@ int64_t get_int(const json& j, const std::string& src, const char* key, std::opt
   }
   if (!it->is_number_integer() && !(it->is_number_float() && std::floor(it->get<double>()) == it->get<double>()))
     bad(src, key, "must be an integer, got " + show(*it));
-  int64_t v = it->is_number_integer() ? it->get<int64_t>() : static_cast<int64_t>(it->get<double>());
+  // No real config comes near 2^31; bounding every integer keeps the casts below and the sizes derived
+  // from them (qk_head_dim, products of two dimensions) free of overflow.
+  constexpr double kMaxInt = 2147483647.0;
+  const double approx = it->get<double>();
+  if (approx > kMaxInt || approx < -kMaxInt) bad(src, key, "has value " + show(*it) + ", which is implausibly large");
+  int64_t v = it->is_number_integer() ? it->get<int64_t>() : static_cast<int64_t>(approx);
   if (v < min_value) bad(src, key, "has value " + show(*it) + ", below the minimum " + std::to_string(min_value));
   return v;
 }
@@ -225,7 +230,7 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
       bad(src, "quantization_config.activation_scheme", "has value \"" + act + "\"; moert supports \"dynamic\"");
     auto b = q->find("weight_block_size");
     if (b == q->end() || !b->is_array() || b->size() != 2 || !(*b)[0].is_number_integer() ||
-        !(*b)[1].is_number_integer() || (*b)[0].get<int>() != 128 || (*b)[1].get<int>() != 128)
+        !(*b)[1].is_number_integer() || (*b)[0].get<int64_t>() != 128 || (*b)[1].get<int64_t>() != 128)
       bad(src, "quantization_config.weight_block_size",
           "has value " + (b == q->end() ? std::string("(missing)") : show(*b)) + "; moert supports [128, 128]");
     c.quant.fp8 = true;

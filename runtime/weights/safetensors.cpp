@@ -92,9 +92,11 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
                                    std::to_string(expect));
     info.data = data + b;
     info.nbytes = static_cast<size_t>(en - b);
-    ranges.emplace_back(b, en);
     out.emplace(name, std::move(info));
-    range_names.push_back(&out.find(name)->first);
+    if (en > b) {  // zero-size tensors own no bytes (and must not hide an overlap from the check below)
+      ranges.emplace_back(b, en);
+      range_names.push_back(&out.find(name)->first);
+    }
   }
   // No two tensors may share bytes.
   std::vector<size_t> order(ranges.size());
@@ -103,7 +105,7 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
   for (size_t i = 1; i < order.size(); ++i) {
     auto& prev = ranges[order[i - 1]];
     auto& cur = ranges[order[i]];
-    if (cur.first < prev.second && cur.second > cur.first && prev.second > prev.first)
+    if (cur.first < prev.second)
       fail(ErrorCode::kFormat, src + ": tensors '" + *range_names[order[i - 1]] + "' and '" + *range_names[order[i]] +
                                    "' overlap in the data section");
   }

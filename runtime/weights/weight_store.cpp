@@ -43,6 +43,17 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
     fail(ErrorCode::kIo, model_dir + ": no model.safetensors.index.json or model.safetensors");
   }
   for (size_t s = 0; s < shard_names.size(); ++s) {
+    if (!weight_map.empty() && !fs::exists(model_dir + "/" + shard_names[s])) {
+      // Name a tensor the index places there, so the message says what the missing file was needed for.
+      std::string example;
+      for (const auto& [name, file] : weight_map)
+        if (file == shard_names[s]) {
+          example = name;
+          break;
+        }
+      fail(ErrorCode::kIo, model_dir + "/" + shard_names[s] + ": shard file does not exist, but " + index_path +
+                               " names it for tensor '" + example + "'");
+    }
     shards_.push_back(std::make_unique<SafetensorsFile>(model_dir + "/" + shard_names[s]));
     for (const auto& [name, info] : shards_.back()->tensors()) {
       if (!weight_map.empty()) {
