@@ -28,6 +28,7 @@ MOERT_API const char* moert_status_name(moert_status s) {
     case MOERT_ERR_DEVICE: return "MOERT_ERR_DEVICE";
     case MOERT_ERR_CANCELLED: return "MOERT_ERR_CANCELLED";
     case MOERT_ERR_INTERNAL: return "MOERT_ERR_INTERNAL";
+    case MOERT_ERR_TIMEOUT: return "MOERT_ERR_TIMEOUT";
     default: return "MOERT_ERR_UNKNOWN";
   }
 }

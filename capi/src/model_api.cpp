@@ -2,23 +2,14 @@
 #include <cstring>
 #include <memory>
 
-#include "engine/loaded_model.h"
-#include "guard.h"
+#include "handles.h"
 #include "options.h"
-
-struct moert_model {
-  std::shared_ptr<moert::LoadedModel> impl;
-};
-
-struct moert_session {
-  std::shared_ptr<moert::LoadedModel> model;  // keeps the model alive
-  moert::KvSequence kv;
-};
 
 using moert::ErrorCode;
 using moert::fail;
 using moert::capi::guarded;
 using moert::capi::require;
+using moert::capi::write_string;
 
 namespace {
 
@@ -50,7 +41,7 @@ MOERT_API moert_status moert_model_load(const char* model_dir, const moert_optio
     moert::ProgressFn fn;
     if (progress) fn = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
     auto m = std::make_unique<moert_model>();
-    m->impl = moert::LoadedModel::load(model_dir, load_options(options), fn);
+    m->service = moert::ModelService::load(model_dir, load_options(options), fn);
     *out = m.release();
   });
 }
@@ -62,7 +53,7 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
     require(model, "model");
     require(key, "key");
     require(out, "out");
-    const moert::LoadedModel& m = *model->impl;
+    moert::LoadedModel& m = model->service->model();
     const moert::ModelConfig& c = m.config();
     const std::string k = key;
     int64_t v;
@@ -71,10 +62,10 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
     else if (k == "num_layers") v = c.num_hidden_layers;
     else if (k == "hidden_size") v = c.hidden_size;
     else if (k == "num_experts") v = c.n_routed_experts;
-    else if (k == "num_mtp_layers") v = static_cast<int64_t>(const_cast<moert::LoadedModel&>(m).model().weights().mtp.size());
-    else if (k == "parameters") v = const_cast<moert::LoadedModel&>(m).model().weights().parameter_count;
-    else if (k == "kv_bytes_per_token") v = const_cast<moert::LoadedModel&>(m).cache().bytes_per_token();
-    else if (k == "kv_capacity_tokens") v = const_cast<moert::LoadedModel&>(m).cache().capacity_tokens();
+    else if (k == "num_mtp_layers") v = static_cast<int64_t>(m.model().weights().mtp.size());
+    else if (k == "parameters") v = m.model().weights().parameter_count;
+    else if (k == "kv_bytes_per_token") v = m.cache().bytes_per_token();
+    else if (k == "kv_capacity_tokens") v = m.cache().capacity_tokens();
     else if (k == "bos_token_id") v = c.bos_token_id;
     else if (k == "eos_token_id") v = c.eos_token_id;
     else fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
@@ -85,14 +76,7 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
 MOERT_API moert_status moert_model_config_json(const moert_model* model, char* buf, size_t cap, size_t* needed) {
   return guarded([&] {
     require(model, "model");
-    const std::string s = moert::model_config_to_json(model->impl->config());
-    if (needed) *needed = s.size() + 1;
-    if (!buf && cap == 0) return;
-    require(buf, "buf");
-    if (cap < s.size() + 1)
-      fail(ErrorCode::kInvalidArgument, "buffer of " + std::to_string(cap) + " bytes is too small; " +
-                                            std::to_string(s.size() + 1) + " needed");
-    std::memcpy(buf, s.c_str(), s.size() + 1);
+    write_string(moert::model_config_to_json(model->service->model().config()), buf, cap, needed);
   });
 }
 
@@ -101,8 +85,8 @@ MOERT_API moert_status moert_session_create(moert_model* model, moert_session** 
     require(model, "model");
     require(out, "out");
     auto s = std::make_unique<moert_session>();
-    s->model = model->impl;
-    s->kv = moert::KvSequence(&s->model->cache());
+    s->service = model->service;
+    s->kv = moert::KvSequence(&s->service->model().cache());
     *out = s.release();
   });
 }
@@ -115,15 +99,16 @@ MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t*
     require(session, "session");
     require(tokens, "tokens");
     if (n == 0) fail(ErrorCode::kInvalidArgument, "n must be at least 1");
-    const int64_t vocab = session->model->config().vocab_size;
+    moert::LoadedModel& m = session->service->model();
+    const int64_t vocab = m.config().vocab_size;
     const size_t rows = all_logits ? n : 1;
     if (logits_cap < rows * vocab)
       fail(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits_cap) + " floats; " +
                                             std::to_string(rows * vocab) + " needed");
     require(logits, "logits");
     std::vector<moert::SequenceStep> steps{{&session->kv, tokens, static_cast<int64_t>(n), all_logits != 0}};
-    std::lock_guard<std::mutex> lock(session->model->step_mutex());
-    session->model->model().forward(steps, logits);
+    std::lock_guard<std::mutex> lock(m.step_mutex());
+    m.model().forward(steps, logits);
   });
 }
 
@@ -136,6 +121,25 @@ MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t le
     require(session, "session");
     if (length < 0) fail(ErrorCode::kInvalidArgument, "length must be >= 0");
     session->kv.truncate(length);
+  });
+}
+
+MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tokens, size_t n, float* logits,
+                                          size_t logits_cap) {
+  return guarded([&] {
+    require(model, "model");
+    require(tokens, "tokens");
+    if (n == 0) fail(ErrorCode::kInvalidArgument, "n must be at least 1");
+    moert::LoadedModel& m = model->service->model();
+    const size_t vocab = static_cast<size_t>(m.config().vocab_size);
+    if (logits_cap < n * vocab)
+      fail(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits_cap) + " floats; " +
+                                            std::to_string(n * vocab) + " needed");
+    require(logits, "logits");
+    moert::KvSequence kv(&m.cache());
+    std::vector<moert::SequenceStep> steps{{&kv, tokens, static_cast<int64_t>(n), true}};
+    std::lock_guard<std::mutex> lock(m.step_mutex());
+    m.model().forward(steps, logits);
   });
 }
 

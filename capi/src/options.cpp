@@ -9,7 +9,7 @@
 namespace moert::capi {
 namespace {
 
-enum class Kind { kInt, kFloat, kString };
+enum class Kind { kInt, kFloat, kString, kStringList, kIntList };
 
 struct KeySpec {
   const char* key;
@@ -28,23 +28,62 @@ const std::vector<KeySpec>& specs() {
       {"max_batch", Kind::kInt, 1, 4096, {}},
       {"attention", Kind::kString, 0, 0, {"auto", "expanded", "absorbed"}},
       {"mtp", Kind::kInt, 0, 1, {}},
+      // generation
+      {"max_tokens", Kind::kInt, 0, 1e9, {}},
+      {"temperature", Kind::kFloat, 0, 100, {}},
+      {"top_k", Kind::kInt, 0, 1e9, {}},
+      {"top_p", Kind::kFloat, 1e-9, 1, {}},
+      {"min_p", Kind::kFloat, 0, 1, {}},
+      {"repetition_penalty", Kind::kFloat, 1e-3, 100, {}},
+      {"presence_penalty", Kind::kFloat, -100, 100, {}},
+      {"seed", Kind::kInt, 0, 9.2e18, {}},
+      {"stop", Kind::kStringList, 0, 0, {}},
+      {"stop_token_ids", Kind::kIntList, 0, 2147483647.0, {}},
+      {"ignore_eos", Kind::kInt, 0, 1, {}},
+      {"add_generation_prompt", Kind::kInt, 0, 1, {}},
   };
   return kSpecs;
 }
 
-const char* kind_name(Kind k) { return k == Kind::kInt ? "an integer" : k == Kind::kFloat ? "a number" : "a string"; }
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::kInt: return "an integer";
+    case Kind::kFloat: return "a number";
+    case Kind::kString: return "a string";
+    case Kind::kStringList: return "a list of strings (moert_options_add_string)";
+    case Kind::kIntList: return "a list of integers (moert_options_add_int)";
+  }
+  return "?";
+}
+
+const KeySpec& find_spec(const std::string& key) {
+  for (const KeySpec& s : specs())
+    if (key == s.key) return s;
+  std::string known;
+  for (const KeySpec& s : specs()) known += (known.empty() ? "" : ", ") + std::string(s.key);
+  fail(ErrorCode::kInvalidArgument, "unknown option '" + key + "' (known: " + known + ")");
+}
 
 }  // namespace
 
-void options_set(moert_options& o, const std::string& key, std::variant<int64_t, double, std::string> value) {
-  const KeySpec* spec = nullptr;
-  for (const KeySpec& s : specs())
-    if (key == s.key) spec = &s;
-  if (!spec) {
-    std::string known;
-    for (const KeySpec& s : specs()) known += (known.empty() ? "" : ", ") + std::string(s.key);
-    fail(ErrorCode::kInvalidArgument, "unknown option '" + key + "' (known: " + known + ")");
+void options_add(moert_options& o, const std::string& key, std::variant<int64_t, std::string> value) {
+  const KeySpec& spec = find_spec(key);
+  if (spec.kind == Kind::kStringList && std::holds_alternative<std::string>(value)) {
+    auto it = o.values.try_emplace(key, std::vector<std::string>{}).first;
+    std::get<std::vector<std::string>>(it->second).push_back(std::get<std::string>(value));
+  } else if (spec.kind == Kind::kIntList && std::holds_alternative<int64_t>(value)) {
+    const int64_t v = std::get<int64_t>(value);
+    if (v < spec.min || v > spec.max)
+      fail(ErrorCode::kInvalidArgument, "option '" + key + "' value " + std::to_string(v) + " is out of range");
+    auto it = o.values.try_emplace(key, std::vector<int64_t>{}).first;
+    std::get<std::vector<int64_t>>(it->second).push_back(v);
+  } else {
+    fail(ErrorCode::kInvalidArgument, "option '" + key + "' takes " + kind_name(spec.kind));
   }
+}
+
+void options_set(moert_options& o, const std::string& key, std::variant<int64_t, double, std::string> value) {
+  const KeySpec* spec = &find_spec(key);
   // An integer is accepted for a float key.
   if (spec->kind == Kind::kFloat && std::holds_alternative<int64_t>(value))
     value = static_cast<double>(std::get<int64_t>(value));
@@ -70,7 +109,7 @@ void options_set(moert_options& o, const std::string& key, std::variant<int64_t,
     }
     if (!found) fail(ErrorCode::kInvalidArgument, "option '" + key + "' value \"" + v + "\" is not one of " + list);
   }
-  o.values[key] = std::move(value);
+  std::visit([&](auto&& v) { o.values[key] = std::move(v); }, std::move(value));
 }
 
 }  // namespace moert::capi
@@ -86,6 +125,14 @@ double moert_options::get_float(const std::string& key, double dflt) const {
 std::string moert_options::get_string(const std::string& key, const std::string& dflt) const {
   auto it = values.find(key);
   return it == values.end() ? dflt : std::get<std::string>(it->second);
+}
+std::vector<std::string> moert_options::get_strings(const std::string& key) const {
+  auto it = values.find(key);
+  return it == values.end() ? std::vector<std::string>{} : std::get<std::vector<std::string>>(it->second);
+}
+std::vector<int64_t> moert_options::get_ints(const std::string& key) const {
+  auto it = values.find(key);
+  return it == values.end() ? std::vector<int64_t>{} : std::get<std::vector<int64_t>>(it->second);
 }
 
 using moert::capi::guarded;
@@ -112,6 +159,15 @@ MOERT_API moert_status moert_options_set_string(moert_options* o, const char* ke
   return guarded([&] {
     moert::capi::options_set(*require(o, "options"), require(key, "key"), std::string(require(value, "value")));
   });
+}
+
+MOERT_API moert_status moert_options_add_string(moert_options* o, const char* key, const char* value) {
+  return guarded([&] {
+    moert::capi::options_add(*require(o, "options"), require(key, "key"), std::string(require(value, "value")));
+  });
+}
+MOERT_API moert_status moert_options_add_int(moert_options* o, const char* key, int64_t value) {
+  return guarded([&] { moert::capi::options_add(*require(o, "options"), require(key, "key"), value); });
 }
 
 }  // extern "C"

@@ -5,15 +5,22 @@
 #include <string>
 #include <variant>
 
+#include <vector>
+
 struct moert_options {
-  std::map<std::string, std::variant<int64_t, double, std::string>> values;
+  using Value = std::variant<int64_t, double, std::string, std::vector<std::string>, std::vector<int64_t>>;
+  std::map<std::string, Value> values;
 
   int64_t get_int(const std::string& key, int64_t dflt) const;
   double get_float(const std::string& key, double dflt) const;
   std::string get_string(const std::string& key, const std::string& dflt) const;
+  std::vector<std::string> get_strings(const std::string& key) const;
+  std::vector<int64_t> get_ints(const std::string& key) const;
 };
 
 namespace moert::capi {
 // Validates and stores; throws Error(kInvalidArgument) naming the key.
 void options_set(moert_options& o, const std::string& key, std::variant<int64_t, double, std::string> value);
+// Appends to a list key; throws Error(kInvalidArgument) naming the key.
+void options_add(moert_options& o, const std::string& key, std::variant<int64_t, std::string> value);
 }  // namespace moert::capi

@@ -14,6 +14,7 @@ enum class ErrorCode {
   kDevice = 6,           // a device (CUDA) error
   kCancelled = 7,        // the operation was cancelled by the caller
   kInternal = 8,         // a bug in moert
+  kTimeout = 9,          // nothing happened within the time the caller allowed
 };
 
 class Error : public std::runtime_error {

@@ -61,3 +61,9 @@ std::string default_model_dir() {
 }
 
 }  // namespace cli
+
+#include <unistd.h>
+
+namespace cli {
+bool isatty_stdin() { return ::isatty(0) != 0; }
+}  // namespace cli

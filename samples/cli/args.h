@@ -25,3 +25,7 @@ void check(int status, const char* what);
 std::string default_model_dir();
 
 }  // namespace cli
+
+namespace cli {
+bool isatty_stdin();
+}  // namespace cli

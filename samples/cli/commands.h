@@ -3,4 +3,9 @@
 namespace cli {
 int cmd_logits(int argc, char** argv);
 int cmd_info(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_detokenize(int argc, char** argv);
+int cmd_chat_template(int argc, char** argv);
 }  // namespace cli

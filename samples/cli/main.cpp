@@ -16,6 +16,13 @@ void usage() {
       "  logits   --model DIR --tokens 5,17,3 --out FILE [--decode-from K] [--activations fp32|fp8] [--threads N]\n"
       "           write float32 logits [tokens, vocab] (little-endian, row-major)\n"
       "  info     [--model DIR]   the config as understood, parameter count, KV-cache bytes per token\n"
+      "  run      [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+      "           [--min-p P] [--seed S] [--stop STR] [--ignore-eos] [--threads N] [--quiet] [--no-echo]\n"
+      "           stream a completion (default model: the shipped moert-tiny-coder)\n"
+      "  chat     [--model DIR] [--system TEXT] ...   interactive chat with the model's chat template\n"
+      "  tokenize     --tokenizer FILE|--model DIR [--bos] [--no-special]  text on stdin -> ids\n"
+      "  detokenize   --tokenizer FILE|--model DIR [--skip-special]        ids on stdin -> text\n"
+      "  chat-template --model DIR [--no-generation-prompt]   JSON messages on stdin -> prompt text\n"
       "  version  print the library version\n",
       moert_version_string());
 }
@@ -30,6 +37,11 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   if (cmd == "logits") return cli::cmd_logits(argc, argv);
   if (cmd == "info") return cli::cmd_info(argc, argv);
+  if (cmd == "run") return cli::cmd_run(argc, argv);
+  if (cmd == "chat") return cli::cmd_chat(argc, argv);
+  if (cmd == "tokenize") return cli::cmd_tokenize(argc, argv);
+  if (cmd == "detokenize") return cli::cmd_detokenize(argc, argv);
+  if (cmd == "chat-template") return cli::cmd_chat_template(argc, argv);
   if (cmd == "version") {
     std::printf("moert %s (API %d)\n", moert_version_string(), moert_api_version());
     return 0;

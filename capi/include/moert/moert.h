@@ -39,6 +39,7 @@ typedef int32_t moert_status;
 #define MOERT_ERR_DEVICE 6           /* a GPU error */
 #define MOERT_ERR_CANCELLED 7        /* cancelled by the caller */
 #define MOERT_ERR_INTERNAL 8         /* a bug in moert: please report */
+#define MOERT_ERR_TIMEOUT 9          /* nothing happened within the time given; try again */
 
 /* ---- version and errors ------------------------------------------------------------------------- */
 
@@ -65,6 +66,17 @@ MOERT_API const char* moert_status_name(moert_status status);
  *   "max_batch"      int   most sequences decoded together (default 16)
  *   "attention"      str   "auto" (default), "expanded" or "absorbed" (MLA form; for testing)
  *   "mtp"            int   1 to load the MTP module when the checkpoint has one (default 1)
+ * Generation keys:
+ *   "max_tokens"         int    tokens to generate at most (default 256)
+ *   "temperature"        number 0 = greedy (default 0)
+ *   "top_k"              int    0 = off; "top_p" number (1 = off); "min_p" number (0 = off)
+ *   "repetition_penalty" number 1 = off; "presence_penalty" number 0 = off
+ *   "seed"               int    sampling seed: the same seed gives the same tokens whatever else runs
+ *   "stop"               list of strings (moert_options_add_string): generation ends before the first
+ *                        occurrence, matched across token boundaries; the stop string is not returned
+ *   "stop_token_ids"     list of ints (moert_options_add_int): generation ends with that token
+ *   "ignore_eos"         int    1 = keep going past the end-of-sequence token (default 0)
+ *   "add_generation_prompt" int for chat: end with the assistant prompt (default 1)
  * Free with moert_options_free. */
 typedef struct moert_options moert_options;
 
@@ -72,10 +84,13 @@ typedef struct moert_options moert_options;
 MOERT_API moert_status moert_options_create(moert_options** out);
 MOERT_API void moert_options_free(moert_options* options);
 /* Set a key. `key` and string values are copied. Errors: INVALID_ARGUMENT (NULL, unknown key, wrong type
- * for the key, value out of range). */
+ * for the key, value out of range). An integer may be given for a number key. */
 MOERT_API moert_status moert_options_set_int(moert_options* options, const char* key, int64_t value);
 MOERT_API moert_status moert_options_set_float(moert_options* options, const char* key, double value);
 MOERT_API moert_status moert_options_set_string(moert_options* options, const char* key, const char* value);
+/* Append to a list key ("stop" takes strings, "stop_token_ids" integers). Same errors. */
+MOERT_API moert_status moert_options_add_string(moert_options* options, const char* key, const char* value);
+MOERT_API moert_status moert_options_add_int(moert_options* options, const char* key, int64_t value);
 
 /* ---- model -------------------------------------------------------------------------------------- */
 
@@ -127,6 +142,93 @@ MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t*
 MOERT_API moert_status moert_session_length(const moert_session* session, int64_t* out);
 /* Drops tokens after the first `length` (to re-evaluate from there). Errors: INVALID_ARGUMENT. */
 MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t length);
+
+/* Logits for a token sequence in one forward pass (no state kept): n rows of vocab_size floats into
+ * logits[logits_cap]. Errors: INVALID_ARGUMENT (NULL, n == 0, bad token id, logits_cap too small),
+ * OUT_OF_MEMORY (the KV-cache budget cannot hold n tokens). Any thread (calls are serialised). */
+MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tokens, size_t n, float* logits,
+                                          size_t logits_cap);
+
+/* ---- tokenizer ---------------------------------------------------------------------------------- */
+
+/* A byte-level BPE tokenizer (tokenizer.json) with its special tokens and chat template
+ * (tokenizer_config.json). Immutable: any thread may use it. Free with moert_tokenizer_free. */
+typedef struct moert_tokenizer moert_tokenizer;
+
+/* Loads tokenizer.json; config_path may be NULL (then tokenizer_config.json beside it is used when it
+ * exists). Errors: INVALID_ARGUMENT, IO, FORMAT, UNSUPPORTED (a component type moert does not implement). */
+MOERT_API moert_status moert_tokenizer_load(const char* tokenizer_json_path, const char* config_path,
+                                            moert_tokenizer** out);
+/* The tokenizer of a loaded model (a new handle). Errors: INVALID_ARGUMENT (the checkpoint has none). */
+MOERT_API moert_status moert_model_tokenizer(const moert_model* model, moert_tokenizer** out);
+MOERT_API void moert_tokenizer_free(moert_tokenizer* tokenizer);
+/* "vocab_size", "bos_token_id", "eos_token_id" (-1 when absent), "add_bos_default".
+ * Errors: INVALID_ARGUMENT (NULL, unknown key). */
+MOERT_API moert_status moert_tokenizer_info_int(const moert_tokenizer* tokenizer, const char* key, int64_t* out);
+
+/* UTF-8 text (text_len bytes; invalid UTF-8 is replaced by U+FFFD, as Hugging Face does) to token ids in
+ * ids[cap]; *n_ids receives the count. add_bos: 1 yes, 0 no, -1 as tokenizer_config.json says.
+ * parse_special: 1 to match special tokens written in the text. With ids NULL and cap 0 only *n_ids is
+ * set. Errors: INVALID_ARGUMENT (NULL, cap too small: nothing written). */
+MOERT_API moert_status moert_tokenize(const moert_tokenizer* tokenizer, const char* text, size_t text_len,
+                                      int32_t add_bos, int32_t parse_special, int32_t* ids, size_t cap,
+                                      size_t* n_ids);
+/* Token ids to UTF-8 text, NUL-terminated, into buf[cap]; *needed receives the size with the NUL.
+ * skip_special: 1 to drop special tokens. Errors: INVALID_ARGUMENT (NULL, cap too small). */
+MOERT_API moert_status moert_detokenize(const moert_tokenizer* tokenizer, const int32_t* ids, size_t n,
+                                        int32_t skip_special, char* buf, size_t cap, size_t* needed);
+/* Renders a chat (messages_json: a JSON array of {"role", "content", ...} as the DeepSeek template takes)
+ * with the chat template, NUL-terminated, into buf[cap]. Errors: INVALID_ARGUMENT (bad messages, cap too
+ * small), UNSUPPORTED (the template is not one moert implements: it never guesses). */
+MOERT_API moert_status moert_apply_chat_template(const moert_tokenizer* tokenizer, const char* messages_json,
+                                                 int32_t add_generation_prompt, char* buf, size_t cap,
+                                                 size_t* needed);
+
+/* ---- generation --------------------------------------------------------------------------------- */
+
+/* Why a stream ended. */
+#define MOERT_FINISH_NONE 0      /* still running */
+#define MOERT_FINISH_LENGTH 1    /* max_tokens reached (or the context is full) */
+#define MOERT_FINISH_STOP 2      /* a stop string or stop token id */
+#define MOERT_FINISH_EOS 3       /* the model's end-of-sequence token */
+#define MOERT_FINISH_CANCELLED 4 /* moert_stream_cancel */
+#define MOERT_FINISH_ERROR 5     /* failed alone (e.g. KV budget); see moert_stream_error */
+
+/* One generation request. Requests from any number of threads run at once and are batched together.
+ * A stream is read by one thread at a time; moert_stream_cancel may come from any thread. Holds a model
+ * reference. Free with moert_stream_free (which cancels it if running). */
+typedef struct moert_stream moert_stream;
+
+/* Start generating after a prompt of token ids (borrowed for the call). gen may be NULL (defaults).
+ * Errors: INVALID_ARGUMENT (NULL, empty prompt, bad token id, unknown option). */
+MOERT_API moert_status moert_generate_tokens(moert_model* model, const int32_t* prompt, size_t n,
+                                             const moert_options* gen, moert_stream** out);
+/* The same from UTF-8 text, tokenized with the model's tokenizer (BOS as tokenizer_config.json says). */
+MOERT_API moert_status moert_generate_text(moert_model* model, const char* prompt, const moert_options* gen,
+                                           moert_stream** out);
+/* The same from chat messages (JSON), rendered with the chat template. */
+MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messages_json, const moert_options* gen,
+                                           moert_stream** out);
+/* Waits up to timeout_ms (-1: no limit) for the next token. On MOERT_OK, *token is the token id (-1 for a
+ * final event without a token) and *finish_reason a MOERT_FINISH_* value; the event's text piece is then
+ * read with moert_stream_text. After the final event every call returns it again (token -1).
+ * Errors: INVALID_ARGUMENT (NULL), TIMEOUT (nothing yet; out-parameters untouched). */
+MOERT_API moert_status moert_stream_next(moert_stream* stream, int32_t timeout_ms, int32_t* token,
+                                         int32_t* finish_reason);
+/* The UTF-8 text piece of the event last returned by moert_stream_next, NUL-terminated, into buf[cap];
+ * *needed receives the size with the NUL. Pieces never split a UTF-8 sequence; text that may belong to a
+ * stop string is held back until it is known not to. Errors: INVALID_ARGUMENT (NULL, cap too small). */
+MOERT_API moert_status moert_stream_text(const moert_stream* stream, char* buf, size_t cap, size_t* needed);
+/* Asks the stream to stop; it ends with MOERT_FINISH_CANCELLED at the next step. Any thread. */
+MOERT_API moert_status moert_stream_cancel(moert_stream* stream);
+/* Usage so far: prompt and generated token counts, time to first token and decode tokens/s (any may be
+ * NULL). Errors: INVALID_ARGUMENT (NULL stream). */
+MOERT_API moert_status moert_stream_usage(const moert_stream* stream, int64_t* prompt_tokens,
+                                          int64_t* generated_tokens, double* time_to_first_token_s,
+                                          double* tokens_per_second);
+/* The error message of a stream that finished with MOERT_FINISH_ERROR ("" otherwise), into buf[cap]. */
+MOERT_API moert_status moert_stream_error(const moert_stream* stream, char* buf, size_t cap, size_t* needed);
+MOERT_API void moert_stream_free(moert_stream* stream);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,144 @@
+// moert_generate_* and moert_stream_*: requests to the model's engine, tokens pulled from its stream.
+#include <chrono>
+
+#include "handles.h"
+#include "options.h"
+
+using moert::ErrorCode;
+using moert::fail;
+using moert::capi::guarded;
+using moert::capi::require;
+using moert::capi::write_string;
+
+namespace {
+
+moert::GenerationParams generation_params(const moert_options* o) {
+  moert::GenerationParams p;
+  if (!o) return p;
+  p.max_tokens = o->get_int("max_tokens", p.max_tokens);
+  p.sampling.temperature = o->get_float("temperature", 0.0);
+  p.sampling.top_k = o->get_int("top_k", 0);
+  p.sampling.top_p = o->get_float("top_p", 1.0);
+  p.sampling.min_p = o->get_float("min_p", 0.0);
+  p.sampling.repetition_penalty = o->get_float("repetition_penalty", 1.0);
+  p.sampling.presence_penalty = o->get_float("presence_penalty", 0.0);
+  p.sampling.seed = static_cast<uint64_t>(o->get_int("seed", 0));
+  p.stop_strings = o->get_strings("stop");
+  for (int64_t id : o->get_ints("stop_token_ids")) p.stop_token_ids.push_back(static_cast<int32_t>(id));
+  p.ignore_eos = o->get_int("ignore_eos", 0) != 0;
+  return p;
+}
+
+moert_status start(moert_model* model, std::vector<int32_t> prompt, const moert_options* gen, moert_stream** out) {
+  return guarded([&] {
+    auto s = std::make_unique<moert_stream>();
+    s->service = model->service;
+    s->request = model->service->engine().submit(std::move(prompt), generation_params(gen));
+    *out = s.release();
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+MOERT_API moert_status moert_generate_tokens(moert_model* model, const int32_t* prompt, size_t n,
+                                             const moert_options* gen, moert_stream** out) {
+  moert_status st = guarded([&] {
+    require(model, "model");
+    require(out, "out");
+    if (n) require(prompt, "prompt");
+  });
+  if (st != MOERT_OK) return st;
+  return start(model, std::vector<int32_t>(prompt, prompt + n), gen, out);
+}
+
+MOERT_API moert_status moert_generate_text(moert_model* model, const char* prompt, const moert_options* gen,
+                                           moert_stream** out) {
+  std::vector<int32_t> ids;
+  moert_status st = guarded([&] {
+    require(model, "model");
+    require(prompt, "prompt");
+    require(out, "out");
+    ids = model->service->require_tokenizer().encode(prompt);
+  });
+  if (st != MOERT_OK) return st;
+  return start(model, std::move(ids), gen, out);
+}
+
+MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messages_json, const moert_options* gen,
+                                           moert_stream** out) {
+  std::vector<int32_t> ids;
+  moert_status st = guarded([&] {
+    require(model, "model");
+    require(messages_json, "messages_json");
+    require(out, "out");
+    const moert::Tokenizer& t = model->service->require_tokenizer();
+    const bool gen_prompt = !gen || gen->get_int("add_generation_prompt", 1) != 0;
+    // The template writes the BOS token itself; special tokens in it are parsed.
+    ids = t.encode(t.apply_chat_template(messages_json, gen_prompt), /*add_bos=*/false, /*parse_special=*/true);
+  });
+  if (st != MOERT_OK) return st;
+  return start(model, std::move(ids), gen, out);
+}
+
+MOERT_API moert_status moert_stream_next(moert_stream* stream, int32_t timeout_ms, int32_t* token,
+                                         int32_t* finish_reason) {
+  return guarded([&] {
+    require(stream, "stream");
+    require(token, "token");
+    require(finish_reason, "finish_reason");
+    if (!stream->has_final) {
+      const auto wait = timeout_ms < 0 ? std::chrono::milliseconds(24ll * 3600 * 1000) : std::chrono::milliseconds(timeout_ms);
+      moert::StreamEvent ev;
+      for (;;) {
+        const auto r = stream->request->next(&ev, wait);
+        if (r == moert::Request::Next::kEvent) break;
+        if (r == moert::Request::Next::kTimeout && timeout_ms >= 0)
+          fail(ErrorCode::kTimeout, "no token within " + std::to_string(timeout_ms) + " ms");
+        if (r == moert::Request::Next::kDone) break;
+      }
+      stream->current = std::move(ev);
+      stream->has_final = stream->current.finish != moert::FinishReason::kNone;
+    } else {
+      stream->current.token = -1;
+      stream->current.text.clear();
+    }
+    *token = stream->current.token;
+    *finish_reason = static_cast<int32_t>(stream->current.finish);
+  });
+}
+
+MOERT_API moert_status moert_stream_text(const moert_stream* stream, char* buf, size_t cap, size_t* needed) {
+  return guarded([&] { write_string(require(stream, "stream")->current.text, buf, cap, needed); });
+}
+
+MOERT_API moert_status moert_stream_cancel(moert_stream* stream) {
+  return guarded([&] { require(stream, "stream")->request->cancel(); });
+}
+
+MOERT_API moert_status moert_stream_usage(const moert_stream* stream, int64_t* prompt_tokens, int64_t* generated_tokens,
+                                          double* time_to_first_token_s, double* tokens_per_second) {
+  return guarded([&] {
+    const moert::Usage u = require(stream, "stream")->request->usage();
+    if (prompt_tokens) *prompt_tokens = u.prompt_tokens;
+    if (generated_tokens) *generated_tokens = u.generated_tokens;
+    if (time_to_first_token_s) *time_to_first_token_s = u.time_to_first_token_s;
+    if (tokens_per_second) *tokens_per_second = u.tokens_per_second;
+  });
+}
+
+MOERT_API moert_status moert_stream_error(const moert_stream* stream, char* buf, size_t cap, size_t* needed) {
+  return guarded([&] {
+    const moert::Request& r = *require(stream, "stream")->request;
+    write_string(r.finish_reason() == moert::FinishReason::kError ? r.error() : std::string(), buf, cap, needed);
+  });
+}
+
+MOERT_API void moert_stream_free(moert_stream* stream) {
+  if (!stream) return;
+  stream->request->cancel();  // the scheduler drops it at its next step and frees its KV pages
+  delete stream;
+}
+
+}  // extern "C"

@@ -1,0 +1,37 @@
+// What one loaded model offers a host: the model (logits), its tokenizer (when the checkpoint has
+// tokenizer.json) and the generation engine, started on first use. Shared by every handle that refers
+// to the model; the last reference stops the engine.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/engine.h"
+#include "engine/loaded_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace moert {
+
+class ModelService {
+ public:
+  static std::shared_ptr<ModelService> load(const std::string& dir, const LoadOptions& opts,
+                                            const ProgressFn& progress = nullptr);
+  ~ModelService();
+
+  LoadedModel& model() { return *model_; }
+  const std::shared_ptr<LoadedModel>& loaded() const { return model_; }
+  // Null when the checkpoint has no tokenizer.json.
+  const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
+  // The tokenizer, or Error(kInvalidArgument) saying the model has none.
+  const Tokenizer& require_tokenizer() const;
+  Engine& engine();
+
+ private:
+  ModelService() = default;
+  std::shared_ptr<LoadedModel> model_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::mutex engine_mu_;
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace moert

@@ -1,0 +1,89 @@
+// moert tokenize / detokenize / chat-template: the model's tokenizer from the command line.
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "moert/moert.h"
+
+namespace cli {
+namespace {
+
+std::string read_stdin() {
+  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+}
+
+// --tokenizer FILE, or the tokenizer.json of --model DIR (default: the shipped model).
+moert_tokenizer* load_tokenizer(const Args& a) {
+  const std::string path =
+      a.has("tokenizer") ? a.get("tokenizer") : a.get("model", default_model_dir()) + "/tokenizer.json";
+  moert_tokenizer* t = nullptr;
+  check(moert_tokenizer_load(path.c_str(), nullptr, &t), "loading the tokenizer");
+  return t;
+}
+
+}  // namespace
+
+int cmd_tokenize(int argc, char** argv) {
+  Args a(argc, argv, 2, {"special", "no-special", "bos"});
+  moert_tokenizer* m = load_tokenizer(a);
+  const std::string text = read_stdin();
+  size_t n = 0;
+  const int32_t parse_special = a.has("no-special") ? 0 : 1;
+  const int32_t bos = a.has("bos") ? 1 : 0;
+  check(moert_tokenize(m, text.data(), text.size(), bos, parse_special, nullptr, 0, &n), "tokenize");
+  std::vector<int32_t> ids(n);
+  check(moert_tokenize(m, text.data(), text.size(), bos, parse_special, ids.data(), ids.size(), &n), "tokenize");
+  for (size_t i = 0; i < n; ++i) std::printf("%s%d", i ? "," : "", ids[i]);
+  std::printf("\n");
+  moert_tokenizer_free(m);
+  return 0;
+}
+
+int cmd_detokenize(int argc, char** argv) {
+  Args a(argc, argv, 2, {"skip-special"});
+  moert_tokenizer* m = load_tokenizer(a);
+  const std::string in = read_stdin();
+  std::vector<int32_t> ids;
+  std::string cur;
+  for (char c : in + ",") {
+    if (c == ',' || c == '\n' || c == ' ' || c == '\t' || c == '\r') {
+      if (!cur.empty()) {
+        char* end = nullptr;
+        long v = std::strtol(cur.c_str(), &end, 10);
+        if (*end) die("'" + cur + "' is not a token id");
+        ids.push_back(static_cast<int32_t>(v));
+        cur.clear();
+      }
+    } else {
+      cur += c;
+    }
+  }
+  size_t need = 0;
+  const int32_t skip = a.has("skip-special") ? 1 : 0;
+  check(moert_detokenize(m, ids.data(), ids.size(), skip, nullptr, 0, &need), "detokenize");
+  std::vector<char> buf(need);
+  check(moert_detokenize(m, ids.data(), ids.size(), skip, buf.data(), buf.size(), &need), "detokenize");
+  std::fwrite(buf.data(), 1, need - 1, stdout);
+  moert_tokenizer_free(m);
+  return 0;
+}
+
+int cmd_chat_template(int argc, char** argv) {
+  Args a(argc, argv, 2, {"no-generation-prompt"});
+  moert_tokenizer* m = load_tokenizer(a);
+  const std::string messages = read_stdin();
+  size_t need = 0;
+  const int32_t gen = a.has("no-generation-prompt") ? 0 : 1;
+  check(moert_apply_chat_template(m, messages.c_str(), gen, nullptr, 0, &need), "chat template");
+  std::vector<char> buf(need);
+  check(moert_apply_chat_template(m, messages.c_str(), gen, buf.data(), buf.size(), &need), "chat template");
+  std::fwrite(buf.data(), 1, need - 1, stdout);
+  moert_tokenizer_free(m);
+  return 0;
+}
+
+}  // namespace cli

@@ -1,0 +1,268 @@
+// The generation and tokenizer C API on the shipped moert-tiny-coder, linked only against libmoert:
+// transformers' greedy continuations reproduced from ids and from text, text pieces, 8 concurrent
+// streams, cancel from another thread, stop strings, seeded sampling, usage, and every error path.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "moert/moert.h"
+
+namespace {
+
+const std::string kModel = MOERT_DEFAULT_MODEL_DIR;
+
+// The reference file, read with a few lines of code (the test sees only the public API of moert).
+std::vector<std::vector<int32_t>> reference(const char* part) {
+  std::ifstream f(kModel + "/reference.safetensors", std::ios::binary);
+  std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  uint64_t n = 0;
+  std::memcpy(&n, b.data(), 8);
+  auto h = nlohmann::json::parse(b.begin() + 8, b.begin() + 8 + static_cast<long>(n));
+  std::vector<std::vector<int32_t>> out;
+  for (int p = 0; h.contains("prompt" + std::to_string(p) + part); ++p) {
+    auto e = h["prompt" + std::to_string(p) + part];
+    const size_t s = e["data_offsets"][0], t = e["data_offsets"][1];
+    std::vector<int32_t> v((t - s) / 4);
+    std::memcpy(v.data(), b.data() + 8 + n + s, t - s);
+    out.push_back(v);
+  }
+  return out;
+}
+
+const char* kPrompts[] = {"def fibonacci(n):\n", "import numpy as np\n\n\ndef normalize(x):\n",
+                          "class Stack:\n    def __init__(self):\n",
+                          "# Read a CSV file and print the sum of each column\n"};
+
+struct Model {
+  moert_model* m = nullptr;
+  Model() {
+    moert_options* o = nullptr;
+    moert_options_create(&o);
+    moert_options_set_int(o, "threads", 2);
+    EXPECT_EQ(moert_model_load(kModel.c_str(), o, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+    moert_options_free(o);
+  }
+  ~Model() { moert_model_free(m); }
+};
+
+moert_options* greedy(int64_t n) {
+  moert_options* o = nullptr;
+  moert_options_create(&o);
+  moert_options_set_int(o, "max_tokens", n);
+  moert_options_set_int(o, "ignore_eos", 1);
+  return o;
+}
+
+struct Out {
+  std::vector<int32_t> tokens;
+  std::string text;
+  int32_t finish = 0;
+};
+
+Out drain(moert_stream* s) {
+  Out o;
+  for (;;) {
+    int32_t tok = 0, fin = 0;
+    EXPECT_EQ(moert_stream_next(s, 60000, &tok, &fin), MOERT_OK) << moert_last_error();
+    size_t need = 0;
+    EXPECT_EQ(moert_stream_text(s, nullptr, 0, &need), MOERT_OK);
+    std::vector<char> buf(need);
+    EXPECT_EQ(moert_stream_text(s, buf.data(), buf.size(), &need), MOERT_OK);
+    o.text += buf.data();
+    if (tok >= 0) o.tokens.push_back(tok);
+    if (fin != MOERT_FINISH_NONE) {
+      o.finish = fin;
+      return o;
+    }
+  }
+}
+
+std::string detok(moert_tokenizer* t, const std::vector<int32_t>& ids) {
+  size_t need = 0;
+  EXPECT_EQ(moert_detokenize(t, ids.data(), ids.size(), 1, nullptr, 0, &need), MOERT_OK);
+  std::vector<char> buf(need);
+  EXPECT_EQ(moert_detokenize(t, ids.data(), ids.size(), 1, buf.data(), buf.size(), &need), MOERT_OK);
+  return buf.data();
+}
+
+TEST(CapiGenerate, GreedyFromIdsAndTextMatchesReference) {
+  Model model;
+  auto ids = reference(".ids"), want = reference(".greedy");
+  ASSERT_EQ(ids.size(), 4u);
+  moert_tokenizer* tok = nullptr;
+  ASSERT_EQ(moert_model_tokenizer(model.m, &tok), MOERT_OK);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    // The tokenizer gives the reference prompt ids (BOS as tokenizer_config.json says).
+    size_t n = 0;
+    ASSERT_EQ(moert_tokenize(tok, kPrompts[i], std::strlen(kPrompts[i]), -1, 1, nullptr, 0, &n), MOERT_OK);
+    std::vector<int32_t> got(n);
+    ASSERT_EQ(moert_tokenize(tok, kPrompts[i], std::strlen(kPrompts[i]), -1, 1, got.data(), n, &n), MOERT_OK);
+    EXPECT_EQ(got, ids[i]) << "prompt " << i;
+
+    moert_options* g = greedy(static_cast<int64_t>(want[i].size()));
+    moert_stream* s = nullptr;
+    ASSERT_EQ(moert_generate_tokens(model.m, ids[i].data(), ids[i].size(), g, &s), MOERT_OK);
+    Out a = drain(s);
+    EXPECT_EQ(a.tokens, want[i]);
+    EXPECT_EQ(a.finish, MOERT_FINISH_LENGTH);
+    EXPECT_EQ(a.text, detok(tok, want[i])) << "the pieces concatenate to the decoded text";
+    int64_t pt = 0, gt = 0;
+    double ttft = -1, tps = -1;
+    EXPECT_EQ(moert_stream_usage(s, &pt, &gt, &ttft, &tps), MOERT_OK);
+    EXPECT_EQ(pt, static_cast<int64_t>(ids[i].size()));
+    EXPECT_EQ(gt, static_cast<int64_t>(want[i].size()));
+    EXPECT_GT(ttft, 0.0);
+    EXPECT_GT(tps, 0.0);
+    // After the end, next keeps returning the final event.
+    int32_t tk = 0, fin = 0;
+    EXPECT_EQ(moert_stream_next(s, 0, &tk, &fin), MOERT_OK);
+    EXPECT_EQ(tk, -1);
+    EXPECT_EQ(fin, MOERT_FINISH_LENGTH);
+    moert_stream_free(s);
+
+    ASSERT_EQ(moert_generate_text(model.m, kPrompts[i], g, &s), MOERT_OK);
+    EXPECT_EQ(drain(s).tokens, want[i]);
+    moert_stream_free(s);
+    moert_options_free(g);
+  }
+  moert_tokenizer_free(tok);
+}
+
+TEST(CapiGenerate, EightThreadsAtOnceGiveTheSameTokens) {
+  Model model;
+  auto ids = reference(".ids"), want = reference(".greedy");
+  std::vector<std::vector<int32_t>> got(8);
+  std::vector<std::thread> th;
+  for (int t = 0; t < 8; ++t)
+    th.emplace_back([&, t] {
+      moert_options* g = greedy(48);
+      moert_stream* s = nullptr;
+      if (moert_generate_tokens(model.m, ids[t % 4].data(), ids[t % 4].size(), g, &s) == MOERT_OK) got[t] = drain(s).tokens;
+      moert_stream_free(s);
+      moert_options_free(g);
+    });
+  for (auto& x : th) x.join();
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(got[t], want[t % 4]) << t;
+}
+
+TEST(CapiGenerate, CancelFromAnotherThreadAndStops) {
+  Model model;
+  auto ids = reference(".ids"), want = reference(".greedy");
+  moert_options* g = greedy(1000000);
+  moert_stream* s = nullptr;
+  ASSERT_EQ(moert_generate_tokens(model.m, ids[0].data(), ids[0].size(), g, &s), MOERT_OK);
+  int32_t tok = 0, fin = 0;
+  ASSERT_EQ(moert_stream_next(s, 60000, &tok, &fin), MOERT_OK);
+  std::thread([&] { EXPECT_EQ(moert_stream_cancel(s), MOERT_OK); }).join();
+  EXPECT_EQ(drain(s).finish, MOERT_FINISH_CANCELLED);
+  moert_stream_free(s);
+  moert_options_free(g);
+
+  // A stop string ends the text before it; the string itself is not returned.
+  moert_tokenizer* t = nullptr;
+  ASSERT_EQ(moert_model_tokenizer(model.m, &t), MOERT_OK);
+  const std::string full = detok(t, want[0]);
+  const std::string stop = full.substr(6, 5);
+  g = greedy(48);
+  ASSERT_EQ(moert_options_add_string(g, "stop", stop.c_str()), MOERT_OK);
+  ASSERT_EQ(moert_generate_tokens(model.m, ids[0].data(), ids[0].size(), g, &s), MOERT_OK);
+  Out o = drain(s);
+  EXPECT_EQ(o.finish, MOERT_FINISH_STOP);
+  EXPECT_EQ(o.text, full.substr(0, full.find(stop)));
+  moert_stream_free(s);
+  moert_options_free(g);
+  moert_tokenizer_free(t);
+}
+
+TEST(CapiGenerate, SeededSamplingReproducible) {
+  Model model;
+  auto ids = reference(".ids");
+  auto run = [&](int64_t seed) {
+    moert_options* g = nullptr;
+    moert_options_create(&g);
+    moert_options_set_int(g, "max_tokens", 24);
+    moert_options_set_float(g, "temperature", 0.8);
+    moert_options_set_float(g, "top_p", 0.9);
+    moert_options_set_float(g, "min_p", 0.02);
+    moert_options_set_int(g, "seed", seed);
+    moert_options_set_int(g, "ignore_eos", 1);
+    moert_stream* s = nullptr;
+    EXPECT_EQ(moert_generate_tokens(model.m, ids[1].data(), ids[1].size(), g, &s), MOERT_OK);
+    auto out = drain(s).tokens;
+    moert_stream_free(s);
+    moert_options_free(g);
+    return out;
+  };
+  EXPECT_EQ(run(7), run(7));
+  EXPECT_NE(run(7), run(8));
+}
+
+TEST(CapiGenerate, ErrorsAreStatusesWithMessages) {
+  Model model;
+  moert_stream* s = reinterpret_cast<moert_stream*>(0x1);
+  int32_t bad[] = {1, 99999};
+  EXPECT_EQ(moert_generate_tokens(model.m, bad, 2, nullptr, &s), MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(moert_last_error()).find("99999"), std::string::npos);
+  EXPECT_EQ(s, reinterpret_cast<moert_stream*>(0x1));
+  EXPECT_EQ(moert_generate_tokens(model.m, bad, 0, nullptr, &s), MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moert_generate_text(nullptr, "x", nullptr, &s), MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moert_generate_chat(model.m, "not json", nullptr, &s), MOERT_ERR_INVALID_ARGUMENT);
+  moert_options* g = nullptr;
+  moert_options_create(&g);
+  EXPECT_EQ(moert_options_set_float(g, "temperature", -1), MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moert_options_add_string(g, "max_tokens", "3"), MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moert_options_add_int(g, "stop_token_ids", -4), MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moert_options_set_float(g, "top_p", 0.5), MOERT_OK);
+  moert_options_free(g);
+  int32_t tok = 0, fin = 0;
+  EXPECT_EQ(moert_stream_next(nullptr, 0, &tok, &fin), MOERT_ERR_INVALID_ARGUMENT);
+  moert_stream_free(nullptr);
+  moert_tokenizer* t = nullptr;
+  EXPECT_EQ(moert_tokenizer_load("/nonexistent/tokenizer.json", nullptr, &t), MOERT_ERR_IO);
+  EXPECT_EQ(t, nullptr);
+
+  // A timeout leaves the out-parameters alone.
+  int32_t one = 5;
+  g = greedy(1);
+  ASSERT_EQ(moert_generate_tokens(model.m, &one, 1, g, &s), MOERT_OK);
+  tok = 77;
+  moert_status st;
+  while ((st = moert_stream_next(s, 0, &tok, &fin)) == MOERT_ERR_TIMEOUT) EXPECT_EQ(tok, 77);
+  EXPECT_EQ(st, MOERT_OK);
+  moert_stream_free(s);
+  moert_options_free(g);
+}
+
+TEST(CapiGenerate, ChatUsesTheTemplate) {
+  Model model;
+  moert_tokenizer* t = nullptr;
+  ASSERT_EQ(moert_model_tokenizer(model.m, &t), MOERT_OK);
+  const char* msgs = R"([{"role":"user","content":"Write a function."}])";
+  size_t need = 0;
+  ASSERT_EQ(moert_apply_chat_template(t, msgs, 1, nullptr, 0, &need), MOERT_OK);
+  std::vector<char> buf(need);
+  ASSERT_EQ(moert_apply_chat_template(t, msgs, 1, buf.data(), buf.size(), &need), MOERT_OK);
+  const std::string rendered = buf.data();
+  EXPECT_NE(rendered.find("Write a function."), std::string::npos);
+  EXPECT_NE(rendered.find("Assistant"), std::string::npos);
+  moert_options* g = greedy(8);
+  moert_stream* s = nullptr;
+  ASSERT_EQ(moert_generate_chat(model.m, msgs, g, &s), MOERT_OK);
+  Out o = drain(s);
+  EXPECT_EQ(o.tokens.size(), 8u);
+  int64_t pt = 0;
+  ASSERT_EQ(moert_stream_usage(s, &pt, nullptr, nullptr, nullptr), MOERT_OK);
+  size_t n = 0;
+  ASSERT_EQ(moert_tokenize(t, rendered.data(), rendered.size(), 0, 1, nullptr, 0, &n), MOERT_OK);
+  EXPECT_EQ(pt, static_cast<int64_t>(n));
+  moert_stream_free(s);
+  moert_options_free(g);
+  moert_tokenizer_free(t);
+}
+
+}  // namespace
