@@ -123,7 +123,7 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     fail(ErrorCode::kFormat, src + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) fail(ErrorCode::kFormat, src + ": the top level must be a JSON object");

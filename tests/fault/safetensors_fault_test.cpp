@@ -80,6 +80,8 @@ TEST(SafetensorsFault, HeaderNotJson) {
   expect_format_error(st_image("{\"t\": ", ""), {"not valid JSON"});
   expect_format_error(st_image("{} trailing", ""), {"not valid JSON"});
   expect_format_error(st_image(std::string("{\"\xff\xfe\": 1}"), ""), {"not valid JSON"});
+  expect_format_error(st_image("{\"t\": {\"dtype\": \"F32\", \"shape\": [1e400], \"data_offsets\": [0, 0]}}", ""),
+                      {"not valid JSON"});
   expect_format_error(st_image("[]", ""), {"JSON object"});
   expect_format_error(st_image("12", ""), {"JSON object"});
 }
