@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     std::atomic<size_t> next{0}, total{0};
     auto work = [&] {
       size_t local = 0;
-      for (size_t i; (i = next.fetch_add(1)) < docs.size();) local += tok.encode(*docs[i], false, true).size();
+      for (size_t i; (i = next.fetch_add(1)) < docs.size();)
+        local += tok.encode(*docs[i], false, true).size();
       total += local;
     };
     const auto a = std::chrono::steady_clock::now();
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
   std::printf("moert tokenizer: load %.0f ms\n", std::chrono::duration<double, std::milli>(t1 - t0).count());
   std::printf("corpus: %zu documents, %.2f MB, %zu tokens\n", docs.size(), bytes / 1e6, tokens);
   std::printf("encode, 1 thread, first run: %.1f MB/s\n", bytes / 1e6 / cold);
-  std::printf("encode, %d thread(s), best of 3: %.1f MB/s (%.2f s, %.2f Mtokens/s)\n", threads, bytes / 1e6 / best,
-              best, tokens / 1e6 / best);
+  std::printf("encode, %d thread(s), best of 3: %.1f MB/s (%.2f s, %.2f Mtokens/s)\n", threads,
+              bytes / 1e6 / best, best, tokens / 1e6 / best);
   return 0;
 }

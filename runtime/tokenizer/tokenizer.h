@@ -23,6 +23,12 @@
 // a pre-tokenizer such as Metaspace, a model other than BPE, a decoder other than ByteLevel) make load()
 // throw Error(kUnsupported) naming the type.
 //
+// Known limits: character classes (\p{L}, \p{N}, ...) follow the Unicode tables of the PCRE2 linked in
+// (10.42: Unicode 14), HF's follow Oniguruma's, so code points assigned after Unicode 14 may split
+// differently. BPE unk_token, dropout, continuing_subword_prefix/end_of_word_suffix are rejected (DeepSeek
+// uses none). The post-processor is not run: BOS comes from add_bos (TemplateProcessing is accepted and
+// ignored).
+//
 // Threading: a Tokenizer is immutable after load(); all const methods may be called concurrently.
 // A StreamDecoder is used by one thread at a time.
 #pragma once

@@ -29,8 +29,8 @@ const moert::Tokenizer& tokenizer() {
       std::abort();
     }
     const size_t slash = path.find_last_of('/');
-    const std::string config = (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) +
-                               "tokenizer_config.json";
+    const std::string config =
+        (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + "tokenizer_config.json";
     std::FILE* f = std::fopen(config.c_str(), "rb");
     if (f) std::fclose(f);
     return std::make_unique<moert::Tokenizer>(moert::Tokenizer::load(path, f ? config : std::string()));
@@ -70,7 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Arbitrary ids (from the input bytes) decode to valid UTF-8, streamed or not.
   std::vector<int32_t> raw;
   for (size_t i = 0; i + 3 <= size; i += 3)
-    raw.push_back(static_cast<int32_t>((data[i] | (data[i + 1] << 8) | (data[i + 2] << 16)) % (tok.vocab_size() + 8)));
+    raw.push_back(
+        static_cast<int32_t>((data[i] | (data[i + 1] << 8) | (data[i + 2] << 16)) % (tok.vocab_size() + 8)));
   const std::string d = tok.decode(raw, true);
   check(moert::tok::utf8_valid(d), "decode of random ids gave invalid UTF-8");
   moert::StreamDecoder sd(tok, true);

@@ -339,6 +339,38 @@ TEST(Tokenizer, ConcurrentEncodeIsConsistent) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
+TEST(Tokenizer, RandomBytesRoundTripWhenValid) {
+  // A deterministic miniature of tests/fuzz/fuzz_tokenizer.cpp.
+  uint64_t state = 0x9E3779B97F4A7C15ULL;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  const std::vector<std::string> pieces = {"a",        " ",    "\n", "中", "😀", "<｜User｜>",
+                                           "\xF0\x9F", "\xFF", "7",  "\t", "é"};
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string s;
+    const int n = static_cast<int>(next() % 24);
+    for (int k = 0; k < n; ++k) {
+      if (next() % 3 == 0) {
+        s.push_back(static_cast<char>(next() & 0xFF));
+      } else {
+        s += pieces[next() % pieces.size()];
+      }
+    }
+    for (bool ps : {true, false}) {
+      const auto ids = v3().encode(s, false, ps);
+      const std::string back = v3().decode(ids, false);
+      ASSERT_TRUE(valid_utf8(back));
+      if (valid_utf8(s)) {
+        ASSERT_EQ(back, s) << json(s).dump();
+      }
+    }
+  }
+}
+
 // ----------------------------------------------------------------------------------------------- templates
 
 TEST(ChatTemplate, RecognisesV3AndRejectsOthers) {
