@@ -1,6 +1,9 @@
 // A fixed pool of worker threads for the CPU kernels. parallel_for splits [0, n) into contiguous chunks,
 // one per thread, and runs them with the calling thread taking part; it does not allocate per call.
+// Idle workers spin for about 2 ms after each call (cheap back-to-back calls), then sleep. A part not yet
+// picked up by a worker is run by the caller, so a slow-to-wake worker does not stall the call.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -24,15 +27,18 @@ class ThreadPool {
 
  private:
   void worker(int index);
+  void run_parts(uint64_t state, int index);
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
+  // The job of the current generation (written by the caller before it publishes state_).
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
-  int job_parts_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> state_{0};      // generation << 32 | parts << 16 | parts claimed
+  std::atomic<int> done_{0};            // parts finished in the current generation
+  std::atomic<int> sleepers_{0};        // workers asleep on cv_start_
+  std::atomic<bool> caller_sleeping_{false};
+  std::atomic<bool> stop_{false};
 };
 
 // Runs fn over [0, n) on `pool` when given, else inline on the calling thread.

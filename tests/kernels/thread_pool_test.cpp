@@ -65,3 +65,21 @@ TEST(ThreadPool, SleepsWhenIdle) {
 
 }  // namespace
 }  // namespace moert::kernels
+
+namespace moert::kernels {
+namespace {
+
+// A pool destroyed right after construction (its workers may not have started yet), with or without a job.
+TEST(ThreadPool, CreateAndDestroyQuickly) {
+  for (int it = 0; it < 300; ++it) {
+    ThreadPool pool(1 + it % 4);
+    if (it % 2) {
+      std::atomic<int> n{0};
+      pool.parallel_for(10, 1, [&](int64_t b, int64_t e, int) { n += static_cast<int>(e - b); });
+      ASSERT_EQ(n.load(), 10);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moert::kernels
