@@ -65,6 +65,12 @@ MOERT_INLINE vf load_f8_part(const uint8_t* p, int n) {
   std::memcpy(&v, p, n);
   return cvt_e4m3(_mm_cvtsi64_si128(static_cast<long long>(v)));
 }
+MOERT_INLINE void load_f8_pair(const uint8_t* p, vf& lo, vf& hi) {
+  __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(static_cast<short>(0xBFFF)));
+  lo = _mm256_cvtph_ps(_mm256_castsi256_si128(w));
+  hi = _mm256_cvtph_ps(_mm256_extracti128_si256(w, 1));
+}
 MOERT_INLINE vf cvt_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
 MOERT_INLINE vf load_bf16(const uint16_t* p) { return cvt_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 MOERT_INLINE vf load_bf16_part(const uint16_t* p, int n) {

@@ -52,6 +52,13 @@ MOERT_INLINE vf cvt_e4m3(__m128i b) {
 }
 MOERT_INLINE vf load_f8(const uint8_t* p) { return cvt_e4m3(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 MOERT_INLINE vf load_f8_part(const uint8_t* p, int n) { return cvt_e4m3(_mm_maskz_loadu_epi8(tmask(n), p)); }
+// 32 codes at once: one widening and one shift/mask for both halves.
+MOERT_INLINE void load_f8_pair(const uint8_t* p, vf& lo, vf& hi) {
+  __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  w = _mm512_and_si512(_mm512_slli_epi16(w, 7), _mm512_set1_epi16(static_cast<short>(0xBFFF)));
+  lo = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
+  hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
+}
 MOERT_INLINE vf cvt_bf16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
 MOERT_INLINE vf load_bf16(const uint16_t* p) {
   return cvt_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
