@@ -42,7 +42,9 @@ TEST_P(OpsTest, RmsNorm) {
             const double expect = w.value[i] * (x[r * ldx + i] * inv);
             ASSERT_NEAR(y[r * ldy + i], expect, 4e-6 * std::fabs(expect) + 1e-30) << r << "," << i;
           }
-          if (ldy > d) ASSERT_TRUE(std::isnan(y[r * ldy + d]));
+          if (ldy > d) {
+            ASSERT_TRUE(std::isnan(y[r * ldy + d]));
+          }
         }
         // in place
         std::vector<float> z(x);

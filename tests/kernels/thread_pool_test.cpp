@@ -25,7 +25,9 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
           EXPECT_LT(b, e);
           EXPECT_GE(tid, 0);
           EXPECT_LT(tid, threads);
-          if (e != n) EXPECT_GE(e - b, std::min(grain, n));
+          if (e != n) {
+            EXPECT_GE(e - b, std::min(grain, n));
+          }
           for (int64_t i = b; i < e; ++i) hits[i]++;
           calls++;
         });
