@@ -1,7 +1,9 @@
-// x @ W^T and x @ W with the weight dequantised on the fly. The vectorised versions (simd_impl.inc:
-// small M reads the stored weights directly with the fp8 block scales folded into x; large M dequantises
-// 32-row panels into a per-thread buffer and runs 6x4 register tiles) are chosen at run time; the
-// portable version below is the fallback for CPUs without AVX2.
+// x @ W^T and x @ W with the weight dequantised on the fly. The vectorised versions (simd_impl.inc) are
+// chosen at run time: small M (<= 4 with AVX-512, <= 2 with AVX2) reads the stored weights directly, the
+// fp8 block scales folded into a scaled copy of x, in 1-4 x 4 dot-product tiles; larger M dequantises
+// 32-row panels exactly, packs them transposed into a per-thread buffer and runs a 12 x 32 (AVX2: 6 x 16)
+// broadcast micro-kernel; threads split N (and M when there are few panels). x @ W walks column chunks of
+// 64 with 6 x 64 register tiles. The portable version below is the fallback for CPUs without AVX2.
 #include <algorithm>
 
 #include "dequant.h"
