@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/host_pool.h"
 #include "cpu/act_quant.h"
 #include "cpu/attention.h"
 #include "cpu/dequant.h"
@@ -70,9 +71,8 @@ class CpuBackend final : public Backend {
     t.cols = cols;
     t.ld = cols;
     const size_t bytes = std::max<size_t>(64, static_cast<size_t>(rows * cols) * dtype_size(dtype));
-    void* p = ::operator new(bytes, std::align_val_t(64));
-    t.owner = std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t(64)); });
-    t.data = p;
+    t.owner = pool_alloc_->allocate(bytes);
+    t.data = t.owner.get();
     return t;
   }
 
@@ -305,6 +305,7 @@ class CpuBackend final : public Backend {
   }
 
   kernels::ThreadPool pool_;
+  std::shared_ptr<HostPool> pool_alloc_ = std::make_shared<HostPool>();
   std::vector<float> quant_buf_;
   Tensor scratch_[4];
 };
