@@ -2,7 +2,15 @@
 # Installs the Debian 12 packages moert builds and tests with (skips the ones already present).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libgtest-dev libgmock-dev libpcre2-dev
-      clang libclang-rt-14-dev python3 python3-numpy python3-pytest)
+      clang libclang-rt-14-dev python3 python3-numpy python3-pytest
+      # bindings/: SWIG for Python and Java, the Python headers, a notebook runner, Go, JDK 17 with JUnit 4,
+      # bindgen for moert-sys (and Debian's Rust when rustup's cargo is absent: see below)
+      swig python3-dev python3-nbclient python3-nbformat python3-ipykernel golang-go default-jdk-headless
+      junit4 libhamcrest-java bindgen)
+# Rust: a rustup toolchain (cargo on PATH or in ~/.cargo/bin) is used when present, else Debian's.
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+  PKGS+=(cargo rustc)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,206 @@
+"""The Python binding on the shipped moert-tiny-coder: transformers' greedy references, errors, cancel,
+concurrent streams, tokenizer, logits, sessions and resource handling."""
+import gc
+import io
+import threading
+
+import numpy as np
+import pytest
+
+import moert
+from conftest import MODEL_DIR, PROMPTS
+
+
+def test_version():
+    assert moert.api_version() >= 1
+    assert moert.__version__.count(".") == 2
+
+
+def test_model_info(model):
+    assert model.vocab_size == 8320
+    assert 0 < model.tokenizer.info("vocab_size") <= model.vocab_size
+    assert model.info("num_layers") > 0
+    assert model.context_length > 0
+    assert isinstance(model.config, dict)
+
+
+@pytest.mark.parametrize("k", range(4))
+def test_greedy_reference_from_ids_and_text(model, reference, k):
+    ids, want = reference[k]
+    assert model.tokenizer.encode(PROMPTS[k]) == ids
+    with model.generate(ids, max_tokens=48, ignore_eos=True, temperature=0) as s:
+        events = list(s)
+        assert [t.id for t in events] == want
+        assert s.finish_reason == moert.FinishReason.LENGTH
+        assert "".join(t.text for t in events) == model.tokenizer.decode(want)
+        u = s.usage
+        assert (u.prompt_tokens, u.generated_tokens) == (len(ids), 48)
+        assert u.time_to_first_token_s > 0 and u.tokens_per_second > 0
+        # After the end the final event comes again.
+        assert s.next(0) == moert.Token(-1, "", moert.FinishReason.LENGTH)
+    with model.generate(PROMPTS[k], max_tokens=48, ignore_eos=True) as s:
+        assert s.token_ids() == want
+
+
+def test_tokenizer(model):
+    tok = model.tokenizer
+    ids = tok.encode("héllo wörld ✓", add_bos=False)
+    assert tok.decode(ids) == "héllo wörld ✓"
+    assert tok.encode("x", add_bos=True)[0] == model.bos_token_id
+    chat = tok.apply_chat_template([{"role": "user", "content": "Write a function."}])
+    assert "Write a function." in chat and "Assistant" in chat
+    with moert.Tokenizer.load(MODEL_DIR + "/tokenizer.json") as t2:
+        assert t2.encode(PROMPTS[0]) == tok.encode(PROMPTS[0])
+
+
+def test_chat(model):
+    msgs = [{"role": "user", "content": "Write a function."}]
+    with model.chat(msgs, max_tokens=8, ignore_eos=True) as s:
+        assert len(s.token_ids()) == 8
+        rendered = model.tokenizer.apply_chat_template(msgs)
+        assert s.usage.prompt_tokens == len(model.tokenizer.encode(rendered, add_bos=False))
+
+
+def test_stop_string_and_stop_token(model, reference):
+    ids, want = reference[0]
+    full = model.tokenizer.decode(want)
+    stop = full[6:11]
+    with model.generate(ids, max_tokens=48, ignore_eos=True, stop=[stop]) as s:
+        assert s.text() == full[:full.index(stop)]
+        assert s.finish_reason == moert.FinishReason.STOP
+    with model.generate(ids, max_tokens=48, ignore_eos=True, stop_token_ids=[want[3]]) as s:
+        got = s.token_ids()
+        assert s.finish_reason == moert.FinishReason.STOP
+        assert got == want[:got.index(want[3]) + 1]
+
+
+def test_seeded_sampling(model, reference):
+    ids = reference[1][0]
+    run = lambda seed: model.generate(ids, max_tokens=24, temperature=0.8, top_p=0.9, top_k=40, min_p=0.02,
+                                      repetition_penalty=1.1, presence_penalty=0.2, seed=seed,
+                                      ignore_eos=True).token_ids()
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_logits_match_greedy(model, reference):
+    ids, want = reference[0]
+    logits = model.logits(ids)
+    assert logits.shape == (len(ids), model.vocab_size) and logits.dtype == np.float32
+    assert int(np.argmax(logits[-1])) == want[0]
+    with model.session() as sess:
+        last = sess.eval(ids)
+        assert last.shape == (model.vocab_size,)
+        np.testing.assert_allclose(last, logits[-1], rtol=1e-4, atol=1e-4)
+        assert len(sess) == len(ids)
+        rows = sess.eval(want[:2], all_logits=True)
+        assert rows.shape == (2, model.vocab_size)
+        assert int(np.argmax(rows[0])) == want[1]
+        sess.truncate(len(ids))
+        assert len(sess) == len(ids)
+
+
+def test_errors(model):
+    with pytest.raises(moert.InvalidArgumentError) as e:
+        model.generate([1, 99999])
+    assert "99999" in str(e.value) and e.value.status == 1
+    assert isinstance(e.value, ValueError) and isinstance(e.value, moert.Error)
+    with pytest.raises(moert.InvalidArgumentError):
+        model.generate([])
+    with pytest.raises(moert.InvalidArgumentError):
+        model.logits([5, 8320])
+    with pytest.raises(moert.InvalidArgumentError):
+        model.chat("not json")
+    with pytest.raises(moert.InvalidArgumentError) as e:
+        model.generate("x", temperature=-1)
+    assert "temperature" in str(e.value)
+    with pytest.raises(moert.InvalidArgumentError):
+        model.generate("x", stop_token_ids=[-4])
+    with pytest.raises(moert.IoError) as e:
+        moert.load("/nonexistent/model")
+    assert isinstance(e.value, OSError) and e.value.status_name == "MOERT_ERR_IO"
+    with pytest.raises(moert.IoError):
+        moert.Tokenizer.load("/nonexistent/tokenizer.json")
+    with pytest.raises(moert.InvalidArgumentError):
+        moert.load(MODEL_DIR, max_batch=-3)
+    s = model.generate([5], max_tokens=1)
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(moert.InvalidArgumentError):
+        s.next()
+
+
+def test_timeout_is_an_error(model):
+    with model.generate([5], max_tokens=1) as s:
+        got = None
+        while got is None:
+            try:
+                got = s.next(0)
+            except moert.TimeoutError as e:
+                assert isinstance(e, TimeoutError)
+
+
+def test_cancel_from_another_thread(model, reference):
+    ids = reference[0][0]
+    with model.generate(ids, max_tokens=1000000, ignore_eos=True) as s:
+        it = iter(s)
+        next(it)
+        t = threading.Thread(target=s.cancel)
+        t.start()
+        t.join()
+        for _ in it:
+            pass
+        assert s.finish_reason == moert.FinishReason.CANCELLED
+        assert s.usage.generated_tokens < 1000000
+
+
+def test_concurrent_streams_from_threads(model, reference):
+    got = [None] * 8
+    errors = []
+
+    def work(i):
+        try:
+            ids = reference[i % 4][0]
+            with model.generate(ids, max_tokens=48, ignore_eos=True) as s:
+                got[i] = s.token_ids()
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(8):
+        assert got[i] == reference[i % 4][1], i
+
+
+def test_load_progress_and_cancel():
+    seen = []
+    with moert.load(MODEL_DIR, threads=1, progress=lambda f, stage: seen.append((f, stage))) as m:
+        assert m.vocab_size == 8320
+    assert seen and seen[-1][0] == 1.0
+    assert all(0.0 <= f <= 1.0 for f, _ in seen)
+    with pytest.raises(moert.CancelledError):
+        moert.load(MODEL_DIR, progress=lambda f, stage: f > 0)
+    with pytest.raises(KeyError):  # an exception in the callback cancels the load and comes back
+        moert.load(MODEL_DIR, progress=lambda f, stage: {}["boom"])
+    bar = io.StringIO()
+    with moert.load(MODEL_DIR, threads=1, progress=moert._ProgressBar(bar)):
+        pass
+    assert "100%" in bar.getvalue()
+
+
+def test_resources_freed(reference):
+    m = moert.load(MODEL_DIR, threads=1)
+    s = m.generate(reference[0][0], max_tokens=4, ignore_eos=True)
+    m.close()  # the stream keeps the model alive
+    assert m.closed
+    assert len(s.token_ids()) == 4
+    s.close()
+    # Forgotten handles are freed by the collector.
+    m2 = moert.load(MODEL_DIR, threads=1)
+    m2.generate("x", max_tokens=2)
+    del m2
+    gc.collect()
