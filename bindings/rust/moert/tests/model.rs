@@ -1,0 +1,228 @@
+//! The Rust binding on the shipped moert-tiny-coder: transformers' greedy references, errors, cancel,
+//! concurrent streams, tokenizer, logits and sessions.
+use moert::{FinishReason, GenerateOptions, LoadOptions, Message, Model, Status, Tokenizer};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PROMPTS: [&str; 4] = [
+    "def fibonacci(n):\n",
+    "import numpy as np\n\n\ndef normalize(x):\n",
+    "class Stack:\n    def __init__(self):\n",
+    "# Read a CSV file and print the sum of each column\n",
+];
+
+fn model_dir() -> PathBuf {
+    match std::env::var("MOERT_MODEL_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../samples/models/moert-tiny-coder"),
+    }
+}
+
+/// A tiny safetensors reader: the int32 tensor `name` of reference.safetensors.
+fn tensor(data: &[u8], name: &str) -> Vec<i32> {
+    let n = u64::from_le_bytes(data[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&data[8..8 + n]).unwrap();
+    let at = header.find(&format!("\"{}\"", name)).unwrap_or_else(|| panic!("{} missing", name));
+    let key = "\"data_offsets\":[";
+    let rest = &header[at..];
+    let rest = &rest[rest.find(key).unwrap() + key.len()..];
+    let nums: Vec<usize> = rest[..rest.find(']').unwrap()].split(',').map(|s| s.trim().parse().unwrap()).collect();
+    data[8 + n + nums[0]..8 + n + nums[1]]
+        .chunks(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn reference() -> Vec<(Vec<i32>, Vec<i32>)> {
+    let data = std::fs::read(model_dir().join("reference.safetensors")).unwrap();
+    (0..4)
+        .map(|k| (tensor(&data, &format!("prompt{}.ids", k)), tensor(&data, &format!("prompt{}.greedy", k))))
+        .collect()
+}
+
+fn load() -> Model {
+    Model::load_with(model_dir(), &LoadOptions::new().threads(2), None).expect("load")
+}
+
+fn greedy(n: i64) -> GenerateOptions {
+    GenerateOptions::new().max_tokens(n).ignore_eos(true).temperature(0.0)
+}
+
+#[test]
+fn greedy_matches_reference_from_ids_and_text() {
+    let model = load();
+    let tok = model.tokenizer().unwrap();
+    for (k, (ids, want)) in reference().iter().enumerate() {
+        assert_eq!(&tok.encode(PROMPTS[k], None).unwrap(), ids, "prompt {}", k);
+        let mut s = model.generate_tokens(ids, &greedy(48)).unwrap();
+        let mut got = Vec::new();
+        let mut text = String::new();
+        for t in &mut s {
+            let t = t.unwrap();
+            got.extend(t.id);
+            text.push_str(&t.text);
+        }
+        assert_eq!(&got, want, "prompt {}", k);
+        assert_eq!(s.finish_reason(), Some(FinishReason::Length));
+        assert_eq!(text, tok.decode(want).unwrap());
+        let u = s.usage().unwrap();
+        assert_eq!((u.prompt_tokens, u.generated_tokens), (ids.len() as i64, 48));
+        assert!(u.time_to_first_token > Duration::ZERO && u.tokens_per_second > 0.0);
+        let last = s.next_event(Some(Duration::ZERO)).unwrap();
+        assert_eq!((last.id, last.finish), (None, Some(FinishReason::Length)));
+        assert_eq!(&model.generate(PROMPTS[k], &greedy(48)).unwrap().collect_tokens().unwrap(), want);
+    }
+}
+
+#[test]
+fn concurrent_streams_from_threads() {
+    let model = Arc::new(load());
+    let refs = Arc::new(reference());
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let (model, refs) = (Arc::clone(&model), Arc::clone(&refs));
+            std::thread::spawn(move || {
+                let got = model.generate_tokens(&refs[i % 4].0, &greedy(48)).unwrap().collect_tokens().unwrap();
+                assert_eq!(got, refs[i % 4].1, "thread {}", i);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    // Streams borrowing one model, read by scoped threads.
+    let refs = reference();
+    std::thread::scope(|sc| {
+        for (ids, want) in &refs {
+            let s = model.generate_tokens(ids, &greedy(48)).unwrap();
+            sc.spawn(move || {
+                let mut s = s;
+                assert_eq!(&s.collect_tokens().unwrap(), want)
+            });
+        }
+    });
+}
+
+#[test]
+fn cancel_from_another_thread() {
+    let model = load();
+    let ids = &reference()[0].0;
+    let mut s = model.generate_tokens(ids, &greedy(1_000_000)).unwrap();
+    assert!(s.next().unwrap().is_ok());
+    let c = s.canceller();
+    std::thread::spawn(move || c.cancel().unwrap()).join().unwrap();
+    for t in &mut s {
+        t.unwrap();
+    }
+    assert_eq!(s.finish_reason(), Some(FinishReason::Cancelled));
+    // Dropping a running stream cancels it.
+    let s = model.generate_tokens(ids, &greedy(1_000_000)).unwrap();
+    drop(s);
+}
+
+#[test]
+fn stop_strings_and_tokens_and_sampling() {
+    let model = load();
+    let tok = model.tokenizer().unwrap();
+    let (ids, want) = &reference()[0];
+    let full = tok.decode(want).unwrap();
+    let stop = &full[6..11];
+    let mut s = model.generate_tokens(ids, &greedy(48).stop(stop)).unwrap();
+    assert_eq!(s.collect_text().unwrap(), full[..full.find(stop).unwrap()]);
+    assert_eq!(s.finish_reason(), Some(FinishReason::Stop));
+    let mut s = model.generate_tokens(ids, &greedy(48).stop_token_id(want[3])).unwrap();
+    let got = s.collect_tokens().unwrap();
+    assert_eq!(s.finish_reason(), Some(FinishReason::Stop));
+    assert_eq!(got[..], want[..=want.iter().position(|&t| t == want[3]).unwrap()]);
+    let run = |seed| {
+        let o = GenerateOptions::new()
+            .max_tokens(24)
+            .temperature(0.8)
+            .top_k(40)
+            .top_p(0.9)
+            .min_p(0.02)
+            .repetition_penalty(1.1)
+            .presence_penalty(0.2)
+            .seed(seed)
+            .ignore_eos(true);
+        model.generate_tokens(&reference()[1].0, &o).unwrap().collect_tokens().unwrap()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+#[test]
+fn tokenizer_chat_logits_session() {
+    let model = load();
+    assert_eq!(model.info("vocab_size").unwrap(), 8320);
+    assert!(model.config_json().unwrap().starts_with('{'));
+    let tok = model.tokenizer().unwrap();
+    let ids = tok.encode("héllo wörld ✓", Some(false)).unwrap();
+    assert_eq!(tok.decode(&ids).unwrap(), "héllo wörld ✓");
+    let msgs = [Message::user("Write a function.")];
+    let rendered = tok.apply_chat_template(&msgs, true).unwrap();
+    assert!(rendered.contains("Write a function.") && rendered.contains("Assistant"));
+    let mut s = model.generate_chat(&msgs, &greedy(8)).unwrap();
+    assert_eq!(s.collect_tokens().unwrap().len(), 8);
+    assert_eq!(s.usage().unwrap().prompt_tokens as usize, tok.encode(&rendered, Some(false)).unwrap().len());
+    let t2 = Tokenizer::load(model_dir().join("tokenizer.json")).unwrap();
+    assert_eq!(t2.encode(PROMPTS[0], None).unwrap(), tok.encode(PROMPTS[0], None).unwrap());
+
+    let (ids, want) = &reference()[0];
+    let v = model.vocab_size();
+    let logits = model.logits(ids).unwrap();
+    assert_eq!(logits.len(), ids.len() * v);
+    let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |b, (i, &x)| if x > row[b] { i } else { b }) as i32;
+    assert_eq!(argmax(&logits[(ids.len() - 1) * v..]), want[0]);
+    let mut sess = model.session().unwrap();
+    let last = sess.eval(ids, false).unwrap();
+    assert_eq!(argmax(&last), want[0]);
+    assert_eq!(sess.len().unwrap(), ids.len());
+    let rows = sess.eval(&want[..2], true).unwrap();
+    assert_eq!(argmax(&rows[..v]), want[1]);
+    sess.truncate(ids.len()).unwrap();
+    assert_eq!(sess.len().unwrap(), ids.len());
+}
+
+#[test]
+fn errors_are_results() {
+    let model = load();
+    let e = model.generate_tokens(&[1, 99999], &GenerateOptions::new()).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+    assert!(e.message().contains("99999"), "{}", e);
+    assert_eq!(model.generate_tokens(&[], &GenerateOptions::new()).unwrap_err().status(), Status::InvalidArgument);
+    assert_eq!(model.logits(&[5, 8320]).unwrap_err().status(), Status::InvalidArgument);
+    assert_eq!(model.generate_chat_json("not json", &GenerateOptions::new()).unwrap_err().status(), Status::InvalidArgument);
+    let e = model.generate("x", &GenerateOptions::new().temperature(-1.0)).unwrap_err();
+    assert!(e.message().contains("temperature"));
+    assert_eq!(model.info("nope").unwrap_err().status(), Status::InvalidArgument);
+    assert_eq!(Model::load("/nonexistent/model").unwrap_err().status(), Status::Io);
+    assert_eq!(Tokenizer::load("/nonexistent/tokenizer.json").unwrap_err().status(), Status::Io);
+    assert_eq!(model.generate("a\0b", &GenerateOptions::new()).unwrap_err().status(), Status::InvalidArgument);
+    let mut s = model.generate_tokens(&[5], &greedy(1)).unwrap();
+    loop {
+        match s.next_event(Some(Duration::ZERO)) {
+            Ok(_) => break,
+            Err(e) => assert_eq!(e.status(), Status::Timeout),
+        }
+    }
+}
+
+#[test]
+fn load_progress_and_cancel() {
+    let mut seen = Vec::new();
+    let m = Model::load_with(model_dir(), &LoadOptions::new().threads(1), Some(&mut |f, stage: &str| {
+        seen.push((f, stage.to_owned()));
+        false
+    }))
+    .unwrap();
+    drop(m);
+    assert!(!seen.is_empty() && seen.last().unwrap().0 == 1.0);
+    let e = Model::load_with(model_dir(), &LoadOptions::new(), Some(&mut |f, _: &str| f > 0.0)).unwrap_err();
+    assert_eq!(e.status(), Status::Cancelled);
+    let r = std::panic::catch_unwind(|| {
+        Model::load_with(model_dir(), &LoadOptions::new(), Some(&mut |_, _: &str| panic!("boom")))
+    });
+    assert!(r.is_err(), "a panic in the callback comes back");
+}
