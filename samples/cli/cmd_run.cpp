@@ -1,5 +1,7 @@
 // moert run: complete a prompt, streaming text to stdout; moert chat: an interactive chat with history.
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -109,8 +111,17 @@ std::string json_escape(const std::string& s) {
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos"});
-  const std::string prompt = a.require("prompt");
+  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-echo"});
+  std::string prompt;
+  if (a.has("prompt-file")) {
+    // "-" reads stdin: prompts with trailing newlines survive (a shell's $(...) would strip them).
+    const std::string path = a.get("prompt-file");
+    std::ifstream f(path == "-" ? "/dev/stdin" : path, std::ios::binary);
+    if (!f) die("cannot read --prompt-file " + path);
+    prompt.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  } else {
+    prompt = a.require("prompt");
+  }
   moert_model* m = load_model(a);
   moert_options* g = generation_options(a);
   moert_stream* s = nullptr;

@@ -16,7 +16,7 @@ void usage() {
       "  logits   --model DIR --tokens 5,17,3 --out FILE [--decode-from K] [--activations fp32|fp8] [--threads N]\n"
       "           write float32 logits [tokens, vocab] (little-endian, row-major)\n"
       "  info     [--model DIR]   the config as understood, parameter count, KV-cache bytes per token\n"
-      "  run      [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+      "  run      [--model DIR] --prompt TEXT|--prompt-file FILE|- [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
       "           [--min-p P] [--seed S] [--stop STR] [--ignore-eos] [--threads N] [--quiet] [--no-echo]\n"
       "           stream a completion (default model: the shipped moert-tiny-coder)\n"
       "  chat     [--model DIR] [--system TEXT] ...   interactive chat with the model's chat template\n"

@@ -1,0 +1,90 @@
+// The moert program's text commands: `run` reproduces transformers' greedy continuations of the shipped
+// model as text; `tokenize` / `detokenize` / `chat-template` give Hugging Face's ids and renders.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "golden_fixture.h"
+#include "tokenizer/tokenizer.h"
+
+namespace moert {
+namespace {
+
+// Runs a shell command, feeding `input` on stdin; returns its stdout.
+std::string run(const std::string& cmd, const std::string& input = "") {
+  const std::string in = ::testing::TempDir() + "/cli_text_stdin.txt";
+  std::ofstream(in, std::ios::binary) << input;
+  FILE* p = popen((cmd + " < " + in + " 2>/dev/null").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << cmd;
+  return out;
+}
+
+const std::string kCli = MOERT_CLI;
+const std::string kModel = MOERT_DEFAULT_MODEL_DIR;
+
+TEST(CliText, RunReproducesReferenceContinuations) {
+  SafetensorsFile ref(kModel + "/reference.safetensors");
+  Tokenizer tok = Tokenizer::load(kModel + "/tokenizer.json", kModel + "/tokenizer_config.json");
+  const char* prompts[] = {"def fibonacci(n):\n", "import numpy as np\n\n\ndef normalize(x):\n",
+                           "class Stack:\n    def __init__(self):\n",
+                           "# Read a CSV file and print the sum of each column\n"};
+  for (int i = 0; i < 4; ++i) {
+    const TensorInfo& g = ref.tensors().at("prompt" + std::to_string(i) + ".greedy");
+    std::vector<int32_t> ids(reinterpret_cast<const int32_t*>(g.data), reinterpret_cast<const int32_t*>(g.data) + g.numel());
+    const std::string want = tok.decode(ids, true);
+    // The default model is used when none is named.
+    const std::string out = run(kCli + " run --quiet --no-echo --ignore-eos --max-tokens 48 --prompt-file -",
+                                prompts[i]);
+    EXPECT_EQ(out, want + "\n") << "prompt " << i;
+  }
+}
+
+TEST(CliText, TokenizeMatchesHuggingFaceCases) {
+  const std::string dir = std::string(MOERT_TEST_DATA) + "/tokenizer-deepseek-v3";
+  std::ifstream f(dir + "/encode_cases.jsonl");
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line) && n < 8) {  // each call loads the 7.6 MB tokenizer
+    auto c = nlohmann::json::parse(line);
+    std::string want;
+    for (auto& id : c["ids"]) want += (want.empty() ? "" : ",") + std::to_string(id.get<int>());
+    EXPECT_EQ(run(kCli + " tokenize --tokenizer " + dir + "/tokenizer.json", c["text"].get<std::string>()),
+              want + "\n")
+        << c["text"];
+    if (c.value("decode_roundtrip", false) && !want.empty())
+      EXPECT_EQ(run(kCli + " detokenize --tokenizer " + dir + "/tokenizer.json", want), c["text"].get<std::string>());
+    ++n;
+  }
+  EXPECT_EQ(n, 8);
+  // --bos prepends the BOS id.
+  EXPECT_EQ(run(kCli + " tokenize --bos --tokenizer " + dir + "/tokenizer.json", "").substr(0, 1), "0");
+}
+
+TEST(CliText, ChatTemplateMatchesJinjaCases) {
+  const std::string dir = std::string(MOERT_TEST_DATA) + "/tokenizer-deepseek-v3";
+  std::ifstream f(dir + "/chat_cases.jsonl");
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line)) {
+    auto c = nlohmann::json::parse(line);
+    if (!c.contains("messages") || !c.contains("rendered")) continue;
+    const bool gen = c.value("add_generation_prompt", true);
+    EXPECT_EQ(run(kCli + " chat-template --tokenizer " + dir + "/tokenizer.json" +
+                      (gen ? "" : " --no-generation-prompt"),
+                  c["messages"].dump()),
+              c["rendered"].get<std::string>())
+        << c["name"];
+    ++n;
+  }
+  EXPECT_GT(n, 0);
+}
+
+}  // namespace
+}  // namespace moert
