@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "handles.h"
+#include "model/random_checkpoint.h"
 #include "options.h"
 
 using moert::ErrorCode;
@@ -140,6 +141,40 @@ MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tok
     std::vector<moert::SequenceStep> steps{{&kv, tokens, static_cast<int64_t>(n), true}};
     std::lock_guard<std::mutex> lock(m.step_mutex());
     m.model().forward(steps, logits);
+  });
+}
+
+MOERT_API moert_status moert_checkpoint_write_random(const char* dir, const moert_options* shape) {
+  return guarded([&] {
+    require(dir, "dir");
+    moert::RandomCheckpointSpec s;
+    if (shape) {
+      const moert_options& o = *shape;
+      s.vocab = o.get_int("model.vocab", s.vocab);
+      s.hidden = o.get_int("model.hidden", s.hidden);
+      s.intermediate = o.get_int("model.intermediate", s.intermediate);
+      s.moe_intermediate = o.get_int("model.moe_intermediate", s.moe_intermediate);
+      s.layers = o.get_int("model.layers", s.layers);
+      s.dense_layers = o.get_int("model.dense_layers", s.dense_layers);
+      s.heads = o.get_int("model.heads", s.heads);
+      s.q_lora = o.get_int("model.q_lora", s.q_lora);
+      s.kv_lora = o.get_int("model.kv_lora", s.kv_lora);
+      s.experts = o.get_int("model.experts", s.experts);
+      s.top_k = o.get_int("model.top_k", s.top_k);
+      s.n_group = o.get_int("model.groups", s.n_group);
+      s.topk_group = o.get_int("model.topk_groups", s.topk_group);
+      s.shared = o.get_int("model.shared", s.shared);
+      s.mtp = o.get_int("model.mtp", s.mtp);
+      s.fp8 = o.get_int("model.fp8", 1) != 0;
+      s.seed = static_cast<uint64_t>(o.get_int("model.seed", 1));
+    }
+    if (s.dense_layers > s.layers) fail(ErrorCode::kInvalidArgument, "model.dense_layers exceeds model.layers");
+    if (s.experts && (s.experts % s.n_group || s.topk_group > s.n_group || s.top_k > s.experts ||
+                      s.top_k > s.topk_group * (s.experts / s.n_group) || s.experts / s.n_group < 2))
+      fail(ErrorCode::kInvalidArgument,
+           "inconsistent routing shape: experts " + std::to_string(s.experts) + ", groups " + std::to_string(s.n_group) +
+               ", topk_groups " + std::to_string(s.topk_group) + ", top_k " + std::to_string(s.top_k));
+    moert::write_random_checkpoint(dir, s);
   });
 }
 

@@ -41,6 +41,24 @@ const std::vector<KeySpec>& specs() {
       {"stop_token_ids", Kind::kIntList, 0, 2147483647.0, {}},
       {"ignore_eos", Kind::kInt, 0, 1, {}},
       {"add_generation_prompt", Kind::kInt, 0, 1, {}},
+      // random checkpoint shape (moert_checkpoint_write_random)
+      {"model.vocab", Kind::kInt, 2, 1 << 24, {}},
+      {"model.hidden", Kind::kInt, 16, 1 << 16, {}},
+      {"model.intermediate", Kind::kInt, 1, 1 << 20, {}},
+      {"model.moe_intermediate", Kind::kInt, 1, 1 << 20, {}},
+      {"model.layers", Kind::kInt, 1, 1024, {}},
+      {"model.dense_layers", Kind::kInt, 0, 1024, {}},
+      {"model.heads", Kind::kInt, 1, 1024, {}},
+      {"model.q_lora", Kind::kInt, 0, 1 << 16, {}},
+      {"model.kv_lora", Kind::kInt, 1, 1 << 16, {}},
+      {"model.experts", Kind::kInt, 0, 1 << 14, {}},
+      {"model.top_k", Kind::kInt, 1, 1 << 14, {}},
+      {"model.groups", Kind::kInt, 1, 1 << 14, {}},
+      {"model.topk_groups", Kind::kInt, 1, 1 << 14, {}},
+      {"model.shared", Kind::kInt, 0, 64, {}},
+      {"model.mtp", Kind::kInt, 0, 8, {}},
+      {"model.fp8", Kind::kInt, 0, 1, {}},
+      {"model.seed", Kind::kInt, 0, 9.2e18, {}},
   };
   return kSpecs;
 }

@@ -23,6 +23,10 @@ void usage() {
       "  tokenize     --tokenizer FILE|--model DIR [--bos] [--no-special]  text on stdin -> ids\n"
       "  detokenize   --tokenizer FILE|--model DIR [--skip-special]        ids on stdin -> text\n"
       "  chat-template --model DIR [--no-generation-prompt]   JSON messages on stdin -> prompt text\n"
+      "  make-model --out DIR [--hidden 7168 --layers 3 --dense-layers 1 --heads 128 --q-lora 1536\n"
+      "           --kv-lora 512 --experts 256 --moe-inter 2048 --inter 18432 --top-k 8 --groups 8\n"
+      "           --topk-groups 4 --shared 1 --vocab 129280 --mtp 0 --seed 1 --bf16]\n"
+      "           write a random-weight checkpoint of that shape (FP8 unless --bf16)\n"
       "  version  print the library version\n",
       moert_version_string());
 }
@@ -42,6 +46,7 @@ int main(int argc, char** argv) {
   if (cmd == "tokenize") return cli::cmd_tokenize(argc, argv);
   if (cmd == "detokenize") return cli::cmd_detokenize(argc, argv);
   if (cmd == "chat-template") return cli::cmd_chat_template(argc, argv);
+  if (cmd == "make-model") return cli::cmd_make_model(argc, argv);
   if (cmd == "version") {
     std::printf("moert %s (API %d)\n", moert_version_string(), moert_api_version());
     return 0;

@@ -88,3 +88,26 @@ TEST(CliText, ChatTemplateMatchesJinjaCases) {
 
 }  // namespace
 }  // namespace moert
+
+namespace moert {
+namespace {
+
+TEST(CliText, MakeModelWritesALoadableCheckpoint) {
+  const std::string dir = ::testing::TempDir() + "/made_model";
+  run(kCli + " make-model --out " + dir +
+      " --hidden 256 --layers 3 --dense-layers 1 --heads 2 --q-lora 128 --experts 8 --groups 4 --topk-groups 2"
+      " --top-k 2 --moe-inter 128 --inter 512 --vocab 512 --mtp 1");
+  const ModelConfig cfg = load_model_config(dir);
+  EXPECT_EQ(cfg.hidden_size, 256);
+  EXPECT_EQ(cfg.n_routed_experts, 8);
+  EXPECT_TRUE(cfg.quant.fp8);
+  auto backend = make_cpu_backend(1);
+  DeepseekModel m(cfg, std::make_shared<WeightStore>(dir), *backend, ModelOptions{});
+  EXPECT_EQ(m.weights().mtp.size(), 1u);
+  run(kCli + " logits --model " + dir + " --tokens 1,2,3,4 --decode-from 2 --out " + dir + "/l.bin");
+  std::ifstream f(dir + "/l.bin", std::ios::binary | std::ios::ate);
+  EXPECT_EQ(static_cast<size_t>(f.tellg()), 4u * 512 * 4);
+}
+
+}  // namespace
+}  // namespace moert

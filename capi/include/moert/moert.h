@@ -121,6 +121,17 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
  * INVALID_ARGUMENT (NULL model, or cap too small: nothing is written then). Any thread. */
 MOERT_API moert_status moert_model_config_json(const moert_model* model, char* buf, size_t cap, size_t* needed);
 
+/* Writes a random-weight checkpoint of any DeepSeek-V3 shape in the released layout (config.json, sharded
+ * safetensors with an index, FP8 e4m3 weights with 128x128 scales unless "model.fp8" is 0) into dir
+ * (created if needed), for benchmarks and for shapes that have no released weights. shape keys (all
+ * optional; defaults: hidden 2048, 3 layers of which 1 dense, 16 heads, q_lora 1536, kv_lora 512, 64 experts
+ * of 1408 in 8 groups, top-6 of top-4 groups, 2 shared, vocab 8192): "model.vocab", "model.hidden",
+ * "model.intermediate", "model.moe_intermediate", "model.layers", "model.dense_layers", "model.heads",
+ * "model.q_lora" (0 = q_proj), "model.kv_lora", "model.experts", "model.top_k", "model.groups",
+ * "model.topk_groups", "model.shared", "model.mtp", "model.fp8" (0/1), "model.seed".
+ * Errors: INVALID_ARGUMENT (NULL dir, inconsistent shape), IO. */
+MOERT_API moert_status moert_checkpoint_write_random(const char* dir, const moert_options* shape);
+
 /* ---- evaluation -------------------------------------------------------------------------------- */
 
 /* One sequence with its own KV cache, for evaluating logits token by token. Holds a model reference.
