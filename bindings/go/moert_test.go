@@ -1,0 +1,362 @@
+package moert_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"moert"
+)
+
+var prompts = []string{"def fibonacci(n):\n", "import numpy as np\n\n\ndef normalize(x):\n",
+	"class Stack:\n    def __init__(self):\n", "# Read a CSV file and print the sum of each column\n"}
+
+func modelDir() string {
+	if d := os.Getenv("MOERT_MODEL_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..", "samples", "models", "moert-tiny-coder")
+}
+
+type ref struct{ ids, greedy []int32 }
+
+// A tiny safetensors reader for the int32 tensors of reference.safetensors.
+func reference(t *testing.T) []ref {
+	data, err := os.ReadFile(filepath.Join(modelDir(), "reference.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(data[:8])
+	var header map[string]struct {
+		DType   string `json:"dtype"`
+		Offsets [2]int `json:"data_offsets"`
+	}
+	if err := json.Unmarshal(data[8:8+n], &header); err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) []int32 {
+		e := header[name]
+		b := data[8+int(n)+e.Offsets[0] : 8+int(n)+e.Offsets[1]]
+		v := make([]int32, len(b)/4)
+		for i := range v {
+			v[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		return v
+	}
+	var out []ref
+	for k := 0; k < 4; k++ {
+		out = append(out, ref{get(fmt.Sprintf("prompt%d.ids", k)), get(fmt.Sprintf("prompt%d.greedy", k))})
+	}
+	return out
+}
+
+func load(t *testing.T) *moert.Model {
+	m, err := moert.Load(modelDir(), &moert.LoadOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func greedy(n int) *moert.GenerateOptions { return &moert.GenerateOptions{MaxTokens: n, IgnoreEOS: true} }
+
+func equal(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestGreedyMatchesReference(t *testing.T) {
+	m := load(t)
+	tok, err := m.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	ctx := context.Background()
+	for k, r := range reference(t) {
+		ids, err := tok.Encode(prompts[k], moert.BOSDefault)
+		if err != nil || !equal(ids, r.ids) {
+			t.Fatalf("prompt %d: encode %v %v, want %v", k, ids, err, r.ids)
+		}
+		s, err := m.GenerateTokens(ctx, r.ids, greedy(48))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int32
+		var text strings.Builder
+		for s.Next() {
+			if s.Token().ID >= 0 {
+				got = append(got, s.Token().ID)
+			}
+			text.WriteString(s.Token().Text)
+		}
+		if s.Err() != nil || !equal(got, r.greedy) || s.FinishReason() != moert.FinishLength {
+			t.Fatalf("prompt %d: got %v (%v, %v), want %v", k, got, s.Err(), s.FinishReason(), r.greedy)
+		}
+		if want, _ := tok.Decode(r.greedy); text.String() != want {
+			t.Errorf("prompt %d: text %q, want %q", k, text.String(), want)
+		}
+		u, err := s.Usage()
+		if err != nil || u.PromptTokens != int64(len(r.ids)) || u.GeneratedTokens != 48 || u.TokensPerSecond <= 0 {
+			t.Errorf("usage %+v %v", u, err)
+		}
+		s.Close()
+		s, _ = m.Generate(ctx, prompts[k], greedy(48))
+		if got, err := s.Tokens(); err != nil || !equal(got, r.greedy) {
+			t.Errorf("prompt %d from text: %v %v", k, got, err)
+		}
+		s.Close()
+	}
+}
+
+func TestConcurrentStreams(t *testing.T) {
+	m := load(t)
+	refs := reference(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s, err := m.GenerateTokens(context.Background(), refs[i%4].ids, greedy(48))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			if got, err := s.Tokens(); err != nil || !equal(got, refs[i%4].greedy) {
+				errs <- fmt.Errorf("goroutine %d: %v %v", i, got, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	m := load(t)
+	ids := reference(t)[0].ids
+	s, err := m.GenerateTokens(context.Background(), ids, greedy(1000000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Next() {
+		t.Fatal(s.Err())
+	}
+	done := make(chan error)
+	go func() { done <- s.Cancel() }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for s.Next() {
+	}
+	if s.FinishReason() != moert.FinishCancelled || s.Err() != nil {
+		t.Fatalf("finish %v err %v", s.FinishReason(), s.Err())
+	}
+
+	// Context cancellation.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	s2, err := m.GenerateTokens(ctx, ids, greedy(1000000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	_, err = s2.Tokens()
+	if !errors.Is(err, context.DeadlineExceeded) || s2.FinishReason() != moert.FinishCancelled {
+		t.Fatalf("err %v finish %v", err, s2.FinishReason())
+	}
+}
+
+func TestStopsAndSampling(t *testing.T) {
+	m := load(t)
+	tok, _ := m.Tokenizer()
+	defer tok.Close()
+	r := reference(t)[0]
+	full, _ := tok.Decode(r.greedy)
+	stop := full[6:11]
+	o := greedy(48)
+	o.Stop = []string{stop}
+	s, _ := m.GenerateTokens(nil, r.ids, o)
+	text, err := s.Text()
+	if err != nil || text != full[:strings.Index(full, stop)] || s.FinishReason() != moert.FinishStop {
+		t.Errorf("stop string: %q %v %v", text, err, s.FinishReason())
+	}
+	s.Close()
+	o = greedy(48)
+	o.StopTokenIDs = []int32{r.greedy[3]}
+	s, _ = m.GenerateTokens(nil, r.ids, o)
+	got, _ := s.Tokens()
+	if s.FinishReason() != moert.FinishStop || got[len(got)-1] != r.greedy[3] {
+		t.Errorf("stop token: %v %v", got, s.FinishReason())
+	}
+	s.Close()
+	run := func(seed int64) []int32 {
+		s, err := m.GenerateTokens(nil, reference(t)[1].ids, &moert.GenerateOptions{MaxTokens: 24, Temperature: 0.8,
+			TopK: 40, TopP: moert.Float64(0.9), MinP: 0.02, RepetitionPenalty: moert.Float64(1.1), PresencePenalty: 0.2,
+			Seed: moert.Int64(seed), IgnoreEOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ids, _ := s.Tokens()
+		return ids
+	}
+	if !equal(run(7), run(7)) || equal(run(7), run(8)) {
+		t.Error("seeded sampling is not reproducible")
+	}
+}
+
+func TestTokenizerChatLogitsSession(t *testing.T) {
+	m := load(t)
+	if v, _ := m.Info("vocab_size"); v != 8320 || m.VocabSize() != 8320 {
+		t.Fatal(v)
+	}
+	if cfg, err := m.Config(); err != nil || len(cfg) == 0 {
+		t.Fatal(err)
+	}
+	tok, _ := m.Tokenizer()
+	defer tok.Close()
+	ids, _ := tok.Encode("héllo wörld ✓", moert.BOSNo)
+	if s, _ := tok.Decode(ids); s != "héllo wörld ✓" {
+		t.Error(s)
+	}
+	msgs := []moert.Message{{Role: "user", Content: "Write a function."}}
+	rendered, err := tok.ApplyChatTemplate(msgs, true)
+	if err != nil || !strings.Contains(rendered, "Write a function.") || !strings.Contains(rendered, "Assistant") {
+		t.Error(rendered, err)
+	}
+	s, err := m.GenerateChat(nil, msgs, greedy(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Tokens(); len(got) != 8 {
+		t.Error(got)
+	}
+	s.Close()
+	t2, err := moert.LoadTokenizer(filepath.Join(modelDir(), "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2.Close()
+
+	r := reference(t)[0]
+	argmax := func(row []float32) int32 {
+		b := 0
+		for i, x := range row {
+			if x > row[b] {
+				b = i
+			}
+		}
+		return int32(b)
+	}
+	rows, err := m.Logits(r.ids)
+	if err != nil || len(rows) != len(r.ids) || argmax(rows[len(rows)-1]) != r.greedy[0] {
+		t.Fatal(err)
+	}
+	sess, _ := m.Session()
+	defer sess.Close()
+	last, err := sess.Eval(r.ids, false)
+	if err != nil || argmax(last[0]) != r.greedy[0] {
+		t.Fatal(err)
+	}
+	all, _ := sess.Eval(r.greedy[:2], true)
+	if len(all) != 2 || argmax(all[0]) != r.greedy[1] {
+		t.Error("all logits")
+	}
+	sess.Truncate(len(r.ids))
+	if n, _ := sess.Len(); n != len(r.ids) {
+		t.Error(n)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	m := load(t)
+	_, err := m.GenerateTokens(nil, []int32{1, 99999}, nil)
+	var me *moert.Error
+	if !errors.As(err, &me) || me.Status != moert.StatusInvalidArgument || !strings.Contains(me.Message, "99999") {
+		t.Errorf("bad token: %v", err)
+	}
+	if !errors.Is(err, moert.ErrInvalidArgument) {
+		t.Error("errors.Is")
+	}
+	if _, err := m.GenerateTokens(nil, nil, nil); !errors.Is(err, moert.ErrInvalidArgument) {
+		t.Error(err)
+	}
+	if _, err := m.Logits([]int32{5, 8320}); !errors.Is(err, moert.ErrInvalidArgument) {
+		t.Error(err)
+	}
+	if _, err := m.GenerateChatJSON(nil, "not json", nil); !errors.Is(err, moert.ErrInvalidArgument) {
+		t.Error(err)
+	}
+	if _, err := m.Generate(nil, "x", &moert.GenerateOptions{Temperature: -1}); !errors.Is(err, moert.ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "temperature") {
+		t.Error(err)
+	}
+	if _, err := moert.Load("/nonexistent/model", nil); !errors.Is(err, moert.ErrIO) {
+		t.Error(err)
+	}
+	if _, err := moert.LoadTokenizer("/nonexistent/tokenizer.json"); !errors.Is(err, moert.ErrIO) {
+		t.Error(err)
+	}
+	s, _ := m.GenerateTokens(nil, []int32{5}, greedy(1))
+	for {
+		if _, err := s.NextEvent(0); err == nil {
+			break
+		} else if !errors.Is(err, moert.ErrTimeout) {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s.Close()
+	if _, err := s.NextEvent(0); !errors.Is(err, moert.ErrInvalidArgument) {
+		t.Error(err)
+	}
+}
+
+func TestLoadProgress(t *testing.T) {
+	var last float64
+	calls := 0
+	m, err := moert.Load(modelDir(), &moert.LoadOptions{Threads: 1, Progress: func(f float64, stage string) bool {
+		calls++
+		last = f
+		return false
+	}})
+	if err != nil || calls == 0 || last != 1 {
+		t.Fatal(err, calls, last)
+	}
+	m.Close()
+	m.Close()
+	_, err = moert.Load(modelDir(), &moert.LoadOptions{Progress: func(f float64, _ string) bool { return f > 0 }})
+	if !errors.Is(err, moert.ErrCancelled) {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a panic in the callback comes back")
+			}
+		}()
+		moert.Load(modelDir(), &moert.LoadOptions{Progress: func(float64, string) bool { panic("boom") }})
+	}()
+}
