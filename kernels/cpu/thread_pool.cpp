@@ -93,7 +93,9 @@ void ThreadPool::run_parts(uint64_t s, int index) {
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;  // the generation at construction (not the current one: this thread may start late)
   for (;;) {
-    auto fresh = [&] { return gen_of(state_.load(std::memory_order_acquire)) != seen; };
+    // stop_ is part of the predicate: the destructor may bump the generation after this thread read it,
+    // and waiting for a generation change alone would then never end.
+    auto fresh = [&] { return stop_.load() || gen_of(state_.load(std::memory_order_acquire)) != seen; };
     if (!spin_until(fresh)) {
       std::unique_lock<std::mutex> lock(mu_);
       sleepers_.fetch_add(1);
