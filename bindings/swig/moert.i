@@ -182,7 +182,7 @@ static void moert_raise(JNIEnv* jenv, moert_status status, const std::string& me
 %rename(status_name) moert_status_name;
 int32_t moert_api_version(void);
 const char* moert_version_string(void);
-const char* moert_status_name(moert_status status);
+const char* moert_status_name(int32_t status); /* int32_t here: the moert_status typemap is for results */
 
 /* Load progress, as a director class the host language subclasses. It is called on the loading thread
  * only (with the GIL taken again in Python); it must not throw (the layers above catch for it).

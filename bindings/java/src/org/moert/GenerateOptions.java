@@ -1,0 +1,50 @@
+package org.moert;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import org.moert.internal.moert_native;
+
+/** Generation settings (a builder); unset ones keep moert's defaults (greedy, 256 tokens). */
+public final class GenerateOptions {
+    private Long maxTokens, topK, seed;
+    private Double temperature, topP, minP, repetitionPenalty, presencePenalty;
+    private Boolean ignoreEos;
+    private final List<String> stop = new ArrayList<>();
+    private final List<Integer> stopTokenIds = new ArrayList<>();
+
+    public GenerateOptions maxTokens(int n) { maxTokens = (long) n; return this; }
+    public GenerateOptions temperature(double t) { temperature = t; return this; }
+    public GenerateOptions topK(int k) { topK = (long) k; return this; }
+    public GenerateOptions topP(double p) { topP = p; return this; }
+    public GenerateOptions minP(double p) { minP = p; return this; }
+    public GenerateOptions repetitionPenalty(double p) { repetitionPenalty = p; return this; }
+    public GenerateOptions presencePenalty(double p) { presencePenalty = p; return this; }
+    public GenerateOptions seed(long s) { seed = s; return this; }
+    public GenerateOptions ignoreEos(boolean b) { ignoreEos = b; return this; }
+    /** Adds a stop string: generation ends before it (it is not returned). */
+    public GenerateOptions stop(String s) { stop.add(s); return this; }
+    /** Adds a stop token id: generation ends with it. */
+    public GenerateOptions stopTokenId(int id) { stopTokenIds.add(id); return this; }
+
+    org.moert.internal.Options build() {
+        org.moert.internal.Options o = moert_native.options_create();
+        try {
+            if (maxTokens != null) moert_native.options_set_int(o, "max_tokens", maxTokens);
+            if (temperature != null) moert_native.options_set_float(o, "temperature", temperature);
+            if (topK != null) moert_native.options_set_int(o, "top_k", topK);
+            if (topP != null) moert_native.options_set_float(o, "top_p", topP);
+            if (minP != null) moert_native.options_set_float(o, "min_p", minP);
+            if (repetitionPenalty != null) moert_native.options_set_float(o, "repetition_penalty", repetitionPenalty);
+            if (presencePenalty != null) moert_native.options_set_float(o, "presence_penalty", presencePenalty);
+            if (seed != null) moert_native.options_set_int(o, "seed", seed);
+            if (ignoreEos != null) moert_native.options_set_int(o, "ignore_eos", ignoreEos ? 1 : 0);
+            for (String s : stop) moert_native.options_add_string_utf8(o, "stop", s.getBytes(StandardCharsets.UTF_8));
+            for (int t : stopTokenIds) moert_native.options_add_int(o, "stop_token_ids", t);
+            return o;
+        } catch (RuntimeException e) {
+            moert_native.options_free(o);
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,237 @@
+package org.moert;
+
+import static org.junit.Assert.*;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.AfterClass;
+import org.junit.BeforeClass;
+import org.junit.Test;
+
+/** The Java binding on the shipped moert-tiny-coder. */
+public class MoertTest {
+    static final String[] PROMPTS = {"def fibonacci(n):\n", "import numpy as np\n\n\ndef normalize(x):\n",
+        "class Stack:\n    def __init__(self):\n", "# Read a CSV file and print the sum of each column\n"};
+    static Path dir;
+    static Model model;
+    static int[][] ids = new int[4][], greedy = new int[4][];
+
+    @BeforeClass
+    public static void setUp() throws IOException {
+        String d = System.getenv("MOERT_MODEL_DIR");
+        dir = Path.of(d != null ? d : "samples/models/moert-tiny-coder");
+        // A tiny safetensors reader for reference.safetensors.
+        byte[] data = Files.readAllBytes(dir.resolve("reference.safetensors"));
+        ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
+        int n = (int) b.getLong(0);
+        String header = new String(data, 8, n, StandardCharsets.UTF_8);
+        for (int k = 0; k < 4; k++) {
+            ids[k] = tensor(b, header, n, "prompt" + k + ".ids");
+            greedy[k] = tensor(b, header, n, "prompt" + k + ".greedy");
+        }
+        model = Model.load(dir, new LoadOptions().threads(2), null);
+    }
+
+    static int[] tensor(ByteBuffer b, String header, int n, String name) {
+        Matcher m = Pattern.compile("\"" + Pattern.quote(name) + "\":\\{[^}]*\"data_offsets\":\\[(\\d+),(\\d+)\\]").matcher(header);
+        assertTrue(name, m.find());
+        int s = Integer.parseInt(m.group(1)), t = Integer.parseInt(m.group(2));
+        int[] v = new int[(t - s) / 4];
+        for (int i = 0; i < v.length; i++) v[i] = b.getInt(8 + n + s + 4 * i);
+        return v;
+    }
+
+    @AfterClass
+    public static void tearDown() {
+        model.close();
+    }
+
+    static GenerateOptions greedy(int n) {
+        return new GenerateOptions().maxTokens(n).ignoreEos(true).temperature(0);
+    }
+
+    @Test
+    public void greedyMatchesReference() {
+        try (Tokenizer tok = model.tokenizer()) {
+            for (int k = 0; k < 4; k++) {
+                assertArrayEquals(ids[k], tok.encode(PROMPTS[k]));
+                try (Stream s = model.generate(ids[k], greedy(48))) {
+                    List<Integer> got = new ArrayList<>();
+                    StringBuilder text = new StringBuilder();
+                    for (Token t : s) {
+                        got.add(t.id());
+                        text.append(t.text());
+                    }
+                    assertArrayEquals(greedy[k], got.stream().mapToInt(Integer::intValue).toArray());
+                    assertEquals(FinishReason.LENGTH, s.finishReason());
+                    assertEquals(tok.decode(greedy[k]), text.toString());
+                    Usage u = s.usage();
+                    assertEquals(ids[k].length, u.promptTokens());
+                    assertEquals(48, u.generatedTokens());
+                    assertTrue(u.tokensPerSecond() > 0);
+                    assertEquals(-1, s.nextEvent(0).id());
+                }
+                try (Stream s = model.generate(PROMPTS[k], greedy(48))) {
+                    assertArrayEquals(greedy[k], s.tokens().mapToInt(Token::id).toArray());
+                }
+            }
+        }
+    }
+
+    @Test
+    public void concurrentStreams() throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        List<Future<int[]>> fs = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            final int k = i % 4;
+            fs.add(pool.submit(() -> {
+                try (Stream s = model.generate(ids[k], greedy(48))) {
+                    return s.readIds();
+                }
+            }));
+        }
+        for (int i = 0; i < 8; i++) assertArrayEquals("thread " + i, greedy[i % 4], fs.get(i).get());
+        pool.shutdown();
+    }
+
+    @Test
+    public void cancelFromAnotherThread() throws Exception {
+        try (Stream s = model.generate(ids[0], greedy(1000000))) {
+            assertTrue(s.hasNext());
+            s.next();
+            Thread t = new Thread(s::cancel);
+            t.start();
+            t.join();
+            s.readIds();
+            assertEquals(FinishReason.CANCELLED, s.finishReason());
+        }
+    }
+
+    @Test
+    public void stopsAndSampling() {
+        try (Tokenizer tok = model.tokenizer()) {
+            String full = tok.decode(greedy[0]);
+            String stop = full.substring(6, 11);
+            try (Stream s = model.generate(ids[0], greedy(48).stop(stop))) {
+                assertEquals(full.substring(0, full.indexOf(stop)), s.readText());
+                assertEquals(FinishReason.STOP, s.finishReason());
+            }
+            try (Stream s = model.generate(ids[0], greedy(48).stopTokenId(greedy[0][3]))) {
+                int[] got = s.readIds();
+                assertEquals(greedy[0][3], got[got.length - 1]);
+                assertEquals(FinishReason.STOP, s.finishReason());
+            }
+        }
+        java.util.function.LongFunction<int[]> run = seed -> {
+            try (Stream s = model.generate(ids[1], new GenerateOptions().maxTokens(24).temperature(0.8).topK(40).topP(0.9)
+                    .minP(0.02).repetitionPenalty(1.1).presencePenalty(0.2).seed(seed).ignoreEos(true))) {
+                return s.readIds();
+            }
+        };
+        assertArrayEquals(run.apply(7), run.apply(7));
+        assertFalse(Arrays.equals(run.apply(7), run.apply(8)));
+    }
+
+    @Test
+    public void tokenizerChatLogitsSession() {
+        assertEquals(8320, model.vocabSize());
+        assertTrue(model.info("num_layers") > 0);
+        assertTrue(model.configJson().startsWith("{"));
+        try (Tokenizer tok = model.tokenizer(); Tokenizer t2 = Tokenizer.load(dir.resolve("tokenizer.json"))) {
+            int[] x = tok.encode("héllo wörld ✓", false);
+            assertEquals("héllo wörld ✓", tok.decode(x));
+            assertArrayEquals(tok.encode(PROMPTS[0]), t2.encode(PROMPTS[0]));
+            List<Message> msgs = List.of(Message.user("Write a \"function\"."));
+            String rendered = tok.applyChatTemplate(msgs, true);
+            assertTrue(rendered.contains("Write a \"function\".") && rendered.contains("Assistant"));
+            try (Stream s = model.chat(msgs, greedy(8))) {
+                assertEquals(8, s.readIds().length);
+                assertEquals(tok.encode(rendered, false).length, s.usage().promptTokens());
+            }
+        }
+        float[][] rows = model.logits(ids[0]);
+        assertEquals(ids[0].length, rows.length);
+        assertEquals(greedy[0][0], argmax(rows[rows.length - 1]));
+        try (Session s = model.session()) {
+            assertEquals(greedy[0][0], argmax(s.eval(ids[0], false)[0]));
+            assertEquals(ids[0].length, s.length());
+            float[][] all = s.eval(Arrays.copyOf(greedy[0], 2), true);
+            assertEquals(greedy[0][1], argmax(all[0]));
+            s.truncate(ids[0].length);
+            assertEquals(ids[0].length, s.length());
+        }
+    }
+
+    static int argmax(float[] r) {
+        int b = 0;
+        for (int i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
+        return b;
+    }
+
+    static MoertException.Status statusOf(Runnable r) {
+        try {
+            r.run();
+        } catch (MoertException e) {
+            return e.status();
+        }
+        return MoertException.Status.OK;
+    }
+
+    @Test
+    public void errorsAreExceptions() {
+        try {
+            model.generate(new int[] {1, 99999}, new GenerateOptions());
+            fail();
+        } catch (MoertException e) {
+            assertEquals(MoertException.Status.INVALID_ARGUMENT, e.status());
+            assertTrue(e.getMessage(), e.getMessage().contains("99999"));
+        }
+        assertEquals(MoertException.Status.INVALID_ARGUMENT, statusOf(() -> model.generate(new int[0], new GenerateOptions())));
+        assertEquals(MoertException.Status.INVALID_ARGUMENT, statusOf(() -> model.logits(new int[] {5, 8320})));
+        assertEquals(MoertException.Status.INVALID_ARGUMENT, statusOf(() -> model.generate("x", new GenerateOptions().temperature(-1))));
+        assertEquals(MoertException.Status.INVALID_ARGUMENT, statusOf(() -> model.info("nope")));
+        assertEquals(MoertException.Status.IO, statusOf(() -> Model.load(Path.of("/nonexistent/model"))));
+        assertEquals(MoertException.Status.IO, statusOf(() -> Tokenizer.load(Path.of("/nonexistent/tokenizer.json"))));
+        Stream s = model.generate(new int[] {5}, greedy(1));
+        while (true) {
+            try {
+                s.nextEvent(0);
+                break;
+            } catch (MoertException e) {
+                assertEquals(MoertException.Status.TIMEOUT, e.status());
+            }
+        }
+        s.close();
+        s.close();
+        assertEquals(MoertException.Status.INVALID_ARGUMENT, statusOf(() -> s.nextEvent(0)));
+    }
+
+    @Test
+    public void loadProgressAndCancel() {
+        List<Double> seen = new ArrayList<>();
+        try (Model m = Model.load(dir, new LoadOptions().threads(1), (f, stage) -> { seen.add(f); return false; })) {
+            assertEquals(8320, m.vocabSize());
+        }
+        assertFalse(seen.isEmpty());
+        assertEquals(1.0, seen.get(seen.size() - 1), 0.0);
+        assertEquals(MoertException.Status.CANCELLED, statusOf(() -> Model.load(dir, new LoadOptions(), (f, s) -> f > 0)));
+        try {
+            Model.load(dir, new LoadOptions(), (f, s) -> { throw new IllegalStateException("boom"); });
+            fail();
+        } catch (IllegalStateException e) {
+            assertEquals("boom", e.getMessage());
+        }
+    }
+}
