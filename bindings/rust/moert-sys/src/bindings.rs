@@ -117,6 +117,12 @@ extern "C" {
         needed: *mut usize,
     ) -> moert_status;
 }
+extern "C" {
+    pub fn moert_checkpoint_write_random(
+        dir: *const ::std::os::raw::c_char,
+        shape: *const moert_options,
+    ) -> moert_status;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct moert_session {
