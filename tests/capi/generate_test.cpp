@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -263,6 +264,51 @@ TEST(CapiGenerate, ChatUsesTheTemplate) {
   moert_stream_free(s);
   moert_options_free(g);
   moert_tokenizer_free(t);
+}
+
+}  // namespace
+
+namespace {
+
+// The fixtures' greedy tokens (transformers' decode_inputs: each the argmax after the previous) come out
+// of moert_generate_tokens with greedy sampling.
+std::map<std::string, std::vector<int32_t>> read_ints(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  uint64_t n = 0;
+  std::memcpy(&n, b.data(), 8);
+  auto h = nlohmann::json::parse(b.begin() + 8, b.begin() + 8 + static_cast<long>(n));
+  std::map<std::string, std::vector<int32_t>> out;
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    if (it.key() == "__metadata__" || it.value()["dtype"] != "I32") continue;
+    const size_t s = it.value()["data_offsets"][0], t = it.value()["data_offsets"][1];
+    std::vector<int32_t> v((t - s) / 4);
+    std::memcpy(v.data(), b.data() + 8 + n + s, t - s);
+    out[it.key()] = v;
+  }
+  return out;
+}
+
+TEST(CapiGenerate, FixtureGreedyTokens) {
+  for (const char* name : {"tiny-v3-fp8", "tiny-v3-bf16", "tiny-v2-bf16", "tiny-v2lite-bf16"}) {
+    const std::string dir = std::string(MOERT_TEST_DATA) + "/" + name;
+    moert_model* m = nullptr;
+    ASSERT_EQ(moert_model_load(dir.c_str(), nullptr, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+    auto ref = read_ints(dir + "/reference.safetensors");
+    int cases = 0;
+    for (int c = 0; ref.count("case" + std::to_string(c) + ".prompt"); ++c, ++cases) {
+      const auto& prompt = ref["case" + std::to_string(c) + ".prompt"];
+      const auto& want = ref["case" + std::to_string(c) + ".decode_inputs"];
+      moert_options* g = greedy(static_cast<int64_t>(want.size()));
+      moert_stream* s = nullptr;
+      ASSERT_EQ(moert_generate_tokens(m, prompt.data(), prompt.size(), g, &s), MOERT_OK) << moert_last_error();
+      EXPECT_EQ(drain(s).tokens, want) << name << " case " << c;
+      moert_stream_free(s);
+      moert_options_free(g);
+    }
+    EXPECT_GE(cases, 2) << name;
+    moert_model_free(m);
+  }
 }
 
 }  // namespace

@@ -111,3 +111,18 @@ TEST(CliText, MakeModelWritesALoadableCheckpoint) {
 
 }  // namespace
 }  // namespace moert
+
+namespace moert {
+namespace {
+
+TEST(CliText, ChatKeepsHistoryAndStreamsAnswers) {
+  // Two turns on stdin: each answer is streamed; the second prompt includes the first exchange.
+  const std::string out = run(kCli + " chat --quiet --max-tokens 8 --ignore-eos", "def add(a, b):\nAnd subtract?\n");
+  size_t lines = 0;
+  for (char c : out) lines += c == '\n';
+  EXPECT_GE(lines, 2u) << out;
+  EXPECT_FALSE(out.empty());
+}
+
+}  // namespace
+}  // namespace moert
