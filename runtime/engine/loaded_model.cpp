@@ -1,6 +1,9 @@
 #include "engine/loaded_model.h"
 
 #include "util/error.h"
+#ifdef MOERT_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace moert {
 
@@ -19,6 +22,10 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   step(0.5, "binding");
   if (opts.device == "cpu") {
     m->backend_ = make_cpu_backend(opts.threads);
+#ifdef MOERT_HAVE_CUDA
+  } else if (opts.device == "cuda") {
+    m->backend_ = make_cuda_backend(0);
+#endif
   } else {
     fail(ErrorCode::kUnsupported, "device \"" + opts.device + "\" is not available in this build");
   }

@@ -1,0 +1,126 @@
+// Causal attention for MLA, both forms, one block per (query, head): keys in chunks of 32, scores by warps,
+// online softmax in fp32 (running maximum subtracted), each thread owning up to 8 output columns.
+#include "common.cuh"
+
+namespace moert::cuda {
+namespace {
+
+constexpr int kThreads = 128, kChunk = 32, kMaxQ = 1024, kMaxV = kThreads * 8;
+
+struct AttnArgs {
+  // expanded
+  const float* q = nullptr;
+  int64_t ldq = 0;
+  const float* k = nullptr;
+  int64_t ldk = 0;
+  const float* v = nullptr;
+  int64_t ldv = 0, s_keys = 0, dqk = 0, dv = 0;
+  // latent
+  const float* q_lat = nullptr;
+  int64_t ldql = 0;
+  const float* q_rope = nullptr;
+  int64_t ldqr = 0, rope_stride = 0, lat = 0, rope = 0;
+  DevPaged cache;
+  // common
+  int64_t heads = 0;
+  const int32_t* q_pos = nullptr;
+  float scale = 1.0f;
+  float* out = nullptr;
+  int64_t ldo = 0;
+};
+
+template <bool LATENT>
+__global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
+  __shared__ float qs[kMaxQ];
+  __shared__ float sc[kChunk], p[kChunk];
+  const int64_t i = blockIdx.x, h = blockIdx.y;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int64_t dq = LATENT ? a.lat + a.rope : a.dqk, dv = LATENT ? a.lat : a.dv;
+  const int64_t pos1 = static_cast<int64_t>(a.q_pos[i]) + 1;
+  const int64_t n = LATENT ? std::max<int64_t>(0, pos1) : std::max<int64_t>(0, std::min<int64_t>(a.s_keys, pos1));
+  for (int64_t c = tid; c < dq; c += kThreads) {
+    if (LATENT)
+      qs[c] = c < a.lat ? a.q_lat[i * a.ldql + h * a.lat + c] : a.q_rope[i * a.ldqr + h * a.rope_stride + (c - a.lat)];
+    else
+      qs[c] = a.q[i * a.ldq + h * a.dqk + c];
+  }
+  __syncthreads();
+  auto key_row = [&](int64_t j) -> const float* {
+    if (LATENT)
+      return a.cache.base + static_cast<int64_t>(a.cache.table[j / a.cache.page_rows]) * a.cache.page_stride +
+             (j % a.cache.page_rows) * (a.lat + a.rope);
+    return a.k + j * a.ldk + h * a.dqk;
+  };
+  auto value_row = [&](int64_t j) -> const float* {
+    if (LATENT) return key_row(j);
+    return a.v + j * a.ldv + h * a.dv;
+  };
+  float m = -INFINITY, l = 0.0f, acc[8];
+#pragma unroll
+  for (int u = 0; u < 8; ++u) acc[u] = 0.0f;
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int cnt = static_cast<int>(std::min<int64_t>(kChunk, n - c0));
+    for (int jj = warp; jj < cnt; jj += kThreads / 32) {
+      const float* kr = key_row(c0 + jj);
+      float d = 0.0f;
+      for (int64_t c = lane; c < dq; c += 32) d = fmaf(qs[c], kr[c], d);
+      d = warp_sum(d);
+      if (lane == 0) sc[jj] = d * a.scale;
+    }
+    __syncthreads();
+    float cmax = -INFINITY;
+    for (int jj = 0; jj < cnt; ++jj) cmax = fmaxf(cmax, sc[jj]);
+    const float new_m = fmaxf(m, cmax);
+    const float corr = expf(m - new_m);
+    if (tid < cnt) p[tid] = expf(sc[tid] - new_m);
+    __syncthreads();
+    float csum = 0.0f;
+    for (int jj = 0; jj < cnt; ++jj) csum += p[jj];
+    l = l * corr + csum;
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+      const int64_t c = tid + kThreads * u;
+      if (c < dv) {
+        float s = acc[u] * corr;
+        for (int jj = 0; jj < cnt; ++jj) s = fmaf(p[jj], value_row(c0 + jj)[c], s);
+        acc[u] = s;
+      }
+    }
+    m = new_m;
+    __syncthreads();
+  }
+  const float inv = n > 0 ? 1.0f / l : 0.0f;
+#pragma unroll
+  for (int u = 0; u < 8; ++u) {
+    const int64_t c = tid + kThreads * u;
+    if (c < dv) a.out[i * a.ldo + h * dv + c] = acc[u] * inv;
+  }
+}
+
+}  // namespace
+
+cudaError_t attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                               int64_t ldv, int64_t s_keys, int64_t heads, int64_t dqk, int64_t dv,
+                               const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s) {
+  if (t <= 0 || heads <= 0) return cudaSuccess;
+  if (dqk > kMaxQ || dv > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
+  AttnArgs a;
+  a.q = q; a.ldq = ldq; a.k = k; a.ldk = ldk; a.v = v; a.ldv = ldv; a.s_keys = s_keys; a.dqk = dqk; a.dv = dv;
+  a.heads = heads; a.q_pos = q_pos; a.scale = scale; a.out = out; a.ldo = ldo;
+  attention_kernel<false><<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
+  return launch_status();
+}
+
+cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
+                             int64_t t, const DevPaged& cache, int64_t lat, int64_t rope, int64_t heads,
+                             const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s) {
+  if (t <= 0 || heads <= 0) return cudaSuccess;
+  if (lat + rope > kMaxQ || lat > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
+  AttnArgs a;
+  a.q_lat = q_lat; a.ldql = ldql; a.q_rope = q_rope; a.ldqr = ldqr; a.rope_stride = rope_stride; a.lat = lat;
+  a.rope = rope; a.cache = cache; a.heads = heads; a.q_pos = q_pos; a.scale = scale; a.out = out; a.ldo = ldo;
+  attention_kernel<true><<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
+  return launch_status();
+}
+
+}  // namespace moert::cuda

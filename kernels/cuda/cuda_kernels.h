@@ -1,0 +1,122 @@
+// CUDA launchers: framework-free (raw device pointers, sizes, strides in elements, a stream), each
+// returning the launch status. Semantics mirror kernels/cpu one for one; the CPU versions are the oracle.
+// This header names CUDA types (cudaStream_t, cudaError_t) and is included only by the CUDA backend.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace moert::cuda {
+
+// Storage type of a weight read by a kernel (same order as kernels::WeightType).
+enum WType : int { kWF32 = 0, kWBF16 = 1, kWF16 = 2, kWF8 = 3 };
+
+// A weight matrix [n, k] (row-major, row stride ld) of type `type`; FP8 carries fp32 block scales
+// [ceil((row0 + n) / 128), scale_ld] (multiply to dequantise), row0 being this view's first row in the grid.
+struct DevWeight {
+  int type = kWF32;
+  const void* data = nullptr;
+  int64_t n = 0, k = 0, ld = 0;
+  const float* scale = nullptr;
+  int64_t scale_ld = 0, row0 = 0;
+};
+
+// ---- memory / layout ops (memory_ops.cu)
+// out[i, :] = dequant(w[ids ? ids[i] : i, col0 : col0 + cols]); invalid ids give NaN rows.
+cudaError_t dequant_rows(const DevWeight& w, const int32_t* ids, int64_t rows, int64_t col0, int64_t cols, float* out,
+                         int64_t ldo, cudaStream_t s);
+// k [s, heads*(nope+rope)], v [s, heads*vdim] from kvb [s, heads*(nope+vdim)] and k_rope [s, rope].
+cudaError_t mla_expand_kv(const float* kvb, int64_t ldkvb, const float* k_rope, int64_t ldkr, int64_t s_rows,
+                          int64_t heads, int64_t nope, int64_t rope, int64_t vdim, float* k, int64_t ldk, float* v,
+                          int64_t ldv, cudaStream_t s);
+// Paged latent cache: row j at base + table[j / page_rows] * page_stride + (j % page_rows) * width.
+struct DevPaged {
+  float* base = nullptr;
+  const int32_t* table = nullptr;  // device
+  int64_t page_rows = 0, page_stride = 0;
+};
+cudaError_t cache_write(const float* rows, int64_t ldr, int64_t n, int64_t width, const DevPaged& c, int64_t pos0,
+                        cudaStream_t s);
+cudaError_t cache_read(const DevPaged& c, int64_t n, int64_t width, float* out, int64_t ldo, cudaStream_t s);
+
+// ---- element-wise (elementwise.cu)
+cudaError_t silu_mul(const float* gate, int64_t ldg, const float* up, int64_t ldu, int64_t rows, int64_t cols,
+                     float* out, int64_t ldo, cudaStream_t s);
+cudaError_t add_inplace(const float* x, int64_t ldx, int64_t rows, int64_t cols, float* y, int64_t ldy, cudaStream_t s);
+// out[t, :] = sum_s (slot_row[t*top_k+s] >= 0 ? w[t*ldw+s] * y[slot_row[...], :] : 0)   (MoE combine)
+cudaError_t moe_combine(const float* y, int64_t ldy, const int32_t* slot_row, const float* w, int64_t ldw,
+                        int64_t tokens, int64_t top_k, int64_t cols, float* out, int64_t ldo, cudaStream_t s);
+
+// ---- norm + rope (norm_rope.cu)
+cudaError_t rmsnorm(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w, int wtype, float eps,
+                    float* y, int64_t ldy, cudaStream_t s);
+cudaError_t rope_interleaved(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t head_stride, int64_t dim,
+                             const int32_t* positions, const float* inv_freq, float attention_factor, cudaStream_t s);
+
+// ---- activation quantisation (act_quant.cu): per row, per 128-column tile, scale = amax / 448.
+// q: e4m3 bytes [rows, cols] (row stride ldq); scales[t * scale_ld + r] (tile-major: the M-major layout
+// cuBLASLt's VEC128_32F mode reads, scale_ld = rows).
+cudaError_t act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq, float* scales,
+                      int64_t scale_ld, cudaStream_t s);
+// The round trip x' = e4m3(x / s) * s of `segs` column segments of `width` values (segment g of row r starts
+// at x + r*ldx + g*seg_stride; tiles start at each segment's beginning), packed into out [rows, segs*width].
+cudaError_t act_quant_dequant(const float* x, int64_t rows, int64_t ldx, int64_t segs, int64_t seg_stride,
+                              int64_t width, float* out, int64_t ldo, cudaStream_t s);
+
+// ---- fp32-accumulating GEMMs with the weight dequantised on the fly (gemm_simt.cu)
+// Batched over b < batch: x_b = x + b*x_bs, weight rows offset by b*w_row_bs, y_b = y + b*y_bs.
+// transposed = true : y[m, j] = sum_i x[m, i] * W[j, i]   (x @ W^T, W is [N, K])
+// transposed = false: y[m, j] = sum_i x[m, i] * W[i, j]   (x @ W,   W is [K, N])
+struct GemmBatch {
+  int64_t batch = 1, x_bs = 0, w_row_bs = 0, y_bs = 0;
+};
+cudaError_t gemm_f32(const float* x, int64_t m, int64_t ldx, const DevWeight& w, bool transposed, int64_t n_out,
+                     int64_t k_in, float* y, int64_t ldy, const GemmBatch& b, cudaStream_t s);
+// Small-M x @ W^T (m <= 16): one warp per output column, weights streamed once. Returns
+// cudaErrorNotSupported when shape/alignment do not allow it (the caller falls back to gemm_f32).
+cudaError_t gemm_small_m(const float* x, int64_t m, int64_t ldx, const DevWeight& w, float* y, int64_t ldy,
+                         cudaStream_t s);
+
+// ---- cuBLASLt block-scaled FP8 GEMM (gemm_lt.cpp): y [m, n] (fp32, row stride ldy) = xq @ W^T with xq
+// e4m3 [m, k] (row stride k) and its VEC128 scales [ceil(k/128), m]; W e4m3 [n, k] with BLK128x128 scales
+// (row0 % 128 == 0, scale_ld % 4 == 0). Returns false when cuBLASLt has no algorithm for the case (the
+// caller falls back); `err` gets a description of a real failure.
+class LtGemm {
+ public:
+  LtGemm();
+  ~LtGemm();
+  LtGemm(const LtGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
+  bool ok() const { return handle_ != nullptr; }
+  bool fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t m, const DevWeight& w, float* y, int64_t ldy,
+                        cudaStream_t s, const char** err);
+
+ private:
+  void* handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  struct Plans;
+  Plans* plans_ = nullptr;
+};
+
+// ---- attention (attention.cu), fp32 softmax (online, row maximum subtracted)
+cudaError_t attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                               int64_t ldv, int64_t s_keys, int64_t heads, int64_t dqk, int64_t dv,
+                               const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s);
+cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
+                             int64_t t, const DevPaged& cache, int64_t lat, int64_t rope, int64_t heads,
+                             const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s);
+
+// ---- MoE router (moe_route.cu), exactly kernels/cpu/moe_routing.cpp; logits packed [tokens, experts].
+struct RouteParams {
+  int64_t experts = 0, top_k = 0, n_group = 1, topk_group = 1;
+  bool sigmoid = true, group_sum_top2 = true, grouped = true, normalize = true, scale_only_unnormalized = false;
+  float routed_scale = 1.0f;
+  const float* bias = nullptr;  // device, may be null
+};
+constexpr int64_t kMaxRouteExperts = 512;
+cudaError_t moe_route(const float* logits, int64_t tokens, const RouteParams& p, int32_t* ids, int64_t ldi,
+                      float* weights, int64_t ldw, cudaStream_t s);
+
+}  // namespace moert::cuda
