@@ -11,6 +11,7 @@
 namespace moert::cuda {
 
 inline cudaError_t launch_status() { return cudaGetLastError(); }
+inline unsigned ydim(int64_t rows) { return static_cast<unsigned>(rows < 65535 ? rows : 65535); }
 inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
 __device__ inline float e4m3_to_f32(uint8_t b) {

@@ -6,7 +6,7 @@ namespace {
 
 __global__ void dequant_rows_kernel(DevWeight w, const int32_t* ids, int64_t rows, int64_t col0, int64_t cols,
                                     float* out, int64_t ldo) {
-  const int64_t r = blockIdx.y;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
   const int64_t src = ids ? ids[r] : r;
   for (int64_t c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float v;
@@ -18,13 +18,14 @@ __global__ void dequant_rows_kernel(DevWeight w, const int32_t* ids, int64_t row
     }
     out[r * ldo + c] = v;
   }
+  }
 }
 
-__global__ void expand_kv_kernel(const float* kvb, int64_t ldkvb, const float* k_rope, int64_t ldkr, int64_t heads,
+__global__ void expand_kv_kernel(int64_t s_rows, const float* kvb, int64_t ldkvb, const float* k_rope, int64_t ldkr, int64_t heads,
                                  int64_t nope, int64_t rope, int64_t vdim, float* k, int64_t ldk, float* v,
                                  int64_t ldv) {
-  const int64_t j = blockIdx.y;
   const int64_t kw = heads * (nope + rope), vw = heads * vdim;
+  for (int64_t j = blockIdx.y; j < s_rows; j += gridDim.y)
   for (int64_t c = blockIdx.x * blockDim.x + threadIdx.x; c < kw + vw; c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     if (c < kw) {
       const int64_t h = c / (nope + rope), i = c % (nope + rope);
@@ -40,16 +41,18 @@ __device__ inline float* paged_row(const DevPaged& c, int64_t j, int64_t width) 
   return c.base + static_cast<int64_t>(c.table[j / c.page_rows]) * c.page_stride + (j % c.page_rows) * width;
 }
 
-__global__ void cache_write_kernel(const float* rows, int64_t ldr, int64_t width, DevPaged c, int64_t pos0) {
-  const int64_t i = blockIdx.y;
-  float* dst = paged_row(c, pos0 + i, width);
-  for (int64_t x = threadIdx.x; x < width; x += blockDim.x) dst[x] = rows[i * ldr + x];
+__global__ void cache_write_kernel(int64_t n, const float* rows, int64_t ldr, int64_t width, DevPaged c, int64_t pos0) {
+  for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
+    float* dst = paged_row(c, pos0 + i, width);
+    for (int64_t x = threadIdx.x; x < width; x += blockDim.x) dst[x] = rows[i * ldr + x];
+  }
 }
 
-__global__ void cache_read_kernel(DevPaged c, int64_t width, float* out, int64_t ldo) {
-  const int64_t j = blockIdx.y;
-  const float* src = paged_row(c, j, width);
-  for (int64_t x = threadIdx.x; x < width; x += blockDim.x) out[j * ldo + x] = src[x];
+__global__ void cache_read_kernel(int64_t n, DevPaged c, int64_t width, float* out, int64_t ldo) {
+  for (int64_t j = blockIdx.y; j < n; j += gridDim.y) {
+    const float* src = paged_row(c, j, width);
+    for (int64_t x = threadIdx.x; x < width; x += blockDim.x) out[j * ldo + x] = src[x];
+  }
 }
 
 }  // namespace
@@ -57,7 +60,7 @@ __global__ void cache_read_kernel(DevPaged c, int64_t width, float* out, int64_t
 cudaError_t dequant_rows(const DevWeight& w, const int32_t* ids, int64_t rows, int64_t col0, int64_t cols, float* out,
                          int64_t ldo, cudaStream_t s) {
   if (rows <= 0 || cols <= 0) return cudaSuccess;
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(blocks_for(cols, 256), 64)), static_cast<unsigned>(rows));
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(blocks_for(cols, 256), 64)), ydim(rows));
   dequant_rows_kernel<<<grid, 256, 0, s>>>(w, ids, rows, col0, cols, out, ldo);
   return launch_status();
 }
@@ -67,21 +70,21 @@ cudaError_t mla_expand_kv(const float* kvb, int64_t ldkvb, const float* k_rope, 
                           int64_t ldv, cudaStream_t s) {
   if (s_rows <= 0) return cudaSuccess;
   const int64_t total = heads * (nope + rope + vdim);
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(blocks_for(total, 256), 64)), static_cast<unsigned>(s_rows));
-  expand_kv_kernel<<<grid, 256, 0, s>>>(kvb, ldkvb, k_rope, ldkr, heads, nope, rope, vdim, k, ldk, v, ldv);
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(blocks_for(total, 256), 64)), ydim(s_rows));
+  expand_kv_kernel<<<grid, 256, 0, s>>>(s_rows, kvb, ldkvb, k_rope, ldkr, heads, nope, rope, vdim, k, ldk, v, ldv);
   return launch_status();
 }
 
 cudaError_t cache_write(const float* rows, int64_t ldr, int64_t n, int64_t width, const DevPaged& c, int64_t pos0,
                         cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  cache_write_kernel<<<dim3(1, static_cast<unsigned>(n)), 256, 0, s>>>(rows, ldr, width, c, pos0);
+  cache_write_kernel<<<dim3(1, ydim(n)), 256, 0, s>>>(n, rows, ldr, width, c, pos0);
   return launch_status();
 }
 
 cudaError_t cache_read(const DevPaged& c, int64_t n, int64_t width, float* out, int64_t ldo, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  cache_read_kernel<<<dim3(1, static_cast<unsigned>(n)), 256, 0, s>>>(c, width, out, ldo);
+  cache_read_kernel<<<dim3(1, ydim(n)), 256, 0, s>>>(n, c, width, out, ldo);
   return launch_status();
 }
 
