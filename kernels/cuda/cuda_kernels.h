@@ -80,8 +80,8 @@ cudaError_t gemm_small_m(const float* x, int64_t m, int64_t ldx, const DevWeight
 
 // ---- cuBLASLt block-scaled FP8 GEMM (gemm_lt.cpp): y [m, n] (fp32, row stride ldy) = xq @ W^T with xq
 // e4m3 [m, k] (row stride k) and its VEC128 scales [ceil(k/128), m]; W e4m3 [n, k] with BLK128x128 scales
-// (row0 % 128 == 0, scale_ld % 4 == 0). Returns false when cuBLASLt has no algorithm for the case (the
-// caller falls back); `err` gets a description of a real failure.
+// (row0 % 128 == 0, scale_ld % 4 == 0). Returns false when cuBLASLt has no algorithm for the case or the
+// call failed (the caller falls back to its own kernels); `err` then describes a failed call.
 class LtGemm {
  public:
   LtGemm();

@@ -22,7 +22,7 @@ struct LtGemm::Plans {
     cublasLtMatmulAlgo_t algo{};
   };
   std::mutex mu;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Plan> by_shape;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, uint32_t>, Plan> by_shape;
 };
 
 namespace {
@@ -37,6 +37,14 @@ struct Descs {
     if (op) cublasLtMatmulDescDestroy(op);
   }
 };
+
+// The alignment a pointer guarantees (a power of two, at most 256 bytes).
+uint32_t alignment(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && a % al != 0) al >>= 1;
+  return al;
+}
 
 }  // namespace
 
@@ -89,7 +97,9 @@ bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t 
   if (!ok) return false;  // this cuBLASLt does not know the attributes: no block-scaled path
 
   Plans::Plan plan;
-  const auto key = std::make_tuple(m, N, K, ldy * 1000003 + w.ld);
+  // Heuristics assume 256-byte aligned operands unless told otherwise: tell them what these pointers give.
+  const uint32_t al_a = alignment(w.data), al_b = alignment(xq), al_d = alignment(y);
+  const auto key = std::make_tuple(m, N, K, ldy * 1000003 + w.ld, al_a | (al_b << 9) | (al_d << 18));
   {
     std::lock_guard<std::mutex> lock(plans_->mu);
     auto it = plans_->by_shape.find(key);
@@ -102,6 +112,10 @@ bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t 
       if (cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS) {
         size_t ws = workspace_bytes_;
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a));
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b));
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof(al_d));
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof(al_d));
         if (cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), d.op, d.a, d.b, d.d, d.d, pref, 1,
                                            &res, &found) != CUBLAS_STATUS_SUCCESS)
           found = 0;
