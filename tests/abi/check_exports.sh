@@ -7,8 +7,11 @@ if ! diff <(echo "$actual") <(sort -u "$golden"); then
   echo "exported symbols differ from $golden (< library, > golden)"
   exit 1
 fi
-if nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^moert_' | grep -v '^MOERT_' | grep -q .; then
+others=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^moert_' | grep -v '^MOERT_' || true)
+if [ -n "$others" ]; then
   echo "non-moert symbols exported"; exit 1
 fi
-objdump -p "$lib" | grep -q 'SONAME *libmoert\.so\.[0-9]' || { echo "no SONAME libmoert.so.N"; exit 1; }
+# (captured first: grep -q closing the pipe early would fail the pipeline under pipefail)
+headers=$(objdump -p "$lib")
+grep -q 'SONAME *libmoert\.so\.[0-9]' <<<"$headers" || { echo "no SONAME libmoert.so.N"; exit 1; }
 echo "exports: $(echo "$actual" | wc -l) symbols match; SONAME ok"

@@ -15,7 +15,9 @@ namespace {
 
 // Runs a shell command, feeding `input` on stdin; returns its stdout.
 std::string run(const std::string& cmd, const std::string& input = "") {
-  const std::string in = ::testing::TempDir() + "/cli_text_stdin.txt";
+  // One stdin file per test: ctest runs the tests of this file in parallel processes.
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string in = ::testing::TempDir() + "/cli_text_stdin_" + info->name() + ".txt";
   std::ofstream(in, std::ios::binary) << input;
   FILE* p = popen((cmd + " < " + in + " 2>/dev/null").c_str(), "r");
   std::string out;
