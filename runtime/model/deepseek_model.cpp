@@ -10,7 +10,7 @@ namespace moert {
 
 DeepseekModel::DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend, ModelOptions opts)
     : cfg_(std::move(cfg)), store_(std::move(store)), backend_(backend), opts_(opts) {
-  w_ = bind_model_weights(cfg_, *store_, backend_, opts_.load_mtp);
+  w_ = bind_model_weights(cfg_, *store_, backend_, opts_.load_mtp, opts_.bind_expert);
   inv_freq_ = rope_inv_freq(cfg_);
   rope_factor_ = static_cast<float>(cfg_.rope_attention_factor());
   softmax_scale_ = static_cast<float>(cfg_.softmax_scale());
@@ -115,7 +115,7 @@ void run_mlp(Backend& b, const ExpertWeights& w, const Tensor& x, Tensor& out, A
 
 }  // namespace
 
-void DeepseekModel::mlp(const LayerWeights& L, Tensor& xn, Tensor& out) {
+void DeepseekModel::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out) {
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   if (!L.moe) {
@@ -128,9 +128,13 @@ void DeepseekModel::mlp(const LayerWeights& L, Tensor& xn, Tensor& out) {
   Tensor ids = b.empty(DType::kI32, T, cfg_.num_experts_per_tok);
   Tensor weights = b.empty(DType::kF32, T, cfg_.num_experts_per_tok);
   b.moe_route(logits, L.router_bias, router_, ids, weights);
-  std::vector<const ExpertWeights*> experts(L.experts.size());
-  for (size_t e = 0; e < experts.size(); ++e) experts[e] = &L.experts[e];
-  b.moe_experts(xn, ids, weights, experts, out, mode);
+  if (opts_.moe_hook) {
+    opts_.moe_hook->routed_experts(slot, L, xn, ids, weights, out, mode);
+  } else {
+    std::vector<const ExpertWeights*> experts(L.experts.size());
+    for (size_t e = 0; e < experts.size(); ++e) experts[e] = &L.experts[e];
+    b.moe_experts(xn, ids, weights, experts, out, mode);
+  }
   if (L.has_shared) {
     Tensor sh = b.empty(DType::kF32, T, cfg_.hidden_size);
     run_mlp(b, L.shared, xn, sh, mode);
@@ -147,7 +151,7 @@ void DeepseekModel::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x
   attention(L, slot, xn, y, steps, row0, positions);
   b.add(y, x);
   b.rmsnorm(x, L.post_attention_norm, eps, xn);
-  mlp(L, xn, y);
+  mlp(L, slot, xn, y);
   b.add(y, x);
 }
 
@@ -168,7 +172,15 @@ void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
     T += st.n;
     out_rows += st.all_logits ? st.n : 1;
   }
-  if (T == 0) return;
+  if (T == 0) {
+    // Expert parallelism: a rank with no tokens still takes part in every MoE layer's exchange.
+    if (opts_.moe_hook) {
+      Tensor none;
+      for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i)
+        if (w_.layers[i].moe) opts_.moe_hook->routed_experts(i, w_.layers[i], none, none, none, none, opts_.act_mode);
+    }
+    return;
+  }
   for (SequenceStep& st : steps) st.kv->reserve(st.n);  // may throw kOutOfMemory; nothing written yet
 
   std::vector<int32_t> ids_h(T), pos_h(T);
@@ -211,6 +223,15 @@ void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
   b.linear(sel, w_.lm_head, out, opts_.act_mode);
   if (logits) b.copy_to_host(out, logits);
   for (SequenceStep& st : steps) st.kv->advance(st.n);
+}
+
+void DeepseekModel::rebind_experts(const ExpertFilter& keep) {
+  for (int64_t i = 0; i < static_cast<int64_t>(w_.layers.size()); ++i)
+    rebind_layer_experts(cfg_, *store_, backend_, i, w_.layers[i], keep);
+  for (size_t j = 0; j < w_.mtp.size(); ++j)
+    rebind_layer_experts(cfg_, *store_, backend_, cfg_.num_hidden_layers + static_cast<int64_t>(j), w_.mtp[j].layer,
+                         keep);
+  opts_.bind_expert = keep;
 }
 
 void DeepseekModel::copy_row(const Tensor& src, int64_t r, Tensor& dst, int64_t dr) {

@@ -21,10 +21,27 @@ enum class AttentionForm : uint8_t {
   kAbsorbed,  // always attend over the latent with kv_b absorbed into q and the output
 };
 
+// Expert parallelism (runtime/ep/expert_parallel.h implements it): when a model has one, the routed
+// experts of every MoE layer run through it (dispatch to the ranks holding them, compute, combine) instead
+// of Backend::moe_experts over all experts; routing and the shared experts stay local. A forward is then
+// collective: every rank of the group calls forward (or mtp_draft) in step, a rank with no tokens too.
+class MoeExpertsHook {
+ public:
+  virtual ~MoeExpertsHook() = default;
+  // out [T, hidden] = sum over each token's top-k of weight * expert(x), for the local router's ids and
+  // weights ([T, top_k]). `layer` is the layer slot (MTP layers follow the main ones). T may be 0 (a rank
+  // with no tokens still takes part in the exchange); then the tensors are empty.
+  virtual void routed_experts(int64_t layer, const LayerWeights& L, const Tensor& x, const Tensor& ids,
+                              const Tensor& weights, Tensor& out, ActMode mode) = 0;
+};
+
 struct ModelOptions {
   ActMode act_mode = ActMode::kF32;
   AttentionForm attention = AttentionForm::kAuto;
   bool load_mtp = true;
+  // Expert parallelism (both unset by default: every expert bound, computed locally).
+  std::shared_ptr<MoeExpertsHook> moe_hook;
+  ExpertFilter bind_expert;  // which routed experts this process binds (see bind_model_weights)
 };
 
 // One sequence's part of a forward step: `n` new tokens appended after what its cache holds.
@@ -66,10 +83,14 @@ class DeepseekModel {
   void mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden, const int32_t* next_tokens, int64_t n,
                  float* logits);
 
+  // Expert parallelism: re-binds the routed experts after a change of placement (between steps), keeping
+  // those `keep` accepts; sets options().bind_expert to it.
+  void rebind_experts(const ExpertFilter& keep);
+
  private:
   void attention(const LayerWeights& L, int64_t layer_slot, Tensor& x_norm, Tensor& out,
                  std::vector<SequenceStep>& steps, const std::vector<int64_t>& row0, const Tensor& positions);
-  void mlp(const LayerWeights& L, Tensor& x_norm, Tensor& out);
+  void mlp(const LayerWeights& L, int64_t slot, Tensor& x_norm, Tensor& out);
   void decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, std::vector<SequenceStep>& steps,
                      const std::vector<int64_t>& row0, const Tensor& positions);
   void check_tokens(const int32_t* tokens, int64_t n) const;

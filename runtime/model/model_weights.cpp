@@ -7,7 +7,8 @@ namespace {
 
 class Binder {
  public:
-  Binder(const ModelConfig& c, const WeightStore& s, Backend& b) : cfg_(c), store_(s), backend_(b) {}
+  Binder(const ModelConfig& c, const WeightStore& s, Backend& b, const ExpertFilter& keep = nullptr)
+      : cfg_(c), store_(s), backend_(b), keep_(keep) {}
 
   // A norm or bias vector [n] (bf16/f32), as a [1, n] tensor.
   Tensor vec(const std::string& name, int64_t n) {
@@ -74,14 +75,26 @@ class Binder {
     L.router = linear(mp + "gate.weight", cfg_.n_routed_experts, h);
     if (cfg_.topk_method == TopkMethod::kNoauxTc)
       L.router_bias = vec(mp + "gate.e_score_correction_bias", cfg_.n_routed_experts);
-    L.experts.reserve(cfg_.n_routed_experts);
-    for (int64_t e = 0; e < cfg_.n_routed_experts; ++e)
-      L.experts.push_back(mlp(mp + "experts." + std::to_string(e) + ".", cfg_.moe_intermediate_size));
+    experts(i, L);
     if (cfg_.n_shared_experts > 0) {
       L.has_shared = true;
       L.shared = mlp(mp + "shared_experts.", cfg_.moe_intermediate_size * cfg_.n_shared_experts);
     }
     return L;
+  }
+
+  // The routed experts of MoE layer i (all of them, or those keep_ accepts).
+  void experts(int64_t i, LayerWeights& L) {
+    const std::string mp = "model.layers." + std::to_string(i) + ".mlp.";
+    L.experts.clear();
+    L.experts.reserve(cfg_.n_routed_experts);
+    for (int64_t e = 0; e < cfg_.n_routed_experts; ++e) {
+      if (keep_ && !keep_(i, e)) {
+        L.experts.emplace_back();
+        continue;
+      }
+      L.experts.push_back(mlp(mp + "experts." + std::to_string(e) + ".", cfg_.moe_intermediate_size));
+    }
   }
 
   int64_t count() const { return count_; }
@@ -90,13 +103,15 @@ class Binder {
   const ModelConfig& cfg_;
   const WeightStore& store_;
   Backend& backend_;
+  ExpertFilter keep_;
   int64_t count_ = 0;
 };
 
 }  // namespace
 
-ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend, bool load_mtp) {
-  Binder b(cfg, store, backend);
+ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend, bool load_mtp,
+                                const ExpertFilter& keep) {
+  Binder b(cfg, store, backend, keep);
   ModelWeights w;
   const int64_t h = cfg.hidden_size;
   w.embed = b.matrix("model.embed_tokens.weight", cfg.vocab_size, h);
@@ -124,6 +139,13 @@ ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store
   }
   w.parameter_count = b.count();
   return w;
+}
+
+void rebind_layer_experts(const ModelConfig& cfg, const WeightStore& store, Backend& backend, int64_t layer,
+                          LayerWeights& L, const ExpertFilter& keep) {
+  if (!L.moe) return;
+  Binder b(cfg, store, backend, keep);
+  b.experts(layer, L);
 }
 
 }  // namespace moert

@@ -1,6 +1,7 @@
 // The DeepSeek weights bound to a backend: every tensor the graph needs, checked for presence, dtype and
 // shape against the config when the model loads (so a bad checkpoint fails at load, naming the tensor).
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,18 @@ struct ModelWeights {
   int64_t parameter_count = 0;  // elements in the tensors bound (scales excluded)
 };
 
-ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend, bool load_mtp);
+// Which routed experts a process binds (expert parallelism, runtime/ep): keep(layer, expert). Layer is the
+// checkpoint's layer index (MTP layers follow the main ones). An expert not kept stays unbound (its
+// ExpertWeights empty: gate.w.empty()) and is neither read nor validated here; another rank holds it.
+using ExpertFilter = std::function<bool(int64_t layer, int64_t expert)>;
+
+// Without a filter (the default) every expert is bound.
+ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend, bool load_mtp,
+                                const ExpertFilter& keep = nullptr);
+
+// Re-binds the routed experts of one MoE layer (`layer` as above) after a change of placement: the experts
+// `keep` accepts are bound, the others released.
+void rebind_layer_experts(const ModelConfig& cfg, const WeightStore& store, Backend& backend, int64_t layer,
+                          LayerWeights& L, const ExpertFilter& keep);
 
 }  // namespace moert

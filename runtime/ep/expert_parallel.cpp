@@ -1,0 +1,366 @@
+#include "ep/expert_parallel.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/elementwise.h"
+#include "util/error.h"
+
+namespace moert::ep {
+namespace {
+
+// Little-endian-agnostic packing of 4-byte values (both ends are the same build).
+class Writer {
+ public:
+  explicit Writer(Bytes& b) : b_(b) {}
+  template <class T>
+  void put(T v) {
+    static_assert(sizeof(T) == 4);
+    const size_t n = b_.size();
+    b_.resize(n + 4);
+    std::memcpy(b_.data() + n, &v, 4);
+  }
+  void put_floats(const float* p, int64_t n) {
+    const size_t at = b_.size();
+    b_.resize(at + n * sizeof(float));
+    if (n) std::memcpy(b_.data() + at, p, n * sizeof(float));
+  }
+
+ private:
+  Bytes& b_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const Bytes& b) : b_(b) {}
+  template <class T>
+  T get() {
+    need(4);
+    T v;
+    std::memcpy(&v, b_.data() + at_, 4);
+    at_ += 4;
+    return v;
+  }
+  const float* floats(int64_t n) {
+    need(n * sizeof(float));
+    const float* p = reinterpret_cast<const float*>(b_.data() + at_);
+    at_ += n * sizeof(float);
+    return p;
+  }
+
+ private:
+  void need(size_t n) const {
+    if (at_ + n > b_.size()) fail(ErrorCode::kInternal, "expert-parallel message truncated");
+  }
+  const Bytes& b_;
+  size_t at_ = 0;
+};
+
+const int32_t* host_i32(const Tensor& t) {
+  if (t.device != DeviceKind::kCpu)
+    fail(ErrorCode::kUnsupported, "expert parallelism runs on the CPU backend only (for now)");
+  return t.ptr<int32_t>();
+}
+
+}  // namespace
+
+ExpertParallel::ExpertParallel(std::shared_ptr<Transport> transport, Backend& backend, Placement placement,
+                               EpOptions opts)
+    : t_(std::move(transport)), b_(backend), opts_(opts) {
+  if (!t_) fail(ErrorCode::kInvalidArgument, "expert parallelism needs a transport");
+  set_placement(std::move(placement));
+}
+
+void ExpertParallel::set_placement(Placement p) {
+  p.validate();
+  if (p.ranks != t_->size())
+    fail(ErrorCode::kInvalidArgument, "placement for " + std::to_string(p.ranks) + " ranks in a group of " +
+                                          std::to_string(t_->size()));
+  if (!p_.layers.empty() && (p.num_layers() != p_.num_layers() || p.experts != p_.experts))
+    fail(ErrorCode::kInvalidArgument, "a new placement must keep the layer and expert counts");
+  p_ = std::move(p);
+  rebuild_tables();
+  if (load_.empty()) {
+    load_.assign(p_.num_layers() * p_.experts, 0);
+    work_.assign(p_.num_layers(), 0);
+  }
+}
+
+void ExpertParallel::rebuild_tables() {
+  reps_.assign(p_.num_layers(), std::vector<std::vector<int>>(p_.experts));
+  for (int64_t l = 0; l < p_.num_layers(); ++l)
+    for (int64_t e = 0; e < p_.experts; ++e) reps_[l][e] = p_.replicas(l, e);
+}
+
+ExpertFilter ExpertParallel::bind_filter() const {
+  auto p = std::make_shared<Placement>(p_);
+  const int r = rank();
+  return [p, r](int64_t layer, int64_t e) { return layer < p->num_layers() && p->holds(layer, r, e); };
+}
+
+void ExpertParallel::reset_load() {
+  std::fill(load_.begin(), load_.end(), 0);
+  std::fill(work_.begin(), work_.end(), 0);
+  over_limit_ = 0;
+}
+
+std::vector<int64_t> ExpertParallel::gather_load() {
+  std::vector<int64_t> v = load_;
+  t_->all_reduce_sum(v.data(), v.size());
+  return v;
+}
+
+std::vector<int64_t> ExpertParallel::gather_work() {
+  const int64_t L = p_.num_layers(), R = size();
+  std::vector<int64_t> v(L * R, 0);
+  for (int64_t l = 0; l < L; ++l) v[l * R + rank()] = work_[l];
+  t_->all_reduce_sum(v.data(), v.size());
+  return v;
+}
+
+int ExpertParallel::choose_replica(int64_t layer, int64_t t, int64_t e) const {
+  const std::vector<int>& r = reps_[layer][e];
+  return r.size() == 1 ? r[0] : r[static_cast<size_t>((t + rank() + e) % static_cast<int64_t>(r.size()))];
+}
+
+void ExpertParallel::routed_experts(int64_t layer, const LayerWeights& L, const Tensor& x, const Tensor& ids,
+                                    const Tensor& weights, Tensor& out, ActMode mode) {
+  if (layer < 0 || layer >= p_.num_layers())
+    fail(ErrorCode::kInternal, "expert parallelism: layer " + std::to_string(layer) + " has no placement");
+  const int R = size(), me = rank();
+  const int64_t T = x.rows, E = p_.experts;
+  const int64_t H = T ? x.cols : 0;
+  const int64_t K = T ? ids.cols : 0;
+  const bool exact = opts_.combine == CombineMode::kExact;
+  if (T && static_cast<int64_t>(L.experts.size()) != E)
+    fail(ErrorCode::kInternal, "expert parallelism: the layer has " + std::to_string(L.experts.size()) +
+                                   " experts, the placement " + std::to_string(E));
+
+  // Route each (token, expert) pair to a rank.
+  std::vector<float> xh(static_cast<size_t>(T * H));
+  std::vector<float> wh(static_cast<size_t>(T * K));
+  std::vector<int32_t> dest(static_cast<size_t>(T * K));
+  const int32_t* idp = T ? host_i32(ids) : nullptr;
+  if (T) {
+    b_.copy_to_host(x, xh.data());
+    b_.copy_to_host(weights, wh.data());
+  }
+  int64_t* load = load_.data() + layer * E;
+  std::vector<char> used(R);
+  for (int64_t t = 0; t < T; ++t) {
+    std::fill(used.begin(), used.end(), 0);
+    const int32_t* e = idp + t * ids.ld;
+    for (int64_t s = 0; s < K; ++s) {
+      if (e[s] < 0 || e[s] >= E) fail(ErrorCode::kInternal, "expert parallelism: expert id out of range");
+      ++load[e[s]];
+      dest[t * K + s] = -1;
+      if (reps_[layer][e[s]].size() == 1) used[dest[t * K + s] = reps_[layer][e[s]][0]] = 1;
+    }
+    for (int64_t s = 0; s < K; ++s) {
+      if (dest[t * K + s] >= 0) continue;
+      int d = -1;
+      if (opts_.max_ranks_per_token > 0)
+        for (int r : reps_[layer][e[s]])
+          if (used[r]) {
+            d = r;
+            break;
+          }
+      if (d < 0) d = choose_replica(layer, t, e[s]);
+      used[dest[t * K + s] = d] = 1;
+    }
+    if (opts_.max_ranks_per_token > 0) {
+      const int n = static_cast<int>(std::count(used.begin(), used.end(), 1));
+      if (n > opts_.max_ranks_per_token) {
+        ++over_limit_;
+        if (opts_.strict_rank_limit)
+          fail(ErrorCode::kInvalidArgument, "a token's experts span " + std::to_string(n) + " ranks, more than " +
+                                                std::to_string(opts_.max_ranks_per_token));
+      }
+    }
+  }
+
+  // Dispatch: per destination, [n_tok] then per token [row][count][count expert ids][count weights (partial
+  // mode)], then the tokens' rows. `sent[r]` remembers (token, slot) of every pair sent to r, in order.
+  std::vector<Bytes> send(R), recv;
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> sent(R);
+  std::vector<std::vector<int32_t>> toks(R);
+  for (int r = 0; r < R; ++r) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t s = 0; s < K; ++s)
+        if (dest[t * K + s] == r) {
+          toks[r].push_back(static_cast<int32_t>(t));
+          break;
+        }
+    Writer w(send[r]);
+    w.put<int32_t>(static_cast<int32_t>(toks[r].size()));
+    for (int32_t t : toks[r]) {
+      std::vector<int32_t> slots;
+      for (int64_t s = 0; s < K; ++s)
+        if (dest[t * K + s] == r) slots.push_back(static_cast<int32_t>(s));
+      w.put<int32_t>(t);
+      w.put<int32_t>(static_cast<int32_t>(slots.size()));
+      for (int32_t s : slots) {
+        w.put<int32_t>(idp[t * ids.ld + s]);
+        sent[r].emplace_back(t, s);
+      }
+      if (!exact)
+        for (int32_t s : slots) w.put<float>(wh[t * K + s]);
+    }
+    for (int32_t t : toks[r]) w.put_floats(xh.data() + t * H, H);
+  }
+  t_->all_to_all(send, recv);
+
+  // Local experts over what arrived. Exact: one row per (token, expert) pair, weight 1; partial: one row per
+  // token with its experts on this rank (the others padded with id E, which is null) and their weights.
+  struct Arrived {
+    int64_t tokens = 0, pairs = 0, row0 = 0;
+  };
+  std::vector<Arrived> arr(R);
+  std::vector<int32_t> rid;   // ids of the rows computed here
+  std::vector<float> rw;      // their weights
+  std::vector<float> rx;      // their inputs
+  // Rows follow the headers; every rank runs the same model, so the width is the hidden size (router's k).
+  const int64_t width = L.router.k();
+  int64_t rows = 0;
+  for (int src = 0; src < R; ++src) {
+    Reader rd(recv[src]);
+    const int32_t n = rd.get<int32_t>();
+    std::vector<std::vector<int32_t>> tok_ids(n);
+    std::vector<std::vector<float>> tok_w(n);
+    for (int32_t i = 0; i < n; ++i) {
+      rd.get<int32_t>();  // the origin's row (the origin keeps its own order)
+      const int32_t c = rd.get<int32_t>();
+      if (c < 1 || c > 1024) fail(ErrorCode::kInternal, "expert-parallel dispatch: bad pair count");
+      for (int32_t j = 0; j < c; ++j) tok_ids[i].push_back(rd.get<int32_t>());
+      if (!exact)
+        for (int32_t j = 0; j < c; ++j) tok_w[i].push_back(rd.get<float>());
+    }
+    arr[src].row0 = rows;
+    arr[src].tokens = n;
+    for (int32_t i = 0; i < n; ++i) {
+      const float* xr = rd.floats(width);
+      if (exact) {
+        for (int32_t e : tok_ids[i]) {
+          rid.push_back(e);
+          rw.push_back(1.0f);
+          rx.insert(rx.end(), xr, xr + width);
+          ++rows;
+          ++arr[src].pairs;
+        }
+      } else {
+        rx.insert(rx.end(), xr, xr + width);
+        arr[src].pairs += static_cast<int64_t>(tok_ids[i].size());
+        ++rows;
+      }
+    }
+    if (!exact) {
+      // Pad to the widest token's count later; keep per-token lists.
+      for (int32_t i = 0; i < n; ++i) {
+        for (size_t j = 0; j < tok_ids[i].size(); ++j) {
+          rid.push_back(tok_ids[i][j]);
+          rw.push_back(tok_w[i][j]);
+        }
+        rid.push_back(-1);  // token separator, replaced below
+        rw.push_back(0.0f);
+      }
+    }
+  }
+  int64_t pairs_here = 0;
+  for (const Arrived& a : arr) pairs_here += a.pairs;
+  work_[layer] += pairs_here;
+
+  std::vector<const ExpertWeights*> experts(E + 1, nullptr);
+  for (int64_t e = 0; e < E; ++e)
+    if (p_.holds(layer, me, e) && !L.experts[e].gate.w.empty()) experts[e] = &L.experts[e];
+  std::vector<float> ry(static_cast<size_t>(rows * width));
+  if (rows) {
+    int64_t kk = 1;
+    std::vector<int32_t> ids2;
+    std::vector<float> w2;
+    if (exact) {
+      ids2 = rid;
+      w2 = rw;
+    } else {
+      // Rebuild [rows, kk] from the separated lists, padding with E (a null expert) and weight 0.
+      std::vector<std::vector<std::pair<int32_t, float>>> per(rows);
+      int64_t r = 0;
+      for (size_t i = 0; i < rid.size(); ++i) {
+        if (rid[i] < 0) {
+          ++r;
+          continue;
+        }
+        per[r].emplace_back(rid[i], rw[i]);
+      }
+      for (const auto& v : per) kk = std::max<int64_t>(kk, static_cast<int64_t>(v.size()));
+      ids2.assign(rows * kk, static_cast<int32_t>(E));
+      w2.assign(rows * kk, 0.0f);
+      for (int64_t i = 0; i < rows; ++i)
+        for (size_t j = 0; j < per[i].size(); ++j) {
+          ids2[i * kk + j] = per[i][j].first;
+          w2[i * kk + j] = per[i][j].second;
+        }
+    }
+    for (int32_t e : ids2)
+      if (e < E && !experts[e])
+        fail(ErrorCode::kInternal, "expert parallelism: rank " + std::to_string(me) + " received tokens for expert " +
+                                       std::to_string(e) + " of layer " + std::to_string(layer) +
+                                       ", which it does not hold");
+    Tensor X = b_.empty(DType::kF32, rows, width), Y = b_.empty(DType::kF32, rows, width);
+    Tensor I = b_.empty(DType::kI32, rows, kk), W = b_.empty(DType::kF32, rows, kk);
+    b_.copy_from_host(rx.data(), X);
+    b_.copy_from_host_i32(ids2.data(), I);
+    b_.copy_from_host(w2.data(), W);
+    b_.moe_experts(X, I, W, experts, Y, mode);
+    b_.copy_to_host(Y, ry.data());
+  }
+
+  // Combine: each source gets its rows back, in the order it sent them.
+  std::vector<Bytes> back(R), got;
+  for (int src = 0; src < R; ++src) {
+    Writer w(back[src]);
+    const int64_t n = exact ? arr[src].pairs : arr[src].tokens;
+    w.put_floats(ry.data() + arr[src].row0 * width, n * width);
+  }
+  t_->all_to_all(back, got);
+  if (T == 0) return;
+
+  std::vector<float> oh(static_cast<size_t>(T * H), 0.0f);
+  if (exact) {
+    // Per token, its K rows; then weight * row added in ascending expert id, as Backend::moe_experts does.
+    std::vector<const float*> row(static_cast<size_t>(T * K), nullptr);
+    for (int r = 0; r < R; ++r) {
+      if (static_cast<int64_t>(got[r].size()) != static_cast<int64_t>(sent[r].size()) * H * 4)
+        fail(ErrorCode::kInternal, "expert-parallel combine: wrong size from rank " + std::to_string(r));
+      const float* p = reinterpret_cast<const float*>(got[r].data());
+      for (size_t i = 0; i < sent[r].size(); ++i) row[sent[r][i].first * K + sent[r][i].second] = p + i * H;
+    }
+    std::vector<int32_t> order(K);
+    for (int64_t t = 0; t < T; ++t) {
+      const int32_t* e = idp + t * ids.ld;
+      for (int64_t s = 0; s < K; ++s) order[s] = static_cast<int32_t>(s);
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return e[a] < e[b]; });
+      for (int32_t s : order) kernels::axpy(H, wh[t * K + s], row[t * K + s], oh.data() + t * H);
+    }
+  } else {
+    for (int r = 0; r < R; ++r) {
+      if (static_cast<int64_t>(got[r].size()) != static_cast<int64_t>(toks[r].size()) * H * 4)
+        fail(ErrorCode::kInternal, "expert-parallel combine: wrong size from rank " + std::to_string(r));
+      const float* p = reinterpret_cast<const float*>(got[r].data());
+      for (size_t i = 0; i < toks[r].size(); ++i) kernels::add_inplace(H, p + i * H, oh.data() + toks[r][i] * H);
+    }
+  }
+  b_.copy_from_host(oh.data(), out);
+}
+
+Placement rebalance(ExpertParallel& ep, DeepseekModel& model, const EplbOptions& opts, int slots_per_rank) {
+  const std::vector<int64_t> load = ep.gather_load();
+  const Placement& cur = ep.placement();
+  Placement next = eplb_placement(load, cur.num_layers(), cur.experts, cur.ranks,
+                                  slots_per_rank > 0 ? slots_per_rank : cur.slots_per_rank, opts);
+  ep.set_placement(next);
+  model.rebind_experts(ep.bind_filter());
+  ep.reset_load();
+  return next;
+}
+
+}  // namespace moert::ep

@@ -1,0 +1,57 @@
+// The exchange expert parallelism needs between ranks, behind one interface: a variable-size all-to-all of
+// byte buffers (dispatch and combine), an all-reduce (sum) for load statistics, a barrier, and abort.
+//
+// Rules every implementation keeps:
+//  - Collectives are called by every rank of the group in the same order (a mismatch is detected where the
+//    implementation can, and fails the group).
+//  - Every wait has a time-out. A rank that fails calls abort() (run_collective below does it for any
+//    exception); then every rank's pending and later collectives throw moert::Error (kCancelled, naming the
+//    rank and its reason). A rank that stops answering makes the others throw kTimeout. Never a hang.
+//  - Buffers are host memory. A device transport (NCCL) keeps this interface for the small control data
+//    (counts, load statistics) and adds a device all-to-all over backend tensors with counts exchanged
+//    first (the layout of runtime/ep/expert_parallel.cpp: fixed-width rows after a per-rank header).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moert::ep {
+
+using Bytes = std::vector<uint8_t>;
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // send[r] goes to rank r (send[rank()] to this rank itself); recv[r] is what rank r sent to this rank.
+  // send must have size() entries; recv is resized.
+  virtual void all_to_all(const std::vector<Bytes>& send, std::vector<Bytes>& recv) = 0;
+  // data[i] = sum over ranks of data[i] (every rank passes the same n). Summed in ascending rank order, so
+  // every rank gets the same bits.
+  virtual void all_reduce_sum(int64_t* data, size_t n) = 0;
+  virtual void all_reduce_sum(double* data, size_t n) = 0;
+  virtual void barrier() = 0;
+  // Fails the group: every rank's pending and later collectives throw Error(kCancelled) with `why`.
+  virtual void abort(const std::string& why) = 0;
+  virtual std::chrono::milliseconds timeout() const = 0;
+};
+
+// Runs fn; on any exception aborts the group (so every other rank's collectives fail too) and rethrows.
+void run_collective(Transport& t, const std::function<void()>& fn);
+
+// In-process ranks: threads sharing one group object (tests, single-host CPU use).
+struct InProcessOptions {
+  std::chrono::milliseconds timeout{30000};  // every wait
+  std::chrono::microseconds delay{0};        // injected before each all-to-all (emulates a slow link)
+};
+
+class InProcessGroup;
+
+// A group of `size` ranks; transports(r) is rank r's end. The group lives as long as any transport.
+std::vector<std::shared_ptr<Transport>> make_in_process_group(int size, InProcessOptions opts = {});
+
+}  // namespace moert::ep
