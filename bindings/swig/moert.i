@@ -224,6 +224,13 @@ static int32_t moert_progress_trampoline(void* user_data, double fraction, const
 %unignore StreamEvent::text;
 #if defined(SWIGJAVA)
 %apply std::string BYTES { std::string text };
+/* A member getter goes through JNI's NewStringUTF, which mangles 4-byte UTF-8 (emoji): Java reads the
+ * piece's bytes instead and decodes them as UTF-8 itself. */
+%unignore StreamEvent::text_utf8;
+%apply std::string BYTES { std::string text_utf8 };
+%extend StreamEvent {
+  std::string text_utf8() const { return $self->text; }
+}
 #endif
 %inline %{
 struct StreamEvent {
@@ -240,6 +247,7 @@ struct StreamUsage {
 %}
 #if defined(SWIGJAVA)
 %clear std::string text;
+%clear std::string text_utf8;
 #endif
 
 /* The handles, as proxy classes. The structs are opaque in C; SWIG only needs their names. */

@@ -2,9 +2,9 @@
 // handed out again, so a forward pass reuses warm pages instead of faulting in fresh ones on every op.
 #pragma once
 #include <cstddef>
-#include <map>
 #include <memory>
-#include <mutex>
+
+#include "backend/block_cache.h"
 
 namespace moert {
 
@@ -16,12 +16,7 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   std::shared_ptr<void> allocate(size_t bytes);
 
  private:
-  static size_t size_class(size_t bytes);
-  void release(void* p, size_t cls);
-
-  std::mutex mu_;
-  std::multimap<size_t, void*> free_;
-  size_t cached_bytes_ = 0;
+  BlockCache cache_;
 };
 
 }  // namespace moert

@@ -3,6 +3,7 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/block_cache.h"
 #include "cuda/cuda_kernels.h"
 #include "util/error.h"
 #include "weights/safetensors.h"
@@ -64,20 +66,10 @@ cuda::DevWeight dev(const WeightMatrix& m) {
 class DevicePool : public std::enable_shared_from_this<DevicePool> {
  public:
   explicit DevicePool(int device) : device_(device) {}
-  ~DevicePool() {
-    for (auto& [cls, p] : free_) cudaFree(p);
-  }
+  ~DevicePool() { cache_.drain([](void* p) { cudaFree(p); }); }
   std::shared_ptr<void> allocate(size_t bytes) {
-    const size_t cls = size_class(bytes);
-    void* p = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(cls);
-      if (it != free_.end()) {
-        p = it->second;
-        free_.erase(it);
-      }
-    }
+    const size_t cls = BlockCache::size_class(std::max<size_t>(bytes, 256));
+    void* p = cache_.take(cls);
     if (!p) {
       cudaError_t e = cudaMalloc(&p, cls);
       if (e != cudaSuccess) {  // give the cached blocks back and retry once
@@ -88,32 +80,18 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
       check_cuda(e, "cudaMalloc");
     }
     std::shared_ptr<DevicePool> self = shared_from_this();
-    return std::shared_ptr<void>(p, [self, cls](void* q) { self->release(q, cls); });
+    return std::shared_ptr<void>(p, [self, cls](void* q) {
+      if (!self->cache_.give(q, cls, SIZE_MAX)) cudaFree(q);
+    });
   }
   void trim() {
-    std::lock_guard<std::mutex> lock(mu_);
     cudaDeviceSynchronize();
-    for (auto& [cls, p] : free_) cudaFree(p);
-    free_.clear();
+    cache_.drain([](void* p) { cudaFree(p); });
   }
 
  private:
-  static size_t size_class(size_t bytes) {
-    bytes = std::max<size_t>(bytes, 256);
-    if (bytes <= (1u << 20)) {
-      size_t c = 256;
-      while (c < bytes) c <<= 1;
-      return c;
-    }
-    return (bytes + (1u << 20) - 1) & ~static_cast<size_t>((1u << 20) - 1);
-  }
-  void release(void* p, size_t cls) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.emplace(cls, p);
-  }
   int device_;
-  std::mutex mu_;
-  std::multimap<size_t, void*> free_;
+  BlockCache cache_;
 };
 
 enum class GemmPolicy { kAuto, kOwn, kLt };

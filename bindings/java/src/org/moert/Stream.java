@@ -35,7 +35,8 @@ public final class Stream extends Handle implements Iterable<Token>, Iterator<To
         ensureOpen();
         StreamEvent e = moert_native.stream_next(raw, timeoutMs);
         try {
-            Token t = new Token(e.getToken(), e.getText(), FinishReason.of(e.getFinish_reason()));
+            Token t = new Token(e.getToken(), new String(e.text_utf8(), java.nio.charset.StandardCharsets.UTF_8),
+                FinishReason.of(e.getFinish_reason()));
             if (t.finish() != FinishReason.NONE) finish = t.finish();
             return t;
         } finally {
