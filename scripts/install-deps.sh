@@ -6,7 +6,9 @@ PKGS=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libgtest-d
       # bindings/: SWIG for Python and Java, the Python headers, a notebook runner, Go, JDK 17 with JUnit 4,
       # bindgen for moert-sys (and Debian's Rust when rustup's cargo is absent: see below)
       swig python3-dev python3-nbclient python3-nbformat python3-ipykernel golang-go default-jdk-headless
-      junit4 libhamcrest-java bindgen)
+      junit4 libhamcrest-java bindgen
+      # expert parallelism across processes: the MPI transport and its mpirun tests
+      libopenmpi-dev openmpi-bin)
 # Rust: a rustup toolchain (cargo on PATH or in ~/.cargo/bin) is used when present, else Debian's.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
   PKGS+=(cargo rustc)
