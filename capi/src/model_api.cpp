@@ -27,6 +27,12 @@ moert::LoadOptions load_options(const moert_options* o) {
                  : att == "absorbed" ? moert::AttentionForm::kAbsorbed
                                      : moert::AttentionForm::kAuto;
   lo.load_mtp = o->get_int("mtp", 1) != 0;
+  lo.ep_size = static_cast<int>(o->get_int("ep_size", 1));
+  lo.ep_transport = o->get_string("ep_transport", "");
+  lo.ep_redundant = static_cast<int>(o->get_int("ep_redundant", 0));
+  lo.eplb_interval = o->get_int("eplb_interval", 0);
+  lo.ep_overlap = o->get_int("ep_overlap", 1) != 0;
+  lo.ep_timeout_ms = o->get_int("ep_timeout_ms", lo.ep_timeout_ms);
   return lo;
 }
 
@@ -69,6 +75,8 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
     else if (k == "kv_capacity_tokens") v = m.cache().capacity_tokens();
     else if (k == "bos_token_id") v = c.bos_token_id;
     else if (k == "eos_token_id") v = c.eos_token_id;
+    else if (k == "ep_rank") v = m.ep() ? m.ep()->rank() : 0;
+    else if (k == "ep_size") v = m.ep() ? m.ep()->size() : 1;
     else fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
     *out = v;
   });
@@ -108,6 +116,7 @@ MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t*
                                             std::to_string(rows * vocab) + " needed");
     require(logits, "logits");
     std::vector<moert::SequenceStep> steps{{&session->kv, tokens, static_cast<int64_t>(n), all_logits != 0}};
+    m.require_direct_forward();
     std::lock_guard<std::mutex> lock(m.step_mutex());
     m.model().forward(steps, logits);
   });
@@ -139,6 +148,7 @@ MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tok
     require(logits, "logits");
     moert::KvSequence kv(&m.cache());
     std::vector<moert::SequenceStep> steps{{&kv, tokens, static_cast<int64_t>(n), true}};
+    m.require_direct_forward();
     std::lock_guard<std::mutex> lock(m.step_mutex());
     m.model().forward(steps, logits);
   });

@@ -28,6 +28,12 @@ const std::vector<KeySpec>& specs() {
       {"max_batch", Kind::kInt, 1, 4096, {}},
       {"attention", Kind::kString, 0, 0, {"auto", "expanded", "absorbed"}},
       {"mtp", Kind::kInt, 0, 1, {}},
+      {"ep_size", Kind::kInt, 1, 1 << 16, {}},
+      {"ep_transport", Kind::kString, 0, 0, {"none", "inproc", "mpi"}},
+      {"ep_redundant", Kind::kInt, 0, 1 << 14, {}},
+      {"eplb_interval", Kind::kInt, 0, 1e12, {}},
+      {"ep_overlap", Kind::kInt, 0, 1, {}},
+      {"ep_timeout_ms", Kind::kInt, 1, 1e9, {}},
       // generation
       {"max_tokens", Kind::kInt, 0, 1e9, {}},
       {"temperature", Kind::kFloat, 0, 100, {}},

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ep/placement.h"
+
 #include "util/error.h"
 
 namespace moert {
@@ -133,6 +135,7 @@ void Engine::emit(Request& r, int32_t token) {
 }
 
 void Engine::loop() {
+  if (ep::ExpertParallel* ep = model_->ep()) return loop_ep(*ep);
   std::vector<std::shared_ptr<Request>> running;
   for (;;) {
     {
@@ -160,7 +163,90 @@ void Engine::loop() {
   }
 }
 
-void Engine::step(std::vector<std::shared_ptr<Request>>& running) {
+// With expert parallelism every forward is collective: every rank must take part in every MoE exchange.
+// So before each step the ranks all-reduce two counters, {ranks with work, ranks stopping}: when any rank
+// has work, every rank steps (a rank with nothing to run steps with no sequence); when none has, they
+// idle (a short wait for local work, then ask again); the engines end together once every rank is
+// stopping (a stopping rank cancels its own requests and keeps stepping while the others have work). Every
+// eplb_interval steps the ranks re-place the experts from the gathered load (EPLB). A failed collective
+// (a rank that failed or stopped answering) fails the group: running and later requests end with its error.
+void Engine::loop_ep(ep::ExpertParallel& ep) {
+  std::vector<std::shared_ptr<Request>> running;
+  std::string group_error;
+  const int64_t eplb_interval = model_->options().eplb_interval;
+  int64_t steps = 0;
+  auto fail_all = [&](std::unique_lock<std::mutex>* held) {
+    for (auto& r : running)
+      if (r->finish_reason() == FinishReason::kNone) finish(*r, FinishReason::kError, group_error);
+    running.clear();
+    std::unique_lock<std::mutex> lock;
+    if (!held) lock = std::unique_lock<std::mutex>(mu_);
+    for (auto& r : queue_) finish(*r, FinishReason::kError, group_error);
+    queue_.clear();
+  };
+  for (;;) {
+    bool stopping = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!group_error.empty()) {
+        // The group failed: no more collectives; requests fail at once.
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        fail_all(&lock);
+        if (stop_) return;
+        continue;
+      }
+      stopping = stop_;
+      if (stopping) {
+        for (auto& r : running) finish(*r, FinishReason::kCancelled);
+        running.clear();
+        for (auto& r : queue_) finish(*r, FinishReason::kCancelled);
+        queue_.clear();
+      }
+      while (!queue_.empty() && static_cast<int64_t>(running.size()) < model_->options().max_batch) {
+        std::shared_ptr<Request> r = std::move(queue_.front());
+        queue_.pop_front();
+        if (r->cancelled_) finish(*r, FinishReason::kCancelled);
+        else if (r->params_.max_tokens == 0) finish(*r, FinishReason::kLength);
+        else running.push_back(std::move(r));
+      }
+    }
+    int64_t flags[2] = {running.empty() ? 0 : 1, stopping ? 1 : 0};
+    try {
+      ep::run_collective(ep.transport(), [&] { ep.transport().all_reduce_sum(flags, 2); });
+    } catch (const std::exception& e) {
+      group_error = e.what();
+      fail_all(nullptr);
+      continue;
+    }
+    if (flags[1] == ep.size()) return;  // every rank is stopping
+    if (flags[0] == 0) {
+      // Nobody has work: wait a little for local work, then ask the group again.
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stopping) cv_.wait_for(lock, std::chrono::milliseconds(1), [] { return false; });
+      else cv_.wait_for(lock, std::chrono::milliseconds(1), [&] { return stop_ || !queue_.empty(); });
+      continue;
+    }
+    try {
+      step(running, /*collective=*/true);
+      if (eplb_interval > 0 && ++steps % eplb_interval == 0) {
+        std::lock_guard<std::mutex> lock(model_->step_mutex());
+        ep::run_collective(ep.transport(), [&] {
+          ep::EplbOptions eo;
+          ep::rebalance(ep, model_->model(), eo);
+        });
+      }
+    } catch (const std::exception& e) {
+      group_error = e.what();
+      fail_all(nullptr);
+      continue;
+    }
+    running.erase(std::remove_if(running.begin(), running.end(),
+                                 [](const std::shared_ptr<Request>& r) { return r->finish_reason() != FinishReason::kNone; }),
+                  running.end());
+  }
+}
+
+void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collective) {
   DeepseekModel& model = model_->model();
   const int64_t vocab = model_->config().vocab_size;
   std::vector<SequenceStep> steps;
@@ -203,14 +289,20 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running) {
   if (steps.empty()) {
     // Nothing could run: the newest blocked request gives way (fails alone) so the others can progress.
     if (!blocked.empty()) finish(*blocked.back().first, FinishReason::kError, blocked.back().second);
-    return;
+    if (!collective) return;  // with EP the rank still takes part in the step, with no sequence
   }
   std::vector<float> logits(steps.size() * vocab);
   try {
     std::lock_guard<std::mutex> lock(model_->step_mutex());
-    model.forward(steps, logits.data());
+    if (collective) {
+      ep::ExpertParallel& ep = *model_->ep();
+      ep::run_collective(ep.transport(), [&] { model.forward(steps, logits.data()); });
+    } else {
+      model.forward(steps, logits.data());
+    }
   } catch (const std::exception& e) {
     for (Request* r : in_step) finish(*r, FinishReason::kError, e.what());
+    if (collective) throw;  // the group failed (run_collective aborted it)
     return;
   }
   for (size_t i = 0; i < in_step.size(); ++i) {

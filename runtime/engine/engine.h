@@ -92,7 +92,9 @@ class Engine {
 
  private:
   void loop();
-  void step(std::vector<std::shared_ptr<Request>>& running);
+  // Expert parallelism: every rank's engine steps together (see engine.cpp).
+  void loop_ep(ep::ExpertParallel& ep);
+  void step(std::vector<std::shared_ptr<Request>>& running, bool collective = false);
   void finish(Request& r, FinishReason why, const std::string& error = "");
   void emit(Request& r, int32_t token);
   void deliver(Request& r, StreamEvent ev, const std::string& error);

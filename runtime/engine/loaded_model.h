@@ -11,6 +11,7 @@
 #include "config/model_config.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_model.h"
+#include "ep/expert_parallel.h"
 #include "weights/weight_store.h"
 
 namespace moert {
@@ -24,6 +25,16 @@ struct LoadOptions {
   AttentionForm attention = AttentionForm::kAuto;
   bool load_mtp = true;
   int64_t page_rows = 64;
+  // Expert parallelism (runtime/ep): the routed experts spread over ep_size ranks, one rank per process
+  // (ep_transport "mpi": every process of MPI_COMM_WORLD; MPI initialised here when the host has not).
+  // "inproc" is a one-rank in-process group (the EP code path in one process); "none" (default when
+  // ep_size is 1): no EP, the default single-process path.
+  int ep_size = 1;
+  std::string ep_transport;       // "" = "mpi" when ep_size > 1, else "none"
+  int ep_redundant = 0;           // redundant expert slots per rank
+  int64_t eplb_interval = 0;      // engine steps between EPLB re-placements (0 = never)
+  bool ep_overlap = true;         // two-microbatch overlap of the exchange with compute (when implemented)
+  int64_t ep_timeout_ms = 60000;  // every exchange wait
 };
 
 // Load progress: fraction in [0, 1] and a stage name; return false to cancel (load throws kCancelled).
@@ -40,6 +51,13 @@ class LoadedModel {
   std::mutex& step_mutex() { return step_mu_; }
   const LoadOptions& options() const { return opts_; }
   const std::string& dir() const { return dir_; }
+  // The expert-parallel context, or null without EP. With EP every forward is collective: every rank
+  // must run it (with or without tokens), in the same order.
+  ep::ExpertParallel* ep() { return ep_.get(); }
+  const ep::ExpertParallel* ep() const { return ep_.get(); }
+  // Logits outside the engine (sessions, moert_model_logits): Error(kUnsupported) with EP over more than
+  // one rank, where every forward is a collective the engine schedules.
+  void require_direct_forward() const;
 
  private:
   LoadedModel() = default;
@@ -48,6 +66,7 @@ class LoadedModel {
   ModelConfig cfg_;
   std::shared_ptr<WeightStore> store_;
   std::unique_ptr<Backend> backend_;
+  std::shared_ptr<ep::ExpertParallel> ep_;
   std::unique_ptr<DeepseekModel> model_;
   std::unique_ptr<LatentCache> cache_;
   std::mutex step_mu_;

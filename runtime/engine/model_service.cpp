@@ -26,6 +26,9 @@ std::shared_ptr<ModelService> ModelService::load(const std::string& dir, const L
   const std::string tj = dir + "/tokenizer.json", tc = dir + "/tokenizer_config.json";
   if (std::filesystem::exists(tj))
     s->tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::load(tj, std::filesystem::exists(tc) ? tc : ""));
+  // With expert parallelism the engine runs from the start: every rank's engine takes part in every step,
+  // whether or not this rank's host ever generates.
+  if (s->model_->ep()) s->engine();
   return s;
 }
 

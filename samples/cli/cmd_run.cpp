@@ -29,11 +29,26 @@ moert_model* load_model(const Args& a) {
   if (a.has("threads")) check(moert_options_set_int(o, "threads", a.get_int("threads", 0)), "--threads");
   if (a.has("activations")) check(moert_options_set_string(o, "activations", a.get("activations").c_str()), "--activations");
   if (a.has("device")) check(moert_options_set_string(o, "device", a.get("device").c_str()), "--device");
+  // Expert parallelism: one rank per process under `mpirun -np N ... --ep-size N`.
+  const long long ep_size = a.get_int("ep-size", 1);
+  if (a.has("ep-size")) check(moert_options_set_int(o, "ep_size", ep_size), "--ep-size");
+  if (a.has("ep-transport"))
+    check(moert_options_set_string(o, "ep_transport", a.get("ep-transport").c_str()), "--ep-transport");
+  if (a.has("ep-redundant")) check(moert_options_set_int(o, "ep_redundant", a.get_int("ep-redundant", 0)), "--ep-redundant");
+  if (a.has("eplb-interval"))
+    check(moert_options_set_int(o, "eplb_interval", a.get_int("eplb-interval", 0)), "--eplb-interval");
+  if (a.has("no-ep-overlap")) check(moert_options_set_int(o, "ep_overlap", 0), "--no-ep-overlap");
   moert_model* m = nullptr;
-  const bool quiet = a.has("quiet");
+  const bool quiet = a.has("quiet") || ep_size > 1;  // one progress bar per rank would interleave
   check(moert_model_load(dir.c_str(), o, quiet ? nullptr : progress_bar, nullptr, &m), "loading the model");
   moert_options_free(o);
   return m;
+}
+
+int64_t ep_rank(moert_model* m) {
+  int64_t r = 0;
+  check(moert_model_info_int(m, "ep_rank", &r), "ep_rank");
+  return r;
 }
 
 moert_options* generation_options(const Args& a) {
@@ -110,8 +125,10 @@ std::string json_escape(const std::string& s) {
 
 }  // namespace
 
+// With expert parallelism (--ep-size N under mpirun -np N) every rank runs the same prompt (each its own
+// request, the ranks stepping together) and only rank 0 prints.
 int cmd_run(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-echo"});
+  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-echo", "no-ep-overlap"});
   std::string prompt;
   if (a.has("prompt-file")) {
     // "-" reads stdin: prompts with trailing newlines survive (a shell's $(...) would strip them).
@@ -123,6 +140,8 @@ int cmd_run(int argc, char** argv) {
     prompt = a.require("prompt");
   }
   moert_model* m = load_model(a);
+  const bool quiet = a.has("quiet") || ep_rank(m) != 0;
+  if (ep_rank(m) != 0 && !std::freopen("/dev/null", "w", stdout)) die("cannot silence stdout");
   moert_options* g = generation_options(a);
   moert_stream* s = nullptr;
   check(moert_generate_text(m, prompt.c_str(), g, &s), "starting generation");
@@ -130,15 +149,21 @@ int cmd_run(int argc, char** argv) {
   if (!a.has("no-echo")) std::fputs(prompt.c_str(), stdout);
   stream_out(s);
   std::fputs("\n", stdout);
-  report(s, a.has("quiet"));
+  report(s, quiet);
   moert_stream_free(s);
   moert_model_free(m);
   return 0;
 }
 
+// With expert parallelism rank 0 chats (mpirun gives stdin to rank 0); the other ranks only serve their
+// experts: their engines run empty steps until rank 0 frees the model.
 int cmd_chat(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos"});
+  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-ep-overlap"});
   moert_model* m = load_model(a);
+  if (ep_rank(m) != 0) {
+    moert_model_free(m);
+    return 0;
+  }
   std::vector<std::pair<std::string, std::string>> history;
   if (a.has("system")) history.emplace_back("system", a.get("system"));
   const bool tty = isatty_stdin();

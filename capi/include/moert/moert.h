@@ -66,6 +66,22 @@ MOERT_API const char* moert_status_name(moert_status status);
  *   "max_batch"      int   most sequences decoded together (default 16)
  *   "attention"      str   "auto" (default), "expanded" or "absorbed" (MLA form; for testing)
  *   "mtp"            int   1 to load the MTP module when the checkpoint has one (default 1)
+ *   "ep_size"        int   expert parallelism: ranks the routed experts are spread over (default 1 = off).
+ *                          One rank per process under MPI: run the host under `mpirun -np N` with
+ *                          ep_size N; moert initialises MPI when the host has not (and then finalises it
+ *                          at exit). Every process loads the model; the engines of all ranks step
+ *                          together from load on (a rank with no request runs empty steps while another
+ *                          has work); each rank serves its own requests (a rank may also serve none).
+ *                          Direct logits (sessions, moert_model_logits) are UNSUPPORTED with ep_size > 1.
+ *                          moert_model_free blocks until every rank has freed the model (the engines end
+ *                          together). A rank that fails or stops answering fails the requests of every
+ *                          rank (MOERT_FINISH_ERROR with the reason)
+ *   "ep_transport"   str   "mpi" (default when ep_size > 1), "inproc" (a one-rank in-process group: the
+ *                          EP code path in one process; ep_size 1) or "none" (default when ep_size is 1)
+ *   "ep_redundant"   int   redundant expert slots per rank (default 0)
+ *   "eplb_interval"  int   engine steps between EPLB re-placements from the served load (default 0 = never)
+ *   "ep_overlap"     int   1 = overlap the expert exchange with compute (two microbatches; default 1)
+ *   "ep_timeout_ms"  int   longest wait for the other ranks in one exchange (default 60000)
  * Generation keys:
  *   "max_tokens"         int    tokens to generate at most (default 256)
  *   "temperature"        number 0 = greedy (default 0)
@@ -114,7 +130,8 @@ MOERT_API void moert_model_free(moert_model* model);
 /* An integer fact about the model: "vocab_size", "context_length", "num_layers", "hidden_size",
  * "num_experts", "num_mtp_layers", "parameters" (elements of all weights bound), "kv_bytes_per_token"
  * (latent cache bytes per token, all layers, as stored), "kv_capacity_tokens", "bos_token_id",
- * "eos_token_id". Errors: INVALID_ARGUMENT (NULL or unknown key). Any thread. */
+ * "eos_token_id", "ep_rank" (this process's expert-parallel rank; 0 without EP), "ep_size" (1 without EP).
+ * Errors: INVALID_ARGUMENT (NULL or unknown key). Any thread. */
 MOERT_API moert_status moert_model_info_int(const moert_model* model, const char* key, int64_t* out);
 /* The model config as moert understood it, as JSON, NUL-terminated, into buf[cap]. *needed (may be NULL)
  * receives the size including the NUL. With buf NULL and cap 0 only *needed is set. Errors:

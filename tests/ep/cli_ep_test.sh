@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# cli_ep_test.sh MOERT MODEL_DIR NP: `moert run` greedy on MODEL_DIR in one process, then under
+# `mpirun -np NP ... --ep-size NP` (experts spread over NP processes, every rank running the prompt, rank 0
+# printing): the two texts must be equal. Exit code 77 (skipped) when mpirun is not found.
+set -u
+moert=$1; model=$2; np=$3
+MPIRUN=${MPIRUN:-$(command -v mpirun || true)}
+if [ -z "$MPIRUN" ]; then
+  echo "SKIP: mpirun not found (install openmpi-bin)"; exit 77
+fi
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
+args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
+"$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
+"$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$moert" "${args[@]}" --ep-size "$np" > "$tmp/ep.txt" \
+  || { echo "EP run under mpirun failed"; cat "$tmp/ep.txt"; exit 1; }
+echo "--- single process:"; cat "$tmp/single.txt"
+echo "--- EP over $np MPI ranks (rank 0):"; cat "$tmp/ep.txt"
+if ! cmp -s "$tmp/single.txt" "$tmp/ep.txt"; then
+  echo "FAILED: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1
+fi
+[ -s "$tmp/single.txt" ] || { echo "FAILED: empty output"; exit 1; }
+echo "PASSED: same text"
