@@ -2,8 +2,19 @@
 # cli_ep_test.sh MOERT MODEL_DIR NP: `moert run` greedy on MODEL_DIR in one process, then under
 # `mpirun -np NP ... --ep-size NP` (experts spread over NP processes, every rank running the prompt, rank 0
 # printing): the two texts must be equal. Exit code 77 (skipped) when mpirun is not found.
+# NP = inproc: the EP code path in one process (--ep-transport inproc, a one-rank group; no MPI needed).
 set -u
 moert=$1; model=$2; np=$3
+if [ "$np" = inproc ]; then
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
+  args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
+  "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
+  "$moert" "${args[@]}" --ep-transport inproc --eplb-interval 8 --ep-redundant 1 > "$tmp/ep.txt" || { echo "EP run failed"; exit 1; }
+  cat "$tmp/ep.txt"
+  cmp -s "$tmp/single.txt" "$tmp/ep.txt" || { echo "FAILED: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1; }
+  echo "PASSED: same text"; exit 0
+fi
 MPIRUN=${MPIRUN:-$(command -v mpirun || true)}
 if [ -z "$MPIRUN" ]; then
   echo "SKIP: mpirun not found (install openmpi-bin)"; exit 77

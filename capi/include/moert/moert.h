@@ -80,7 +80,8 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          EP code path in one process; ep_size 1) or "none" (default when ep_size is 1)
  *   "ep_redundant"   int   redundant expert slots per rank (default 0)
  *   "eplb_interval"  int   engine steps between EPLB re-placements from the served load (default 0 = never)
- *   "ep_overlap"     int   1 = overlap the expert exchange with compute (two microbatches; default 1)
+ *   "ep_overlap"     int   reserved for overlapping the expert exchange with compute (two microbatches);
+ *                          accepted (0 or 1, default 1), no effect yet
  *   "ep_timeout_ms"  int   longest wait for the other ranks in one exchange (default 60000)
  * Generation keys:
  *   "max_tokens"         int    tokens to generate at most (default 256)
