@@ -11,6 +11,7 @@
 #include <map>
 #include <tuple>
 
+#include "ep_cases.h"
 #include "ep_harness.h"
 #include "util/error.h"
 
@@ -18,7 +19,11 @@ namespace moert {
 namespace {
 
 using testing::EpGroup;
+using testing::CaseOut;
+using testing::count_cases;
 using testing::Golden;
+using testing::max_decode;
+using testing::run_share;
 using testing::max_abs_diff;
 
 constexpr float kRefTol = 2e-4f;
@@ -29,11 +34,6 @@ constexpr float kRefTol = 2e-4f;
 // attention runs its own batch, and replicas split an expert's rows. Observed <= 6.2e-6 on the fixtures'
 // logits; the bound asserted is 1e-5 (and 2e-4 against the transformers reference).
 constexpr float kPartialTol = 1e-5f;
-
-struct CaseOut {
-  std::vector<float> prompt;               // [n, vocab]
-  std::vector<std::vector<float>> decode;  // 8 x [vocab]
-};
 
 // Single process, one prompt at a time (as the golden tests run them).
 const std::vector<CaseOut>& single(const std::string& name) {
@@ -60,59 +60,6 @@ const std::vector<CaseOut>& single(const std::string& name) {
     out.push_back(std::move(co));
   }
   return memo[name] = std::move(out);
-}
-
-int count_cases(const Golden& ref) {
-  int n = 0;
-  while (ref.has("case" + std::to_string(n) + ".prompt")) ++n;
-  return n;
-}
-
-size_t max_decode(const Golden& ref) {
-  size_t n = 0;
-  for (int c = 0; c < count_cases(ref); ++c) n = std::max(n, ref.ints("case" + std::to_string(c) + ".decode_inputs").size());
-  return n;
-}
-
-// One process's share: the cases `mine` prefilled as one batch, then decoded as batches (a step with no
-// sequence left still runs: the rank takes part in the exchange). Writes out[c].
-void run_share(DeepseekModel& model, LatentCache& cache, const Golden& ref, const std::vector<int>& mine,
-               std::vector<CaseOut>& out, bool bad = false) {
-  const int64_t V = ref.cfg.vocab_size;
-  std::vector<std::vector<int32_t>> prompts, decs;
-  std::vector<std::unique_ptr<KvSequence>> kvs;
-  std::vector<SequenceStep> steps;
-  int64_t rows = 0;
-  for (int c : mine) {
-    prompts.push_back(ref.ints("case" + std::to_string(c) + ".prompt"));
-    decs.push_back(ref.ints("case" + std::to_string(c) + ".decode_inputs"));
-    if (bad) prompts.back()[0] = static_cast<int32_t>(V + 5);
-    kvs.push_back(std::make_unique<KvSequence>(&cache));
-  }
-  for (size_t i = 0; i < mine.size(); ++i) {
-    steps.push_back({kvs[i].get(), prompts[i].data(), static_cast<int64_t>(prompts[i].size()), true});
-    rows += static_cast<int64_t>(prompts[i].size());
-  }
-  std::vector<float> logits(rows * V);
-  model.forward(steps, logits.data());
-  int64_t at = 0;
-  for (size_t i = 0; i < mine.size(); ++i) {
-    out[mine[i]].prompt.assign(logits.begin() + at * V, logits.begin() + (at + prompts[i].size()) * V);
-    at += static_cast<int64_t>(prompts[i].size());
-  }
-  const size_t D = max_decode(ref);
-  for (size_t d = 0; d < D; ++d) {
-    std::vector<SequenceStep> one;
-    std::vector<size_t> who;
-    for (size_t i = 0; i < mine.size(); ++i)
-      if (d < decs[i].size()) {
-        one.push_back({kvs[i].get(), &decs[i][d], 1, false});
-        who.push_back(i);
-      }
-    std::vector<float> l(who.size() * V);
-    model.forward(one, l.data());
-    for (size_t j = 0; j < who.size(); ++j) out[mine[who[j]]].decode.emplace_back(l.begin() + j * V, l.begin() + (j + 1) * V);
-  }
 }
 
 // Single process, all prompts as one batch (the EP runs' global batch).

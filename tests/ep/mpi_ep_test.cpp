@@ -20,13 +20,18 @@
 
 #include "ep/expert_parallel.h"
 #include "ep/transport_mpi.h"
+#include "ep_cases.h"
 #include "golden_fixture.h"
 #include "util/error.h"
 
 namespace moert {
 namespace {
 
+using testing::CaseOut;
+using testing::count_cases;
 using testing::Golden;
+using testing::max_decode;
+using testing::run_share;
 using testing::max_abs_diff;
 
 constexpr float kRefTol = 2e-4f;
@@ -41,62 +46,6 @@ void check(bool ok, const std::string& what) {
     ++g_failed;
     std::printf("[rank %d] FAILED: %s\n", g_rank, what.c_str());
     std::fflush(stdout);
-  }
-}
-
-struct CaseOut {
-  std::vector<float> prompt;
-  std::vector<std::vector<float>> decode;
-};
-
-int count_cases(const Golden& ref) {
-  int n = 0;
-  while (ref.has("case" + std::to_string(n) + ".prompt")) ++n;
-  return n;
-}
-
-size_t max_decode(const Golden& ref) {
-  size_t n = 0;
-  for (int c = 0; c < count_cases(ref); ++c) n = std::max(n, ref.ints("case" + std::to_string(c) + ".decode_inputs").size());
-  return n;
-}
-
-// The cases `mine` prefilled as one batch, then decoded together (a step with nothing left still runs).
-void run_share(DeepseekModel& model, LatentCache& cache, const Golden& ref, const std::vector<int>& mine,
-               std::vector<CaseOut>& out, bool bad = false) {
-  const int64_t V = ref.cfg.vocab_size;
-  std::vector<std::vector<int32_t>> prompts, decs;
-  std::vector<std::unique_ptr<KvSequence>> kvs;
-  std::vector<SequenceStep> steps;
-  int64_t rows = 0;
-  for (int c : mine) {
-    prompts.push_back(ref.ints("case" + std::to_string(c) + ".prompt"));
-    decs.push_back(ref.ints("case" + std::to_string(c) + ".decode_inputs"));
-    if (bad) prompts.back()[0] = static_cast<int32_t>(V + 5);
-    kvs.push_back(std::make_unique<KvSequence>(&cache));
-  }
-  for (size_t i = 0; i < mine.size(); ++i) {
-    steps.push_back({kvs[i].get(), prompts[i].data(), static_cast<int64_t>(prompts[i].size()), true});
-    rows += static_cast<int64_t>(prompts[i].size());
-  }
-  std::vector<float> logits(rows * V);
-  model.forward(steps, logits.data());
-  int64_t at = 0;
-  for (size_t i = 0; i < mine.size(); ++i) {
-    out[mine[i]].prompt.assign(logits.begin() + at * V, logits.begin() + (at + prompts[i].size()) * V);
-    at += static_cast<int64_t>(prompts[i].size());
-  }
-  for (size_t d = 0; d < max_decode(ref); ++d) {
-    std::vector<SequenceStep> one;
-    std::vector<size_t> who;
-    for (size_t i = 0; i < mine.size(); ++i)
-      if (d < decs[i].size()) {
-        one.push_back({kvs[i].get(), &decs[i][d], 1, false});
-        who.push_back(i);
-      }
-    std::vector<float> l(who.size() * V);
-    model.forward(one, l.data());
-    for (size_t j = 0; j < who.size(); ++j) out[mine[who[j]]].decode.emplace_back(l.begin() + j * V, l.begin() + (j + 1) * V);
   }
 }
 
