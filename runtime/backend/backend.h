@@ -32,6 +32,23 @@ struct RouterConfig {
   int64_t experts = 0, top_k = 0, n_group = 1, topk_group = 1;
   bool sigmoid = true, group_sum_top2 = true, grouped = true, normalize = true, scale_only_unnormalized = false;
   float routed_scale = 1.0f;
+
+  // The same fields in a backend kernel's own parameter struct (kernels stay free of runtime types).
+  template <typename Params>
+  Params to_kernel_params() const {
+    Params p;
+    p.experts = experts;
+    p.top_k = top_k;
+    p.n_group = n_group;
+    p.topk_group = topk_group;
+    p.sigmoid = sigmoid;
+    p.group_sum_top2 = group_sum_top2;
+    p.grouped = grouped;
+    p.normalize = normalize;
+    p.scale_only_unnormalized = scale_only_unnormalized;
+    p.routed_scale = routed_scale;
+    return p;
+  }
 };
 
 struct ExpertWeights {

@@ -357,17 +357,7 @@ class CudaBackend final : public Backend {
     check(logits.cols == cfg.experts && ids.cols == cfg.top_k && weights.cols == cfg.top_k &&
               logits.ld == logits.cols && ids.rows == logits.rows && weights.rows == logits.rows,
           "moe_route");
-    cuda::RouteParams p;
-    p.experts = cfg.experts;
-    p.top_k = cfg.top_k;
-    p.n_group = cfg.n_group;
-    p.topk_group = cfg.topk_group;
-    p.sigmoid = cfg.sigmoid;
-    p.group_sum_top2 = cfg.group_sum_top2;
-    p.grouped = cfg.grouped;
-    p.normalize = cfg.normalize;
-    p.scale_only_unnormalized = cfg.scale_only_unnormalized;
-    p.routed_scale = cfg.routed_scale;
+    auto p = cfg.to_kernel_params<cuda::RouteParams>();
     Tensor b;
     if (!bias.empty()) {
       b = empty(DType::kF32, 1, cfg.experts);
