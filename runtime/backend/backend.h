@@ -67,6 +67,7 @@ class Backend {
   // A checkpoint tensor ([rows, cols]) on this device: a view of the mapping on CPU, a copy elsewhere.
   virtual Tensor weight(const TensorInfo& info, int64_t rows, int64_t cols) = 0;
   virtual void copy_to_host(const Tensor& src, float* dst) = 0;    // F32 [rows, cols] packed
+  virtual void copy_to_host_i32(const Tensor& src, int32_t* dst) = 0;  // I32 [rows, cols] packed
   virtual void copy_from_host(const float* src, Tensor& dst) = 0;  // F32 [rows, cols] packed
   virtual void copy_from_host_i32(const int32_t* src, Tensor& dst) = 0;
 

@@ -56,12 +56,6 @@ class Reader {
   size_t at_ = 0;
 };
 
-const int32_t* host_i32(const Tensor& t) {
-  if (t.device != DeviceKind::kCpu)
-    fail(ErrorCode::kUnsupported, "expert parallelism runs on the CPU backend only (for now)");
-  return t.ptr<int32_t>();
-}
-
 }  // namespace
 
 ExpertParallel::ExpertParallel(std::shared_ptr<Transport> transport, Backend& backend, Placement placement,
@@ -74,8 +68,8 @@ ExpertParallel::ExpertParallel(std::shared_ptr<Transport> transport, Backend& ba
 void ExpertParallel::set_placement(Placement p) {
   p.validate();
   if (p.ranks != t_->size())
-    fail(ErrorCode::kInvalidArgument, "placement for " + std::to_string(p.ranks) + " ranks in a group of " +
-                                          std::to_string(t_->size()));
+    fail(ErrorCode::kInvalidArgument,
+         "placement for " + std::to_string(p.ranks) + " ranks in a group of " + std::to_string(t_->size()));
   if (!p_.layers.empty() && (p.num_layers() != p_.num_layers() || p.experts != p_.experts))
     fail(ErrorCode::kInvalidArgument, "a new placement must keep the layer and expert counts");
   p_ = std::move(p);
@@ -123,41 +117,64 @@ int ExpertParallel::choose_replica(int64_t layer, int64_t t, int64_t e) const {
   return r.size() == 1 ? r[0] : r[static_cast<size_t>((t + rank() + e) % static_cast<int64_t>(r.size()))];
 }
 
-void ExpertParallel::routed_experts(int64_t layer, const LayerWeights& L, const Tensor& x, const Tensor& ids,
-                                    const Tensor& weights, Tensor& out, ActMode mode) {
-  if (layer < 0 || layer >= p_.num_layers())
-    fail(ErrorCode::kInternal, "expert parallelism: layer " + std::to_string(layer) + " has no placement");
-  const int R = size(), me = rank();
-  const int64_t T = x.rows, E = p_.experts;
-  const int64_t H = T ? x.cols : 0;
-  const int64_t K = T ? ids.cols : 0;
-  const bool exact = opts_.combine == CombineMode::kExact;
-  if (T && static_cast<int64_t>(L.experts.size()) != E)
-    fail(ErrorCode::kInternal, "expert parallelism: the layer has " + std::to_string(L.experts.size()) +
-                                   " experts, the placement " + std::to_string(E));
-
-  // Route each (token, expert) pair to a rank.
-  std::vector<float> xh(static_cast<size_t>(T * H));
-  std::vector<float> wh(static_cast<size_t>(T * K));
-  std::vector<int32_t> dest(static_cast<size_t>(T * K));
-  const int32_t* idp = T ? host_i32(ids) : nullptr;
-  if (T) {
-    b_.copy_to_host(x, xh.data());
-    b_.copy_to_host(weights, wh.data());
+// One microbatch's exchange for one MoE layer: host copies of its inputs, the messages, and what to send
+// back. The lane task (when overlapping) writes only `recv`/`got`, which live here until it ends.
+struct ExpertParallel::Exchange final : MoeExchange {
+  ~Exchange() override {
+    if (pending.valid()) pending.wait();
   }
+  int64_t layer = 0, T = 0, H = 0, K = 0;
+  const LayerWeights* L = nullptr;
+  ActMode mode = ActMode::kF32;
+  std::vector<float> xh, wh;  // [T, H], [T, K]
+  std::vector<int32_t> ids;   // [T, K]
+  std::vector<int32_t> dest;  // [T, K]: the rank computing each pair
+  std::vector<Bytes> send, recv, back, got;
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> sent;  // per rank: (token, slot) of each pair sent
+  std::vector<std::vector<int32_t>> toks;                      // per rank: tokens sent, in order
+  struct Arrived {
+    int64_t tokens = 0, pairs = 0, row0 = 0;
+  };
+  std::vector<Arrived> arr;  // per source rank
+  std::future<void> pending;
+};
+
+void ExpertParallel::start(Exchange& ex, std::vector<Bytes>& send, std::vector<Bytes>& recv) {
+  if (!opts_.overlap) {
+    t_->all_to_all(send, recv);
+    return;
+  }
+  if (!lane_) lane_ = std::make_unique<ExchangeLane>();
+  Transport* t = t_.get();
+  ex.pending = lane_->submit([t, &send, &recv] { t->all_to_all(send, recv); });
+}
+
+void ExpertParallel::wait(Exchange& ex) {
+  if (ex.pending.valid()) ex.pending.get();  // rethrows the transport's error
+}
+
+void ExpertParallel::abandon(const std::string& why) {
+  t_->abort("rank " + std::to_string(rank()) + " failed: " + why);
+}
+
+// Chooses the rank that computes each (token, expert) pair and counts the load.
+void ExpertParallel::route(Exchange& ex) {
+  const int R = size();
+  const int64_t T = ex.T, K = ex.K, E = p_.experts, layer = ex.layer;
+  ex.dest.assign(static_cast<size_t>(T * K), -1);
   int64_t* load = load_.data() + layer * E;
   std::vector<char> used(R);
   for (int64_t t = 0; t < T; ++t) {
     std::fill(used.begin(), used.end(), 0);
-    const int32_t* e = idp + t * ids.ld;
+    const int32_t* e = ex.ids.data() + t * K;
+    int32_t* dest = ex.dest.data() + t * K;
     for (int64_t s = 0; s < K; ++s) {
       if (e[s] < 0 || e[s] >= E) fail(ErrorCode::kInternal, "expert parallelism: expert id out of range");
       ++load[e[s]];
-      dest[t * K + s] = -1;
-      if (reps_[layer][e[s]].size() == 1) used[dest[t * K + s] = reps_[layer][e[s]][0]] = 1;
+      if (reps_[layer][e[s]].size() == 1) used[dest[s] = reps_[layer][e[s]][0]] = 1;
     }
     for (int64_t s = 0; s < K; ++s) {
-      if (dest[t * K + s] >= 0) continue;
+      if (dest[s] >= 0) continue;
       int d = -1;
       if (opts_.max_ranks_per_token > 0)
         for (int r : reps_[layer][e[s]])
@@ -166,64 +183,101 @@ void ExpertParallel::routed_experts(int64_t layer, const LayerWeights& L, const 
             break;
           }
       if (d < 0) d = choose_replica(layer, t, e[s]);
-      used[dest[t * K + s] = d] = 1;
+      used[dest[s] = d] = 1;
     }
     if (opts_.max_ranks_per_token > 0) {
       const int n = static_cast<int>(std::count(used.begin(), used.end(), 1));
       if (n > opts_.max_ranks_per_token) {
         ++over_limit_;
         if (opts_.strict_rank_limit)
-          fail(ErrorCode::kInvalidArgument, "a token's experts span " + std::to_string(n) + " ranks, more than " +
+          fail(ErrorCode::kInvalidArgument, "a token's experts span " + std::to_string(n) +
+                                                " ranks, more than " +
                                                 std::to_string(opts_.max_ranks_per_token));
       }
     }
   }
+}
+
+std::unique_ptr<MoeExchange> ExpertParallel::begin(int64_t layer, const LayerWeights& L, const Tensor& x,
+                                                   const Tensor& ids, const Tensor& weights, ActMode mode) {
+  if (layer < 0 || layer >= p_.num_layers())
+    fail(ErrorCode::kInternal, "expert parallelism: layer " + std::to_string(layer) + " has no placement");
+  auto ex = std::make_unique<Exchange>();
+  const int R = size();
+  ex->layer = layer;
+  ex->L = &L;
+  ex->mode = mode;
+  ex->T = x.rows;
+  ex->H = ex->T ? x.cols : 0;
+  ex->K = ex->T ? ids.cols : 0;
+  const int64_t T = ex->T, H = ex->H, K = ex->K;
+  const bool exact = opts_.combine == CombineMode::kExact;
+  if (T && static_cast<int64_t>(L.experts.size()) != p_.experts)
+    fail(ErrorCode::kInternal, "expert parallelism: the layer has " + std::to_string(L.experts.size()) +
+                                   " experts, the placement " + std::to_string(p_.experts));
+  ex->xh.resize(static_cast<size_t>(T * H));
+  ex->wh.resize(static_cast<size_t>(T * K));
+  ex->ids.resize(static_cast<size_t>(T * K));
+  if (T) {
+    b_.copy_to_host(x, ex->xh.data());
+    b_.copy_to_host(weights, ex->wh.data());
+    b_.copy_to_host_i32(ids, ex->ids.data());
+  }
+  route(*ex);
 
   // Dispatch: per destination, [n_tok] then per token [row][count][count expert ids][count weights (partial
   // mode)], then the tokens' rows. `sent[r]` remembers (token, slot) of every pair sent to r, in order.
-  std::vector<Bytes> send(R), recv;
-  std::vector<std::vector<std::pair<int32_t, int32_t>>> sent(R);
-  std::vector<std::vector<int32_t>> toks(R);
+  ex->send.resize(R);
+  ex->sent.resize(R);
+  ex->toks.resize(R);
+  const int32_t* dest = ex->dest.data();
   for (int r = 0; r < R; ++r) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t s = 0; s < K; ++s)
         if (dest[t * K + s] == r) {
-          toks[r].push_back(static_cast<int32_t>(t));
+          ex->toks[r].push_back(static_cast<int32_t>(t));
           break;
         }
-    Writer w(send[r]);
-    w.put<int32_t>(static_cast<int32_t>(toks[r].size()));
-    for (int32_t t : toks[r]) {
+    Writer w(ex->send[r]);
+    w.put<int32_t>(static_cast<int32_t>(ex->toks[r].size()));
+    for (int32_t t : ex->toks[r]) {
       std::vector<int32_t> slots;
       for (int64_t s = 0; s < K; ++s)
         if (dest[t * K + s] == r) slots.push_back(static_cast<int32_t>(s));
       w.put<int32_t>(t);
       w.put<int32_t>(static_cast<int32_t>(slots.size()));
       for (int32_t s : slots) {
-        w.put<int32_t>(idp[t * ids.ld + s]);
-        sent[r].emplace_back(t, s);
+        w.put<int32_t>(ex->ids[t * K + s]);
+        ex->sent[r].emplace_back(t, s);
       }
       if (!exact)
-        for (int32_t s : slots) w.put<float>(wh[t * K + s]);
+        for (int32_t s : slots) w.put<float>(ex->wh[t * K + s]);
     }
-    for (int32_t t : toks[r]) w.put_floats(xh.data() + t * H, H);
+    for (int32_t t : ex->toks[r]) w.put_floats(ex->xh.data() + t * H, H);
   }
-  t_->all_to_all(send, recv);
+  start(*ex, ex->send, ex->recv);
+  return ex;
+}
+
+void ExpertParallel::compute(MoeExchange& base) {
+  Exchange& ex = static_cast<Exchange&>(base);
+  wait(ex);
+  const int R = size(), me = rank();
+  const int64_t E = p_.experts, layer = ex.layer;
+  const LayerWeights& L = *ex.L;
+  const bool exact = opts_.combine == CombineMode::kExact;
 
   // Local experts over what arrived. Exact: one row per (token, expert) pair, weight 1; partial: one row per
   // token with its experts on this rank (the others padded with id E, which is null) and their weights.
-  struct Arrived {
-    int64_t tokens = 0, pairs = 0, row0 = 0;
-  };
-  std::vector<Arrived> arr(R);
-  std::vector<int32_t> rid;   // ids of the rows computed here
-  std::vector<float> rw;      // their weights
-  std::vector<float> rx;      // their inputs
+  ex.arr.assign(R, {});
+  std::vector<int32_t> rid;  // ids of the rows computed here
+  std::vector<float> rw;     // their weights
+  std::vector<float> rx;     // their inputs
   // Rows follow the headers; every rank runs the same model, so the width is the hidden size (router's k).
   const int64_t width = L.router.k();
   int64_t rows = 0;
   for (int src = 0; src < R; ++src) {
-    Reader rd(recv[src]);
+    Reader rd(ex.recv[src]);
     const int32_t n = rd.get<int32_t>();
     std::vector<std::vector<int32_t>> tok_ids(n);
     std::vector<std::vector<float>> tok_w(n);
@@ -235,8 +289,8 @@ void ExpertParallel::routed_experts(int64_t layer, const LayerWeights& L, const 
       if (!exact)
         for (int32_t j = 0; j < c; ++j) tok_w[i].push_back(rd.get<float>());
     }
-    arr[src].row0 = rows;
-    arr[src].tokens = n;
+    ex.arr[src].row0 = rows;
+    ex.arr[src].tokens = n;
     for (int32_t i = 0; i < n; ++i) {
       const float* xr = rd.floats(width);
       if (exact) {
@@ -245,11 +299,11 @@ void ExpertParallel::routed_experts(int64_t layer, const LayerWeights& L, const 
           rw.push_back(1.0f);
           rx.insert(rx.end(), xr, xr + width);
           ++rows;
-          ++arr[src].pairs;
+          ++ex.arr[src].pairs;
         }
       } else {
         rx.insert(rx.end(), xr, xr + width);
-        arr[src].pairs += static_cast<int64_t>(tok_ids[i].size());
+        ex.arr[src].pairs += static_cast<int64_t>(tok_ids[i].size());
         ++rows;
       }
     }
@@ -266,7 +320,7 @@ void ExpertParallel::routed_experts(int64_t layer, const LayerWeights& L, const 
     }
   }
   int64_t pairs_here = 0;
-  for (const Arrived& a : arr) pairs_here += a.pairs;
+  for (const Exchange::Arrived& a : ex.arr) pairs_here += a.pairs;
   work_[layer] += pairs_here;
 
   std::vector<const ExpertWeights*> experts(E + 1, nullptr);
@@ -302,51 +356,59 @@ void ExpertParallel::routed_experts(int64_t layer, const LayerWeights& L, const 
     }
     for (int32_t e : ids2)
       if (e < E && !experts[e])
-        fail(ErrorCode::kInternal, "expert parallelism: rank " + std::to_string(me) + " received tokens for expert " +
-                                       std::to_string(e) + " of layer " + std::to_string(layer) +
-                                       ", which it does not hold");
+        fail(ErrorCode::kInternal, "expert parallelism: rank " + std::to_string(me) +
+                                       " received tokens for expert " + std::to_string(e) + " of layer " +
+                                       std::to_string(layer) + ", which it does not hold");
     Tensor X = b_.empty(DType::kF32, rows, width), Y = b_.empty(DType::kF32, rows, width);
     Tensor I = b_.empty(DType::kI32, rows, kk), W = b_.empty(DType::kF32, rows, kk);
     b_.copy_from_host(rx.data(), X);
     b_.copy_from_host_i32(ids2.data(), I);
     b_.copy_from_host(w2.data(), W);
-    b_.moe_experts(X, I, W, experts, Y, mode);
+    b_.moe_experts(X, I, W, experts, Y, ex.mode);
     b_.copy_to_host(Y, ry.data());
   }
 
   // Combine: each source gets its rows back, in the order it sent them.
-  std::vector<Bytes> back(R), got;
+  ex.back.assign(R, Bytes());
   for (int src = 0; src < R; ++src) {
-    Writer w(back[src]);
-    const int64_t n = exact ? arr[src].pairs : arr[src].tokens;
-    w.put_floats(ry.data() + arr[src].row0 * width, n * width);
+    Writer w(ex.back[src]);
+    const int64_t n = exact ? ex.arr[src].pairs : ex.arr[src].tokens;
+    w.put_floats(ry.data() + ex.arr[src].row0 * width, n * width);
   }
-  t_->all_to_all(back, got);
-  if (T == 0) return;
+  start(ex, ex.back, ex.got);
+}
 
+void ExpertParallel::finish(MoeExchange& base, Tensor& out) {
+  Exchange& ex = static_cast<Exchange&>(base);
+  wait(ex);
+  const int R = size();
+  const int64_t T = ex.T, H = ex.H, K = ex.K;
+  if (T == 0) return;
   std::vector<float> oh(static_cast<size_t>(T * H), 0.0f);
-  if (exact) {
+  if (opts_.combine == CombineMode::kExact) {
     // Per token, its K rows; then weight * row added in ascending expert id, as Backend::moe_experts does.
     std::vector<const float*> row(static_cast<size_t>(T * K), nullptr);
     for (int r = 0; r < R; ++r) {
-      if (static_cast<int64_t>(got[r].size()) != static_cast<int64_t>(sent[r].size()) * H * 4)
+      if (static_cast<int64_t>(ex.got[r].size()) != static_cast<int64_t>(ex.sent[r].size()) * H * 4)
         fail(ErrorCode::kInternal, "expert-parallel combine: wrong size from rank " + std::to_string(r));
-      const float* p = reinterpret_cast<const float*>(got[r].data());
-      for (size_t i = 0; i < sent[r].size(); ++i) row[sent[r][i].first * K + sent[r][i].second] = p + i * H;
+      const float* p = reinterpret_cast<const float*>(ex.got[r].data());
+      for (size_t i = 0; i < ex.sent[r].size(); ++i)
+        row[ex.sent[r][i].first * K + ex.sent[r][i].second] = p + i * H;
     }
     std::vector<int32_t> order(K);
     for (int64_t t = 0; t < T; ++t) {
-      const int32_t* e = idp + t * ids.ld;
+      const int32_t* e = ex.ids.data() + t * K;
       for (int64_t s = 0; s < K; ++s) order[s] = static_cast<int32_t>(s);
       std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return e[a] < e[b]; });
-      for (int32_t s : order) kernels::axpy(H, wh[t * K + s], row[t * K + s], oh.data() + t * H);
+      for (int32_t s : order) kernels::axpy(H, ex.wh[t * K + s], row[t * K + s], oh.data() + t * H);
     }
   } else {
     for (int r = 0; r < R; ++r) {
-      if (static_cast<int64_t>(got[r].size()) != static_cast<int64_t>(toks[r].size()) * H * 4)
+      if (static_cast<int64_t>(ex.got[r].size()) != static_cast<int64_t>(ex.toks[r].size()) * H * 4)
         fail(ErrorCode::kInternal, "expert-parallel combine: wrong size from rank " + std::to_string(r));
-      const float* p = reinterpret_cast<const float*>(got[r].data());
-      for (size_t i = 0; i < toks[r].size(); ++i) kernels::add_inplace(H, p + i * H, oh.data() + toks[r][i] * H);
+      const float* p = reinterpret_cast<const float*>(ex.got[r].data());
+      for (size_t i = 0; i < ex.toks[r].size(); ++i)
+        kernels::add_inplace(H, p + i * H, oh.data() + ex.toks[r][i] * H);
     }
   }
   b_.copy_from_host(oh.data(), out);

@@ -31,6 +31,12 @@
 // that routed it; gather_load() sums them over ranks (all-reduce). rebalance() turns them into an EPLB
 // placement, the same on every rank, and re-binds the model's experts (between steps).
 //
+// Two-microbatch overlap (EpOptions::overlap): DeepseekModel::forward splits each batch in two and
+// interleaves their layers so one microbatch's dispatch or combine is in flight while the other computes
+// (see runtime/model/two_microbatch.cpp). The exchanges run on an ExchangeLane (a thread of this rank) in
+// the order they were started; every rank starts them in the same order (two per MoE layer each way,
+// empty microbatches included).
+//
 // Faults: wrap each rank's forward in run_collective (transport.h): a rank that throws aborts the group and
 // every other rank's forward throws Error too (kCancelled); a rank that stops answering makes the others
 // throw kTimeout after the transport's time-out.
@@ -38,6 +44,7 @@
 #include <memory>
 #include <vector>
 
+#include "ep/exchange_lane.h"
 #include "ep/placement.h"
 #include "ep/transport.h"
 #include "model/deepseek_model.h"
@@ -48,13 +55,15 @@ enum class CombineMode { kExact, kPartialSums };
 
 struct EpOptions {
   CombineMode combine = CombineMode::kExact;
+  bool overlap = false;         // two-microbatch overlap of the exchanges with compute (same on every rank)
   int max_ranks_per_token = 0;  // 0: no limit
   bool strict_rank_limit = false;
 };
 
 class ExpertParallel final : public MoeExpertsHook {
  public:
-  ExpertParallel(std::shared_ptr<Transport> transport, Backend& backend, Placement placement, EpOptions opts = {});
+  ExpertParallel(std::shared_ptr<Transport> transport, Backend& backend, Placement placement,
+                 EpOptions opts = {});
 
   int rank() const { return t_->rank(); }
   int size() const { return t_->size(); }
@@ -67,8 +76,12 @@ class ExpertParallel final : public MoeExpertsHook {
   // model.rebind_experts(bind_filter()). Between steps only.
   void set_placement(Placement p);
 
-  void routed_experts(int64_t layer, const LayerWeights& L, const Tensor& x, const Tensor& ids,
-                      const Tensor& weights, Tensor& out, ActMode mode) override;
+  std::unique_ptr<MoeExchange> begin(int64_t layer, const LayerWeights& L, const Tensor& x, const Tensor& ids,
+                                     const Tensor& weights, ActMode mode) override;
+  void compute(MoeExchange& ex) override;
+  void finish(MoeExchange& ex, Tensor& out) override;
+  bool two_microbatches() const override { return opts_.overlap; }
+  void abandon(const std::string& why) override;
 
   // Routed (token, expert) pairs of this rank's tokens, [layers * experts].
   const std::vector<int64_t>& local_load() const { return load_; }
@@ -82,8 +95,13 @@ class ExpertParallel final : public MoeExpertsHook {
   int64_t over_limit_tokens() const { return over_limit_; }
 
  private:
+  struct Exchange;
   void rebuild_tables();
   int choose_replica(int64_t layer, int64_t t, int64_t e) const;
+  void route(Exchange& ex);
+  // send -> recv over the transport: on the lane when overlapping (ex.pending), else now.
+  void start(Exchange& ex, std::vector<Bytes>& send, std::vector<Bytes>& recv);
+  static void wait(Exchange& ex);
 
   std::shared_ptr<Transport> t_;
   Backend& b_;
@@ -92,11 +110,13 @@ class ExpertParallel final : public MoeExpertsHook {
   std::vector<std::vector<std::vector<int>>> reps_;  // [layer][expert] ranks holding it
   std::vector<int64_t> load_, work_;
   int64_t over_limit_ = 0;
+  std::unique_ptr<ExchangeLane> lane_;  // when overlapping
 };
 
 // Collective: gathers the load counters, computes the EPLB placement (identical on every rank), applies it
 // and re-binds `model`'s experts, then clears the counters. slots_per_rank = 0 keeps the current count.
 // Returns the new placement.
-Placement rebalance(ExpertParallel& ep, DeepseekModel& model, const EplbOptions& opts, int slots_per_rank = 0);
+Placement rebalance(ExpertParallel& ep, DeepseekModel& model, const EplbOptions& opts,
+                    int slots_per_rank = 0);
 
 }  // namespace moert::ep

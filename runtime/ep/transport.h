@@ -43,10 +43,16 @@ class Transport {
 // Runs fn; on any exception aborts the group (so every other rank's collectives fail too) and rethrows.
 void run_collective(Transport& t, const std::function<void()>& fn);
 
+// A slow link, emulated before each all-to-all (benchmarks, tests): sleeps delay + (bytes this rank sends
+// to other ranks) / bytes_per_second (0: no bandwidth term).
+void emulate_slow_link(std::chrono::microseconds delay, double bytes_per_second,
+                       const std::vector<Bytes>& send, int self);
+
 // In-process ranks: threads sharing one group object (tests, single-host CPU use).
 struct InProcessOptions {
   std::chrono::milliseconds timeout{30000};  // every wait
   std::chrono::microseconds delay{0};        // injected before each all-to-all (emulates a slow link)
+  double bytes_per_second = 0;               // and its bandwidth (0: unlimited)
 };
 
 class InProcessGroup;

@@ -16,6 +16,18 @@ void run_collective(Transport& t, const std::function<void()>& fn) {
   }
 }
 
+void emulate_slow_link(std::chrono::microseconds delay, double bytes_per_second,
+                       const std::vector<Bytes>& send, int self) {
+  double s = std::chrono::duration<double>(delay).count();
+  if (bytes_per_second > 0) {
+    size_t bytes = 0;
+    for (size_t r = 0; r < send.size(); ++r)
+      if (static_cast<int>(r) != self) bytes += send[r].size();
+    s += static_cast<double>(bytes) / bytes_per_second;
+  }
+  if (s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(s));
+}
+
 // One round at a time: every rank deposits (phase 1), the last arrival opens collection, every rank
 // collects (phase 2), the last to leave resets for the next round. One mutex, one condition variable.
 class InProcessGroup {
@@ -114,7 +126,7 @@ class InProcessTransport final : public Transport {
     if (static_cast<int>(send.size()) != size())
       fail(ErrorCode::kInternal, "all_to_all: " + std::to_string(send.size()) + " send buffers for " +
                                      std::to_string(size()) + " ranks");
-    if (g_->options().delay.count() > 0) std::this_thread::sleep_for(g_->options().delay);
+    emulate_slow_link(g_->options().delay, g_->options().bytes_per_second, send, rank_);
     recv.assign(size(), Bytes());
     g_->round(
         rank_, "all_to_all", [&] { g_->mail_[rank_] = send; },
@@ -123,11 +135,16 @@ class InProcessTransport final : public Transport {
         });
   }
 
-  void all_reduce_sum(int64_t* data, size_t n) override { reduce(data, n, g_->contrib_i_, "all_reduce(int64)"); }
-  void all_reduce_sum(double* data, size_t n) override { reduce(data, n, g_->contrib_d_, "all_reduce(double)"); }
+  void all_reduce_sum(int64_t* data, size_t n) override {
+    reduce(data, n, g_->contrib_i_, "all_reduce(int64)");
+  }
+  void all_reduce_sum(double* data, size_t n) override {
+    reduce(data, n, g_->contrib_d_, "all_reduce(double)");
+  }
 
   void barrier() override {
-    g_->round(rank_, "barrier", [] {}, [] {});
+    g_->round(
+        rank_, "barrier", [] {}, [] {});
   }
 
   void abort(const std::string& why) override { g_->abort(why); }

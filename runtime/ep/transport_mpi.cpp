@@ -128,7 +128,7 @@ class MpiTransport final : public Transport {
     if (static_cast<int>(send.size()) != size_)
       fail(ErrorCode::kInternal, "all_to_all: " + std::to_string(send.size()) + " send buffers for " +
                                      std::to_string(size_) + " ranks");
-    if (o_.delay.count() > 0) std::this_thread::sleep_for(o_.delay);
+    emulate_slow_link(o_.delay, o_.bytes_per_second, send, rank_);
     exchange(1, send, recv);
   }
 

@@ -30,6 +30,7 @@ namespace moert::ep {
 struct MpiOptions {
   std::chrono::milliseconds timeout{60000};  // every wait
   std::chrono::microseconds delay{0};        // injected before each all-to-all (emulates a slow link)
+  double bytes_per_second = 0;               // and its bandwidth (0: unlimited)
 };
 
 // True when this build has the MPI transport.

@@ -8,7 +8,8 @@
 
 namespace moert {
 
-DeepseekModel::DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend, ModelOptions opts)
+DeepseekModel::DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend,
+                             ModelOptions opts)
     : cfg_(std::move(cfg)), store_(std::move(store)), backend_(backend), opts_(opts) {
   w_ = bind_model_weights(cfg_, *store_, backend_, opts_.load_mtp, opts_.bind_expert);
   inv_freq_ = rope_inv_freq(cfg_);
@@ -39,18 +40,19 @@ int64_t DeepseekModel::cache_layers() const {
 void DeepseekModel::check_tokens(const int32_t* tokens, int64_t n) const {
   for (int64_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= cfg_.vocab_size)
-      fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
-                                            " is outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) + ")");
+      fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(tokens[i]) + " at position " +
+                                            std::to_string(i) + " is outside the vocabulary [0, " +
+                                            std::to_string(cfg_.vocab_size) + ")");
 }
 
 void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out,
-                              std::vector<SequenceStep>& steps, const std::vector<int64_t>& row0,
-                              const Tensor& positions) {
+                              const std::vector<SeqRows>& seqs, const Tensor& positions) {
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   const AttentionWeights& a = L.attn;
   const int64_t T = xn.rows, heads = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim,
-                rope = cfg_.qk_rope_head_dim, vdim = cfg_.v_head_dim, lat = cfg_.kv_lora_rank, qk = nope + rope;
+                rope = cfg_.qk_rope_head_dim, vdim = cfg_.v_head_dim, lat = cfg_.kv_lora_rank,
+                qk = nope + rope;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
 
   Tensor q = b.empty(DType::kF32, T, heads * qk);
@@ -62,7 +64,8 @@ void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, T
   } else {
     b.linear(xn, a.q_proj, q, mode);
   }
-  // The latent row of each token: normalised c, then the rotated shared rope key. This is what the cache holds.
+  // The latent row of each token: normalised c, then the rotated shared rope key. This is what the cache
+  // holds.
   Tensor kv = b.empty(DType::kF32, T, lat + rope);
   b.linear(xn, a.kv_a, kv, mode);
   Tensor c = kv.slice_cols(0, lat), k_rope = kv.slice_cols(lat, rope);
@@ -72,16 +75,13 @@ void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, T
   b.rope(q_rope, heads, qk, rope, positions, inv_freq_, rope_factor_);
 
   Tensor o = b.empty(DType::kF32, T, heads * vdim);
-  for (size_t s = 0; s < steps.size(); ++s) {
-    const SequenceStep& st = steps[s];
-    const int64_t r0 = row0[s], n = st.n, past = st.kv->length(), total = past + n;
-    const LatentCacheView view = st.kv->view(static_cast<int>(slot));
+  for (const SeqRows& sq : seqs) {
+    const int64_t r0 = sq.row0, n = sq.n, past = sq.past, total = past + n;
+    const LatentCacheView view = sq.kv->view(static_cast<int>(slot));
     b.cache_write(kv.slice_rows(r0, n), view, past);
     const Tensor pos = positions.slice_rows(r0, n), qs = q.slice_rows(r0, n);
     Tensor os = o.slice_rows(r0, n);
-    const bool expanded =
-        opts_.attention == AttentionForm::kExpanded || (opts_.attention == AttentionForm::kAuto && n > 1);
-    if (expanded) {
+    if (sq.expanded) {
       Tensor rows = b.empty(DType::kF32, total, lat + rope);
       b.cache_read(view, total, rows);
       Tensor kvb = b.empty(DType::kF32, total, heads * (nope + vdim));
@@ -102,9 +102,9 @@ void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, T
   b.linear(o, a.o, out, mode);
 }
 
-namespace {
-
-void run_mlp(Backend& b, const ExpertWeights& w, const Tensor& x, Tensor& out, ActMode mode) {
+void DeepseekModel::ffn(const ExpertWeights& w, const Tensor& x, Tensor& out) {
+  Backend& b = backend_;
+  const ActMode mode = opts_.act_mode;
   const int64_t inter = w.gate.n();
   Tensor g = b.empty(DType::kF32, x.rows, inter), u = b.empty(DType::kF32, x.rows, inter);
   b.linear(x, w.gate, g, mode);
@@ -113,21 +113,26 @@ void run_mlp(Backend& b, const ExpertWeights& w, const Tensor& x, Tensor& out, A
   b.linear(g, w.down, out, mode);
 }
 
-}  // namespace
+void DeepseekModel::route(const LayerWeights& L, const Tensor& xn, Tensor& ids, Tensor& weights) {
+  Backend& b = backend_;
+  const int64_t T = xn.rows;
+  Tensor logits = b.empty(DType::kF32, T, cfg_.n_routed_experts);
+  b.linear(xn, L.router, logits, ActMode::kF32);  // the router stays in fp32
+  ids = b.empty(DType::kI32, T, cfg_.num_experts_per_tok);
+  weights = b.empty(DType::kF32, T, cfg_.num_experts_per_tok);
+  b.moe_route(logits, L.router_bias, router_, ids, weights);
+}
 
 void DeepseekModel::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out) {
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   if (!L.moe) {
-    run_mlp(b, L.dense, xn, out, mode);
+    ffn(L.dense, xn, out);
     return;
   }
   const int64_t T = xn.rows;
-  Tensor logits = b.empty(DType::kF32, T, cfg_.n_routed_experts);
-  b.linear(xn, L.router, logits, ActMode::kF32);  // the router stays in fp32
-  Tensor ids = b.empty(DType::kI32, T, cfg_.num_experts_per_tok);
-  Tensor weights = b.empty(DType::kF32, T, cfg_.num_experts_per_tok);
-  b.moe_route(logits, L.router_bias, router_, ids, weights);
+  Tensor ids, weights;
+  route(L, xn, ids, weights);
   if (opts_.moe_hook) {
     opts_.moe_hook->routed_experts(slot, L, xn, ids, weights, out, mode);
   } else {
@@ -137,22 +142,37 @@ void DeepseekModel::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor&
   }
   if (L.has_shared) {
     Tensor sh = b.empty(DType::kF32, T, cfg_.hidden_size);
-    run_mlp(b, L.shared, xn, sh, mode);
+    ffn(L.shared, xn, sh);
     b.add(sh, out);
   }
 }
 
-void DeepseekModel::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, std::vector<SequenceStep>& steps,
-                                  const std::vector<int64_t>& row0, const Tensor& positions) {
+void DeepseekModel::attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& xn,
+                                    const std::vector<SeqRows>& seqs, const Tensor& positions) {
   Backend& b = backend_;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  Tensor xn = b.empty(DType::kF32, x.rows, x.cols), y = b.empty(DType::kF32, x.rows, x.cols);
+  Tensor y = b.empty(DType::kF32, x.rows, x.cols);
   b.rmsnorm(x, L.input_norm, eps, xn);
-  attention(L, slot, xn, y, steps, row0, positions);
+  attention(L, slot, xn, y, seqs, positions);
   b.add(y, x);
   b.rmsnorm(x, L.post_attention_norm, eps, xn);
+}
+
+void DeepseekModel::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x,
+                                  const std::vector<SeqRows>& seqs, const Tensor& positions) {
+  Backend& b = backend_;
+  Tensor xn = b.empty(DType::kF32, x.rows, x.cols), y = b.empty(DType::kF32, x.rows, x.cols);
+  attention_block(L, slot, x, xn, seqs, positions);
   mlp(L, slot, xn, y);
   b.add(y, x);
+}
+
+void DeepseekModel::run_layers(Tensor& x, const std::vector<SeqRows>& seqs, const Tensor& positions,
+                               const std::function<void(int64_t, const Tensor&)>& on_hidden) {
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    if (on_hidden) on_hidden(i, x);
+    decoder_layer(w_.layers[i], i, x, seqs, positions);
+  }
 }
 
 void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
@@ -162,7 +182,8 @@ void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
   int64_t T = 0, out_rows = 0;
   std::vector<int64_t> row0;
   for (const SequenceStep& st : steps) {
-    if (!st.kv || st.n <= 0 || !st.tokens) fail(ErrorCode::kInvalidArgument, "forward: a step has no tokens or no cache");
+    if (!st.kv || st.n <= 0 || !st.tokens)
+      fail(ErrorCode::kInvalidArgument, "forward: a step has no tokens or no cache");
     check_tokens(st.tokens, st.n);
     if (st.kv->length() + st.n > cfg_.max_position_embeddings)
       fail(ErrorCode::kInvalidArgument, "sequence of " + std::to_string(st.kv->length() + st.n) +
@@ -172,12 +193,20 @@ void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
     T += st.n;
     out_rows += st.all_logits ? st.n : 1;
   }
+  const bool two = opts_.moe_hook && opts_.moe_hook->two_microbatches();
+  if (two && on_hidden)
+    fail(ErrorCode::kUnsupported,
+         "per-layer hidden states are not available with the two-microbatch overlap");
   if (T == 0) {
     // Expert parallelism: a rank with no tokens still takes part in every MoE layer's exchange.
-    if (opts_.moe_hook) {
+    if (two) {
+      Tensor none;
+      run_layers_two_microbatches(none, {}, none);
+    } else if (opts_.moe_hook) {
       Tensor none;
       for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i)
-        if (w_.layers[i].moe) opts_.moe_hook->routed_experts(i, w_.layers[i], none, none, none, none, opts_.act_mode);
+        if (w_.layers[i].moe)
+          opts_.moe_hook->routed_experts(i, w_.layers[i], none, none, none, none, opts_.act_mode);
     }
     return;
   }
@@ -193,11 +222,18 @@ void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
   b.copy_from_host_i32(ids_h.data(), ids);
   b.copy_from_host_i32(pos_h.data(), positions);
 
+  std::vector<SeqRows> seqs;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const bool expanded = opts_.attention == AttentionForm::kExpanded ||
+                          (opts_.attention == AttentionForm::kAuto && steps[s].n > 1);
+    seqs.push_back({steps[s].kv, row0[s], steps[s].kv->length(), steps[s].n, expanded});
+  }
   Tensor x = b.empty(DType::kF32, T, cfg_.hidden_size);
   b.embedding(w_.embed, ids, x);
-  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
-    if (on_hidden) on_hidden(i, x);
-    decoder_layer(w_.layers[i], i, x, steps, row0, positions);
+  if (two) {
+    run_layers_two_microbatches(x, seqs, positions);
+  } else {
+    run_layers(x, seqs, positions, on_hidden);
   }
   if (final_hidden) {
     final_hidden->resize(static_cast<size_t>(T * cfg_.hidden_size));
@@ -229,8 +265,8 @@ void DeepseekModel::rebind_experts(const ExpertFilter& keep) {
   for (int64_t i = 0; i < static_cast<int64_t>(w_.layers.size()); ++i)
     rebind_layer_experts(cfg_, *store_, backend_, i, w_.layers[i], keep);
   for (size_t j = 0; j < w_.mtp.size(); ++j)
-    rebind_layer_experts(cfg_, *store_, backend_, cfg_.num_hidden_layers + static_cast<int64_t>(j), w_.mtp[j].layer,
-                         keep);
+    rebind_layer_experts(cfg_, *store_, backend_, cfg_.num_hidden_layers + static_cast<int64_t>(j),
+                         w_.mtp[j].layer, keep);
   opts_.bind_expert = keep;
 }
 
@@ -245,9 +281,9 @@ void DeepseekModel::mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden,
   if (w_.mtp.empty()) fail(ErrorCode::kInvalidArgument, "this model has no MTP module loaded");
   check_tokens(next_tokens, n);
   if (pos0 < 0 || pos0 + n > kv.length())
-    fail(ErrorCode::kInvalidArgument, "mtp_draft: positions " + std::to_string(pos0) + ".." +
-                                          std::to_string(pos0 + n - 1) + " are not in the main cache (length " +
-                                          std::to_string(kv.length()) + ")");
+    fail(ErrorCode::kInvalidArgument,
+         "mtp_draft: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n - 1) +
+             " are not in the main cache (length " + std::to_string(kv.length()) + ")");
   Backend& b = backend_;
   const MtpWeights& m = w_.mtp[0];
   const int64_t H = cfg_.hidden_size;
@@ -271,10 +307,11 @@ void DeepseekModel::mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden,
   KvSequence* kvp = &kv;
   const int64_t saved = kv.length();
   kv.truncate(pos0);
-  std::vector<SequenceStep> steps{{kvp, next_tokens, n, true}};
-  std::vector<int64_t> row0{0};
+  const bool expanded =
+      opts_.attention == AttentionForm::kExpanded || (opts_.attention == AttentionForm::kAuto && n > 1);
+  const std::vector<SeqRows> seqs{{kvp, 0, pos0, n, expanded}};
   try {
-    decoder_layer(m.layer, cfg_.num_hidden_layers, x, steps, row0, positions);
+    decoder_layer(m.layer, cfg_.num_hidden_layers, x, seqs, positions);
   } catch (...) {
     kv.advance(saved - kv.length());
     throw;

@@ -25,14 +25,41 @@ enum class AttentionForm : uint8_t {
 // experts of every MoE layer run through it (dispatch to the ranks holding them, compute, combine) instead
 // of Backend::moe_experts over all experts; routing and the shared experts stay local. A forward is then
 // collective: every rank of the group calls forward (or mtp_draft) in step, a rank with no tokens too.
+//
+// The exchange is split in three so the two-microbatch overlap can interleave two of them: begin() routes
+// the tokens and starts the dispatch, compute() waits for the tokens that arrived, runs the local experts
+// and starts the combine, finish() waits for the combine and writes the result. A hook that overlaps runs
+// the exchanges on its own thread, in the order begin()/compute() were called (the same on every rank).
+class MoeExchange {
+ public:
+  virtual ~MoeExchange() = default;  // waits for an exchange still in flight
+};
+
 class MoeExpertsHook {
  public:
   virtual ~MoeExpertsHook() = default;
-  // out [T, hidden] = sum over each token's top-k of weight * expert(x), for the local router's ids and
-  // weights ([T, top_k]). `layer` is the layer slot (MTP layers follow the main ones). T may be 0 (a rank
-  // with no tokens still takes part in the exchange); then the tensors are empty.
-  virtual void routed_experts(int64_t layer, const LayerWeights& L, const Tensor& x, const Tensor& ids,
-                              const Tensor& weights, Tensor& out, ActMode mode) = 0;
+  // For the local router's ids and weights ([T, top_k]) of x [T, hidden]. `layer` is the layer slot (MTP
+  // layers follow the main ones). T may be 0 (a rank with no tokens still takes part in the exchange);
+  // then the tensors are empty. The returned exchange keeps copies, not the tensors.
+  virtual std::unique_ptr<MoeExchange> begin(int64_t layer, const LayerWeights& L, const Tensor& x,
+                                             const Tensor& ids, const Tensor& weights, ActMode mode) = 0;
+  virtual void compute(MoeExchange& ex) = 0;
+  // out [T, hidden] = sum over each token's top-k of weight * expert(x) (untouched when T = 0).
+  virtual void finish(MoeExchange& ex, Tensor& out) = 0;
+  // True when forward should split each batch into two microbatches whose exchanges overlap the other's
+  // compute. Every rank of a group must answer the same (it fixes the number of exchanges per layer).
+  virtual bool two_microbatches() const { return false; }
+  // This rank's forward failed with exchanges possibly in flight: fail the group so they end now (their
+  // peers will not finish them) instead of at the time-out.
+  virtual void abandon(const std::string& why) { (void)why; }
+
+  // The three in a row.
+  void routed_experts(int64_t layer, const LayerWeights& L, const Tensor& x, const Tensor& ids,
+                      const Tensor& weights, Tensor& out, ActMode mode) {
+    std::unique_ptr<MoeExchange> ex = begin(layer, L, x, ids, weights, mode);
+    compute(*ex);
+    finish(*ex, out);
+  }
 };
 
 struct ModelOptions {
@@ -88,11 +115,34 @@ class DeepseekModel {
   void rebind_experts(const ExpertFilter& keep);
 
  private:
+  // A sequence's new tokens in one (micro)batch: n tokens at positions past .. past + n - 1, rows row0 ..
+  // of the batch's tensors. `expanded`: attention form, chosen from the sequence's whole step so that
+  // splitting it over microbatches does not change the form.
+  struct SeqRows {
+    KvSequence* kv = nullptr;
+    int64_t row0 = 0, past = 0, n = 0;
+    bool expanded = false;
+  };
+  struct Microbatch;  // two_microbatch.cpp
+
   void attention(const LayerWeights& L, int64_t layer_slot, Tensor& x_norm, Tensor& out,
-                 std::vector<SequenceStep>& steps, const std::vector<int64_t>& row0, const Tensor& positions);
+                 const std::vector<SeqRows>& seqs, const Tensor& positions);
+  // out = down(silu(gate(x)) * up(x)): a dense MLP or one expert.
+  void ffn(const ExpertWeights& w, const Tensor& x, Tensor& out);
+  // The router: ids [T, top_k] and weights [T, top_k] for x_norm [T, hidden].
+  void route(const LayerWeights& L, const Tensor& x_norm, Tensor& ids, Tensor& weights);
   void mlp(const LayerWeights& L, int64_t slot, Tensor& x_norm, Tensor& out);
-  void decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, std::vector<SequenceStep>& steps,
-                     const std::vector<int64_t>& row0, const Tensor& positions);
+  // x += attention(norm(x)); x_norm = post-attention norm of x.
+  void attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& x_norm,
+                       const std::vector<SeqRows>& seqs, const Tensor& positions);
+  void decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const std::vector<SeqRows>& seqs,
+                     const Tensor& positions);
+  // The main layers over x [T, hidden] (with on_hidden as forward's).
+  void run_layers(Tensor& x, const std::vector<SeqRows>& seqs, const Tensor& positions,
+                  const std::function<void(int64_t, const Tensor&)>& on_hidden);
+  // The same as two microbatches (rows [0, S) and [S, T)) whose expert exchanges overlap the other's
+  // compute; every rank makes the same exchanges, so T may be 0.
+  void run_layers_two_microbatches(Tensor& x, const std::vector<SeqRows>& seqs, const Tensor& positions);
   void check_tokens(const int32_t* tokens, int64_t n) const;
   void copy_row(const Tensor& src, int64_t r, Tensor& dst, int64_t dr);
 

@@ -24,11 +24,16 @@ struct EpGroup {
   std::vector<std::shared_ptr<ep::Transport>> transports;
   std::vector<EpRank> ranks;
 
+  // wrap (optional) replaces rank r's transport, e.g. with one that fails on purpose.
+  using Wrap = std::function<std::shared_ptr<ep::Transport>(int, std::shared_ptr<ep::Transport>)>;
+
   EpGroup(const std::string& dir, int n, int redundant, ep::EpOptions eo = {}, ep::InProcessOptions io = {},
-          ModelOptions mo = {}) {
+          ModelOptions mo = {}, const Wrap& wrap = nullptr) {
     cfg = load_model_config(dir);
     auto store = std::make_shared<WeightStore>(dir);
     transports = ep::make_in_process_group(n, io);
+    if (wrap)
+      for (int r = 0; r < n; ++r) transports[r] = wrap(r, transports[r]);
     const int64_t layers = cfg.num_hidden_layers + (mo.load_mtp ? cfg.num_nextn_predict_layers : 0);
     ep::Placement p = ep::contiguous_placement(layers, cfg.n_routed_experts, n, redundant);
     ranks.resize(n);
@@ -40,7 +45,8 @@ struct EpGroup {
       o.moe_hook = k.ep;
       o.bind_expert = k.ep->bind_filter();
       k.model = std::make_unique<DeepseekModel>(cfg, store, *k.backend, o);
-      k.cache = std::make_unique<LatentCache>(*k.backend, k.model->cache_layers(), cfg.kv_cache_width(), 16, 64 << 20);
+      k.cache = std::make_unique<LatentCache>(*k.backend, k.model->cache_layers(), cfg.kv_cache_width(), 16,
+                                              64 << 20);
     }
   }
 

@@ -18,13 +18,13 @@
 namespace moert {
 namespace {
 
-using testing::EpGroup;
 using testing::CaseOut;
 using testing::count_cases;
+using testing::EpGroup;
 using testing::Golden;
+using testing::max_abs_diff;
 using testing::max_decode;
 using testing::run_share;
-using testing::max_abs_diff;
 
 constexpr float kRefTol = 2e-4f;
 // EP vs single process on whole forwards. The EP exchange itself is exact (exact combine; the layer-level
@@ -34,6 +34,12 @@ constexpr float kRefTol = 2e-4f;
 // attention runs its own batch, and replicas split an expert's rows. Observed <= 6.2e-6 on the fixtures'
 // logits; the bound asserted is 1e-5 (and 2e-4 against the transformers reference).
 constexpr float kPartialTol = 1e-5f;
+// With the two-microbatch overlap every call sees about half the rows (attention, the shared experts, each
+// routed expert), so more calls change kernel class, and a prompt may be cut between the two halves (its
+// second part attends after the first, as a chunked prefill does). The same effect in one process is
+// chunked prefill against one forward: up to 2.7e-5 on tiny-v2-bf16 (ChunkedPrefill below measures and
+// bounds it). The overlap runs are held to that bound; observed <= 2.7e-5.
+constexpr float kOverlapTol = 5e-5f;
 
 // Single process, one prompt at a time (as the golden tests run them).
 const std::vector<CaseOut>& single(const std::string& name) {
@@ -105,12 +111,16 @@ Diff compare(const std::vector<CaseOut>& got, const std::vector<CaseOut>& want, 
     const std::string k = "case" + std::to_string(c);
     EXPECT_EQ(got[c].prompt.size(), want[c].prompt.size()) << k;
     EXPECT_EQ(got[c].decode.size(), want[c].decode.size()) << k;
-    if (got[c].prompt.size() != want[c].prompt.size() || got[c].decode.size() != want[c].decode.size()) continue;
-    d.vs_single = std::max(d.vs_single, max_abs_diff(got[c].prompt.data(), want[c].prompt.data(), want[c].prompt.size()));
-    d.vs_ref = std::max(d.vs_ref, max_abs_diff(got[c].prompt.data(), ref.floats(k + ".prompt_logits"), want[c].prompt.size()));
+    if (got[c].prompt.size() != want[c].prompt.size() || got[c].decode.size() != want[c].decode.size())
+      continue;
+    d.vs_single = std::max(d.vs_single,
+                           max_abs_diff(got[c].prompt.data(), want[c].prompt.data(), want[c].prompt.size()));
+    d.vs_ref = std::max(d.vs_ref, max_abs_diff(got[c].prompt.data(), ref.floats(k + ".prompt_logits"),
+                                               want[c].prompt.size()));
     for (size_t i = 0; i < want[c].decode.size(); ++i) {
       d.vs_single = std::max(d.vs_single, max_abs_diff(got[c].decode[i].data(), want[c].decode[i].data(), V));
-      d.vs_ref = std::max(d.vs_ref, max_abs_diff(got[c].decode[i].data(), ref.floats(k + ".decode_logits") + i * V, V));
+      d.vs_ref = std::max(d.vs_ref,
+                          max_abs_diff(got[c].decode[i].data(), ref.floats(k + ".decode_logits") + i * V, V));
     }
   }
   return d;
@@ -123,31 +133,35 @@ bool bit_equal(const std::vector<CaseOut>& a, const std::vector<CaseOut>& b) {
   return true;
 }
 
-using Param = std::tuple<std::string, int, int, ep::CombineMode>;
+using Param = std::tuple<std::string, int, int, ep::CombineMode, bool>;
 class EpLogits : public ::testing::TestWithParam<Param> {};
 
 TEST_P(EpLogits, MatchSingleProcessAndReference) {
-  const auto [name, R, redundant, mode] = GetParam();
+  const auto [name, R, redundant, mode, overlap] = GetParam();
   const std::string dir = std::string(MOERT_TEST_DATA) + "/" + name;
   Golden ref(name, {}, 1);
   const auto& want = single(name);
   ep::EpOptions eo;
   eo.combine = mode;
+  eo.overlap = overlap;
   EpGroup grp(dir, R, redundant, eo);
   const auto got = run_ep(grp, ref);
   const auto& batched = single_batched(name);
   const Diff d = compare(got, want, ref), db = compare(got, batched, ref);
   const bool exact = bit_equal(got, want), exact_b = bit_equal(got, batched);
-  std::printf("[ep] %s EP=%d redundant/rank=%d %s: vs single-process batched %.3g (%s), vs per-prompt %.3g (%s), "
-              "vs reference %.3g\n",
-              name.c_str(), R, redundant, mode == ep::CombineMode::kExact ? "exact" : "partial", db.vs_single,
-              exact_b ? "bit-exact" : "differs", d.vs_single, exact ? "bit-exact" : "differs", d.vs_ref);
+  std::printf(
+      "[ep] %s EP=%d redundant/rank=%d %s%s: vs single-process batched %.3g (%s), vs per-prompt %.3g "
+      "(%s), vs reference %.3g\n",
+      name.c_str(), R, redundant, mode == ep::CombineMode::kExact ? "exact" : "partial",
+      overlap ? " overlap" : "", db.vs_single, exact_b ? "bit-exact" : "differs", d.vs_single,
+      exact ? "bit-exact" : "differs", d.vs_ref);
   EXPECT_LT(d.vs_ref, kRefTol);
-  EXPECT_LT(d.vs_single, kPartialTol);
-  EXPECT_LT(db.vs_single, kPartialTol);
+  EXPECT_LT(d.vs_single, overlap ? kOverlapTol : kPartialTol);
+  EXPECT_LT(db.vs_single, overlap ? kOverlapTol : kPartialTol);
   // Every rank counted its routed pairs: top_k per token per MoE layer.
   int64_t tokens = 0;
-  for (const auto& c : want) tokens += static_cast<int64_t>(c.prompt.size() / grp.cfg.vocab_size + c.decode.size());
+  for (const auto& c : want)
+    tokens += static_cast<int64_t>(c.prompt.size() / grp.cfg.vocab_size + c.decode.size());
   int64_t pairs = 0;
   for (auto& rk : grp.ranks)
     for (int64_t v : rk.ep->local_load()) pairs += v;
@@ -156,22 +170,60 @@ TEST_P(EpLogits, MatchSingleProcessAndReference) {
   EXPECT_EQ(pairs, tokens * grp.cfg.num_experts_per_tok * moe_layers);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fixtures, EpLogits,
-    ::testing::Combine(::testing::Values("tiny-v3-fp8", "tiny-v3-bf16", "tiny-v2-bf16"), ::testing::Values(1, 2, 4),
-                       ::testing::Values(0, 1), ::testing::Values(ep::CombineMode::kExact, ep::CombineMode::kPartialSums)),
-    [](const auto& info) {
-      std::string s = std::get<0>(info.param);
-      for (char& ch : s)
-        if (ch == '-') ch = '_';
-      return s + "_ep" + std::to_string(std::get<1>(info.param)) + "_red" + std::to_string(std::get<2>(info.param)) +
-             (std::get<3>(info.param) == ep::CombineMode::kExact ? "_exact" : "_partial");
-    });
+INSTANTIATE_TEST_SUITE_P(Fixtures, EpLogits,
+                         ::testing::Combine(::testing::Values("tiny-v3-fp8", "tiny-v3-bf16", "tiny-v2-bf16"),
+                                            ::testing::Values(1, 2, 4), ::testing::Values(0, 1),
+                                            ::testing::Values(ep::CombineMode::kExact,
+                                                              ep::CombineMode::kPartialSums),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           std::string s = std::get<0>(info.param);
+                           for (char& ch : s)
+                             if (ch == '-') ch = '_';
+                           return s + "_ep" + std::to_string(std::get<1>(info.param)) + "_red" +
+                                  std::to_string(std::get<2>(info.param)) +
+                                  (std::get<3>(info.param) == ep::CombineMode::kExact ? "_exact"
+                                                                                      : "_partial") +
+                                  (std::get<4>(info.param) ? "_overlap" : "");
+                         });
 
-TEST(EpFaults, ARankThatThrowsFailsEveryRank) {
+// The reordering bound the overlap runs are held to, measured in one process: a prompt's logits from two
+// chunks (cut anywhere) against one forward.
+TEST(ChunkedPrefill, DeviatesFromOneForwardWithinTheOverlapBound) {
+  for (const std::string name : {"tiny-v3-fp8", "tiny-v3-bf16", "tiny-v2-bf16"}) {
+    Golden g(name, {}, 1);
+    const auto& want = single(name);
+    const int64_t V = g.cfg.vocab_size;
+    float worst = 0;
+    for (int c = 0; c < count_cases(g); ++c) {
+      std::vector<int32_t> prompt = g.ints("case" + std::to_string(c) + ".prompt");
+      const int64_t n = static_cast<int64_t>(prompt.size());
+      for (int64_t cut = 1; cut < n; cut += std::max<int64_t>(1, n / 6)) {
+        LatentCache cache = g.cache();
+        KvSequence kv(&cache);
+        std::vector<float> l(n * V);
+        std::vector<SequenceStep> first{{&kv, prompt.data(), cut, true}};
+        g.model->forward(first, l.data());
+        std::vector<SequenceStep> rest{{&kv, prompt.data() + cut, n - cut, true}};
+        g.model->forward(rest, l.data() + cut * V);
+        worst = std::max(worst, max_abs_diff(l.data(), want[c].prompt.data(), n * V));
+      }
+    }
+    std::printf("[ep] %s: chunked prefill vs one forward, worst over cuts %.3g\n", name.c_str(), worst);
+    EXPECT_LT(worst, kOverlapTol);
+    EXPECT_GT(worst, 0.0f);  // the effect the overlap bound is about exists
+  }
+}
+
+// Both fault tests with and without the overlap (where exchanges are in flight on the lane thread).
+class EpFaults : public ::testing::TestWithParam<bool> {};
+
+TEST_P(EpFaults, ARankThatThrowsFailsEveryRank) {
   const std::string name = "tiny-v3-fp8";
   Golden ref(name, {}, 1);
-  EpGroup grp(std::string(MOERT_TEST_DATA) + "/" + name, 4, 0, {}, {std::chrono::milliseconds(20000), {}});
+  ep::EpOptions eo;
+  eo.overlap = GetParam();
+  EpGroup grp(std::string(MOERT_TEST_DATA) + "/" + name, 4, 0, eo, {std::chrono::milliseconds(20000), {}});
   std::vector<std::string> err;
   const auto t0 = std::chrono::steady_clock::now();
   run_ep(grp, ref, &err, /*bad_rank=*/1);
@@ -181,10 +233,12 @@ TEST(EpFaults, ARankThatThrowsFailsEveryRank) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));  // an abort, not the time-out
 }
 
-TEST(EpFaults, ASilentRankMakesTheOthersTimeOut) {
+TEST_P(EpFaults, ASilentRankMakesTheOthersTimeOut) {
   const std::string name = "tiny-v3-bf16";
   Golden ref(name, {}, 1);
-  EpGroup grp(std::string(MOERT_TEST_DATA) + "/" + name, 2, 0, {}, {std::chrono::milliseconds(500), {}});
+  ep::EpOptions eo;
+  eo.overlap = GetParam();
+  EpGroup grp(std::string(MOERT_TEST_DATA) + "/" + name, 2, 0, eo, {std::chrono::milliseconds(500), {}});
   std::vector<int32_t> prompt = ref.ints("case0.prompt");
   auto err = grp.run([&](int r) {
     if (r == 1) return;  // never steps
@@ -195,6 +249,49 @@ TEST(EpFaults, ASilentRankMakesTheOthersTimeOut) {
   });
   EXPECT_NE(err[0].find("timed out"), std::string::npos) << err[0];
 }
+
+// A link that fails on its n-th all-to-all (mid-forward: exchanges of the other microbatch may be in flight).
+class FailingLink final : public ep::Transport {
+ public:
+  FailingLink(std::shared_ptr<ep::Transport> t, int fail_at) : t_(std::move(t)), fail_at_(fail_at) {}
+  int rank() const override { return t_->rank(); }
+  int size() const override { return t_->size(); }
+  void all_to_all(const std::vector<ep::Bytes>& send, std::vector<ep::Bytes>& recv) override {
+    if (++calls_ == fail_at_) throw Error(ErrorCode::kInternal, "injected link failure");
+    t_->all_to_all(send, recv);
+  }
+  void all_reduce_sum(int64_t* d, size_t n) override { t_->all_reduce_sum(d, n); }
+  void all_reduce_sum(double* d, size_t n) override { t_->all_reduce_sum(d, n); }
+  void barrier() override { t_->barrier(); }
+  void abort(const std::string& why) override { t_->abort(why); }
+  std::chrono::milliseconds timeout() const override { return t_->timeout(); }
+
+ private:
+  std::shared_ptr<ep::Transport> t_;
+  int fail_at_, calls_ = 0;
+};
+
+TEST_P(EpFaults, ATransportErrorMidForwardFailsEveryRank) {
+  const std::string name = "tiny-v3-fp8";
+  Golden ref(name, {}, 1);
+  ep::EpOptions eo;
+  eo.overlap = GetParam();
+  auto wrap = [](int r, std::shared_ptr<ep::Transport> t) -> std::shared_ptr<ep::Transport> {
+    return r == 2 ? std::make_shared<FailingLink>(std::move(t), 3) : t;
+  };
+  EpGroup grp(std::string(MOERT_TEST_DATA) + "/" + name, 4, 0, eo, {std::chrono::milliseconds(20000), {}}, {},
+              wrap);
+  std::vector<std::string> err;
+  const auto t0 = std::chrono::steady_clock::now();
+  run_ep(grp, ref, &err);
+  for (int r = 0; r < 4; ++r) EXPECT_NE(err[r], "") << "rank " << r << " did not fail";
+  EXPECT_NE(err[2].find("injected link failure"), std::string::npos) << err[2];
+  EXPECT_NE(err[0].find("rank 2 failed"), std::string::npos) << err[0];
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));  // an abort, not the time-out
+}
+
+INSTANTIATE_TEST_SUITE_P(Overlap, EpFaults, ::testing::Bool(),
+                         [](const auto& info) { return std::string(info.param ? "overlap" : "sequential"); });
 
 TEST(EpRebalance, ReplacementBetweenStepsKeepsLogitsAndEvensWork) {
   const std::string name = "tiny-v3-fp8";
@@ -215,9 +312,11 @@ TEST(EpRebalance, ReplacementBetweenStepsKeepsLogitsAndEvensWork) {
       ep::rebalance(*grp.ranks[r].ep, *grp.ranks[r].model, eo);
     });
     for (auto& e : err) EXPECT_EQ(e, "");
-    for (int r = 1; r < 4; ++r) EXPECT_EQ(grp.ranks[r].ep->placement().layers, grp.ranks[0].ep->placement().layers);
+    for (int r = 1; r < 4; ++r)
+      EXPECT_EQ(grp.ranks[r].ep->placement().layers, grp.ranks[0].ep->placement().layers);
     for (auto& rk : grp.ranks)
-      rk.cache = std::make_unique<LatentCache>(*rk.backend, rk.model->cache_layers(), grp.cfg.kv_cache_width(), 16, 64 << 20);
+      rk.cache = std::make_unique<LatentCache>(*rk.backend, rk.model->cache_layers(),
+                                               grp.cfg.kv_cache_width(), 16, 64 << 20);
     const auto second = run_ep(grp, ref);
     EXPECT_LT(compare(second, want, ref).vs_single, kPartialTol);
     EXPECT_LT(compare(second, want, ref).vs_ref, kRefTol);
@@ -238,9 +337,10 @@ TEST(EpRebalance, ReplacementBetweenStepsKeepsLogitsAndEvensWork) {
     }
     before /= n;
     after /= n;
-    std::printf("[ep] %s EP=4, 1 redundant slot/rank, %s EPLB from served load: max/mean (token, expert) pairs per "
-                "rank %.3f -> %.3f (mean over MoE layers, same prompts)\n",
-                name.c_str(), policy == ep::EplbPolicy::kGlobal ? "global" : "hierarchical (2 nodes)", before, after);
+    std::printf(
+        "[ep] %s EP=4, 1 redundant slot/rank, %s EPLB from served load: max/mean (token, expert) pairs per "
+        "rank %.3f -> %.3f (mean over MoE layers, same prompts)\n",
+        name.c_str(), policy == ep::EplbPolicy::kGlobal ? "global" : "hierarchical (2 nodes)", before, after);
     EXPECT_LE(after, before);
   }
 }

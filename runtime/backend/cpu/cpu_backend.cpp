@@ -95,6 +95,11 @@ class CpuBackend final : public Backend {
     check(src.dtype == DType::kF32, "copy_to_host");
     for (int64_t r = 0; r < src.rows; ++r) std::memcpy(dst + r * src.cols, src.ptr<float>() + r * src.ld, src.cols * 4);
   }
+  void copy_to_host_i32(const Tensor& src, int32_t* dst) override {
+    check(src.dtype == DType::kI32, "copy_to_host_i32");
+    for (int64_t r = 0; r < src.rows; ++r)
+      std::memcpy(dst + r * src.cols, src.ptr<int32_t>() + r * src.ld, src.cols * 4);
+  }
   void copy_from_host(const float* src, Tensor& dst) override {
     check(dst.dtype == DType::kF32, "copy_from_host");
     for (int64_t r = 0; r < dst.rows; ++r) std::memcpy(dst.ptr<float>() + r * dst.ld, src + r * dst.cols, dst.cols * 4);

@@ -174,13 +174,12 @@ class CudaBackend final : public Backend {
   }
 
   void copy_to_host(const Tensor& src, float* dst) override {
-    select();
     check(src.dtype == DType::kF32, "copy_to_host");
-    if (src.rows <= 0 || src.cols <= 0) return;
-    check_cuda(cudaMemcpy2DAsync(dst, src.cols * 4, src.data, src.ld * 4, src.cols * 4, src.rows,
-                                 cudaMemcpyDeviceToHost, stream_),
-               "copy_to_host");
-    check_cuda(cudaStreamSynchronize(stream_), "copy_to_host");
+    download(src, dst);
+  }
+  void copy_to_host_i32(const Tensor& src, int32_t* dst) override {
+    check(src.dtype == DType::kI32, "copy_to_host_i32");
+    download(src, dst);
   }
   void copy_from_host(const float* src, Tensor& dst) override {
     check(dst.dtype == DType::kF32, "copy_from_host");
@@ -453,6 +452,15 @@ class CudaBackend final : public Backend {
  private:
   void select() { check_cuda(cudaSetDevice(device_), "cudaSetDevice"); }
 
+  // Packed host copy of a 4-byte tensor (F32 or I32).
+  void download(const Tensor& src, void* dst) {
+    select();
+    if (src.rows <= 0 || src.cols <= 0) return;
+    check_cuda(cudaMemcpy2DAsync(dst, src.cols * 4, src.data, src.ld * 4, src.cols * 4, src.rows,
+                                 cudaMemcpyDeviceToHost, stream_),
+               "copy_to_host");
+    check_cuda(cudaStreamSynchronize(stream_), "copy_to_host");
+  }
   void upload(const void* src, Tensor& dst, size_t es) {
     select();
     if (dst.rows <= 0 || dst.cols <= 0) return;
