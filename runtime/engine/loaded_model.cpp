@@ -34,32 +34,39 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   mo.act_mode = opts.act_mode;
   mo.attention = opts.attention;
   mo.load_mtp = opts.load_mtp;
-  const std::string transport = !opts.ep_transport.empty() ? opts.ep_transport : opts.ep_size > 1 ? "mpi" : "none";
+  const std::string transport = !opts.ep_transport.empty() ? opts.ep_transport
+                                : opts.ep_size > 1         ? "mpi"
+                                                           : "none";
   if (transport != "none") {
     std::shared_ptr<ep::Transport> t;
     if (transport == "inproc") {
       if (opts.ep_size != 1)
-        fail(ErrorCode::kInvalidArgument, "ep_transport \"inproc\" is a one-rank group (ep_size 1); ranks in "
-                                          "separate processes need \"mpi\"");
+        fail(ErrorCode::kInvalidArgument,
+             "ep_transport \"inproc\" is a one-rank group (ep_size 1); ranks in "
+             "separate processes need \"mpi\"");
       t = ep::make_in_process_group(1, {std::chrono::milliseconds(opts.ep_timeout_ms), {}})[0];
     } else if (transport == "mpi") {
       ep::mpi_ensure_initialized();
       const int world = ep::mpi_world_size();
       if (opts.ep_size != world)
-        fail(ErrorCode::kInvalidArgument, "ep_size " + std::to_string(opts.ep_size) + " but MPI_COMM_WORLD has " +
-                                              std::to_string(world) + " processes (run under mpirun -np " +
-                                              std::to_string(opts.ep_size) + ")");
+        fail(ErrorCode::kInvalidArgument,
+             "ep_size " + std::to_string(opts.ep_size) + " but MPI_COMM_WORLD has " + std::to_string(world) +
+                 " processes (run under mpirun -np " + std::to_string(opts.ep_size) + ")");
       t = ep::make_mpi_transport({std::chrono::milliseconds(opts.ep_timeout_ms), {}});
     } else {
       fail(ErrorCode::kInvalidArgument, "unknown ep_transport \"" + transport + "\"");
     }
     const int64_t layers = m->cfg_.num_hidden_layers + (opts.load_mtp ? m->cfg_.num_nextn_predict_layers : 0);
-    ep::Placement p = ep::contiguous_placement(layers, m->cfg_.n_routed_experts, t->size(), opts.ep_redundant);
-    m->ep_ = std::make_shared<ep::ExpertParallel>(t, *m->backend_, p);
+    ep::Placement p =
+        ep::contiguous_placement(layers, m->cfg_.n_routed_experts, t->size(), opts.ep_redundant);
+    ep::EpOptions eo;
+    eo.overlap = opts.ep_overlap;
+    m->ep_ = std::make_shared<ep::ExpertParallel>(t, *m->backend_, p, eo);
     mo.moe_hook = m->ep_;
     mo.bind_expert = m->ep_->bind_filter();
   } else if (opts.ep_size != 1) {
-    fail(ErrorCode::kInvalidArgument, "ep_size " + std::to_string(opts.ep_size) + " needs ep_transport \"mpi\"");
+    fail(ErrorCode::kInvalidArgument,
+         "ep_size " + std::to_string(opts.ep_size) + " needs ep_transport \"mpi\"");
   }
   m->model_ = std::make_unique<DeepseekModel>(m->cfg_, m->store_, *m->backend_, mo);
   step(0.9, "kv cache");
@@ -71,9 +78,10 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
 
 void LoadedModel::require_direct_forward() const {
   if (ep_ && ep_->size() > 1)
-    fail(ErrorCode::kUnsupported, "with expert parallelism over " + std::to_string(ep_->size()) +
-                                      " ranks every forward is collective: use generation (the engines of all "
-                                      "ranks step together), not direct logits");
+    fail(ErrorCode::kUnsupported,
+         "with expert parallelism over " + std::to_string(ep_->size()) +
+             " ranks every forward is collective: use generation (the engines of all "
+             "ranks step together), not direct logits");
 }
 
 }  // namespace moert

@@ -33,7 +33,7 @@ struct LoadOptions {
   std::string ep_transport;       // "" = "mpi" when ep_size > 1, else "none"
   int ep_redundant = 0;           // redundant expert slots per rank
   int64_t eplb_interval = 0;      // engine steps between EPLB re-placements (0 = never)
-  bool ep_overlap = true;         // reserved: two-microbatch overlap of the exchange with compute (not yet)
+  bool ep_overlap = true;         // two-microbatch overlap of the exchange with compute (same on every rank)
   int64_t ep_timeout_ms = 60000;  // every exchange wait
 };
 

@@ -10,10 +10,13 @@ if [ "$np" = inproc ]; then
   printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
   args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
   "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
-  "$moert" "${args[@]}" --ep-transport inproc --eplb-interval 8 --ep-redundant 1 > "$tmp/ep.txt" || { echo "EP run failed"; exit 1; }
-  cat "$tmp/ep.txt"
-  cmp -s "$tmp/single.txt" "$tmp/ep.txt" || { echo "FAILED: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1; }
-  echo "PASSED: same text"; exit 0
+  for overlap in "" --no-ep-overlap; do
+    "$moert" "${args[@]}" --ep-transport inproc --eplb-interval 8 --ep-redundant 1 $overlap > "$tmp/ep.txt" \
+      || { echo "EP run $overlap failed"; exit 1; }
+    cat "$tmp/ep.txt"
+    cmp -s "$tmp/single.txt" "$tmp/ep.txt" || { echo "FAILED $overlap: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1; }
+  done
+  echo "PASSED: same text (with and without the overlap)"; exit 0
 fi
 MPIRUN=${MPIRUN:-$(command -v mpirun || true)}
 if [ -z "$MPIRUN" ]; then
@@ -23,12 +26,14 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
 args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
 "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
-"$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$moert" "${args[@]}" --ep-size "$np" > "$tmp/ep.txt" \
-  || { echo "EP run under mpirun failed"; cat "$tmp/ep.txt"; exit 1; }
 echo "--- single process:"; cat "$tmp/single.txt"
-echo "--- EP over $np MPI ranks (rank 0):"; cat "$tmp/ep.txt"
-if ! cmp -s "$tmp/single.txt" "$tmp/ep.txt"; then
-  echo "FAILED: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1
-fi
 [ -s "$tmp/single.txt" ] || { echo "FAILED: empty output"; exit 1; }
-echo "PASSED: same text"
+for overlap in "" --no-ep-overlap; do
+  "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$moert" "${args[@]}" --ep-size "$np" $overlap > "$tmp/ep.txt" \
+    || { echo "EP run under mpirun ($overlap) failed"; cat "$tmp/ep.txt"; exit 1; }
+  echo "--- EP over $np MPI ranks (rank 0) ${overlap:-with the overlap}:"; cat "$tmp/ep.txt"
+  if ! cmp -s "$tmp/single.txt" "$tmp/ep.txt"; then
+    echo "FAILED: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1
+  fi
+done
+echo "PASSED: same text (with and without the overlap)"

@@ -22,24 +22,12 @@ using testing::CaseOut;
 using testing::count_cases;
 using testing::EpGroup;
 using testing::Golden;
+using testing::kOverlapTol;
+using testing::kPartialTol;
+using testing::kRefTol;
 using testing::max_abs_diff;
 using testing::max_decode;
 using testing::run_share;
-
-constexpr float kRefTol = 2e-4f;
-// EP vs single process on whole forwards. The EP exchange itself is exact (exact combine; the layer-level
-// test in ep_layer_test.cpp checks it bit for bit) or within 2 g_K sum|w y| (partial sums). What remains
-// is the CPU GEMM's dependence on the row count of a call (its kernel class: small-M tiles with the FP8
-// scales folded into x vs dequantised panels), which the data-parallel split changes: each rank's
-// attention runs its own batch, and replicas split an expert's rows. Observed <= 6.2e-6 on the fixtures'
-// logits; the bound asserted is 1e-5 (and 2e-4 against the transformers reference).
-constexpr float kPartialTol = 1e-5f;
-// With the two-microbatch overlap every call sees about half the rows (attention, the shared experts, each
-// routed expert), so more calls change kernel class, and a prompt may be cut between the two halves (its
-// second part attends after the first, as a chunked prefill does). The same effect in one process is
-// chunked prefill against one forward: up to 2.7e-5 on tiny-v2-bf16 (ChunkedPrefill below measures and
-// bounds it). The overlap runs are held to that bound; observed <= 2.7e-5.
-constexpr float kOverlapTol = 5e-5f;
 
 // Single process, one prompt at a time (as the golden tests run them).
 const std::vector<CaseOut>& single(const std::string& name) {

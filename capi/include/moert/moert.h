@@ -80,8 +80,9 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          EP code path in one process; ep_size 1) or "none" (default when ep_size is 1)
  *   "ep_redundant"   int   redundant expert slots per rank (default 0)
  *   "eplb_interval"  int   engine steps between EPLB re-placements from the served load (default 0 = never)
- *   "ep_overlap"     int   reserved for overlapping the expert exchange with compute (two microbatches);
- *                          accepted (0 or 1, default 1), no effect yet
+ *   "ep_overlap"     int   1 (default): two-microbatch overlap, each step's batch split in two halves whose
+ *                          expert dispatch/combine runs while the other half computes; 0: one batch, the
+ *                          exchanges in line. Must be the same on every rank
  *   "ep_timeout_ms"  int   longest wait for the other ranks in one exchange (default 60000)
  * Generation keys:
  *   "max_tokens"         int    tokens to generate at most (default 256)
