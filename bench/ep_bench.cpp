@@ -2,17 +2,22 @@
 //  1. load imbalance (max / mean routed tokens per rank) on a skewed routing distribution, before and after
 //     EPLB, for the global and hierarchical policies, at DeepSeek-V3's shape (256 experts, top-8, 8 groups)
 //     over 8/16/32/64 ranks with 0..2 redundant slots per rank;
-//  2. the time per MoE layer through ExpertParallel (tiny-v3-fp8's layer 1, EP = 2 and 4) with the
-//     exchange made slow (an injected delay per all-to-all), against the same layer without EP.
+//  2. the time per MoE layer through the model's forward with EP = 2 in-process ranks over an emulated slow
+//     link, with the two-microbatch overlap off and on, in prefill and in decode.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <random>
 #include <thread>
 
 #include "config/model_config.h"
 #include "ep/expert_parallel.h"
 #include "ep/placement.h"
+#include "kv/latent_cache.h"
+#include "model/deepseek_model.h"
+#include "model/random_checkpoint.h"
 #include "weights/weight_store.h"
 
 using namespace moert;
@@ -45,9 +50,11 @@ std::vector<double> skewed_routing(int64_t E, int k, int64_t T, double s, unsign
 void imbalance_table() {
   const int64_t E = 256;
   const int k = 8;
-  std::printf("Load imbalance, max/mean routed tokens per rank (DeepSeek-V3 shape: %lld experts, top-%d, 8 groups;\n"
-              "16384 tokens, Zipf s = 1.0 expert popularity; hierarchical: the 8 groups over the nodes column, ranks/nodes each)\n",
-              static_cast<long long>(E), k);
+  std::printf(
+      "Load imbalance, max/mean routed tokens per rank (DeepSeek-V3 shape: %lld experts, top-%d, 8 groups;\n"
+      "16384 tokens, Zipf s = 1.0 expert popularity; hierarchical: the 8 groups over the nodes column, "
+      "ranks/nodes each)\n",
+      static_cast<long long>(E), k);
   std::printf("%6s %10s %10s | %11s %11s %11s\n", "ranks", "redundant", "contig", "EPLB-global", "EPLB-hier",
               "nodes(hier)");
   const std::vector<double> load = skewed_routing(E, k, 16384, 1.0, 1);
@@ -56,97 +63,138 @@ void imbalance_table() {
     for (int red : {0, 1, 2}) {
       const int slots = static_cast<int>(E / ranks) + red;
       const double before = imbalance(rank_loads(contiguous_placement(1, E, ranks, red), 0, load));
-      const double glob = imbalance(rank_loads(eplb_placement(li, 1, E, ranks, slots, {EplbPolicy::kGlobal}), 0, load));
+      const double glob =
+          imbalance(rank_loads(eplb_placement(li, 1, E, ranks, slots, {EplbPolicy::kGlobal}), 0, load));
       const int nodes = ranks / 8 > 0 ? std::min(ranks / 8, 8) : 1;
-      const double hier =
-          imbalance(rank_loads(eplb_placement(li, 1, E, ranks, slots, {EplbPolicy::kHierarchical, 8, nodes}), 0, load));
+      const double hier = imbalance(
+          rank_loads(eplb_placement(li, 1, E, ranks, slots, {EplbPolicy::kHierarchical, 8, nodes}), 0, load));
       std::printf("%6d %10d %10.3f | %11.3f %11.3f %11d\n", ranks, red, before, glob, hier, nodes);
     }
 }
 
-// Time per MoE layer (routed experts of tiny-v3-fp8's layer 1) with R in-process ranks, each T tokens,
-// every all-to-all delayed by `delay`: the batch in one go, against two microbatches (halves) whose
-// exchanges run on separate groups, one half on a helper thread, so one half's dispatch/combine is in
-// flight while the other computes.
-struct Half {
-  std::unique_ptr<Backend> b;
-  std::unique_ptr<ExpertParallel> ep;
-  Tensor x, ids, w, y;
+// Time per MoE layer through DeepseekModel::forward with R in-process ranks (each its own batch, KV cache
+// and 1-thread CPU backend) over a slow link (latency + bytes / bandwidth per all-to-all, each rank sleeping
+// for what it sends), with the two-microbatch overlap off and on. The model is a random DeepSeek-V3-shaped
+// checkpoint whose every layer is MoE (a small vocabulary keeps embedding and lm_head negligible), so the
+// time per MoE layer is the forward's time over the layer count. Median over `iters` forwards on rank 0.
+struct BenchRank {
+  std::unique_ptr<Backend> backend;
+  std::shared_ptr<ExpertParallel> ep;
+  std::unique_ptr<DeepseekModel> model;
+  std::unique_ptr<LatentCache> cache;
+  std::vector<KvSequence> kv;
+  std::vector<std::vector<int32_t>> tokens;
 };
 
-void overlap_timing(int R, int64_t T, std::chrono::microseconds delay, int iters) {
-  const std::string dir = std::string(MOERT_TEST_DATA) + "/tiny-v3-fp8";
+struct Scenario {
+  const char* name;
+  int64_t seqs, new_tokens, context;  // per rank: seqs sequences of new_tokens after context cached ones
+};
+
+double forward_ms(const std::string& dir, int R, const Scenario& sc, bool overlap,
+                  std::chrono::microseconds latency, double bytes_per_second, int iters) {
   const ModelConfig cfg = load_model_config(dir);
   auto store = std::make_shared<WeightStore>(dir);
-  auto bw = make_cpu_backend(1);
-  DeepseekModel model(cfg, store, *bw, {});
-  const LayerWeights& L = model.weights().layers[1];
-  const int64_t E = cfg.n_routed_experts, K = cfg.num_experts_per_tok, H = cfg.hidden_size;
-  Placement p = contiguous_placement(model.cache_layers(), E, R);
   InProcessOptions io;
-  io.delay = delay;
-  auto ga = make_in_process_group(R, io), gb = make_in_process_group(R, io), gf = make_in_process_group(R, io);
-  auto make = [&](std::shared_ptr<Transport> t, int64_t n, unsigned seed) {
-    Half h;
-    h.b = make_cpu_backend(1);
-    h.ep = std::make_unique<ExpertParallel>(t, *h.b, p);
-    std::mt19937 g(seed);
-    std::normal_distribution<float> nd;
-    std::vector<float> x(n * H), w(n * K, 0.5f);
-    std::vector<int32_t> id(n * K);
-    for (auto& v : x) v = nd(g);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t s = 0; s < K; ++s) id[i * K + s] = static_cast<int32_t>((i * 7 + s * 5 + seed) % E);
-    h.x = h.b->empty(DType::kF32, n, H);
-    h.ids = h.b->empty(DType::kI32, n, K);
-    h.w = h.b->empty(DType::kF32, n, K);
-    h.y = h.b->empty(DType::kF32, n, H);
-    h.b->copy_from_host(x.data(), h.x);
-    h.b->copy_from_host_i32(id.data(), h.ids);
-    h.b->copy_from_host(w.data(), h.w);
-    return h;
-  };
-  std::vector<Half> full(R), a(R), b(R);
+  io.delay = latency;
+  io.bytes_per_second = bytes_per_second;
+  auto group = make_in_process_group(R, io);
+  const Placement p = contiguous_placement(cfg.num_hidden_layers, cfg.n_routed_experts, R);
+  EpOptions eo;
+  eo.overlap = overlap;
+  std::vector<BenchRank> ranks(R);
   for (int r = 0; r < R; ++r) {
-    full[r] = make(gf[r], T, r);
-    a[r] = make(ga[r], T / 2, r);
-    b[r] = make(gb[r], T - T / 2, r + 100);
+    BenchRank& k = ranks[r];
+    k.backend = make_cpu_backend(1);
+    k.ep = std::make_shared<ExpertParallel>(group[r], *k.backend, p, eo);
+    ModelOptions mo;
+    mo.load_mtp = false;
+    mo.moe_hook = k.ep;
+    mo.bind_expert = k.ep->bind_filter();
+    k.model = std::make_unique<DeepseekModel>(cfg, store, *k.backend, mo);
+    k.cache = std::make_unique<LatentCache>(*k.backend, k.model->cache_layers(), cfg.kv_cache_width(), 64,
+                                            1ll << 30);
+    std::mt19937 g(r + 1);
+    for (int64_t s = 0; s < sc.seqs; ++s) {
+      k.kv.emplace_back(k.cache.get());
+      std::vector<int32_t> t(sc.context + sc.new_tokens);
+      for (auto& v : t) v = static_cast<int32_t>(g() % cfg.vocab_size);
+      k.tokens.push_back(std::move(t));
+    }
   }
-  auto run = [&](bool overlap) {
-    std::vector<std::thread> th;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < R; ++r)
-      th.emplace_back([&, r] {
-        for (int it = 0; it < iters; ++it) {
-          if (!overlap) {
-            Half& h = full[r];
-            h.ep->routed_experts(1, L, h.x, h.ids, h.w, h.y, ActMode::kF32);
-          } else {
-            std::thread helper([&] { a[r].ep->routed_experts(1, L, a[r].x, a[r].ids, a[r].w, a[r].y, ActMode::kF32); });
-            b[r].ep->routed_experts(1, L, b[r].x, b[r].ids, b[r].w, b[r].y, ActMode::kF32);
-            helper.join();
-          }
+  std::vector<std::vector<double>> ms(R);
+  std::vector<std::thread> th;
+  for (int r = 0; r < R; ++r)
+    th.emplace_back([&, r] {
+      BenchRank& k = ranks[r];
+      run_collective(*group[r], [&] {
+        if (sc.context > 0) {  // the cached context, once
+          std::vector<SequenceStep> steps;
+          for (int64_t s = 0; s < sc.seqs; ++s)
+            steps.push_back({&k.kv[s], k.tokens[s].data(), sc.context, false});
+          k.model->forward(steps, nullptr);
+        }
+        for (int it = 0; it <= iters; ++it) {
+          std::vector<SequenceStep> steps;
+          for (int64_t s = 0; s < sc.seqs; ++s)
+            steps.push_back({&k.kv[s], k.tokens[s].data() + sc.context, sc.new_tokens, false});
+          const auto t0 = std::chrono::steady_clock::now();
+          k.model->forward(steps, nullptr);
+          const double t =
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+          if (it > 0) ms[r].push_back(t);  // the first is a warm-up
+          for (auto& kv : k.kv) kv.truncate(sc.context);
         }
       });
-    for (auto& t : th) t.join();
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
-  };
-  run(false);
-  const double one = run(false), two = run(true);
-  std::printf("%4d %6lld %9.1f | %12.2f %16.2f %8.2fx\n", R, static_cast<long long>(T), delay.count() / 1000.0, one,
-              two, one / two);
+    });
+  for (auto& t : th) t.join();
+  std::sort(ms[0].begin(), ms[0].end());
+  return ms[0][ms[0].size() / 2] / static_cast<double>(cfg.num_hidden_layers);
+}
+
+void overlap_table(const std::string& dir) {
+  std::printf(
+      "\nTime per MoE layer, two-microbatch overlap off/on (random V3-shaped model, all layers MoE, EP = 2 "
+      "in-process ranks, 1 thread each, slow link = 50 us + bytes/bandwidth per all-to-all):\n");
+  std::printf("%-28s %10s | %9s %9s %8s\n", "scenario (per rank)", "link MB/s", "off ms", "on ms", "off/on");
+  const Scenario scenarios[] = {{"prefill 2 x 128 tokens", 2, 128, 0},
+                                {"decode 64 seqs, ctx 256", 64, 1, 256}};
+  for (const Scenario& sc : scenarios)
+    for (double mbps : {0.0, 400.0, 100.0, 50.0}) {
+      const auto lat = std::chrono::microseconds(mbps > 0 ? 50 : 0);
+      const double off = forward_ms(dir, 2, sc, false, lat, mbps * 1e6, 7);
+      const double on = forward_ms(dir, 2, sc, true, lat, mbps * 1e6, 7);
+      std::printf("%-28s %10s | %9.2f %9.2f %7.2fx\n", sc.name,
+                  mbps > 0 ? std::to_string(int(mbps)).c_str() : "inf", off, on, off / on);
+    }
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   imbalance_table();
-  std::printf("\nTime per MoE layer (routed experts, tiny-v3-fp8 layer 1, in-process ranks, 2 all-to-alls per layer "
-              "each delayed):\n");
-  std::printf("%4s %6s %9s | %12s %16s %9s\n", "EP", "tok/rk", "delay ms", "one batch ms", "2 microbatch ms",
-              "speed-up");
-  for (int R : {2, 4})
-    for (int64_t T : {64, 256})
-      for (int d : {0, 2000, 5000}) overlap_timing(R, T, std::chrono::microseconds(d), 10);
+  // The overlap model: written once (or given as argv[1]).
+  std::string dir = argc > 1 ? argv[1] : "/tmp/moert-ep-bench-model";
+  if (argc <= 1 && !std::ifstream(dir + "/config.json")) {
+    RandomCheckpointSpec spec;
+    spec.vocab = 2048;
+    spec.hidden = 1024;
+    spec.moe_intermediate = 512;
+    spec.layers = 4;
+    spec.dense_layers = 0;
+    spec.heads = 8;
+    spec.q_lora = 384;
+    spec.kv_lora = 256;
+    spec.nope = 64;
+    spec.rope = 32;
+    spec.vdim = 64;
+    spec.experts = 32;
+    spec.top_k = 4;
+    spec.n_group = 4;
+    spec.topk_group = 2;
+    spec.shared = 1;
+    write_random_checkpoint(dir, spec);
+  }
+  overlap_table(dir);
   return 0;
 }

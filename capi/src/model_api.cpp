@@ -32,6 +32,7 @@ moert::LoadOptions load_options(const moert_options* o) {
   lo.ep_redundant = static_cast<int>(o->get_int("ep_redundant", 0));
   lo.eplb_interval = o->get_int("eplb_interval", 0);
   lo.ep_overlap = o->get_int("ep_overlap", 1) != 0;
+  lo.ep_max_ranks_per_token = static_cast<int>(o->get_int("ep_max_ranks_per_token", 0));
   lo.ep_timeout_ms = o->get_int("ep_timeout_ms", lo.ep_timeout_ms);
   return lo;
 }
@@ -53,7 +54,9 @@ MOERT_API moert_status moert_model_load(const char* model_dir, const moert_optio
   });
 }
 
-MOERT_API void moert_model_free(moert_model* model) { delete model; }
+MOERT_API void moert_model_free(moert_model* model) {
+  delete model;
+}
 
 MOERT_API moert_status moert_model_info_int(const moert_model* model, const char* key, int64_t* out) {
   return guarded([&] {
@@ -64,25 +67,40 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
     const moert::ModelConfig& c = m.config();
     const std::string k = key;
     int64_t v;
-    if (k == "vocab_size") v = c.vocab_size;
-    else if (k == "context_length") v = c.max_position_embeddings;
-    else if (k == "num_layers") v = c.num_hidden_layers;
-    else if (k == "hidden_size") v = c.hidden_size;
-    else if (k == "num_experts") v = c.n_routed_experts;
-    else if (k == "num_mtp_layers") v = static_cast<int64_t>(m.model().weights().mtp.size());
-    else if (k == "parameters") v = m.model().weights().parameter_count;
-    else if (k == "kv_bytes_per_token") v = m.cache().bytes_per_token();
-    else if (k == "kv_capacity_tokens") v = m.cache().capacity_tokens();
-    else if (k == "bos_token_id") v = c.bos_token_id;
-    else if (k == "eos_token_id") v = c.eos_token_id;
-    else if (k == "ep_rank") v = m.ep() ? m.ep()->rank() : 0;
-    else if (k == "ep_size") v = m.ep() ? m.ep()->size() : 1;
-    else fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
+    if (k == "vocab_size")
+      v = c.vocab_size;
+    else if (k == "context_length")
+      v = c.max_position_embeddings;
+    else if (k == "num_layers")
+      v = c.num_hidden_layers;
+    else if (k == "hidden_size")
+      v = c.hidden_size;
+    else if (k == "num_experts")
+      v = c.n_routed_experts;
+    else if (k == "num_mtp_layers")
+      v = static_cast<int64_t>(m.model().weights().mtp.size());
+    else if (k == "parameters")
+      v = m.model().weights().parameter_count;
+    else if (k == "kv_bytes_per_token")
+      v = m.cache().bytes_per_token();
+    else if (k == "kv_capacity_tokens")
+      v = m.cache().capacity_tokens();
+    else if (k == "bos_token_id")
+      v = c.bos_token_id;
+    else if (k == "eos_token_id")
+      v = c.eos_token_id;
+    else if (k == "ep_rank")
+      v = m.ep() ? m.ep()->rank() : 0;
+    else if (k == "ep_size")
+      v = m.ep() ? m.ep()->size() : 1;
+    else
+      fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
     *out = v;
   });
 }
 
-MOERT_API moert_status moert_model_config_json(const moert_model* model, char* buf, size_t cap, size_t* needed) {
+MOERT_API moert_status moert_model_config_json(const moert_model* model, char* buf, size_t cap,
+                                               size_t* needed) {
   return guarded([&] {
     require(model, "model");
     write_string(moert::model_config_to_json(model->service->model().config()), buf, cap, needed);
@@ -100,10 +118,12 @@ MOERT_API moert_status moert_session_create(moert_model* model, moert_session** 
   });
 }
 
-MOERT_API void moert_session_free(moert_session* session) { delete session; }
+MOERT_API void moert_session_free(moert_session* session) {
+  delete session;
+}
 
-MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t* tokens, size_t n, int32_t all_logits,
-                                          float* logits, size_t logits_cap) {
+MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t* tokens, size_t n,
+                                          int32_t all_logits, float* logits, size_t logits_cap) {
   return guarded([&] {
     require(session, "session");
     require(tokens, "tokens");
@@ -178,12 +198,14 @@ MOERT_API moert_status moert_checkpoint_write_random(const char* dir, const moer
       s.fp8 = o.get_int("model.fp8", 1) != 0;
       s.seed = static_cast<uint64_t>(o.get_int("model.seed", 1));
     }
-    if (s.dense_layers > s.layers) fail(ErrorCode::kInvalidArgument, "model.dense_layers exceeds model.layers");
+    if (s.dense_layers > s.layers)
+      fail(ErrorCode::kInvalidArgument, "model.dense_layers exceeds model.layers");
     if (s.experts && (s.experts % s.n_group || s.topk_group > s.n_group || s.top_k > s.experts ||
                       s.top_k > s.topk_group * (s.experts / s.n_group) || s.experts / s.n_group < 2))
-      fail(ErrorCode::kInvalidArgument,
-           "inconsistent routing shape: experts " + std::to_string(s.experts) + ", groups " + std::to_string(s.n_group) +
-               ", topk_groups " + std::to_string(s.topk_group) + ", top_k " + std::to_string(s.top_k));
+      fail(ErrorCode::kInvalidArgument, "inconsistent routing shape: experts " + std::to_string(s.experts) +
+                                            ", groups " + std::to_string(s.n_group) + ", topk_groups " +
+                                            std::to_string(s.topk_group) + ", top_k " +
+                                            std::to_string(s.top_k));
     moert::write_random_checkpoint(dir, s);
   });
 }

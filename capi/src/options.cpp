@@ -14,8 +14,8 @@ enum class Kind { kInt, kFloat, kString, kStringList, kIntList };
 struct KeySpec {
   const char* key;
   Kind kind;
-  double min, max;                      // numeric range (inclusive)
-  std::vector<const char*> choices;     // string choices (empty = any)
+  double min, max;                   // numeric range (inclusive)
+  std::vector<const char*> choices;  // string choices (empty = any)
 };
 
 const std::vector<KeySpec>& specs() {
@@ -33,6 +33,7 @@ const std::vector<KeySpec>& specs() {
       {"ep_redundant", Kind::kInt, 0, 1 << 14, {}},
       {"eplb_interval", Kind::kInt, 0, 1e12, {}},
       {"ep_overlap", Kind::kInt, 0, 1, {}},
+      {"ep_max_ranks_per_token", Kind::kInt, 0, 1 << 16, {}},
       {"ep_timeout_ms", Kind::kInt, 1, 1e9, {}},
       // generation
       {"max_tokens", Kind::kInt, 0, 1e9, {}},
@@ -71,11 +72,16 @@ const std::vector<KeySpec>& specs() {
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kInt: return "an integer";
-    case Kind::kFloat: return "a number";
-    case Kind::kString: return "a string";
-    case Kind::kStringList: return "a list of strings (moert_options_add_string)";
-    case Kind::kIntList: return "a list of integers (moert_options_add_int)";
+    case Kind::kInt:
+      return "an integer";
+    case Kind::kFloat:
+      return "a number";
+    case Kind::kString:
+      return "a string";
+    case Kind::kStringList:
+      return "a list of strings (moert_options_add_string)";
+    case Kind::kIntList:
+      return "a list of integers (moert_options_add_int)";
   }
   return "?";
 }
@@ -98,7 +104,8 @@ void options_add(moert_options& o, const std::string& key, std::variant<int64_t,
   } else if (spec.kind == Kind::kIntList && std::holds_alternative<int64_t>(value)) {
     const int64_t v = std::get<int64_t>(value);
     if (v < spec.min || v > spec.max)
-      fail(ErrorCode::kInvalidArgument, "option '" + key + "' value " + std::to_string(v) + " is out of range");
+      fail(ErrorCode::kInvalidArgument,
+           "option '" + key + "' value " + std::to_string(v) + " is out of range");
     auto it = o.values.try_emplace(key, std::vector<int64_t>{}).first;
     std::get<std::vector<int64_t>>(it->second).push_back(v);
   } else {
@@ -116,13 +123,14 @@ void options_set(moert_options& o, const std::string& key, std::variant<int64_t,
                   (spec->kind == Kind::kString && std::holds_alternative<std::string>(value));
   if (!ok) fail(ErrorCode::kInvalidArgument, "option '" + key + "' takes " + kind_name(spec->kind));
   if (spec->kind != Kind::kString) {
-    const double v = spec->kind == Kind::kInt ? static_cast<double>(std::get<int64_t>(value)) : std::get<double>(value);
+    const double v =
+        spec->kind == Kind::kInt ? static_cast<double>(std::get<int64_t>(value)) : std::get<double>(value);
     if (!std::isfinite(v) || v < spec->min || v > spec->max)
-      fail(ErrorCode::kInvalidArgument, "option '" + key + "' value " +
-                                            (spec->kind == Kind::kInt ? std::to_string(std::get<int64_t>(value))
-                                                                      : std::to_string(std::get<double>(value))) +
-                                            " is out of range [" + std::to_string(spec->min) + ", " +
-                                            std::to_string(spec->max) + "]");
+      fail(ErrorCode::kInvalidArgument,
+           "option '" + key + "' value " +
+               (spec->kind == Kind::kInt ? std::to_string(std::get<int64_t>(value))
+                                         : std::to_string(std::get<double>(value))) +
+               " is out of range [" + std::to_string(spec->min) + ", " + std::to_string(spec->max) + "]");
   } else if (!spec->choices.empty()) {
     const std::string& v = std::get<std::string>(value);
     bool found = false;
@@ -131,7 +139,8 @@ void options_set(moert_options& o, const std::string& key, std::variant<int64_t,
       found |= v == c;
       list += (list.empty() ? "\"" : ", \"") + std::string(c) + "\"";
     }
-    if (!found) fail(ErrorCode::kInvalidArgument, "option '" + key + "' value \"" + v + "\" is not one of " + list);
+    if (!found)
+      fail(ErrorCode::kInvalidArgument, "option '" + key + "' value \"" + v + "\" is not one of " + list);
   }
   std::visit([&](auto&& v) { o.values[key] = std::move(v); }, std::move(value));
 }
@@ -171,7 +180,9 @@ MOERT_API moert_status moert_options_create(moert_options** out) {
   });
 }
 
-MOERT_API void moert_options_free(moert_options* options) { delete options; }
+MOERT_API void moert_options_free(moert_options* options) {
+  delete options;
+}
 
 MOERT_API moert_status moert_options_set_int(moert_options* o, const char* key, int64_t value) {
   return guarded([&] { moert::capi::options_set(*require(o, "options"), require(key, "key"), value); });
@@ -181,13 +192,15 @@ MOERT_API moert_status moert_options_set_float(moert_options* o, const char* key
 }
 MOERT_API moert_status moert_options_set_string(moert_options* o, const char* key, const char* value) {
   return guarded([&] {
-    moert::capi::options_set(*require(o, "options"), require(key, "key"), std::string(require(value, "value")));
+    moert::capi::options_set(*require(o, "options"), require(key, "key"),
+                             std::string(require(value, "value")));
   });
 }
 
 MOERT_API moert_status moert_options_add_string(moert_options* o, const char* key, const char* value) {
   return guarded([&] {
-    moert::capi::options_add(*require(o, "options"), require(key, "key"), std::string(require(value, "value")));
+    moert::capi::options_add(*require(o, "options"), require(key, "key"),
+                             std::string(require(value, "value")));
   });
 }
 MOERT_API moert_status moert_options_add_int(moert_options* o, const char* key, int64_t value) {

@@ -61,6 +61,7 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
         ep::contiguous_placement(layers, m->cfg_.n_routed_experts, t->size(), opts.ep_redundant);
     ep::EpOptions eo;
     eo.overlap = opts.ep_overlap;
+    eo.max_ranks_per_token = opts.ep_max_ranks_per_token;
     m->ep_ = std::make_shared<ep::ExpertParallel>(t, *m->backend_, p, eo);
     mo.moe_hook = m->ep_;
     mo.bind_expert = m->ep_->bind_filter();

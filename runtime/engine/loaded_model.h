@@ -34,6 +34,7 @@ struct LoadOptions {
   int ep_redundant = 0;           // redundant expert slots per rank
   int64_t eplb_interval = 0;      // engine steps between EPLB re-placements (0 = never)
   bool ep_overlap = true;         // two-microbatch overlap of the exchange with compute (same on every rank)
+  int ep_max_ranks_per_token = 0;  // prefer replicas on ranks a token already uses, up to this many (0 = off)
   int64_t ep_timeout_ms = 60000;  // every exchange wait
 };
 

@@ -14,7 +14,17 @@ ExchangeLane::~ExchangeLane() {
 }
 
 std::future<void> ExchangeLane::submit(std::function<void()> fn) {
-  std::packaged_task<void()> task(std::move(fn));
+  // After a failure nothing more reaches the transport: a later exchange would pair with the peers'
+  // earlier one (the failed one never happened here). Every later task fails with the first error.
+  std::packaged_task<void()> task([this, fn = std::move(fn)] {
+    if (failed_) std::rethrow_exception(failed_);
+    try {
+      fn();
+    } catch (...) {
+      failed_ = std::current_exception();
+      throw;
+    }
+  });
   std::future<void> f = task.get_future();
   {
     std::lock_guard<std::mutex> lk(mu_);

@@ -19,7 +19,8 @@ class ExchangeLane {
   ExchangeLane(const ExchangeLane&) = delete;
   ExchangeLane& operator=(const ExchangeLane&) = delete;
 
-  // fn runs on the lane after everything submitted before it; the future carries its exception.
+  // fn runs on the lane after everything submitted before it; the future carries its exception. Once a
+  // task has failed, later ones fail with the same error without running.
   std::future<void> submit(std::function<void()> fn);
 
  private:
@@ -29,6 +30,7 @@ class ExchangeLane {
   std::condition_variable cv_;
   std::deque<std::packaged_task<void()>> queue_;
   bool stop_ = false;
+  std::exception_ptr failed_;  // the first task's error (lane thread only)
   std::thread thread_;
 };
 

@@ -1,8 +1,8 @@
 // moert run: complete a prompt, streaming text to stdout; moert chat: an interactive chat with history.
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -27,17 +27,21 @@ moert_model* load_model(const Args& a) {
   moert_options* o = nullptr;
   check(moert_options_create(&o), "options");
   if (a.has("threads")) check(moert_options_set_int(o, "threads", a.get_int("threads", 0)), "--threads");
-  if (a.has("activations")) check(moert_options_set_string(o, "activations", a.get("activations").c_str()), "--activations");
+  if (a.has("activations"))
+    check(moert_options_set_string(o, "activations", a.get("activations").c_str()), "--activations");
   if (a.has("device")) check(moert_options_set_string(o, "device", a.get("device").c_str()), "--device");
   // Expert parallelism: one rank per process under `mpirun -np N ... --ep-size N`.
   const long long ep_size = a.get_int("ep-size", 1);
   if (a.has("ep-size")) check(moert_options_set_int(o, "ep_size", ep_size), "--ep-size");
   if (a.has("ep-transport"))
     check(moert_options_set_string(o, "ep_transport", a.get("ep-transport").c_str()), "--ep-transport");
-  if (a.has("ep-redundant")) check(moert_options_set_int(o, "ep_redundant", a.get_int("ep-redundant", 0)), "--ep-redundant");
+  if (a.has("ep-redundant"))
+    check(moert_options_set_int(o, "ep_redundant", a.get_int("ep-redundant", 0)), "--ep-redundant");
   if (a.has("eplb-interval"))
     check(moert_options_set_int(o, "eplb_interval", a.get_int("eplb-interval", 0)), "--eplb-interval");
   if (a.has("no-ep-overlap")) check(moert_options_set_int(o, "ep_overlap", 0), "--no-ep-overlap");
+  if (a.has("ep-max-ranks"))
+    check(moert_options_set_int(o, "ep_max_ranks_per_token", a.get_int("ep-max-ranks", 0)), "--ep-max-ranks");
   moert_model* m = nullptr;
   const bool quiet = a.has("quiet") || ep_size > 1;  // one progress bar per rank would interleave
   check(moert_model_load(dir.c_str(), o, quiet ? nullptr : progress_bar, nullptr, &m), "loading the model");
@@ -105,11 +109,21 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (unsigned char c : s) {
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\r':
+        o += "\\r";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char b[8];

@@ -13,13 +13,17 @@ void usage() {
       "moert %s: run DeepSeek-V3-architecture MoE models\n\n"
       "usage: moert <command> [options]\n\n"
       "commands:\n"
-      "  logits   --model DIR --tokens 5,17,3 --out FILE [--decode-from K] [--activations fp32|fp8] [--threads N]\n"
+      "  logits   --model DIR --tokens 5,17,3 --out FILE [--decode-from K] [--activations fp32|fp8] "
+      "[--threads N]\n"
       "           write float32 logits [tokens, vocab] (little-endian, row-major)\n"
       "  info     [--model DIR]   the config as understood, parameter count, KV-cache bytes per token\n"
-      "  run      [--model DIR] --prompt TEXT|--prompt-file FILE|- [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+      "  run      [--model DIR] --prompt TEXT|--prompt-file FILE|- [--max-tokens N] [--temperature T] "
+      "[--top-k K] [--top-p P]\n"
       "           [--min-p P] [--seed S] [--stop STR] [--ignore-eos] [--threads N] [--quiet] [--no-echo]\n"
-      "           [--ep-size N [--ep-redundant R] [--eplb-interval STEPS] [--no-ep-overlap]]\n"
-      "           stream a completion (default model: the shipped moert-tiny-coder). With --ep-size N, run under\n"
+      "           [--ep-size N [--ep-redundant R] [--eplb-interval STEPS] [--ep-max-ranks M]\n"
+      "            [--no-ep-overlap]]\n"
+      "           stream a completion (default model: the shipped moert-tiny-coder). With --ep-size N, run "
+      "under\n"
       "           mpirun -np N: experts spread over N processes, every rank runs the prompt, rank 0 prints\n"
       "  chat     [--model DIR] [--system TEXT] ...   interactive chat with the model's chat template\n"
       "  tokenize     --tokenizer FILE|--model DIR [--bos] [--no-special]  text on stdin -> ids\n"
@@ -36,7 +40,8 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
     usage();
     return argc < 2 ? 1 : 0;
   }

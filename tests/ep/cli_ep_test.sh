@@ -11,7 +11,7 @@ if [ "$np" = inproc ]; then
   args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
   "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
   for overlap in "" --no-ep-overlap; do
-    "$moert" "${args[@]}" --ep-transport inproc --eplb-interval 8 --ep-redundant 1 $overlap > "$tmp/ep.txt" \
+    "$moert" "${args[@]}" --ep-transport inproc --eplb-interval 8 --ep-redundant 1 --ep-max-ranks 1 $overlap > "$tmp/ep.txt" \
       || { echo "EP run $overlap failed"; exit 1; }
     cat "$tmp/ep.txt"
     cmp -s "$tmp/single.txt" "$tmp/ep.txt" || { echo "FAILED $overlap: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1; }

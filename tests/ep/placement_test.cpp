@@ -45,7 +45,7 @@ TEST(Placement, Contiguous) {
   expect_valid(q);
   EXPECT_EQ(q.slots_per_rank, 6);
   EXPECT_EQ(q.replicas(0, 4), (std::vector<int>{0, 1}));  // rank 0's redundant slots hold rank 1's first two
-  Placement u = contiguous_placement(1, 10, 4);             // uneven: the last rank has empty slots
+  Placement u = contiguous_placement(1, 10, 4);           // uneven: the last rank has empty slots
   expect_valid(u);
   EXPECT_EQ(u.slot(0, 3, 0), 9);
   EXPECT_EQ(u.slot(0, 3, 1), -1);
@@ -117,12 +117,14 @@ TEST(Eplb, EvensOutASkewedLoad) {
   std::vector<int64_t> wl(w.begin(), w.end());
   const double before = imbalance(rank_loads(contiguous_placement(1, E, ranks), 0, w));
   const double nored = imbalance(rank_loads(eplb_placement(wl, 1, E, ranks, 8, {EplbPolicy::kGlobal}), 0, w));
-  const double global = imbalance(rank_loads(eplb_placement(wl, 1, E, ranks, 10, {EplbPolicy::kGlobal}), 0, w));
+  const double global =
+      imbalance(rank_loads(eplb_placement(wl, 1, E, ranks, 10, {EplbPolicy::kGlobal}), 0, w));
   const double hier =
       imbalance(rank_loads(eplb_placement(wl, 1, E, ranks, 10, {EplbPolicy::kHierarchical, 8, 2}), 0, w));
-  std::printf("[ep] skewed load (Zipf s=1.2, 64 experts, 8 ranks): max/mean tokens per rank: contiguous %.3f, "
-              "EPLB packing only %.3f, EPLB global +16 replicas %.3f, hierarchical (8 groups, 2 nodes) %.3f\n",
-              before, nored, global, hier);
+  std::printf(
+      "[ep] skewed load (Zipf s=1.2, 64 experts, 8 ranks): max/mean tokens per rank: contiguous %.3f, "
+      "EPLB packing only %.3f, EPLB global +16 replicas %.3f, hierarchical (8 groups, 2 nodes) %.3f\n",
+      before, nored, global, hier);
   EXPECT_GT(before, 1.5);
   EXPECT_LT(nored, before);
   EXPECT_LT(global, 1.1);

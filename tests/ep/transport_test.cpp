@@ -35,7 +35,8 @@ TEST(InProcessTransport, AllToAllVariableSizes) {
     auto err = run_ranks(n, t, [&](Transport& tr) {
       for (int round = 0; round < 20; ++round) {
         std::vector<Bytes> send(n), recv;
-        for (int d = 0; d < n; ++d) send[d].assign((tr.rank() * 7 + d * 3 + round) % 11, uint8_t(tr.rank() * 16 + d));
+        for (int d = 0; d < n; ++d)
+          send[d].assign((tr.rank() * 7 + d * 3 + round) % 11, uint8_t(tr.rank() * 16 + d));
         tr.all_to_all(send, recv);
         ASSERT_EQ(static_cast<int>(recv.size()), n);
         for (int s = 0; s < n; ++s) {

@@ -83,6 +83,9 @@ MOERT_API const char* moert_status_name(moert_status status);
  *   "ep_overlap"     int   1 (default): two-microbatch overlap, each step's batch split in two halves whose
  *                          expert dispatch/combine runs while the other half computes; 0: one batch, the
  *                          exchanges in line. Must be the same on every rank
+ *   "ep_max_ranks_per_token" int  DeepSeek's node limit for replicas: a token's pairs go to a replica on a
+ *                          rank the token already uses when there is one, so its experts span at most this
+ *                          many ranks where the placement allows (default 0 = no preference)
  *   "ep_timeout_ms"  int   longest wait for the other ranks in one exchange (default 60000)
  * Generation keys:
  *   "max_tokens"         int    tokens to generate at most (default 256)
