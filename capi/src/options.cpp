@@ -29,7 +29,7 @@ const std::vector<KeySpec>& specs() {
       {"attention", Kind::kString, 0, 0, {"auto", "expanded", "absorbed"}},
       {"mtp", Kind::kInt, 0, 1, {}},
       {"ep_size", Kind::kInt, 1, 1 << 16, {}},
-      {"ep_transport", Kind::kString, 0, 0, {"none", "inproc", "mpi"}},
+      {"ep_transport", Kind::kString, 0, 0, {"none", "inproc", "mpi", "nccl"}},
       {"ep_redundant", Kind::kInt, 0, 1 << 14, {}},
       {"eplb_interval", Kind::kInt, 0, 1e12, {}},
       {"ep_overlap", Kind::kInt, 0, 1, {}},

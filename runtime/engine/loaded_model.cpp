@@ -1,6 +1,7 @@
 #include "engine/loaded_model.h"
 
 #include "ep/transport_mpi.h"
+#include "ep/transport_nccl.h"
 #include "util/error.h"
 #ifdef MOERT_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -21,41 +22,66 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   step(0.05, "weights");
   m->store_ = std::make_shared<WeightStore>(dir);
   step(0.5, "binding");
-  if (opts.device == "cpu") {
-    m->backend_ = make_cpu_backend(opts.threads);
-#ifdef MOERT_HAVE_CUDA
-  } else if (opts.device == "cuda") {
-    m->backend_ = make_cuda_backend(0);
-#endif
-  } else {
-    fail(ErrorCode::kUnsupported, "device \"" + opts.device + "\" is not available in this build");
-  }
-  ModelOptions mo;
-  mo.act_mode = opts.act_mode;
-  mo.attention = opts.attention;
-  mo.load_mtp = opts.load_mtp;
   const std::string transport = !opts.ep_transport.empty() ? opts.ep_transport
                                 : opts.ep_size > 1         ? "mpi"
                                                            : "none";
-  if (transport != "none") {
-    std::shared_ptr<ep::Transport> t;
-    if (transport == "inproc") {
-      if (opts.ep_size != 1)
-        fail(ErrorCode::kInvalidArgument,
-             "ep_transport \"inproc\" is a one-rank group (ep_size 1); ranks in "
-             "separate processes need \"mpi\"");
-      t = ep::make_in_process_group(1, {std::chrono::milliseconds(opts.ep_timeout_ms), {}})[0];
-    } else if (transport == "mpi") {
+  // The expert-parallel transport comes first: with NCCL it picks this rank's GPU, which the backend uses.
+  std::shared_ptr<ep::Transport> t;
+  int gpu = 0;
+  if (transport == "inproc") {
+    if (opts.ep_size != 1)
+      fail(ErrorCode::kInvalidArgument,
+           "ep_transport \"inproc\" is a one-rank group (ep_size 1); ranks in "
+           "separate processes need \"mpi\"");
+    t = ep::make_in_process_group(1, {std::chrono::milliseconds(opts.ep_timeout_ms), {}})[0];
+  } else if (transport == "mpi" || transport == "nccl") {
+    if (transport == "nccl" && opts.device != "cuda")
+      fail(ErrorCode::kInvalidArgument, "ep_transport \"nccl\" is for GPU ranks: set device \"cuda\"");
+    std::shared_ptr<ep::Transport> mpi;
+    if (transport == "mpi" || opts.ep_size > 1) {
       ep::mpi_ensure_initialized();
       const int world = ep::mpi_world_size();
       if (opts.ep_size != world)
         fail(ErrorCode::kInvalidArgument,
              "ep_size " + std::to_string(opts.ep_size) + " but MPI_COMM_WORLD has " + std::to_string(world) +
                  " processes (run under mpirun -np " + std::to_string(opts.ep_size) + ")");
-      t = ep::make_mpi_transport({std::chrono::milliseconds(opts.ep_timeout_ms), {}});
-    } else {
-      fail(ErrorCode::kInvalidArgument, "unknown ep_transport \"" + transport + "\"");
+      mpi = ep::make_mpi_transport({std::chrono::milliseconds(opts.ep_timeout_ms), {}});
     }
+    if (transport == "mpi") {
+      t = mpi;
+    } else {
+      // One GPU per rank (rank modulo the node's devices); the unique id travels over MPI when there are
+      // peers.
+      ep::NcclOptions no;
+      no.rank = mpi ? mpi->rank() : 0;
+      no.size = opts.ep_size;
+      no.bootstrap = mpi;
+      no.timeout = std::chrono::milliseconds(opts.ep_timeout_ms);
+      auto nccl = ep::make_nccl_transport(no);
+      gpu = nccl->device();
+      t = nccl;
+    }
+  } else if (transport != "none") {
+    fail(ErrorCode::kInvalidArgument, "unknown ep_transport \"" + transport + "\"");
+  } else if (opts.ep_size != 1) {
+    fail(ErrorCode::kInvalidArgument,
+         "ep_size " + std::to_string(opts.ep_size) + " needs ep_transport \"mpi\"");
+  }
+  if (opts.device == "cpu") {
+    m->backend_ = make_cpu_backend(opts.threads);
+#ifdef MOERT_HAVE_CUDA
+  } else if (opts.device == "cuda") {
+    m->backend_ = make_cuda_backend(gpu);
+#endif
+  } else {
+    fail(ErrorCode::kUnsupported, "device \"" + opts.device + "\" is not available in this build");
+  }
+  (void)gpu;
+  ModelOptions mo;
+  mo.act_mode = opts.act_mode;
+  mo.attention = opts.attention;
+  mo.load_mtp = opts.load_mtp;
+  if (t) {
     const int64_t layers = m->cfg_.num_hidden_layers + (opts.load_mtp ? m->cfg_.num_nextn_predict_layers : 0);
     ep::Placement p =
         ep::contiguous_placement(layers, m->cfg_.n_routed_experts, t->size(), opts.ep_redundant);
@@ -65,9 +91,6 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
     m->ep_ = std::make_shared<ep::ExpertParallel>(t, *m->backend_, p, eo);
     mo.moe_hook = m->ep_;
     mo.bind_expert = m->ep_->bind_filter();
-  } else if (opts.ep_size != 1) {
-    fail(ErrorCode::kInvalidArgument,
-         "ep_size " + std::to_string(opts.ep_size) + " needs ep_transport \"mpi\"");
   }
   m->model_ = std::make_unique<DeepseekModel>(m->cfg_, m->store_, *m->backend_, mo);
   step(0.9, "kv cache");

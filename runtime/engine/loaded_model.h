@@ -26,7 +26,8 @@ struct LoadOptions {
   bool load_mtp = true;
   int64_t page_rows = 64;
   // Expert parallelism (runtime/ep): the routed experts spread over ep_size ranks, one rank per process
-  // (ep_transport "mpi": every process of MPI_COMM_WORLD; MPI initialised here when the host has not).
+  // (ep_transport "mpi": every process of MPI_COMM_WORLD; MPI initialised here when the host has not;
+  // "nccl": GPU ranks, one GPU each, NCCL's id over MPI when ep_size > 1).
   // "inproc" is a one-rank in-process group (the EP code path in one process); "none" (default when
   // ep_size is 1): no EP, the default single-process path.
   int ep_size = 1;

@@ -71,6 +71,24 @@ static void test_load_errors(void) {
   CHECK(moert_model_load(g_dir, NULL, cancel_progress, NULL, &m) == MOERT_ERR_CANCELLED);
   CHECK(m == (moert_model*)0x1);
   moert_model_free(NULL);
+  /* Expert-parallel options the load refuses, each with a message naming what to change. */
+  {
+    moert_options* o = NULL;
+    CHECK(moert_options_create(&o) == MOERT_OK);
+    CHECK(moert_options_set_string(o, "ep_transport", "nccl") == MOERT_OK);
+    CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(moert_last_error(), "device \"cuda\"") != NULL);
+    CHECK(moert_options_set_string(o, "ep_transport", "inproc") == MOERT_OK);
+    CHECK(moert_options_set_int(o, "ep_size", 2) == MOERT_OK);
+    CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(moert_last_error(), "one-rank") != NULL);
+    CHECK(moert_options_set_string(o, "ep_transport", "none") == MOERT_OK);
+    CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(moert_last_error(), "ep_size 2") != NULL);
+    CHECK(moert_options_set_string(o, "ep_transport", "tcp") == MOERT_ERR_INVALID_ARGUMENT);
+    CHECK(m == (moert_model*)0x1);
+    moert_options_free(o);
+  }
 }
 
 static void test_model_and_sessions(void) {

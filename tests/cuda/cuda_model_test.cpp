@@ -11,6 +11,8 @@
 #include "backend/cuda/cuda_backend.h"
 #include "config/model_config.h"
 #include "cuda_test_util.h"
+#include "ep/expert_parallel.h"
+#include "ep/transport_nccl.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_model.h"
 #include "model/random_checkpoint.h"
@@ -23,7 +25,8 @@ class CudaModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (cuda_device_count() == 0) return;
-    dir_ = (std::filesystem::temp_directory_path() / ("moert-cuda-model-" + std::to_string(getpid()))).string();
+    dir_ =
+        (std::filesystem::temp_directory_path() / ("moert-cuda-model-" + std::to_string(getpid()))).string();
     RandomCheckpointSpec s;
     s.vocab = 1024;
     s.hidden = 512;
@@ -97,20 +100,63 @@ void CudaModel::compare(ActMode mode, AttentionForm form, double bound) {
   const std::vector<float> ref_d(ref.begin() + P * V, ref.end()), got_d(got.begin() + P * V, got.end());
   const double ep = rel_err(got_p, ref_p), ed = rel_err(got_d, ref_d);
   const CudaGemmStats st = cuda_gemm_stats(*gpu);
-  std::printf("model %s/%s: prefill rel err %.3g, decode rel err %.3g (gemm: lt %lld, small-M %lld, tiled %lld)\n",
-              mode == ActMode::kFp8 ? "fp8" : "f32",
-              form == AttentionForm::kAuto ? "auto" : form == AttentionForm::kAbsorbed ? "absorbed" : "expanded", ep,
-              ed, st.lt_fp8, st.small_m, st.tiled);
+  std::printf(
+      "model %s/%s: prefill rel err %.3g, decode rel err %.3g (gemm: lt %lld, small-M %lld, tiled %lld)\n",
+      mode == ActMode::kFp8 ? "fp8" : "f32",
+      form == AttentionForm::kAuto       ? "auto"
+      : form == AttentionForm::kAbsorbed ? "absorbed"
+                                         : "expanded",
+      ep, ed, st.lt_fp8, st.small_m, st.tiled);
   EXPECT_LT(ep, bound);
   EXPECT_LT(ed, bound);
 }
 
 // fp32 activations: the same function up to summation order (the random router may still flip a near tie).
-TEST_F(CudaModel, F32Auto) { compare(ActMode::kF32, AttentionForm::kAuto, 1e-3); }
-TEST_F(CudaModel, F32Absorbed) { compare(ActMode::kF32, AttentionForm::kAbsorbed, 1e-3); }
-TEST_F(CudaModel, F32Expanded) { compare(ActMode::kF32, AttentionForm::kExpanded, 1e-3); }
+TEST_F(CudaModel, F32Auto) {
+  compare(ActMode::kF32, AttentionForm::kAuto, 1e-3);
+}
+TEST_F(CudaModel, F32Absorbed) {
+  compare(ActMode::kF32, AttentionForm::kAbsorbed, 1e-3);
+}
+TEST_F(CudaModel, F32Expanded) {
+  compare(ActMode::kF32, AttentionForm::kExpanded, 1e-3);
+}
 // FP8 activations: bit-identical quantisation, FP8 tensor-core accumulation for more than 16 rows.
-TEST_F(CudaModel, Fp8Auto) { compare(ActMode::kFp8, AttentionForm::kAuto, 3e-2); }
+TEST_F(CudaModel, Fp8Auto) {
+  compare(ActMode::kFp8, AttentionForm::kAuto, 3e-2);
+}
+
+// Expert parallelism on a GPU: the routed experts through ExpertParallel over a one-rank NCCL group (the
+// exchange staged through the host), with and without the two-microbatch overlap, against the CUDA
+// backend without EP: the same function.
+TEST_F(CudaModel, ExpertParallelOverOneRankNccl) {
+  if (!ep::nccl_built()) GTEST_SKIP() << "this build has no NCCL";
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int32_t> tok(0, 1023);
+  std::vector<int32_t> prompt(19), decode(3);
+  for (auto& t : prompt) t = tok(rng);
+  for (auto& t : decode) t = tok(rng);
+  ModelOptions o;
+  o.load_mtp = false;
+  auto plain_backend = make_cuda_backend(0);
+  const std::vector<float> want = run(*plain_backend, o, prompt, decode);
+  const ModelConfig cfg = load_model_config(dir_);
+  for (bool overlap : {false, true}) {
+    auto nccl = ep::make_nccl_transport({});
+    auto gpu = make_cuda_backend(nccl->device());
+    ep::EpOptions eo;
+    eo.overlap = overlap;
+    auto hook = std::make_shared<ep::ExpertParallel>(
+        nccl, *gpu, ep::contiguous_placement(cfg.num_hidden_layers, cfg.n_routed_experts, 1), eo);
+    ModelOptions oe = o;
+    oe.moe_hook = hook;
+    oe.bind_expert = hook->bind_filter();
+    const std::vector<float> got = run(*gpu, oe, prompt, decode);
+    const double e = rel_err(got, want);
+    std::printf("EP over one-rank NCCL, overlap %s: rel err vs no EP %.3g\n", overlap ? "on" : "off", e);
+    EXPECT_LT(e, 1e-4);
+  }
+}
 
 }  // namespace
 }  // namespace moert::testing

@@ -76,8 +76,11 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          moert_model_free blocks until every rank has freed the model (the engines end
  *                          together). A rank that fails or stops answering fails the requests of every
  *                          rank (MOERT_FINISH_ERROR with the reason)
- *   "ep_transport"   str   "mpi" (default when ep_size > 1), "inproc" (a one-rank in-process group: the
- *                          EP code path in one process; ep_size 1) or "none" (default when ep_size is 1)
+ *   "ep_transport"   str   "mpi" (default when ep_size > 1), "nccl" (GPU ranks, device "cuda": one GPU per
+ *                          rank, rank modulo the node's GPUs; under mpirun with ep_size > 1, NCCL's id sent
+ *                          over MPI; ep_size 1 runs alone), "inproc" (a one-rank in-process group: the EP
+ *                          code path in one process; ep_size 1) or "none" (default when ep_size is 1).
+ *                          MOERT_ERR_UNSUPPORTED when the build or machine lacks what the transport needs
  *   "ep_redundant"   int   redundant expert slots per rank (default 0)
  *   "eplb_interval"  int   engine steps between EPLB re-placements from the served load (default 0 = never)
  *   "ep_overlap"     int   1 (default): two-microbatch overlap, each step's batch split in two halves whose
