@@ -7,7 +7,8 @@
 # runtime are linked in statically; cuBLASLt comes from the CUDA toolkit on the machine), and for the NCCL
 # part tests/cuda/moert_nccl_test and tests/cuda/moert_nccl_bench (libnccl.so.2 from the machine; skipped
 # when they were not built). Full logs go to $OUT (or /tmp) as cuda_test.log, cuda_bench.log, nccl_test.log
-# and nccl_bench.log.
+# and nccl_bench.log. The device tool sends at most 64 MiB of working tree: run scripts/device_tree.sh slim
+# here first (the test data and shipped model stay behind; these checks do not read them).
 set -u
 B=${1:?usage: scripts/gpu_check.sh BUILD_DIR [bench iterations]}
 ITERS=${2:-20}
