@@ -99,6 +99,34 @@ TEST(Engine, EightConcurrentStreamsMatchOneAtATime) {
   for (int t = 0; t < 8; ++t) EXPECT_EQ(got[t], ref.greedy[t % 4]) << "stream " << t;
 }
 
+// The expert-parallel engine loop in one process (a one-rank in-process group), with the two-microbatch
+// overlap cutting every step's batch in two (prompts straddle the cut, chunked prefill mixes with decode),
+// a redundant slot and EPLB every 4 steps: eight concurrent streams still give transformers' tokens.
+TEST(Engine, ExpertParallelPathWithOverlapKeepsTheTokens) {
+  Reference ref = load_reference();
+  LoadOptions o;
+  o.threads = 2;
+  o.kv_cache_bytes = 64 << 20;
+  o.ep_transport = "inproc";
+  o.ep_overlap = true;
+  o.ep_redundant = 1;
+  o.eplb_interval = 4;
+  auto model = LoadedModel::load(MOERT_DEFAULT_MODEL_DIR, o);
+  ASSERT_NE(model->ep(), nullptr);
+  ASSERT_TRUE(model->ep()->two_microbatches());
+  Engine engine(model, nullptr);
+  engine.set_prefill_chunk(5);
+  std::vector<std::vector<int32_t>> got(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      auto r = engine.submit(ref.prompts[t % 4], greedy(static_cast<int64_t>(ref.greedy[t % 4].size())));
+      got[t] = drain(*r).tokens;
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(got[t], ref.greedy[t % 4]) << "stream " << t;
+}
+
 TEST(Engine, ChunkedPrefillGivesTheSameTokens) {
   Reference ref = load_reference();
   auto model = load();
