@@ -38,7 +38,8 @@ void softmax_inplace(float* p, int64_t n) {
 void attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
                         int64_t ldv, int64_t s, int64_t heads, int64_t dqk, int64_t dv, const int32_t* q_pos,
                         float scale, float* out, int64_t ldo, ThreadPool* pool) {
-  MOERT_DISPATCH(attention_expanded, q, t, ldq, k, ldk, v, ldv, s, heads, dqk, dv, q_pos, scale, out, ldo, pool);
+  MOERT_DISPATCH(attention_expanded, q, t, ldq, k, ldk, v, ldv, s, heads, dqk, dv, q_pos, scale, out, ldo,
+                 pool);
   parallel_for(pool, t * heads, 1, [&](int64_t b, int64_t e, int) {
     thread_local std::vector<float> p;
     p.resize(s);
@@ -59,12 +60,13 @@ void attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, 
   });
 }
 
-void attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
-                      int64_t t,
-                      const PagedRows& cache, int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos,
-                      float scale, float* out, int64_t ldo, ThreadPool* pool) {
-  MOERT_DISPATCH(attention_latent, q_lat, ldql, q_rope, ldqr, rope_stride, t, cache, lat, rope, heads, q_pos, scale,
-                 out, ldo, pool);
+void attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr,
+                      int64_t rope_stride, int64_t t, const PagedRows& cache, int64_t lat, int64_t rope,
+                      int64_t heads, const int32_t* q_pos, float scale, float* out, int64_t ldo,
+                      ThreadPool* pool, bool split_keys) {
+  MOERT_DISPATCH(attention_latent, q_lat, ldql, q_rope, ldqr, rope_stride, t, cache, lat, rope, heads, q_pos,
+                 scale, out, ldo, pool, split_keys);
+  (void)split_keys;  // the portable path never splits
   const int64_t width = lat + rope;
   parallel_for(pool, t * heads, 1, [&](int64_t b, int64_t e, int) {
     thread_local std::vector<float> p;

@@ -25,10 +25,13 @@ struct PagedRows {
 };
 
 // Absorbed form (decode over the latent cache): scores = q_lat . c + q_rope . k_rope; out = softmax . c.
-// q_lat: [t, heads, lat] (ldql); head h's rope query at q_rope + i * ldqr + h * rope_stride; out: [t, heads, lat] (ldo).
-void attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
-                      int64_t t,
-                      const PagedRows& cache, int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos,
-                      float scale, float* out, int64_t ldo, ThreadPool* pool);
+// split_keys: with fewer (token, head group) tasks than threads, a long context's keys may be split over
+// threads and the partial softmaxes merged (faster decode; the bits then depend on the batch size).
+// q_lat: [t, heads, lat] (ldql); head h's rope query at q_rope + i * ldqr + h * rope_stride; out: [t, heads,
+// lat] (ldo).
+void attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr,
+                      int64_t rope_stride, int64_t t, const PagedRows& cache, int64_t lat, int64_t rope,
+                      int64_t heads, const int32_t* q_pos, float scale, float* out, int64_t ldo,
+                      ThreadPool* pool, bool split_keys = true);
 
 }  // namespace moert::kernels

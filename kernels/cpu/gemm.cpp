@@ -65,8 +65,10 @@ void xw_chunks(const Args& a, int64_t cb, int64_t ce) {
 
 }  // namespace
 
-void gemm_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool) {
-  MOERT_DISPATCH(gemm_xwt, x, m, ldx, w, y, ldy, pool);
+void gemm_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+              ThreadPool* pool, bool row_invariant) {
+  MOERT_DISPATCH(gemm_xwt, x, m, ldx, w, y, ldy, pool, row_invariant);
+  (void)row_invariant;  // the portable path is one dot product per (row, column) at every m
   if (m <= 0) return;
   const Args a{x, m, ldx, &w, y, ldy};
   const Args* ap = &a;
@@ -74,7 +76,8 @@ void gemm_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float*
   parallel_for(pool, panels, 1, [ap](int64_t pb, int64_t pe, int) { xwt_panels(*ap, pb, pe); });
 }
 
-void gemm_xw(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool) {
+void gemm_xw(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+             ThreadPool* pool) {
   MOERT_DISPATCH(gemm_xw, x, m, ldx, w, y, ldy, pool);
   if (m <= 0) return;
   const Args a{x, m, ldx, &w, y, ldy};

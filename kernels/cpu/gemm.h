@@ -8,10 +8,14 @@
 namespace moert::kernels {
 
 // y[m, n] = sum_k x[m, k] * W[n, k]   (x @ W^T, as nn.Linear). x row stride ldx, y row stride ldy.
-void gemm_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool);
+// row_invariant: every row's result is the same bits whatever m (the packed-panel path at every m; by
+// default m <= 4 takes a faster dot-product path that sums in another order). gemm_xw always is.
+void gemm_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+              ThreadPool* pool, bool row_invariant = false);
 
 // y[m, k] = sum_n x[m, n] * W[n, k]   (x @ W, the weight used transposed: MLA's absorbed W_UK).
-void gemm_xw(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool);
+void gemm_xw(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+             ThreadPool* pool);
 
 // Plain, obviously right versions: the oracle for the tests.
 void gemm_xwt_reference(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy);

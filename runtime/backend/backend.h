@@ -21,16 +21,17 @@ enum class ActMode : uint8_t {
 
 // How an attention op sees the latent cache of one sequence for one layer (see runtime/kv).
 struct LatentCacheView {
-  Tensor pool;                   // F32, the whole page pool of this layer's cache storage
+  Tensor pool;                          // F32, the whole page pool of this layer's cache storage
   const int32_t* page_table = nullptr;  // host pointer on CPU; device pointer on CUDA
-  int64_t page_rows = 0;         // tokens per page
-  int64_t page_stride = 0;       // elements between pages
-  int64_t length = 0;            // tokens valid in the cache
+  int64_t page_rows = 0;                // tokens per page
+  int64_t page_stride = 0;              // elements between pages
+  int64_t length = 0;                   // tokens valid in the cache
 };
 
 struct RouterConfig {
   int64_t experts = 0, top_k = 0, n_group = 1, topk_group = 1;
-  bool sigmoid = true, group_sum_top2 = true, grouped = true, normalize = true, scale_only_unnormalized = false;
+  bool sigmoid = true, group_sum_top2 = true, grouped = true, normalize = true,
+       scale_only_unnormalized = false;
   float routed_scale = 1.0f;
 
   // The same fields in a backend kernel's own parameter struct (kernels stay free of runtime types).
@@ -66,9 +67,9 @@ class Backend {
   virtual void fill_zero(Tensor& t) = 0;
   // A checkpoint tensor ([rows, cols]) on this device: a view of the mapping on CPU, a copy elsewhere.
   virtual Tensor weight(const TensorInfo& info, int64_t rows, int64_t cols) = 0;
-  virtual void copy_to_host(const Tensor& src, float* dst) = 0;    // F32 [rows, cols] packed
+  virtual void copy_to_host(const Tensor& src, float* dst) = 0;        // F32 [rows, cols] packed
   virtual void copy_to_host_i32(const Tensor& src, int32_t* dst) = 0;  // I32 [rows, cols] packed
-  virtual void copy_from_host(const float* src, Tensor& dst) = 0;  // F32 [rows, cols] packed
+  virtual void copy_from_host(const float* src, Tensor& dst) = 0;      // F32 [rows, cols] packed
   virtual void copy_from_host_i32(const int32_t* src, Tensor& dst) = 0;
 
   // out[i] = table[ids[i]] (as F32). ids: I32 [n, 1].
@@ -89,8 +90,8 @@ class Backend {
                                   const Tensor& positions, float scale, Tensor& out) = 0;
   // MLA absorbed into the latent: q_lat[:, h] = q_nope[:, h] @ W_UK[h] (W_UK[h] = kv_b rows of head h's
   // nope part), out[:, h] = o_lat[:, h] @ W_UV[h]^T.
-  virtual void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
-                            int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) = 0;
+  virtual void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b,
+                            int64_t heads, int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) = 0;
   virtual void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
                               int64_t vdim, Tensor& out, ActMode mode) = 0;
   // Attention over the latent cache: q_lat [t, heads * lat]; q_rope: head h's rope query at columns
@@ -100,8 +101,8 @@ class Backend {
                                 const Tensor& positions, float scale, Tensor& out) = 0;
   // Expanded keys and values from kv_b's output [s, heads * (nope + vdim)] and the rope keys [s, rope]:
   // k [s, heads * (nope + rope)] = per head [k_nope | k_rope], v [s, heads * vdim].
-  virtual void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
-                             Tensor& k, Tensor& v) = 0;
+  virtual void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
+                             int64_t vdim, Tensor& k, Tensor& v) = 0;
   // Writes rows [t, lat + rope] to cache positions pos0 .. pos0 + t - 1.
   virtual void cache_write(const Tensor& rows, const LatentCacheView& cache, int64_t pos0) = 0;
   // Reads cache rows 0 .. n-1 into out [n, lat + rope].
@@ -116,6 +117,10 @@ class Backend {
                            const std::vector<const ExpertWeights*>& experts, Tensor& out, ActMode mode) = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend(int threads);
+// batch_invariant: every row's result of every op is the same bits whatever else is in the batch (the GEMMs
+// take their packed-panel path at every row count; slower for decode-sized calls). Then a sequence's logits
+// do not depend on the requests batched with it, on the chunking of its prompt, on expert parallelism (exact
+// combine) or on the two-microbatch split.
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool batch_invariant = false);
 
 }  // namespace moert

@@ -68,9 +68,12 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
          "ep_size " + std::to_string(opts.ep_size) + " needs ep_transport \"mpi\"");
   }
   if (opts.device == "cpu") {
-    m->backend_ = make_cpu_backend(opts.threads);
+    m->backend_ = make_cpu_backend(opts.threads, opts.batch_invariant);
 #ifdef MOERT_HAVE_CUDA
   } else if (opts.device == "cuda") {
+    if (opts.batch_invariant)
+      fail(ErrorCode::kUnsupported,
+           "batch_invariant is a CPU backend mode (cuBLASLt picks kernels by shape)");
     m->backend_ = make_cuda_backend(gpu);
 #endif
   } else {

@@ -9,9 +9,9 @@
 
 #include "backend/backend.h"
 #include "config/model_config.h"
+#include "ep/expert_parallel.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_model.h"
-#include "ep/expert_parallel.h"
 #include "weights/weight_store.h"
 
 namespace moert {
@@ -19,6 +19,7 @@ namespace moert {
 struct LoadOptions {
   int threads = 0;
   std::string device = "cpu";
+  bool batch_invariant = false;  // CPU: a sequence's logits do not depend on its batch (see make_cpu_backend)
   ActMode act_mode = ActMode::kF32;
   int64_t kv_cache_bytes = 256ll << 20;
   int64_t max_batch = 16;
@@ -31,12 +32,12 @@ struct LoadOptions {
   // "inproc" is a one-rank in-process group (the EP code path in one process); "none" (default when
   // ep_size is 1): no EP, the default single-process path.
   int ep_size = 1;
-  std::string ep_transport;       // "" = "mpi" when ep_size > 1, else "none"
-  int ep_redundant = 0;           // redundant expert slots per rank
-  int64_t eplb_interval = 0;      // engine steps between EPLB re-placements (0 = never)
-  bool ep_overlap = true;         // two-microbatch overlap of the exchange with compute (same on every rank)
+  std::string ep_transport;        // "" = "mpi" when ep_size > 1, else "none"
+  int ep_redundant = 0;            // redundant expert slots per rank
+  int64_t eplb_interval = 0;       // engine steps between EPLB re-placements (0 = never)
+  bool ep_overlap = true;          // two-microbatch overlap of the exchange with compute (same on every rank)
   int ep_max_ranks_per_token = 0;  // prefer replicas on ranks a token already uses, up to this many (0 = off)
-  int64_t ep_timeout_ms = 60000;  // every exchange wait
+  int64_t ep_timeout_ms = 60000;   // every exchange wait
 };
 
 // Load progress: fraction in [0, 1] and a stage name; return false to cancel (load throws kCancelled).

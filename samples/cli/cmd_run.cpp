@@ -27,6 +27,7 @@ moert_model* load_model(const Args& a) {
   moert_options* o = nullptr;
   check(moert_options_create(&o), "options");
   if (a.has("threads")) check(moert_options_set_int(o, "threads", a.get_int("threads", 0)), "--threads");
+  if (a.has("batch-invariant")) check(moert_options_set_int(o, "batch_invariant", 1), "--batch-invariant");
   if (a.has("activations"))
     check(moert_options_set_string(o, "activations", a.get("activations").c_str()), "--activations");
   if (a.has("device")) check(moert_options_set_string(o, "device", a.get("device").c_str()), "--device");
@@ -142,7 +143,7 @@ std::string json_escape(const std::string& s) {
 // With expert parallelism (--ep-size N under mpirun -np N) every rank runs the same prompt (each its own
 // request, the ranks stepping together) and only rank 0 prints.
 int cmd_run(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-echo", "no-ep-overlap"});
+  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-echo", "no-ep-overlap", "batch-invariant"});
   std::string prompt;
   if (a.has("prompt-file")) {
     // "-" reads stdin: prompts with trailing newlines survive (a shell's $(...) would strip them).
@@ -172,7 +173,7 @@ int cmd_run(int argc, char** argv) {
 // With expert parallelism rank 0 chats (mpirun gives stdin to rank 0); the other ranks only serve their
 // experts: their engines run empty steps until rank 0 frees the model.
 int cmd_chat(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-ep-overlap"});
+  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-ep-overlap", "batch-invariant"});
   moert_model* m = load_model(a);
   if (ep_rank(m) != 0) {
     moert_model_free(m);

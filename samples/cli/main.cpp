@@ -20,6 +20,7 @@ void usage() {
       "  run      [--model DIR] --prompt TEXT|--prompt-file FILE|- [--max-tokens N] [--temperature T] "
       "[--top-k K] [--top-p P]\n"
       "           [--min-p P] [--seed S] [--stop STR] [--ignore-eos] [--threads N] [--quiet] [--no-echo]\n"
+      "           [--batch-invariant]\n"
       "           [--ep-size N [--ep-redundant R] [--eplb-interval STEPS] [--ep-max-ranks M]\n"
       "            [--no-ep-overlap]]\n"
       "           stream a completion (default model: the shipped moert-tiny-coder). With --ep-size N, run "

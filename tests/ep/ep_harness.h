@@ -28,7 +28,7 @@ struct EpGroup {
   using Wrap = std::function<std::shared_ptr<ep::Transport>(int, std::shared_ptr<ep::Transport>)>;
 
   EpGroup(const std::string& dir, int n, int redundant, ep::EpOptions eo = {}, ep::InProcessOptions io = {},
-          ModelOptions mo = {}, const Wrap& wrap = nullptr) {
+          ModelOptions mo = {}, const Wrap& wrap = nullptr, bool batch_invariant = false) {
     cfg = load_model_config(dir);
     auto store = std::make_shared<WeightStore>(dir);
     transports = ep::make_in_process_group(n, io);
@@ -39,7 +39,7 @@ struct EpGroup {
     ranks.resize(n);
     for (int r = 0; r < n; ++r) {
       EpRank& k = ranks[r];
-      k.backend = make_cpu_backend(1);
+      k.backend = make_cpu_backend(1, batch_invariant);
       k.ep = std::make_shared<ep::ExpertParallel>(transports[r], *k.backend, p, eo);
       ModelOptions o = mo;
       o.moe_hook = k.ep;

@@ -175,6 +175,77 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, EpLogits,
                                   (std::get<4>(info.param) ? "_overlap" : "");
                          });
 
+// Batch-invariant CPU backend (every GEMM row summed the same way whatever the row count): then the only
+// difference left between expert parallelism and one process is the exchange, which the exact combine makes
+// exact. Logits bit for bit equal to one process running each prompt alone, for EP = 1, 2, 4, with and
+// without redundant experts and the overlap.
+TEST(EpBatchInvariant, BitExactWithOneProcess) {
+  for (const std::string name : {"tiny-v3-fp8", "tiny-v2-bf16"}) {
+    Golden ref(name, {}, 1, /*batch_invariant=*/true);
+    // One process, one prompt at a time.
+    std::vector<CaseOut> want(count_cases(ref));
+    for (int c = 0; c < count_cases(ref); ++c) {
+      LatentCache cache = ref.cache();
+      run_share(*ref.model, cache, ref, {c}, want);
+    }
+    for (int R : {1, 2, 4})
+      for (int redundant : {0, 1})
+        for (bool overlap : {false, true}) {
+          ep::EpOptions eo;
+          eo.overlap = overlap;
+          EpGroup grp(std::string(MOERT_TEST_DATA) + "/" + name, R, redundant, eo, {}, {}, nullptr, true);
+          const auto got = run_ep(grp, ref);
+          const Diff d = compare(got, want, ref);
+          EXPECT_TRUE(bit_equal(got, want)) << name << " EP=" << R << " redundant=" << redundant
+                                            << (overlap ? " overlap" : "") << ": max diff " << d.vs_single;
+          EXPECT_LT(d.vs_ref, kRefTol);
+        }
+  }
+}
+
+// And a batch: every prompt's logits (prefill and decode, 2 threads) are the same bits batched with the
+// others as alone.
+TEST(BatchInvariant, ABatchGivesEachSequenceItsLogitsAlone) {
+  for (const std::string name : {"tiny-v3-fp8", "tiny-v3-bf16", "tiny-v2-bf16"}) {
+    Golden g(name, {}, 2, /*batch_invariant=*/true);
+    std::vector<CaseOut> alone(count_cases(g)), batched(count_cases(g));
+    std::vector<int> all;
+    for (int c = 0; c < count_cases(g); ++c) {
+      LatentCache cache = g.cache();
+      run_share(*g.model, cache, g, {c}, alone);
+      all.push_back(c);
+    }
+    LatentCache cache = g.cache();
+    run_share(*g.model, cache, g, all, batched);
+    EXPECT_TRUE(bit_equal(batched, alone)) << name << ": max diff " << compare(batched, alone, g).vs_single;
+  }
+}
+
+// The same backend makes chunked prefill equal one forward, bit for bit (both chunks in the expanded form:
+// a one-token chunk would take the absorbed form, another computation).
+TEST(ChunkedPrefill, BitExactWithABatchInvariantBackend) {
+  ModelOptions mo;
+  mo.attention = AttentionForm::kExpanded;
+  Golden g("tiny-v3-fp8", mo, 2, /*batch_invariant=*/true);
+  const int64_t V = g.cfg.vocab_size;
+  for (int c = 0; c < count_cases(g); ++c) {
+    const std::vector<int32_t> prompt = g.ints("case" + std::to_string(c) + ".prompt");
+    const int64_t n = static_cast<int64_t>(prompt.size());
+    const std::vector<float> whole = g.full_logits(prompt);
+    for (int64_t cut = 1; cut < n; cut += std::max<int64_t>(1, n / 5)) {
+      LatentCache cache = g.cache();
+      KvSequence kv(&cache);
+      std::vector<float> l(n * V);
+      std::vector<SequenceStep> first{{&kv, prompt.data(), cut, true}};
+      g.model->forward(first, l.data());
+      std::vector<SequenceStep> rest{{&kv, prompt.data() + cut, n - cut, true}};
+      g.model->forward(rest, l.data() + cut * V);
+      EXPECT_EQ(l, whole) << "case " << c << " cut " << cut << ": max diff "
+                          << max_abs_diff(l.data(), whole.data(), n * V);
+    }
+  }
+}
+
 // The reordering bound the overlap runs are held to, measured in one process: a prompt's logits from two
 // chunks (cut anywhere) against one forward.
 TEST(ChunkedPrefill, DeviatesFromOneForwardWithinTheOverlapBound) {

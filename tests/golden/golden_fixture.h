@@ -22,10 +22,11 @@ struct Golden {
   std::unique_ptr<DeepseekModel> model;
   std::unique_ptr<SafetensorsFile> ref;
 
-  explicit Golden(const std::string& name, ModelOptions opts = {}, int threads = 2) {
+  explicit Golden(const std::string& name, ModelOptions opts = {}, int threads = 2,
+                  bool batch_invariant = false) {
     dir = std::string(MOERT_TEST_DATA) + "/" + name;
     cfg = load_model_config(dir);
-    backend = make_cpu_backend(threads);
+    backend = make_cpu_backend(threads, batch_invariant);
     model = std::make_unique<DeepseekModel>(cfg, std::make_shared<WeightStore>(dir), *backend, opts);
     ref = std::make_unique<SafetensorsFile>(dir + "/reference.safetensors");
   }
@@ -37,7 +38,9 @@ struct Golden {
     return std::vector<int32_t>(p, p + ti.numel());
   }
   const float* floats(const std::string& n) const { return reinterpret_cast<const float*>(t(n).data); }
-  LatentCache cache() const { return LatentCache(*backend, model->cache_layers(), cfg.kv_cache_width(), 16, 64 << 20); }
+  LatentCache cache() const {
+    return LatentCache(*backend, model->cache_layers(), cfg.kv_cache_width(), 16, 64 << 20);
+  }
   // Logits of one full forward over `tokens` (all rows).
   std::vector<float> full_logits(const std::vector<int32_t>& tokens) {
     LatentCache c = cache();
@@ -55,6 +58,8 @@ inline float max_abs_diff(const float* a, const float* b, size_t n) {
   return m;
 }
 
-inline int64_t argmax(const float* v, int64_t n) { return std::max_element(v, v + n) - v; }
+inline int64_t argmax(const float* v, int64_t n) {
+  return std::max_element(v, v + n) - v;
+}
 
 }  // namespace moert::testing

@@ -66,6 +66,10 @@ MOERT_API const char* moert_status_name(moert_status status);
  *   "max_batch"      int   most sequences decoded together (default 16)
  *   "attention"      str   "auto" (default), "expanded" or "absorbed" (MLA form; for testing)
  *   "mtp"            int   1 to load the MTP module when the checkpoint has one (default 1)
+ *   "batch_invariant" int  1: a request's logits (so its sampled tokens for a seed) are the same bits
+ *                          whatever is batched with it, however its prompt is chunked, and with expert
+ *                          parallelism or not; slower decode GEMMs (default 0). CPU only
+ *                          (MOERT_ERR_UNSUPPORTED with device "cuda")
  *   "ep_size"        int   expert parallelism: ranks the routed experts are spread over (default 1 = off).
  *                          One rank per process under MPI: run the host under `mpirun -np N` with
  *                          ep_size N; moert initialises MPI when the host has not (and then finalises it

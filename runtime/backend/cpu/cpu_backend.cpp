@@ -30,11 +30,16 @@ void check(bool ok, const char* what) {
 
 WeightType weight_type(DType t) {
   switch (t) {
-    case DType::kF32: return WeightType::kF32;
-    case DType::kBF16: return WeightType::kBF16;
-    case DType::kF16: return WeightType::kF16;
-    case DType::kF8E4M3: return WeightType::kF8E4M3;
-    default: fail(ErrorCode::kInternal, std::string("cpu backend: unsupported weight dtype ") + dtype_name(t));
+    case DType::kF32:
+      return WeightType::kF32;
+    case DType::kBF16:
+      return WeightType::kBF16;
+    case DType::kF16:
+      return WeightType::kF16;
+    case DType::kF8E4M3:
+      return WeightType::kF8E4M3;
+    default:
+      fail(ErrorCode::kInternal, std::string("cpu backend: unsupported weight dtype ") + dtype_name(t));
   }
 }
 
@@ -60,7 +65,7 @@ WeightRef ref(const WeightMatrix& m) {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(threads) {}
+  CpuBackend(int threads, bool batch_invariant) : pool_(threads), batch_invariant_(batch_invariant) {}
   const char* name() const override { return "cpu"; }
   DeviceKind device() const override { return DeviceKind::kCpu; }
 
@@ -78,7 +83,8 @@ class CpuBackend final : public Backend {
 
   void fill_zero(Tensor& t) override {
     for (int64_t r = 0; r < t.rows; ++r)
-      std::memset(static_cast<uint8_t*>(t.data) + r * t.ld * dtype_size(t.dtype), 0, t.cols * dtype_size(t.dtype));
+      std::memset(static_cast<uint8_t*>(t.data) + r * t.ld * dtype_size(t.dtype), 0,
+                  t.cols * dtype_size(t.dtype));
   }
 
   Tensor weight(const TensorInfo& info, int64_t rows, int64_t cols) override {
@@ -93,7 +99,8 @@ class CpuBackend final : public Backend {
 
   void copy_to_host(const Tensor& src, float* dst) override {
     check(src.dtype == DType::kF32, "copy_to_host");
-    for (int64_t r = 0; r < src.rows; ++r) std::memcpy(dst + r * src.cols, src.ptr<float>() + r * src.ld, src.cols * 4);
+    for (int64_t r = 0; r < src.rows; ++r)
+      std::memcpy(dst + r * src.cols, src.ptr<float>() + r * src.ld, src.cols * 4);
   }
   void copy_to_host_i32(const Tensor& src, int32_t* dst) override {
     check(src.dtype == DType::kI32, "copy_to_host_i32");
@@ -102,7 +109,8 @@ class CpuBackend final : public Backend {
   }
   void copy_from_host(const float* src, Tensor& dst) override {
     check(dst.dtype == DType::kF32, "copy_from_host");
-    for (int64_t r = 0; r < dst.rows; ++r) std::memcpy(dst.ptr<float>() + r * dst.ld, src + r * dst.cols, dst.cols * 4);
+    for (int64_t r = 0; r < dst.rows; ++r)
+      std::memcpy(dst.ptr<float>() + r * dst.ld, src + r * dst.cols, dst.cols * 4);
   }
   void copy_from_host_i32(const int32_t* src, Tensor& dst) override {
     check(dst.dtype == DType::kI32, "copy_from_host_i32");
@@ -132,7 +140,7 @@ class CpuBackend final : public Backend {
     check(x.cols == w.k() && out.cols == w.n() && out.rows == x.rows, "linear");
     const float* in = quantised_input(x, w, mode);
     const int64_t ldx = in == x.ptr<float>() ? x.ld : x.cols;
-    kernels::gemm_xwt(in, x.rows, ldx, ref(w), out.ptr<float>(), out.ld, &pool_);
+    kernels::gemm_xwt(in, x.rows, ldx, ref(w), out.ptr<float>(), out.ld, &pool_, batch_invariant_);
   }
 
   void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
@@ -144,62 +152,67 @@ class CpuBackend final : public Backend {
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
     check(gate.rows == up.rows && gate.cols == up.cols && out.cols == gate.cols, "silu_mul");
-    kernels::silu_mul(gate.ptr<float>(), gate.ld, up.ptr<float>(), up.ld, gate.rows, gate.cols, out.ptr<float>(),
-                      out.ld);
+    kernels::silu_mul(gate.ptr<float>(), gate.ld, up.ptr<float>(), up.ld, gate.rows, gate.cols,
+                      out.ptr<float>(), out.ld);
   }
 
   void add(const Tensor& x, Tensor& y) override {
     check(x.rows == y.rows && x.cols == y.cols, "add");
-    for (int64_t r = 0; r < x.rows; ++r) kernels::add_inplace(x.cols, x.ptr<float>() + r * x.ld, y.ptr<float>() + r * y.ld);
+    for (int64_t r = 0; r < x.rows; ++r)
+      kernels::add_inplace(x.cols, x.ptr<float>() + r * x.ld, y.ptr<float>() + r * y.ld);
   }
 
-  void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& positions,
-                          float scale, Tensor& out) override {
+  void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                          const Tensor& positions, float scale, Tensor& out) override {
     const int64_t dqk = q.cols / heads, dv = v.cols / heads;
-    check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == q.rows, "attention_expanded");
-    kernels::attention_expanded(q.ptr<float>(), q.rows, q.ld, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld, k.rows,
-                                heads, dqk, dv, positions.ptr<int32_t>(), scale, out.ptr<float>(), out.ld, &pool_);
+    check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == q.rows,
+          "attention_expanded");
+    kernels::attention_expanded(q.ptr<float>(), q.rows, q.ld, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld,
+                                k.rows, heads, dqk, dv, positions.ptr<int32_t>(), scale, out.ptr<float>(),
+                                out.ld, &pool_);
   }
 
-  void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
-                    int64_t vdim, Tensor& q_lat, ActMode mode) override {
+  void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
+                    int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) override {
     const int64_t lat = kv_b.k();
     check(q_lat.cols == heads * lat && q_lat.rows == q_nope.rows, "mla_absorb_q");
     for (int64_t h = 0; h < heads; ++h) {
       Tensor xin = q_nope.slice_cols(h * head_stride, nope);
       const float* in = quantised_input(xin, kv_b, mode);
       const int64_t ldx = in == xin.ptr<float>() ? xin.ld : xin.cols;
-      kernels::gemm_xw(in, xin.rows, ldx, ref(kv_b.rows(h * (nope + vdim), nope)), q_lat.ptr<float>() + h * lat,
-                       q_lat.ld, &pool_);
+      kernels::gemm_xw(in, xin.rows, ldx, ref(kv_b.rows(h * (nope + vdim), nope)),
+                       q_lat.ptr<float>() + h * lat, q_lat.ld, &pool_);
     }
   }
 
-  void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope, int64_t vdim,
-                      Tensor& out, ActMode mode) override {
+  void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
+                      int64_t vdim, Tensor& out, ActMode mode) override {
     const int64_t lat = kv_b.k();
     check(o_lat.cols == heads * lat && out.cols == heads * vdim, "mla_absorb_out");
     for (int64_t h = 0; h < heads; ++h) {
       Tensor xin = o_lat.slice_cols(h * lat, lat);
       const float* in = quantised_input(xin, kv_b, mode);
       const int64_t ldx = in == xin.ptr<float>() ? xin.ld : xin.cols;
-      kernels::gemm_xwt(in, xin.rows, ldx, ref(kv_b.rows(h * (nope + vdim) + nope, vdim)), out.ptr<float>() + h * vdim,
-                        out.ld, &pool_);
+      kernels::gemm_xwt(in, xin.rows, ldx, ref(kv_b.rows(h * (nope + vdim) + nope, vdim)),
+                        out.ptr<float>() + h * vdim, out.ld, &pool_, batch_invariant_);
     }
   }
 
   void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                        const LatentCacheView& cache, int64_t heads, int64_t lat, int64_t rope, const Tensor& positions,
-                        float scale, Tensor& out) override {
-    check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope && out.cols == heads * lat,
+                        const LatentCacheView& cache, int64_t heads, int64_t lat, int64_t rope,
+                        const Tensor& positions, float scale, Tensor& out) override {
+    check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope &&
+              out.cols == heads * lat,
           "attention_latent");
-    kernels::PagedRows rows{cache.pool.ptr<const float>(), cache.page_table, cache.page_rows, cache.page_stride};
+    kernels::PagedRows rows{cache.pool.ptr<const float>(), cache.page_table, cache.page_rows,
+                            cache.page_stride};
     kernels::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride,
-                              q_lat.rows, rows, lat, rope, heads, positions.ptr<int32_t>(), scale, out.ptr<float>(),
-                              out.ld, &pool_);
+                              q_lat.rows, rows, lat, rope, heads, positions.ptr<int32_t>(), scale,
+                              out.ptr<float>(), out.ld, &pool_, !batch_invariant_);
   }
 
-  void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim, Tensor& k,
-                     Tensor& v) override {
+  void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
+                     Tensor& k, Tensor& v) override {
     const int64_t rope = k_rope.cols, s = kvb.rows;
     check(kvb.cols == heads * (nope + vdim) && k.cols == heads * (nope + rope) && v.cols == heads * vdim &&
               k.rows == s && v.rows == s && k_rope.rows == s,
@@ -228,13 +241,16 @@ class CpuBackend final : public Backend {
 
   void cache_read(const LatentCacheView& cache, int64_t n, Tensor& out) override {
     const int64_t width = out.cols;
-    kernels::PagedRows rows{cache.pool.ptr<const float>(), cache.page_table, cache.page_rows, cache.page_stride};
-    for (int64_t j = 0; j < n; ++j) std::memcpy(out.ptr<float>() + j * out.ld, rows.row(j, width), width * sizeof(float));
+    kernels::PagedRows rows{cache.pool.ptr<const float>(), cache.page_table, cache.page_rows,
+                            cache.page_stride};
+    for (int64_t j = 0; j < n; ++j)
+      std::memcpy(out.ptr<float>() + j * out.ld, rows.row(j, width), width * sizeof(float));
   }
 
   void moe_route(const Tensor& logits, const Tensor& bias, const RouterConfig& cfg, Tensor& ids,
                  Tensor& weights) override {
-    check(logits.cols == cfg.experts && ids.cols == cfg.top_k && weights.cols == cfg.top_k && logits.ld == logits.cols,
+    check(logits.cols == cfg.experts && ids.cols == cfg.top_k && weights.cols == cfg.top_k &&
+              logits.ld == logits.cols,
           "moe_route");
     auto p = cfg.to_kernel_params<kernels::RoutingParams>();
     std::vector<float> b;
@@ -265,15 +281,18 @@ class CpuBackend final : public Backend {
       if (list.empty() || !experts[e]) continue;
       const ExpertWeights& ew = *experts[e];
       const int64_t n = static_cast<int64_t>(list.size()), inter = ew.gate.n();
-      Tensor xin = scratch(0, n, hidden), g = scratch(1, n, inter), u = scratch(2, n, inter), y = scratch(3, n, hidden);
+      Tensor xin = scratch(0, n, hidden), g = scratch(1, n, inter), u = scratch(2, n, inter),
+             y = scratch(3, n, hidden);
       for (int64_t r = 0; r < n; ++r)
-        std::memcpy(xin.ptr<float>() + r * hidden, x.ptr<float>() + list[r].first * x.ld, hidden * sizeof(float));
+        std::memcpy(xin.ptr<float>() + r * hidden, x.ptr<float>() + list[r].first * x.ld,
+                    hidden * sizeof(float));
       linear(xin, ew.gate, g, mode);
       linear(xin, ew.up, u, mode);
       silu_mul(g, u, g);
       linear(g, ew.down, y, mode);
       for (int64_t r = 0; r < n; ++r)
-        kernels::axpy(hidden, list[r].second, y.ptr<float>() + r * hidden, out.ptr<float>() + list[r].first * out.ld);
+        kernels::axpy(hidden, list[r].second, y.ptr<float>() + r * hidden,
+                      out.ptr<float>() + list[r].first * out.ld);
     }
   }
 
@@ -283,7 +302,8 @@ class CpuBackend final : public Backend {
     if (mode != ActMode::kFp8 || !w.fp8()) return x.ptr<float>();
     std::vector<float>& buf = quant_buf_;
     buf.resize(static_cast<size_t>(x.rows * x.cols));
-    for (int64_t r = 0; r < x.rows; ++r) std::memcpy(buf.data() + r * x.cols, x.ptr<float>() + r * x.ld, x.cols * 4);
+    for (int64_t r = 0; r < x.rows; ++r)
+      std::memcpy(buf.data() + r * x.cols, x.ptr<float>() + r * x.ld, x.cols * 4);
     kernels::act_quant_dequant(buf.data(), x.rows, x.cols, x.cols);
     return buf.data();
   }
@@ -291,7 +311,8 @@ class CpuBackend final : public Backend {
   // Reusable scratch matrices (grown, never shrunk) so the MoE loop does not allocate per expert.
   Tensor scratch(int slot, int64_t rows, int64_t cols) {
     Tensor& s = scratch_[slot];
-    if (s.empty() || s.rows * s.cols < rows * cols) s = empty(DType::kF32, std::max<int64_t>(rows, 1) * 2, cols);
+    if (s.empty() || s.rows * s.cols < rows * cols)
+      s = empty(DType::kF32, std::max<int64_t>(rows, 1) * 2, cols);
     Tensor t = s;
     t.rows = rows;
     t.cols = cols;
@@ -300,6 +321,7 @@ class CpuBackend final : public Backend {
   }
 
   kernels::ThreadPool pool_;
+  const bool batch_invariant_;
   std::shared_ptr<HostPool> pool_alloc_ = std::make_shared<HostPool>();
   std::vector<float> quant_buf_;
   Tensor scratch_[4];
@@ -307,6 +329,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool batch_invariant) {
+  return std::make_unique<CpuBackend>(threads, batch_invariant);
+}
 
 }  // namespace moert
