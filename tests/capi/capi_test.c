@@ -86,6 +86,12 @@ static void test_load_errors(void) {
     CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_INVALID_ARGUMENT);
     CHECK(strstr(moert_last_error(), "ep_size 2") != NULL);
     CHECK(moert_options_set_string(o, "ep_transport", "tcp") == MOERT_ERR_INVALID_ARGUMENT);
+    moert_options_free(o);
+    o = NULL;
+    CHECK(moert_options_create(&o) == MOERT_OK);
+    CHECK(moert_options_set_int(o, "batch_invariant", 1) == MOERT_OK);
+    CHECK(moert_options_set_string(o, "device", "cuda") == MOERT_OK);
+    CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_UNSUPPORTED);
     CHECK(m == (moert_model*)0x1);
     moert_options_free(o);
   }

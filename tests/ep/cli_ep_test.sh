@@ -10,7 +10,7 @@ if [ "$np" = inproc ]; then
   printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
   args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
   "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
-  for overlap in "" --no-ep-overlap; do
+  for overlap in "" --no-ep-overlap "--no-ep-overlap --batch-invariant"; do
     "$moert" "${args[@]}" --ep-transport inproc --eplb-interval 8 --ep-redundant 1 --ep-max-ranks 1 $overlap > "$tmp/ep.txt" \
       || { echo "EP run $overlap failed"; exit 1; }
     cat "$tmp/ep.txt"

@@ -25,6 +25,8 @@ inline constexpr float kPartialTol = 1e-5f;
 // chunked prefill against one forward: up to 2.7e-5 on tiny-v2-bf16 (ep_logits_test.cpp ChunkedPrefill
 // measures and bounds it). The overlap runs are held to that bound; observed <= 2.7e-5.
 inline constexpr float kOverlapTol = 5e-5f;
+// With a batch-invariant backend (make_cpu_backend(threads, true)) none of this remains: the EP and overlap
+// logits equal one process bit for bit (ep_logits_test.cpp EpBatchInvariant).
 
 struct CaseOut {
   std::vector<float> prompt;               // [n, vocab]
