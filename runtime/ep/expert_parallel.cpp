@@ -98,6 +98,34 @@ void ExpertParallel::reset_load() {
   over_limit_ = 0;
 }
 
+void ExpertParallel::check_same_settings(const std::vector<std::pair<std::string, int64_t>>& extra) {
+  std::vector<std::pair<std::string, int64_t>> s = {
+      {"layers", p_.num_layers()},
+      {"routed experts", p_.experts},
+      {"expert slots per rank (ep_redundant)", p_.slots_per_rank},
+      {"combine mode", opts_.combine == CombineMode::kExact ? 0 : 1},
+      {"ep_overlap", opts_.overlap ? 1 : 0},
+      {"ep_max_ranks_per_token", opts_.max_ranks_per_token},
+      {"strict rank limit", opts_.strict_rank_limit ? 1 : 0}};
+  s.insert(s.end(), extra.begin(), extra.end());
+  // Sums and sums of squares: every rank holds v exactly when sum = n v and sum of squares = n v^2.
+  std::vector<double> v(2 * s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    v[2 * i] = static_cast<double>(s[i].second);
+    v[2 * i + 1] = static_cast<double>(s[i].second) * static_cast<double>(s[i].second);
+  }
+  t_->all_reduce_sum(v.data(), v.size());
+  const double n = size();
+  for (size_t i = 0; i < s.size(); ++i) {
+    const double mean = v[2 * i] / n;
+    if (v[2 * i + 1] / n - mean * mean > 1e-9 * std::max(1.0, mean * mean))
+      fail(ErrorCode::kInvalidArgument, "expert-parallel ranks disagree on " + s[i].first + " (this rank " +
+                                            std::to_string(s[i].second) + ", mean over ranks " +
+                                            std::to_string(mean) +
+                                            "): every rank must load with the same settings");
+  }
+}
+
 std::vector<int64_t> ExpertParallel::gather_load() {
   std::vector<int64_t> v = load_;
   t_->all_reduce_sum(v.data(), v.size());

@@ -42,6 +42,8 @@
 // throw kTimeout after the transport's time-out.
 #pragma once
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "ep/exchange_lane.h"
@@ -87,6 +89,11 @@ class ExpertParallel final : public MoeExpertsHook {
   const std::vector<int64_t>& local_load() const { return load_; }
   // (token, expert) pairs computed on this rank, [layers].
   const std::vector<int64_t>& local_work() const { return work_; }
+  // Collective: fails every rank with Error(kInvalidArgument) naming the first setting on which the ranks
+  // differ (the placement's shape, the combine mode, the overlap, the rank limit, and `extra` (name, value)
+  // pairs the caller adds, e.g. the model's shape). Mismatched settings would otherwise pair exchanges of
+  // different kinds. Every rank must pass the same names in the same order.
+  void check_same_settings(const std::vector<std::pair<std::string, int64_t>>& extra = {});
   // Collective: load summed over ranks, [layers * experts].
   std::vector<int64_t> gather_load();
   // Collective: pairs computed per rank, [layers * ranks].

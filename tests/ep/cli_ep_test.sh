@@ -36,4 +36,13 @@ for overlap in "" --no-ep-overlap; do
     echo "FAILED: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1
   fi
 done
+if [ "$np" = 2 ]; then
+  # Ranks started with different settings (MPMD: rank 1 without the overlap) fail together, naming it.
+  if "$MPIRUN" --allow-run-as-root --oversubscribe -np 1 "$moert" "${args[@]}" --ep-size 2 : \
+       -np 1 "$moert" "${args[@]}" --ep-size 2 --no-ep-overlap > "$tmp/mixed.txt" 2>&1; then
+    echo "FAILED: ranks with different ep_overlap ran"; cat "$tmp/mixed.txt"; exit 1
+  fi
+  grep -q "disagree on ep_overlap" "$tmp/mixed.txt" || { echo "FAILED: no clear error"; cat "$tmp/mixed.txt"; exit 1; }
+  echo "--- mixed settings: $(grep -m1 -o 'expert-parallel ranks disagree on [a-z_]*' "$tmp/mixed.txt")"
+fi
 echo "PASSED: same text (with and without the overlap)"

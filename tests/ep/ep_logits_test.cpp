@@ -274,6 +274,49 @@ TEST(ChunkedPrefill, DeviatesFromOneForwardWithinTheOverlapBound) {
   }
 }
 
+// Ranks loaded with different settings fail together, naming the setting, before any exchange.
+TEST(EpSettings, RanksThatDisagreeFailTogether) {
+  auto group = ep::make_in_process_group(2);
+  const ep::Placement p = ep::contiguous_placement(3, 16, 2, 0);
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<std::unique_ptr<ep::ExpertParallel>> eps;
+  for (int r = 0; r < 2; ++r) {
+    ep::EpOptions eo;
+    eo.overlap = r == 1;  // rank 1 overlaps, rank 0 does not
+    backends.push_back(make_cpu_backend(1));
+    eps.push_back(std::make_unique<ep::ExpertParallel>(group[r], *backends[r], p, eo));
+  }
+  std::vector<std::string> err(2);
+  std::vector<std::thread> th;
+  for (int r = 0; r < 2; ++r)
+    th.emplace_back([&, r] {
+      try {
+        ep::run_collective(*group[r], [&] { eps[r]->check_same_settings({{"hidden_size", 256}}); });
+      } catch (const std::exception& e) {
+        err[r] = e.what();
+      }
+    });
+  for (auto& t : th) t.join();
+  for (int r = 0; r < 2; ++r) EXPECT_NE(err[r].find("disagree on ep_overlap"), std::string::npos) << err[r];
+  // The same settings pass, extra values included.
+  auto g2 = ep::make_in_process_group(2);
+  std::vector<std::unique_ptr<ep::ExpertParallel>> same;
+  for (int r = 0; r < 2; ++r) same.push_back(std::make_unique<ep::ExpertParallel>(g2[r], *backends[r], p));
+  th.clear();
+  for (int r = 0; r < 2; ++r)
+    th.emplace_back([&, r] {
+      try {
+        same[r]->check_same_settings({{"hidden_size", 256}, {"eplb_interval", r == 0 ? 8 : 8}});
+        err[r].clear();
+      } catch (const std::exception& e) {
+        err[r] = e.what();
+      }
+    });
+  for (auto& t : th) t.join();
+  EXPECT_EQ(err[0], "");
+  EXPECT_EQ(err[1], "");
+}
+
 // Both fault tests with and without the overlap (where exchanges are in flight on the lane thread).
 class EpFaults : public ::testing::TestWithParam<bool> {};
 
