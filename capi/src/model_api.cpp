@@ -32,7 +32,7 @@ moert::LoadOptions load_options(const moert_options* o) {
   lo.ep_transport = o->get_string("ep_transport", "");
   lo.ep_redundant = static_cast<int>(o->get_int("ep_redundant", 0));
   lo.eplb_interval = o->get_int("eplb_interval", 0);
-  lo.ep_overlap = o->get_int("ep_overlap", 1) != 0;
+  lo.ep_overlap = static_cast<int>(o->get_int("ep_overlap", -1));
   lo.ep_max_ranks_per_token = static_cast<int>(o->get_int("ep_max_ranks_per_token", 0));
   lo.ep_timeout_ms = o->get_int("ep_timeout_ms", lo.ep_timeout_ms);
   return lo;
@@ -94,6 +94,8 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
       v = m.ep() ? m.ep()->rank() : 0;
     else if (k == "ep_size")
       v = m.ep() ? m.ep()->size() : 1;
+    else if (k == "ep_overlap")
+      v = m.ep() && m.ep()->two_microbatches() ? 1 : 0;
     else
       fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
     *out = v;

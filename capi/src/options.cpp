@@ -33,7 +33,7 @@ const std::vector<KeySpec>& specs() {
       {"ep_transport", Kind::kString, 0, 0, {"none", "inproc", "mpi", "nccl"}},
       {"ep_redundant", Kind::kInt, 0, 1 << 14, {}},
       {"eplb_interval", Kind::kInt, 0, 1e12, {}},
-      {"ep_overlap", Kind::kInt, 0, 1, {}},
+      {"ep_overlap", Kind::kInt, -1, 1, {}},
       {"ep_max_ranks_per_token", Kind::kInt, 0, 1 << 16, {}},
       {"ep_timeout_ms", Kind::kInt, 1, 1e9, {}},
       // generation

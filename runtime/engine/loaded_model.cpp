@@ -89,7 +89,7 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
     ep::Placement p =
         ep::contiguous_placement(layers, m->cfg_.n_routed_experts, t->size(), opts.ep_redundant);
     ep::EpOptions eo;
-    eo.overlap = opts.ep_overlap;
+    eo.overlap = opts.ep_overlap > 0 || (opts.ep_overlap < 0 && !t->single_host());
     eo.max_ranks_per_token = opts.ep_max_ranks_per_token;
     m->ep_ = std::make_shared<ep::ExpertParallel>(t, *m->backend_, p, eo);
     // Ranks loaded differently (another model, other options) would pair exchanges of different kinds.

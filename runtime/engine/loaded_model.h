@@ -32,10 +32,13 @@ struct LoadOptions {
   // "inproc" is a one-rank in-process group (the EP code path in one process); "none" (default when
   // ep_size is 1): no EP, the default single-process path.
   int ep_size = 1;
-  std::string ep_transport;        // "" = "mpi" when ep_size > 1, else "none"
-  int ep_redundant = 0;            // redundant expert slots per rank
-  int64_t eplb_interval = 0;       // engine steps between EPLB re-placements (0 = never)
-  bool ep_overlap = true;          // two-microbatch overlap of the exchange with compute (same on every rank)
+  std::string ep_transport;   // "" = "mpi" when ep_size > 1, else "none"
+  int ep_redundant = 0;       // redundant expert slots per rank
+  int64_t eplb_interval = 0;  // engine steps between EPLB re-placements (0 = never)
+  // Two-microbatch overlap of the exchange with compute (same on every rank): 1 on, 0 off, -1 auto: on
+  // unless every rank is on one host (Transport::single_host), where exchanges are about as fast as memory
+  // and the split batch costs more than it hides (bench/RESULTS.md).
+  int ep_overlap = -1;
   int ep_max_ranks_per_token = 0;  // prefer replicas on ranks a token already uses, up to this many (0 = off)
   int64_t ep_timeout_ms = 60000;   // every exchange wait
 };

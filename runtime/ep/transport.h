@@ -38,6 +38,9 @@ class Transport {
   // Fails the group: every rank's pending and later collectives throw Error(kCancelled) with `why`.
   virtual void abort(const std::string& why) = 0;
   virtual std::chrono::milliseconds timeout() const = 0;
+  // True when every rank shares this host's memory (in-process ranks; MPI ranks on one node): the same
+  // answer on every rank. Exchanges are then about as fast as memory (the overlap's default uses this).
+  virtual bool single_host() const { return false; }
 };
 
 // Runs fn; on any exception aborts the group (so every other rank's collectives fail too) and rethrows.

@@ -121,6 +121,7 @@ class InProcessTransport final : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return g_->size(); }
   std::chrono::milliseconds timeout() const override { return g_->options().timeout; }
+  bool single_host() const override { return true; }
 
   void all_to_all(const std::vector<Bytes>& send, std::vector<Bytes>& recv) override {
     if (static_cast<int>(send.size()) != size())

@@ -19,17 +19,32 @@ namespace moert::ep {
 
 namespace {
 [[noreturn]] void no_mpi() {
-  fail(ErrorCode::kUnsupported, "this build of moert has no MPI transport (MPI was not found when it was built)");
+  fail(ErrorCode::kUnsupported,
+       "this build of moert has no MPI transport (MPI was not found when it was built)");
 }
 }  // namespace
 
-bool mpi_built() { return false; }
-bool mpi_ensure_initialized() { no_mpi(); }
-bool mpi_active() { return false; }
-int mpi_world_rank() { no_mpi(); }
-int mpi_world_size() { no_mpi(); }
-std::shared_ptr<Transport> make_mpi_transport(MpiOptions) { no_mpi(); }
-void mpi_abort_job(int code) { std::_Exit(code); }
+bool mpi_built() {
+  return false;
+}
+bool mpi_ensure_initialized() {
+  no_mpi();
+}
+bool mpi_active() {
+  return false;
+}
+int mpi_world_rank() {
+  no_mpi();
+}
+int mpi_world_size() {
+  no_mpi();
+}
+std::shared_ptr<Transport> make_mpi_transport(MpiOptions) {
+  no_mpi();
+}
+void mpi_abort_job(int code) {
+  std::_Exit(code);
+}
 
 #else  // MOERT_HAVE_MPI
 
@@ -65,12 +80,15 @@ template <class Also>
 bool poll_all(std::vector<MPI_Request>& reqs, Clock::time_point deadline, Also&& also) {
   for (int spin = 0;; ++spin) {
     int done = 0;
-    check_mpi(MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+    check_mpi(MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE),
+              "MPI_Testall");
     if (done) return true;
     also();
     if (Clock::now() >= deadline) return false;
-    if (spin < 64) std::this_thread::yield();
-    else std::this_thread::sleep_for(std::chrono::microseconds(spin < 1024 ? 20 : 200));
+    if (spin < 64)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(spin < 1024 ? 20 : 200));
   }
 }
 
@@ -89,10 +107,14 @@ struct Round {
 
 const char* op_name(int64_t op) {
   switch (op) {
-    case 1: return "all_to_all";
-    case 2: return "all_reduce(int64)";
-    case 3: return "all_reduce(double)";
-    case 4: return "barrier";
+    case 1:
+      return "all_to_all";
+    case 2:
+      return "all_reduce(int64)";
+    case 3:
+      return "all_reduce(double)";
+    case 4:
+      return "barrier";
   }
   return "?";
 }
@@ -102,9 +124,17 @@ class MpiTransport final : public Transport {
   MpiTransport(MPI_Comm comm, MpiOptions o) : comm_(comm), o_(o) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    // One node holding every rank? (Collective, like the MPI_Comm_dup that made comm_.)
+    MPI_Comm node = MPI_COMM_NULL;
+    int node_size = 0;
+    check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+              "MPI_Comm_split_type");
+    MPI_Comm_size(node, &node_size);
+    MPI_Comm_free(&node);
+    single_host_ = node_size == size_;
     abort_buf_.assign(kAbortCap, 0);
-    check_mpi(MPI_Irecv(abort_buf_.data(), static_cast<int>(kAbortCap), MPI_CHAR, MPI_ANY_SOURCE, kTagAbort, comm_,
-                        &abort_req_),
+    check_mpi(MPI_Irecv(abort_buf_.data(), static_cast<int>(kAbortCap), MPI_CHAR, MPI_ANY_SOURCE, kTagAbort,
+                        comm_, &abort_req_),
               "MPI_Irecv");
   }
 
@@ -123,6 +153,7 @@ class MpiTransport final : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::chrono::milliseconds timeout() const override { return o_.timeout; }
+  bool single_host() const override { return single_host_; }
 
   void all_to_all(const std::vector<Bytes>& send, std::vector<Bytes>& recv) override {
     if (static_cast<int>(send.size()) != size_)
@@ -218,8 +249,8 @@ class MpiTransport final : public Transport {
     for (int p = 0; p < size_; ++p) {
       if (p == rank_) continue;
       MPI_Request r;
-      if (MPI_Isend(abort_msg_.data(), static_cast<int>(abort_msg_.size()), MPI_CHAR, p, kTagAbort, comm_, &r) ==
-          MPI_SUCCESS)
+      if (MPI_Isend(abort_msg_.data(), static_cast<int>(abort_msg_.size()), MPI_CHAR, p, kTagAbort, comm_,
+                    &r) == MPI_SUCCESS)
         abort_sends_.push_back(r);
     }
     // Short messages go out eagerly; give them a moment, never block on a dead peer.
@@ -238,9 +269,9 @@ class MpiTransport final : public Transport {
     }
     if (ok) return;
     bury(rd);
-    const std::string why = "expert-parallel " + std::string(op_name(op)) + ": rank " + std::to_string(rank_) +
-                            " timed out after " + std::to_string(o_.timeout.count()) + " ms waiting for the other ranks (" +
-                            phase + ")";
+    const std::string why = "expert-parallel " + std::string(op_name(op)) + ": rank " +
+                            std::to_string(rank_) + " timed out after " + std::to_string(o_.timeout.count()) +
+                            " ms waiting for the other ranks (" + phase + ")";
     notify_peers_locked(why);
     failed_ = true;
     fail_code_ = ErrorCode::kTimeout;
@@ -310,7 +341,8 @@ class MpiTransport final : public Transport {
     for (int p = 0; p < size_; ++p) {
       if (p == rank_ || send[p].empty()) continue;
       MPI_Request r;
-      check_mpi(MPI_Isend(rd->send_copy[p].data(), static_cast<int>(send[p].size()), MPI_BYTE, p, kTagData, comm_, &r),
+      check_mpi(MPI_Isend(rd->send_copy[p].data(), static_cast<int>(send[p].size()), MPI_BYTE, p, kTagData,
+                          comm_, &r),
                 "MPI_Isend");
       rd->reqs.push_back(r);
     }
@@ -318,7 +350,7 @@ class MpiTransport final : public Transport {
       wait_round(rd, deadline, op, "payload");
     } catch (...) {
       // The receive buffers belong to the caller: move them into the buried round.
-      auto keep = std::make_shared<std::vector<Bytes>>(std::move(recv));
+      auto keep = std::make_shared<std::vector<Bytes> >(std::move(recv));
       graveyard_keep_.push_back(keep);
       recv.assign(size_, Bytes());
       throw;
@@ -330,6 +362,7 @@ class MpiTransport final : public Transport {
   MPI_Comm comm_;
   MpiOptions o_;
   int rank_ = 0, size_ = 1;
+  bool single_host_ = false;
   std::mutex mu_;  // every MPI call of this transport
   int64_t seq_ = 0;
   bool failed_ = false, abort_sent_ = false;
@@ -342,13 +375,15 @@ class MpiTransport final : public Transport {
   MPI_Request abort_req_ = MPI_REQUEST_NULL;
   std::string abort_msg_;
   std::vector<MPI_Request> abort_sends_;
-  std::vector<std::shared_ptr<Round>> graveyard_;
-  std::vector<std::shared_ptr<std::vector<Bytes>>> graveyard_keep_;
+  std::vector<std::shared_ptr<Round> > graveyard_;
+  std::vector<std::shared_ptr<std::vector<Bytes> > > graveyard_keep_;
 };
 
 }  // namespace
 
-bool mpi_built() { return true; }
+bool mpi_built() {
+  return true;
+}
 
 bool mpi_active() {
   int init = 0, fin = 0;
@@ -387,20 +422,23 @@ int mpi_world_size() {
 
 std::shared_ptr<Transport> make_mpi_transport(MpiOptions opts) {
   if (!mpi_active())
-    fail(ErrorCode::kInvalidArgument, "the MPI transport needs MPI initialised (MPI_Init_thread, or "
-                                      "moert::ep::mpi_ensure_initialized)");
+    fail(ErrorCode::kInvalidArgument,
+         "the MPI transport needs MPI initialised (MPI_Init_thread, or "
+         "moert::ep::mpi_ensure_initialized)");
   int level = 0;
   MPI_Query_thread(&level);
   if (level < MPI_THREAD_SERIALIZED)
-    fail(ErrorCode::kInvalidArgument, "the MPI transport needs MPI initialised with MPI_THREAD_SERIALIZED or "
-                                      "MPI_THREAD_MULTIPLE (MPI_Init_thread)");
+    fail(ErrorCode::kInvalidArgument,
+         "the MPI transport needs MPI initialised with MPI_THREAD_SERIALIZED or "
+         "MPI_THREAD_MULTIPLE (MPI_Init_thread)");
   // MPI_Comm_idup, polled: a rank that never arrives is a time-out, not a hang.
   MPI_Comm comm;
   MPI_Request req;
   check_mpi(MPI_Comm_idup(MPI_COMM_WORLD, &comm, &req), "MPI_Comm_idup");
   std::vector<MPI_Request> reqs{req};
   if (!poll_all(reqs, Clock::now() + opts.timeout, [] {}))
-    fail(ErrorCode::kTimeout, "expert-parallel group over MPI: timed out after " + std::to_string(opts.timeout.count()) +
+    fail(ErrorCode::kTimeout, "expert-parallel group over MPI: timed out after " +
+                                  std::to_string(opts.timeout.count()) +
                                   " ms waiting for every rank to create its transport");
   return std::make_shared<MpiTransport>(comm, opts);
 }

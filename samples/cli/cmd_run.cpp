@@ -41,6 +41,7 @@ moert_model* load_model(const Args& a) {
   if (a.has("eplb-interval"))
     check(moert_options_set_int(o, "eplb_interval", a.get_int("eplb-interval", 0)), "--eplb-interval");
   if (a.has("no-ep-overlap")) check(moert_options_set_int(o, "ep_overlap", 0), "--no-ep-overlap");
+  if (a.has("ep-overlap")) check(moert_options_set_int(o, "ep_overlap", 1), "--ep-overlap");
   if (a.has("ep-max-ranks"))
     check(moert_options_set_int(o, "ep_max_ranks_per_token", a.get_int("ep-max-ranks", 0)), "--ep-max-ranks");
   moert_model* m = nullptr;
@@ -143,7 +144,7 @@ std::string json_escape(const std::string& s) {
 // With expert parallelism (--ep-size N under mpirun -np N) every rank runs the same prompt (each its own
 // request, the ranks stepping together) and only rank 0 prints.
 int cmd_run(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-echo", "no-ep-overlap", "batch-invariant"});
+  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-echo", "no-ep-overlap", "ep-overlap", "batch-invariant"});
   std::string prompt;
   if (a.has("prompt-file")) {
     // "-" reads stdin: prompts with trailing newlines survive (a shell's $(...) would strip them).
@@ -173,7 +174,7 @@ int cmd_run(int argc, char** argv) {
 // With expert parallelism rank 0 chats (mpirun gives stdin to rank 0); the other ranks only serve their
 // experts: their engines run empty steps until rank 0 frees the model.
 int cmd_chat(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-ep-overlap", "batch-invariant"});
+  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-ep-overlap", "ep-overlap", "batch-invariant"});
   moert_model* m = load_model(a);
   if (ep_rank(m) != 0) {
     moert_model_free(m);

@@ -22,7 +22,7 @@ void usage() {
       "           [--min-p P] [--seed S] [--stop STR] [--ignore-eos] [--threads N] [--quiet] [--no-echo]\n"
       "           [--batch-invariant]\n"
       "           [--ep-size N [--ep-redundant R] [--eplb-interval STEPS] [--ep-max-ranks M]\n"
-      "            [--no-ep-overlap]]\n"
+      "            [--ep-overlap|--no-ep-overlap]]\n"
       "           stream a completion (default model: the shipped moert-tiny-coder). With --ep-size N, run "
       "under\n"
       "           mpirun -np N: experts spread over N processes, every rank runs the prompt, rank 0 prints\n"

@@ -92,6 +92,24 @@ static void test_load_errors(void) {
     CHECK(moert_options_set_int(o, "batch_invariant", 1) == MOERT_OK);
     CHECK(moert_options_set_string(o, "device", "cuda") == MOERT_OK);
     CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_UNSUPPORTED);
+    moert_options_free(o);
+    /* ep_overlap: auto (-1, the default) is off for in-process ranks (one host); 1 forces it. */
+    for (int forced = 0; forced <= 1; ++forced) {
+      moert_model* em = NULL;
+      int64_t v = -5;
+      o = NULL;
+      CHECK(moert_options_create(&o) == MOERT_OK);
+      CHECK(moert_options_set_string(o, "ep_transport", "inproc") == MOERT_OK);
+      if (forced) CHECK(moert_options_set_int(o, "ep_overlap", 1) == MOERT_OK);
+      CHECK(moert_model_load(g_dir, o, NULL, NULL, &em) == MOERT_OK);
+      CHECK(moert_model_info_int(em, "ep_overlap", &v) == MOERT_OK && v == forced);
+      CHECK(moert_model_info_int(em, "ep_size", &v) == MOERT_OK && v == 1);
+      moert_model_free(em);
+      moert_options_free(o);
+    }
+    o = NULL;
+    CHECK(moert_options_create(&o) == MOERT_OK);
+    CHECK(moert_options_set_int(o, "ep_overlap", 2) == MOERT_ERR_INVALID_ARGUMENT);
     CHECK(m == (moert_model*)0x1);
     moert_options_free(o);
   }

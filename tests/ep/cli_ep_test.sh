@@ -10,7 +10,7 @@ if [ "$np" = inproc ]; then
   printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
   args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
   "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
-  for overlap in "" --no-ep-overlap "--no-ep-overlap --batch-invariant"; do
+  for overlap in --ep-overlap "" "--no-ep-overlap --batch-invariant"; do
     "$moert" "${args[@]}" --ep-transport inproc --eplb-interval 8 --ep-redundant 1 --ep-max-ranks 1 $overlap > "$tmp/ep.txt" \
       || { echo "EP run $overlap failed"; exit 1; }
     cat "$tmp/ep.txt"
@@ -28,17 +28,17 @@ args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ign
 "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
 echo "--- single process:"; cat "$tmp/single.txt"
 [ -s "$tmp/single.txt" ] || { echo "FAILED: empty output"; exit 1; }
-for overlap in "" --no-ep-overlap; do
+for overlap in --ep-overlap --no-ep-overlap; do
   "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$moert" "${args[@]}" --ep-size "$np" $overlap > "$tmp/ep.txt" \
     || { echo "EP run under mpirun ($overlap) failed"; cat "$tmp/ep.txt"; exit 1; }
-  echo "--- EP over $np MPI ranks (rank 0) ${overlap:-with the overlap}:"; cat "$tmp/ep.txt"
+  echo "--- EP over $np MPI ranks (rank 0) $overlap:"; cat "$tmp/ep.txt"
   if ! cmp -s "$tmp/single.txt" "$tmp/ep.txt"; then
     echo "FAILED: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1
   fi
 done
 if [ "$np" = 2 ]; then
   # Ranks started with different settings (MPMD: rank 1 without the overlap) fail together, naming it.
-  if "$MPIRUN" --allow-run-as-root --oversubscribe -np 1 "$moert" "${args[@]}" --ep-size 2 : \
+  if "$MPIRUN" --allow-run-as-root --oversubscribe -np 1 "$moert" "${args[@]}" --ep-size 2 --ep-overlap : \
        -np 1 "$moert" "${args[@]}" --ep-size 2 --no-ep-overlap > "$tmp/mixed.txt" 2>&1; then
     echo "FAILED: ranks with different ep_overlap ran"; cat "$tmp/mixed.txt"; exit 1
   fi

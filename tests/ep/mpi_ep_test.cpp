@@ -95,6 +95,7 @@ std::vector<int> my_cases(const Golden& g) {
 void test_transport() {
   auto t = ep::make_mpi_transport({std::chrono::milliseconds(20000), {}});
   check(t->rank() == g_rank && t->size() == g_size, "transport rank/size");
+  check(t->single_host(), "every rank on this one machine: single_host");  // mpirun here runs on one node
   bool ok = true;
   for (int round = 0; round < 20; ++round) {
     std::vector<ep::Bytes> send(g_size), recv;

@@ -108,7 +108,7 @@ TEST(Engine, ExpertParallelPathWithOverlapKeepsTheTokens) {
   o.threads = 2;
   o.kv_cache_bytes = 64 << 20;
   o.ep_transport = "inproc";
-  o.ep_overlap = true;
+  o.ep_overlap = 1;  // forced: auto is off for in-process ranks
   o.ep_redundant = 1;
   o.eplb_interval = 4;
   auto model = LoadedModel::load(MOERT_DEFAULT_MODEL_DIR, o);

@@ -87,9 +87,11 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          MOERT_ERR_UNSUPPORTED when the build or machine lacks what the transport needs
  *   "ep_redundant"   int   redundant expert slots per rank (default 0)
  *   "eplb_interval"  int   engine steps between EPLB re-placements from the served load (default 0 = never)
- *   "ep_overlap"     int   1 (default): two-microbatch overlap, each step's batch split in two halves whose
- *                          expert dispatch/combine runs while the other half computes; 0: one batch, the
- *                          exchanges in line. Must be the same on every rank
+ *   "ep_overlap"     int   1: two-microbatch overlap, each step's batch split in two halves whose expert
+ *                          dispatch/combine runs while the other half computes; 0: one batch, the exchanges
+ *                          in line; -1 (default): on unless every rank is on one host (in-process ranks,
+ *                          MPI within one node), where exchanges run at memory speed and the split costs
+ *                          more than it hides. Must be the same on every rank
  *   "ep_max_ranks_per_token" int  DeepSeek's node limit for replicas: a token's pairs go to a replica on a
  *                          rank the token already uses when there is one, so its experts span at most this
  *                          many ranks where the placement allows (default 0 = no preference)
@@ -142,7 +144,8 @@ MOERT_API void moert_model_free(moert_model* model);
 /* An integer fact about the model: "vocab_size", "context_length", "num_layers", "hidden_size",
  * "num_experts", "num_mtp_layers", "parameters" (elements of all weights bound), "kv_bytes_per_token"
  * (latent cache bytes per token, all layers, as stored), "kv_capacity_tokens", "bos_token_id",
- * "eos_token_id", "ep_rank" (this process's expert-parallel rank; 0 without EP), "ep_size" (1 without EP).
+ * "eos_token_id", "ep_rank" (this process's expert-parallel rank; 0 without EP), "ep_size" (1 without EP),
+ * "ep_overlap" (1 when the two-microbatch overlap is in effect, as "ep_overlap" -1 resolved).
  * Errors: INVALID_ARGUMENT (NULL or unknown key). Any thread. */
 MOERT_API moert_status moert_model_info_int(const moert_model* model, const char* key, int64_t* out);
 /* The model config as moert understood it, as JSON, NUL-terminated, into buf[cap]. *needed (may be NULL)
