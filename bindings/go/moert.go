@@ -179,13 +179,35 @@ func (o *options) addInt(key string, v int64) error {
 	return call(func() C.moert_status { return C.moert_options_add_int(o.raw, k, C.int64_t(v)) })
 }
 
-// LoadOptions configures Load; zero values keep moert's defaults.
+// LoadOptions configures Load; zero values and nil pointers keep moert's defaults (see "Model load keys"
+// in moert.h).
 type LoadOptions struct {
 	Threads      int    // CPU threads (0 = all cores)
 	Device       string // "cpu" or "cuda"
 	Activations  string // "fp32" or "fp8"
 	KVCacheBytes int64
 	MaxBatch     int
+	// BatchInvariant: a request's logits (so its sampled tokens for a seed) are the same bits whatever is
+	// batched with it, however its prompt is chunked, and with expert parallelism or not; decode is slower.
+	// CPU only (ErrUnsupported with Device "cuda").
+	BatchInvariant bool
+	// EPSize: expert parallelism, the ranks the routed experts are spread over (0 = moert's default, 1 =
+	// off). One rank per process under MPI (mpirun -np N with EPSize N).
+	EPSize int
+	// EPTransport: "none" (the default with EPSize 1), "inproc" (a one-rank in-process group: the EP code
+	// path in one process), "mpi" (the default with EPSize > 1) or "nccl" (GPU ranks); "" = default.
+	EPTransport  string
+	EPRedundant  int   // redundant expert slots per rank (default 0)
+	EPLBInterval int64 // engine steps between EPLB re-placements (0 = never, the default)
+	// EPOverlap forces the two-microbatch overlap on (Bool(true)) or off (Bool(false)); nil lets moert
+	// decide (on unless every rank is on one host). Model.Info("ep_overlap") says what is in effect.
+	EPOverlap *bool
+	// EPMaxRanksPerToken: spread a token's experts over at most this many ranks where replicas allow
+	// (0 = no preference, the default).
+	EPMaxRanksPerToken int
+	// EPTimeoutMS: longest wait for the other ranks in one exchange, in milliseconds (0 = moert's default,
+	// 60000).
+	EPTimeoutMS int64
 	// Progress, when set, is called on the loading goroutine with fraction in [0, 1] and a stage name;
 	// returning true cancels the load (Load then returns ErrCancelled).
 	Progress func(fraction float64, stage string) bool
@@ -196,40 +218,59 @@ func (l *LoadOptions) build() (*options, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = func() error {
-		if l == nil {
-			return nil
+	if l == nil {
+		return o, nil
+	}
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
+	if l.Threads != 0 {
+		add(o.setInt("threads", int64(l.Threads)))
+	}
+	if l.Device != "" {
+		add(o.setString("device", l.Device))
+	}
+	if l.Activations != "" {
+		add(o.setString("activations", l.Activations))
+	}
+	if l.KVCacheBytes != 0 {
+		add(o.setInt("kv_cache_bytes", l.KVCacheBytes))
+	}
+	if l.MaxBatch != 0 {
+		add(o.setInt("max_batch", int64(l.MaxBatch)))
+	}
+	if l.BatchInvariant {
+		add(o.setInt("batch_invariant", 1))
+	}
+	if l.EPSize != 0 {
+		add(o.setInt("ep_size", int64(l.EPSize)))
+	}
+	if l.EPTransport != "" {
+		add(o.setString("ep_transport", l.EPTransport))
+	}
+	if l.EPRedundant != 0 {
+		add(o.setInt("ep_redundant", int64(l.EPRedundant)))
+	}
+	if l.EPLBInterval != 0 {
+		add(o.setInt("eplb_interval", l.EPLBInterval))
+	}
+	if l.EPOverlap != nil {
+		v := int64(0)
+		if *l.EPOverlap {
+			v = 1
 		}
-		if l.Threads != 0 {
-			if err := o.setInt("threads", int64(l.Threads)); err != nil {
-				return err
-			}
+		add(o.setInt("ep_overlap", v))
+	}
+	if l.EPMaxRanksPerToken != 0 {
+		add(o.setInt("ep_max_ranks_per_token", int64(l.EPMaxRanksPerToken)))
+	}
+	if l.EPTimeoutMS != 0 {
+		add(o.setInt("ep_timeout_ms", l.EPTimeoutMS))
+	}
+	for _, e := range errs {
+		if e != nil {
+			o.free()
+			return nil, e
 		}
-		if l.Device != "" {
-			if err := o.setString("device", l.Device); err != nil {
-				return err
-			}
-		}
-		if l.Activations != "" {
-			if err := o.setString("activations", l.Activations); err != nil {
-				return err
-			}
-		}
-		if l.KVCacheBytes != 0 {
-			if err := o.setInt("kv_cache_bytes", l.KVCacheBytes); err != nil {
-				return err
-			}
-		}
-		if l.MaxBatch != 0 {
-			if err := o.setInt("max_batch", int64(l.MaxBatch)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}()
-	if err != nil {
-		o.free()
-		return nil, err
 	}
 	return o, nil
 }
@@ -252,9 +293,10 @@ type GenerateOptions struct {
 	NoGenerationPrompt bool
 }
 
-// Float64 and Int64 make pointers for the optional fields.
+// Float64, Int64 and Bool make pointers for the optional fields.
 func Float64(v float64) *float64 { return &v }
 func Int64(v int64) *int64       { return &v }
+func Bool(v bool) *bool          { return &v }
 
 func (g *GenerateOptions) build() (*options, error) {
 	o, err := newOptions()
@@ -406,7 +448,8 @@ func (m *Model) handle() (*C.moert_model, error) {
 
 // Info returns an integer fact: "vocab_size", "context_length", "num_layers", "hidden_size",
 // "num_experts", "num_mtp_layers", "parameters", "kv_bytes_per_token", "kv_capacity_tokens",
-// "bos_token_id", "eos_token_id".
+// "bos_token_id", "eos_token_id", "ep_rank" (0 without expert parallelism), "ep_size" (1 without),
+// "ep_overlap" (1 when the two-microbatch overlap is in effect).
 func (m *Model) Info(key string) (int64, error) {
 	raw, err := m.handle()
 	if err != nil {

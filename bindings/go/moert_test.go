@@ -67,7 +67,9 @@ func load(t *testing.T) *moert.Model {
 	return m
 }
 
-func greedy(n int) *moert.GenerateOptions { return &moert.GenerateOptions{MaxTokens: n, IgnoreEOS: true} }
+func greedy(n int) *moert.GenerateOptions {
+	return &moert.GenerateOptions{MaxTokens: n, IgnoreEOS: true}
+}
 
 func equal(a, b []int32) bool {
 	if len(a) != len(b) {
@@ -331,6 +333,40 @@ func TestErrors(t *testing.T) {
 	s.Close()
 	if _, err := s.NextEvent(0); !errors.Is(err, moert.ErrInvalidArgument) {
 		t.Error(err)
+	}
+}
+
+func TestBatchInvariantAndExpertParallelLoadOptions(t *testing.T) {
+	m, err := moert.Load(modelDir(), &moert.LoadOptions{Threads: 2, BatchInvariant: true, EPTransport: "inproc",
+		EPOverlap: moert.Bool(true), EPRedundant: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for key, want := range map[string]int64{"ep_overlap": 1, "ep_size": 1, "ep_rank": 0} {
+		if v, err := m.Info(key); err != nil || v != want {
+			t.Errorf("Info(%q) = %d, %v; want %d", key, v, err, want)
+		}
+	}
+	for k, r := range reference(t) {
+		s, err := m.GenerateTokens(context.Background(), r.ids, greedy(48))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Tokens(); err != nil || !equal(got, r.greedy) {
+			t.Errorf("prompt %d: got %v %v, want %v", k, got, err, r.greedy)
+		}
+		s.Close()
+	}
+	_, err = moert.Load(modelDir(), &moert.LoadOptions{EPTransport: "tcp"})
+	var me *moert.Error
+	if !errors.As(err, &me) || me.Status != moert.StatusInvalidArgument ||
+		!strings.Contains(me.Message, `'ep_transport' value "tcp" is not one of`) {
+		t.Errorf("ep_transport tcp: %v", err)
+	}
+	_, err = moert.Load(modelDir(), &moert.LoadOptions{EPSize: -1})
+	if !errors.Is(err, moert.ErrInvalidArgument) || !strings.Contains(err.Error(), "'ep_size' value -1 is out of range") {
+		t.Errorf("ep_size -1: %v", err)
 	}
 }
 

@@ -163,14 +163,29 @@ class Model(_Handle):
 
     @classmethod
     def load(cls, path, *, threads=None, device=None, activations=None, kv_cache_bytes=None, max_batch=None,
-             attention=None, mtp=None, progress=None):
-        """Loads a Hugging Face DeepSeek checkpoint directory.
+             attention=None, mtp=None, batch_invariant=None, ep_size=None, ep_transport=None, ep_redundant=None,
+             eplb_interval=None, ep_overlap=None, ep_max_ranks_per_token=None, ep_timeout_ms=None, progress=None):
+        """Loads a Hugging Face DeepSeek checkpoint directory. Options left None keep moert's defaults.
+
+        threads: CPU threads (0 = all cores). device: "cpu" or "cuda". activations: "fp32" or "fp8".
+        kv_cache_bytes, max_batch. attention: "auto", "expanded" or "absorbed". mtp: load the MTP module.
+        batch_invariant: True for logits (so sampled tokens) that do not depend on what is batched with a
+        request or how its prompt is chunked, at the cost of slower decode (CPU only).
+        Expert parallelism: ep_size (ranks the routed experts are spread over; 1 = off; one rank per process
+        under MPI), ep_transport ("none", "inproc", "mpi" or "nccl"), ep_redundant (redundant expert slots
+        per rank), eplb_interval (engine steps between EPLB re-placements; 0 = never), ep_overlap (the
+        two-microbatch overlap: True/1 on, False/0 off, None or -1 auto; model.info("ep_overlap") says what
+        is in effect), ep_max_ranks_per_token (0 = no preference), ep_timeout_ms (longest wait for the other
+        ranks in one exchange). See "Model load keys" in moert.h.
 
         progress: True for a progress bar on stderr, or a callable(fraction, stage) that may return True to
         cancel the load (then CancelledError is raised; an exception it raises is re-raised)."""
         opts = _options([("threads", threads), ("device", device), ("activations", activations),
                          ("kv_cache_bytes", kv_cache_bytes), ("max_batch", max_batch), ("attention", attention),
-                         ("mtp", mtp)])
+                         ("mtp", mtp), ("batch_invariant", batch_invariant), ("ep_size", ep_size),
+                         ("ep_transport", ep_transport), ("ep_redundant", ep_redundant),
+                         ("eplb_interval", eplb_interval), ("ep_overlap", ep_overlap),
+                         ("ep_max_ranks_per_token", ep_max_ranks_per_token), ("ep_timeout_ms", ep_timeout_ms)])
         listener = None
         if progress is True:
             listener = _Listener(_ProgressBar())
@@ -198,7 +213,8 @@ class Model(_Handle):
     def info(self, key):
         """An integer fact: "vocab_size", "context_length", "num_layers", "hidden_size", "num_experts",
         "num_mtp_layers", "parameters", "kv_bytes_per_token", "kv_capacity_tokens", "bos_token_id",
-        "eos_token_id"."""
+        "eos_token_id", "ep_rank" (0 without expert parallelism), "ep_size" (1 without), "ep_overlap" (1 when
+        the two-microbatch overlap is in effect)."""
         return _n.model_info_int(self._handle, key)
 
     vocab_size = property(lambda self: self.info("vocab_size"))

@@ -176,6 +176,21 @@ def test_concurrent_streams_from_threads(model, reference):
         assert got[i] == reference[i % 4][1], i
 
 
+def test_batch_invariant_and_expert_parallel_load_options(reference):
+    with moert.load(MODEL_DIR, threads=2, batch_invariant=True, ep_transport="inproc", ep_overlap=1,
+                    ep_redundant=1) as m:
+        assert (m.info("ep_overlap"), m.info("ep_size"), m.info("ep_rank")) == (1, 1, 0)
+        for ids, want in reference:
+            with m.generate(ids, max_tokens=48, ignore_eos=True, temperature=0) as s:
+                assert s.token_ids() == want
+    with pytest.raises(moert.InvalidArgumentError) as e:
+        moert.load(MODEL_DIR, ep_overlap=2)
+    assert "'ep_overlap' value 2 is out of range" in str(e.value)
+    with pytest.raises(moert.InvalidArgumentError) as e:
+        moert.load(MODEL_DIR, ep_transport="tcp")
+    assert "'ep_transport' value \"tcp\" is not one of" in str(e.value)
+
+
 def test_load_progress_and_cancel():
     seen = []
     with moert.load(MODEL_DIR, threads=1, progress=lambda f, stage: seen.append((f, stage))) as m:

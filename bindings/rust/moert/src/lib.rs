@@ -195,6 +195,22 @@ pub struct LoadOptions {
     pub max_batch: Option<i64>,
     pub attention: Option<String>,
     pub mtp: Option<bool>,
+    /// See [`LoadOptions::batch_invariant`].
+    pub batch_invariant: Option<bool>,
+    /// See [`LoadOptions::ep_size`].
+    pub ep_size: Option<i64>,
+    /// See [`LoadOptions::ep_transport`].
+    pub ep_transport: Option<String>,
+    /// See [`LoadOptions::ep_redundant`].
+    pub ep_redundant: Option<i64>,
+    /// See [`LoadOptions::eplb_interval`].
+    pub eplb_interval: Option<i64>,
+    /// See [`LoadOptions::ep_overlap`]; `None` is moert's auto (`-1`).
+    pub ep_overlap: Option<bool>,
+    /// See [`LoadOptions::ep_max_ranks_per_token`].
+    pub ep_max_ranks_per_token: Option<i64>,
+    /// See [`LoadOptions::ep_timeout_ms`].
+    pub ep_timeout_ms: Option<i64>,
 }
 
 impl LoadOptions {
@@ -224,6 +240,55 @@ impl LoadOptions {
         self.max_batch = Some(n);
         self
     }
+    /// true: a request's logits (so its sampled tokens for a seed) are the same bits whatever is batched
+    /// with it, however its prompt is chunked, and with expert parallelism or not; decode is slower
+    /// (default false). CPU only: `Status::Unsupported` with device "cuda".
+    pub fn batch_invariant(mut self, on: bool) -> Self {
+        self.batch_invariant = Some(on);
+        self
+    }
+    /// Expert parallelism: ranks the routed experts are spread over (default 1 = off). One rank per
+    /// process under MPI (`mpirun -np N` with ep_size N); every rank loads the model and the engines of
+    /// all ranks step together. [`Model::logits`] and sessions are unsupported with ep_size > 1.
+    pub fn ep_size(mut self, n: i64) -> Self {
+        self.ep_size = Some(n);
+        self
+    }
+    /// The expert-parallel transport: "none" (the default with ep_size 1), "inproc" (a one-rank
+    /// in-process group: the EP code path in one process), "mpi" (the default with ep_size > 1) or
+    /// "nccl" (GPU ranks). `Status::Unsupported` when the build or machine lacks what it needs.
+    pub fn ep_transport(mut self, t: &str) -> Self {
+        self.ep_transport = Some(t.to_owned());
+        self
+    }
+    /// Redundant expert slots per rank (default 0).
+    pub fn ep_redundant(mut self, n: i64) -> Self {
+        self.ep_redundant = Some(n);
+        self
+    }
+    /// Engine steps between EPLB re-placements from the served load (default 0 = never).
+    pub fn eplb_interval(mut self, steps: i64) -> Self {
+        self.eplb_interval = Some(steps);
+        self
+    }
+    /// Forces the two-microbatch overlap on (each step's batch split in two halves whose expert
+    /// exchanges run while the other half computes) or off. Unset, moert decides: on unless every rank
+    /// is on one host. Must be the same on every rank; `model.info("ep_overlap")` says what is in effect.
+    pub fn ep_overlap(mut self, on: bool) -> Self {
+        self.ep_overlap = Some(on);
+        self
+    }
+    /// Spread a token's experts over at most this many ranks where replicas allow (default 0 = no
+    /// preference).
+    pub fn ep_max_ranks_per_token(mut self, n: i64) -> Self {
+        self.ep_max_ranks_per_token = Some(n);
+        self
+    }
+    /// Longest wait for the other ranks in one exchange, in milliseconds (default 60000).
+    pub fn ep_timeout_ms(mut self, ms: i64) -> Self {
+        self.ep_timeout_ms = Some(ms);
+        self
+    }
     fn raw(&self) -> Result<RawOptions> {
         let mut o = RawOptions::new()?;
         o.int("threads", self.threads)?
@@ -232,7 +297,15 @@ impl LoadOptions {
             .int("kv_cache_bytes", self.kv_cache_bytes)?
             .int("max_batch", self.max_batch)?
             .string("attention", self.attention.as_deref())?
-            .int("mtp", self.mtp.map(i64::from))?;
+            .int("mtp", self.mtp.map(i64::from))?
+            .int("batch_invariant", self.batch_invariant.map(i64::from))?
+            .int("ep_size", self.ep_size)?
+            .string("ep_transport", self.ep_transport.as_deref())?
+            .int("ep_redundant", self.ep_redundant)?
+            .int("eplb_interval", self.eplb_interval)?
+            .int("ep_overlap", self.ep_overlap.map(i64::from))?
+            .int("ep_max_ranks_per_token", self.ep_max_ranks_per_token)?
+            .int("ep_timeout_ms", self.ep_timeout_ms)?;
         Ok(o)
     }
 }
@@ -438,7 +511,8 @@ impl Model {
 
     /// An integer fact: "vocab_size", "context_length", "num_layers", "hidden_size", "num_experts",
     /// "num_mtp_layers", "parameters", "kv_bytes_per_token", "kv_capacity_tokens", "bos_token_id",
-    /// "eos_token_id".
+    /// "eos_token_id", "ep_rank" (0 without expert parallelism), "ep_size" (1 without), "ep_overlap" (1
+    /// when the two-microbatch overlap is in effect).
     pub fn info(&self, key: &str) -> Result<i64> {
         let k = cstring(key)?;
         let mut v = 0i64;

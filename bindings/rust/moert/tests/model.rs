@@ -210,6 +210,25 @@ fn errors_are_results() {
 }
 
 #[test]
+fn batch_invariant_and_expert_parallel_load_options() {
+    let opts =
+        LoadOptions::new().threads(2).batch_invariant(true).ep_transport("inproc").ep_overlap(true).ep_redundant(1);
+    let model = Model::load_with(model_dir(), &opts, None).expect("load with EP options");
+    assert_eq!(model.info("ep_overlap").unwrap(), 1);
+    assert_eq!(model.info("ep_size").unwrap(), 1);
+    assert_eq!(model.info("ep_rank").unwrap(), 0);
+    for (k, (ids, want)) in reference().iter().enumerate() {
+        assert_eq!(&model.generate_tokens(ids, &greedy(48)).unwrap().collect_tokens().unwrap(), want, "prompt {}", k);
+    }
+    let e = Model::load_with(model_dir(), &LoadOptions::new().ep_transport("tcp"), None).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+    assert!(e.message().contains("'ep_transport' value \"tcp\" is not one of"), "{}", e);
+    let e = Model::load_with(model_dir(), &LoadOptions { ep_size: Some(0), ..LoadOptions::new() }, None).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+    assert!(e.message().contains("'ep_size' value 0 is out of range"), "{}", e);
+}
+
+#[test]
 fn load_progress_and_cancel() {
     let mut seen = Vec::new();
     let m = Model::load_with(model_dir(), &LoadOptions::new().threads(1), Some(&mut |f, stage: &str| {

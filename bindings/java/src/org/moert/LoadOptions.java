@@ -2,10 +2,13 @@ package org.moert;
 
 import org.moert.internal.moert_native;
 
-/** Model load settings; unset ones keep moert's defaults. */
+/** Model load settings; unset ones keep moert's defaults (see "Model load keys" in moert.h). */
 public final class LoadOptions {
     private Long threads, kvCacheBytes, maxBatch;
     private String device, activations;
+    private Boolean batchInvariant, epOverlap;
+    private Long epSize, epRedundant, eplbInterval, epMaxRanksPerToken, epTimeoutMs;
+    private String epTransport;
 
     public LoadOptions threads(int n) { threads = (long) n; return this; }
     public LoadOptions kvCacheBytes(long n) { kvCacheBytes = n; return this; }
@@ -14,6 +17,35 @@ public final class LoadOptions {
     public LoadOptions device(String d) { device = d; return this; }
     /** "fp32" or "fp8". */
     public LoadOptions activations(String a) { activations = a; return this; }
+    /**
+     * true: a request's logits (so its sampled tokens for a seed) are the same bits whatever is batched with
+     * it, however its prompt is chunked, and with expert parallelism or not; decode is slower (default
+     * false). CPU only (UNSUPPORTED with device "cuda").
+     */
+    public LoadOptions batchInvariant(boolean on) { batchInvariant = on; return this; }
+    /**
+     * Expert parallelism: ranks the routed experts are spread over (default 1 = off). One rank per process
+     * under MPI ({@code mpirun -np N} with epSize N).
+     */
+    public LoadOptions epSize(int n) { epSize = (long) n; return this; }
+    /**
+     * "none" (the default with epSize 1), "inproc" (a one-rank in-process group: the EP code path in one
+     * process), "mpi" (the default with epSize &gt; 1) or "nccl" (GPU ranks).
+     */
+    public LoadOptions epTransport(String t) { epTransport = t; return this; }
+    /** Redundant expert slots per rank (default 0). */
+    public LoadOptions epRedundant(int n) { epRedundant = (long) n; return this; }
+    /** Engine steps between EPLB re-placements from the served load (default 0 = never). */
+    public LoadOptions eplbInterval(long steps) { eplbInterval = steps; return this; }
+    /**
+     * Forces the two-microbatch overlap on or off; unset, moert decides (on unless every rank is on one
+     * host). {@code model.info("ep_overlap")} says what is in effect.
+     */
+    public LoadOptions epOverlap(boolean on) { epOverlap = on; return this; }
+    /** Spread a token's experts over at most this many ranks where replicas allow (default 0 = no preference). */
+    public LoadOptions epMaxRanksPerToken(int n) { epMaxRanksPerToken = (long) n; return this; }
+    /** Longest wait for the other ranks in one exchange, in milliseconds (default 60000). */
+    public LoadOptions epTimeoutMs(long ms) { epTimeoutMs = ms; return this; }
 
     org.moert.internal.Options build() {
         org.moert.internal.Options o = moert_native.options_create();
@@ -23,6 +55,15 @@ public final class LoadOptions {
             if (maxBatch != null) moert_native.options_set_int(o, "max_batch", maxBatch);
             if (device != null) moert_native.options_set_string(o, "device", device);
             if (activations != null) moert_native.options_set_string(o, "activations", activations);
+            if (batchInvariant != null) moert_native.options_set_int(o, "batch_invariant", batchInvariant ? 1 : 0);
+            if (epSize != null) moert_native.options_set_int(o, "ep_size", epSize);
+            if (epTransport != null) moert_native.options_set_string(o, "ep_transport", epTransport);
+            if (epRedundant != null) moert_native.options_set_int(o, "ep_redundant", epRedundant);
+            if (eplbInterval != null) moert_native.options_set_int(o, "eplb_interval", eplbInterval);
+            if (epOverlap != null) moert_native.options_set_int(o, "ep_overlap", epOverlap ? 1 : 0);
+            if (epMaxRanksPerToken != null)
+                moert_native.options_set_int(o, "ep_max_ranks_per_token", epMaxRanksPerToken);
+            if (epTimeoutMs != null) moert_native.options_set_int(o, "ep_timeout_ms", epTimeoutMs);
             return o;
         } catch (RuntimeException e) {
             moert_native.options_free(o);

@@ -73,7 +73,11 @@ public final class Model extends Handle {
         }
     }
 
-    /** An integer fact: "vocab_size", "context_length", "num_layers", "hidden_size", "num_experts", ... */
+    /**
+     * An integer fact: "vocab_size", "context_length", "num_layers", "hidden_size", "num_experts", ...,
+     * "ep_rank" (0 without expert parallelism), "ep_size" (1 without), "ep_overlap" (1 when the
+     * two-microbatch overlap is in effect).
+     */
     public long info(String key) {
         ensureOpen();
         return moert_native.model_info_int(raw, key);

@@ -219,6 +219,36 @@ public class MoertTest {
     }
 
     @Test
+    public void batchInvariantAndExpertParallelLoadOptions() {
+        LoadOptions opts = new LoadOptions().threads(2).batchInvariant(true).epTransport("inproc").epOverlap(true)
+            .epRedundant(1);
+        try (Model m = Model.load(dir, opts, null)) {
+            assertEquals(1, m.info("ep_overlap"));
+            assertEquals(1, m.info("ep_size"));
+            assertEquals(0, m.info("ep_rank"));
+            for (int k = 0; k < 4; k++) {
+                try (Stream s = m.generate(ids[k], greedy(48))) {
+                    assertArrayEquals("prompt " + k, greedy[k], s.readIds());
+                }
+            }
+        }
+        try {
+            Model.load(dir, new LoadOptions().epTransport("tcp"), null);
+            fail();
+        } catch (MoertException e) {
+            assertEquals(MoertException.Status.INVALID_ARGUMENT, e.status());
+            assertTrue(e.getMessage(), e.getMessage().contains("'ep_transport' value \"tcp\" is not one of"));
+        }
+        try {
+            Model.load(dir, new LoadOptions().epSize(0), null);
+            fail();
+        } catch (MoertException e) {
+            assertEquals(MoertException.Status.INVALID_ARGUMENT, e.status());
+            assertTrue(e.getMessage(), e.getMessage().contains("'ep_size' value 0 is out of range"));
+        }
+    }
+
+    @Test
     public void loadProgressAndCancel() {
         List<Double> seen = new ArrayList<>();
         try (Model m = Model.load(dir, new LoadOptions().threads(1), (f, stage) -> { seen.add(f); return false; })) {
