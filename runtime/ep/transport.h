@@ -13,6 +13,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,6 +43,22 @@ class Transport {
   // answer on every rank. Exchanges are then about as fast as memory (the overlap's default uses this).
   virtual bool single_host() const { return false; }
 };
+
+// The all_reduce_sum rule, for implementations: data[i] = the sum over ranks s = 0, 1, ... (in that order,
+// so every rank gets the same bits) of the i-th T at part(s), rank s's n values (possibly unaligned bytes).
+template <class T, class Part>
+void sum_in_rank_order(int ranks, const Part& part, T* data, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    T acc = 0;
+    for (int s = 0; s < ranks; ++s) {
+      T v;
+      std::memcpy(&v, static_cast<const uint8_t*>(static_cast<const void*>(part(s))) + i * sizeof(T),
+                  sizeof(T));
+      acc += v;
+    }
+    data[i] = acc;
+  }
+}
 
 // Runs fn; on any exception aborts the group (so every other rank's collectives fail too) and rethrows.
 void run_collective(Transport& t, const std::function<void()>& fn);

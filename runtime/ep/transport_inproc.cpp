@@ -159,11 +159,8 @@ class InProcessTransport final : public Transport {
         [&] {
           for (int s = 0; s < size(); ++s) mismatch |= contrib[s].size() != n;
           if (mismatch) return;
-          for (size_t i = 0; i < n; ++i) {
-            T acc = 0;
-            for (int s = 0; s < size(); ++s) acc += contrib[s][i];
-            data[i] = acc;
-          }
+          sum_in_rank_order(
+              size(), [&](int s) { return contrib[s].data(); }, data, n);
         });
     if (mismatch) {
       abort(std::string(op) + ": ranks passed different lengths");

@@ -199,15 +199,8 @@ class MpiTransport final : public Transport {
         abort(why);
         fail(ErrorCode::kInternal, why);
       }
-    for (size_t i = 0; i < n; ++i) {
-      T acc = 0;
-      for (int s = 0; s < size_; ++s) {
-        T v;
-        std::memcpy(&v, recv[s].data() + i * sizeof(T), sizeof(T));
-        acc += v;
-      }
-      data[i] = acc;
-    }
+    sum_in_rank_order(
+        size_, [&](int s) { return recv[s].data(); }, data, n);
   }
 
   // Throws when the group already failed (here or on a peer).

@@ -376,16 +376,8 @@ class NcclTransportImpl final : public NcclTransport {
     settle_locked(ncclAllGather(dev_, dev_ + b, b, ncclUint8, comm_, stream_), deadline, op_name(op), "data");
     copy_locked(host_ + b, dev_ + b, b * size_, cudaMemcpyDeviceToHost);
     wait_locked(deadline, op_name(op), "data");
-    // Ascending rank order on every rank: the same bits everywhere.
-    for (size_t i = 0; i < n; ++i) {
-      T acc = 0;
-      for (int s = 0; s < size_; ++s) {
-        T v;
-        std::memcpy(&v, host_ + b * (s + 1) + i * sizeof(T), sizeof(T));
-        acc += v;
-      }
-      data[i] = acc;
-    }
+    sum_in_rank_order(
+        size_, [&](int s) { return host_ + b * (s + 1); }, data, n);
   }
 
   // Every rank's {op, seq, n} (an all-gather of 24 bytes); a rank that disagrees fails the group.

@@ -221,6 +221,19 @@ TEST(BatchInvariant, ABatchGivesEachSequenceItsLogitsAlone) {
   }
 }
 
+// A prompt's logits (every row) from two forwards: tokens [0, cut), then the rest through the cache.
+std::vector<float> chunked_prefill(Golden& g, const std::vector<int32_t>& prompt, int64_t cut) {
+  const int64_t n = static_cast<int64_t>(prompt.size()), V = g.cfg.vocab_size;
+  LatentCache cache = g.cache();
+  KvSequence kv(&cache);
+  std::vector<float> l(n * V);
+  std::vector<SequenceStep> first{{&kv, prompt.data(), cut, true}};
+  g.model->forward(first, l.data());
+  std::vector<SequenceStep> rest{{&kv, prompt.data() + cut, n - cut, true}};
+  g.model->forward(rest, l.data() + cut * V);
+  return l;
+}
+
 // The same backend makes chunked prefill equal one forward, bit for bit (both chunks in the expanded form:
 // a one-token chunk would take the absorbed form, another computation).
 TEST(ChunkedPrefill, BitExactWithABatchInvariantBackend) {
@@ -233,13 +246,7 @@ TEST(ChunkedPrefill, BitExactWithABatchInvariantBackend) {
     const int64_t n = static_cast<int64_t>(prompt.size());
     const std::vector<float> whole = g.full_logits(prompt);
     for (int64_t cut = 1; cut < n; cut += std::max<int64_t>(1, n / 5)) {
-      LatentCache cache = g.cache();
-      KvSequence kv(&cache);
-      std::vector<float> l(n * V);
-      std::vector<SequenceStep> first{{&kv, prompt.data(), cut, true}};
-      g.model->forward(first, l.data());
-      std::vector<SequenceStep> rest{{&kv, prompt.data() + cut, n - cut, true}};
-      g.model->forward(rest, l.data() + cut * V);
+      const std::vector<float> l = chunked_prefill(g, prompt, cut);
       EXPECT_EQ(l, whole) << "case " << c << " cut " << cut << ": max diff "
                           << max_abs_diff(l.data(), whole.data(), n * V);
     }
@@ -258,13 +265,7 @@ TEST(ChunkedPrefill, DeviatesFromOneForwardWithinTheOverlapBound) {
       std::vector<int32_t> prompt = g.ints("case" + std::to_string(c) + ".prompt");
       const int64_t n = static_cast<int64_t>(prompt.size());
       for (int64_t cut = 1; cut < n; cut += std::max<int64_t>(1, n / 6)) {
-        LatentCache cache = g.cache();
-        KvSequence kv(&cache);
-        std::vector<float> l(n * V);
-        std::vector<SequenceStep> first{{&kv, prompt.data(), cut, true}};
-        g.model->forward(first, l.data());
-        std::vector<SequenceStep> rest{{&kv, prompt.data() + cut, n - cut, true}};
-        g.model->forward(rest, l.data() + cut * V);
+        const std::vector<float> l = chunked_prefill(g, prompt, cut);
         worst = std::max(worst, max_abs_diff(l.data(), want[c].prompt.data(), n * V));
       }
     }

@@ -84,10 +84,8 @@ TEST(Engine, ReproducesReferenceGreedyContinuations) {
   }
 }
 
-TEST(Engine, EightConcurrentStreamsMatchOneAtATime) {
-  Reference ref = load_reference();
-  auto model = load();
-  Engine engine(model, nullptr);
+// Eight streams at once (each reference prompt twice) each give the reference's greedy tokens.
+void expect_eight_concurrent_streams(Engine& engine, const Reference& ref) {
   std::vector<std::vector<int32_t>> got(8);
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t)
@@ -97,6 +95,13 @@ TEST(Engine, EightConcurrentStreamsMatchOneAtATime) {
     });
   for (auto& th : threads) th.join();
   for (int t = 0; t < 8; ++t) EXPECT_EQ(got[t], ref.greedy[t % 4]) << "stream " << t;
+}
+
+TEST(Engine, EightConcurrentStreamsMatchOneAtATime) {
+  Reference ref = load_reference();
+  auto model = load();
+  Engine engine(model, nullptr);
+  expect_eight_concurrent_streams(engine, ref);
 }
 
 // The expert-parallel engine loop in one process (a one-rank in-process group), with the two-microbatch
@@ -116,15 +121,7 @@ TEST(Engine, ExpertParallelPathWithOverlapKeepsTheTokens) {
   ASSERT_TRUE(model->ep()->two_microbatches());
   Engine engine(model, nullptr);
   engine.set_prefill_chunk(5);
-  std::vector<std::vector<int32_t>> got(8);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t)
-    threads.emplace_back([&, t] {
-      auto r = engine.submit(ref.prompts[t % 4], greedy(static_cast<int64_t>(ref.greedy[t % 4].size())));
-      got[t] = drain(*r).tokens;
-    });
-  for (auto& th : threads) th.join();
-  for (int t = 0; t < 8; ++t) EXPECT_EQ(got[t], ref.greedy[t % 4]) << "stream " << t;
+  expect_eight_concurrent_streams(engine, ref);
 }
 
 TEST(Engine, ChunkedPrefillGivesTheSameTokens) {
