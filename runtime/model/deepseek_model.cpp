@@ -147,11 +147,10 @@ void DeepseekModel::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor&
   }
 }
 
-void DeepseekModel::attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& xn,
+void DeepseekModel::attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& xn, Tensor& y,
                                     const std::vector<SeqRows>& seqs, const Tensor& positions) {
   Backend& b = backend_;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  Tensor y = b.empty(DType::kF32, x.rows, x.cols);
   b.rmsnorm(x, L.input_norm, eps, xn);
   attention(L, slot, xn, y, seqs, positions);
   b.add(y, x);
@@ -162,7 +161,7 @@ void DeepseekModel::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x
                                   const std::vector<SeqRows>& seqs, const Tensor& positions) {
   Backend& b = backend_;
   Tensor xn = b.empty(DType::kF32, x.rows, x.cols), y = b.empty(DType::kF32, x.rows, x.cols);
-  attention_block(L, slot, x, xn, seqs, positions);
+  attention_block(L, slot, x, xn, y, seqs, positions);
   mlp(L, slot, xn, y);
   b.add(y, x);
 }

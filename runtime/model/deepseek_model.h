@@ -132,8 +132,9 @@ class DeepseekModel {
   // The router: ids [T, top_k] and weights [T, top_k] for x_norm [T, hidden].
   void route(const LayerWeights& L, const Tensor& x_norm, Tensor& ids, Tensor& weights);
   void mlp(const LayerWeights& L, int64_t slot, Tensor& x_norm, Tensor& out);
-  // x += attention(norm(x)); x_norm = post-attention norm of x.
-  void attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& x_norm,
+  // x += attention(norm(x)); x_norm = post-attention norm of x. y [T, hidden] is scratch (the caller's
+  // MLP output buffer, free until then).
+  void attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& x_norm, Tensor& y,
                        const std::vector<SeqRows>& seqs, const Tensor& positions);
   void decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const std::vector<SeqRows>& seqs,
                      const Tensor& positions);

@@ -66,7 +66,7 @@ void DeepseekModel::run_layers_two_microbatches(Tensor& x, const std::vector<Seq
     if (m.rows()) {
       m.xn = b.empty(DType::kF32, m.rows(), H);
       m.y = b.empty(DType::kF32, m.rows(), H);
-      attention_block(L, slot, m.x, m.xn, m.seqs, m.positions);
+      attention_block(L, slot, m.x, m.xn, m.y, m.seqs, m.positions);
       if (!L.moe) {
         ffn(L.dense, m.xn, m.y);
         b.add(m.y, m.x);
