@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
       ThreadPool* pool = thr == 1 ? nullptr : &pool2;
       const double t = time_it(
           [&] {
-            attention_latent(ql.data(), H * lat, qr.data(), H * rope, rope, 1, rows, lat, rope, H, &p1, 0.07f,
+            attention_latent(ql.data(), H * lat, qr.data(), H * rope, rope, 1, &rows, nullptr, lat, rope, H, &p1, 0.07f,
                              ol.data(), H * lat, pool);
           },
           min_s);

@@ -1,12 +1,16 @@
 // The op interface the model graph is written against: one declaration per op, one implementation per
 // backend (cpu_backend.cpp, cuda_backend.cu). Activations are F32 tensors on the backend's device;
 // weights are WeightMatrix views in their stored type. Ops check shapes they could get wrong and throw
-// Error(kInternal) on a mismatch: the model is expected to pass consistent shapes.
+// Error(kInternal) on a mismatch: the model is expected to pass consistent shapes. Index tensors (ids,
+// positions, slots, page tables) live in the backend's memory too: the step's tables arrive in one upload
+// (see runtime/model/step_batch.h) and no op reads device memory on the host, so a forward on a GPU never
+// waits for it until the sampled ids come back.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "backend/sampling.h"
 #include "backend/tensor.h"
 
 namespace moert {
@@ -19,13 +23,20 @@ enum class ActMode : uint8_t {
   kFp8,  // DeepSeek's: activations quantised per 1x128 tile (scale = amax / 448) before each FP8 GEMM
 };
 
-// How an attention op sees the latent cache of one sequence for one layer (see runtime/kv).
-struct LatentCacheView {
-  Tensor pool;                          // F32, the whole page pool of this layer's cache storage
-  const int32_t* page_table = nullptr;  // host pointer on CPU; device pointer on CUDA
-  int64_t page_rows = 0;                // tokens per page
-  int64_t page_stride = 0;              // elements between pages
-  int64_t length = 0;                   // tokens valid in the cache
+// A layer's slice of the paged latent cache: page p of this layer starts at pool + p * page_stride floats,
+// token r of a page at r * width within it (width = kv_lora_rank + qk_rope_head_dim). A cache slot names a
+// token's row: slot = page * page_rows + r.
+struct LatentPool {
+  Tensor pool;  // F32
+  int64_t page_rows = 0, page_stride = 0, width = 0;
+};
+
+// The paged-KV table of a batch's sequences, as FlashInfer's paged_kv_t (I32 tensors [n, 1] in the backend's
+// memory): sequence s owns pages[indptr[s] .. indptr[s + 1]), the last of them holding last_page_len[s]
+// tokens, kv_len[s] tokens in all (after this step's tokens are written). max_kv_len is known to the host.
+struct PagedKv {
+  Tensor indptr, pages, last_page_len, kv_len;
+  int64_t seqs = 0, max_kv_len = 0;
 };
 
 struct RouterConfig {
@@ -56,6 +67,34 @@ struct ExpertWeights {
   WeightMatrix gate, up, down;
 };
 
+enum class ExpertProj : uint8_t { kGate, kUp, kDown };
+
+// A layer's routed experts as the grouped MoE ops see them: experts[e] null when this process does not hold
+// expert e (expert parallelism). `device` is what Backend::prepare_experts made of them (the weight tables
+// on the GPU); rebuild it whenever `experts` changes.
+struct ExpertSet {
+  std::vector<const ExpertWeights*> experts;
+  std::shared_ptr<void> device;
+  int64_t size() const { return static_cast<int64_t>(experts.size()); }
+};
+
+// A batch's (token, slot) pairs grouped by expert (a counting sort of the router's ids, stable in token
+// order): grouped row r holds token token[r]; expert e's rows are offsets[e] .. offsets[e + 1]; slot_row
+// [T, top_k] is the grouped row of each pair, -1 for a pair whose expert is not held here. I32 tensors in the
+// backend's memory. `rows` is the grouped buffers' row count: exact on the CPU, the bound T * top_k on a GPU
+// (whose rows past offsets[E] are never read).
+struct MoeGrouping {
+  Tensor token, offsets, slot_row;
+  int64_t rows = 0;
+};
+
+// What the sampler needs of one logits row (host objects; the RNG advances).
+struct SampleRow {
+  SamplingParams params;
+  SamplingRng* rng = nullptr;
+  const TokenHistory* history = nullptr;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -79,42 +118,69 @@ class Backend {
   // out = x @ W^T.
   virtual void linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) = 0;
   // RoPE on interleaved pairs of `heads` vectors of `dim` values at column stride `head_stride`, in place.
+  // inv_freq: F32 [1, dim / 2] in the backend's memory.
   virtual void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
-                    const std::vector<float>& inv_freq, float attention_factor) = 0;
+                    const Tensor& inv_freq, float attention_factor) = 0;
   // out = silu(gate) * up.
   virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   // y += x.
   virtual void add(const Tensor& x, Tensor& y) = 0;
-  // Expanded causal attention (see kernels/cpu/attention.h). positions: I32 [t, 1], query i's position.
+  // out[i] = x[rows[i]]. rows: I32 [n, 1].
+  virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+
+  // Expanded causal attention over a batch's sequences at once (varlen, as FlashAttention's cu_seqlens):
+  // query row i attends key rows k_start[i] .. k_start[i] + positions[i] of k and v (its sequence's keys,
+  // key j at position j). Consecutive rows of one sequence share k_start. positions, k_start: I32 [t, 1].
   virtual void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                                  const Tensor& positions, float scale, Tensor& out) = 0;
+                                  const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) = 0;
   // MLA absorbed into the latent: q_lat[:, h] = q_nope[:, h] @ W_UK[h] (W_UK[h] = kv_b rows of head h's
   // nope part), out[:, h] = o_lat[:, h] @ W_UV[h]^T.
   virtual void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b,
                             int64_t heads, int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) = 0;
   virtual void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
                               int64_t vdim, Tensor& out, ActMode mode) = 0;
-  // Attention over the latent cache: q_lat [t, heads * lat]; q_rope: head h's rope query at columns
-  // h * rope_head_stride .. + rope; out [t, heads * lat].
+  // Attention over the latent cache for a batch's sequences at once: query row i belongs to sequence
+  // row_seq[i] of `kv` and attends its cache rows 0 .. positions[i]. q_lat [t, heads * lat]; q_rope: head
+  // h's rope query at columns h * rope_head_stride .. + rope; out [t, heads * lat]. row_seq: I32 [t, 1].
   virtual void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                                const LatentCacheView& cache, int64_t heads, int64_t lat, int64_t rope,
-                                const Tensor& positions, float scale, Tensor& out) = 0;
+                                const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
+                                int64_t lat, int64_t rope, const Tensor& positions, float scale, Tensor& out) = 0;
   // Expanded keys and values from kv_b's output [s, heads * (nope + vdim)] and the rope keys [s, rope]:
   // k [s, heads * (nope + rope)] = per head [k_nope | k_rope], v [s, heads * vdim].
   virtual void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
                              int64_t vdim, Tensor& k, Tensor& v) = 0;
-  // Writes rows [t, lat + rope] to cache positions pos0 .. pos0 + t - 1.
-  virtual void cache_write(const Tensor& rows, const LatentCacheView& cache, int64_t pos0) = 0;
-  // Reads cache rows 0 .. n-1 into out [n, lat + rope].
-  virtual void cache_read(const LatentCacheView& cache, int64_t n, Tensor& out) = 0;
+  // Writes rows [t, width] to the cache slots slots[0 .. t) (I32 [t, 1]): every new token of a step, one call.
+  virtual void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) = 0;
+  // out[i] = the cache row at slots[i] ([n, width]).
+  virtual void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) = 0;
 
   // Router: logits [t, experts] -> ids I32 [t, top_k], weights F32 [t, top_k]. bias may be empty.
   virtual void moe_route(const Tensor& logits, const Tensor& bias, const RouterConfig& cfg, Tensor& ids,
                          Tensor& weights) = 0;
-  // out = sum over each token's top-k of weight * expert(x). Experts absent from `experts` (null gate)
-  // contribute nothing (another rank holds them).
-  virtual void moe_experts(const Tensor& x, const Tensor& ids, const Tensor& weights,
-                           const std::vector<const ExpertWeights*>& experts, Tensor& out, ActMode mode) = 0;
+  // The grouped MoE primitives; the expert FFN is written once over them (runtime/model). moe_group: ids
+  // [T, top_k] -> g (experts not held in `set` get no rows). moe_expert_linear: for each expert e with rows,
+  // out[offsets[e] .. offsets[e+1]) = x[same rows] @ W_e^T, W_e = set.experts[e]'s `proj` (rows [g.rows, *]).
+  // moe_combine: out[t] = sum over t's slots s with slot_row[t, s] >= 0, in ascending (order[t, s], s), of
+  // weights[t, s] * rows[slot_row[t, s]], from zero (the router's ids as `order`: ascending expert id).
+  virtual void prepare_experts(ExpertSet& set) { set.device.reset(); }
+  virtual void moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) = 0;
+  virtual void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                                 Tensor& out, ActMode mode) = 0;
+  virtual void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
+                           Tensor& out) = 0;
+
+  // Samples one token per logits row ([R, vocab], rows.size() == R) into ids[0 .. R) (host memory): greedy,
+  // temperature, top-k, top-p, min-p, repetition and presence penalties, each row with its own seeded RNG.
+  // A row whose logits hold a NaN or an infinity gets id -1. The only transfer to the host of a step.
+  virtual void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* ids) = 0;
+
+  // Counters of host synchronisations and host<->device transfers since the last reset (a debugging aid
+  // and what the tests use to prove a forward never waits on the host). Zero on the CPU.
+  struct Counters {
+    int64_t syncs = 0, uploads = 0, downloads = 0;
+  };
+  virtual Counters counters() const { return {}; }
+  virtual void reset_counters() {}
 };
 
 // batch_invariant: every row's result of every op is the same bits whatever else is in the batch (the GEMMs

@@ -248,7 +248,6 @@ void Engine::loop_ep(ep::ExpertParallel& ep) {
 
 void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collective) {
   DeepseekModel& model = model_->model();
-  const int64_t vocab = model_->config().vocab_size;
   std::vector<SequenceStep> steps;
   std::vector<Request*> in_step;
   std::vector<std::pair<Request*, std::string>> blocked;  // waiting for KV pages, with the reason
@@ -267,6 +266,7 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collectiv
       st.n = std::min(plen - r.prefilled_, budget);
       if (st.n <= 0) continue;
       st.tokens = r.prompt_.data() + r.prefilled_;
+      st.no_logits = r.prefilled_ + st.n < plen;  // a chunk before the prompt's last samples nothing
     } else {
       st.n = 1;
       st.tokens = &r.last_token_;
@@ -291,14 +291,30 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collectiv
     if (!blocked.empty()) finish(*blocked.back().first, FinishReason::kError, blocked.back().second);
     if (!collective) return;  // with EP the rank still takes part in the step, with no sequence
   }
-  std::vector<float> logits(steps.size() * vocab);
+  // The step as one batch: built (and uploaded) once, one forward, one sampling op over every row that
+  // samples; only the sampled ids come back to the host.
+  std::vector<int32_t> sampled;
+  std::vector<int64_t> sample_at(in_step.size(), -1);  // each step's row in `sampled`
   try {
     std::lock_guard<std::mutex> lock(model_->step_mutex());
+    auto run = [&] {
+      StepBatch batch = model.make_batch(steps);
+      const Tensor logits = model.forward(batch);
+      std::vector<SampleRow> rows;
+      for (size_t i = 0; i < in_step.size(); ++i) {
+        if (steps[i].no_logits) continue;
+        Request& r = *in_step[i];
+        sample_at[i] = static_cast<int64_t>(rows.size());
+        rows.push_back({r.params_.sampling, &r.rng_, &r.history_});
+      }
+      sampled.resize(rows.size());
+      if (!rows.empty()) model.backend().sample(logits, rows, sampled.data());
+    };
     if (collective) {
       ep::ExpertParallel& ep = *model_->ep();
-      ep::run_collective(ep.transport(), [&] { model.forward(steps, logits.data()); });
+      ep::run_collective(ep.transport(), run);
     } else {
-      model.forward(steps, logits.data());
+      run();
     }
   } catch (const std::exception& e) {
     for (Request* r : in_step) finish(*r, FinishReason::kError, e.what());
@@ -316,7 +332,13 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collectiv
       finish(r, FinishReason::kCancelled);
       continue;
     }
-    const int32_t t = sample_token(logits.data() + i * vocab, vocab, r.params_.sampling, r.rng_, &r.history_);
+    const int32_t t = sampled[sample_at[i]];
+    if (t < 0) {
+      finish(r, FinishReason::kError,
+             "the model produced non-finite logits (NaN or infinity) for this request: the weights or the "
+             "activations overflowed; nothing was sampled");
+      continue;
+    }
     r.last_token_ = t;
     emit(r, t);
   }

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "engine/loaded_model.h"
-#include "engine/sampling.h"
+#include "backend/sampling.h"
 #include "engine/text_stream.h"
 
 namespace moert {

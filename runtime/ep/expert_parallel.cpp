@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "cpu/elementwise.h"
+#include "model/moe_ffn.h"
 #include "util/error.h"
 
 namespace moert::ep {
@@ -351,9 +351,12 @@ void ExpertParallel::compute(MoeExchange& base) {
   for (const Exchange::Arrived& a : ex.arr) pairs_here += a.pairs;
   work_[layer] += pairs_here;
 
-  std::vector<const ExpertWeights*> experts(E + 1, nullptr);
+  // The local experts (id E pads partial rows: null).
+  ExpertSet set;
+  set.experts.assign(E + 1, nullptr);
   for (int64_t e = 0; e < E; ++e)
-    if (p_.holds(layer, me, e) && !L.experts[e].gate.w.empty()) experts[e] = &L.experts[e];
+    if (p_.holds(layer, me, e) && !L.experts[e].gate.w.empty()) set.experts[e] = &L.experts[e];
+  std::vector<const ExpertWeights*>& experts = set.experts;
   std::vector<float> ry(static_cast<size_t>(rows * width));
   if (rows) {
     int64_t kk = 1;
@@ -392,7 +395,8 @@ void ExpertParallel::compute(MoeExchange& base) {
     b_.copy_from_host(rx.data(), X);
     b_.copy_from_host_i32(ids2.data(), I);
     b_.copy_from_host(w2.data(), W);
-    b_.moe_experts(X, I, W, experts, Y, ex.mode);
+    b_.prepare_experts(set);
+    moert::routed_experts(b_, set, X, I, W, Y, ex.mode);
     b_.copy_to_host(Y, ry.data());
   }
 
@@ -412,34 +416,39 @@ void ExpertParallel::finish(MoeExchange& base, Tensor& out) {
   const int R = size();
   const int64_t T = ex.T, H = ex.H, K = ex.K;
   if (T == 0) return;
-  std::vector<float> oh(static_cast<size_t>(T * H), 0.0f);
-  if (opts_.combine == CombineMode::kExact) {
-    // Per token, its K rows; then weight * row added in ascending expert id, as Backend::moe_experts does.
-    std::vector<const float*> row(static_cast<size_t>(T * K), nullptr);
-    for (int r = 0; r < R; ++r) {
-      if (static_cast<int64_t>(ex.got[r].size()) != static_cast<int64_t>(ex.sent[r].size()) * H * 4)
-        fail(ErrorCode::kInternal, "expert-parallel combine: wrong size from rank " + std::to_string(r));
-      const float* p = reinterpret_cast<const float*>(ex.got[r].data());
-      for (size_t i = 0; i < ex.sent[r].size(); ++i)
-        row[ex.sent[r][i].first * K + ex.sent[r][i].second] = p + i * H;
+  // The rows that came back, concatenated, and per (token, slot) the row to add: then the backend's combine
+  // adds weight * row per token in ascending key, from zero (Backend::moe_combine, as the single-process MoE
+  // layer does). Exact: K rows per token, keyed by expert id, with the router's weights. Partial sums: one
+  // row per rank that computed some of the token's experts, keyed by rank, with weight 1.
+  const bool exact = opts_.combine == CombineMode::kExact;
+  const int64_t C = exact ? K : R;
+  std::vector<int32_t> slot_row(static_cast<size_t>(T * C), -1), order(static_cast<size_t>(T * C), 0);
+  std::vector<float> w(static_cast<size_t>(T * C), 1.0f);
+  std::vector<float> rows;
+  int64_t nrows = 0;
+  for (int r = 0; r < R; ++r) {
+    const size_t per = exact ? ex.sent[r].size() : ex.toks[r].size();
+    if (static_cast<int64_t>(ex.got[r].size()) != static_cast<int64_t>(per) * H * 4)
+      fail(ErrorCode::kInternal, "expert-parallel combine: wrong size from rank " + std::to_string(r));
+    const float* p = reinterpret_cast<const float*>(ex.got[r].data());
+    rows.insert(rows.end(), p, p + per * H);
+    for (size_t i = 0; i < per; ++i) {
+      const int64_t at = exact ? ex.sent[r][i].first * K + ex.sent[r][i].second : ex.toks[r][i] * C + r;
+      slot_row[at] = static_cast<int32_t>(nrows + static_cast<int64_t>(i));
+      order[at] = exact ? ex.ids[at] : r;
+      if (exact) w[at] = ex.wh[at];
     }
-    std::vector<int32_t> order(K);
-    for (int64_t t = 0; t < T; ++t) {
-      const int32_t* e = ex.ids.data() + t * K;
-      for (int64_t s = 0; s < K; ++s) order[s] = static_cast<int32_t>(s);
-      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return e[a] < e[b]; });
-      for (int32_t s : order) kernels::axpy(H, ex.wh[t * K + s], row[t * K + s], oh.data() + t * H);
-    }
-  } else {
-    for (int r = 0; r < R; ++r) {
-      if (static_cast<int64_t>(ex.got[r].size()) != static_cast<int64_t>(ex.toks[r].size()) * H * 4)
-        fail(ErrorCode::kInternal, "expert-parallel combine: wrong size from rank " + std::to_string(r));
-      const float* p = reinterpret_cast<const float*>(ex.got[r].data());
-      for (size_t i = 0; i < ex.toks[r].size(); ++i)
-        kernels::add_inplace(H, p + i * H, oh.data() + ex.toks[r][i] * H);
-    }
+    nrows += static_cast<int64_t>(per);
   }
-  b_.copy_from_host(oh.data(), out);
+  Tensor Y, SR = b_.empty(DType::kI32, T, C), W = b_.empty(DType::kF32, T, C), O = b_.empty(DType::kI32, T, C);
+  if (nrows > 0) {
+    Y = b_.empty(DType::kF32, nrows, H);
+    b_.copy_from_host(rows.data(), Y);
+  }
+  b_.copy_from_host_i32(slot_row.data(), SR);
+  b_.copy_from_host(w.data(), W);
+  b_.copy_from_host_i32(order.data(), O);
+  b_.moe_combine(Y, SR, W, O, out);
 }
 
 Placement rebalance(ExpertParallel& ep, DeepseekModel& model, const EplbOptions& opts, int slots_per_rank) {

@@ -37,15 +37,18 @@ void KvSequence::reserve(int64_t extra) {
              " tokens are free; raise the KV-cache budget or shorten the request");
 }
 
-LatentCacheView KvSequence::view(int layer) const {
-  LatentCacheView v;
-  const LatentCache& c = *cache_;
-  v.pool = c.storage_.slice_rows(layer, c.storage_.rows - layer);
-  v.page_table = pages_.data();
-  v.page_rows = c.page_rows_;
-  v.page_stride = c.layers_ * c.page_rows_ * c.width_;
-  v.length = length_;
-  return v;
+int64_t KvSequence::page_rows() const {
+  if (!cache_) fail(ErrorCode::kInternal, "KvSequence without a cache");
+  return cache_->page_rows();
+}
+
+LatentPool LatentCache::layer(int64_t layer) const {
+  LatentPool p;
+  p.pool = storage_.slice_rows(layer, storage_.rows - layer);
+  p.page_rows = page_rows_;
+  p.page_stride = layers_ * page_rows_ * width_;
+  p.width = width_;
+  return p;
 }
 
 LatentCache::LatentCache(Backend& backend, int64_t layers, int64_t width, int64_t page_rows, int64_t budget_bytes)

@@ -32,8 +32,9 @@ class KvSequence {
   void advance(int64_t n) { length_ += n; }
   // Forgets tokens after `n` (keeps the pages).
   void truncate(int64_t n) { length_ = n < length_ ? n : length_; }
-  LatentCacheView view(int layer) const;
   const std::vector<int32_t>& pages() const { return pages_; }
+  int64_t page_rows() const;
+  LatentCache* cache() const { return cache_; }
 
  private:
   LatentCache* cache_ = nullptr;
@@ -52,6 +53,8 @@ class LatentCache {
   int64_t free_pages() const;
   int64_t bytes_per_token() const { return layers_ * width_ * 4; }
   int64_t capacity_tokens() const { return total_pages_ * page_rows_; }
+  // Cache slot `layer`'s storage as the attention ops see it.
+  LatentPool layer(int64_t layer) const;
 
  private:
   friend class KvSequence;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "model/moe_ffn.h"
 #include "model/rope_table.h"
 #include "util/error.h"
 
@@ -12,7 +13,13 @@ DeepseekModel::DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store
                              ModelOptions opts)
     : cfg_(std::move(cfg)), store_(std::move(store)), backend_(backend), opts_(opts) {
   w_ = bind_model_weights(cfg_, *store_, backend_, opts_.load_mtp, opts_.bind_expert);
-  inv_freq_ = rope_inv_freq(cfg_);
+  const std::vector<float> f = rope_inv_freq(cfg_);
+  inv_freq_ = backend_.empty(DType::kF32, 1, static_cast<int64_t>(std::max<size_t>(f.size(), 1)));
+  if (!f.empty()) {
+    Tensor row = inv_freq_.slice_cols(0, static_cast<int64_t>(f.size()));
+    backend_.copy_from_host(f.data(), row);
+  }
+  prepare_expert_sets();
   rope_factor_ = static_cast<float>(cfg_.rope_attention_factor());
   softmax_scale_ = static_cast<float>(cfg_.softmax_scale());
   router_.experts = cfg_.n_routed_experts;
@@ -37,16 +44,24 @@ int64_t DeepseekModel::cache_layers() const {
   return cfg_.num_hidden_layers + static_cast<int64_t>(w_.mtp.size());
 }
 
-void DeepseekModel::check_tokens(const int32_t* tokens, int64_t n) const {
-  for (int64_t i = 0; i < n; ++i)
-    if (tokens[i] < 0 || tokens[i] >= cfg_.vocab_size)
-      fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(tokens[i]) + " at position " +
-                                            std::to_string(i) + " is outside the vocabulary [0, " +
-                                            std::to_string(cfg_.vocab_size) + ")");
+void DeepseekModel::prepare_expert_sets() {
+  auto prepare = [&](LayerWeights& L) {
+    if (!L.moe) return;
+    L.routed.experts.assign(L.experts.size(), nullptr);
+    for (size_t e = 0; e < L.experts.size(); ++e)
+      if (!L.experts[e].gate.w.empty()) L.routed.experts[e] = &L.experts[e];
+    backend_.prepare_experts(L.routed);
+  };
+  for (LayerWeights& L : w_.layers) prepare(L);
+  for (MtpWeights& m : w_.mtp) prepare(m.layer);
 }
 
-void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out,
-                              const std::vector<SeqRows>& seqs, const Tensor& positions) {
+StepBatch DeepseekModel::make_batch(std::vector<SequenceStep> steps) const {
+  const bool halves = opts_.moe_hook && opts_.moe_hook->two_microbatches();
+  return StepBatch(backend_, cfg_, opts_.attention, std::move(steps), halves);
+}
+
+void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out, const BatchPart& part) {
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   const AttentionWeights& a = L.attn;
@@ -54,6 +69,7 @@ void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, T
                 rope = cfg_.qk_rope_head_dim, vdim = cfg_.v_head_dim, lat = cfg_.kv_lora_rank,
                 qk = nope + rope;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  const Tensor& positions = part.positions;
 
   Tensor q = b.empty(DType::kF32, T, heads * qk);
   if (cfg_.q_lora_rank > 0) {
@@ -74,30 +90,34 @@ void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, T
   Tensor q_rope = q.slice_cols(nope, q.cols - nope);
   b.rope(q_rope, heads, qk, rope, positions, inv_freq_, rope_factor_);
 
+  // Every new token of the part into the cache, then each form's attention over all its sequences.
+  const LatentPool pool = cache_->layer(slot);
+  b.cache_write(kv, pool, part.slots);
   Tensor o = b.empty(DType::kF32, T, heads * vdim);
-  for (const SeqRows& sq : seqs) {
-    const int64_t r0 = sq.row0, n = sq.n, past = sq.past, total = past + n;
-    const LatentCacheView view = sq.kv->view(static_cast<int>(slot));
-    b.cache_write(kv.slice_rows(r0, n), view, past);
-    const Tensor pos = positions.slice_rows(r0, n), qs = q.slice_rows(r0, n);
-    Tensor os = o.slice_rows(r0, n);
-    if (sq.expanded) {
-      Tensor rows = b.empty(DType::kF32, total, lat + rope);
-      b.cache_read(view, total, rows);
-      Tensor kvb = b.empty(DType::kF32, total, heads * (nope + vdim));
-      b.linear(rows.slice_cols(0, lat), a.kv_b, kvb, mode);
-      Tensor k = b.empty(DType::kF32, total, heads * qk), v = b.empty(DType::kF32, total, heads * vdim);
-      b.mla_expand_kv(kvb, rows.slice_cols(lat, rope), heads, nope, vdim, k, v);
-      b.attention_expanded(qs, k, v, heads, pos, softmax_scale_, os);
-    } else {
-      // Absorbed: kv_b is applied to q and to the output instead of to every cached token. As in
-      // DeepSeek's reference, these products use the dequantised weight with unquantised activations.
-      Tensor q_lat = b.empty(DType::kF32, n, heads * lat), o_lat = b.empty(DType::kF32, n, heads * lat);
-      b.mla_absorb_q(qs, qk, a.kv_b, heads, nope, vdim, q_lat, ActMode::kF32);
-      b.attention_latent(q_lat, qs.slice_cols(nope, qs.cols - nope), qk, view, heads, lat, rope, pos,
-                         softmax_scale_, o_lat);
-      b.mla_absorb_out(o_lat, a.kv_b, heads, nope, vdim, os, ActMode::kF32);
-    }
+  const int64_t Ta = part.absorbed_rows, Te = part.expanded_rows();
+  if (Ta > 0) {
+    // Absorbed: kv_b is applied to q and to the output instead of to every cached token. As in
+    // DeepSeek's reference, these products use the dequantised weight with unquantised activations.
+    const Tensor qs = q.slice_rows(0, Ta);
+    Tensor q_lat = b.empty(DType::kF32, Ta, heads * lat), o_lat = b.empty(DType::kF32, Ta, heads * lat);
+    b.mla_absorb_q(qs, qk, a.kv_b, heads, nope, vdim, q_lat, ActMode::kF32);
+    b.attention_latent(q_lat, qs.slice_cols(nope, qs.cols - nope), qk, pool, part.kv, part.row_seq, heads, lat, rope,
+                       positions.slice_rows(0, Ta), softmax_scale_, o_lat);
+    Tensor os = o.slice_rows(0, Ta);
+    b.mla_absorb_out(o_lat, a.kv_b, heads, nope, vdim, os, ActMode::kF32);
+  }
+  if (Te > 0) {
+    // Expanded: every expanded sequence's keys (its whole cache) through kv_b, then one varlen attention.
+    const int64_t S = part.key_rows;
+    Tensor rows = b.empty(DType::kF32, S, lat + rope);
+    b.cache_gather(pool, part.key_slots, rows);
+    Tensor kvb = b.empty(DType::kF32, S, heads * (nope + vdim));
+    b.linear(rows.slice_cols(0, lat), a.kv_b, kvb, mode);
+    Tensor k = b.empty(DType::kF32, S, heads * qk), v = b.empty(DType::kF32, S, heads * vdim);
+    b.mla_expand_kv(kvb, rows.slice_cols(lat, rope), heads, nope, vdim, k, v);
+    Tensor os = o.slice_rows(Ta, Te);
+    b.attention_expanded(q.slice_rows(Ta, Te), k, v, heads, positions.slice_rows(Ta, Te), part.k_start,
+                         softmax_scale_, os);
   }
   b.linear(o, a.o, out, mode);
 }
@@ -136,9 +156,7 @@ void DeepseekModel::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor&
   if (opts_.moe_hook) {
     opts_.moe_hook->routed_experts(slot, L, xn, ids, weights, out, mode);
   } else {
-    std::vector<const ExpertWeights*> experts(L.experts.size());
-    for (size_t e = 0; e < experts.size(); ++e) experts[e] = &L.experts[e];
-    b.moe_experts(xn, ids, weights, experts, out, mode);
+    moert::routed_experts(b, L.routed, xn, ids, weights, out, mode);
   }
   if (L.has_shared) {
     Tensor sh = b.empty(DType::kF32, T, cfg_.hidden_size);
@@ -148,91 +166,61 @@ void DeepseekModel::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor&
 }
 
 void DeepseekModel::attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& xn, Tensor& y,
-                                    const std::vector<SeqRows>& seqs, const Tensor& positions) {
+                                    const BatchPart& part) {
   Backend& b = backend_;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   b.rmsnorm(x, L.input_norm, eps, xn);
-  attention(L, slot, xn, y, seqs, positions);
+  attention(L, slot, xn, y, part);
   b.add(y, x);
   b.rmsnorm(x, L.post_attention_norm, eps, xn);
 }
 
-void DeepseekModel::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x,
-                                  const std::vector<SeqRows>& seqs, const Tensor& positions) {
+void DeepseekModel::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const BatchPart& part) {
   Backend& b = backend_;
   Tensor xn = b.empty(DType::kF32, x.rows, x.cols), y = b.empty(DType::kF32, x.rows, x.cols);
-  attention_block(L, slot, x, xn, y, seqs, positions);
+  attention_block(L, slot, x, xn, y, part);
   mlp(L, slot, xn, y);
   b.add(y, x);
 }
 
-void DeepseekModel::run_layers(Tensor& x, const std::vector<SeqRows>& seqs, const Tensor& positions,
+void DeepseekModel::run_layers(Tensor& x, const BatchPart& part,
                                const std::function<void(int64_t, const Tensor&)>& on_hidden) {
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
     if (on_hidden) on_hidden(i, x);
-    decoder_layer(w_.layers[i], i, x, seqs, positions);
+    decoder_layer(w_.layers[i], i, x, part);
   }
 }
 
-void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
-                            const std::function<void(int64_t, const Tensor&)>& on_hidden,
-                            std::vector<float>* final_hidden) {
+Tensor DeepseekModel::forward(StepBatch& batch, const std::function<void(int64_t, const Tensor&)>& on_hidden,
+                              std::vector<float>* final_hidden) {
   Backend& b = backend_;
-  int64_t T = 0, out_rows = 0;
-  std::vector<int64_t> row0;
-  for (const SequenceStep& st : steps) {
-    if (!st.kv || st.n <= 0 || !st.tokens)
-      fail(ErrorCode::kInvalidArgument, "forward: a step has no tokens or no cache");
-    check_tokens(st.tokens, st.n);
-    if (st.kv->length() + st.n > cfg_.max_position_embeddings)
-      fail(ErrorCode::kInvalidArgument, "sequence of " + std::to_string(st.kv->length() + st.n) +
-                                            " tokens exceeds the model's context length " +
-                                            std::to_string(cfg_.max_position_embeddings));
-    row0.push_back(T);
-    T += st.n;
-    out_rows += st.all_logits ? st.n : 1;
-  }
+  const int64_t T = batch.tokens();
   const bool two = opts_.moe_hook && opts_.moe_hook->two_microbatches();
   if (two && on_hidden)
     fail(ErrorCode::kUnsupported,
          "per-layer hidden states are not available with the two-microbatch overlap");
+  if (two && T > 0 && !batch.has_halves())
+    fail(ErrorCode::kInternal, "forward: the batch was built without its two microbatches");
   if (T == 0) {
     // Expert parallelism: a rank with no tokens still takes part in every MoE layer's exchange.
     if (two) {
       Tensor none;
-      run_layers_two_microbatches(none, {}, none);
+      run_layers_two_microbatches(none, batch);
     } else if (opts_.moe_hook) {
       Tensor none;
       for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i)
         if (w_.layers[i].moe)
           opts_.moe_hook->routed_experts(i, w_.layers[i], none, none, none, none, opts_.act_mode);
     }
-    return;
+    return Tensor();
   }
-  for (SequenceStep& st : steps) st.kv->reserve(st.n);  // may throw kOutOfMemory; nothing written yet
-
-  std::vector<int32_t> ids_h(T), pos_h(T);
-  for (size_t s = 0; s < steps.size(); ++s)
-    for (int64_t j = 0; j < steps[s].n; ++j) {
-      ids_h[row0[s] + j] = steps[s].tokens[j];
-      pos_h[row0[s] + j] = static_cast<int32_t>(steps[s].kv->length() + j);
-    }
-  Tensor ids = b.empty(DType::kI32, T, 1), positions = b.empty(DType::kI32, T, 1);
-  b.copy_from_host_i32(ids_h.data(), ids);
-  b.copy_from_host_i32(pos_h.data(), positions);
-
-  std::vector<SeqRows> seqs;
-  for (size_t s = 0; s < steps.size(); ++s) {
-    const bool expanded = opts_.attention == AttentionForm::kExpanded ||
-                          (opts_.attention == AttentionForm::kAuto && steps[s].n > 1);
-    seqs.push_back({steps[s].kv, row0[s], steps[s].kv->length(), steps[s].n, expanded});
-  }
+  cache_ = batch.cache();
   Tensor x = b.empty(DType::kF32, T, cfg_.hidden_size);
-  b.embedding(w_.embed, ids, x);
+  b.embedding(w_.embed, batch.whole().ids, x);
   if (two) {
-    run_layers_two_microbatches(x, seqs, positions);
+    run_layers_two_microbatches(x, batch);
   } else {
-    run_layers(x, seqs, positions, on_hidden);
+    run_layers(x, batch.whole(), on_hidden);
   }
   if (final_hidden) {
     final_hidden->resize(static_cast<size_t>(T * cfg_.hidden_size));
@@ -241,23 +229,25 @@ void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
   b.rmsnorm(x, w_.final_norm, static_cast<float>(cfg_.rms_norm_eps), x);
   if (on_hidden) on_hidden(cfg_.num_hidden_layers, x);
 
-  // Only the rows whose logits were asked for go through lm_head.
-  Tensor sel = x;
-  if (out_rows != T) {
-    sel = b.empty(DType::kF32, out_rows, cfg_.hidden_size);
-    int64_t r = 0;
-    for (size_t s = 0; s < steps.size(); ++s) {
-      if (steps[s].all_logits) {
-        for (int64_t j = 0; j < steps[s].n; ++j, ++r) copy_row(x, row0[s] + j, sel, r);
-      } else {
-        copy_row(x, row0[s] + steps[s].n - 1, sel, r++);
-      }
-    }
+  // Only the rows whose logits were asked for go through lm_head, in the steps' order.
+  Tensor out;
+  const int64_t R = batch.logits_count();
+  if (R > 0) {
+    Tensor sel = b.empty(DType::kF32, R, cfg_.hidden_size);
+    b.gather_rows(x, batch.logit_rows(), sel);
+    out = b.empty(DType::kF32, R, cfg_.vocab_size);
+    b.linear(sel, w_.lm_head, out, opts_.act_mode);
   }
-  Tensor out = b.empty(DType::kF32, out_rows, cfg_.vocab_size);
-  b.linear(sel, w_.lm_head, out, opts_.act_mode);
-  if (logits) b.copy_to_host(out, logits);
-  for (SequenceStep& st : steps) st.kv->advance(st.n);
+  batch.advance();
+  return out;
+}
+
+void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
+                            const std::function<void(int64_t, const Tensor&)>& on_hidden,
+                            std::vector<float>* final_hidden) {
+  StepBatch batch = make_batch(steps);
+  const Tensor out = forward(batch, on_hidden, final_hidden);
+  if (logits && !out.empty()) backend_.copy_to_host(out, logits);
 }
 
 void DeepseekModel::rebind_experts(const ExpertFilter& keep) {
@@ -267,19 +257,13 @@ void DeepseekModel::rebind_experts(const ExpertFilter& keep) {
     rebind_layer_experts(cfg_, *store_, backend_, cfg_.num_hidden_layers + static_cast<int64_t>(j),
                          w_.mtp[j].layer, keep);
   opts_.bind_expert = keep;
-}
-
-void DeepseekModel::copy_row(const Tensor& src, int64_t r, Tensor& dst, int64_t dr) {
-  Tensor s = src.slice_rows(r, 1), d = dst.slice_rows(dr, 1);
-  backend_.fill_zero(d);
-  backend_.add(s, d);
+  prepare_expert_sets();
 }
 
 void DeepseekModel::mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden, const int32_t* next_tokens,
                               int64_t n, float* logits) {
   if (w_.mtp.empty()) fail(ErrorCode::kInvalidArgument, "this model has no MTP module loaded");
-  check_tokens(next_tokens, n);
-  if (pos0 < 0 || pos0 + n > kv.length())
+  if (pos0 < 0 || n <= 0 || pos0 + n > kv.length())
     fail(ErrorCode::kInvalidArgument,
          "mtp_draft: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n - 1) +
              " are not in the main cache (length " + std::to_string(kv.length()) + ")");
@@ -287,35 +271,32 @@ void DeepseekModel::mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden,
   const MtpWeights& m = w_.mtp[0];
   const int64_t H = cfg_.hidden_size;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  std::vector<int32_t> pos_h(n);
-  for (int64_t i = 0; i < n; ++i) pos_h[i] = static_cast<int32_t>(pos0 + i);
-  Tensor ids = b.empty(DType::kI32, n, 1), positions = b.empty(DType::kI32, n, 1);
-  b.copy_from_host_i32(next_tokens, ids);
-  b.copy_from_host_i32(pos_h.data(), positions);
+  // The MTP layer's own cache slot is written at the same positions as the main layers'. A batch over the
+  // sequence seen at length pos0 makes the layer attend to positions 0 .. pos0 + i.
+  const int64_t saved = kv.length();
+  kv.truncate(pos0);
+  struct Restore {
+    KvSequence& kv;
+    int64_t saved;
+    ~Restore() { kv.advance(saved - kv.length()); }
+  } restore{kv, saved};
+  SequenceStep st;
+  st.kv = &kv;
+  st.tokens = next_tokens;
+  st.n = n;
+  StepBatch batch(b, cfg_, opts_.attention, {st}, false);
+  cache_ = batch.cache();
+  const BatchPart& part = batch.whole();
   // h' = eh_proj([enorm(embed(t_{i+1})), hnorm(h_i)])
   Tensor cat = b.empty(DType::kF32, n, 2 * H);
   Tensor e = cat.slice_cols(0, H), h = cat.slice_cols(H, H);
-  b.embedding(m.embed, ids, e);
+  b.embedding(m.embed, part.ids, e);
   b.rmsnorm(e, m.enorm, eps, e);
   b.copy_from_host(hidden, h);
   b.rmsnorm(h, m.hnorm, eps, h);
   Tensor x = b.empty(DType::kF32, n, H);
   b.linear(cat, m.eh_proj, x, opts_.act_mode);
-  // The MTP layer's own cache slot is written at the same positions as the main layers'. A view of the
-  // sequence whose length is pos0 makes the layer attend to positions 0 .. pos0 + i.
-  KvSequence* kvp = &kv;
-  const int64_t saved = kv.length();
-  kv.truncate(pos0);
-  const bool expanded =
-      opts_.attention == AttentionForm::kExpanded || (opts_.attention == AttentionForm::kAuto && n > 1);
-  const std::vector<SeqRows> seqs{{kvp, 0, pos0, n, expanded}};
-  try {
-    decoder_layer(m.layer, cfg_.num_hidden_layers, x, seqs, positions);
-  } catch (...) {
-    kv.advance(saved - kv.length());
-    throw;
-  }
-  kv.advance(saved - kv.length());
+  decoder_layer(m.layer, cfg_.num_hidden_layers, x, part);
   b.rmsnorm(x, m.head_norm, eps, x);
   Tensor out = b.empty(DType::kF32, n, cfg_.vocab_size);
   b.linear(x, m.head, out, opts_.act_mode);

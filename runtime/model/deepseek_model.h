@@ -10,16 +10,11 @@
 #include "backend/backend.h"
 #include "config/model_config.h"
 #include "kv/latent_cache.h"
+#include "model/step_batch.h"
 #include "model/model_weights.h"
 #include "weights/weight_store.h"
 
 namespace moert {
-
-enum class AttentionForm : uint8_t {
-  kAuto,      // expanded when a sequence brings more than one new token, absorbed otherwise
-  kExpanded,  // always expand k/v from the latent (as transformers does)
-  kAbsorbed,  // always attend over the latent with kv_b absorbed into q and the output
-};
 
 // Expert parallelism (runtime/ep/expert_parallel.h implements it): when a model has one, the routed
 // experts of every MoE layer run through it (dispatch to the ranks holding them, compute, combine) instead
@@ -71,14 +66,6 @@ struct ModelOptions {
   ExpertFilter bind_expert;  // which routed experts this process binds (see bind_model_weights)
 };
 
-// One sequence's part of a forward step: `n` new tokens appended after what its cache holds.
-struct SequenceStep {
-  KvSequence* kv = nullptr;
-  const int32_t* tokens = nullptr;
-  int64_t n = 0;
-  bool all_logits = false;  // logits for every new token; else for the last only
-};
-
 class DeepseekModel {
  public:
   DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend, ModelOptions opts);
@@ -92,12 +79,20 @@ class DeepseekModel {
   // Cache slots a LatentCache for this model needs (main layers, plus MTP layers when loaded).
   int64_t cache_layers() const;
 
-  // Runs the steps as one batch; writes the requested logits rows (in step order) to `logits`, which must
-  // hold sum(all_logits ? n : 1) * vocab floats. Advances each sequence's cache. `on_hidden(layer, h)`,
-  // when set, sees the hidden state entering each layer and (layer = num_hidden_layers) after the final
-  // norm. If `final_hidden` is given it receives the last layer's output before the final norm [T, hidden]
-  // for every token (the MTP module's input). Throws Error on a bad token id or a full cache, before any
-  // cache is modified.
+  // The step batch of `steps` for this model (its attention form; the two halves when the expert hook
+  // overlaps). Validates the steps and reserves their pages (see StepBatch).
+  StepBatch make_batch(std::vector<SequenceStep> steps) const;
+
+  // Runs the batch: every layer's ops over all its rows at once. Returns the logits rows the steps asked for
+  // ([batch.logits_count(), vocab], in the steps' order) in the backend's memory (empty when none), and
+  // advances each sequence's cache. `on_hidden(layer, h)`, when set, sees the hidden state entering each
+  // layer and (layer = num_hidden_layers) after the final norm; if `final_hidden` is given it receives the
+  // last layer's output before the final norm [T, hidden]. Both in the batch's row order (the steps' order
+  // when every step has the same attention form, e.g. a single step).
+  Tensor forward(StepBatch& batch, const std::function<void(int64_t, const Tensor&)>& on_hidden = nullptr,
+                 std::vector<float>* final_hidden = nullptr);
+  // The same from steps, the logits copied to `logits` (sum(all_logits ? n : no_logits ? 0 : 1) * vocab
+  // floats; may be null). Throws Error on a bad token id or a full cache, before any cache is modified.
   void forward(std::vector<SequenceStep>& steps, float* logits,
                const std::function<void(int64_t, const Tensor&)>& on_hidden = nullptr,
                std::vector<float>* final_hidden = nullptr);
@@ -115,19 +110,10 @@ class DeepseekModel {
   void rebind_experts(const ExpertFilter& keep);
 
  private:
-  // A sequence's new tokens in one (micro)batch: n tokens at positions past .. past + n - 1, rows row0 ..
-  // of the batch's tensors. `expanded`: attention form, chosen from the sequence's whole step so that
-  // splitting it over microbatches does not change the form.
-  struct SeqRows {
-    KvSequence* kv = nullptr;
-    int64_t row0 = 0, past = 0, n = 0;
-    bool expanded = false;
-  };
   struct Microbatch;  // two_microbatch.cpp
 
-  void attention(const LayerWeights& L, int64_t layer_slot, Tensor& x_norm, Tensor& out,
-                 const std::vector<SeqRows>& seqs, const Tensor& positions);
-  // out = down(silu(gate(x)) * up(x)): a dense MLP or one expert.
+  void attention(const LayerWeights& L, int64_t layer_slot, Tensor& x_norm, Tensor& out, const BatchPart& part);
+  // out = down(silu(gate(x)) * up(x)): a dense MLP or the shared experts.
   void ffn(const ExpertWeights& w, const Tensor& x, Tensor& out);
   // The router: ids [T, top_k] and weights [T, top_k] for x_norm [T, hidden].
   void route(const LayerWeights& L, const Tensor& x_norm, Tensor& ids, Tensor& weights);
@@ -135,24 +121,23 @@ class DeepseekModel {
   // x += attention(norm(x)); x_norm = post-attention norm of x. y [T, hidden] is scratch (the caller's
   // MLP output buffer, free until then).
   void attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& x_norm, Tensor& y,
-                       const std::vector<SeqRows>& seqs, const Tensor& positions);
-  void decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const std::vector<SeqRows>& seqs,
-                     const Tensor& positions);
+                       const BatchPart& part);
+  void decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const BatchPart& part);
   // The main layers over x [T, hidden] (with on_hidden as forward's).
-  void run_layers(Tensor& x, const std::vector<SeqRows>& seqs, const Tensor& positions,
-                  const std::function<void(int64_t, const Tensor&)>& on_hidden);
-  // The same as two microbatches (rows [0, S) and [S, T)) whose expert exchanges overlap the other's
-  // compute; every rank makes the same exchanges, so T may be 0.
-  void run_layers_two_microbatches(Tensor& x, const std::vector<SeqRows>& seqs, const Tensor& positions);
-  void check_tokens(const int32_t* tokens, int64_t n) const;
-  void copy_row(const Tensor& src, int64_t r, Tensor& dst, int64_t dr);
+  void run_layers(Tensor& x, const BatchPart& part, const std::function<void(int64_t, const Tensor&)>& on_hidden);
+  // The same as the batch's two halves, whose expert exchanges overlap the other's compute; every rank
+  // makes the same exchanges, so the batch may be empty.
+  void run_layers_two_microbatches(Tensor& x, const StepBatch& batch);
+  // The routed experts' grouped-op view of every MoE layer (after binding or re-binding).
+  void prepare_expert_sets();
 
   ModelConfig cfg_;
   std::shared_ptr<WeightStore> store_;
   Backend& backend_;
   ModelOptions opts_;
   ModelWeights w_;
-  std::vector<float> inv_freq_;
+  Tensor inv_freq_;  // F32 [1, rope / 2] in the backend's memory
+  const LatentCache* cache_ = nullptr;  // the current batch's
   float rope_factor_ = 1.0f, softmax_scale_ = 1.0f;
   RouterConfig router_;
 };

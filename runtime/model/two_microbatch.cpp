@@ -22,51 +22,31 @@
 namespace moert {
 
 struct DeepseekModel::Microbatch {
-  std::vector<SeqRows> seqs;
-  Tensor x, positions;  // row slices of the batch's (default, 0 rows, when the half is empty)
+  const BatchPart* part = nullptr;
+  Tensor x;  // the half's row slice of the batch's (default, 0 rows, when the half is empty)
   Tensor xn, y, shared, ids, weights;
   std::unique_ptr<MoeExchange> ex;
   int64_t rows() const { return x.rows; }
 };
 
-namespace {
-
-// Rows [r0, r1) of the batch as a microbatch, splitting a sequence that straddles a boundary.
-template <class SeqRows, class Microbatch>
-void cut(const std::vector<SeqRows>& seqs, const Tensor& x, const Tensor& positions, int64_t r0, int64_t r1,
-         Microbatch& m) {
-  if (r1 <= r0) return;
-  m.x = x.slice_rows(r0, r1 - r0);
-  m.positions = positions.slice_rows(r0, r1 - r0);
-  for (const SeqRows& s : seqs) {
-    const int64_t a = std::max(s.row0, r0), b = std::min(s.row0 + s.n, r1);
-    if (a >= b) continue;
-    SeqRows part = s;
-    part.row0 = a - r0;
-    part.past = s.past + (a - s.row0);
-    part.n = b - a;
-    m.seqs.push_back(part);
-  }
-}
-
-}  // namespace
-
-void DeepseekModel::run_layers_two_microbatches(Tensor& x, const std::vector<SeqRows>& seqs,
-                                                const Tensor& positions) {
+void DeepseekModel::run_layers_two_microbatches(Tensor& x, const StepBatch& batch) {
   MoeExpertsHook& hook = *opts_.moe_hook;
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
-  const int64_t T = x.rows, H = cfg_.hidden_size, split = (T + 1) / 2;
+  const int64_t H = cfg_.hidden_size;
   Microbatch mb[2];
-  cut(seqs, x, positions, 0, split, mb[0]);
-  cut(seqs, x, positions, split, T, mb[1]);
+  if (batch.tokens() > 0)
+    for (int i = 0; i < 2; ++i) {
+      mb[i].part = &batch.half(i);
+      if (mb[i].part->rows > 0) mb[i].x = x.slice_rows(mb[i].part->row0, mb[i].part->rows);
+    }
 
   // Attention, then the MLP of a dense layer, or the router and the dispatch of an MoE layer.
   auto begin_layer = [&](Microbatch& m, const LayerWeights& L, int64_t slot) {
     if (m.rows()) {
       m.xn = b.empty(DType::kF32, m.rows(), H);
       m.y = b.empty(DType::kF32, m.rows(), H);
-      attention_block(L, slot, m.x, m.xn, m.y, m.seqs, m.positions);
+      attention_block(L, slot, m.x, m.xn, m.y, *m.part);
       if (!L.moe) {
         ffn(L.dense, m.xn, m.y);
         b.add(m.y, m.x);

@@ -1,5 +1,5 @@
 // One MoE layer's routed experts through ExpertParallel (R in-process ranks, each with its own tokens)
-// against Backend::moe_experts over the union of the tokens in one process: bit for bit with the exact
+// against the model's routed_experts (model/moe_ffn.h) over the union of the tokens in one process: bit for bit with the exact
 // combine, within 2 g_K sum_i |w_i y_i| per element with partial sums (expert_parallel.h). Enough tokens
 // that every expert call stays in the same GEMM kernel class in both runs.
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "model/moe_ffn.h"
 #include "ep/expert_parallel.h"
 #include "golden_fixture.h"
 
@@ -103,9 +104,9 @@ TEST(EpLayer, ExchangeMatchesSingleProcessSum) {
         b.copy_from_host(ux.data(), X);
         b.copy_from_host_i32(uid.data(), I);
         b.copy_from_host(uw.data(), W);
-        std::vector<const ExpertWeights*> ex(E);
-        for (int64_t e = 0; e < E; ++e) ex[e] = &L.experts[e];
-        b.moe_experts(X, I, W, ex, Y, ActMode::kF32);
+        ExpertSet ex;
+        for (int64_t e = 0; e < E; ++e) ex.experts.push_back(&L.experts[e]);
+        routed_experts(b, ex, X, I, W, Y, ActMode::kF32);
         std::vector<float> want(T * H);
         b.copy_to_host(Y, want.data());
         // sum_i |w_i y_i| per element, for the partial-sum bound.
@@ -119,7 +120,7 @@ TEST(EpLayer, ExchangeMatchesSingleProcessSum) {
                    Y1 = b.empty(DType::kF32, T, H);
             b.copy_from_host_i32(col.data(), I1);
             b.copy_from_host(ones.data(), W1);
-            b.moe_experts(X, I1, W1, ex, Y1, ActMode::kF32);
+            routed_experts(b, ex, X, I1, W1, Y1, ActMode::kF32);
             b.copy_to_host(Y1, y1.data());
             for (int64_t i = 0; i < T; ++i)
               for (int64_t h = 0; h < H; ++h) absum[i * H + h] += std::fabs(uw[i * K + s] * y1[i * H + h]);
@@ -194,9 +195,9 @@ TEST(EpLayer, RankLimitPrefersReplicasOnRanksAlreadyUsed) {
       b.copy_from_host(tok[r].x.data(), X);
       b.copy_from_host_i32(tok[r].ids.data(), I);
       b.copy_from_host(tok[r].w.data(), W);
-      std::vector<const ExpertWeights*> ex(E);
-      for (int64_t e = 0; e < E; ++e) ex[e] = &L.experts[e];
-      b.moe_experts(X, I, W, ex, Y, ActMode::kF32);
+      ExpertSet ex;
+      for (int64_t e = 0; e < E; ++e) ex.experts.push_back(&L.experts[e]);
+      routed_experts(b, ex, X, I, W, Y, ActMode::kF32);
       std::vector<float> want(Tr * H);
       b.copy_to_host(Y, want.data());
       EXPECT_LT(testing::max_abs_diff(run.out[r].data(), want.data(), Tr * H), 1e-5f) << "rank " << r;

@@ -96,7 +96,7 @@ TEST_P(AttentionTest, LatentMatchesNaive) {
       for (int64_t i = 0; i < cs.t; ++i) pos[i] = static_cast<int32_t>(cs.ctx - cs.t + i);
       const float scale = 0.0721f;
       std::vector<float> out(cs.t * ldo, NAN);
-      attention_latent(ql.data(), ldql, qr.data(), ldqr, rope_stride, cs.t, rows, cs.lat, cs.rope, cs.heads,
+      attention_latent(ql.data(), ldql, qr.data(), ldqr, rope_stride, cs.t, &rows, nullptr, cs.lat, cs.rope, cs.heads,
                        pos.data(), scale, out.data(), ldo, threads == 1 ? nullptr : &pool);
       std::vector<double> sc, p;
       int bad = 0;

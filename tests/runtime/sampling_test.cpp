@@ -8,7 +8,7 @@
 #include <numeric>
 #include <random>
 
-#include "engine/sampling.h"
+#include "backend/sampling.h"
 #include "engine/text_stream.h"
 
 namespace moert {

@@ -1,6 +1,7 @@
 // The CPU backend: unwraps tensors into raw pointers and calls kernels/cpu. Weights stay in the
 // memory-mapped checkpoint; FP8 blocks are dequantised on the fly inside the GEMMs.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -144,10 +145,19 @@ class CpuBackend final : public Backend {
   }
 
   void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
-            const std::vector<float>& inv_freq, float attention_factor) override {
-    check(positions.rows == x.rows && static_cast<int64_t>(inv_freq.size()) == dim / 2, "rope");
+            const Tensor& inv_freq, float attention_factor) override {
+    check(positions.rows == x.rows && inv_freq.rows * inv_freq.cols >= dim / 2, "rope");
     kernels::rope_interleaved(x.ptr<float>(), x.rows, x.ld, heads, head_stride, dim, positions.ptr<int32_t>(),
-                              inv_freq.data(), attention_factor);
+                              inv_freq.ptr<float>(), attention_factor);
+  }
+
+  void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
+    check(out.rows == rows.rows && out.cols == x.cols && x.dtype == DType::kF32, "gather_rows");
+    const int32_t* r = rows.ptr<int32_t>();
+    for (int64_t i = 0; i < rows.rows; ++i) {
+      check(r[i * rows.ld] >= 0 && r[i * rows.ld] < x.rows, "gather_rows (row index)");
+      std::memcpy(out.ptr<float>() + i * out.ld, x.ptr<float>() + r[i * rows.ld] * x.ld, x.cols * sizeof(float));
+    }
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
@@ -163,12 +173,25 @@ class CpuBackend final : public Backend {
   }
 
   void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                          const Tensor& positions, float scale, Tensor& out) override {
-    const int64_t dqk = q.cols / heads, dv = v.cols / heads;
-    check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == q.rows,
+                          const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) override {
+    const int64_t dqk = q.cols / heads, dv = v.cols / heads, t = q.rows;
+    check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == t &&
+              k_start.rows == t && out.rows == t,
           "attention_expanded");
-    kernels::attention_expanded(q.ptr<float>(), q.rows, q.ld, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld,
-                                k.rows, heads, dqk, dv, positions.ptr<int32_t>(), scale, out.ptr<float>(),
+    // Runs of rows with one k_start are one sequence's queries.
+    const int32_t* ks = k_start.ptr<int32_t>();
+    const int32_t* pos = positions.ptr<int32_t>();
+    std::vector<kernels::ExpandedSeq>& seqs = expanded_seqs_;
+    seqs.clear();
+    for (int64_t i = 0; i < t; ++i) {
+      if (seqs.empty() || ks[i] != seqs.back().k0) seqs.push_back({i, 0, ks[i], 0});
+      kernels::ExpandedSeq& sq = seqs.back();
+      ++sq.qn;
+      sq.kn = std::max<int64_t>(sq.kn, pos[i] + 1);
+      check(ks[i] >= 0 && ks[i] + pos[i] < k.rows, "attention_expanded (keys)");
+    }
+    kernels::attention_expanded(q.ptr<float>(), q.ld, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld, seqs.data(),
+                                static_cast<int64_t>(seqs.size()), heads, dqk, dv, pos, scale, out.ptr<float>(),
                                 out.ld, &pool_);
   }
 
@@ -199,16 +222,27 @@ class CpuBackend final : public Backend {
   }
 
   void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                        const LatentCacheView& cache, int64_t heads, int64_t lat, int64_t rope,
-                        const Tensor& positions, float scale, Tensor& out) override {
+                        const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
+                        int64_t lat, int64_t rope, const Tensor& positions, float scale, Tensor& out) override {
+    const int64_t t = q_lat.rows;
     check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope &&
-              out.cols == heads * lat,
+              out.cols == heads * lat && row_seq.rows == t && positions.rows == t && cache.width == lat + rope,
           "attention_latent");
-    kernels::PagedRows rows{cache.pool.ptr<const float>(), cache.page_table, cache.page_rows,
-                            cache.page_stride};
-    kernels::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride,
-                              q_lat.rows, rows, lat, rope, heads, positions.ptr<int32_t>(), scale,
-                              out.ptr<float>(), out.ld, &pool_, !batch_invariant_);
+    // One page table per sequence, pointing into the batch's CSR table.
+    const int32_t* indptr = kv.indptr.ptr<int32_t>();
+    const int32_t* pages = kv.pages.ptr<int32_t>();
+    std::vector<kernels::PagedRows>& caches = paged_rows_;
+    caches.resize(std::max<int64_t>(kv.seqs, 1));
+    for (int64_t s = 0; s < kv.seqs; ++s)
+      caches[s] = {cache.pool.ptr<const float>(), pages + indptr[s], cache.page_rows, cache.page_stride};
+    const int32_t* rs = row_seq.ptr<int32_t>();
+    const int32_t* pos = positions.ptr<int32_t>();
+    const int32_t* len = kv.kv_len.ptr<int32_t>();
+    for (int64_t i = 0; i < t; ++i)
+      check(rs[i] >= 0 && rs[i] < kv.seqs && pos[i] < len[rs[i]], "attention_latent (row's sequence)");
+    kernels::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride, t,
+                              caches.data(), rs, lat, rope, heads, pos, scale, out.ptr<float>(), out.ld, &pool_,
+                              !batch_invariant_);
   }
 
   void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
@@ -229,22 +263,18 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void cache_write(const Tensor& rows, const LatentCacheView& cache, int64_t pos0) override {
-    const int64_t width = rows.cols;
-    for (int64_t i = 0; i < rows.rows; ++i) {
-      const int64_t j = pos0 + i;
-      float* dst = cache.pool.ptr<float>() + cache.page_table[j / cache.page_rows] * cache.page_stride +
-                   (j % cache.page_rows) * width;
-      std::memcpy(dst, rows.ptr<float>() + i * rows.ld, width * sizeof(float));
-    }
+  void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
+    check(rows.cols == cache.width && slots.rows == rows.rows, "cache_write");
+    const int32_t* sl = slots.ptr<int32_t>();
+    for (int64_t i = 0; i < rows.rows; ++i)
+      std::memcpy(cache_row(cache, sl[i]), rows.ptr<float>() + i * rows.ld, cache.width * sizeof(float));
   }
 
-  void cache_read(const LatentCacheView& cache, int64_t n, Tensor& out) override {
-    const int64_t width = out.cols;
-    kernels::PagedRows rows{cache.pool.ptr<const float>(), cache.page_table, cache.page_rows,
-                            cache.page_stride};
-    for (int64_t j = 0; j < n; ++j)
-      std::memcpy(out.ptr<float>() + j * out.ld, rows.row(j, width), width * sizeof(float));
+  void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
+    check(out.cols == cache.width && slots.rows == out.rows, "cache_gather");
+    const int32_t* sl = slots.ptr<int32_t>();
+    for (int64_t i = 0; i < out.rows; ++i)
+      std::memcpy(out.ptr<float>() + i * out.ld, cache_row(cache, sl[i]), cache.width * sizeof(float));
   }
 
   void moe_route(const Tensor& logits, const Tensor& bias, const RouterConfig& cfg, Tensor& ids,
@@ -262,37 +292,86 @@ class CpuBackend final : public Backend {
     kernels::route_topk(logits.ptr<float>(), logits.rows, p, ids.ptr<int32_t>(), weights.ptr<float>());
   }
 
-  void moe_experts(const Tensor& x, const Tensor& ids, const Tensor& weights,
-                   const std::vector<const ExpertWeights*>& experts, Tensor& out, ActMode mode) override {
-    const int64_t t = x.rows, top_k = ids.cols, hidden = x.cols;
-    check(out.rows == t && out.cols == hidden, "moe_experts");
-    fill_zero(out);
-    // Group the (token, slot) pairs by expert so each expert's weights are read once per step.
-    const int64_t E = static_cast<int64_t>(experts.size());
-    std::vector<std::vector<std::pair<int32_t, float>>> by_expert(E);
+  void moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) override {
+    const int64_t t = ids.rows, k = ids.cols, E = set.size();
+    g.offsets = empty(DType::kI32, E + 1, 1);
+    g.slot_row = empty(DType::kI32, t, k);
+    int32_t* off = g.offsets.ptr<int32_t>();
+    std::fill(off, off + E + 1, 0);
+    const int32_t* id = ids.ptr<int32_t>();
     for (int64_t i = 0; i < t; ++i)
-      for (int64_t s = 0; s < top_k; ++s) {
-        const int32_t e = ids.ptr<int32_t>()[i * ids.ld + s];
-        check(e >= 0 && e < E, "moe_experts (expert id)");
-        by_expert[e].emplace_back(static_cast<int32_t>(i), weights.ptr<float>()[i * weights.ld + s]);
+      for (int64_t s = 0; s < k; ++s) {
+        const int32_t e = id[i * ids.ld + s];
+        check(e >= 0 && e < E, "moe_group (expert id)");
+        if (set.experts[e]) ++off[e + 1];
       }
-    for (int64_t e = 0; e < E; ++e) {
-      const auto& list = by_expert[e];
-      if (list.empty() || !experts[e]) continue;
-      const ExpertWeights& ew = *experts[e];
-      const int64_t n = static_cast<int64_t>(list.size()), inter = ew.gate.n();
-      Tensor xin = scratch(0, n, hidden), g = scratch(1, n, inter), u = scratch(2, n, inter),
-             y = scratch(3, n, hidden);
-      for (int64_t r = 0; r < n; ++r)
-        std::memcpy(xin.ptr<float>() + r * hidden, x.ptr<float>() + list[r].first * x.ld,
-                    hidden * sizeof(float));
-      linear(xin, ew.gate, g, mode);
-      linear(xin, ew.up, u, mode);
-      silu_mul(g, u, g);
-      linear(g, ew.down, y, mode);
-      for (int64_t r = 0; r < n; ++r)
-        kernels::axpy(hidden, list[r].second, y.ptr<float>() + r * hidden,
-                      out.ptr<float>() + list[r].first * out.ld);
+    for (int64_t e = 0; e < E; ++e) off[e + 1] += off[e];
+    g.rows = off[E];
+    g.token = empty(DType::kI32, std::max<int64_t>(g.rows, 1), 1);
+    g.token.rows = g.rows;
+    std::vector<int32_t>& fill = group_fill_;
+    fill.assign(off, off + E);
+    int32_t* slot_row = g.slot_row.ptr<int32_t>();
+    for (int64_t i = 0; i < t; ++i)
+      for (int64_t s = 0; s < k; ++s) {
+        const int32_t e = id[i * ids.ld + s];
+        if (!set.experts[e]) {
+          slot_row[i * k + s] = -1;
+          continue;
+        }
+        const int32_t r = fill[e]++;
+        g.token.ptr<int32_t>()[r] = static_cast<int32_t>(i);
+        slot_row[i * k + s] = r;
+      }
+  }
+
+  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj, Tensor& out,
+                         ActMode mode) override {
+    check(x.rows == g.rows && out.rows == g.rows && g.offsets.rows == set.size() + 1, "moe_expert_linear");
+    const int32_t* off = g.offsets.ptr<int32_t>();
+    for (int64_t e = 0; e < set.size(); ++e) {
+      const int64_t n = off[e + 1] - off[e];
+      if (n == 0 || !set.experts[e]) continue;
+      const ExpertWeights& ew = *set.experts[e];
+      const WeightMatrix& w = proj == ExpertProj::kGate ? ew.gate : proj == ExpertProj::kUp ? ew.up : ew.down;
+      Tensor xe = x.slice_rows(off[e], n).slice_cols(0, w.k()), oe = out.slice_rows(off[e], n).slice_cols(0, w.n());
+      linear(xe, w, oe, mode);
+    }
+  }
+
+  void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
+                   Tensor& out) override {
+    const int64_t t = out.rows, k = slot_row.cols, H = out.cols;
+    check(slot_row.rows == t && weights.rows == t && weights.cols == k && order.rows == t && order.cols == k &&
+              (rows.empty() || rows.cols == H),
+          "moe_combine");
+    fill_zero(out);
+    const int32_t* sr = slot_row.ptr<int32_t>();
+    const int32_t* ord = order.ptr<int32_t>();
+    std::vector<int32_t> slots(k);
+    for (int64_t i = 0; i < t; ++i) {
+      for (int64_t s = 0; s < k; ++s) slots[s] = static_cast<int32_t>(s);
+      const int32_t* key = ord + i * order.ld;
+      std::sort(slots.begin(), slots.end(), [&](int32_t a, int32_t b) { return key[a] < key[b] || (key[a] == key[b] && a < b); });
+      for (int32_t s : slots) {
+        const int32_t r = sr[i * slot_row.ld + s];
+        if (r < 0) continue;
+        check(r < rows.rows, "moe_combine (row)");
+        kernels::axpy(H, weights.ptr<float>()[i * weights.ld + s], rows.ptr<float>() + r * rows.ld,
+                      out.ptr<float>() + i * out.ld);
+      }
+    }
+  }
+
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* ids) override {
+    check(logits.rows == static_cast<int64_t>(rows.size()) && logits.dtype == DType::kF32, "sample");
+    const int64_t V = logits.cols;
+    for (int64_t i = 0; i < logits.rows; ++i) {
+      const float* l = logits.ptr<float>() + i * logits.ld;
+      bool finite = true;
+      for (int64_t j = 0; j < V && finite; ++j) finite = std::isfinite(l[j]);
+      const SampleRow& r = rows[i];
+      ids[i] = finite && r.rng ? sample_token(l, V, r.params, *r.rng, r.history) : -1;
     }
   }
 
@@ -308,23 +387,17 @@ class CpuBackend final : public Backend {
     return buf.data();
   }
 
-  // Reusable scratch matrices (grown, never shrunk) so the MoE loop does not allocate per expert.
-  Tensor scratch(int slot, int64_t rows, int64_t cols) {
-    Tensor& s = scratch_[slot];
-    if (s.empty() || s.rows * s.cols < rows * cols)
-      s = empty(DType::kF32, std::max<int64_t>(rows, 1) * 2, cols);
-    Tensor t = s;
-    t.rows = rows;
-    t.cols = cols;
-    t.ld = cols;
-    return t;
+  static float* cache_row(const LatentPool& c, int32_t slot) {
+    return c.pool.ptr<float>() + (slot / c.page_rows) * c.page_stride + (slot % c.page_rows) * c.width;
   }
 
   kernels::ThreadPool pool_;
   const bool batch_invariant_;
   std::shared_ptr<HostPool> pool_alloc_ = std::make_shared<HostPool>();
   std::vector<float> quant_buf_;
-  Tensor scratch_[4];
+  std::vector<kernels::ExpandedSeq> expanded_seqs_;
+  std::vector<kernels::PagedRows> paged_rows_;
+  std::vector<int32_t> group_fill_;
 };
 
 }  // namespace

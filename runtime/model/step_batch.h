@@ -1,0 +1,81 @@
+// The step batch: everything one forward step needs besides the weights and the cache, built once per
+// engine step, validated where it is built, and uploaded in one copy. Its rows are the step's new tokens
+// with the sequences that attend over the latent (absorbed form: decodes) first and those that expand k/v
+// (prefill chunks) after them, so each form's rows are contiguous; logit_rows maps the rows whose logits
+// are wanted back to the steps' order. The sequences' pages form one CSR table (FlashInfer's paged_kv_t).
+//
+// For the two-microbatch overlap the batch is also cut into two halves at row (T + 1) / 2 (a sequence may
+// straddle the cut; its second part then attends after its first part, which the same layer wrote just
+// before); each half has its own tables, in the same upload.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/model_config.h"
+#include "kv/latent_cache.h"
+
+namespace moert {
+
+enum class AttentionForm : uint8_t {
+  kAuto,      // expanded when a sequence brings more than one new token, absorbed otherwise
+  kExpanded,  // always expand k/v from the latent (as transformers does)
+  kAbsorbed,  // always attend over the latent with kv_b absorbed into q and the output
+};
+
+// One sequence's part of a forward step: `n` new tokens appended after what its cache holds.
+struct SequenceStep {
+  KvSequence* kv = nullptr;
+  const int32_t* tokens = nullptr;
+  int64_t n = 0;
+  bool all_logits = false;  // logits for every new token; else for the last only
+  bool no_logits = false;   // no logits at all (a prompt chunk that is not the last)
+};
+
+// A (micro)batch: rows [row0, row0 + rows) of the step. Its first absorbed_rows rows (sequences
+// [0, absorbed_seqs) of kv) attend over the latent; the others (sequences [absorbed_seqs, kv.seqs)) expand.
+struct BatchPart {
+  int64_t row0 = 0, rows = 0, absorbed_rows = 0, absorbed_seqs = 0;
+  Tensor ids, positions, slots;  // I32 [rows, 1]: token id, position, cache slot of each row
+  PagedKv kv;                    // this part's sequences; kv_len counts the tokens up to this part's end
+  Tensor row_seq;                // I32 [absorbed_rows, 1]: each absorbed row's sequence in kv
+  // Expanded rows: their sequences' keys gathered from the cache (every token up to this part's end).
+  int64_t key_rows = 0;
+  Tensor key_slots;  // I32 [key_rows, 1]: the cache slot of each gathered key
+  Tensor k_start;    // I32 [rows - absorbed_rows, 1]: each expanded row's first key in the gathered keys
+  int64_t expanded_rows() const { return rows - absorbed_rows; }
+};
+
+class StepBatch {
+ public:
+  // Checks every step (tokens present and in the vocabulary, context length), reserves the cache pages
+  // (Error(kOutOfMemory) for a sequence that does not fit, before anything is written), lays out the rows
+  // and uploads the tables. `halves`: also build the two microbatches. Throws Error(kInvalidArgument) for a
+  // bad step.
+  StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm form, std::vector<SequenceStep> steps,
+            bool halves);
+  // An empty batch (a rank with no tokens still takes part in expert parallelism's exchanges).
+  StepBatch() = default;
+
+  int64_t tokens() const { return whole_.rows; }
+  const BatchPart& whole() const { return whole_; }
+  bool has_halves() const { return has_halves_; }
+  const BatchPart& half(int i) const { return half_[i]; }
+  // I32 [R, 1]: the row of each logits row, in the steps' order (all_logits: every row of that step).
+  const Tensor& logit_rows() const { return logit_rows_; }
+  int64_t logits_count() const { return logit_rows_.rows; }
+  const std::vector<SequenceStep>& steps() const { return steps_; }
+  // The cache every step's sequence draws from (null for an empty batch).
+  const LatentCache* cache() const { return cache_; }
+  // Marks every step's tokens as written (after the forward).
+  void advance();
+
+ private:
+  std::vector<SequenceStep> steps_;
+  BatchPart whole_, half_[2];
+  bool has_halves_ = false;
+  const LatentCache* cache_ = nullptr;
+  Tensor logit_rows_, table_;  // table_: the one upload every view points into
+};
+
+}  // namespace moert
