@@ -3,7 +3,10 @@
 // continuations exactly (a speed figure only counts when the numbers are right).
 //
 // usage: moert_model_bench [--model DIR | --generate-wide DIR] [--threads N] [--prefill 512] [--decode 128]
-//                          [--activations fp32|fp8] [--repeat 3]
+//                          [--activations fp32|fp8] [--repeat 3] [--streams N --stream-context 256]
+// --streams N: also N sequences of --stream-context tokens decoding together, one forward per step (the
+// batched attention and MoE over every sequence), aggregate tokens/s. The bench uses only
+// DeepseekModel::forward(steps, logits), so the same source builds against older trees for A/B runs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -122,6 +125,43 @@ int main(int argc, char** argv) {
   std::printf("prefill %d tokens: %.0f tokens/s\n", prefill, prefill / best_prefill);
   std::printf("decode %d tokens after a %d-token prompt: %.0f tokens/s (%.3f ms/token)\n", decode, prefill,
               decode / best_decode, 1e3 * best_decode / decode);
+  const int streams = std::atoi(arg(argc, argv, "--streams", "0").c_str());
+  if (streams > 0) {
+    const int ctx = std::atoi(arg(argc, argv, "--stream-context", "256").c_str());
+    const int steps = std::max(8, decode / 4);
+    LatentCache scache(*backend, model.cache_layers(), cfg.kv_cache_width(), 64,
+                       static_cast<int64_t>(streams) * (ctx + steps + 64) * cfg.kv_cache_width() * 4 *
+                               model.cache_layers() +
+                           (1 << 20));
+    double best = 1e30;
+    for (int r = 0; r < repeat; ++r) {
+      std::vector<KvSequence> kv;
+      for (int i = 0; i < streams; ++i) kv.emplace_back(&scache);
+      std::vector<SequenceStep> pre;
+      std::vector<std::vector<int32_t>> prompts(streams);
+      for (int i = 0; i < streams; ++i) {
+        prompts[i].assign(tokens.begin(), tokens.begin() + std::min<int>(ctx, prefill));
+        prompts[i][0] = static_cast<int32_t>(i % cfg.vocab_size);  // distinct sequences
+        pre.push_back({&kv[i], prompts[i].data(), static_cast<int64_t>(prompts[i].size()), false});
+      }
+      std::vector<float> many(static_cast<size_t>(streams) * cfg.vocab_size);
+      model.forward(pre, many.data());
+      std::vector<int32_t> next(streams);
+      auto t0 = Clock::now();
+      for (int k = 0; k < steps; ++k) {
+        std::vector<SequenceStep> st;
+        for (int i = 0; i < streams; ++i) {
+          const float* l = many.data() + static_cast<size_t>(i) * cfg.vocab_size;
+          next[i] = static_cast<int32_t>(std::max_element(l, l + cfg.vocab_size) - l);
+          st.push_back({&kv[i], &next[i], 1, false});
+        }
+        model.forward(st, many.data());
+      }
+      best = std::min(best, seconds_since(t0));
+    }
+    std::printf("decode with %d streams at context %d: %.0f tokens/s (%.3f ms/step)\n", streams,
+                std::min<int>(ctx, prefill), streams * steps / best, 1e3 * best / steps);
+  }
   auto [ok, total] = check_reference(model, *backend, dir);
   if (total)
     std::printf("reference greedy continuations reproduced: %d/%d%s\n", ok, total,

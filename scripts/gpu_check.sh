@@ -1,51 +1,71 @@
 #!/usr/bin/env bash
-# GPU check of the CUDA backend: runs the cuda tests (every op against the CPU backend, the whole random
-# model) and the FP8 GEMM benchmark from a build directory, then the NCCL expert-parallel transport's tests
-# and its all-to-all benchmark (DeepEP's sizes), and prints a short summary.
+# GPU check of the CUDA backend, for a session with a lent GPU (the device tool's `run`):
 #   scripts/gpu_check.sh BUILD_DIR [bench iterations]
-# BUILD_DIR needs only tests/cuda/moert_cuda_test and tests/cuda/moert_cuda_bench (GoogleTest and the CUDA
-# runtime are linked in statically; cuBLASLt comes from the CUDA toolkit on the machine), and for the NCCL
-# part tests/cuda/moert_nccl_test and tests/cuda/moert_nccl_bench (libnccl.so.2 from the machine; skipped
-# when they were not built). Full logs go to $OUT (or /tmp) as cuda_test.log, cuda_bench.log, nccl_test.log
-# and nccl_bench.log. The device tool sends at most 64 MiB of working tree: run scripts/device_tree.sh slim
-# here first (the test data and shipped model stay behind; these checks do not read them).
+# 1. ldd: every library the binaries need is found on the GPU machine (fails early, naming the missing one);
+# 2. each test suite in its own process under a time-out (the ops against the CPU backend, the whole random
+#    model, the NCCL transport), printing each test's seed and errors;
+# 3. the benchmarks (FP8 GEMMs, NCCL all-to-all at DeepEP's sizes);
+# then a summary table. Full logs go to $OUT (or /tmp): ldd.log, <step>.log. Whole run: < 8 minutes on an
+# H100/H200. BUILD_DIR needs tests/cuda/{moert_cuda_test,moert_cuda_bench,moert_nccl_test,moert_nccl_bench}
+# (GoogleTest and cudart linked statically; cuBLASLt and NCCL from the machine). The device tool sends at
+# most 64 MiB of working tree: run scripts/device_tree.sh slim here first.
 set -u
 B=${1:?usage: scripts/gpu_check.sh BUILD_DIR [bench iterations]}
 ITERS=${2:-20}
 LOG=${OUT:-/tmp}
+mkdir -p "$LOG"
 T=$B/tests/cuda/moert_cuda_test
 X=$B/tests/cuda/moert_cuda_bench
 NT=$B/tests/cuda/moert_nccl_test
 NB=$B/tests/cuda/moert_nccl_bench
-for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib \
+         /usr/lib/x86_64-linux-gnu; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
 done
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
-# step TITLE LOG FILTER CMD...: runs CMD with its output in $LOG/LOG, shows what FILTER (a command reading
-# that log) picks out, prints and returns CMD's exit code.
+declare -a SUMMARY
+# step NAME TIMEOUT_S CMD...: runs CMD under a time-out with its output in $LOG/NAME.log, shows the lines
+# worth reading, records the result.
 step() {
-  local title=$1 log=$LOG/$2 filter=$3
-  shift 3
-  echo "== $title"
-  "$@" >"$log" 2>&1
+  local name=$1 limit=$2
+  shift 2
+  local log=$LOG/$name.log t0=$SECONDS
+  echo "== $name: $* (time-out ${limit}s)"
+  timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
   local rc=$?
-  eval "$filter" <"$log"
-  echo "exit code: $rc"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ seed|^gemm paths|^model |^decode step|^mixed step|^EP over|Failure|Expected|Which is|rel_err|error" "$log" | head -60
+  local what=ok
+  [ $rc -ne 0 ] && what="FAILED (exit $rc)"
+  [ $rc -eq 124 ] || [ $rc -eq 137 ] && what="TIMED OUT after ${limit}s"
+  SUMMARY+=("$(printf '%-22s %-24s %4ds' "$name" "$what" $((SECONDS - t0)))")
   return $rc
 }
 
 rc=0
-step "cuda tests ($T)" cuda_test.log \
-  'grep -E "^\[  (PASSED|FAILED|SKIPPED) |^gemm paths|^model |Failure|relative|Expected|Which is|rel_err" | head -80' \
-  "$T" --gtest_color=no || rc=1
-step "FP8 GEMM bench ($X, $ITERS iterations)" cuda_bench.log 'tail -60' "$X" "$ITERS" || rc=1
-if [ -x "$NT" ] && [ -x "$NB" ]; then
-  step "NCCL transport tests ($NT)" nccl_test.log \
-    'grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|Expected|Which is|needs [0-9]" | head -40' \
-    "$NT" --gtest_color=no || rc=1
-  step "NCCL all-to-all bench ($NB, $ITERS iterations)" nccl_bench.log 'tail -20' "$NB" "$ITERS" || rc=1
-else
-  echo "== NCCL transport: $NT / $NB not built, skipped"
+echo "== ldd"
+missing=0
+for bin in "$T" "$X" "$NT" "$NB"; do
+  [ -x "$bin" ] || { echo "missing binary: $bin"; missing=1; continue; }
+  ldd "$bin" >>"$LOG/ldd.log" 2>&1
+  if ldd "$bin" | grep -q "not found"; then
+    echo "$bin: $(ldd "$bin" | grep "not found" | tr -s ' \t' ' ' | paste -sd ';')"
+    missing=1
+  fi
+done
+if [ $missing -ne 0 ]; then
+  echo "libraries or binaries missing: stopping before the tests (see $LOG/ldd.log)"
+  exit 2
 fi
+
+step cuda_ops 150 "$T" --gtest_color=no --gtest_filter='CudaOps.*' || rc=1
+step cuda_model 200 "$T" --gtest_color=no --gtest_filter='CudaModel.*' || rc=1
+step nccl_test 90 "$NT" --gtest_color=no || rc=1
+step gemm_bench 90 "$X" "$ITERS" || rc=1
+step nccl_bench 60 "$NB" "$ITERS" || rc=1
+
+echo
+echo "== summary"
+printf '%-22s %-24s %5s\n' step result time
+for line in "${SUMMARY[@]}"; do echo "$line"; done
 exit $rc

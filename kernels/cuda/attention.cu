@@ -14,13 +14,16 @@ struct AttnArgs {
   const float* k = nullptr;
   int64_t ldk = 0;
   const float* v = nullptr;
-  int64_t ldv = 0, s_keys = 0, dqk = 0, dv = 0;
+  int64_t ldv = 0, dqk = 0, dv = 0;
+  const int32_t* k_start = nullptr;
   // latent
   const float* q_lat = nullptr;
   int64_t ldql = 0;
   const float* q_rope = nullptr;
   int64_t ldqr = 0, rope_stride = 0, lat = 0, rope = 0;
-  DevPaged cache;
+  DevPool cache;
+  DevPagedKv kv;
+  const int32_t* row_seq = nullptr;
   // common
   int64_t heads = 0;
   const int32_t* q_pos = nullptr;
@@ -37,7 +40,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int64_t dq = LATENT ? a.lat + a.rope : a.dqk, dv = LATENT ? a.lat : a.dv;
   const int64_t pos1 = static_cast<int64_t>(a.q_pos[i]) + 1;
-  const int64_t n = LATENT ? std::max<int64_t>(0, pos1) : std::max<int64_t>(0, std::min<int64_t>(a.s_keys, pos1));
+  const int64_t n = std::max<int64_t>(0, pos1);
+  const int32_t* table = LATENT ? a.kv.pages + a.kv.indptr[a.row_seq[i]] : nullptr;
+  const int64_t k0 = LATENT ? 0 : a.k_start[i];
   for (int64_t c = tid; c < dq; c += kThreads) {
     if (LATENT)
       qs[c] = c < a.lat ? a.q_lat[i * a.ldql + h * a.lat + c] : a.q_rope[i * a.ldqr + h * a.rope_stride + (c - a.lat)];
@@ -47,13 +52,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
   __syncthreads();
   auto key_row = [&](int64_t j) -> const float* {
     if (LATENT)
-      return a.cache.base + static_cast<int64_t>(a.cache.table[j / a.cache.page_rows]) * a.cache.page_stride +
-             (j % a.cache.page_rows) * (a.lat + a.rope);
-    return a.k + j * a.ldk + h * a.dqk;
+      return a.cache.base + static_cast<int64_t>(table[j / a.cache.page_rows]) * a.cache.page_stride +
+             (j % a.cache.page_rows) * a.cache.width;
+    return a.k + (k0 + j) * a.ldk + h * a.dqk;
   };
   auto value_row = [&](int64_t j) -> const float* {
     if (LATENT) return key_row(j);
-    return a.v + j * a.ldv + h * a.dv;
+    return a.v + (k0 + j) * a.ldv + h * a.dv;
   };
   float m = -INFINITY, l = 0.0f, acc[8];
 #pragma unroll
@@ -100,25 +105,27 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
 }  // namespace
 
 cudaError_t attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
-                               int64_t ldv, int64_t s_keys, int64_t heads, int64_t dqk, int64_t dv,
+                               int64_t ldv, const int32_t* k_start, int64_t heads, int64_t dqk, int64_t dv,
                                const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s) {
   if (t <= 0 || heads <= 0) return cudaSuccess;
   if (dqk > kMaxQ || dv > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
   AttnArgs a;
-  a.q = q; a.ldq = ldq; a.k = k; a.ldk = ldk; a.v = v; a.ldv = ldv; a.s_keys = s_keys; a.dqk = dqk; a.dv = dv;
+  a.q = q; a.ldq = ldq; a.k = k; a.ldk = ldk; a.v = v; a.ldv = ldv; a.k_start = k_start; a.dqk = dqk; a.dv = dv;
   a.heads = heads; a.q_pos = q_pos; a.scale = scale; a.out = out; a.ldo = ldo;
   attention_kernel<false><<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
   return launch_status();
 }
 
 cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
-                             int64_t t, const DevPaged& cache, int64_t lat, int64_t rope, int64_t heads,
-                             const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s) {
+                             int64_t t, const DevPool& cache, const DevPagedKv& kv, const int32_t* row_seq,
+                             int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos, float scale, float* out,
+                             int64_t ldo, cudaStream_t s) {
   if (t <= 0 || heads <= 0) return cudaSuccess;
   if (lat + rope > kMaxQ || lat > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
   AttnArgs a;
   a.q_lat = q_lat; a.ldql = ldql; a.q_rope = q_rope; a.ldqr = ldqr; a.rope_stride = rope_stride; a.lat = lat;
-  a.rope = rope; a.cache = cache; a.heads = heads; a.q_pos = q_pos; a.scale = scale; a.out = out; a.ldo = ldo;
+  a.rope = rope; a.cache = cache; a.kv = kv; a.row_seq = row_seq; a.heads = heads; a.q_pos = q_pos; a.scale = scale;
+  a.out = out; a.ldo = ldo;
   attention_kernel<true><<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
   return launch_status();
 }

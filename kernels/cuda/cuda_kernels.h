@@ -30,23 +30,26 @@ cudaError_t dequant_rows(const DevWeight& w, const int32_t* ids, int64_t rows, i
 cudaError_t mla_expand_kv(const float* kvb, int64_t ldkvb, const float* k_rope, int64_t ldkr, int64_t s_rows,
                           int64_t heads, int64_t nope, int64_t rope, int64_t vdim, float* k, int64_t ldk, float* v,
                           int64_t ldv, cudaStream_t s);
-// Paged latent cache: row j at base + table[j / page_rows] * page_stride + (j % page_rows) * width.
-struct DevPaged {
+// One layer of the paged latent cache: the row of slot q (= page * page_rows + r) is at
+// base + (q / page_rows) * page_stride + (q % page_rows) * width.
+struct DevPool {
   float* base = nullptr;
-  const int32_t* table = nullptr;  // device
-  int64_t page_rows = 0, page_stride = 0;
+  int64_t page_rows = 0, page_stride = 0, width = 0;
 };
-cudaError_t cache_write(const float* rows, int64_t ldr, int64_t n, int64_t width, const DevPaged& c, int64_t pos0,
+// A batch's paged-KV table (device): sequence s owns pages[indptr[s] .. indptr[s + 1]).
+struct DevPagedKv {
+  const int32_t* indptr = nullptr;
+  const int32_t* pages = nullptr;
+};
+// rows [n, width] -> the cache slots slots[0 .. n); out[j] = the row at slots[j].
+cudaError_t cache_write(const float* rows, int64_t ldr, int64_t n, const DevPool& c, const int32_t* slots,
                         cudaStream_t s);
-cudaError_t cache_read(const DevPaged& c, int64_t n, int64_t width, float* out, int64_t ldo, cudaStream_t s);
+cudaError_t cache_gather(const DevPool& c, const int32_t* slots, int64_t n, float* out, int64_t ldo, cudaStream_t s);
 
 // ---- element-wise (elementwise.cu)
 cudaError_t silu_mul(const float* gate, int64_t ldg, const float* up, int64_t ldu, int64_t rows, int64_t cols,
                      float* out, int64_t ldo, cudaStream_t s);
 cudaError_t add_inplace(const float* x, int64_t ldx, int64_t rows, int64_t cols, float* y, int64_t ldy, cudaStream_t s);
-// out[t, :] = sum_s (slot_row[t*top_k+s] >= 0 ? w[t*ldw+s] * y[slot_row[...], :] : 0)   (MoE combine)
-cudaError_t moe_combine(const float* y, int64_t ldy, const int32_t* slot_row, const float* w, int64_t ldw,
-                        int64_t tokens, int64_t top_k, int64_t cols, float* out, int64_t ldo, cudaStream_t s);
 
 // ---- norm + rope (norm_rope.cu)
 cudaError_t rmsnorm(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w, int wtype, float eps,
@@ -101,12 +104,15 @@ class LtGemm {
 };
 
 // ---- attention (attention.cu), fp32 softmax (online, row maximum subtracted)
+// Expanded, varlen: query row i attends key rows k_start[i] .. k_start[i] + q_pos[i] of k and v.
 cudaError_t attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
-                               int64_t ldv, int64_t s_keys, int64_t heads, int64_t dqk, int64_t dv,
+                               int64_t ldv, const int32_t* k_start, int64_t heads, int64_t dqk, int64_t dv,
                                const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s);
+// Latent: query row i belongs to sequence row_seq[i] of kv and attends its cache rows 0 .. q_pos[i].
 cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
-                             int64_t t, const DevPaged& cache, int64_t lat, int64_t rope, int64_t heads,
-                             const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s);
+                             int64_t t, const DevPool& cache, const DevPagedKv& kv, const int32_t* row_seq,
+                             int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos, float scale, float* out,
+                             int64_t ldo, cudaStream_t s);
 
 // ---- MoE router (moe_route.cu), exactly kernels/cpu/moe_routing.cpp; logits packed [tokens, experts].
 struct RouteParams {
@@ -118,5 +124,21 @@ struct RouteParams {
 constexpr int64_t kMaxRouteExperts = 512;
 cudaError_t moe_route(const float* logits, int64_t tokens, const RouteParams& p, int32_t* ids, int64_t ldi,
                       float* weights, int64_t ldw, cudaStream_t s);
+
+// ---- grouped MoE (moe_grouped.cu)
+// Counting sort of the pairs ids [tokens, top_k] (row stride ldi) by expert (present[e] != 0: held here):
+// offsets [experts + 1], token [bound] (rows past offsets[experts] set to 0), slot_row [tokens * top_k] (-1:
+// expert absent). One block; experts <= 8192.
+cudaError_t moe_group(const int32_t* ids, int64_t ldi, int64_t tokens, int64_t top_k, const int32_t* present,
+                      int64_t experts, int32_t* token, int64_t bound, int32_t* offsets, int32_t* slot_row,
+                      cudaStream_t s);
+// y[offsets[e] .. offsets[e+1]) = x[same rows] @ W_e^T for every e with weights[e].data != null (a device
+// array of `experts` weights of one type); max_rows bounds any expert's rows, max_n any W_e's rows.
+cudaError_t grouped_gemm(const float* x, int64_t ldx, const DevWeight* weights, int wtype, const int32_t* offsets,
+                         int64_t experts, int64_t max_rows, int64_t max_n, float* y, int64_t ldy, cudaStream_t s);
+// out[t] = sum over t's k slots with slot_row >= 0, in ascending (order, slot), of w * y[slot_row], from zero.
+cudaError_t moe_combine_ordered(const float* y, int64_t ldy, const int32_t* slot_row, int64_t ldsr, const float* w,
+                                int64_t ldw, const int32_t* order, int64_t ldo_k, int64_t tokens, int64_t k,
+                                int64_t cols, float* out, int64_t ldo, cudaStream_t s);
 
 }  // namespace moert::cuda

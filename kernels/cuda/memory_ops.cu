@@ -37,21 +37,22 @@ __global__ void expand_kv_kernel(int64_t s_rows, const float* kvb, int64_t ldkvb
   }
 }
 
-__device__ inline float* paged_row(const DevPaged& c, int64_t j, int64_t width) {
-  return c.base + static_cast<int64_t>(c.table[j / c.page_rows]) * c.page_stride + (j % c.page_rows) * width;
+// The cache row of a slot (slot = page * page_rows + row within the page).
+__device__ inline float* slot_row_ptr(const DevPool& c, int32_t slot) {
+  return c.base + static_cast<int64_t>(slot / c.page_rows) * c.page_stride + (slot % c.page_rows) * c.width;
 }
 
-__global__ void cache_write_kernel(int64_t n, const float* rows, int64_t ldr, int64_t width, DevPaged c, int64_t pos0) {
+__global__ void cache_write_kernel(int64_t n, const float* rows, int64_t ldr, DevPool c, const int32_t* slots) {
   for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
-    float* dst = paged_row(c, pos0 + i, width);
-    for (int64_t x = threadIdx.x; x < width; x += blockDim.x) dst[x] = rows[i * ldr + x];
+    float* dst = slot_row_ptr(c, slots[i]);
+    for (int64_t x = threadIdx.x; x < c.width; x += blockDim.x) dst[x] = rows[i * ldr + x];
   }
 }
 
-__global__ void cache_read_kernel(int64_t n, DevPaged c, int64_t width, float* out, int64_t ldo) {
+__global__ void cache_gather_kernel(int64_t n, DevPool c, const int32_t* slots, float* out, int64_t ldo) {
   for (int64_t j = blockIdx.y; j < n; j += gridDim.y) {
-    const float* src = paged_row(c, j, width);
-    for (int64_t x = threadIdx.x; x < width; x += blockDim.x) out[j * ldo + x] = src[x];
+    const float* src = slot_row_ptr(c, slots[j]);
+    for (int64_t x = threadIdx.x; x < c.width; x += blockDim.x) out[j * ldo + x] = src[x];
   }
 }
 
@@ -75,16 +76,16 @@ cudaError_t mla_expand_kv(const float* kvb, int64_t ldkvb, const float* k_rope, 
   return launch_status();
 }
 
-cudaError_t cache_write(const float* rows, int64_t ldr, int64_t n, int64_t width, const DevPaged& c, int64_t pos0,
+cudaError_t cache_write(const float* rows, int64_t ldr, int64_t n, const DevPool& c, const int32_t* slots,
                         cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  cache_write_kernel<<<dim3(1, ydim(n)), 256, 0, s>>>(n, rows, ldr, width, c, pos0);
+  cache_write_kernel<<<dim3(1, ydim(n)), 256, 0, s>>>(n, rows, ldr, c, slots);
   return launch_status();
 }
 
-cudaError_t cache_read(const DevPaged& c, int64_t n, int64_t width, float* out, int64_t ldo, cudaStream_t s) {
+cudaError_t cache_gather(const DevPool& c, const int32_t* slots, int64_t n, float* out, int64_t ldo, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  cache_read_kernel<<<dim3(1, ydim(n)), 256, 0, s>>>(n, c, width, out, ldo);
+  cache_gather_kernel<<<dim3(1, ydim(n)), 256, 0, s>>>(n, c, slots, out, ldo);
   return launch_status();
 }
 

@@ -86,6 +86,7 @@ struct ExpertSet {
 struct MoeGrouping {
   Tensor token, offsets, slot_row;
   int64_t rows = 0;
+  int64_t max_per_expert = 0;  // a bound on any expert's rows (the token count)
 };
 
 // What the sampler needs of one logits row (host objects; the RNG advances).

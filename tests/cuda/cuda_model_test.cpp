@@ -82,7 +82,9 @@ class CudaModel : public ::testing::Test {
 std::string CudaModel::dir_;
 
 void CudaModel::compare(ActMode mode, AttentionForm form, double bound) {
-  std::mt19937 rng(std::random_device{}());
+  const uint32_t seed = std::random_device{}();
+  std::printf("[ seed     ] %u\n", seed);
+  std::mt19937 rng(seed);
   std::uniform_int_distribution<int32_t> tok(0, 1023);
   std::vector<int32_t> prompt(21), decode(4);
   for (auto& t : prompt) t = tok(rng);
@@ -124,6 +126,75 @@ TEST_F(CudaModel, F32Expanded) {
 // FP8 activations: bit-identical quantisation, FP8 tensor-core accumulation for more than 16 rows.
 TEST_F(CudaModel, Fp8Auto) {
   compare(ActMode::kFp8, AttentionForm::kAuto, 3e-2);
+}
+
+// A step that mixes decodes of sequences of different lengths with a prompt chunk: one batch on the GPU
+// against the same batch on the CPU; then a decode step of four sequences makes one upload (the step batch)
+// and one download (the sampled ids' logits rows) and no other host synchronisation.
+TEST_F(CudaModel, MixedStepIsOneBatchWithOneUploadAndOneDownload) {
+  const uint32_t seed = std::random_device{}();
+  std::printf("[ seed     ] %u\n", seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> tok(0, 1023);
+  const ModelConfig cfg = load_model_config(dir_);
+  const int64_t V = cfg.vocab_size;
+  ModelOptions o;
+  o.load_mtp = false;
+  std::vector<std::vector<int32_t>> prompts{std::vector<int32_t>(13), std::vector<int32_t>(40),
+                                            std::vector<int32_t>(3), std::vector<int32_t>(27)};
+  for (auto& p : prompts)
+    for (auto& t : p) t = tok(rng);
+  auto cpu = make_cpu_backend(2);
+  auto gpu = make_cuda_backend(0);
+  std::vector<float> logits[2];
+  Backend* backends[2] = {cpu.get(), gpu.get()};
+  for (int k = 0; k < 2; ++k) {
+    Backend& b = *backends[k];
+    auto store = std::make_shared<WeightStore>(dir_);
+    DeepseekModel m(cfg, store, b, o);
+    LatentCache cache(b, m.cache_layers(), cfg.kv_cache_width(), 16, 32 << 20);
+    std::vector<KvSequence> kv;
+    for (size_t i = 0; i < prompts.size(); ++i) kv.emplace_back(&cache);
+    // prefill the first three, then one step: three decodes and the fourth's whole prompt
+    std::vector<SequenceStep> pre;
+    for (int i = 0; i < 3; ++i) pre.push_back({&kv[i], prompts[i].data(), static_cast<int64_t>(prompts[i].size())});
+    m.forward(pre, nullptr);
+    const int32_t next[3] = {tok(rng), tok(rng), tok(rng)};
+    std::vector<SequenceStep> mixed;
+    for (int i = 0; i < 3; ++i) mixed.push_back({&kv[i], &next[i], 1});
+    mixed.push_back({&kv[3], prompts[3].data(), static_cast<int64_t>(prompts[3].size())});
+    logits[k].resize(4 * V);
+    m.forward(mixed, logits[k].data());
+    if (k == 1) {
+      // Warm decode step (fills the allocator's cache), then the measured one.
+      std::vector<SamplingRng> rngs(4);
+      std::vector<SampleRow> rows(4);
+      for (int i = 0; i < 4; ++i) rows[i].rng = &rngs[i];
+      std::vector<int32_t> ids(4, 5);
+      for (int rep = 0; rep < 2; ++rep) {
+        std::vector<SequenceStep> dec;
+        for (int i = 0; i < 4; ++i) dec.push_back({&kv[i], &ids[i], 1});
+        b.reset_counters();
+        StepBatch batch = m.make_batch(dec);
+        const Tensor lg = m.forward(batch);
+        std::vector<int32_t> out(4);
+        b.sample(lg, rows, out.data());
+        const Backend::Counters c = b.counters();
+        std::printf("decode step of 4: %lld uploads, %lld downloads, %lld syncs\n", (long long)c.uploads,
+                    (long long)c.downloads, (long long)c.syncs);
+        if (rep == 1) {
+          EXPECT_EQ(c.uploads, 1);
+          EXPECT_EQ(c.downloads, 1);
+          EXPECT_EQ(c.syncs, 1);
+        }
+        for (int i = 0; i < 4; ++i) EXPECT_GE(out[i], 0);
+        ids = out;
+      }
+    }
+  }
+  const double e = rel_err(logits[1], logits[0]);
+  std::printf("mixed step: rel err vs CPU %.3g\n", e);
+  EXPECT_LT(e, 1e-3);
 }
 
 // Expert parallelism on a GPU: the routed experts through ExpertParallel over a one-rank NCCL group (the

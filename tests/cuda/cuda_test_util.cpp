@@ -1,6 +1,8 @@
 #include "cuda_test_util.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "cpu/numeric_types.h"
@@ -23,7 +25,12 @@ void CudaOps::SetUp() {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount reports none)";
   cpu = make_cpu_backend(2);
   gpu = make_cuda_backend(0);
-  rng.seed(static_cast<uint32_t>(std::random_device{}()));
+  // A fresh seed per test, printed so a failure can be rerun with MOERT_TEST_SEED.
+  const char* env = std::getenv("MOERT_TEST_SEED");
+  const uint32_t seed = env ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10))
+                            : static_cast<uint32_t>(std::random_device{}());
+  std::printf("[ seed     ] %u (rerun with MOERT_TEST_SEED=%u)\n", seed, seed);
+  rng.seed(seed);
 }
 
 std::vector<float> CudaOps::randn(int64_t n, float scale) {
@@ -52,6 +59,12 @@ std::pair<Tensor, Tensor> CudaOps::outputs(int64_t rows, int64_t cols) {
   std::vector<float> nan(static_cast<size_t>(rows * cols), std::numeric_limits<float>::quiet_NaN());
   gpu->copy_from_host(nan.data(), b);
   return {a, b};
+}
+
+std::vector<int32_t> CudaOps::host_i32(Backend& b, const Tensor& t) {
+  std::vector<int32_t> v(static_cast<size_t>(t.rows * t.cols));
+  b.copy_to_host_i32(t, v.data());
+  return v;
 }
 
 std::vector<float> CudaOps::host(Backend& b, const Tensor& t) {

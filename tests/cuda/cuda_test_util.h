@@ -34,6 +34,7 @@ class CudaOps : public ::testing::Test {
   // A CPU output and a NaN-poisoned CUDA output of the same shape.
   std::pair<Tensor, Tensor> outputs(int64_t rows, int64_t cols);
   std::vector<float> host(Backend& b, const Tensor& t);
+  std::vector<int32_t> host_i32(Backend& b, const Tensor& t);
   // Random weight [n, k]: kF8E4M3 (with 128x128 block scales), kBF16 or kF32.
   std::unique_ptr<HostWeight> weight(DType dt, int64_t n, int64_t k, float scale = 0.05f);
 

@@ -307,6 +307,7 @@ class CpuBackend final : public Backend {
       }
     for (int64_t e = 0; e < E; ++e) off[e + 1] += off[e];
     g.rows = off[E];
+    g.max_per_expert = t;
     g.token = empty(DType::kI32, std::max<int64_t>(g.rows, 1), 1);
     g.token.rows = g.rows;
     std::vector<int32_t>& fill = group_fill_;

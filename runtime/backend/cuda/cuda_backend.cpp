@@ -3,6 +3,7 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -127,6 +128,10 @@ class CudaBackend final : public Backend {
       cudaStreamSynchronize(stream_);
       cudaStreamDestroy(stream_);
     }
+    for (PinnedBlock& b : pinned_) {
+      if (b.ptr) cudaFreeHost(b.ptr);
+      if (b.event) cudaEventDestroy(b.event);
+    }
   }
 
   const char* name() const override { return "cuda"; }
@@ -161,8 +166,9 @@ class CudaBackend final : public Backend {
     t.device = DeviceKind::kCuda;
     t.rows = rows;
     t.cols = cols;
-    // F32 matrices (the FP8 block scales) get rows padded to 16 bytes, as cuBLASLt's BLK128x128 scales need.
-    t.ld = (info.dtype == DType::kF32 && rows > 1) ? (cols + 3) / 4 * 4 : cols;
+    // F32 matrices (the FP8 block scales) get rows padded to 16 bytes, as cuBLASLt's BLK128x128 scales need,
+    // whatever their row count (a weight of N <= 128 rows has one scale row).
+    t.ld = info.dtype == DType::kF32 ? (cols + 3) / 4 * 4 : cols;
     void* p = nullptr;
     check_cuda(cudaMalloc(&p, std::max<size_t>(static_cast<size_t>(rows * t.ld) * es, 256)), "cudaMalloc (weight)");
     t.owner = std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
@@ -170,6 +176,8 @@ class CudaBackend final : public Backend {
     check_cuda(cudaMemcpy2DAsync(p, t.ld * es, info.data, cols * es, cols * es, rows, cudaMemcpyHostToDevice, stream_),
                "weight upload");
     check_cuda(cudaStreamSynchronize(stream_), "weight upload");
+    ++counters_.uploads;
+    ++counters_.syncs;
     return t;
   }
 
@@ -213,13 +221,25 @@ class CudaBackend final : public Backend {
   }
 
   void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
-            const std::vector<float>& inv_freq, float attention_factor) override {
+            const Tensor& inv_freq, float attention_factor) override {
     select();
-    check(positions.rows == x.rows && static_cast<int64_t>(inv_freq.size()) == dim / 2, "rope");
-    const float* f = device_inv_freq(inv_freq);
+    check(positions.rows == x.rows && inv_freq.rows * inv_freq.cols >= dim / 2, "rope");
     check_cuda(cuda::rope_interleaved(x.ptr<float>(), x.rows, x.ld, heads, head_stride, dim, positions.ptr<int32_t>(),
-                                      f, attention_factor, stream_),
+                                      inv_freq.ptr<float>(), attention_factor, stream_),
                "rope");
+  }
+
+  void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
+    select();
+    check(out.rows == rows.rows && out.cols == x.cols && x.dtype == DType::kF32 && rows.ld == 1, "gather_rows");
+    cuda::DevWeight xw;
+    xw.type = cuda::kWF32;
+    xw.data = x.data;
+    xw.n = x.rows;
+    xw.k = x.cols;
+    xw.ld = x.ld;
+    check_cuda(cuda::dequant_rows(xw, rows.ptr<int32_t>(), rows.rows, 0, x.cols, out.ptr<float>(), out.ld, stream_),
+               "gather_rows");
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
@@ -237,13 +257,15 @@ class CudaBackend final : public Backend {
   }
 
   void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& positions,
-                          float scale, Tensor& out) override {
+                          const Tensor& k_start, float scale, Tensor& out) override {
     select();
     const int64_t dqk = q.cols / heads, dv = v.cols / heads;
-    check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == q.rows, "attention_expanded");
+    check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == q.rows &&
+              k_start.rows == q.rows && k_start.ld == 1 && positions.ld == 1,
+          "attention_expanded");
     check_cuda(cuda::attention_expanded(q.ptr<float>(), q.rows, q.ld, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld,
-                                        k.rows, heads, dqk, dv, positions.ptr<int32_t>(), scale, out.ptr<float>(),
-                                        out.ld, stream_),
+                                        k_start.ptr<int32_t>(), heads, dqk, dv, positions.ptr<int32_t>(), scale,
+                                        out.ptr<float>(), out.ld, stream_),
                "attention_expanded");
   }
 
@@ -302,24 +324,19 @@ class CudaBackend final : public Backend {
   }
 
   void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                        const LatentCacheView& cache, int64_t heads, int64_t lat, int64_t rope, const Tensor& positions,
-                        float scale, Tensor& out) override {
+                        const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads, int64_t lat,
+                        int64_t rope, const Tensor& positions, float scale, Tensor& out) override {
     select();
     check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope &&
-              out.cols == heads * lat && positions.rows == q_lat.rows,
+              out.cols == heads * lat && positions.rows == q_lat.rows && row_seq.rows == q_lat.rows &&
+              cache.width == lat + rope,
           "attention_latent");
-    if (q_lat.rows <= 0) return;
-    // The highest position decides how much of the page table the kernel may read.
-    std::vector<int32_t> pos(static_cast<size_t>(q_lat.rows));
-    check_cuda(cudaMemcpy2DAsync(pos.data(), 4, positions.data, positions.ld * 4, 4, positions.rows,
-                                 cudaMemcpyDeviceToHost, stream_),
-               "attention_latent (positions)");
-    check_cuda(cudaStreamSynchronize(stream_), "attention_latent (positions)");
-    const int64_t n = static_cast<int64_t>(*std::max_element(pos.begin(), pos.end())) + 1;
-    const cuda::DevPaged pg = paged(cache, n);
+    cuda::DevPagedKv table;
+    table.indptr = kv.indptr.ptr<int32_t>();
+    table.pages = kv.pages.ptr<int32_t>();
     check_cuda(cuda::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride,
-                                      q_lat.rows, pg, lat, rope, heads, positions.ptr<int32_t>(), scale,
-                                      out.ptr<float>(), out.ld, stream_),
+                                      q_lat.rows, pool(cache), table, row_seq.ptr<int32_t>(), lat, rope, heads,
+                                      positions.ptr<int32_t>(), scale, out.ptr<float>(), out.ld, stream_),
                "attention_latent");
   }
 
@@ -335,19 +352,18 @@ class CudaBackend final : public Backend {
                "mla_expand_kv");
   }
 
-  void cache_write(const Tensor& rows, const LatentCacheView& cache, int64_t pos0) override {
+  void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
     select();
-    if (rows.rows <= 0) return;
-    const cuda::DevPaged pg = paged(cache, pos0 + rows.rows);
-    check_cuda(cuda::cache_write(rows.ptr<float>(), rows.ld, rows.rows, rows.cols, pg, pos0, stream_), "cache_write");
+    check(rows.cols == cache.width && slots.rows == rows.rows, "cache_write");
+    check_cuda(cuda::cache_write(rows.ptr<float>(), rows.ld, rows.rows, pool(cache), slots.ptr<int32_t>(), stream_),
+               "cache_write");
   }
 
-  void cache_read(const LatentCacheView& cache, int64_t n, Tensor& out) override {
+  void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
     select();
-    check(out.rows >= n, "cache_read");
-    if (n <= 0) return;
-    const cuda::DevPaged pg = paged(cache, n);
-    check_cuda(cuda::cache_read(pg, n, out.cols, out.ptr<float>(), out.ld, stream_), "cache_read");
+    check(out.cols == cache.width && slots.rows == out.rows, "cache_gather");
+    check_cuda(cuda::cache_gather(pool(cache), slots.ptr<int32_t>(), out.rows, out.ptr<float>(), out.ld, stream_),
+               "cache_gather");
   }
 
   void moe_route(const Tensor& logits, const Tensor& bias, const RouterConfig& cfg, Tensor& ids,
@@ -369,83 +385,125 @@ class CudaBackend final : public Backend {
                "moe_route");
   }
 
-  void moe_experts(const Tensor& x, const Tensor& ids, const Tensor& weights,
-                   const std::vector<const ExpertWeights*>& experts, Tensor& out, ActMode mode) override {
+  // The device tables of a layer's experts: per projection one DevWeight per expert (data null when
+  // absent), and the presence flags.
+  struct ExpertTables {
+    Tensor buf;  // [3 * E DevWeight][E int32]
+    int64_t experts = 0, max_n[3] = {0, 0, 0};
+    int wtype = cuda::kWF32;
+    const cuda::DevWeight* proj(ExpertProj p) const {
+      return reinterpret_cast<const cuda::DevWeight*>(buf.data) + static_cast<int>(p) * experts;
+    }
+    const int32_t* present() const { return reinterpret_cast<const int32_t*>(proj(ExpertProj::kGate) + 3 * experts); }
+  };
+
+  void prepare_experts(ExpertSet& set) override {
     select();
-    const int64_t t = x.rows, top_k = ids.cols, hidden = x.cols;
-    check(out.rows == t && out.cols == hidden && ids.rows == t && weights.rows == t && weights.cols == top_k,
-          "moe_experts");
-    if (t <= 0) return;
-    // The routing decisions come to the host; rows are grouped by expert on the device (one gather), each
-    // expert runs its MLP on its contiguous rows, and one combine kernel sums each token's top-k outputs.
-    std::vector<int32_t> ids_h(static_cast<size_t>(t * top_k));
-    check_cuda(cudaMemcpy2DAsync(ids_h.data(), top_k * 4, ids.data, ids.ld * 4, top_k * 4, t, cudaMemcpyDeviceToHost,
-                                 stream_),
-               "moe_experts (ids)");
-    check_cuda(cudaStreamSynchronize(stream_), "moe_experts (ids)");
-    const int64_t E = static_cast<int64_t>(experts.size());
-    std::vector<int64_t> count(E + 1, 0);
-    for (int32_t e : ids_h) {
-      check(e >= 0 && e < E, "moe_experts (expert id)");
-      if (experts[e]) ++count[e];
-    }
-    std::vector<int64_t> offset(E + 1, 0);
-    for (int64_t e = 0; e < E; ++e) offset[e + 1] = offset[e] + count[e];
-    const int64_t R = offset[E];
-    // host table: [R] token of each row, then [t * top_k] row of each (token, slot) or -1
-    std::vector<int32_t> table(static_cast<size_t>(R + t * top_k), -1);
-    std::vector<int64_t> fill(offset.begin(), offset.end() - 1);
-    for (int64_t i = 0; i < t; ++i)
-      for (int64_t s = 0; s < top_k; ++s) {
-        const int32_t e = ids_h[i * top_k + s];
-        if (!experts[e]) continue;
-        const int64_t r = fill[e]++;
-        table[r] = static_cast<int32_t>(i);
-        table[R + i * top_k + s] = static_cast<int32_t>(r);
+    auto t = std::make_shared<ExpertTables>();
+    const int64_t E = set.size();
+    t->experts = E;
+    const size_t bytes = 3 * E * sizeof(cuda::DevWeight) + E * sizeof(int32_t);
+    std::vector<uint8_t> host(bytes, 0);
+    auto* dw = reinterpret_cast<cuda::DevWeight*>(host.data());
+    auto* present = reinterpret_cast<int32_t*>(dw + 3 * E);
+    for (int64_t e = 0; e < E; ++e) {
+      const ExpertWeights* ew = set.experts[e];
+      if (!ew) continue;
+      present[e] = 1;
+      const WeightMatrix* w[3] = {&ew->gate, &ew->up, &ew->down};
+      for (int p = 0; p < 3; ++p) {
+        dw[p * E + e] = dev(*w[p]);
+        t->max_n[p] = std::max(t->max_n[p], w[p]->n());
       }
-    Tensor tab = empty(DType::kI32, 1, static_cast<int64_t>(table.size()));
-    check_cuda(cudaMemcpyAsync(tab.data, table.data(), table.size() * 4, cudaMemcpyHostToDevice, stream_),
-               "moe_experts (table)");
-    check_cuda(cudaStreamSynchronize(stream_), "moe_experts (table)");
-    const int32_t* row_token = tab.ptr<int32_t>();
-    const int32_t* slot_row = tab.ptr<int32_t>() + R;
-    Tensor y;
-    if (R > 0) {
-      int64_t inter_max = 0;
-      for (int64_t e = 0; e < E; ++e)
-        if (count[e] && experts[e]) inter_max = std::max(inter_max, experts[e]->gate.n());
-      Tensor xin = empty(DType::kF32, R, hidden);
-      y = empty(DType::kF32, R, hidden);
-      Tensor g = empty(DType::kF32, R, inter_max), u = empty(DType::kF32, R, inter_max);
-      cuda::DevWeight xw;
-      xw.type = cuda::kWF32;
-      xw.data = x.data;
-      xw.n = x.rows;
-      xw.k = x.cols;
-      xw.ld = x.ld;
-      check_cuda(cuda::dequant_rows(xw, row_token, R, 0, hidden, xin.ptr<float>(), xin.ld, stream_),
-                 "moe_experts (gather)");
-      for (int64_t e = 0; e < E; ++e) {
-        if (!count[e] || !experts[e]) continue;
-        const ExpertWeights& ew = *experts[e];
-        const int64_t inter = ew.gate.n();
-        Tensor xe = xin.slice_rows(offset[e], count[e]), ye = y.slice_rows(offset[e], count[e]);
-        Tensor ge = g.slice_rows(offset[e], count[e]).slice_cols(0, inter);
-        Tensor ue = u.slice_rows(offset[e], count[e]).slice_cols(0, inter);
-        linear(xe, ew.gate, ge, mode);
-        linear(xe, ew.up, ue, mode);
-        silu_mul(ge, ue, ge);
-        linear(ge, ew.down, ye, mode);
-      }
+      t->wtype = wtype(ew->gate.w.dtype);
+      check(wtype(ew->up.w.dtype) == t->wtype && wtype(ew->down.w.dtype) == t->wtype, "prepare_experts (types)");
     }
-    check_cuda(cuda::moe_combine(R > 0 ? y.ptr<float>() : nullptr, hidden, slot_row, weights.ptr<float>(), weights.ld,
-                                 t, top_k, hidden, out.ptr<float>(), out.ld, stream_),
-               "moe_experts (combine)");
+    t->buf = empty(DType::kU8, 1, static_cast<int64_t>(bytes));
+    check_cuda(cudaMemcpyAsync(t->buf.data, host.data(), bytes, cudaMemcpyHostToDevice, stream_),
+               "prepare_experts");
+    check_cuda(cudaStreamSynchronize(stream_), "prepare_experts");  // `host` goes out of scope
+    ++counters_.uploads;
+    ++counters_.syncs;
+    set.device = t;
   }
+
+  void moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) override {
+    select();
+    const ExpertTables& t = tables(set);
+    const int64_t T = ids.rows, K = ids.cols, E = set.size();
+    g.rows = T * K;  // a bound: the rows past offsets[E] are never read
+    g.max_per_expert = T;
+    g.offsets = empty(DType::kI32, E + 1, 1);
+    g.slot_row = empty(DType::kI32, T, K);
+    g.token = empty(DType::kI32, std::max<int64_t>(g.rows, 1), 1);
+    g.token.rows = g.rows;
+    if (T == 0) return;
+    check_cuda(cuda::moe_group(ids.ptr<int32_t>(), ids.ld, T, K, t.present(), E, g.token.ptr<int32_t>(), g.rows,
+                               g.offsets.ptr<int32_t>(), g.slot_row.ptr<int32_t>(), stream_),
+               "moe_group");
+  }
+
+  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj, Tensor& out,
+                         ActMode mode) override {
+    select();
+    const ExpertTables& t = tables(set);
+    check(x.rows == g.rows && out.rows == g.rows, "moe_expert_linear");
+    if (g.rows == 0) return;
+    const float* xin = x.ptr<float>();
+    int64_t ldx = x.ld;
+    Tensor quant;
+    if (mode == ActMode::kFp8 && t.wtype == cuda::kWF8) {
+      // The reference numerics: the activations' e4m3 round trip per 1x128 tile, then an fp32 product.
+      quant = empty(DType::kF32, x.rows, x.cols);
+      check_cuda(cuda::act_quant_dequant(xin, x.rows, ldx, 1, x.cols, x.cols, quant.ptr<float>(), quant.ld, stream_),
+                 "act_quant_dequant");
+      xin = quant.ptr<float>();
+      ldx = quant.ld;
+    }
+    ++stats_.tiled;
+    check_cuda(cuda::grouped_gemm(xin, ldx, t.proj(proj), t.wtype, g.offsets.ptr<int32_t>(), t.experts,
+                                  g.max_per_expert, t.max_n[static_cast<int>(proj)], out.ptr<float>(), out.ld, stream_),
+               "moe_expert_linear");
+  }
+
+  void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
+                   Tensor& out) override {
+    select();
+    const int64_t T = out.rows, K = slot_row.cols;
+    check(slot_row.rows == T && weights.rows == T && weights.cols == K && order.rows == T && order.cols == K &&
+              (rows.empty() || rows.cols == out.cols),
+          "moe_combine");
+    check_cuda(cuda::moe_combine_ordered(rows.empty() ? nullptr : rows.ptr<float>(), rows.ld,
+                                         slot_row.ptr<int32_t>(), slot_row.ld, weights.ptr<float>(), weights.ld,
+                                         order.ptr<int32_t>(), order.ld, T, K, out.cols, out.ptr<float>(), out.ld,
+                                         stream_),
+               "moe_combine");
+  }
+
+  // The logits rows come back in one download and are sampled on the host (the same sampler as the CPU's).
+  // A device sampler that returns only the ids is the next step.
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* ids) override {
+    check(logits.rows == static_cast<int64_t>(rows.size()) && logits.dtype == DType::kF32, "sample");
+    const int64_t V = logits.cols;
+    std::vector<float>& host = sample_buf_;
+    host.resize(static_cast<size_t>(logits.rows * V));
+    download(logits, host.data());
+    for (int64_t i = 0; i < logits.rows; ++i) {
+      const float* l = host.data() + i * V;
+      bool finite = true;
+      for (int64_t j = 0; j < V && finite; ++j) finite = std::isfinite(l[j]);
+      const SampleRow& r = rows[i];
+      ids[i] = finite && r.rng ? sample_token(l, V, r.params, *r.rng, r.history) : -1;
+    }
+  }
+
+  Counters counters() const override { return counters_; }
+  void reset_counters() override { counters_ = Counters{}; }
 
   void synchronize() {
     select();
     check_cuda(cudaStreamSynchronize(stream_), "synchronize");
+    ++counters_.syncs;
   }
   CudaGemmStats stats() const { return stats_; }
 
@@ -460,43 +518,59 @@ class CudaBackend final : public Backend {
                                  cudaMemcpyDeviceToHost, stream_),
                "copy_to_host");
     check_cuda(cudaStreamSynchronize(stream_), "copy_to_host");
+    ++counters_.downloads;
+    ++counters_.syncs;
   }
   void upload(const void* src, Tensor& dst, size_t es) {
     select();
     if (dst.rows <= 0 || dst.cols <= 0) return;
-    check_cuda(cudaMemcpy2DAsync(dst.data, dst.ld * es, src, dst.cols * es, dst.cols * es, dst.rows,
+    // Staged through pinned memory, so the copy is truly asynchronous and the host buffer is free at once.
+    const size_t bytes = static_cast<size_t>(dst.rows * dst.cols) * es;
+    uint8_t* staging = pinned(bytes);
+    std::memcpy(staging, src, bytes);
+    check_cuda(cudaMemcpy2DAsync(dst.data, dst.ld * es, staging, dst.cols * es, dst.cols * es, dst.rows,
                                  cudaMemcpyHostToDevice, stream_),
                "copy_from_host");
-    check_cuda(cudaStreamSynchronize(stream_), "copy_from_host");
+    check_cuda(cudaEventRecord(pending_event_, stream_), "copy_from_host (event)");
+    ++counters_.uploads;
   }
 
-  // The cache view with its page table on the device (the first ceil(n / page_rows) entries).
-  cuda::DevPaged paged(const LatentCacheView& cache, int64_t n) {
-    const int64_t pages = (n + cache.page_rows - 1) / cache.page_rows;
-    Tensor table = empty(DType::kI32, 1, std::max<int64_t>(pages, 1));
-    check_cuda(cudaMemcpyAsync(table.data, cache.page_table, pages * 4, cudaMemcpyHostToDevice, stream_),
-               "page table upload");
-    check_cuda(cudaStreamSynchronize(stream_), "page table upload");
-    page_tables_.push_back(table);  // alive until the next op that needs a table after a sync
-    if (page_tables_.size() > 64) page_tables_.erase(page_tables_.begin(), page_tables_.end() - 32);
-    cuda::DevPaged p;
-    p.base = cache.pool.ptr<float>();
-    p.table = table.ptr<int32_t>();
-    p.page_rows = cache.page_rows;
-    p.page_stride = cache.page_stride;
+  static cuda::DevPool pool(const LatentPool& c) {
+    cuda::DevPool p;
+    p.base = c.pool.ptr<float>();
+    p.page_rows = c.page_rows;
+    p.page_stride = c.page_stride;
+    p.width = c.width;
     return p;
   }
 
-  const float* device_inv_freq(const std::vector<float>& f) {
-    if (f != inv_freq_host_ || inv_freq_.empty()) {
-      inv_freq_ = empty(DType::kF32, 1, static_cast<int64_t>(std::max<size_t>(f.size(), 1)));
-      if (!f.empty())
-        check_cuda(cudaMemcpyAsync(inv_freq_.data, f.data(), f.size() * 4, cudaMemcpyHostToDevice, stream_),
-                   "rope (inv_freq)");
-      check_cuda(cudaStreamSynchronize(stream_), "rope (inv_freq)");
-      inv_freq_host_ = f;
+  const ExpertTables& tables(const ExpertSet& set) {
+    const auto* t = static_cast<const ExpertTables*>(set.device.get());
+    if (!t || t->experts != set.size())
+      fail(ErrorCode::kInternal, "cuda backend: an expert set was not prepared (Backend::prepare_experts)");
+    return *t;
+  }
+
+  // A pinned staging buffer for uploads, from a ring of pinned blocks: a block is reused only after the
+  // stream passed the event recorded when it was last handed out (so a queued copy never sees new bytes).
+  uint8_t* pinned(size_t bytes) {
+    PinnedBlock& b = pinned_[pinned_next_];
+    pinned_next_ = (pinned_next_ + 1) % pinned_.size();
+    if (b.event && cudaEventQuery(b.event) == cudaErrorNotReady) {  // normally long done
+      check_cuda(cudaEventSynchronize(b.event), "pinned staging");
+      ++counters_.syncs;
     }
-    return inv_freq_.ptr<float>();
+    (void)cudaGetLastError();
+    if (b.bytes < bytes) {
+      if (b.ptr) cudaFreeHost(b.ptr);
+      b.ptr = nullptr;
+      const size_t want = std::max<size_t>(bytes, 1 << 16);
+      check_cuda(cudaMallocHost(reinterpret_cast<void**>(&b.ptr), want), "cudaMallocHost");
+      b.bytes = want;
+    }
+    if (!b.event) check_cuda(cudaEventCreateWithFlags(&b.event, cudaEventDisableTiming), "cudaEventCreate");
+    pending_event_ = b.event;
+    return b.ptr;
   }
 
   // y = x @ W^T with x [m, k] (row stride ldx).
@@ -507,7 +581,7 @@ class CudaBackend final : public Backend {
     const bool fp8 = mode == ActMode::kFp8 && w.type == cuda::kWF8;
     if (fp8) {
       const bool try_lt = policy_ == GemmPolicy::kLt || (policy_ == GemmPolicy::kAuto && m > 16);
-      if (try_lt && lt_->ok() && w.row0 % 128 == 0) {
+      if (try_lt && lt_->ok() && lt_shape_ok(m, w)) {
         const int64_t tiles = (w.k + 127) / 128;
         Tensor q = empty(DType::kU8, m, w.k), sc = empty(DType::kF32, tiles, m);
         check_cuda(cuda::act_quant(xin, m, ldx, w.k, q.ptr<uint8_t>(), w.k, sc.ptr<float>(), m, stream_), "act_quant");
@@ -532,6 +606,13 @@ class CudaBackend final : public Backend {
     f32_gemm(xin, m, ldx, w, out);
   }
 
+  // cuBLASLt's VEC128 / BLK128x128 FP8 GEMM takes M and N multiples of 4, weight views starting on a scale
+  // block, and a scale row stride of round_up(ceil(K / 128), 4): decided before anything is quantised.
+  static bool lt_shape_ok(int64_t m, const cuda::DevWeight& w) {
+    const int64_t kb = (w.k + 127) / 128;
+    return m % 4 == 0 && w.n % 4 == 0 && w.row0 % 128 == 0 && w.scale_ld == (kb + 3) / 4 * 4;
+  }
+
   void f32_gemm(const float* x, int64_t m, int64_t ldx, const cuda::DevWeight& w, Tensor& out) {
     if (m <= 16) {
       const cudaError_t e = cuda::gemm_small_m(x, m, ldx, w, out.ptr<float>(), out.ld, stream_);
@@ -551,9 +632,16 @@ class CudaBackend final : public Backend {
   std::shared_ptr<DevicePool> pool_;
   std::unique_ptr<cuda::LtGemm> lt_;
   GemmPolicy policy_ = GemmPolicy::kAuto;
-  std::vector<Tensor> page_tables_;
-  std::vector<float> inv_freq_host_;
-  Tensor inv_freq_;
+  struct PinnedBlock {
+    uint8_t* ptr = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t event = nullptr;
+  };
+  std::vector<PinnedBlock> pinned_ = std::vector<PinnedBlock>(8);
+  size_t pinned_next_ = 0;
+  cudaEvent_t pending_event_ = nullptr;
+  std::vector<float> sample_buf_;
+  Counters counters_;
   CudaGemmStats stats_;
   bool lt_warned_ = false;
 };
