@@ -138,10 +138,9 @@ MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t*
       fail(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits_cap) + " floats; " +
                                             std::to_string(rows * vocab) + " needed");
     require(logits, "logits");
-    std::vector<moert::SequenceStep> steps{{&session->kv, tokens, static_cast<int64_t>(n), all_logits != 0}};
     m.require_direct_forward();
-    std::lock_guard<std::mutex> lock(m.step_mutex());
-    m.model().forward(steps, logits);
+    // Through the engine's step, batched with whatever generation is running.
+    session->service->engine().eval(session->kv, tokens, static_cast<int64_t>(n), all_logits != 0, logits);
   });
 }
 
@@ -170,10 +169,8 @@ MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tok
                                             std::to_string(n * vocab) + " needed");
     require(logits, "logits");
     moert::KvSequence kv(&m.cache());
-    std::vector<moert::SequenceStep> steps{{&kv, tokens, static_cast<int64_t>(n), true}};
     m.require_direct_forward();
-    std::lock_guard<std::mutex> lock(m.step_mutex());
-    m.model().forward(steps, logits);
+    model->service->engine().eval(kv, tokens, static_cast<int64_t>(n), true, logits);
   });
 }
 

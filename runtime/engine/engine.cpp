@@ -39,6 +39,23 @@ FinishReason Request::finish_reason() const {
   return finish_;
 }
 
+struct Engine::EvalJob {
+  SequenceStep step;
+  float* logits = nullptr;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::exception_ptr error;
+  void finish(std::exception_ptr e = nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      error = e;
+      done = true;
+    }
+    cv.notify_all();
+  }
+};
+
 Engine::Engine(std::shared_ptr<LoadedModel> model, TextDecoderFactory decoders)
     : model_(std::move(model)), decoders_(std::move(decoders)) {
   thread_ = std::thread([this] { loop(); });
@@ -80,6 +97,26 @@ std::shared_ptr<Request> Engine::submit(std::vector<int32_t> prompt, GenerationP
   }
   cv_.notify_all();
   return r;
+}
+
+void Engine::eval(KvSequence& kv, const int32_t* tokens, int64_t n, bool all_logits, float* logits) {
+  if (model_->ep())
+    fail(ErrorCode::kUnsupported, "direct evaluation is not available with expert parallelism");
+  EvalJob job;
+  job.step.kv = &kv;
+  job.step.tokens = tokens;
+  job.step.n = n;
+  job.step.all_logits = all_logits;
+  job.logits = logits;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) fail(ErrorCode::kCancelled, "the engine is stopping");
+    evals_.push_back(&job);
+  }
+  cv_.notify_all();
+  std::unique_lock<std::mutex> lock(job.mu);
+  job.cv.wait(lock, [&] { return job.done; });
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 void Engine::finish(Request& r, FinishReason why, const std::string& error) {
@@ -137,16 +174,22 @@ void Engine::emit(Request& r, int32_t token) {
 void Engine::loop() {
   if (ep::ExpertParallel* ep = model_->ep()) return loop_ep(*ep);
   std::vector<std::shared_ptr<Request>> running;
+  std::vector<EvalJob*> evals;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running.empty(); });
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running.empty() || !evals_.empty(); });
       if (stop_) {
         for (auto& r : running) finish(*r, FinishReason::kCancelled);
         for (auto& r : queue_) finish(*r, FinishReason::kCancelled);
         queue_.clear();
+        for (EvalJob* j : evals_)
+          j->finish(std::make_exception_ptr(Error(ErrorCode::kCancelled, "the engine is stopping")));
+        evals_.clear();
         return;
       }
+      evals.assign(evals_.begin(), evals_.end());
+      evals_.clear();
       // Continuous batching: waiting requests join between steps, up to max_batch.
       while (!queue_.empty() && static_cast<int64_t>(running.size()) < model_->options().max_batch) {
         std::shared_ptr<Request> r = std::move(queue_.front());
@@ -156,7 +199,8 @@ void Engine::loop() {
         else running.push_back(std::move(r));
       }
     }
-    if (!running.empty()) step(running);
+    if (!running.empty() || !evals.empty()) step(running, std::move(evals));
+    evals.clear();
     running.erase(std::remove_if(running.begin(), running.end(),
                                  [](const std::shared_ptr<Request>& r) { return r->finish_reason() != FinishReason::kNone; }),
                   running.end());
@@ -227,7 +271,7 @@ void Engine::loop_ep(ep::ExpertParallel& ep) {
       continue;
     }
     try {
-      step(running, /*collective=*/true);
+      step(running, {}, /*collective=*/true);
       if (eplb_interval > 0 && ++steps % eplb_interval == 0) {
         std::lock_guard<std::mutex> lock(model_->step_mutex());
         ep::run_collective(ep.transport(), [&] {
@@ -246,7 +290,7 @@ void Engine::loop_ep(ep::ExpertParallel& ep) {
   }
 }
 
-void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collective) {
+void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<EvalJob*> evals, bool collective) {
   DeepseekModel& model = model_->model();
   std::vector<SequenceStep> steps;
   std::vector<Request*> in_step;
@@ -286,6 +330,30 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collectiv
     steps.push_back(st);
     in_step.push_back(&r);
   }
+  // Evaluation jobs join the batch after the requests; each is checked alone so a bad one fails alone.
+  const ModelConfig& cfg = model_->config();
+  std::vector<EvalJob*> eval_in_step;
+  for (EvalJob* j : evals) {
+    try {
+      const SequenceStep& st = j->step;
+      if (!st.kv || !st.tokens || st.n <= 0) fail(ErrorCode::kInvalidArgument, "eval: no tokens");
+      for (int64_t i = 0; i < st.n; ++i)
+        if (st.tokens[i] < 0 || st.tokens[i] >= cfg.vocab_size)
+          fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(st.tokens[i]) + " at position " +
+                                                std::to_string(i) + " is outside the vocabulary [0, " +
+                                                std::to_string(cfg.vocab_size) + ")");
+      if (st.kv->length() + st.n > cfg.max_position_embeddings)
+        fail(ErrorCode::kInvalidArgument, "sequence of " + std::to_string(st.kv->length() + st.n) +
+                                              " tokens exceeds the model's context length " +
+                                              std::to_string(cfg.max_position_embeddings));
+      st.kv->reserve(st.n);
+      eval_in_step.push_back(j);
+    } catch (...) {
+      j->finish(std::current_exception());
+    }
+  }
+  const size_t n_requests = steps.size();
+  for (EvalJob* j : eval_in_step) steps.push_back(j->step);
   if (steps.empty()) {
     // Nothing could run: the newest blocked request gives way (fails alone) so the others can progress.
     if (!blocked.empty()) finish(*blocked.back().first, FinishReason::kError, blocked.back().second);
@@ -308,7 +376,16 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collectiv
         rows.push_back({r.params_.sampling, &r.rng_, &r.history_});
       }
       sampled.resize(rows.size());
-      if (!rows.empty()) model.backend().sample(logits, rows, sampled.data());
+      if (!rows.empty()) model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows,
+                                                sampled.data());
+      // The evaluation jobs' rows follow the requests' in the logits.
+      int64_t at = static_cast<int64_t>(rows.size());
+      for (size_t k = 0; k < eval_in_step.size(); ++k) {
+        const SequenceStep& st = steps[n_requests + k];
+        const int64_t n = st.all_logits ? st.n : 1;
+        model.backend().copy_to_host(logits.slice_rows(at, n), eval_in_step[k]->logits);
+        at += n;
+      }
     };
     if (collective) {
       ep::ExpertParallel& ep = *model_->ep();
@@ -318,9 +395,11 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collectiv
     }
   } catch (const std::exception& e) {
     for (Request* r : in_step) finish(*r, FinishReason::kError, e.what());
+    for (EvalJob* j : eval_in_step) j->finish(std::current_exception());
     if (collective) throw;  // the group failed (run_collective aborted it)
     return;
   }
+  for (EvalJob* j : eval_in_step) j->finish();
   for (size_t i = 0; i < in_step.size(); ++i) {
     Request& r = *in_step[i];
     const int64_t plen = static_cast<int64_t>(r.prompt_.size());

@@ -87,6 +87,13 @@ class Engine {
   // prompt, a bad token id or a prompt longer than the context.
   std::shared_ptr<Request> submit(std::vector<int32_t> prompt, GenerationParams params);
 
+  // Logits for `n` tokens appended to `kv` (all n rows, or the last only), computed by the scheduler in its
+  // next step, batched with the running requests (the same step batch and forward). Blocks until done; the
+  // caller keeps kv, tokens and logits alive and uses kv from no other thread meanwhile. Throws what the
+  // forward threw (kInvalidArgument for a bad token id or a context overflow, kOutOfMemory for a full cache;
+  // kv is then unchanged). Without expert parallelism only (its steps are the group's collectives).
+  void eval(KvSequence& kv, const int32_t* tokens, int64_t n, bool all_logits, float* logits);
+
   int64_t prefill_chunk() const { return prefill_chunk_; }
   void set_prefill_chunk(int64_t n) { prefill_chunk_ = n; }
 
@@ -94,7 +101,9 @@ class Engine {
   void loop();
   // Expert parallelism: every rank's engine steps together (see engine.cpp).
   void loop_ep(ep::ExpertParallel& ep);
-  void step(std::vector<std::shared_ptr<Request>>& running, bool collective = false);
+  struct EvalJob;
+  void step(std::vector<std::shared_ptr<Request>>& running, std::vector<EvalJob*> evals = {},
+            bool collective = false);
   void finish(Request& r, FinishReason why, const std::string& error = "");
   void emit(Request& r, int32_t token);
   void deliver(Request& r, StreamEvent ev, const std::string& error);
@@ -104,6 +113,7 @@ class Engine {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Request>> queue_;
+  std::deque<EvalJob*> evals_;
   bool stop_ = false;
   int64_t prefill_chunk_ = 256;
   std::thread thread_;

@@ -151,6 +151,51 @@ TEST(CapiGenerate, EightThreadsAtOnceGiveTheSameTokens) {
   for (int t = 0; t < 8; ++t) EXPECT_EQ(got[t], want[t % 4]) << t;
 }
 
+// Sessions run through the engine's step: four sessions greedy-decoding from four threads while two
+// generation streams run, all batched into shared steps, still reproduce the reference continuations.
+TEST(CapiGenerate, SessionsBatchWithStreamsAndKeepTheirTokens) {
+  Model model;
+  auto ids = reference(".ids"), want = reference(".greedy");
+  std::vector<std::vector<int32_t>> got(6);
+  std::vector<std::thread> th;
+  for (int t = 0; t < 2; ++t)
+    th.emplace_back([&, t] {
+      moert_options* g = greedy(24);
+      moert_stream* s = nullptr;
+      if (moert_generate_tokens(model.m, ids[t].data(), ids[t].size(), g, &s) == MOERT_OK) got[4 + t] = drain(s).tokens;
+      moert_stream_free(s);
+      moert_options_free(g);
+    });
+  for (int t = 0; t < 4; ++t)
+    th.emplace_back([&, t] {
+      moert_session* ses = nullptr;
+      ASSERT_EQ(moert_session_create(model.m, &ses), MOERT_OK) << moert_last_error();
+      int64_t vocab = 0;
+      ASSERT_EQ(moert_model_info_int(model.m, "vocab_size", &vocab), MOERT_OK) << moert_last_error();
+      std::vector<float> l(static_cast<size_t>(vocab));
+      std::vector<int32_t> in = ids[t];
+      for (int k = 0; k < 24; ++k) {
+        ASSERT_EQ(moert_session_eval(ses, in.data(), in.size(), 0, l.data(), l.size()), MOERT_OK)
+            << moert_last_error();
+        int32_t best = 0;
+        for (int64_t j = 1; j < vocab; ++j)
+          if (l[j] > l[best]) best = static_cast<int32_t>(j);
+        got[t].push_back(best);
+        in = {best};
+      }
+      moert_session_free(ses);
+    });
+  for (auto& x : th) x.join();
+  for (int t = 0; t < 4; ++t) {
+    const std::vector<int32_t> w(want[t].begin(), want[t].begin() + 24);
+    EXPECT_EQ(got[t], w) << "session " << t;
+  }
+  for (int t = 0; t < 2; ++t) {
+    const std::vector<int32_t> w(want[t].begin(), want[t].begin() + 24);
+    EXPECT_EQ(got[4 + t], w) << "stream " << t;
+  }
+}
+
 TEST(CapiGenerate, CancelFromAnotherThreadAndStops) {
   Model model;
   auto ids = reference(".ids"), want = reference(".greedy");

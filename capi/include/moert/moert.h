@@ -178,7 +178,8 @@ MOERT_API void moert_session_free(moert_session* session);
  * the last token). logits_cap is the capacity in floats. tokens is borrowed for the call.
  * Errors: INVALID_ARGUMENT (NULL, n == 0, a token id outside the vocabulary, logits_cap too small, context
  * length exceeded), OUT_OF_MEMORY (the KV-cache budget cannot hold the sequence: the session is unchanged
- * and other sessions are unaffected). On error nothing is appended. */
+ * and other sessions are unaffected). On error nothing is appended. The tokens run in the generation
+ * engine's next step, batched with the running streams and other sessions; the call blocks until done. */
 MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t* tokens, size_t n, int32_t all_logits,
                                           float* logits, size_t logits_cap);
 /* Tokens in the session's sequence. Errors: INVALID_ARGUMENT. */
@@ -188,7 +189,8 @@ MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t le
 
 /* Logits for a token sequence in one forward pass (no state kept): n rows of vocab_size floats into
  * logits[logits_cap]. Errors: INVALID_ARGUMENT (NULL, n == 0, bad token id, logits_cap too small),
- * OUT_OF_MEMORY (the KV-cache budget cannot hold n tokens). Any thread (calls are serialised). */
+ * OUT_OF_MEMORY (the KV-cache budget cannot hold n tokens). Any thread: the tokens run in the generation
+ * engine's next step, batched with the running streams; the call blocks until done. */
 MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tokens, size_t n, float* logits,
                                           size_t logits_cap);
 
