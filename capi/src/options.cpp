@@ -29,6 +29,7 @@ const std::vector<KeySpec>& specs() {
       {"attention", Kind::kString, 0, 0, {"auto", "expanded", "absorbed"}},
       {"mtp", Kind::kInt, 0, 1, {}},
       {"batch_invariant", Kind::kInt, 0, 1, {}},
+      {"cuda_graphs", Kind::kInt, 0, 1, {}},
       {"ep_size", Kind::kInt, 1, 1 << 16, {}},
       {"ep_transport", Kind::kString, 0, 0, {"none", "inproc", "mpi", "nccl"}},
       {"ep_redundant", Kind::kInt, 0, 1 << 14, {}},

@@ -125,6 +125,12 @@ constexpr int64_t kMaxRouteExperts = 512;
 cudaError_t moe_route(const float* logits, int64_t tokens, const RouteParams& p, int32_t* ids, int64_t ldi,
                       float* weights, int64_t ldw, cudaStream_t s);
 
+// ---- sampling (sample.cu): one block per row of logits [rows, vocab] (row stride ld), with the packed
+// parameters and penalty tokens of runtime's SampleTable; ids[row] = the sampled id (-1: non-finite logits).
+// scratch: [rows, vocab] floats.
+cudaError_t sample(const float* logits, int64_t ld, int64_t rows, int64_t vocab, const int32_t* params,
+                   const int32_t* tokens, float* scratch, int32_t* ids, cudaStream_t s);
+
 // ---- grouped MoE (moe_grouped.cu)
 // Counting sort of the pairs ids [tokens, top_k] (row stride ldi) by expert (present[e] != 0: held here):
 // offsets [experts + 1], token [bound] (rows past offsets[experts] set to 0), slot_row [tokens * top_k] (-1:

@@ -96,6 +96,17 @@ struct SampleRow {
   const TokenHistory* history = nullptr;
 };
 
+// The sampling rows packed for a device sampler, uploaded with the step's tables (runtime/model/step_batch):
+// params I32 [rows * kSampleParamWords] (per row: temperature, top_k, top_p, min_p, repetition_penalty,
+// presence_penalty as f32 bits, the row's uniform draw u as f32 bits (drawn from its RNG when packed),
+// then the offset and count of its penalty tokens), tokens I32 [2 * n] (token id, flags: 1 seen in the
+// prompt, 2 in the output).
+constexpr int64_t kSampleParamWords = 9;
+struct SampleTable {
+  Tensor params, tokens;
+  int64_t rows = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -172,8 +183,22 @@ class Backend {
 
   // Samples one token per logits row ([R, vocab], rows.size() == R) into ids[0 .. R) (host memory): greedy,
   // temperature, top-k, top-p, min-p, repetition and presence penalties, each row with its own seeded RNG.
-  // A row whose logits hold a NaN or an infinity gets id -1. The only transfer to the host of a step.
-  virtual void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* ids) = 0;
+  // A row whose logits hold a NaN or an infinity gets id -1. The only transfer to the host of a step. With
+  // `packed` (the rows as the step batch uploaded them) a device samples on the device and returns the ids
+  // only; the CPU samples from `rows` (its seeded results do not depend on packing).
+  virtual void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
+                      int32_t* ids) = 0;
+
+  // Graph capture (CUDA graphs): the ops issued between begin_capture and end_capture are recorded, not
+  // run; replay runs them again over whatever their tensors then hold. The CPU has none (false).
+  // memory_generation changes whenever memory a captured graph may point into was released: graphs made
+  // before must then be captured anew.
+  virtual bool graphs_supported() const { return false; }
+  virtual void begin_capture() {}
+  virtual std::shared_ptr<void> end_capture() { return nullptr; }
+  virtual void abort_capture() {}
+  virtual void replay(const std::shared_ptr<void>& graph) { (void)graph; }
+  virtual int64_t memory_generation() const { return 0; }
 
   // Counters of host synchronisations and host<->device transfers since the last reset (a debugging aid
   // and what the tests use to prove a forward never waits on the host). Zero on the CPU.

@@ -366,8 +366,6 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
   try {
     std::lock_guard<std::mutex> lock(model_->step_mutex());
     auto run = [&] {
-      StepBatch batch = model.make_batch(steps);
-      const Tensor logits = model.forward(batch);
       std::vector<SampleRow> rows;
       for (size_t i = 0; i < in_step.size(); ++i) {
         if (steps[i].no_logits) continue;
@@ -375,9 +373,12 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
         sample_at[i] = static_cast<int64_t>(rows.size());
         rows.push_back({r.params_.sampling, &r.rng_, &r.history_});
       }
+      StepBatch batch = model.make_batch(steps, &rows);
+      const Tensor logits = model.forward(batch);
       sampled.resize(rows.size());
-      if (!rows.empty()) model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows,
-                                                sampled.data());
+      if (!rows.empty())
+        model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows, batch.sample_table(),
+                               sampled.data());
       // The evaluation jobs' rows follow the requests' in the logits.
       int64_t at = static_cast<int64_t>(rows.size());
       for (size_t k = 0; k < eval_in_step.size(); ++k) {

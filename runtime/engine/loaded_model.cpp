@@ -84,6 +84,8 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   mo.act_mode = opts.act_mode;
   mo.attention = opts.attention;
   mo.load_mtp = opts.load_mtp;
+  mo.graphs = opts.cuda_graphs;
+  mo.max_graph_batch = opts.max_batch;
   if (t) {
     const int64_t layers = m->cfg_.num_hidden_layers + (opts.load_mtp ? m->cfg_.num_nextn_predict_layers : 0);
     ep::Placement p =

@@ -55,7 +55,8 @@ LatentCache::LatentCache(Backend& backend, int64_t layers, int64_t width, int64_
     : layers_(layers), width_(width), page_rows_(page_rows) {
   const int64_t page_bytes = layers * width * page_rows * 4;
   total_pages_ = std::max<int64_t>(1, budget_bytes / page_bytes);
-  storage_ = backend.empty(DType::kF32, total_pages_ * layers, page_rows * width);
+  // One page more than the budget's: the scratch page padded batch rows write to (never a sequence's).
+  storage_ = backend.empty(DType::kF32, (total_pages_ + 1) * layers, page_rows * width);
   free_.resize(total_pages_);
   for (int64_t i = 0; i < total_pages_; ++i) free_[i] = static_cast<int32_t>(total_pages_ - 1 - i);
 }

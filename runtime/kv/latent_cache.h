@@ -53,6 +53,8 @@ class LatentCache {
   int64_t free_pages() const;
   int64_t bytes_per_token() const { return layers_ * width_ * 4; }
   int64_t capacity_tokens() const { return total_pages_ * page_rows_; }
+  // A page no sequence ever gets: the rows that pad a batch to a fixed size (CUDA graphs) write there.
+  int32_t scratch_page() const { return static_cast<int32_t>(total_pages_); }
   // Cache slot `layer`'s storage as the attention ops see it.
   LatentPool layer(int64_t layer) const;
 

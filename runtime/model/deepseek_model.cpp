@@ -56,9 +56,40 @@ void DeepseekModel::prepare_expert_sets() {
   for (MtpWeights& m : w_.mtp) prepare(m.layer);
 }
 
-StepBatch DeepseekModel::make_batch(std::vector<SequenceStep> steps) const {
+DeepseekModel::GraphSlot* DeepseekModel::graph_slot(const std::vector<SequenceStep>& steps, int64_t sampling_words) {
+  if (!opts_.graphs || opts_.moe_hook || !backend_.graphs_supported()) return nullptr;
+  if (!StepBatch::decode_only(steps, opts_.attention)) return nullptr;
+  const int64_t n = static_cast<int64_t>(steps.size());
+  if (n > opts_.max_graph_batch || !steps[0].kv) return nullptr;
+  int64_t bucket = 1;
+  while (bucket < n) bucket *= 2;
+  GraphSlot& slot = graphs_[bucket];
+  if (slot.failures >= 2) return nullptr;  // this bucket cannot be captured here: eager from now on
+  const LatentCache* cache = steps[0].kv->cache();
+  const int64_t fixed = StepBatch::fixed_table_size(bucket, cache->total_pages());
+  if (slot.cache != cache) {
+    slot = GraphSlot();
+    slot.cache = cache;
+    slot.layout.rows = bucket;
+  }
+  if (slot.layout.table.rows < fixed + 1 + sampling_words) {
+    // The sampling rows follow the fixed tables; a longer table is a new address: capture again.
+    const int64_t tail = std::max<int64_t>(2 * sampling_words, bucket * (kSampleParamWords + 64));
+    slot.layout.table = backend_.empty(DType::kI32, fixed + 1 + tail, 1);
+    slot.graph.reset();
+  }
+  return &slot;
+}
+
+StepBatch DeepseekModel::make_batch(std::vector<SequenceStep> steps, const std::vector<SampleRow>* sampling) {
   const bool halves = opts_.moe_hook && opts_.moe_hook->two_microbatches();
-  return StepBatch(backend_, cfg_, opts_.attention, std::move(steps), halves);
+  if (GraphSlot* slot = graph_slot(steps, sampling ? StepBatch::sampling_words(*sampling) : 0)) {
+    bool same_cache = true;
+    for (const SequenceStep& st : steps) same_cache &= st.kv && st.kv->cache() == slot->cache;
+    if (same_cache)
+      return StepBatch(backend_, cfg_, opts_.attention, std::move(steps), false, &slot->layout, sampling);
+  }
+  return StepBatch(backend_, cfg_, opts_.attention, std::move(steps), halves, nullptr, sampling);
 }
 
 void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out, const BatchPart& part) {
@@ -193,7 +224,6 @@ void DeepseekModel::run_layers(Tensor& x, const BatchPart& part,
 
 Tensor DeepseekModel::forward(StepBatch& batch, const std::function<void(int64_t, const Tensor&)>& on_hidden,
                               std::vector<float>* final_hidden) {
-  Backend& b = backend_;
   const int64_t T = batch.tokens();
   const bool two = opts_.moe_hook && opts_.moe_hook->two_microbatches();
   if (two && on_hidden)
@@ -214,6 +244,50 @@ Tensor DeepseekModel::forward(StepBatch& batch, const std::function<void(int64_t
     }
     return Tensor();
   }
+  // A graph bucket's batch: replay its graph (captured on the bucket's second batch).
+  GraphSlot* slot = nullptr;
+  if (batch.fixed_layout() && !on_hidden && !final_hidden)
+    for (auto& [rows, s] : graphs_)
+      if (&s.layout == batch.fixed_layout()) slot = &s;
+  if (slot) {
+    Backend& b = backend_;
+    if (slot->graph && slot->generation == b.memory_generation()) {
+      b.replay(slot->graph);
+      batch.advance();
+      return slot->logits;
+    }
+    if (slot->eager_runs > 0) {
+      slot->graph.reset();
+      const int64_t generation = b.memory_generation();
+      Tensor logits;
+      b.begin_capture();
+      try {
+        logits = compute(batch, nullptr, nullptr);
+      } catch (...) {
+        b.abort_capture();
+        ++slot->failures;
+        slot->eager_runs = 0;
+        throw;
+      }
+      slot->graph = b.end_capture();
+      slot->logits = logits;
+      slot->generation = generation;
+      b.replay(slot->graph);
+      batch.advance();
+      return logits;
+    }
+    ++slot->eager_runs;
+  }
+  Tensor out = compute(batch, on_hidden, final_hidden);
+  batch.advance();
+  return out;
+}
+
+Tensor DeepseekModel::compute(StepBatch& batch, const std::function<void(int64_t, const Tensor&)>& on_hidden,
+                              std::vector<float>* final_hidden) {
+  Backend& b = backend_;
+  const int64_t T = batch.tokens();
+  const bool two = opts_.moe_hook && opts_.moe_hook->two_microbatches();
   cache_ = batch.cache();
   Tensor x = b.empty(DType::kF32, T, cfg_.hidden_size);
   b.embedding(w_.embed, batch.whole().ids, x);
@@ -238,7 +312,6 @@ Tensor DeepseekModel::forward(StepBatch& batch, const std::function<void(int64_t
     out = b.empty(DType::kF32, R, cfg_.vocab_size);
     b.linear(sel, w_.lm_head, out, opts_.act_mode);
   }
-  batch.advance();
   return out;
 }
 
@@ -247,7 +320,7 @@ void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
                             std::vector<float>* final_hidden) {
   StepBatch batch = make_batch(steps);
   const Tensor out = forward(batch, on_hidden, final_hidden);
-  if (logits && !out.empty()) backend_.copy_to_host(out, logits);
+  if (logits && batch.logits_wanted() > 0) backend_.copy_to_host(out.slice_rows(0, batch.logits_wanted()), logits);
 }
 
 void DeepseekModel::rebind_experts(const ExpertFilter& keep) {

@@ -3,6 +3,7 @@
 // final norm and lm_head; plus the MTP module that drafts the next-next token.
 #pragma once
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +62,11 @@ struct ModelOptions {
   ActMode act_mode = ActMode::kF32;
   AttentionForm attention = AttentionForm::kAuto;
   bool load_mtp = true;
+  // Decode steps (every sequence one token) captured as backend graphs, one per batch-size bucket (powers
+  // of two up to max_graph_batch), replayed with the step's tables updated in place. Only where the backend
+  // supports graphs (CUDA) and without expert parallelism.
+  bool graphs = true;
+  int64_t max_graph_batch = 128;
   // Expert parallelism (both unset by default: every expert bound, computed locally).
   std::shared_ptr<MoeExpertsHook> moe_hook;
   ExpertFilter bind_expert;  // which routed experts this process binds (see bind_model_weights)
@@ -81,7 +87,9 @@ class DeepseekModel {
 
   // The step batch of `steps` for this model (its attention form; the two halves when the expert hook
   // overlaps). Validates the steps and reserves their pages (see StepBatch).
-  StepBatch make_batch(std::vector<SequenceStep> steps) const;
+  // A decode-only batch that fits a graph bucket gets that bucket's fixed layout (see FixedLayout).
+  // `sampling`: the rows the step will sample, packed into the batch's upload for a device sampler.
+  StepBatch make_batch(std::vector<SequenceStep> steps, const std::vector<SampleRow>* sampling = nullptr);
 
   // Runs the batch: every layer's ops over all its rows at once. Returns the logits rows the steps asked for
   // ([batch.logits_count(), vocab], in the steps' order) in the backend's memory (empty when none), and
@@ -112,6 +120,21 @@ class DeepseekModel {
  private:
   struct Microbatch;  // two_microbatch.cpp
 
+  // The forward's ops over a batch (no advance): the logits rows, in the backend's memory.
+  Tensor compute(StepBatch& batch, const std::function<void(int64_t, const Tensor&)>& on_hidden,
+                 std::vector<float>* final_hidden);
+  // One graph bucket: its fixed layout, the captured graph and its output. A bucket's first batch runs
+  // eagerly (so every buffer the forward needs is in the allocator's cache), its second is captured.
+  struct GraphSlot {
+    FixedLayout layout;
+    const LatentCache* cache = nullptr;
+    std::shared_ptr<void> graph;
+    Tensor logits;
+    int64_t generation = -1;
+    int eager_runs = 0, failures = 0;
+  };
+  GraphSlot* graph_slot(const std::vector<SequenceStep>& steps, int64_t sampling_words);
+
   void attention(const LayerWeights& L, int64_t layer_slot, Tensor& x_norm, Tensor& out, const BatchPart& part);
   // out = down(silu(gate(x)) * up(x)): a dense MLP or the shared experts.
   void ffn(const ExpertWeights& w, const Tensor& x, Tensor& out);
@@ -137,6 +160,7 @@ class DeepseekModel {
   ModelOptions opts_;
   ModelWeights w_;
   Tensor inv_freq_;  // F32 [1, rope / 2] in the backend's memory
+  std::map<int64_t, GraphSlot> graphs_;  // by bucket (rows)
   const LatentCache* cache_ = nullptr;  // the current batch's
   float rope_factor_ = 1.0f, softmax_scale_ = 1.0f;
   RouterConfig router_;

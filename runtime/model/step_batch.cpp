@@ -1,6 +1,8 @@
 #include "model/step_batch.h"
 
+#include <cstring>
 #include <string>
+#include <unordered_map>
 
 #include "util/error.h"
 
@@ -22,8 +24,8 @@ struct Packer {
 };
 
 struct SeqLayout {
-  KvSequence* kv;
-  int64_t row0, n, past;
+  const std::vector<int32_t>* pages;
+  int64_t page_rows, row0, n, past;
   bool expanded;
 };
 
@@ -32,13 +34,13 @@ struct PartSpans {
   Span indptr, pages, last_len, kv_len, row_seq, key_slots, k_start;
 };
 
-int32_t slot_of(const KvSequence& kv, int64_t pos) {
-  const int64_t pr = kv.page_rows();
-  return static_cast<int32_t>(kv.pages()[pos / pr] * pr + pos % pr);
+int32_t slot_of(const SeqLayout& s, int64_t pos) {
+  return static_cast<int32_t>((*s.pages)[pos / s.page_rows] * s.page_rows + pos % s.page_rows);
 }
 
 // The tables of rows [r0, r1) of the ordered batch.
-PartSpans lay_out_part(const std::vector<SeqLayout>& seqs, int64_t r0, int64_t r1, Packer& pk) {
+// pages_cap > 0: the page list padded to that length (a fixed layout).
+PartSpans lay_out_part(const std::vector<SeqLayout>& seqs, int64_t r0, int64_t r1, Packer& pk, int64_t pages_cap = 0) {
   PartSpans p;
   p.row0 = r0;
   p.rows = r1 - r0;
@@ -46,9 +48,9 @@ PartSpans lay_out_part(const std::vector<SeqLayout>& seqs, int64_t r0, int64_t r
   for (const SeqLayout& s : seqs) {
     const int64_t a = std::max(s.row0, r0), b = std::min(s.row0 + s.n, r1);
     if (a >= b) continue;
-    const int64_t len = s.past + (b - s.row0), pr = s.kv->page_rows();
+    const int64_t len = s.past + (b - s.row0), pr = s.page_rows;
     const int64_t np = (len + pr - 1) / pr;
-    for (int64_t i = 0; i < np; ++i) pages.push_back(s.kv->pages()[i]);
+    for (int64_t i = 0; i < np; ++i) pages.push_back((*s.pages)[i]);
     indptr.push_back(static_cast<int32_t>(pages.size()));
     last_len.push_back(static_cast<int32_t>(len - (np - 1) * pr));
     kv_len.push_back(static_cast<int32_t>(len));
@@ -59,10 +61,14 @@ PartSpans lay_out_part(const std::vector<SeqLayout>& seqs, int64_t r0, int64_t r
       ++p.absorbed_seqs;
     } else {
       const int32_t k0 = static_cast<int32_t>(key_slots.size());
-      for (int64_t j = 0; j < len; ++j) key_slots.push_back(slot_of(*s.kv, j));
+      for (int64_t j = 0; j < len; ++j) key_slots.push_back(slot_of(s, j));
       for (int64_t r = a; r < b; ++r) k_start.push_back(k0);
     }
     ++p.seqs;
+  }
+  if (pages_cap > 0) {
+    if (static_cast<int64_t>(pages.size()) > pages_cap) fail(ErrorCode::kInternal, "step batch: page table overflow");
+    pages.resize(pages_cap, 0);
   }
   p.key_rows = static_cast<int64_t>(key_slots.size());
   p.indptr = pk.add(indptr);
@@ -86,8 +92,61 @@ Tensor view(const Tensor& table, const Span& s) {
 
 }  // namespace
 
+bool StepBatch::decode_only(const std::vector<SequenceStep>& steps, AttentionForm form) {
+  if (steps.empty() || form == AttentionForm::kExpanded) return false;
+  for (const SequenceStep& st : steps)
+    if (st.n != 1 || st.all_logits || st.no_logits) return false;
+  return true;
+}
+
+int64_t StepBatch::fixed_table_size(int64_t rows, int64_t total_pages) {
+  // ids, positions, slots, logit rows; indptr; pages; last_page_len, kv_len, row_seq (+1: the table's spare)
+  return 4 * rows + (rows + 1) + (total_pages + rows) + 3 * rows + 1;
+}
+
+int64_t StepBatch::sampling_words(const std::vector<SampleRow>& rows) {
+  int64_t n = static_cast<int64_t>(rows.size()) * kSampleParamWords;
+  for (const SampleRow& r : rows)
+    if (r.history) n += 2 * static_cast<int64_t>(r.history->prompt.size() + r.history->output.size());
+  return n;
+}
+
+namespace {
+
+int32_t f32_bits(double v) {
+  const float f = static_cast<float>(v);
+  int32_t i;
+  std::memcpy(&i, &f, 4);
+  return i;
+}
+
+}  // namespace
+
+void StepBatch::pack_sampling(const std::vector<SampleRow>& rows, std::vector<int32_t>& params,
+                              std::vector<int32_t>& tokens) {
+  for (const SampleRow& r : rows) {
+    const SamplingParams& p = r.params;
+    const bool penalties = r.history && (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0);
+    const int32_t off = static_cast<int32_t>(tokens.size() / 2);
+    if (penalties) {
+      std::unordered_map<int32_t, int32_t> flags;
+      for (const auto& [t, n] : r.history->prompt) flags[t] |= 1;
+      for (const auto& [t, n] : r.history->output) flags[t] |= 2;
+      for (const auto& [t, f] : flags) {
+        tokens.push_back(t);
+        tokens.push_back(f);
+      }
+    }
+    const double u = p.temperature > 0.0 && r.rng ? r.rng->uniform() : 0.0;
+    params.insert(params.end(), {f32_bits(p.temperature), static_cast<int32_t>(std::min<int64_t>(p.top_k, 1 << 30)),
+                                 f32_bits(p.top_p), f32_bits(p.min_p), f32_bits(p.repetition_penalty),
+                                 f32_bits(p.presence_penalty), f32_bits(u), off,
+                                 static_cast<int32_t>(tokens.size() / 2) - off});
+  }
+}
+
 StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm form, std::vector<SequenceStep> steps,
-                     bool halves)
+                     bool halves, const FixedLayout* fixed, const std::vector<SampleRow>* sampling)
     : steps_(std::move(steps)) {
   for (const SequenceStep& st : steps_) {
     if (!st.kv || st.n <= 0 || !st.tokens)
@@ -118,17 +177,28 @@ StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm for
       const bool expanded = form == AttentionForm::kExpanded || (form == AttentionForm::kAuto && st.n > 1);
       if (expanded != (pass == 1)) continue;
       row_of_step[i] = T;
-      seqs.push_back({st.kv, T, st.n, st.kv->length(), expanded});
+      seqs.push_back({&st.kv->pages(), st.kv->page_rows(), T, st.n, st.kv->length(), expanded});
       T += st.n;
     }
+  // A fixed layout pads the batch with one-token sequences on the cache's scratch page.
+  std::vector<int32_t> scratch;
+  int64_t pages_cap = 0;
+  if (fixed) {
+    if (halves || !decode_only(steps_, form) || fixed->rows < T || !cache_)
+      fail(ErrorCode::kInternal, "step batch: a fixed layout needs a decode-only batch that fits it");
+    scratch.push_back(cache_->scratch_page());
+    for (int64_t r = T; r < fixed->rows; ++r) seqs.push_back({&scratch, cache_->page_rows(), r, 1, 0, false});
+    pages_cap = cache_->total_pages() + fixed->rows;
+  }
+  const int64_t rows = fixed ? fixed->rows : T;
   Packer pk;
   std::vector<int32_t> ids, pos, slots, logit_rows;
   for (const SeqLayout& s : seqs)
     for (int64_t j = 0; j < s.n; ++j) {
       pos.push_back(static_cast<int32_t>(s.past + j));
-      slots.push_back(slot_of(*s.kv, s.past + j));
+      slots.push_back(slot_of(s, s.past + j));
     }
-  ids.resize(T);
+  ids.assign(rows, 0);
   for (size_t i = 0; i < steps_.size(); ++i) {
     const SequenceStep& st = steps_[i];
     for (int64_t j = 0; j < st.n; ++j) ids[row_of_step[i] + j] = st.tokens[j];
@@ -139,9 +209,11 @@ StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm for
       logit_rows.push_back(static_cast<int32_t>(row_of_step[i] + st.n - 1));
     }
   }
+  logits_wanted_ = static_cast<int64_t>(logit_rows.size());
+  for (int64_t r = T; r < rows; ++r) logit_rows.push_back(static_cast<int32_t>(r));  // the padding's, unread
   const Span s_ids = pk.add(ids), s_pos = pk.add(pos), s_slots = pk.add(slots), s_logits = pk.add(logit_rows);
   PartSpans parts[3];
-  parts[0] = lay_out_part(seqs, 0, T, pk);
+  parts[0] = lay_out_part(seqs, 0, rows, pk, pages_cap);
   has_halves_ = halves;
   if (halves) {
     const int64_t split = (T + 1) / 2;
@@ -149,14 +221,36 @@ StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm for
     parts[2] = lay_out_part(seqs, split, T, pk);
   }
 
-  // The one upload.
-  table_ = backend.empty(DType::kI32, static_cast<int64_t>(pk.data.size()) + 1, 1);
+  const int64_t fixed_part = static_cast<int64_t>(pk.data.size()) + 1;
+  Span s_sparams, s_stokens;
+  if (sampling && !sampling->empty() && backend.device() != DeviceKind::kCpu) {
+    std::vector<int32_t> params, toks;
+    pack_sampling(*sampling, params, toks);
+    pk.data.push_back(0);  // the fixed part's spare word
+    s_sparams = pk.add(params);
+    s_stokens = pk.add(toks);
+    sample_table_.rows = static_cast<int64_t>(sampling->size());
+  }
+  // The one upload (into the fixed layout's table, whose offsets are the same every step).
+  if (fixed) {
+    if (fixed_part != StepBatch::fixed_table_size(fixed->rows, cache_->total_pages()) ||
+        static_cast<int64_t>(pk.data.size()) + 1 > fixed->table.rows)
+      fail(ErrorCode::kInternal, "step batch: the fixed layout's table has the wrong size");
+    table_ = fixed->table;
+    fixed_ = fixed;
+  } else {
+    table_ = backend.empty(DType::kI32, static_cast<int64_t>(pk.data.size()) + 1, 1);
+  }
   if (!pk.data.empty()) {
     Tensor dst = table_;
     dst.rows = static_cast<int64_t>(pk.data.size());
     backend.copy_from_host_i32(pk.data.data(), dst);
   }
   logit_rows_ = view(table_, s_logits);
+  if (sample_table_.rows > 0) {
+    sample_table_.params = view(table_, s_sparams);
+    sample_table_.tokens = view(table_, s_stokens);
+  }
   const Tensor all_ids = view(table_, s_ids), all_pos = view(table_, s_pos), all_slots = view(table_, s_slots);
   auto make = [&](const PartSpans& p, BatchPart& out) {
     out.row0 = p.row0;

@@ -46,14 +46,34 @@ struct BatchPart {
   int64_t expanded_rows() const { return rows - absorbed_rows; }
 };
 
+// For CUDA graphs: a decode-only batch padded to `rows` one-token sequences (the padding on the cache's
+// scratch page), every table at the same offset of `table` ([fixed_table_size, 1] I32 in the backend's
+// memory) whatever the step, so a graph captured over one step replays over the next one's tables. The
+// table may be longer: the packed sampling rows follow the fixed part.
+struct FixedLayout {
+  int64_t rows = 0;
+  Tensor table;
+};
+
 class StepBatch {
  public:
+  // Every step a single decode token (absorbed form): what a fixed layout can hold.
+  static bool decode_only(const std::vector<SequenceStep>& steps, AttentionForm form);
+  static int64_t fixed_table_size(int64_t rows, int64_t total_pages);
+
   // Checks every step (tokens present and in the vocabulary, context length), reserves the cache pages
   // (Error(kOutOfMemory) for a sequence that does not fit, before anything is written), lays out the rows
   // and uploads the tables. `halves`: also build the two microbatches. Throws Error(kInvalidArgument) for a
   // bad step.
+  // `sampling`: the rows the step will sample (for a device backend packed into the same upload, see
+  // SampleTable; each row's RNG then draws its uniform here).
   StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm form, std::vector<SequenceStep> steps,
-            bool halves);
+            bool halves, const FixedLayout* fixed = nullptr, const std::vector<SampleRow>* sampling = nullptr);
+  // I32 words the packed sampling rows take (after a fixed layout's tables).
+  static int64_t sampling_words(const std::vector<SampleRow>& rows);
+  // The rows' parameters and penalty tokens as SampleTable lays them out; each row's RNG draws its uniform.
+  static void pack_sampling(const std::vector<SampleRow>& rows, std::vector<int32_t>& params,
+                            std::vector<int32_t>& tokens);
   // An empty batch (a rank with no tokens still takes part in expert parallelism's exchanges).
   StepBatch() = default;
 
@@ -64,6 +84,13 @@ class StepBatch {
   // I32 [R, 1]: the row of each logits row, in the steps' order (all_logits: every row of that step).
   const Tensor& logit_rows() const { return logit_rows_; }
   int64_t logits_count() const { return logit_rows_.rows; }
+  // The logits rows the steps asked for: the first logits_wanted() of logits_count() (a fixed layout's
+  // padding rows follow them).
+  int64_t logits_wanted() const { return logits_wanted_; }
+  // The packed sampling rows (device backends), or null.
+  const SampleTable* sample_table() const { return sample_table_.rows > 0 ? &sample_table_ : nullptr; }
+  // The fixed layout the batch was laid out in, or null.
+  const FixedLayout* fixed_layout() const { return fixed_; }
   const std::vector<SequenceStep>& steps() const { return steps_; }
   // The cache every step's sequence draws from (null for an empty batch).
   const LatentCache* cache() const { return cache_; }
@@ -74,6 +101,9 @@ class StepBatch {
   std::vector<SequenceStep> steps_;
   BatchPart whole_, half_[2];
   bool has_halves_ = false;
+  int64_t logits_wanted_ = 0;
+  const FixedLayout* fixed_ = nullptr;
+  SampleTable sample_table_;
   const LatentCache* cache_ = nullptr;
   Tensor logit_rows_, table_;  // table_: the one upload every view points into
 };

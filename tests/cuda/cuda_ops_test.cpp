@@ -8,6 +8,8 @@
 
 #include "cuda_test_util.h"
 #include "model/moe_ffn.h"
+#include "model/step_batch.h"
+#include <limits>
 
 namespace moert::testing {
 namespace {
@@ -312,6 +314,71 @@ TEST_F(CudaOps, MoeExperts) {
       EXPECT_EQ(host_i32(*gpu, gg.offsets), host_i32(*cpu, gc.offsets)) << "T=" << T;
       EXPECT_EQ(host_i32(*gpu, gg.slot_row), host_i32(*cpu, gc.slot_row)) << "T=" << T;
     }
+}
+
+// The device sampler against the host's (the CPU backend's) on the same logits and draws: greedy rows (with
+// and without penalties) exactly, sampled rows (temperature, top-k, top-p, min-p) on nearly every draw
+// (float against double sums may move a draw that falls on a boundary).
+TEST_F(CudaOps, DeviceSamplerMatchesTheHostSampler) {
+  const int64_t V = 5003;
+  std::vector<SamplingParams> ps(7);
+  ps[1].repetition_penalty = 1.3;
+  ps[1].presence_penalty = 0.5;
+  ps[2].temperature = 0.8;
+  ps[3].temperature = 1.0, ps[3].top_k = 20;
+  ps[4].temperature = 1.0, ps[4].top_p = 0.9;
+  ps[5].temperature = 1.2, ps[5].min_p = 0.1, ps[5].repetition_penalty = 1.1;
+  ps[6].temperature = 0.7, ps[6].top_k = 50, ps[6].top_p = 0.8, ps[6].presence_penalty = 0.3;
+  const int64_t R = static_cast<int64_t>(ps.size());
+  auto [lc, lg] = pair(randn(R * V, 3.0f), R, V);
+  TokenHistory h;
+  h.add_prompt({1, 2, 3, 40, 500});
+  for (int32_t t : {3, 7, 7, 4000}) h.add_output(t);
+  int same_greedy = 0, same_sampled = 0, greedy = 0, sampled = 0;
+  for (uint64_t seed = 0; seed < 150; ++seed) {
+    std::vector<SamplingRng> rc(R, SamplingRng(seed)), rg(R, SamplingRng(seed));
+    std::vector<SampleRow> rows_c(R), rows_g(R);
+    for (int64_t i = 0; i < R; ++i) {
+      rows_c[i] = {ps[i], &rc[i], &h};
+      rows_g[i] = {ps[i], &rg[i], &h};
+    }
+    std::vector<int32_t> params, toks;
+    StepBatch::pack_sampling(rows_g, params, toks);
+    toks.push_back(0);
+    SampleTable table;
+    table.rows = R;
+    table.params = pair_i32(params, static_cast<int64_t>(params.size()), 1).second;
+    table.tokens = pair_i32(toks, static_cast<int64_t>(toks.size()), 1).second;
+    std::vector<int32_t> ic(R), ig(R);
+    cpu->sample(lc, rows_c, nullptr, ic.data());
+    gpu->sample(lg, rows_g, &table, ig.data());
+    for (int64_t i = 0; i < R; ++i) {
+      const bool g = ps[i].temperature <= 0.0;
+      (g ? greedy : sampled) += 1;
+      (g ? same_greedy : same_sampled) += ic[i] == ig[i];
+      if (g) {
+        EXPECT_EQ(ig[i], ic[i]) << "greedy row " << i << " seed " << seed;
+      }
+    }
+  }
+  std::printf("device sampler: greedy %d/%d, sampled %d/%d equal to the host's\n", same_greedy, greedy,
+              same_sampled, sampled);
+  EXPECT_GE(same_sampled, sampled * 97 / 100);
+  // Non-finite logits: -1.
+  std::vector<float> bad = randn(V);
+  bad[17] = std::numeric_limits<float>::quiet_NaN();
+  auto [bc, bg] = pair(bad, 1, V);
+  std::vector<SamplingRng> r1(1);
+  std::vector<SampleRow> one{{SamplingParams{}, &r1[0], nullptr}};
+  std::vector<int32_t> params, toks{0};
+  StepBatch::pack_sampling(one, params, toks);
+  SampleTable t1;
+  t1.rows = 1;
+  t1.params = pair_i32(params, static_cast<int64_t>(params.size()), 1).second;
+  t1.tokens = pair_i32(toks, 1, 1).second;
+  int32_t id = 0;
+  gpu->sample(bg, one, &t1, &id);
+  EXPECT_EQ(id, -1);
 }
 
 // The FP8 GEMM path is decided by shape before anything is quantised: cuBLASLt's block-scaled GEMM where M

@@ -70,6 +70,9 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          whatever is batched with it, however its prompt is chunked, and with expert
  *                          parallelism or not; slower decode GEMMs (default 0). CPU only
  *                          (MOERT_ERR_UNSUPPORTED with device "cuda")
+ *   "cuda_graphs"    int   1 (default): with device "cuda", decode steps (every sequence one token) are
+ *                          captured as CUDA graphs per batch-size bucket and replayed; 0: every step is
+ *                          launched op by op. No effect on the CPU
  *   "ep_size"        int   expert parallelism: ranks the routed experts are spread over (default 1 = off).
  *                          One rank per process under MPI: run the host under `mpirun -np N` with
  *                          ep_size N; moert initialises MPI when the host has not (and then finalises it

@@ -364,7 +364,9 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* ids) override {
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
+              int32_t* ids) override {
+    (void)packed;
     check(logits.rows == static_cast<int64_t>(rows.size()) && logits.dtype == DType::kF32, "sample");
     const int64_t V = logits.cols;
     for (int64_t i = 0; i < logits.rows; ++i) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -88,11 +89,14 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   void trim() {
     cudaDeviceSynchronize();
     cache_.drain([](void* p) { cudaFree(p); });
+    ++generation_;  // captured graphs may have pointed into what was just freed
   }
+  int64_t generation() const { return generation_; }
 
  private:
   int device_;
   BlockCache cache_;
+  std::atomic<int64_t> generation_{0};
 };
 
 enum class GemmPolicy { kAuto, kOwn, kLt };
@@ -480,11 +484,21 @@ class CudaBackend final : public Backend {
                "moe_combine");
   }
 
-  // The logits rows come back in one download and are sampled on the host (the same sampler as the CPU's).
-  // A device sampler that returns only the ids is the next step.
-  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* ids) override {
+  // With the packed rows, on the device (only the ids come back); without, the logits rows come back in one
+  // download and are sampled on the host by the CPU's sampler.
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
+              int32_t* ids) override {
     check(logits.rows == static_cast<int64_t>(rows.size()) && logits.dtype == DType::kF32, "sample");
     const int64_t V = logits.cols;
+    if (packed) {
+      check(packed->rows == logits.rows, "sample (packed rows)");
+      Tensor scratch = empty(DType::kF32, logits.rows, V), out = empty(DType::kI32, logits.rows, 1);
+      check_cuda(cuda::sample(logits.ptr<float>(), logits.ld, logits.rows, V, packed->params.ptr<int32_t>(),
+                              packed->tokens.ptr<int32_t>(), scratch.ptr<float>(), out.ptr<int32_t>(), stream_),
+                 "sample");
+      download(out, ids);
+      return;
+    }
     std::vector<float>& host = sample_buf_;
     host.resize(static_cast<size_t>(logits.rows * V));
     download(logits, host.data());
@@ -496,6 +510,34 @@ class CudaBackend final : public Backend {
       ids[i] = finite && r.rng ? sample_token(l, V, r.params, *r.rng, r.history) : -1;
     }
   }
+
+  bool graphs_supported() const override { return true; }
+  void begin_capture() override {
+    select();
+    check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+  }
+  std::shared_ptr<void> end_capture() override {
+    select();
+    cudaGraph_t graph = nullptr;
+    check_cuda(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    check_cuda(e, "cudaGraphInstantiate");
+    return std::shared_ptr<void>(static_cast<void*>(exec),
+                                 [](void* x) { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(x)); });
+  }
+  void abort_capture() override {
+    select();
+    cudaGraph_t graph = nullptr;
+    if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+  }
+  void replay(const std::shared_ptr<void>& graph) override {
+    select();
+    check_cuda(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), stream_), "cudaGraphLaunch");
+  }
+  int64_t memory_generation() const override { return pool_->generation(); }
 
   Counters counters() const override { return counters_; }
   void reset_counters() override { counters_ = Counters{}; }
