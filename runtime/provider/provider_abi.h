@@ -1,0 +1,51 @@
+// The tables the provider libraries hand to libmoert (see provider_loader.h). Both sides are built from
+// one source tree by one compiler, so the tables carry C++ types; the version check refuses a provider
+// from another moert build (a different MOERT_PROVIDER_VERSION or table layout) instead of crashing.
+#pragma once
+#include <memory>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "ep/transport_mpi.h"
+#include "ep/transport_nccl.h"
+
+#ifndef MOERT_PROVIDER_VERSION
+#error "MOERT_PROVIDER_VERSION (the moert version string) must be defined by the build"
+#endif
+
+namespace moert::provider {
+
+// Raised whenever a table below changes.
+constexpr int kAbi = 1;
+
+// libmoert_cuda: the CUDA backend (cuBLASLt) and the NCCL transport.
+struct CudaTable {
+  int abi;
+  const char* version;  // MOERT_PROVIDER_VERSION of the provider
+  std::unique_ptr<Backend> (*make_backend)(int device_index);
+  int (*device_count)();
+  void (*synchronize)(Backend&);
+  CudaGemmStats (*gemm_stats)(const Backend&);
+  bool (*nccl_built)();
+  std::shared_ptr<ep::NcclTransport> (*make_nccl_transport)(ep::NcclOptions);
+};
+
+// libmoert_mpi: the MPI transport.
+struct MpiTable {
+  int abi;
+  const char* version;
+  bool (*ensure_initialized)();
+  bool (*active)();
+  int (*world_rank)();
+  int (*world_size)();
+  std::shared_ptr<ep::Transport> (*make_transport)(ep::MpiOptions);
+  void (*abort_job)(int code);
+};
+
+// The files (SONAME) and their entry points.
+constexpr const char* kCudaEntry = "moert_cuda_provider_table";
+constexpr const char* kMpiEntry = "moert_mpi_provider_table";
+using CudaEntryFn = const CudaTable* (*)();
+using MpiEntryFn = const MpiTable* (*)();
+
+}  // namespace moert::provider
