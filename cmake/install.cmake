@@ -42,3 +42,6 @@ file(RELATIVE_PATH MOERT_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
 string(REGEX REPLACE "/$" "" MOERT_PC_TO_PREFIX "${MOERT_PC_TO_PREFIX}")
 configure_file(${CMAKE_CURRENT_LIST_DIR}/moert.pc.in ${PROJECT_BINARY_DIR}/moert.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/moert.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+
+# The build tree's own moert.pc (PKG_CONFIG_PATH=build/pkgconfig), used by the Go binding's tests.
+configure_file(${CMAKE_CURRENT_LIST_DIR}/moert-build.pc.in ${PROJECT_BINARY_DIR}/pkgconfig/moert.pc @ONLY)
