@@ -35,8 +35,10 @@ void* provider_entry(const std::string& file, const char* symbol, const std::str
       dlerror();
       handle = dlopen(c.c_str(), flags);
       if (handle) break;
-      const char* e = dlerror();
-      reasons += (reasons.empty() ? "" : "; ") + std::string(e ? e : c + ": not found");
+      const char* d = dlerror();
+      std::string e = d ? d : "not found";
+      if (e.rfind(c, 0) != 0) e = c + ": " + e;  // a missing dependency's message does not name the provider
+      reasons += (reasons.empty() ? "" : "; ") + e;
     }
     if (!handle)
       fail(ErrorCode::kUnsupported, what + " needs the provider library " + file + ", which could not be loaded (" +

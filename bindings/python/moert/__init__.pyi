@@ -2,7 +2,7 @@
 import enum
 import os
 from types import TracebackType
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Type,
+from typing import (Any, Callable, Dict, Iterator, List, Literal, Mapping, NamedTuple, Optional, Sequence, Type,
                     TypeVar, Union)
 
 import numpy as np
@@ -49,8 +49,9 @@ class _Handle:
     @property
     def closed(self) -> bool: ...
     def __enter__(self: _H) -> _H: ...
+    # Literal[False]: closing never swallows an exception (so code after a `with` is reachable for mypy).
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> bool: ...
+                 tb: Optional[TracebackType]) -> Literal[False]: ...
 
 def load(path: Union[str, "os.PathLike[str]"], *, threads: Optional[int] = ..., device: Optional[str] = ...,
          activations: Optional[str] = ..., kv_cache_bytes: Optional[int] = ..., max_batch: Optional[int] = ...,
