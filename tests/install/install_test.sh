@@ -2,7 +2,7 @@
 # The install tests (ctest label install): moert installed into a temporary prefix with `cmake --install`,
 # then used from outside the tree as a user would, one case per run:
 #   install_test.sh CASE      CASE: prefix layout no_cuda_needed c_pkgconfig c_find_package python python_wheel
-#                                   python_mypy rust rust_doc go java java_maven cpack
+#                                   python_other python_mypy rust rust_doc go java java_maven cpack
 # Environment (set by tests/install/CMakeLists.txt): MOERT_SOURCE, MOERT_BUILD, MOERT_WORK (this run's
 # folder; the prefix is $MOERT_WORK/prefix), MOERT_HAVE_CUDA, the tools (CARGO, GO, JAVA, JAVAC, MVN, PYTHON).
 set -euo pipefail
@@ -119,6 +119,28 @@ python_wheel)
   "$PYTHON" -m venv --system-site-packages "$out/venv"
   "$out/venv/bin/python" -m pip install -q --no-index "$whl"
   (cd / && "$out/venv/bin/python" "$outside/app.py" "$(model)") | tee "$out/run.txt"
+  streamed "$out/run.txt"
+  ;;
+python_other)  # another CPython (PYTHON_OTHER, e.g. a pyenv build first on PATH): the module compiles for it
+  cp -r "$src/bindings/python" "$out/pkg"; rm -rf "$out/pkg/tests"
+  "$PYTHON_OTHER" -m venv "$out/venv"
+  py=$out/venv/bin/python
+  # --no-build-isolation needs setuptools and wheel in that Python; with no package index here, a venv
+  # without wheel borrows Debian's (pure Python) through a .pth file.
+  if ! "$py" -c "import wheel" 2>/dev/null; then
+    whl_dir=$("$PYTHON" -c "import os, wheel; print(os.path.dirname(os.path.dirname(wheel.__file__)))")
+    mkdir -p "$out/borrowed"
+    for d in "$whl_dir"/wheel "$whl_dir"/wheel-*-info; do ln -s "$d" "$out/borrowed/"; done  # (the -info: its bdist_wheel entry point)
+    echo "$out/borrowed" > "$("$py" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/borrowed.pth"
+  fi
+  (cd "$out" && "$py" -m pip install -q --no-build-isolation --no-index --no-deps "$out/pkg")
+  # numpy may be missing there: stream text only (logits need numpy).
+  (cd / && "$py" -c "
+import sys, moert
+with moert.load(sys.argv[1]) as m:
+    n = sum(1 for t in m.generate('def fibonacci(n):\\n', max_tokens=24, ignore_eos=True) if print(t.text, end='') or True)
+print('\\nstreamed %d tokens with Python %s' % (n, sys.version.split()[0]))
+" "$(model)") | tee "$out/run.txt"
   streamed "$out/run.txt"
   ;;
 python_mypy)  # the type hints: the outside program passes mypy --strict, wrong uses are rejected
