@@ -15,11 +15,13 @@ namespace moert {
 namespace {
 
 const provider::CudaTable& cuda_table(const std::string& what) {
-  auto entry = reinterpret_cast<provider::CudaEntryFn>(provider_entry(MOERT_CUDA_PROVIDER_FILE, provider::kCudaEntry, what));
+  auto entry = reinterpret_cast<provider::CudaEntryFn>(
+      provider_entry(MOERT_CUDA_PROVIDER_FILE, provider::kCudaEntry, what));
   const provider::CudaTable* t = entry();
   if (!t || t->abi != provider::kAbi || std::strcmp(t->version, MOERT_PROVIDER_VERSION) != 0)
     fail(ErrorCode::kUnsupported, what + ": " + MOERT_CUDA_PROVIDER_FILE + " is from another moert build (" +
-                                      (t ? t->version : "no table") + ", this is " + MOERT_PROVIDER_VERSION + ")");
+                                      (t ? t->version : "no table") + ", this is " + MOERT_PROVIDER_VERSION +
+                                      ")");
   return *t;
 }
 

@@ -21,7 +21,8 @@ const provider::MpiTable& mpi_table(const std::string& what = "the MPI transport
   const provider::MpiTable* t = entry();
   if (!t || t->abi != provider::kAbi || std::strcmp(t->version, MOERT_PROVIDER_VERSION) != 0)
     fail(ErrorCode::kUnsupported, what + ": " + MOERT_MPI_PROVIDER_FILE + " is from another moert build (" +
-                                      (t ? t->version : "no table") + ", this is " + MOERT_PROVIDER_VERSION + ")");
+                                      (t ? t->version : "no table") + ", this is " + MOERT_PROVIDER_VERSION +
+                                      ")");
   return *t;
 }
 
@@ -35,15 +36,25 @@ const provider::MpiTable* mpi_table_or_null() {
 
 }  // namespace
 
-bool mpi_built() { return mpi_table_or_null() != nullptr; }
-bool mpi_ensure_initialized() { return mpi_table().ensure_initialized(); }
+bool mpi_built() {
+  return mpi_table_or_null() != nullptr;
+}
+bool mpi_ensure_initialized() {
+  return mpi_table().ensure_initialized();
+}
 bool mpi_active() {
   const provider::MpiTable* t = mpi_table_or_null();
   return t && t->active();
 }
-int mpi_world_rank() { return mpi_table().world_rank(); }
-int mpi_world_size() { return mpi_table().world_size(); }
-std::shared_ptr<Transport> make_mpi_transport(MpiOptions opts) { return mpi_table().make_transport(opts); }
+int mpi_world_rank() {
+  return mpi_table().world_rank();
+}
+int mpi_world_size() {
+  return mpi_table().world_size();
+}
+std::shared_ptr<Transport> make_mpi_transport(MpiOptions opts) {
+  return mpi_table().make_transport(opts);
+}
 
 void mpi_abort_job(int code) {
   if (const provider::MpiTable* t = mpi_table_or_null()) t->abort_job(code);

@@ -41,15 +41,16 @@ void* provider_entry(const std::string& file, const char* symbol, const std::str
       reasons += (reasons.empty() ? "" : "; ") + e;
     }
     if (!handle)
-      fail(ErrorCode::kUnsupported, what + " needs the provider library " + file + ", which could not be loaded (" +
-                                        reasons + ")");
+      fail(ErrorCode::kUnsupported,
+           what + " needs the provider library " + file + ", which could not be loaded (" + reasons + ")");
     opened[file] = handle;
   }
   dlerror();
   void* entry = dlsym(handle, symbol);
   if (!entry) {
     const char* e = dlerror();
-    fail(ErrorCode::kUnsupported, what + ": " + file + " has no entry " + symbol + " (" + (e ? e : "null") + ")");
+    fail(ErrorCode::kUnsupported,
+         what + ": " + file + " has no entry " + symbol + " (" + (e ? e : "null") + ")");
   }
   return entry;
 }

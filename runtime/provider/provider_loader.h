@@ -14,7 +14,8 @@ namespace moert {
 // never closed (its atexit handlers and thread-locals stay valid). `global`: RTLD_GLOBAL, for libraries such
 // as Open MPI whose own plugins resolve symbols from it. Throws Error(kUnsupported) naming `what` (the
 // feature asked for), every file looked for and the loader's reason.
-void* provider_entry(const std::string& file, const char* symbol, const std::string& what, bool global = false);
+void* provider_entry(const std::string& file, const char* symbol, const std::string& what,
+                     bool global = false);
 
 // The directory holding the library this code was linked into (libmoert.so, or a test executable).
 std::string provider_directory();

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
     if (token >= 0) ++tokens;
     if (finish != MOERT_FINISH_NONE) break;
   }
-  printf("\nstreamed %d tokens (moert %s, API %d)\n", tokens, moert_version_string(), (int)moert_api_version());
+  printf("\nstreamed %d tokens (moert %s, API %d)\n", tokens, moert_version_string(),
+         (int)moert_api_version());
   moert_stream_free(s);
   moert_model_free(m);
   return tokens > 0 ? 0 : 1;
