@@ -1,10 +1,7 @@
 // libmoert's side of the CUDA provider: the functions of cuda_backend.h and transport_nccl.h, forwarded to
 // libmoert_cuda, which is opened on first use (provider_loader.h). Without it the device "cuda" and the NCCL
 // transport are Error(kUnsupported) naming the file and the loader's reason; the queries answer "none".
-#include <cstring>
-
 #include "provider/provider_abi.h"
-#include "provider/provider_loader.h"
 #include "util/error.h"
 
 #ifndef MOERT_CUDA_PROVIDER_FILE
@@ -15,14 +12,7 @@ namespace moert {
 namespace {
 
 const provider::CudaTable& cuda_table(const std::string& what) {
-  auto entry = reinterpret_cast<provider::CudaEntryFn>(
-      provider_entry(MOERT_CUDA_PROVIDER_FILE, provider::kCudaEntry, what));
-  const provider::CudaTable* t = entry();
-  if (!t || t->abi != provider::kAbi || std::strcmp(t->version, MOERT_PROVIDER_VERSION) != 0)
-    fail(ErrorCode::kUnsupported, what + ": " + MOERT_CUDA_PROVIDER_FILE + " is from another moert build (" +
-                                      (t ? t->version : "no table") + ", this is " + MOERT_PROVIDER_VERSION +
-                                      ")");
-  return *t;
+  return provider::open_table<provider::CudaTable>(MOERT_CUDA_PROVIDER_FILE, provider::kCudaEntry, what);
 }
 
 // For the queries: the table, or null when the provider cannot be loaded.

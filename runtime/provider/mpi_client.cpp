@@ -2,10 +2,8 @@
 // is opened on first use with RTLD_GLOBAL (Open MPI's own plugins resolve symbols from libmpi). Without it
 // the transport is Error(kUnsupported) naming the file and the loader's reason; the queries answer "no".
 #include <cstdlib>
-#include <cstring>
 
 #include "provider/provider_abi.h"
-#include "provider/provider_loader.h"
 #include "util/error.h"
 
 #ifndef MOERT_MPI_PROVIDER_FILE
@@ -16,14 +14,8 @@ namespace moert::ep {
 namespace {
 
 const provider::MpiTable& mpi_table(const std::string& what = "the MPI transport") {
-  auto entry = reinterpret_cast<provider::MpiEntryFn>(
-      provider_entry(MOERT_MPI_PROVIDER_FILE, provider::kMpiEntry, what, /*global=*/true));
-  const provider::MpiTable* t = entry();
-  if (!t || t->abi != provider::kAbi || std::strcmp(t->version, MOERT_PROVIDER_VERSION) != 0)
-    fail(ErrorCode::kUnsupported, what + ": " + MOERT_MPI_PROVIDER_FILE + " is from another moert build (" +
-                                      (t ? t->version : "no table") + ", this is " + MOERT_PROVIDER_VERSION +
-                                      ")");
-  return *t;
+  return provider::open_table<provider::MpiTable>(MOERT_MPI_PROVIDER_FILE, provider::kMpiEntry, what,
+                                                  /*global=*/true);
 }
 
 const provider::MpiTable* mpi_table_or_null() {

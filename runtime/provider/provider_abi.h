@@ -2,12 +2,16 @@
 // one source tree by one compiler, so the tables carry C++ types; the version check refuses a provider
 // from another moert build (a different MOERT_PROVIDER_VERSION or table layout) instead of crashing.
 #pragma once
+#include <cstring>
 #include <memory>
+#include <string>
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "ep/transport_mpi.h"
 #include "ep/transport_nccl.h"
+#include "provider/provider_loader.h"
+#include "util/error.h"
 
 #ifndef MOERT_PROVIDER_VERSION
 #error "MOERT_PROVIDER_VERSION (the moert version string) must be defined by the build"
@@ -45,7 +49,20 @@ struct MpiTable {
 // The files (SONAME) and their entry points.
 constexpr const char* kCudaEntry = "moert_cuda_provider_table";
 constexpr const char* kMpiEntry = "moert_mpi_provider_table";
-using CudaEntryFn = const CudaTable* (*)();
-using MpiEntryFn = const MpiTable* (*)();
+
+// The table of provider `file` (opened by provider_entry), or Error(kUnsupported) when its entry is missing
+// or the table is from another moert build.
+template <class Table>
+const Table& open_table(const std::string& file, const char* entry, const std::string& what,
+                        bool global = false) {
+  auto fn = reinterpret_cast<const Table* (*)()>(provider_entry(file, entry, what, global));
+  const Table* t = fn();
+  if (!t || t->abi != kAbi || !t->version || std::strcmp(t->version, MOERT_PROVIDER_VERSION) != 0)
+    fail(ErrorCode::kUnsupported, what + ": " + file + " is from another moert build (" +
+                                      (t && t->version ? t->version : "no table") + " table " +
+                                      std::to_string(t ? t->abi : 0) + "; this is " + MOERT_PROVIDER_VERSION +
+                                      " table " + std::to_string(kAbi) + ")");
+  return *t;
+}
 
 }  // namespace moert::provider
