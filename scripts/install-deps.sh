@@ -8,7 +8,12 @@ PKGS=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libgtest-d
       swig python3-dev python3-nbclient python3-nbformat python3-ipykernel golang-go default-jdk-headless
       junit4 libhamcrest-java bindgen
       # expert parallelism across processes: the MPI transport and its mpirun tests
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin
+      # packaging and the install tests: the ABI baseline check (abidw/abidiff), the Python package build
+      # (setuptools, wheel, build, venv, pip) and its type check, Maven with its install plugin for the pom,
+      # dpkg-dev (dpkg-shlibdeps for CPack's .deb dependencies)
+      abigail-tools python3-setuptools python3-wheel python3-build python3-venv python3-pip mypy
+      maven libmaven-install-plugin-java dpkg-dev)
 # Rust: a rustup toolchain (cargo on PATH or in ~/.cargo/bin) is used when present, else Debian's.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
   PKGS+=(cargo rustc)

@@ -1,3 +1,3 @@
-module moert
+module github.com/moert/moert/bindings/go
 
 go 1.19

@@ -18,11 +18,17 @@
 // Swigcptr methods and no error returns, and need SWIG's generated C++ wrapper compiled into the package,
 // while cgo over the C header gives error returns, io-style iteration and context cancellation with no
 // generated code and no build step beyond `go build`.
+//
+// Install: moert's C library from its package or `cmake --install` (which writes moert.pc; set
+// PKG_CONFIG_PATH to its lib/pkgconfig for a private prefix), then
+//
+//	go get github.com/moert/moert/bindings/go
+//
+// cgo asks pkg-config for the flags; moert.pc's rpath lets the program find libmoert at run time.
 package moert
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../capi/include
-#cgo LDFLAGS: -lmoert
+#cgo pkg-config: moert
 #include <stdlib.h>
 #include <moert/moert.h>
 

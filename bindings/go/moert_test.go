@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"moert"
+	moert "github.com/moert/moert/bindings/go"
 )
 
 var prompts = []string{"def fibonacci(n):\n", "import numpy as np\n\n\ndef normalize(x):\n",

@@ -1,11 +1,9 @@
 #include "engine/loaded_model.h"
 
+#include "backend/cuda/cuda_backend.h"
 #include "ep/transport_mpi.h"
 #include "ep/transport_nccl.h"
 #include "util/error.h"
-#ifdef MOERT_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
 
 namespace moert {
 
@@ -69,17 +67,14 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   }
   if (opts.device == "cpu") {
     m->backend_ = make_cpu_backend(opts.threads, opts.batch_invariant);
-#ifdef MOERT_HAVE_CUDA
   } else if (opts.device == "cuda") {
     if (opts.batch_invariant)
       fail(ErrorCode::kUnsupported,
            "batch_invariant is a CPU backend mode (cuBLASLt picks kernels by shape)");
-    m->backend_ = make_cuda_backend(gpu);
-#endif
+    m->backend_ = make_cuda_backend(gpu);  // the CUDA provider library (runtime/provider)
   } else {
     fail(ErrorCode::kUnsupported, "device \"" + opts.device + "\" is not available in this build");
   }
-  (void)gpu;
   ModelOptions mo;
   mo.act_mode = opts.act_mode;
   mo.attention = opts.attention;

@@ -16,18 +16,6 @@ void run_collective(Transport& t, const std::function<void()>& fn) {
   }
 }
 
-void emulate_slow_link(std::chrono::microseconds delay, double bytes_per_second,
-                       const std::vector<Bytes>& send, int self) {
-  double s = std::chrono::duration<double>(delay).count();
-  if (bytes_per_second > 0) {
-    size_t bytes = 0;
-    for (size_t r = 0; r < send.size(); ++r)
-      if (static_cast<int>(r) != self) bytes += send[r].size();
-    s += static_cast<double>(bytes) / bytes_per_second;
-  }
-  if (s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(s));
-}
-
 // One round at a time: every rank deposits (phase 1), the last arrival opens collection, every rank
 // collects (phase 2), the last to leave resets for the next round. One mutex, one condition variable.
 class InProcessGroup {

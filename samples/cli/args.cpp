@@ -55,11 +55,6 @@ void check(int status, const char* what) {
   if (status != MOERT_OK) die(std::string(what) + ": " + moert_last_error() + " (" + moert_status_name(status) + ")");
 }
 
-std::string default_model_dir() {
-  const char* env = std::getenv("MOERT_DEFAULT_MODEL");
-  return env && *env ? env : MOERT_DEFAULT_MODEL_DIR;
-}
-
 }  // namespace cli
 
 #include <unistd.h>

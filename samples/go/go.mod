@@ -2,6 +2,7 @@ module moert-sample
 
 go 1.19
 
-require moert v0.0.0
+require github.com/moert/moert/bindings/go v0.1.0
 
-replace moert => ../../bindings/go
+// Offline, in this repository: the module from its folder (a published release needs no replace).
+replace github.com/moert/moert/bindings/go => ../../bindings/go

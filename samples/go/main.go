@@ -1,6 +1,6 @@
 // Streams a completion from the shipped moert-tiny-coder with the Go binding; Ctrl-C cancels it.
 //
-//	CGO_LDFLAGS="-Lbuild/capi -Wl,-rpath,$PWD/build/capi" go run ./samples/go   (from samples/go: go run .)
+//	cd samples/go && go run .   (PKG_CONFIG_PATH=build/pkgconfig for a build tree, PREFIX/lib/pkgconfig for an install)
 package main
 
 import (
@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 
-	"moert"
+	moert "github.com/moert/moert/bindings/go"
 )
 
 func main() {

@@ -1,6 +1,7 @@
 //! Streams a completion from the shipped moert-tiny-coder with the Rust binding.
 //!
-//!     MOERT_LIB_DIR=build/capi LD_LIBRARY_PATH=build/capi cargo run --manifest-path samples/rust/Cargo.toml
+//!     cargo run --manifest-path samples/rust/Cargo.toml       (moert installed: pkg-config finds it)
+//!     MOERT_LIB_DIR=build/capi cargo run --manifest-path ...   (a build tree)
 use std::io::Write;
 
 fn main() -> Result<(), moert::Error> {
