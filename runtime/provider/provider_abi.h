@@ -20,7 +20,7 @@
 namespace moert::provider {
 
 // Raised whenever a table below changes.
-constexpr int kAbi = 1;
+constexpr int kAbi = 2;  // 2: the step-batch Backend interface (graphs, grouped MoE, sample)
 
 // libmoert_cuda: the CUDA backend (cuBLASLt) and the NCCL transport.
 struct CudaTable {

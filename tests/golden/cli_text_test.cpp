@@ -2,6 +2,8 @@
 // model as text; `tokenize` / `detokenize` / `chat-template` give Hugging Face's ids and renders.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,9 +17,11 @@ namespace {
 
 // Runs a shell command, feeding `input` on stdin; returns its stdout.
 std::string run(const std::string& cmd, const std::string& input = "") {
-  // One stdin file per test: ctest runs the tests of this file in parallel processes.
+  // One stdin file per test and process: ctest runs the tests of this file in parallel processes (and other
+  // checkouts' test runs may share the temporary folder).
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string in = ::testing::TempDir() + "/cli_text_stdin_" + info->name() + ".txt";
+  const std::string in = ::testing::TempDir() + "/cli_text_stdin_" + info->name() + "_" +
+                         std::to_string(getpid()) + ".txt";
   std::ofstream(in, std::ios::binary) << input;
   FILE* p = popen((cmd + " < " + in + " 2>/dev/null").c_str(), "r");
   std::string out;
