@@ -29,6 +29,7 @@ moert::LoadOptions load_options(const moert_options* o) {
   lo.load_mtp = o->get_int("mtp", 1) != 0;
   lo.batch_invariant = o->get_int("batch_invariant", 0) != 0;
   lo.cuda_graphs = o->get_int("cuda_graphs", 1) != 0;
+  lo.kv_cache_dtype = o->get_string("kv_cache_dtype", "auto");
   lo.ep_size = static_cast<int>(o->get_int("ep_size", 1));
   lo.ep_transport = o->get_string("ep_transport", "");
   lo.ep_redundant = static_cast<int>(o->get_int("ep_redundant", 0));

@@ -30,6 +30,7 @@ const std::vector<KeySpec>& specs() {
       {"mtp", Kind::kInt, 0, 1, {}},
       {"batch_invariant", Kind::kInt, 0, 1, {}},
       {"cuda_graphs", Kind::kInt, 0, 1, {}},
+      {"kv_cache_dtype", Kind::kString, 0, 0, {"auto", "fp32", "bf16"}},
       {"ep_size", Kind::kInt, 1, 1 << 16, {}},
       {"ep_transport", Kind::kString, 0, 0, {"none", "inproc", "mpi", "nccl"}},
       {"ep_redundant", Kind::kInt, 0, 1 << 14, {}},

@@ -50,15 +50,20 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
       qs[c] = a.q[i * a.ldq + h * a.dqk + c];
   }
   __syncthreads();
-  auto key_row = [&](int64_t j) -> const float* {
-    if (LATENT)
-      return a.cache.base + static_cast<int64_t>(table[j / a.cache.page_rows]) * a.cache.page_stride +
-             (j % a.cache.page_rows) * a.cache.width;
-    return a.k + (k0 + j) * a.ldk + h * a.dqk;
+  // Key j's element c, and value j's element c (the latent row itself in the absorbed form).
+  const size_t es = a.cache.bf16 ? 2 : 4;
+  auto latent_row = [&](int64_t j) -> const void* {
+    const int64_t off = static_cast<int64_t>(table[j / a.cache.page_rows]) * a.cache.page_stride +
+                        (j % a.cache.page_rows) * a.cache.width;
+    return static_cast<const uint8_t*>(a.cache.base) + off * es;
   };
-  auto value_row = [&](int64_t j) -> const float* {
-    if (LATENT) return key_row(j);
-    return a.v + (k0 + j) * a.ldv + h * a.dv;
+  auto key_at = [&](int64_t j, int64_t c) -> float {
+    if (LATENT) return cache_load(latent_row(j), a.cache.bf16, c);
+    return a.k[(k0 + j) * a.ldk + h * a.dqk + c];
+  };
+  auto value_at = [&](int64_t j, int64_t c) -> float {
+    if (LATENT) return cache_load(latent_row(j), a.cache.bf16, c);
+    return a.v[(k0 + j) * a.ldv + h * a.dv + c];
   };
   float m = -INFINITY, l = 0.0f, acc[8];
 #pragma unroll
@@ -66,9 +71,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int cnt = static_cast<int>(std::min<int64_t>(kChunk, n - c0));
     for (int jj = warp; jj < cnt; jj += kThreads / 32) {
-      const float* kr = key_row(c0 + jj);
       float d = 0.0f;
-      for (int64_t c = lane; c < dq; c += 32) d = fmaf(qs[c], kr[c], d);
+      for (int64_t c = lane; c < dq; c += 32) d = fmaf(qs[c], key_at(c0 + jj, c), d);
       d = warp_sum(d);
       if (lane == 0) sc[jj] = d * a.scale;
     }
@@ -87,7 +91,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
       const int64_t c = tid + kThreads * u;
       if (c < dv) {
         float s = acc[u] * corr;
-        for (int jj = 0; jj < cnt; ++jj) s = fmaf(p[jj], value_row(c0 + jj)[c], s);
+        for (int jj = 0; jj < cnt; ++jj) s = fmaf(p[jj], value_at(c0 + jj, c), s);
         acc[u] = s;
       }
     }

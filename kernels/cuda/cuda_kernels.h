@@ -30,10 +30,12 @@ cudaError_t dequant_rows(const DevWeight& w, const int32_t* ids, int64_t rows, i
 cudaError_t mla_expand_kv(const float* kvb, int64_t ldkvb, const float* k_rope, int64_t ldkr, int64_t s_rows,
                           int64_t heads, int64_t nope, int64_t rope, int64_t vdim, float* k, int64_t ldk, float* v,
                           int64_t ldv, cudaStream_t s);
-// One layer of the paged latent cache: the row of slot q (= page * page_rows + r) is at
-// base + (q / page_rows) * page_stride + (q % page_rows) * width.
+// One layer of the paged latent cache: the row of slot q (= page * page_rows + r) is at element
+// (q / page_rows) * page_stride + (q % page_rows) * width of base: fp32, or bf16 (rounded to nearest even
+// when written, read back in fp32).
 struct DevPool {
-  float* base = nullptr;
+  void* base = nullptr;
+  bool bf16 = false;
   int64_t page_rows = 0, page_stride = 0, width = 0;
 };
 // A batch's paged-KV table (device): sequence s owns pages[indptr[s] .. indptr[s + 1]).

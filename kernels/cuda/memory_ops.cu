@@ -37,22 +37,28 @@ __global__ void expand_kv_kernel(int64_t s_rows, const float* kvb, int64_t ldkvb
   }
 }
 
-// The cache row of a slot (slot = page * page_rows + row within the page).
-__device__ inline float* slot_row_ptr(const DevPool& c, int32_t slot) {
-  return c.base + static_cast<int64_t>(slot / c.page_rows) * c.page_stride + (slot % c.page_rows) * c.width;
+// The element offset of a slot's row (slot = page * page_rows + row within the page).
+__device__ inline int64_t slot_offset(const DevPool& c, int32_t slot) {
+  return static_cast<int64_t>(slot / c.page_rows) * c.page_stride + (slot % c.page_rows) * c.width;
 }
 
 __global__ void cache_write_kernel(int64_t n, const float* rows, int64_t ldr, DevPool c, const int32_t* slots) {
   for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
-    float* dst = slot_row_ptr(c, slots[i]);
-    for (int64_t x = threadIdx.x; x < c.width; x += blockDim.x) dst[x] = rows[i * ldr + x];
+    const int64_t at = slot_offset(c, slots[i]);
+    for (int64_t x = threadIdx.x; x < c.width; x += blockDim.x) {
+      const float v = rows[i * ldr + x];
+      if (c.bf16) static_cast<uint16_t*>(c.base)[at + x] = f32_to_bf16(v);
+      else static_cast<float*>(c.base)[at + x] = v;
+    }
   }
 }
 
 __global__ void cache_gather_kernel(int64_t n, DevPool c, const int32_t* slots, float* out, int64_t ldo) {
   for (int64_t j = blockIdx.y; j < n; j += gridDim.y) {
-    const float* src = slot_row_ptr(c, slots[j]);
-    for (int64_t x = threadIdx.x; x < c.width; x += blockDim.x) out[j * ldo + x] = src[x];
+    const int64_t at = slot_offset(c, slots[j]);
+    for (int64_t x = threadIdx.x; x < c.width; x += blockDim.x)
+      out[j * ldo + x] = c.bf16 ? bf16_to_f32(static_cast<const uint16_t*>(c.base)[at + x])
+                                : static_cast<const float*>(c.base)[at + x];
   }
 }
 

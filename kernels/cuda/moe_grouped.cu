@@ -8,7 +8,8 @@ namespace {
 
 constexpr int kGroupThreads = 1024;
 
-// One block. offsets[e] from the counts; then one thread per expert assigns its pairs' rows in token order
+// One block. Ids outside [0, experts) are treated as absent (slot_row -1): the router never makes them.
+// offsets[e] from the counts; then one thread per expert assigns its pairs' rows in token order
 // (stable, as the CPU's sort); pairs of absent experts get -1; token[] past the real rows is 0.
 __global__ void __launch_bounds__(kGroupThreads) group_kernel(const int32_t* ids, int64_t ldi, int64_t tokens,
                                                               int64_t top_k, const int32_t* present, int64_t experts,

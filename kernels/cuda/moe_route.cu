@@ -1,6 +1,7 @@
 // MoE router, one warp per token (the token's scores in shared memory, each selection a warp-wide argmax),
 // written as kernels/cpu/moe_routing.cpp is (same selection order: largest first, ties to the lower index;
-// dropped groups' experts score 0.0).
+// dropped groups' experts score 0.0). Not bit-exact with it: CUDA's expf and the warp's softmax sum differ
+// in the last bits, which can flip a selection only at a near-tie.
 #include "common.cuh"
 
 namespace moert::cuda {

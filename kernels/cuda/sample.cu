@@ -1,5 +1,6 @@
-// Sampling on the device, one block per logits row, as the CPU's sample_token (runtime/backend/sampling.cpp)
-// does it: penalties on the row's listed tokens, then greedy (argmax, lowest id on ties), or softmax at the
+// Sampling on the device, one block per logits row, after the CPU's sample_token (runtime/backend/sampling.cpp)
+// but in float where the CPU uses double, and keeping every token tied at a top-k/top-p threshold (the CPU
+// keeps exactly k, lower ids first): greedy rows match it except at near-ties. Steps: penalties on the row's listed tokens, then greedy (argmax, lowest id on ties), or softmax at the
 // temperature with top-k, top-p and min-p applied as probability thresholds (each found by bisection over
 // the float bits: the largest threshold that keeps enough), and the inverse CDF in id order at the row's
 // uniform draw. Only the ids leave the device. The penalised logits go to a scratch row.

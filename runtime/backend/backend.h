@@ -23,7 +23,8 @@ enum class ActMode : uint8_t {
   kFp8,  // DeepSeek's: activations quantised per 1x128 tile (scale = amax / 448) before each FP8 GEMM
 };
 
-// A layer's slice of the paged latent cache: page p of this layer starts at pool + p * page_stride floats,
+// A layer's slice of the paged latent cache: page p of this layer starts at pool + p * page_stride elements
+// (F32, or BF16 on a GPU),
 // token r of a page at r * width within it (width = kv_lora_rank + qk_rope_head_dim). A cache slot names a
 // token's row: slot = page * page_rows + r.
 struct LatentPool {
@@ -82,7 +83,8 @@ struct ExpertSet {
 // order): grouped row r holds token token[r]; expert e's rows are offsets[e] .. offsets[e + 1]; slot_row
 // [T, top_k] is the grouped row of each pair, -1 for a pair whose expert is not held here. I32 tensors in the
 // backend's memory. `rows` is the grouped buffers' row count: exact on the CPU, the bound T * top_k on a GPU
-// (whose rows past offsets[E] are never read).
+// (whose rows past offsets[E] are never read). A token names each expert at most once (as the router and
+// expert parallelism's packings guarantee): a GPU sizes its grouped GEMM by that.
 struct MoeGrouping {
   Tensor token, offsets, slot_row;
   int64_t rows = 0;
@@ -181,7 +183,8 @@ class Backend {
   virtual void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
                            Tensor& out) = 0;
 
-  // Samples one token per logits row ([R, vocab], rows.size() == R) into ids[0 .. R) (host memory): greedy,
+  // Samples one token per logits row ([R, vocab], rows.size() == R; every row with its RNG) into ids[0 .. R)
+  // (host memory): greedy,
   // temperature, top-k, top-p, min-p, repetition and presence penalties, each row with its own seeded RNG.
   // A row whose logits hold a NaN or an infinity gets id -1. The only transfer to the host of a step. With
   // `packed` (the rows as the step batch uploaded them) a device samples on the device and returns the ids

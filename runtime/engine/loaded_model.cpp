@@ -102,8 +102,15 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   }
   m->model_ = std::make_unique<DeepseekModel>(m->cfg_, m->store_, *m->backend_, mo);
   step(0.9, "kv cache");
+  DType cache_dtype = opts.device == "cpu" ? DType::kF32 : DType::kBF16;
+  if (opts.kv_cache_dtype == "fp32") cache_dtype = DType::kF32;
+  else if (opts.kv_cache_dtype == "bf16") cache_dtype = DType::kBF16;
+  else if (opts.kv_cache_dtype != "auto")
+    fail(ErrorCode::kInvalidArgument, "unknown kv_cache_dtype \"" + opts.kv_cache_dtype + "\"");
+  if (cache_dtype == DType::kBF16 && opts.device == "cpu")
+    fail(ErrorCode::kUnsupported, "kv_cache_dtype bf16 needs device cuda (the CPU cache is fp32)");
   m->cache_ = std::make_unique<LatentCache>(*m->backend_, m->model_->cache_layers(), m->cfg_.kv_cache_width(),
-                                            opts.page_rows, opts.kv_cache_bytes);
+                                            opts.page_rows, opts.kv_cache_bytes, cache_dtype);
   step(1.0, "ready");
   return m;
 }

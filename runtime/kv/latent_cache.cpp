@@ -51,12 +51,15 @@ LatentPool LatentCache::layer(int64_t layer) const {
   return p;
 }
 
-LatentCache::LatentCache(Backend& backend, int64_t layers, int64_t width, int64_t page_rows, int64_t budget_bytes)
-    : layers_(layers), width_(width), page_rows_(page_rows) {
-  const int64_t page_bytes = layers * width * page_rows * 4;
+LatentCache::LatentCache(Backend& backend, int64_t layers, int64_t width, int64_t page_rows, int64_t budget_bytes,
+                         DType dtype)
+    : layers_(layers), width_(width), page_rows_(page_rows), dtype_(dtype) {
+  if (dtype != DType::kF32 && dtype != DType::kBF16)
+    fail(ErrorCode::kInvalidArgument, std::string("KV cache dtype ") + dtype_name(dtype) + " is not supported");
+  const int64_t page_bytes = layers * width * page_rows * static_cast<int64_t>(dtype_size(dtype));
   total_pages_ = std::max<int64_t>(1, budget_bytes / page_bytes);
   // One page more than the budget's: the scratch page padded batch rows write to (never a sequence's).
-  storage_ = backend.empty(DType::kF32, (total_pages_ + 1) * layers, page_rows * width);
+  storage_ = backend.empty(dtype, (total_pages_ + 1) * layers, page_rows * width);
   free_.resize(total_pages_);
   for (int64_t i = 0; i < total_pages_; ++i) free_[i] = static_cast<int32_t>(total_pages_ - 1 - i);
 }

@@ -46,12 +46,16 @@ class LatentCache {
  public:
   // `layers` cache slots (main layers plus MTP), `width` floats per token, `page_rows` tokens per page,
   // at most `budget_bytes` of storage (at least one page).
-  LatentCache(Backend& backend, int64_t layers, int64_t width, int64_t page_rows, int64_t budget_bytes);
+  // dtype: kF32 (the CPU's, and the reference), or kBF16 (a GPU's default: half the bytes; the attention ops
+  // read it in fp32).
+  LatentCache(Backend& backend, int64_t layers, int64_t width, int64_t page_rows, int64_t budget_bytes,
+              DType dtype = DType::kF32);
 
   int64_t page_rows() const { return page_rows_; }
   int64_t total_pages() const { return total_pages_; }
   int64_t free_pages() const;
-  int64_t bytes_per_token() const { return layers_ * width_ * 4; }
+  int64_t bytes_per_token() const { return layers_ * width_ * static_cast<int64_t>(dtype_size(dtype_)); }
+  DType dtype() const { return dtype_; }
   int64_t capacity_tokens() const { return total_pages_ * page_rows_; }
   // A page no sequence ever gets: the rows that pad a batch to a fixed size (CUDA graphs) write there.
   int32_t scratch_page() const { return static_cast<int32_t>(total_pages_); }
@@ -64,6 +68,7 @@ class LatentCache {
   void release(const std::vector<int32_t>& pages);
 
   int64_t layers_, width_, page_rows_, total_pages_;
+  DType dtype_;
   Tensor storage_;  // [total_pages * layers, page_rows * width]: page p of layer l is row p * layers + l
   mutable std::mutex mu_;
   std::vector<int32_t> free_;

@@ -251,32 +251,41 @@ Tensor DeepseekModel::forward(StepBatch& batch, const std::function<void(int64_t
       if (&s.layout == batch.fixed_layout()) slot = &s;
   if (slot) {
     Backend& b = backend_;
-    if (slot->graph && slot->generation == b.memory_generation()) {
+    if (slot->graph && slot->generation != b.memory_generation()) {
+      // The allocator released memory the graph may point into: warm up again (so the capture finds every
+      // buffer in its cache), then capture anew.
+      slot->graph.reset();
+      slot->logits = Tensor();
+      slot->eager_runs = 0;
+    }
+    if (slot->graph) {
       b.replay(slot->graph);
       batch.advance();
       return slot->logits;
     }
     if (slot->eager_runs > 0) {
-      slot->graph.reset();
       const int64_t generation = b.memory_generation();
-      Tensor logits;
       b.begin_capture();
       try {
-        logits = compute(batch, nullptr, nullptr);
-      } catch (...) {
+        Tensor logits = compute(batch, nullptr, nullptr);
+        slot->graph = b.end_capture();
+        slot->logits = logits;
+        slot->generation = generation;
+        b.replay(slot->graph);
+        batch.advance();
+        return logits;
+      } catch (const std::exception&) {
+        // A capture that failed costs the step nothing: it runs eagerly; after two failures the bucket stays
+        // eager.
         b.abort_capture();
-        ++slot->failures;
+        slot->graph.reset();
+        slot->logits = Tensor();
         slot->eager_runs = 0;
-        throw;
+        ++slot->failures;
       }
-      slot->graph = b.end_capture();
-      slot->logits = logits;
-      slot->generation = generation;
-      b.replay(slot->graph);
-      batch.advance();
-      return logits;
+    } else {
+      ++slot->eager_runs;
     }
-    ++slot->eager_runs;
   }
   Tensor out = compute(batch, on_hidden, final_hidden);
   batch.advance();

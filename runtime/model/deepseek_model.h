@@ -80,8 +80,15 @@ class DeepseekModel {
   const ModelWeights& weights() const { return w_; }
   Backend& backend() const { return backend_; }
   const ModelOptions& options() const { return opts_; }
-  void set_act_mode(ActMode m) { opts_.act_mode = m; }
-  void set_attention_form(AttentionForm f) { opts_.attention = f; }
+  // (Captured decode graphs recorded the old choice: they are dropped.)
+  void set_act_mode(ActMode m) {
+    opts_.act_mode = m;
+    graphs_.clear();
+  }
+  void set_attention_form(AttentionForm f) {
+    opts_.attention = f;
+    graphs_.clear();
+  }
   // Cache slots a LatentCache for this model needs (main layers, plus MTP layers when loaded).
   int64_t cache_layers() const;
 
@@ -125,6 +132,10 @@ class DeepseekModel {
                  std::vector<float>* final_hidden);
   // One graph bucket: its fixed layout, the captured graph and its output. A bucket's first batch runs
   // eagerly (so every buffer the forward needs is in the allocator's cache), its second is captured.
+  // The buffers a graph uses inside go back to the backend's allocator after the capture and its replays
+  // write them again: safe while every buffer allocated later is either released before the next replay
+  // or (the fixed tables, re-uploaded before each replay) rewritten before it is read; anything long-lived
+  // must be allocated before the first capture (weights, caches) or drop the graphs.
   struct GraphSlot {
     FixedLayout layout;
     const LatentCache* cache = nullptr;

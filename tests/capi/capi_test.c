@@ -93,6 +93,22 @@ static void test_load_errors(void) {
     CHECK(moert_options_set_string(o, "device", "cuda") == MOERT_OK);
     CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_UNSUPPORTED);
     moert_options_free(o);
+    /* kv_cache_dtype: bf16 is a GPU cache; fp32 and auto load on the CPU; other values are refused. */
+    o = NULL;
+    CHECK(moert_options_create(&o) == MOERT_OK);
+    CHECK(moert_options_set_string(o, "kv_cache_dtype", "fp16") == MOERT_ERR_INVALID_ARGUMENT);
+    CHECK(moert_options_set_string(o, "kv_cache_dtype", "bf16") == MOERT_OK);
+    CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_UNSUPPORTED);
+    CHECK(strstr(moert_last_error(), "kv_cache_dtype") != NULL);
+    CHECK(moert_options_set_string(o, "kv_cache_dtype", "fp32") == MOERT_OK);
+    CHECK(moert_options_set_int(o, "cuda_graphs", 0) == MOERT_OK);
+    CHECK(moert_options_set_int(o, "cuda_graphs", 2) == MOERT_ERR_INVALID_ARGUMENT);
+    {
+      moert_model* km = NULL;
+      CHECK(moert_model_load(g_dir, o, NULL, NULL, &km) == MOERT_OK);
+      moert_model_free(km);
+    }
+    moert_options_free(o);
     /* ep_overlap: auto (-1, the default) is off for in-process ranks (one host); 1 forces it. */
     for (int forced = 0; forced <= 1; ++forced) {
       moert_model* em = NULL;

@@ -57,11 +57,11 @@ class CudaModel : public ::testing::Test {
 
   // Logits of a prefill of `prompt` (all positions) followed by `decode` single-token steps, on one backend.
   static std::vector<float> run(Backend& b, ModelOptions opts, const std::vector<int32_t>& prompt,
-                                const std::vector<int32_t>& decode) {
+                                const std::vector<int32_t>& decode, DType cache_dtype = DType::kF32) {
     auto store = std::make_shared<WeightStore>(dir_);
     const ModelConfig cfg = load_model_config(dir_);
     DeepseekModel m(cfg, store, b, opts);
-    LatentCache cache(b, m.cache_layers(), cfg.kv_cache_width(), 16, 32 << 20);
+    LatentCache cache(b, m.cache_layers(), cfg.kv_cache_width(), 16, 32 << 20, cache_dtype);
     KvSequence kv(&cache);
     const int64_t V = cfg.vocab_size;
     std::vector<float> out(prompt.size() * V);
@@ -126,6 +126,22 @@ TEST_F(CudaModel, F32Expanded) {
 // FP8 activations: bit-identical quantisation, FP8 tensor-core accumulation for more than 16 rows.
 TEST_F(CudaModel, Fp8Auto) {
   compare(ActMode::kFp8, AttentionForm::kAuto, 3e-2);
+}
+
+// The bf16 latent cache (the CUDA default): prefill + decode within 2e-2 of the CPU's fp32 cache.
+TEST_F(CudaModel, Bf16CacheStaysCloseToTheCpu) {
+  std::vector<int32_t> prompt(23), decode(4);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 389 + 11) % 1024);
+  for (size_t i = 0; i < decode.size(); ++i) decode[i] = static_cast<int32_t>((i * 97 + 5) % 1024);
+  ModelOptions o;
+  o.load_mtp = false;
+  auto cpu = make_cpu_backend(2);
+  auto gpu = make_cuda_backend(0);
+  const std::vector<float> ref = run(*cpu, o, prompt, decode);
+  const std::vector<float> got = run(*gpu, o, prompt, decode, DType::kBF16);
+  const double e = rel_err(got, ref);
+  std::printf("bf16 cache: rel err vs CPU fp32 %.3g\n", e);
+  EXPECT_LT(e, 2e-2);
 }
 
 // A step that mixes decodes of sequences of different lengths with a prompt chunk: one batch on the GPU

@@ -70,6 +70,9 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          whatever is batched with it, however its prompt is chunked, and with expert
  *                          parallelism or not; slower decode GEMMs (default 0). CPU only
  *                          (MOERT_ERR_UNSUPPORTED with device "cuda")
+ *   "kv_cache_dtype" str   "auto" (default: bf16 with device "cuda", fp32 on the CPU), "fp32" or "bf16"
+ *                          (the latent cache's storage; the attention reads it in fp32; bf16 is
+ *                          UNSUPPORTED on the CPU)
  *   "cuda_graphs"    int   1 (default): with device "cuda", decode steps (every sequence one token) are
  *                          captured as CUDA graphs per batch-size bucket and replayed; 0: every step is
  *                          launched op by op. No effect on the CPU

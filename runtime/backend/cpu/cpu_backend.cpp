@@ -224,7 +224,8 @@ class CpuBackend final : public Backend {
                         int64_t lat, int64_t rope, const Tensor& positions, float scale, Tensor& out) override {
     const int64_t t = q_lat.rows;
     check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope &&
-              out.cols == heads * lat && row_seq.rows == t && positions.rows == t && cache.width == lat + rope,
+              out.cols == heads * lat && row_seq.rows == t && positions.rows == t && cache.width == lat + rope &&
+              cache.pool.dtype == DType::kF32,
           "attention_latent");
     // One page table per sequence, pointing into the batch's CSR table.
     const int32_t* indptr = kv.indptr.ptr<int32_t>();
@@ -260,14 +261,14 @@ class CpuBackend final : public Backend {
   }
 
   void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
-    check(rows.cols == cache.width && slots.rows == rows.rows, "cache_write");
+    check(rows.cols == cache.width && slots.rows == rows.rows && cache.pool.dtype == DType::kF32, "cache_write");
     const int32_t* sl = slots.ptr<int32_t>();
     for (int64_t i = 0; i < rows.rows; ++i)
       std::memcpy(cache_row(cache, sl[i]), rows.ptr<float>() + i * rows.ld, cache.width * sizeof(float));
   }
 
   void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
-    check(out.cols == cache.width && slots.rows == out.rows, "cache_gather");
+    check(out.cols == cache.width && slots.rows == out.rows && cache.pool.dtype == DType::kF32, "cache_gather");
     const int32_t* sl = slots.ptr<int32_t>();
     for (int64_t i = 0; i < out.rows; ++i)
       std::memcpy(out.ptr<float>() + i * out.ld, cache_row(cache, sl[i]), cache.width * sizeof(float));
@@ -364,6 +365,7 @@ class CpuBackend final : public Backend {
               int32_t* ids) override {
     (void)packed;
     check(logits.rows == static_cast<int64_t>(rows.size()) && logits.dtype == DType::kF32, "sample");
+    for (const SampleRow& r : rows) check(r.rng != nullptr, "sample (a row without its RNG)");
     const int64_t V = logits.cols;
     for (int64_t i = 0; i < logits.rows; ++i) {
       const float* l = logits.ptr<float>() + i * logits.ld;

@@ -72,7 +72,15 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   std::shared_ptr<void> allocate(size_t bytes) {
     const size_t cls = BlockCache::size_class(std::max<size_t>(bytes, 256));
     void* p = cache_.take(cls);
-    if (!p) {
+    if (!p && capturing_) {
+      // A miss during a graph capture: cudaMalloc is allowed under the relaxed capture mode (it is not
+      // recorded); no trim here (it would synchronise inside the capture).
+      cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+      cudaThreadExchangeStreamCaptureMode(&mode);
+      const cudaError_t e = cudaMalloc(&p, cls);
+      cudaThreadExchangeStreamCaptureMode(&mode);
+      check_cuda(e, "cudaMalloc (during a graph capture)");
+    } else if (!p) {
       cudaError_t e = cudaMalloc(&p, cls);
       if (e != cudaSuccess) {  // give the cached blocks back and retry once
         (void)cudaGetLastError();
@@ -92,11 +100,13 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
     ++generation_;  // captured graphs may have pointed into what was just freed
   }
   int64_t generation() const { return generation_; }
+  void set_capturing(bool on) { capturing_ = on; }
 
  private:
   int device_;
   BlockCache cache_;
   std::atomic<int64_t> generation_{0};
+  bool capturing_ = false;  // the backend's thread only (the model's step)
 };
 
 enum class GemmPolicy { kAuto, kOwn, kLt };
@@ -492,6 +502,7 @@ class CudaBackend final : public Backend {
     const int64_t V = logits.cols;
     if (packed) {
       check(packed->rows == logits.rows, "sample (packed rows)");
+      for (const SampleRow& r : rows) check(r.rng != nullptr, "sample (a row without its RNG)");
       Tensor scratch = empty(DType::kF32, logits.rows, V), out = empty(DType::kI32, logits.rows, 1);
       check_cuda(cuda::sample(logits.ptr<float>(), logits.ld, logits.rows, V, packed->params.ptr<int32_t>(),
                               packed->tokens.ptr<int32_t>(), scratch.ptr<float>(), out.ptr<int32_t>(), stream_),
@@ -515,10 +526,12 @@ class CudaBackend final : public Backend {
   void begin_capture() override {
     select();
     check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    pool_->set_capturing(true);
   }
   std::shared_ptr<void> end_capture() override {
     select();
     cudaGraph_t graph = nullptr;
+    pool_->set_capturing(false);
     check_cuda(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
     cudaGraphExec_t exec = nullptr;
     const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
@@ -529,6 +542,7 @@ class CudaBackend final : public Backend {
   }
   void abort_capture() override {
     select();
+    pool_->set_capturing(false);
     cudaGraph_t graph = nullptr;
     if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
     (void)cudaGetLastError();
@@ -579,7 +593,8 @@ class CudaBackend final : public Backend {
 
   static cuda::DevPool pool(const LatentPool& c) {
     cuda::DevPool p;
-    p.base = c.pool.ptr<float>();
+    p.base = c.pool.data;
+    p.bf16 = c.pool.dtype == DType::kBF16;
     p.page_rows = c.page_rows;
     p.page_stride = c.page_stride;
     p.width = c.width;
