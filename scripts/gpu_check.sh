@@ -58,7 +58,7 @@ if [ $missing -ne 0 ]; then
   exit 2
 fi
 
-step cuda_ops 150 "$T" --gtest_color=no --gtest_filter='CudaOps.*' || rc=1
+step cuda_ops 150 "$T" --gtest_color=no --gtest_filter='CudaOps.*:CudaCache.*' || rc=1
 step cuda_model 200 "$T" --gtest_color=no --gtest_filter='CudaModel.*' || rc=1
 step nccl_test 90 "$NT" --gtest_color=no || rc=1
 step gemm_bench 90 "$X" "$ITERS" || rc=1

@@ -172,7 +172,13 @@ struct Paged {
   std::vector<int32_t> indptr{0}, pages, kv_len;
 };
 
-void CudaOps::cache_and_latent_attention(bool bf16) {
+// The slot-mapped cache ops and the batched latent attention, over an fp32 or a bf16 cache.
+class CudaCache : public CudaOps {
+ protected:
+  void cache_and_latent_attention(bool bf16);
+};
+
+void CudaCache::cache_and_latent_attention(bool bf16) {
   const int64_t heads = 4, lat = 512, rope = 64, width = lat + rope, npages = 12, page_rows = 16;
   Paged pg;
   // bf16: the pool's content bf16-exact on both sides (written to the GPU's bf16 pool through cache_write),
@@ -249,8 +255,8 @@ void CudaOps::cache_and_latent_attention(bool bf16) {
   EXPECT_REL(host(*gpu, ag), host(*cpu, ac), kF32);
 }
 
-TEST_F(CudaOps, CacheAndLatentAttentionOverABatch) { cache_and_latent_attention(false); }
-TEST_F(CudaOps, Bf16CacheAndLatentAttentionOverABatch) { cache_and_latent_attention(true); }
+TEST_F(CudaCache, Fp32CacheAndLatentAttentionOverABatch) { cache_and_latent_attention(false); }
+TEST_F(CudaCache, Bf16CacheAndLatentAttentionOverABatch) { cache_and_latent_attention(true); }
 
 TEST_F(CudaOps, MlaExpandKv) {
   const int64_t heads = 3, nope = 128, rope = 64, vdim = 96, s = 11;

@@ -37,8 +37,6 @@ class CudaOps : public ::testing::Test {
   std::vector<int32_t> host_i32(Backend& b, const Tensor& t);
   // Random weight [n, k]: kF8E4M3 (with 128x128 block scales), kBF16 or kF32.
   std::unique_ptr<HostWeight> weight(DType dt, int64_t n, int64_t k, float scale = 0.05f);
-  // cuda_ops_test.cpp: the slot-mapped cache ops and the batched latent attention, fp32 or bf16 cache.
-  void cache_and_latent_attention(bool bf16);
 
   std::unique_ptr<Backend> cpu, gpu;
   std::mt19937 rng{12345};
