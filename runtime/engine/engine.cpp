@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/finite_check.h"
 #include "ep/placement.h"
 
 #include "util/error.h"
@@ -32,6 +33,11 @@ Usage Request::usage() const {
     u.tokens_per_second = generated_ > 1 && decode_s > 0 ? (generated_ - 1) / decode_s : 0.0;
   }
   return u;
+}
+
+std::string Request::error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return finish_ == FinishReason::kError ? error_ : std::string();
 }
 
 FinishReason Request::finish_reason() const {
@@ -316,7 +322,14 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, bool collectiv
       finish(r, FinishReason::kCancelled);
       continue;
     }
-    const int32_t t = sample_token(logits.data() + i * vocab, vocab, r.params_.sampling, r.rng_, &r.history_);
+    const float* row = logits.data() + i * vocab;
+    if (const int64_t bad = first_non_finite(row, vocab); bad >= 0) {
+      finish(r, FinishReason::kError,
+             "the model produced a non-finite logit (" + std::to_string(row[bad]) + " for token " +
+                 std::to_string(bad) + "): the weights or activations overflowed");
+      continue;
+    }
+    const int32_t t = sample_token(row, vocab, r.params_.sampling, r.rng_, &r.history_);
     r.last_token_ = t;
     emit(r, t);
   }

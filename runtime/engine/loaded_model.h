@@ -25,6 +25,9 @@ struct LoadOptions {
   int64_t max_batch = 16;
   AttentionForm attention = AttentionForm::kAuto;
   bool load_mtp = true;
+  // Scan every weight for NaN/Inf (and FP8 NaN bytes, bad scales) at load: Error(kFormat) instead of
+  // garbage logits later. Reads every byte of the checkpoint once (bench/RESULTS.md has the cost).
+  bool check_weights = true;
   int64_t page_rows = 64;
   // Expert parallelism (runtime/ep): the routed experts spread over ep_size ranks, one rank per process
   // (ep_transport "mpi": every process of MPI_COMM_WORLD; MPI initialised here when the host has not;

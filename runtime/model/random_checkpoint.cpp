@@ -142,6 +142,8 @@ class Builder {
     shard_ = std::make_unique<SafetensorsWriter>();
   }
 
+  size_t shards_written() const { return shards_.size(); }
+
   void finish() {
     flush();
     nlohmann::ordered_json index;
@@ -222,9 +224,16 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
   std::ofstream(dir + "/config.json") << c.dump(2);
 
   Builder b(dir, s);
+  const int64_t total = s.layers + s.mtp;
+  auto report = [&](double f, const std::string& stage) {
+    if (s.progress && !s.progress(f, stage.c_str())) fail(ErrorCode::kCancelled, "checkpoint write cancelled");
+  };
   b.random_bf16("model.embed_tokens.weight", s.vocab, s.hidden, 1.0f);
+  report(0.5 / (total + 1), "embeddings");
   for (int64_t i = 0; i < s.layers + s.mtp; ++i) {
     b.layer(i);
+    report((i + 1.0) / (total + 1), "layer " + std::to_string(i + 1) + " of " + std::to_string(total) + " (" +
+                                        std::to_string(b.shards_written()) + " shards written)");
     if (i >= s.layers) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
       b.norm(p + "enorm.weight", s.hidden);
@@ -237,6 +246,7 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
   b.norm("model.norm.weight", s.hidden);
   b.random_bf16("lm_head.weight", s.vocab, s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
   b.finish();
+  report(1.0, "done: " + std::to_string(b.shards_written()) + " shards");
 }
 
 }  // namespace moert
