@@ -12,7 +12,7 @@
 namespace moert {
 namespace {
 
-constexpr int64_t kBlock = 4096;  // elements per branch-free pass; a bad block is searched again exactly
+constexpr int64_t kBlock = 8192;  // elements per branch-free pass; a bad block is searched again exactly
 
 template <typename T>
 inline T load(const uint8_t* p) {
@@ -29,25 +29,52 @@ inline bool bad32(uint32_t v, bool scale) {
 }
 inline bool bad_e4m3(uint8_t v) { return (v & 0x7F) == 0x7F; }  // e4m3fn: S.1111.111 is NaN, no Inf
 
+int64_t first_in_block(const uint8_t* d, int64_t n, DType t, bool scale);
+
+// SWAR over 64-bit words: per lane, the masked exponent (or e4m3 magnitude) plus one unit carries into the
+// lane's top bit exactly when every masked bit is set, so one add and two ands test 8, 4 or 2 values; the
+// loop over words vectorises. The masks never let a carry cross into the next lane.
+struct Swar {
+  uint64_t mask, one, top;
+};
+constexpr Swar kSwarE4m3{0x7F7F7F7F7F7F7F7Full, 0x0101010101010101ull, 0x8080808080808080ull};
+constexpr Swar kSwarBf16{0x7F807F807F807F80ull, 0x0080008000800080ull, 0x8000800080008000ull};
+constexpr Swar kSwarF16{0x7C007C007C007C00ull, 0x0400040004000400ull, 0x8000800080008000ull};
+constexpr Swar kSwarF32{0x7F8000007F800000ull, 0x0080000000800000ull, 0x8000000080000000ull};
+
+bool swar_bad(const uint8_t* d, size_t bytes, const Swar& k) {
+  uint64_t acc = 0;
+  const size_t words = bytes / 8;
+  for (size_t i = 0; i < words; ++i) acc |= ((load<uint64_t>(d + 8 * i) & k.mask) + k.one) & k.top;
+  return acc != 0;
+}
+
 bool block_bad(const uint8_t* d, int64_t n, DType t, bool scale) {
-  unsigned acc = 0;
+  const size_t esize = dtype_size(t), bytes = static_cast<size_t>(n) * esize, whole = bytes / 8 * 8;
+  bool bad = false;
   switch (t) {
     case DType::kBF16:
-      for (int64_t i = 0; i < n; ++i) acc |= bad16(load<uint16_t>(d + 2 * i), 0x7F80);
+      bad = swar_bad(d, whole, kSwarBf16);
       break;
     case DType::kF16:
-      for (int64_t i = 0; i < n; ++i) acc |= bad16(load<uint16_t>(d + 2 * i), 0x7C00);
+      bad = swar_bad(d, whole, kSwarF16);
       break;
     case DType::kF32:
-      for (int64_t i = 0; i < n; ++i) acc |= bad32(load<uint32_t>(d + 4 * i), scale);
+      if (scale) {  // block scales: few values, and zero or negative is bad too
+        unsigned acc = 0;
+        for (int64_t i = 0; i < n; ++i) acc |= bad32(load<uint32_t>(d + 4 * i), true);
+        return acc != 0;
+      }
+      bad = swar_bad(d, whole, kSwarF32);
       break;
     case DType::kF8E4M3:
-      for (int64_t i = 0; i < n; ++i) acc |= bad_e4m3(d[i]);
+      bad = swar_bad(d, whole, kSwarE4m3);
       break;
     default:
-      break;
+      return false;
   }
-  return acc != 0;
+  // The elements past the last whole word.
+  return bad || first_in_block(d + whole, static_cast<int64_t>((bytes - whole) / esize), t, scale) >= 0;
 }
 
 int64_t first_in_block(const uint8_t* d, int64_t n, DType t, bool scale) {
