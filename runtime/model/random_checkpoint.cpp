@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -138,11 +139,13 @@ class Builder {
       const std::string tmp = dir_ + "/.shard-" + std::to_string(shards_.size());
       shard_->write(tmp);
       shards_.push_back(shard_->names());
+      if (on_shard) on_shard(shards_.size());
     }
     shard_ = std::make_unique<SafetensorsWriter>();
   }
 
   size_t shards_written() const { return shards_.size(); }
+  std::function<void(size_t shards)> on_shard;  // after each shard is written (a line of progress)
 
   void finish() {
     flush();
@@ -228,9 +231,18 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
   auto report = [&](double f, const std::string& stage) {
     if (s.progress && !s.progress(f, stage.c_str())) fail(ErrorCode::kCancelled, "checkpoint write cancelled");
   };
+  int64_t current = -1;  // the layer being written, for the per-shard lines
+  b.on_shard = [&](size_t shards) {
+    report((current + 1.0) / (total + 1),
+           "shard " + std::to_string(shards) + " written (" +
+               (current < 0 ? std::string("embeddings") : "layer " + std::to_string(current + 1) + " of " +
+                                                                std::to_string(total)) +
+               ")");
+  };
   b.random_bf16("model.embed_tokens.weight", s.vocab, s.hidden, 1.0f);
   report(0.5 / (total + 1), "embeddings");
   for (int64_t i = 0; i < s.layers + s.mtp; ++i) {
+    current = i;
     b.layer(i);
     report((i + 1.0) / (total + 1), "layer " + std::to_string(i + 1) + " of " + std::to_string(total) + " (" +
                                         std::to_string(b.shards_written()) + " shards written)");
