@@ -38,7 +38,7 @@ moert::GenerationParams generation_params(const moert_options* o, const moert::G
   p.sampling.repetition_penalty = o->get_float("repetition_penalty", d.repetition_penalty.value_or(1.0));
   p.sampling.presence_penalty = o->get_float("presence_penalty", 0.0);
   const bool seeded = o->values.count("seed") != 0;
-  p.sampling.seed = seeded ? static_cast<uint64_t>(o->get_int("seed", 0))
+  p.sampling.seed = seeded                       ? static_cast<uint64_t>(o->get_int("seed", 0))
                     : p.sampling.temperature > 0 ? fresh_seed()
                                                  : 0;
   p.stop_strings = o->get_strings("stop");
@@ -155,9 +155,12 @@ MOERT_API moert_status moert_stream_info_int(const moert_stream* stream, const c
     const moert_stream& s = *require(stream, "stream");
     const std::string k = require(key, "key");
     require(out, "out");
-    if (k == "seed") *out = static_cast<int64_t>(s.seed);
-    else if (k == "sampled") *out = s.sampled ? 1 : 0;
-    else fail(ErrorCode::kInvalidArgument, "unknown stream info key '" + k + "' (known: seed, sampled)");
+    if (k == "seed")
+      *out = static_cast<int64_t>(s.seed);
+    else if (k == "sampled")
+      *out = s.sampled ? 1 : 0;
+    else
+      fail(ErrorCode::kInvalidArgument, "unknown stream info key '" + k + "' (known: seed, sampled)");
   });
 }
 

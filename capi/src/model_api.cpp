@@ -156,7 +156,8 @@ MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t le
     require(session, "session");
     if (length < 0) fail(ErrorCode::kInvalidArgument, "length must be >= 0");
     if (length > session->kv.length())
-      fail(ErrorCode::kInvalidArgument, "cannot truncate to " + std::to_string(length) + " tokens: the sequence has " +
+      fail(ErrorCode::kInvalidArgument, "cannot truncate to " + std::to_string(length) +
+                                            " tokens: the sequence has " +
                                             std::to_string(session->kv.length()));
     session->kv.truncate(length);
   });
@@ -192,7 +193,8 @@ MOERT_API moert_status moert_checkpoint_write_random_v2(const char* dir, const m
     require(dir, "dir");
     moert::capi::options_require_scope(shape, moert::capi::OptionScope::kShape);
     moert::RandomCheckpointSpec s;
-    if (progress) s.progress = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
+    if (progress)
+      s.progress = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
     if (shape) {
       const moert_options& o = *shape;
       s.vocab = o.get_int("model.vocab", s.vocab);

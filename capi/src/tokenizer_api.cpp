@@ -84,8 +84,8 @@ MOERT_API moert_status moert_detokenize(const moert_tokenizer* tokenizer, const 
     // HF drops unknown ids silently; moert says which id was wrong (a caller bug, or another model's ids).
     for (size_t i = 0; i < n; ++i)
       if (!t.id_to_token(ids[i]))
-        fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
-                                              " is not in the tokenizer's vocabulary (" +
+        fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(ids[i]) + " at position " +
+                                              std::to_string(i) + " is not in the tokenizer's vocabulary (" +
                                               std::to_string(t.vocab_size()) + " ids)");
     write_string(t.decode(std::vector<int32_t>(ids, ids + n), skip_special != 0), buf, cap, needed);
   });

@@ -21,7 +21,8 @@ GenerationDefaults parse_generation_defaults(const std::string& text, const std:
   auto number = [&](const char* key, double lo, double hi) -> std::optional<double> {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return std::nullopt;
-    if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < lo || it->get<double>() > hi)
+    if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < lo ||
+        it->get<double>() > hi)
       fail(ErrorCode::kFormat, src + ": field '" + key + "' has value " + it->dump() + ", outside [" +
                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return it->get<double>();

@@ -23,7 +23,8 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   m->cfg_ = load_model_config(dir);
   step(0.05, "weights");
   m->store_ = std::make_shared<WeightStore>(dir);
-  check_layer_count(*m->store_, m->cfg_.num_hidden_layers, m->cfg_.num_nextn_predict_layers, dir + "/config.json");
+  check_layer_count(*m->store_, m->cfg_.num_hidden_layers, m->cfg_.num_nextn_predict_layers,
+                    dir + "/config.json");
   if (opts.check_weights) {
     step(0.1, "weight check");
     scan_weights(*m->store_, opts.threads);

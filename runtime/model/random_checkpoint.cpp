@@ -229,14 +229,15 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
   Builder b(dir, s);
   const int64_t total = s.layers + s.mtp;
   auto report = [&](double f, const std::string& stage) {
-    if (s.progress && !s.progress(f, stage.c_str())) fail(ErrorCode::kCancelled, "checkpoint write cancelled");
+    if (s.progress && !s.progress(f, stage.c_str()))
+      fail(ErrorCode::kCancelled, "checkpoint write cancelled");
   };
   int64_t current = -1;  // the layer being written, for the per-shard lines
   b.on_shard = [&](size_t shards) {
     report((current + 1.0) / (total + 1),
            "shard " + std::to_string(shards) + " written (" +
-               (current < 0 ? std::string("embeddings") : "layer " + std::to_string(current + 1) + " of " +
-                                                                std::to_string(total)) +
+               (current < 0 ? std::string("embeddings")
+                            : "layer " + std::to_string(current + 1) + " of " + std::to_string(total)) +
                ")");
   };
   b.random_bf16("model.embed_tokens.weight", s.vocab, s.hidden, 1.0f);

@@ -27,12 +27,12 @@ void check_layer_count(const WeightStore& store, int64_t hidden_layers, int64_t 
                                       : "layers " + std::to_string(*present.begin()) + ".." +
                                             std::to_string(*present.rbegin()) + " (" +
                                             std::to_string(present.size()) + " of them)";
-  fail(ErrorCode::kFormat,
-       config_path + ": num_hidden_layers " + std::to_string(hidden_layers) + " + num_nextn_predict_layers " +
-           std::to_string(nextn_layers) + " = " + std::to_string(want) + " layers, but the shards in " +
-           store.dir() + " hold " + found +
-           (missing >= 0 ? "; layer " + std::to_string(missing) + " is missing"
-                         : "; layer " + std::to_string(extra) + " is beyond the config"));
+  fail(ErrorCode::kFormat, config_path + ": num_hidden_layers " + std::to_string(hidden_layers) +
+                               " + num_nextn_predict_layers " + std::to_string(nextn_layers) + " = " +
+                               std::to_string(want) + " layers, but the shards in " + store.dir() + " hold " +
+                               found +
+                               (missing >= 0 ? "; layer " + std::to_string(missing) + " is missing"
+                                             : "; layer " + std::to_string(extra) + " is beyond the config"));
 }
 
 }  // namespace moert

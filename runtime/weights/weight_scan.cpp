@@ -22,12 +22,16 @@ inline T load(const uint8_t* p) {
 }
 
 // A 16-bit float is non-finite when all exponent bits are set.
-inline bool bad16(uint16_t v, uint16_t exp_mask) { return (v & exp_mask) == exp_mask; }
+inline bool bad16(uint16_t v, uint16_t exp_mask) {
+  return (v & exp_mask) == exp_mask;
+}
 inline bool bad32(uint32_t v, bool scale) {
-  if ((v & 0x7F800000u) == 0x7F800000u) return true;           // NaN or Inf
+  if ((v & 0x7F800000u) == 0x7F800000u) return true;              // NaN or Inf
   return scale && ((v & 0x80000000u) || (v & 0x7FFFFFFFu) == 0);  // negative or zero
 }
-inline bool bad_e4m3(uint8_t v) { return (v & 0x7F) == 0x7F; }  // e4m3fn: S.1111.111 is NaN, no Inf
+inline bool bad_e4m3(uint8_t v) {
+  return (v & 0x7F) == 0x7F;
+}  // e4m3fn: S.1111.111 is NaN, no Inf
 
 int64_t first_in_block(const uint8_t* d, int64_t n, DType t, bool scale);
 
@@ -86,9 +90,9 @@ bool block_bad(const uint8_t* d, int64_t n, DType t, bool scale) {
 
 int64_t first_in_block(const uint8_t* d, int64_t n, DType t, bool scale) {
   for (int64_t i = 0; i < n; ++i) {
-    const bool bad = t == DType::kBF16   ? bad16(load<uint16_t>(d + 2 * i), 0x7F80)
-                     : t == DType::kF16  ? bad16(load<uint16_t>(d + 2 * i), 0x7C00)
-                     : t == DType::kF32  ? bad32(load<uint32_t>(d + 4 * i), scale)
+    const bool bad = t == DType::kBF16     ? bad16(load<uint16_t>(d + 2 * i), 0x7F80)
+                     : t == DType::kF16    ? bad16(load<uint16_t>(d + 2 * i), 0x7C00)
+                     : t == DType::kF32    ? bad32(load<uint32_t>(d + 4 * i), scale)
                      : t == DType::kF8E4M3 ? bad_e4m3(d[i])
                                            : false;
     if (bad) return i;

@@ -1,10 +1,10 @@
 #include "args.h"
 
+#include <unistd.h>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <unistd.h>
 
 #include "moert/moert.h"
 

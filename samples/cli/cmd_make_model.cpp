@@ -17,15 +17,22 @@ struct ShapeFlag {
   long long v3;  // DeepSeek-V3's value (layers: 3 of its 61, one of them dense, for a checkpoint that fits)
 };
 
-const ShapeFlag kShape[] = {
-    {"vocab", "model.vocab", 129280},      {"hidden", "model.hidden", 7168},
-    {"inter", "model.intermediate", 18432}, {"moe-inter", "model.moe_intermediate", 2048},
-    {"layers", "model.layers", 3},          {"dense-layers", "model.dense_layers", 1},
-    {"heads", "model.heads", 128},          {"q-lora", "model.q_lora", 1536},
-    {"kv-lora", "model.kv_lora", 512},      {"experts", "model.experts", 256},
-    {"top-k", "model.top_k", 8},            {"groups", "model.groups", 8},
-    {"topk-groups", "model.topk_groups", 4}, {"shared", "model.shared", 1},
-    {"mtp", "model.mtp", 0},                {"seed", "model.seed", 1}};
+const ShapeFlag kShape[] = {{"vocab", "model.vocab", 129280},
+                            {"hidden", "model.hidden", 7168},
+                            {"inter", "model.intermediate", 18432},
+                            {"moe-inter", "model.moe_intermediate", 2048},
+                            {"layers", "model.layers", 3},
+                            {"dense-layers", "model.dense_layers", 1},
+                            {"heads", "model.heads", 128},
+                            {"q-lora", "model.q_lora", 1536},
+                            {"kv-lora", "model.kv_lora", 512},
+                            {"experts", "model.experts", 256},
+                            {"top-k", "model.top_k", 8},
+                            {"groups", "model.groups", 8},
+                            {"topk-groups", "model.topk_groups", 4},
+                            {"shared", "model.shared", 1},
+                            {"mtp", "model.mtp", 0},
+                            {"seed", "model.seed", 1}};
 
 const char kUsage[] =
     "usage: moert make-model --out DIR [--hidden 7168] [--layers 3] [--dense-layers 1] [--heads 128]\n"
@@ -76,8 +83,9 @@ int cmd_make_model(int argc, char** argv) {
     tok = "DeepSeek-V3's tokenizer";
   else if (vocab >= 8320 && copy_tokenizer(default_model_dir(), out))
     tok = "the shipped model's tokenizer";
-  std::printf("wrote %s%s\n", out.c_str(),
-              tok.empty() ? " (no tokenizer fits this vocab: generate from token ids)" : (" with " + tok).c_str());
+  std::printf(
+      "wrote %s%s\n", out.c_str(),
+      tok.empty() ? " (no tokenizer fits this vocab: generate from token ids)" : (" with " + tok).c_str());
   return 0;
 }
 

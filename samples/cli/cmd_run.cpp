@@ -143,17 +143,21 @@ moert_options* generation_options(const Args& a) {
                                                          {"repetition-penalty", "repetition_penalty"},
                                                          {"presence-penalty", "presence_penalty"}};
   for (auto [flag, key] : numbers)
-    if (a.has(flag)) check(moert_options_set_float(o, key, a.get_double(flag, 0)), (std::string("--") + flag).c_str());
+    if (a.has(flag))
+      check(moert_options_set_float(o, key, a.get_double(flag, 0)), (std::string("--") + flag).c_str());
   if (a.has("top-k")) check(moert_options_set_int(o, "top_k", a.get_int("top-k", 0)), "--top-k");
   if (a.has("seed")) check(moert_options_set_int(o, "seed", a.get_int("seed", 0)), "--seed");
-  for (const std::string& s : a.get_all("stop")) check(moert_options_add_string(o, "stop", s.c_str()), "--stop");
+  for (const std::string& s : a.get_all("stop"))
+    check(moert_options_add_string(o, "stop", s.c_str()), "--stop");
   if (a.has("ignore-eos")) check(moert_options_set_int(o, "ignore_eos", 1), "--ignore-eos");
   return o;
 }
 
 // Set by SIGINT (chat only): cancels the reply being streamed, or ends the chat at the prompt.
 volatile std::sig_atomic_t g_interrupted = 0;
-void on_sigint(int) { g_interrupted = 1; }
+void on_sigint(int) {
+  g_interrupted = 1;
+}
 
 enum class Streamed { kFinished, kCancelled };
 

@@ -51,11 +51,12 @@ int cmd_tokenize(int argc, char** argv) {
 }
 
 int cmd_detokenize(int argc, char** argv) {
-  const Command cmd{"detokenize",
-                    "usage: moert detokenize [--tokenizer FILE | -m|--model DIR] [--skip-special]\n"
-                    "Token ids on stdin (separated by commas or spaces) -> text on stdout. An id outside the\n"
-                    "vocabulary is an error.\n",
-                    {{"tokenizer"}, {"model", true, {"-m"}}, {"skip-special", false}}};
+  const Command cmd{
+      "detokenize",
+      "usage: moert detokenize [--tokenizer FILE | -m|--model DIR] [--skip-special]\n"
+      "Token ids on stdin (separated by commas or spaces) -> text on stdout. An id outside the\n"
+      "vocabulary is an error.\n",
+      {{"tokenizer"}, {"model", true, {"-m"}}, {"skip-special", false}}};
   Args a(argc, argv, 2, cmd);
   moert_tokenizer* m = load_tokenizer(a);
   const std::string in = read_stdin();
@@ -86,10 +87,11 @@ int cmd_detokenize(int argc, char** argv) {
 }
 
 int cmd_chat_template(int argc, char** argv) {
-  const Command cmd{"chat-template",
-                    "usage: moert chat-template [--tokenizer FILE | -m|--model DIR] [--no-generation-prompt]\n"
-                    "JSON chat messages on stdin -> the prompt text the chat template renders.\n",
-                    {{"tokenizer"}, {"model", true, {"-m"}}, {"no-generation-prompt", false}}};
+  const Command cmd{
+      "chat-template",
+      "usage: moert chat-template [--tokenizer FILE | -m|--model DIR] [--no-generation-prompt]\n"
+      "JSON chat messages on stdin -> the prompt text the chat template renders.\n",
+      {{"tokenizer"}, {"model", true, {"-m"}}, {"no-generation-prompt", false}}};
   Args a(argc, argv, 2, cmd);
   moert_tokenizer* m = load_tokenizer(a);
   const std::string messages = read_stdin();

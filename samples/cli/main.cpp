@@ -9,20 +9,21 @@
 namespace {
 
 void usage(FILE* out) {
-  std::fprintf(out,
-               "moert %s: run DeepSeek-V3-architecture MoE models\n\n"
-               "usage: moert <command> [options]     (moert <command> --help for its options)\n\n"
-               "commands:\n"
-               "  run            stream a completion of a prompt (default model: the shipped moert-tiny-coder)\n"
-               "  chat           interactive chat with the model's chat template and history\n"
-               "  info           the config as understood, parameter count, KV-cache bytes per token\n"
-               "  logits         write float32 logits [tokens, vocab] for a token sequence\n"
-               "  tokenize       text on stdin -> token ids\n"
-               "  detokenize     token ids on stdin -> text\n"
-               "  chat-template  JSON messages on stdin -> prompt text\n"
-               "  make-model     write a random-weight DeepSeek-V3-shaped checkpoint\n"
-               "  version        print the library version (also --version)\n",
-               moert_version_string());
+  std::fprintf(
+      out,
+      "moert %s: run DeepSeek-V3-architecture MoE models\n\n"
+      "usage: moert <command> [options]     (moert <command> --help for its options)\n\n"
+      "commands:\n"
+      "  run            stream a completion of a prompt (default model: the shipped moert-tiny-coder)\n"
+      "  chat           interactive chat with the model's chat template and history\n"
+      "  info           the config as understood, parameter count, KV-cache bytes per token\n"
+      "  logits         write float32 logits [tokens, vocab] for a token sequence\n"
+      "  tokenize       text on stdin -> token ids\n"
+      "  detokenize     token ids on stdin -> text\n"
+      "  chat-template  JSON messages on stdin -> prompt text\n"
+      "  make-model     write a random-weight DeepSeek-V3-shaped checkpoint\n"
+      "  version        print the library version (also --version)\n",
+      moert_version_string());
 }
 
 }  // namespace

@@ -135,7 +135,8 @@ TEST(CapiFault, TokenizerFifoIsIoError) {
   EXPECT_NE(msg.find("a FIFO"), std::string::npos) << msg;
   // A tokenizer_config.json that is a symlink loop is an I/O error too, not MOERT_ERR_INTERNAL.
   fs::remove(tmp.path() / "tokenizer.json");
-  fs::copy_file(fs::path(MOERT_TEST_DATA) / "tokenizer-deepseek-v3" / "tokenizer.json", tmp.path() / "tokenizer.json");
+  fs::copy_file(fs::path(MOERT_TEST_DATA) / "tokenizer-deepseek-v3" / "tokenizer.json",
+                tmp.path() / "tokenizer.json");
   make_symlink_loop(tmp.path() / "tokenizer_config.json");
   EXPECT_EQ(moert_tokenizer_load((tmp.path() / "tokenizer.json").c_str(), nullptr, &t), MOERT_ERR_IO);
   msg = moert_last_error();
@@ -240,9 +241,10 @@ TEST(CapiFault, TruncateBeyondLengthIsAnError) {
 // An id outside the vocabulary is named, not dropped with MOERT_OK.
 TEST(CapiFault, DetokenizeUnknownIdIsNamed) {
   moert_tokenizer* t = nullptr;
-  ASSERT_EQ(moert_tokenizer_load(
-                (fs::path(MOERT_TEST_DATA) / "tokenizer-deepseek-v3" / "tokenizer.json").c_str(), nullptr, &t),
-            MOERT_OK);
+  ASSERT_EQ(
+      moert_tokenizer_load((fs::path(MOERT_TEST_DATA) / "tokenizer-deepseek-v3" / "tokenizer.json").c_str(),
+                           nullptr, &t),
+      MOERT_OK);
   char buf[64];
   size_t need = 0;
   for (int32_t bad : {129280, -1, 2147483647}) {

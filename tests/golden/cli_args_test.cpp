@@ -52,10 +52,12 @@ Result moert(const std::string& args, const std::string& input = "") {
   return r;
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
-const char* const kCommands[] = {"run", "chat", "info", "logits", "tokenize", "detokenize", "chat-template",
-                                 "make-model"};
+const char* const kCommands[] = {"run",      "chat",       "info",          "logits",
+                                 "tokenize", "detokenize", "chat-template", "make-model"};
 
 TEST(CliArgs, UnknownOptionIsAnErrorNamingItWithUsage) {
   for (const char* cmd : kCommands) {
@@ -99,8 +101,8 @@ TEST(CliArgs, HelpPrintsTheCommandsUsage) {
       EXPECT_TRUE(contains(r.out, std::string("usage: moert ") + cmd)) << r.out;
     }
   const Result r = moert("run --help");
-  for (const char* opt : {"--temp", "--repeat-penalty", "--presence-penalty", "-m, --model", "-n, --max-tokens",
-                          "--seed", "--stop", "--no-weight-check"})
+  for (const char* opt : {"--temp", "--repeat-penalty", "--presence-penalty", "-m, --model",
+                          "-n, --max-tokens", "--seed", "--stop", "--no-weight-check"})
     EXPECT_TRUE(contains(r.out, opt)) << opt;
   EXPECT_EQ(moert("--help").status, 0);
   EXPECT_EQ(moert("").status, 2);
@@ -141,20 +143,25 @@ TEST(CliArgs, BadNumbersAreErrorsNotAborts) {
 }
 
 std::string greedy(const std::string& extra) {
-  const Result r = moert("run --quiet --no-echo --ignore-eos --temperature 0 -p 'def fibonacci(n):' " + extra);
+  const Result r =
+      moert("run --quiet --no-echo --ignore-eos --temperature 0 -p 'def fibonacci(n):' " + extra);
   EXPECT_EQ(r.status, 0) << r.err;
   return r.out;
 }
 
 TEST(CliArgs, LlamaCppSpellingsWork) {
-  const std::string long_form = greedy("--max-tokens 12 --threads 1 --top-k 5 --top-p 0.9 --min-p 0.01 --seed 4");
-  const Result r = moert("run --quiet --no-echo --ignore-eos -m " + kModel +
-                         " -p 'def fibonacci(n):' -n 12 -t 1 --temp 0 --repeat-penalty 1 --top-k 5 --top-p 0.9"
-                         " --min-p 0.01 --seed 4");
+  const std::string long_form =
+      greedy("--max-tokens 12 --threads 1 --top-k 5 --top-p 0.9 --min-p 0.01 --seed 4");
+  const Result r =
+      moert("run --quiet --no-echo --ignore-eos -m " + kModel +
+            " -p 'def fibonacci(n):' -n 12 -t 1 --temp 0 --repeat-penalty 1 --top-k 5 --top-p 0.9"
+            " --min-p 0.01 --seed 4");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, long_form);
-  EXPECT_EQ(moert("run --quiet --no-echo --ignore-eos -p 'def fibonacci(n):' -n 12 --temp 0 -s 4").out, long_form);
-  EXPECT_EQ(moert("run --quiet --no-echo --ignore-eos -f - -n 12 --temp 0", "def fibonacci(n):").out, long_form);
+  EXPECT_EQ(moert("run --quiet --no-echo --ignore-eos -p 'def fibonacci(n):' -n 12 --temp 0 -s 4").out,
+            long_form);
+  EXPECT_EQ(moert("run --quiet --no-echo --ignore-eos -f - -n 12 --temp 0", "def fibonacci(n):").out,
+            long_form);
 }
 
 // Every --stop counts, not only the last one given.
@@ -223,9 +230,10 @@ TEST(CliArgs, MakeModelDefaultsToDeepSeekV3WithATokenizer) {
   EXPECT_TRUE(contains(r.out, "DeepSeek-V3's tokenizer")) << r.out;
   const auto made = nlohmann::json::parse(slurp(dir + "/config.json"));
   const auto v3 = nlohmann::json::parse(slurp(std::string(MOERT_TEST_DATA) + "/configs/deepseek-v3.json"));
-  for (const char* k : {"vocab_size", "intermediate_size", "moe_intermediate_size", "n_shared_experts",
-                        "n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "q_lora_rank",
-                        "kv_lora_rank", "num_attention_heads", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"})
+  for (const char* k :
+       {"vocab_size", "intermediate_size", "moe_intermediate_size", "n_shared_experts", "n_routed_experts",
+        "num_experts_per_tok", "n_group", "topk_group", "q_lora_rank", "kv_lora_rank", "num_attention_heads",
+        "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"})
     EXPECT_EQ(made[k], v3[k]) << k;
   EXPECT_EQ(slurp(dir + "/tokenizer.json"),
             slurp(std::string(MOERT_TEST_DATA) + "/tokenizer-deepseek-v3/tokenizer.json"));
@@ -250,8 +258,8 @@ class Chat {
       dup2(e, 2);
       close(in[1]);
       close(out[0]);
-      execl(kCli.c_str(), kCli.c_str(), "chat", "--quiet", "--ignore-eos", "--max-tokens", "100000", "--threads",
-            "1", "--temperature", "0", static_cast<char*>(nullptr));
+      execl(kCli.c_str(), kCli.c_str(), "chat", "--quiet", "--ignore-eos", "--max-tokens", "100000",
+            "--threads", "1", "--temperature", "0", static_cast<char*>(nullptr));
       _exit(127);
     }
     close(in[0]);

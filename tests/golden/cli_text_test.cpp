@@ -42,8 +42,9 @@ TEST(CliText, RunReproducesReferenceContinuations) {
     std::vector<int32_t> ids(reinterpret_cast<const int32_t*>(g.data), reinterpret_cast<const int32_t*>(g.data) + g.numel());
     const std::string want = tok.decode(ids, true);
     // The default model is used when none is named.
-    const std::string out = run(kCli + " run --quiet --no-echo --ignore-eos --max-tokens 48 --temperature 0 --prompt-file -",
-                                prompts[i]);
+    const std::string out =
+        run(kCli + " run --quiet --no-echo --ignore-eos --max-tokens 48 --temperature 0 --prompt-file -",
+            prompts[i]);
     EXPECT_EQ(out, want + "\n") << "prompt " << i;
   }
 }

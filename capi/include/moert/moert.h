@@ -252,7 +252,7 @@ MOERT_API moert_status moert_apply_chat_template(const moert_tokenizer* tokenize
 #define MOERT_FINISH_STOP 2      /* a stop string or stop token id */
 #define MOERT_FINISH_EOS 3       /* the model's end-of-sequence token */
 #define MOERT_FINISH_CANCELLED 4 /* moert_stream_cancel */
-#define MOERT_FINISH_ERROR 5     /* failed alone (e.g. KV budget, non-finite logits); see moert_stream_error */
+#define MOERT_FINISH_ERROR 5     /* failed alone (KV budget, NaN logits): moert_stream_error */
 
 /* One generation request. Requests from any number of threads run at once and are batched together.
  * A stream is read by one thread at a time; moert_stream_cancel may come from any thread. Holds a model
