@@ -13,7 +13,9 @@ JOBS=${TSAN_JOBS:-2}
 # with --no-undefined; clang 14's shared TSan runtime (-shared-libsan) crashes at startup on this kernel.
 # -O1 keeps the sanitized forward passes fast enough; -g gives the reports their lines.
 link="-fsanitize=thread"
+# Tests are listed when run (PRE_TEST), not at build time: this script runs the binaries itself.
 CC=gcc CXX=g++ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMOERT_CUDA=OFF \
+  -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST \
   -DCMAKE_C_FLAGS_RELEASE="-O1 -g -fsanitize=thread" -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g -fsanitize=thread" \
   -DCMAKE_EXE_LINKER_FLAGS="$link" -DCMAKE_SHARED_LINKER_FLAGS="$link" >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target moert_capi_test_c moert_capi_generate_tests moert_fault_capi_tests \

@@ -47,8 +47,10 @@ constexpr Swar kSwarF16{0x7C007C007C007C00ull, 0x0400040004000400ull, 0x80008000
 constexpr Swar kSwarF32{0x7F8000007F800000ull, 0x0080000000800000ull, 0x8000000080000000ull};
 
 // Cloned for AVX-512 and AVX2 machines (GCC picks the clone for the CPU at load time): the word loop then
-// tests 64 or 32 bytes per instruction instead of SSE2's 16.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// tests 64 or 32 bytes per instruction instead of SSE2's 16. Not under sanitizers: the clones' resolver
+// is an IFUNC that the dynamic loader runs before the sanitizer runtime is up (a crash at startup).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__) && \
+    !defined(__SANITIZE_ADDRESS__)
 #define MOERT_SCAN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MOERT_SCAN_CLONES
