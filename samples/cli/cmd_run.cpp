@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "args.h"
 #include "commands.h"
 #include "moert/moert.h"
@@ -153,9 +155,15 @@ moert_options* generation_options(const Args& a) {
   return o;
 }
 
-// Set by SIGINT (chat only): cancels the reply being streamed, or ends the chat at the prompt.
-volatile std::sig_atomic_t g_interrupted = 0;
+// SIGINT in chat: during a reply it sets g_interrupted, which cancels the reply; at the prompt (waiting
+// for a line) it ends the program at once, so no Ctrl-C can slip in between a check and a blocking read.
+volatile std::sig_atomic_t g_interrupted = 0, g_at_prompt = 0;
 void on_sigint(int) {
+  if (g_at_prompt) {
+    const char nl = '\n';
+    (void)!::write(2, &nl, 1);
+    ::_exit(0);
+  }
   g_interrupted = 1;
 }
 
@@ -291,7 +299,6 @@ int cmd_chat(int argc, char** argv) {
     moert_model_free(m);
     return 0;
   }
-  // No SA_RESTART: a Ctrl-C at the prompt interrupts the blocked read, which ends the chat.
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
@@ -301,9 +308,12 @@ int cmd_chat(int argc, char** argv) {
   const bool tty = isatty_stdin();
   std::string line;
   for (;;) {
-    g_interrupted = 0;
     if (tty) std::fprintf(stderr, "> ");
-    if (!std::getline(std::cin, line) || g_interrupted) break;  // Ctrl-D or Ctrl-C at the prompt
+    g_at_prompt = 1;
+    if (g_interrupted) break;  // Ctrl-C after the last reply ended: as if at the prompt
+    const bool got = static_cast<bool>(std::getline(std::cin, line));
+    g_at_prompt = 0;
+    if (!got) break;  // Ctrl-D
     if (line.empty()) continue;
     if (line == "/exit" || line == "/quit") break;
     history.emplace_back("user", line);
@@ -318,6 +328,7 @@ int cmd_chat(int argc, char** argv) {
     moert_options_free(g);
     std::string reply;
     const Streamed how = stream_out(s, &reply, /*interruptible=*/true);
+    g_interrupted = 0;  // that Ctrl-C was for this reply
     // A cancelled reply stays in the history as far as it went, as the user saw it.
     history.emplace_back("assistant", reply);
     std::fputs("\n", stdout);

@@ -24,7 +24,7 @@ if [ -z "$MPIRUN" ]; then
 fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
-args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
+args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --temperature 0 --quiet --threads 1)
 "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
 echo "--- single process:"; cat "$tmp/single.txt"
 [ -s "$tmp/single.txt" ] || { echo "FAILED: empty output"; exit 1; }

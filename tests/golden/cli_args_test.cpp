@@ -358,7 +358,7 @@ TEST(CliArgs, ChatCtrlCAtThePromptExits) {
   EXPECT_FALSE(chat.read_at_least(8).empty());
   chat.interrupt();
   ASSERT_TRUE(chat.wait_err("[reply cancelled]", 1)) << chat.err();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // back at the prompt
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // back at the prompt (or about to be)
   chat.interrupt();
   EXPECT_EQ(chat.wait_exit(), 0) << chat.err();
 }
