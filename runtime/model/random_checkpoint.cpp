@@ -245,8 +245,6 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
   for (int64_t i = 0; i < s.layers + s.mtp; ++i) {
     current = i;
     b.layer(i);
-    report((i + 1.0) / (total + 1), "layer " + std::to_string(i + 1) + " of " + std::to_string(total) + " (" +
-                                        std::to_string(b.shards_written()) + " shards written)");
     if (i >= s.layers) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
       b.norm(p + "enorm.weight", s.hidden);
@@ -255,6 +253,8 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
       b.norm(p + "shared_head.norm.weight", s.hidden);
       b.random_bf16(p + "shared_head.head.weight", s.vocab, s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
     }
+    report((i + 1.0) / (total + 1), "layer " + std::to_string(i + 1) + " of " + std::to_string(total) + " (" +
+                                        std::to_string(b.shards_written()) + " shards written)");
   }
   b.norm("model.norm.weight", s.hidden);
   b.random_bf16("lm_head.weight", s.vocab, s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));

@@ -258,4 +258,42 @@ TEST(CapiFault, DetokenizeUnknownIdIsNamed) {
   moert_tokenizer_free(t);
 }
 
+// moert_checkpoint_write_random_v2 reports progress per layer on the calling thread and can be cancelled.
+TEST(CapiFault, RandomCheckpointProgressAndCancel) {
+  TempDir tmp;
+  moert_options* o = nullptr;
+  ASSERT_EQ(moert_options_create(&o), MOERT_OK);
+  for (auto [k, v] : {std::pair<const char*, int64_t>{"model.vocab", 256}, {"model.hidden", 64},
+                      {"model.intermediate", 128}, {"model.moe_intermediate", 32}, {"model.layers", 2},
+                      {"model.heads", 2}, {"model.q_lora", 0}, {"model.kv_lora", 32}, {"model.experts", 8},
+                      {"model.groups", 2}, {"model.topk_groups", 1}, {"model.top_k", 2}})
+    ASSERT_EQ(moert_options_set_int(o, k, v), MOERT_OK) << k;
+  struct Seen {
+    std::vector<std::pair<double, std::string>> calls;
+    std::thread::id thread;
+    bool cancel = false;
+  } seen;
+  auto cb = [](void* user, double f, const char* stage) -> int32_t {
+    auto* s = static_cast<Seen*>(user);
+    EXPECT_EQ(std::this_thread::get_id(), s->thread);
+    s->calls.emplace_back(f, stage);
+    return s->cancel && s->calls.size() == 2 ? 1 : 0;
+  };
+  seen.thread = std::this_thread::get_id();
+  ASSERT_EQ(moert_checkpoint_write_random_v2((tmp.path() / "a").c_str(), o, cb, &seen), MOERT_OK)
+      << moert_last_error();
+  ASSERT_GE(seen.calls.size(), 4u);
+  EXPECT_EQ(seen.calls.back().first, 1.0);
+  bool layer2 = false;
+  for (size_t i = 1; i < seen.calls.size(); ++i) {
+    EXPECT_GE(seen.calls[i].first, seen.calls[i - 1].first);
+    layer2 |= seen.calls[i].second.find("layer 2 of 2") != std::string::npos;
+  }
+  EXPECT_TRUE(layer2);
+  seen = Seen{{}, std::this_thread::get_id(), true};
+  EXPECT_EQ(moert_checkpoint_write_random_v2((tmp.path() / "b").c_str(), o, cb, &seen), MOERT_ERR_CANCELLED);
+  EXPECT_EQ(seen.calls.size(), 2u);
+  moert_options_free(o);
+}
+
 }  // namespace

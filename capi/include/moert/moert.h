@@ -173,9 +173,11 @@ MOERT_API moert_status moert_model_config_json(const moert_model* model, char* b
  * "model.topk_groups", "model.shared", "model.mtp", "model.fp8" (0/1), "model.seed".
  * Errors: INVALID_ARGUMENT (NULL dir, inconsistent shape, a key of another scope), IO. */
 MOERT_API moert_status moert_checkpoint_write_random(const char* dir, const moert_options* shape);
-/* The same, calling progress (may be NULL) on the calling thread after the embeddings, each layer and at
- * the end, with the fraction written and a stage ("layer 2 of 3 (4 shards written)"); a nonzero return
- * cancels (MOERT_ERR_CANCELLED; the directory is left incomplete). Since API 2. */
+/* The same, calling progress (may be NULL) on the calling thread after the embeddings, each shard, each
+ * layer and at the end, with the fraction written and a stage ("layer 2 of 3 (4 shards written)"; borrowed
+ * for the call); a nonzero return cancels (MOERT_ERR_CANCELLED; the directory is left incomplete).
+ * user_data is passed through untouched. shape is only read during the call. Errors: as
+ * moert_checkpoint_write_random, CANCELLED. Since API 2. */
 MOERT_API moert_status moert_checkpoint_write_random_v2(const char* dir, const moert_options* shape,
                                                         moert_progress_fn progress, void* user_data);
 
@@ -290,9 +292,10 @@ MOERT_API moert_status moert_stream_usage(const moert_stream* stream, int64_t* p
  * Safe while the engine finishes the request (one locked read). Errors: INVALID_ARGUMENT (NULL, cap too
  * small). */
 MOERT_API moert_status moert_stream_error(const moert_stream* stream, char* buf, size_t cap, size_t* needed);
-/* An integer fact about the request: "seed" (the sampling seed in effect: the caller's, or the one drawn
- * for a sampled request without one; 0 for greedy), "sampled" (1 when temperature > 0 after the
- * generation_config.json defaults). Errors: INVALID_ARGUMENT (NULL, unknown key). Since API 2. */
+/* An integer fact about the request, fixed when it started: "seed" (the sampling seed in effect: the
+ * caller's, or the one drawn for a sampled request without one; 0 for greedy), "sampled" (1 when
+ * temperature > 0 after the generation_config.json defaults). Any thread. Errors: INVALID_ARGUMENT (NULL,
+ * unknown key; *out untouched). Since API 2. */
 MOERT_API moert_status moert_stream_info_int(const moert_stream* stream, const char* key, int64_t* out);
 MOERT_API void moert_stream_free(moert_stream* stream);
 
