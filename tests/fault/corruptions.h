@@ -77,10 +77,7 @@ inline std::string f32_bytes(float f) {
 }
 
 // A FIFO (or another special file, or a symlink loop) where a checkpoint file should be.
-inline void make_fifo(const fs::path& p) {
-  fs::remove(p);
-  if (::mkfifo(p.c_str(), 0600) != 0) throw std::runtime_error("test helper: mkfifo " + p.string());
-}
+inline void make_fifo(const fs::path& p) { make_fifo_at(p); }
 inline void make_symlink_loop(const fs::path& p) {
   fs::remove(p);
   fs::create_symlink(p.filename().string() + ".loop", p);

@@ -19,6 +19,8 @@
 #include <string>
 #include <thread>
 
+#include "../fault/st_image.h"
+
 namespace {
 
 const std::string kCli = MOERT_CLI;
@@ -240,6 +242,59 @@ TEST(CliArgs, MakeModelDefaultsToDeepSeekV3WithATokenizer) {
   const Result run = moert("run --quiet -m " + dir + " -p hello -n 2 --temperature 0");
   EXPECT_EQ(run.status, 0) << run.err;
   EXPECT_TRUE(contains(run.out, "hello")) << run.out;
+}
+
+// A copy of the shipped model with one NaN in the final norm (references excluded).
+std::string poisoned_model(const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path dir = ::testing::TempDir() + "/" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  moert_test::copy_checkpoint(kModel, dir);
+  const auto index = nlohmann::json::parse(slurp((dir / "model.safetensors.index.json").string()));
+  const std::string shard = index["weight_map"]["model.norm.weight"];
+  moert_test::StTensors ts = moert_test::st_read(dir / shard);
+  moert_test::st_find(ts, "model.norm.weight")->data.replace(2 * 9, 2, std::string("\xc0\x7f", 2));
+  moert_test::write_bytes(dir / shard, moert_test::st_build(ts));
+  return dir.string() + "|" + shard;
+}
+
+// Bad weights are an error naming the file, tensor and index; skipping the scan, the NaN logits end the
+// run with an error instead of printing nothing with success.
+TEST(CliArgs, BadWeightsAreErrorsNotGarbage) {
+  const std::string both = poisoned_model("poisoned_model"), dir = both.substr(0, both.find('|')),
+                    shard = both.substr(both.find('|') + 1);
+  Result r = moert("run --quiet -m " + dir + " -p hi -n 4");
+  EXPECT_EQ(r.status, 1);
+  for (const std::string& want : {shard, std::string("model.norm.weight"), std::string("index 9"),
+                                  std::string("MOERT_ERR_FORMAT")})
+    EXPECT_TRUE(contains(r.err, want)) << want << ": " << r.err;
+  r = moert("run --quiet --no-weight-check -m " + dir + " -p hi -n 4");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "generation failed: the model produced a non-finite logit")) << r.err;
+}
+
+// Special files where the checkpoint's files should be are errors at once (a FIFO used to hang the load).
+TEST(CliArgs, SpecialFilesAreIoErrorsWithoutBlocking) {
+  namespace fs = std::filesystem;
+  const fs::path dir = ::testing::TempDir() + "/fifo_model";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  moert_test::copy_checkpoint(kModel, dir);
+  moert_test::make_fifo_at(dir / "config.json");
+  Result r = moert("run --quiet -m " + dir.string() + " -p hi -n 2");  // would block forever on open()
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "config.json: is a FIFO")) << r.err;
+  EXPECT_TRUE(contains(r.err, "MOERT_ERR_IO")) << r.err;
+  r = moert("tokenize --tokenizer " + (dir / "config.json").string(), "x");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "is a FIFO")) << r.err;
+  // /dev/zero would be read forever.
+  fs::remove(dir / "config.json");
+  fs::create_symlink("/dev/zero", dir / "config.json");
+  r = moert("info -m " + dir.string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "config.json: is a character device")) << r.err;
 }
 
 // `moert chat` under a pipe: Ctrl-C (SIGINT) during a reply cancels that reply and the chat goes on with
