@@ -28,7 +28,7 @@ moert_status guarded(F&& body) noexcept {
     set_last_error("out of memory");
     return MOERT_ERR_OUT_OF_MEMORY;
   } catch (const std::filesystem::filesystem_error& e) {
-    // A file-system failure that escaped moert's own checks (a symlink loop, no permission) is I/O, not a bug.
+    // A file-system failure that escaped moert's own checks (symlink loop, no permission) is I/O, no bug.
     set_last_error(e.what());
     return MOERT_ERR_IO;
   } catch (const std::ios_base::failure& e) {

@@ -263,10 +263,18 @@ TEST(CapiFault, RandomCheckpointProgressAndCancel) {
   TempDir tmp;
   moert_options* o = nullptr;
   ASSERT_EQ(moert_options_create(&o), MOERT_OK);
-  for (auto [k, v] : {std::pair<const char*, int64_t>{"model.vocab", 256}, {"model.hidden", 64},
-                      {"model.intermediate", 128}, {"model.moe_intermediate", 32}, {"model.layers", 2},
-                      {"model.heads", 2}, {"model.q_lora", 0}, {"model.kv_lora", 32}, {"model.experts", 8},
-                      {"model.groups", 2}, {"model.topk_groups", 1}, {"model.top_k", 2}})
+  for (auto [k, v] : {std::pair<const char*, int64_t>{"model.vocab", 256},
+                      {"model.hidden", 64},
+                      {"model.intermediate", 128},
+                      {"model.moe_intermediate", 32},
+                      {"model.layers", 2},
+                      {"model.heads", 2},
+                      {"model.q_lora", 0},
+                      {"model.kv_lora", 32},
+                      {"model.experts", 8},
+                      {"model.groups", 2},
+                      {"model.topk_groups", 1},
+                      {"model.top_k", 2}})
     ASSERT_EQ(moert_options_set_int(o, k, v), MOERT_OK) << k;
   struct Seen {
     std::vector<std::pair<double, std::string>> calls;

@@ -77,7 +77,9 @@ inline std::string f32_bytes(float f) {
 }
 
 // A FIFO (or another special file, or a symlink loop) where a checkpoint file should be.
-inline void make_fifo(const fs::path& p) { make_fifo_at(p); }
+inline void make_fifo(const fs::path& p) {
+  make_fifo_at(p);
+}
 inline void make_symlink_loop(const fs::path& p) {
   fs::remove(p);
   fs::create_symlink(p.filename().string() + ".loop", p);

@@ -266,8 +266,8 @@ TEST(CliArgs, BadWeightsAreErrorsNotGarbage) {
                     shard = both.substr(both.find('|') + 1);
   Result r = moert("run --quiet -m " + dir + " -p hi -n 4");
   EXPECT_EQ(r.status, 1);
-  for (const std::string& want : {shard, std::string("model.norm.weight"), std::string("index 9"),
-                                  std::string("MOERT_ERR_FORMAT")})
+  for (const std::string& want :
+       {shard, std::string("model.norm.weight"), std::string("index 9"), std::string("MOERT_ERR_FORMAT")})
     EXPECT_TRUE(contains(r.err, want)) << want << ": " << r.err;
   r = moert("run --quiet --no-weight-check -m " + dir + " -p hi -n 4");
   EXPECT_EQ(r.status, 1) << r.err;
