@@ -26,6 +26,11 @@ namespace {
 const std::string kCli = MOERT_CLI;
 const std::string kModel = MOERT_DEFAULT_MODEL_DIR;
 
+// A private path under the temp dir: other checkouts' test runs may share /tmp and run these same tests.
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/moert_cli_args_" + std::to_string(getpid()) + "_" + name;
+}
+
 struct Result {
   int status = -1;  // exit status, or 128 + signal
   std::string out, err;
@@ -41,7 +46,7 @@ std::string slurp(const std::string& path) {
 // Runs `moert ARGS` through the shell with `input` on stdin.
 Result moert(const std::string& args, const std::string& input = "") {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string base = ::testing::TempDir() + "/cli_args_" + info->name();
+  const std::string base = temp_path(info->name());
   std::ofstream(base + ".in", std::ios::binary) << input;
   FILE* p = popen((kCli + " " + args + " < " + base + ".in 2> " + base + ".err").c_str(), "r");
   Result r;
@@ -224,7 +229,7 @@ TEST(CliArgs, DetokenizeUnknownIdIsAnError) {
 // With no shape flags but a small hidden size, make-model writes DeepSeek-V3's dimensions (the README's
 // command relies on it), a tokenizer that fits, and a progress line per layer.
 TEST(CliArgs, MakeModelDefaultsToDeepSeekV3WithATokenizer) {
-  const std::string dir = ::testing::TempDir() + "/made_v3_shape";
+  const std::string dir = temp_path("made_v3_shape");
   const Result r = moert("make-model --out " + dir + " --hidden 128 --layers 1");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "make-model:")) << r.err;
@@ -247,7 +252,7 @@ TEST(CliArgs, MakeModelDefaultsToDeepSeekV3WithATokenizer) {
 // A copy of the shipped model with one NaN in the final norm (references excluded).
 std::string poisoned_model(const std::string& name) {
   namespace fs = std::filesystem;
-  const fs::path dir = ::testing::TempDir() + "/" + name;
+  const fs::path dir = temp_path(name);
   fs::remove_all(dir);
   fs::create_directories(dir);
   moert_test::copy_checkpoint(kModel, dir);
@@ -277,7 +282,7 @@ TEST(CliArgs, BadWeightsAreErrorsNotGarbage) {
 // Special files where the checkpoint's files should be are errors at once (a FIFO used to hang the load).
 TEST(CliArgs, SpecialFilesAreIoErrorsWithoutBlocking) {
   namespace fs = std::filesystem;
-  const fs::path dir = ::testing::TempDir() + "/fifo_model";
+  const fs::path dir = temp_path("fifo_model");
   fs::remove_all(dir);
   fs::create_directories(dir);
   moert_test::copy_checkpoint(kModel, dir);
@@ -304,7 +309,7 @@ class Chat {
   Chat() {
     int in[2], out[2];
     if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe");
-    err_path_ = ::testing::TempDir() + "/cli_args_chat_" + std::to_string(getpid()) + ".err";
+    err_path_ = temp_path("chat.err");
     pid_ = fork();
     if (pid_ == 0) {
       dup2(in[0], 0);

@@ -1,6 +1,7 @@
 // The moert program's text commands: `run` reproduces transformers' greedy continuations of the shipped
 // model as text; `tokenize` / `detokenize` / `chat-template` give Hugging Face's ids and renders.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -15,9 +16,11 @@ namespace {
 
 // Runs a shell command, feeding `input` on stdin; returns its stdout.
 std::string run(const std::string& cmd, const std::string& input = "") {
-  // One stdin file per test: ctest runs the tests of this file in parallel processes.
+  // One stdin file per test and process: ctest runs the tests of this file in parallel processes, and
+  // other checkouts' runs may share /tmp.
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string in = ::testing::TempDir() + "/cli_text_stdin_" + info->name() + ".txt";
+  const std::string in = ::testing::TempDir() + "/cli_text_stdin_" + std::to_string(getpid()) + "_" +
+                         info->name() + ".txt";
   std::ofstream(in, std::ios::binary) << input;
   FILE* p = popen((cmd + " < " + in + " 2>/dev/null").c_str(), "r");
   std::string out;
@@ -96,7 +99,7 @@ namespace moert {
 namespace {
 
 TEST(CliText, MakeModelWritesALoadableCheckpoint) {
-  const std::string dir = ::testing::TempDir() + "/made_model";
+  const std::string dir = ::testing::TempDir() + "/made_model_" + std::to_string(getpid());
   run(kCli + " make-model --out " + dir +
       " --hidden 256 --layers 3 --dense-layers 1 --heads 2 --q-lora 128 --experts 8 --groups 4 --topk-groups 2"
       " --top-k 2 --moe-inter 128 --inter 512 --vocab 512 --mtp 1");
