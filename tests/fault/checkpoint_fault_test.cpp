@@ -6,6 +6,7 @@
 #include <random>
 
 #include "backend/backend.h"
+#include "config/generation_config.h"
 #include "config/model_config.h"
 #include "corruptions.h"
 #include "model/deepseek_model.h"
@@ -26,6 +27,7 @@ void load_cpp(const std::string& dir) {
   auto store = std::make_shared<moert::WeightStore>(dir);
   moert::check_layer_count(*store, cfg.num_hidden_layers, cfg.num_nextn_predict_layers, dir + "/config.json");
   moert::scan_weights(*store, 2);
+  moert::load_generation_defaults(dir);
   auto backend = moert::make_cpu_backend(1);
   moert::DeepseekModel model(cfg, store, *backend, moert::ModelOptions{});
 }

@@ -165,6 +165,15 @@ inline std::vector<Corruption> corruptions() {
                kIo,
                {"config.json", "symbolic links"}});
 
+  v.push_back({"generation_config_is_fifo", fp8, [](const fs::path& d) { make_fifo(d / "generation_config.json"); },
+               kIo, {"generation_config.json", "a FIFO"}});
+  v.push_back({"generation_config_bad_temperature", fp8,
+               [](const fs::path& d) { write_bytes(d / "generation_config.json", "{\"temperature\": -1}"); },
+               kFormat, {"generation_config.json", "'temperature'", "-1"}});
+  v.push_back({"generation_config_not_json", fp8,
+               [](const fs::path& d) { write_bytes(d / "generation_config.json", "{\"top_p\": "); }, kFormat,
+               {"generation_config.json", "not valid JSON"}});
+
   // ---- weight values (the load-time scan) -----------------------------------------------------------
   v.push_back({"nan_in_bf16_norm",
                "tiny-v3-bf16",
