@@ -20,7 +20,7 @@ uint64_t fresh_seed() {
   static std::mutex mu;
   static std::mt19937_64 gen(std::random_device{}());
   std::lock_guard<std::mutex> lock(mu);
-  return gen() >> 1;  // within the "seed" option's range, so the reported seed can be passed back
+  return gen() >> 2;  // < 2^62: inside the "seed" option's range, so the reported seed can be passed back
 }
 
 // The caller's keys; the checkpoint's generation_config.json for the sampling keys the caller left unset
