@@ -27,6 +27,10 @@ install(TARGETS moert_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT 
 # The default model, without the test reference.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/samples/models/moert-tiny-coder/ DESTINATION ${MOERT_INSTALL_MODELDIR}
   COMPONENT runtime PATTERN reference.safetensors EXCLUDE)
+# DeepSeek-V3's tokenizer, which `moert make-model` writes beside checkpoints of V3's vocabulary.
+install(FILES ${PROJECT_SOURCE_DIR}/tests/data/tokenizer-deepseek-v3/tokenizer.json
+              ${PROJECT_SOURCE_DIR}/tests/data/tokenizer-deepseek-v3/tokenizer_config.json
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/moert/tokenizers/deepseek-v3 COMPONENT runtime)
 
 install(EXPORT moertTargets NAMESPACE moert:: DESTINATION ${MOERT_INSTALL_CMAKEDIR} COMPONENT dev)
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/moertConfig.cmake.in

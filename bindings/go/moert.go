@@ -281,11 +281,14 @@ func (l *LoadOptions) build() (*options, error) {
 	return o, nil
 }
 
-// GenerateOptions configures a generation; nil pointers and zero values keep moert's defaults (greedy,
-// 256 tokens).
+// GenerateOptions configures a generation; nil pointers and zero values keep the defaults: the
+// checkpoint's generation_config.json for temperature, top_p, top_k and repetition_penalty (as
+// transformers and vLLM do), else greedy; 256 tokens.
 type GenerateOptions struct {
-	MaxTokens         int
-	Temperature       float64 // 0 = greedy
+	MaxTokens   int
+	Temperature float64 // 0 = unset (the checkpoint's default); see Greedy
+	// Greedy: temperature 0 whatever generation_config.json says.
+	Greedy            bool
 	TopK              int
 	TopP              *float64 // nil = off
 	MinP              float64
@@ -317,7 +320,9 @@ func (g *GenerateOptions) build() (*options, error) {
 	if g.MaxTokens != 0 {
 		add(o.setInt("max_tokens", int64(g.MaxTokens)))
 	}
-	if g.Temperature != 0 {
+	if g.Greedy {
+		add(o.setFloat("temperature", 0))
+	} else if g.Temperature != 0 {
 		add(o.setFloat("temperature", g.Temperature))
 	}
 	if g.TopK != 0 {
@@ -952,6 +957,29 @@ func (s *Stream) Usage() (Usage, error) {
 		return Usage{}, err
 	}
 	return Usage{int64(p), int64(g), time.Duration(float64(ttft) * float64(time.Second)), float64(tps)}, nil
+}
+
+func (s *Stream) infoInt(key string) (int64, error) {
+	if s.raw == nil {
+		return 0, &Error{Status: StatusInvalidArgument, Message: "stream is closed"}
+	}
+	k := C.CString(key)
+	defer C.free(unsafe.Pointer(k))
+	var v C.int64_t
+	if err := call(func() C.moert_status { return C.moert_stream_info_int(s.raw, k, &v) }); err != nil {
+		return 0, err
+	}
+	return int64(v), nil
+}
+
+// Seed is the sampling seed in effect: the one given, or the fresh one a sampled request without a seed
+// drew (pass it as Seed to repeat the run); 0 for greedy.
+func (s *Stream) Seed() (int64, error) { return s.infoInt("seed") }
+
+// Sampled reports whether the request samples (temperature > 0 after generation_config.json's defaults).
+func (s *Stream) Sampled() (bool, error) {
+	v, err := s.infoInt("sampled")
+	return v != 0, err
 }
 
 // Tokens reads the stream to its end and returns the generated token ids.

@@ -68,7 +68,7 @@ func load(t *testing.T) *moert.Model {
 }
 
 func greedy(n int) *moert.GenerateOptions {
-	return &moert.GenerateOptions{MaxTokens: n, IgnoreEOS: true}
+	return &moert.GenerateOptions{MaxTokens: n, IgnoreEOS: true, Greedy: true}
 }
 
 func equal(a, b []int32) bool {
@@ -395,4 +395,72 @@ func TestLoadProgress(t *testing.T) {
 		}()
 		moert.Load(modelDir(), &moert.LoadOptions{Progress: func(float64, string) bool { panic("boom") }})
 	}()
+}
+
+// The shipped generation_config.json (temperature 0.7, top_p 0.95) applies when nothing is set; an
+// unseeded sampled run reports the seed it drew, and that seed repeats it.
+func TestGenerationConfigDefaultsAndReportedSeed(t *testing.T) {
+	m := load(t)
+	defer m.Close()
+	ids := reference(t)[0].ids
+	run := func(o *moert.GenerateOptions) ([]int32, int64) {
+		o.MaxTokens, o.IgnoreEOS = 32, true
+		s, err := m.GenerateTokens(nil, ids, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		seed, err := s.Seed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Tokens()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, seed
+	}
+	byDefault, seed := run(&moert.GenerateOptions{Seed: moert.Int64(3)})
+	if seed != 3 {
+		t.Fatalf("seed %d", seed)
+	}
+	if got, _ := run(&moert.GenerateOptions{Seed: moert.Int64(3), Temperature: 0.7, TopP: moert.Float64(0.95)}); !equal(got, byDefault) {
+		t.Fatalf("the default is not generation_config.json's: %v vs %v", got, byDefault)
+	}
+	if got, _ := run(&moert.GenerateOptions{Seed: moert.Int64(3), Greedy: true}); !equal(got, reference(t)[0].greedy[:32]) {
+		t.Fatalf("Greedy is not greedy: %v", got)
+	}
+	a, seedA := run(&moert.GenerateOptions{})
+	b, seedB := run(&moert.GenerateOptions{})
+	if seedA == seedB {
+		t.Fatalf("two unseeded runs drew the same seed %d", seedA)
+	}
+	if again, _ := run(&moert.GenerateOptions{Seed: moert.Int64(seedA)}); !equal(again, a) {
+		t.Fatal("the reported seed does not repeat the run")
+	}
+	if again, _ := run(&moert.GenerateOptions{Seed: moert.Int64(seedB)}); !equal(again, b) {
+		t.Fatal("the reported seed does not repeat the run")
+	}
+	s, err := m.GenerateTokens(nil, ids, greedy(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if sampled, err := s.Sampled(); err != nil || sampled {
+		t.Fatalf("greedy stream: sampled %v, %v", sampled, err)
+	}
+}
+
+func TestDecodeUnknownIDIsAnError(t *testing.T) {
+	m := load(t)
+	defer m.Close()
+	tok, err := m.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	_, err = tok.Decode([]int32{5, 99999, 7})
+	if !errors.Is(err, moert.ErrInvalidArgument) || !strings.Contains(err.Error(), "token id 99999 at position 1") {
+		t.Fatalf("got %v", err)
+	}
 }

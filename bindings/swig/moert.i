@@ -374,6 +374,7 @@ moert_status moert_session_truncate(moert_session* session, int64_t length);
 %unignore stream_next;
 %unignore stream_usage;
 %unignore stream_error;
+%unignore stream_info_int;
 %unignore last_error;
 #if defined(SWIGJAVA)
 %apply const std::string& BYTES { const std::string& text, const std::string& prompt, const std::string& messages_json };
@@ -417,6 +418,11 @@ moert_tokenizer* tokenizer_load(const char* tokenizer_json_path, const char* con
   moert_tokenizer* t = nullptr;
   moert_check(moert_tokenizer_load(tokenizer_json_path, config_path, &t));
   return t;
+}
+int64_t stream_info_int(const moert_stream* stream, const char* key) {
+  int64_t v = 0;
+  moert_check(moert_stream_info_int(stream, key, &v));
+  return v;
 }
 int64_t tokenizer_info_int(const moert_tokenizer* tokenizer, const char* key) {
   int64_t v = 0;

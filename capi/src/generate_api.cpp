@@ -1,5 +1,7 @@
 // moert_generate_* and moert_stream_*: requests to the model's engine, tokens pulled from its stream.
 #include <chrono>
+#include <mutex>
+#include <random>
 
 #include "handles.h"
 #include "options.h"
@@ -12,17 +14,33 @@ using moert::capi::write_string;
 
 namespace {
 
-moert::GenerationParams generation_params(const moert_options* o) {
+// A seed for a sampled request that names none: fresh per request, so unseeded runs differ (and the
+// stream reports it, so a run can be repeated).
+uint64_t fresh_seed() {
+  static std::mutex mu;
+  static std::mt19937_64 gen(std::random_device{}());
+  std::lock_guard<std::mutex> lock(mu);
+  return gen() >> 2;  // < 2^62: inside the "seed" option's range, so the reported seed can be passed back
+}
+
+// The caller's keys; the checkpoint's generation_config.json for the sampling keys the caller left unset
+// (as transformers and vLLM do); moert's defaults for the rest.
+moert::GenerationParams generation_params(const moert_options* o, const moert::GenerationDefaults& d) {
+  static const moert_options kNone;
+  if (!o) o = &kNone;
+  moert::capi::options_require_scope(o, moert::capi::OptionScope::kGeneration);
   moert::GenerationParams p;
-  if (!o) return p;
   p.max_tokens = o->get_int("max_tokens", p.max_tokens);
-  p.sampling.temperature = o->get_float("temperature", 0.0);
-  p.sampling.top_k = o->get_int("top_k", 0);
-  p.sampling.top_p = o->get_float("top_p", 1.0);
+  p.sampling.temperature = o->get_float("temperature", d.temperature.value_or(0.0));
+  p.sampling.top_k = o->get_int("top_k", d.top_k.value_or(0));
+  p.sampling.top_p = o->get_float("top_p", d.top_p.value_or(1.0));
   p.sampling.min_p = o->get_float("min_p", 0.0);
-  p.sampling.repetition_penalty = o->get_float("repetition_penalty", 1.0);
+  p.sampling.repetition_penalty = o->get_float("repetition_penalty", d.repetition_penalty.value_or(1.0));
   p.sampling.presence_penalty = o->get_float("presence_penalty", 0.0);
-  p.sampling.seed = static_cast<uint64_t>(o->get_int("seed", 0));
+  const bool seeded = o->values.count("seed") != 0;
+  p.sampling.seed = seeded                       ? static_cast<uint64_t>(o->get_int("seed", 0))
+                    : p.sampling.temperature > 0 ? fresh_seed()
+                                                 : 0;
   p.stop_strings = o->get_strings("stop");
   for (int64_t id : o->get_ints("stop_token_ids")) p.stop_token_ids.push_back(static_cast<int32_t>(id));
   p.ignore_eos = o->get_int("ignore_eos", 0) != 0;
@@ -33,7 +51,10 @@ moert_status start(moert_model* model, std::vector<int32_t> prompt, const moert_
   return guarded([&] {
     auto s = std::make_unique<moert_stream>();
     s->service = model->service;
-    s->request = model->service->engine().submit(std::move(prompt), generation_params(gen));
+    const moert::GenerationParams params = generation_params(gen, model->service->generation_defaults());
+    s->seed = params.sampling.seed;
+    s->sampled = params.sampling.temperature > 0;
+    s->request = model->service->engine().submit(std::move(prompt), params);
     *out = s.release();
   });
 }
@@ -73,6 +94,7 @@ MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messa
     require(model, "model");
     require(messages_json, "messages_json");
     require(out, "out");
+    moert::capi::options_require_scope(gen, moert::capi::OptionScope::kGeneration);
     const moert::Tokenizer& t = model->service->require_tokenizer();
     const bool gen_prompt = !gen || gen->get_int("add_generation_prompt", 1) != 0;
     // The template writes the BOS token itself; special tokens in it are parsed.
@@ -128,10 +150,24 @@ MOERT_API moert_status moert_stream_usage(const moert_stream* stream, int64_t* p
   });
 }
 
+MOERT_API moert_status moert_stream_info_int(const moert_stream* stream, const char* key, int64_t* out) {
+  return guarded([&] {
+    const moert_stream& s = *require(stream, "stream");
+    const std::string k = require(key, "key");
+    require(out, "out");
+    if (k == "seed")
+      *out = static_cast<int64_t>(s.seed);
+    else if (k == "sampled")
+      *out = s.sampled ? 1 : 0;
+    else
+      fail(ErrorCode::kInvalidArgument, "unknown stream info key '" + k + "' (known: seed, sampled)");
+  });
+}
+
 MOERT_API moert_status moert_stream_error(const moert_stream* stream, char* buf, size_t cap, size_t* needed) {
   return guarded([&] {
-    const moert::Request& r = *require(stream, "stream")->request;
-    write_string(r.finish_reason() == moert::FinishReason::kError ? r.error() : std::string(), buf, cap, needed);
+    // One locked read of the finish reason and its message: the engine may be finishing the request now.
+    write_string(require(stream, "stream")->request->error(), buf, cap, needed);
   });
 }
 

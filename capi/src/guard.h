@@ -1,6 +1,8 @@
 // The C boundary: every exported function runs its body inside guarded(), which turns any exception into
 // a moert_status and this thread's last-error message. No exception crosses into the host.
 #pragma once
+#include <filesystem>
+#include <ios>
 #include <new>
 #include <string>
 
@@ -25,6 +27,13 @@ moert_status guarded(F&& body) noexcept {
   } catch (const std::bad_alloc&) {
     set_last_error("out of memory");
     return MOERT_ERR_OUT_OF_MEMORY;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A file-system failure that escaped moert's own checks (symlink loop, no permission) is I/O, no bug.
+    set_last_error(e.what());
+    return MOERT_ERR_IO;
+  } catch (const std::ios_base::failure& e) {
+    set_last_error(e.what());
+    return MOERT_ERR_IO;
   } catch (const std::exception& e) {
     set_last_error(std::string("internal error: ") + e.what());
     return MOERT_ERR_INTERNAL;

@@ -27,6 +27,8 @@ struct moert_stream {
   std::shared_ptr<moert::Request> request;
   moert::StreamEvent current;  // the event last returned by moert_stream_next
   bool has_final = false;
+  uint64_t seed = 0;     // the sampling seed in effect (given, or drawn fresh for a sampled request)
+  bool sampled = false;  // temperature > 0
 };
 
 namespace moert::capi {

@@ -37,6 +37,7 @@ moert::LoadOptions load_options(const moert_options* o) {
   lo.ep_overlap = static_cast<int>(o->get_int("ep_overlap", -1));
   lo.ep_max_ranks_per_token = static_cast<int>(o->get_int("ep_max_ranks_per_token", 0));
   lo.ep_timeout_ms = o->get_int("ep_timeout_ms", lo.ep_timeout_ms);
+  lo.check_weights = o->get_int("check_weights", 1) != 0;
   return lo;
 }
 
@@ -49,6 +50,7 @@ MOERT_API moert_status moert_model_load(const char* model_dir, const moert_optio
   return guarded([&] {
     require(model_dir, "model_dir");
     require(out, "out");
+    moert::capi::options_require_scope(options, moert::capi::OptionScope::kLoad);
     moert::ProgressFn fn;
     if (progress) fn = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
     auto m = std::make_unique<moert_model>();
@@ -154,6 +156,10 @@ MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t le
   return guarded([&] {
     require(session, "session");
     if (length < 0) fail(ErrorCode::kInvalidArgument, "length must be >= 0");
+    if (length > session->kv.length())
+      fail(ErrorCode::kInvalidArgument, "cannot truncate to " + std::to_string(length) +
+                                            " tokens: the sequence has " +
+                                            std::to_string(session->kv.length()));
     session->kv.truncate(length);
   });
 }
@@ -177,9 +183,17 @@ MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tok
 }
 
 MOERT_API moert_status moert_checkpoint_write_random(const char* dir, const moert_options* shape) {
+  return moert_checkpoint_write_random_v2(dir, shape, nullptr, nullptr);
+}
+
+MOERT_API moert_status moert_checkpoint_write_random_v2(const char* dir, const moert_options* shape,
+                                                        moert_progress_fn progress, void* user_data) {
   return guarded([&] {
     require(dir, "dir");
+    moert::capi::options_require_scope(shape, moert::capi::OptionScope::kShape);
     moert::RandomCheckpointSpec s;
+    if (progress)
+      s.progress = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
     if (shape) {
       const moert_options& o = *shape;
       s.vocab = o.get_int("model.vocab", s.vocab);

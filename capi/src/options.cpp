@@ -13,6 +13,7 @@ enum class Kind { kInt, kFloat, kString, kStringList, kIntList };
 
 struct KeySpec {
   const char* key;
+  OptionScope scope;
   Kind kind;
   double min, max;                   // numeric range (inclusive)
   std::vector<const char*> choices;  // string choices (empty = any)
@@ -21,54 +22,55 @@ struct KeySpec {
 const std::vector<KeySpec>& specs() {
   static const std::vector<KeySpec> kSpecs = {
       // model load
-      {"threads", Kind::kInt, 0, 4096, {}},
-      {"device", Kind::kString, 0, 0, {"cpu", "cuda"}},
-      {"activations", Kind::kString, 0, 0, {"fp32", "fp8"}},
-      {"kv_cache_bytes", Kind::kInt, 1 << 16, 9.0e18, {}},
-      {"max_batch", Kind::kInt, 1, 4096, {}},
-      {"attention", Kind::kString, 0, 0, {"auto", "expanded", "absorbed"}},
-      {"mtp", Kind::kInt, 0, 1, {}},
-      {"batch_invariant", Kind::kInt, 0, 1, {}},
-      {"cuda_graphs", Kind::kInt, 0, 1, {}},
-      {"kv_cache_dtype", Kind::kString, 0, 0, {"auto", "fp32", "bf16"}},
-      {"ep_size", Kind::kInt, 1, 1 << 16, {}},
-      {"ep_transport", Kind::kString, 0, 0, {"none", "inproc", "mpi", "nccl"}},
-      {"ep_redundant", Kind::kInt, 0, 1 << 14, {}},
-      {"eplb_interval", Kind::kInt, 0, 1e12, {}},
-      {"ep_overlap", Kind::kInt, -1, 1, {}},
-      {"ep_max_ranks_per_token", Kind::kInt, 0, 1 << 16, {}},
-      {"ep_timeout_ms", Kind::kInt, 1, 1e9, {}},
+      {"threads", OptionScope::kLoad, Kind::kInt, 0, 4096, {}},
+      {"device", OptionScope::kLoad, Kind::kString, 0, 0, {"cpu", "cuda"}},
+      {"activations", OptionScope::kLoad, Kind::kString, 0, 0, {"fp32", "fp8"}},
+      {"kv_cache_bytes", OptionScope::kLoad, Kind::kInt, 1 << 16, 9.0e18, {}},
+      {"max_batch", OptionScope::kLoad, Kind::kInt, 1, 4096, {}},
+      {"attention", OptionScope::kLoad, Kind::kString, 0, 0, {"auto", "expanded", "absorbed"}},
+      {"mtp", OptionScope::kLoad, Kind::kInt, 0, 1, {}},
+      {"batch_invariant", OptionScope::kLoad, Kind::kInt, 0, 1, {}},
+      {"cuda_graphs", OptionScope::kLoad, Kind::kInt, 0, 1, {}},
+      {"kv_cache_dtype", OptionScope::kLoad, Kind::kString, 0, 0, {"auto", "fp32", "bf16"}},
+      {"ep_size", OptionScope::kLoad, Kind::kInt, 1, 1 << 16, {}},
+      {"ep_transport", OptionScope::kLoad, Kind::kString, 0, 0, {"none", "inproc", "mpi", "nccl"}},
+      {"ep_redundant", OptionScope::kLoad, Kind::kInt, 0, 1 << 14, {}},
+      {"eplb_interval", OptionScope::kLoad, Kind::kInt, 0, 1e12, {}},
+      {"ep_overlap", OptionScope::kLoad, Kind::kInt, -1, 1, {}},
+      {"ep_max_ranks_per_token", OptionScope::kLoad, Kind::kInt, 0, 1 << 16, {}},
+      {"ep_timeout_ms", OptionScope::kLoad, Kind::kInt, 1, 1e9, {}},
+      {"check_weights", OptionScope::kLoad, Kind::kInt, 0, 1, {}},
       // generation
-      {"max_tokens", Kind::kInt, 0, 1e9, {}},
-      {"temperature", Kind::kFloat, 0, 100, {}},
-      {"top_k", Kind::kInt, 0, 1e9, {}},
-      {"top_p", Kind::kFloat, 1e-9, 1, {}},
-      {"min_p", Kind::kFloat, 0, 1, {}},
-      {"repetition_penalty", Kind::kFloat, 1e-3, 100, {}},
-      {"presence_penalty", Kind::kFloat, -100, 100, {}},
-      {"seed", Kind::kInt, 0, 9.2e18, {}},
-      {"stop", Kind::kStringList, 0, 0, {}},
-      {"stop_token_ids", Kind::kIntList, 0, 2147483647.0, {}},
-      {"ignore_eos", Kind::kInt, 0, 1, {}},
-      {"add_generation_prompt", Kind::kInt, 0, 1, {}},
+      {"max_tokens", OptionScope::kGeneration, Kind::kInt, 0, 1e9, {}},
+      {"temperature", OptionScope::kGeneration, Kind::kFloat, 0, 100, {}},
+      {"top_k", OptionScope::kGeneration, Kind::kInt, 0, 1e9, {}},
+      {"top_p", OptionScope::kGeneration, Kind::kFloat, 1e-9, 1, {}},
+      {"min_p", OptionScope::kGeneration, Kind::kFloat, 0, 1, {}},
+      {"repetition_penalty", OptionScope::kGeneration, Kind::kFloat, 1e-3, 100, {}},
+      {"presence_penalty", OptionScope::kGeneration, Kind::kFloat, -100, 100, {}},
+      {"seed", OptionScope::kGeneration, Kind::kInt, 0, 9.2e18, {}},
+      {"stop", OptionScope::kGeneration, Kind::kStringList, 0, 0, {}},
+      {"stop_token_ids", OptionScope::kGeneration, Kind::kIntList, 0, 2147483647.0, {}},
+      {"ignore_eos", OptionScope::kGeneration, Kind::kInt, 0, 1, {}},
+      {"add_generation_prompt", OptionScope::kGeneration, Kind::kInt, 0, 1, {}},
       // random checkpoint shape (moert_checkpoint_write_random)
-      {"model.vocab", Kind::kInt, 2, 1 << 24, {}},
-      {"model.hidden", Kind::kInt, 16, 1 << 16, {}},
-      {"model.intermediate", Kind::kInt, 1, 1 << 20, {}},
-      {"model.moe_intermediate", Kind::kInt, 1, 1 << 20, {}},
-      {"model.layers", Kind::kInt, 1, 1024, {}},
-      {"model.dense_layers", Kind::kInt, 0, 1024, {}},
-      {"model.heads", Kind::kInt, 1, 1024, {}},
-      {"model.q_lora", Kind::kInt, 0, 1 << 16, {}},
-      {"model.kv_lora", Kind::kInt, 1, 1 << 16, {}},
-      {"model.experts", Kind::kInt, 0, 1 << 14, {}},
-      {"model.top_k", Kind::kInt, 1, 1 << 14, {}},
-      {"model.groups", Kind::kInt, 1, 1 << 14, {}},
-      {"model.topk_groups", Kind::kInt, 1, 1 << 14, {}},
-      {"model.shared", Kind::kInt, 0, 64, {}},
-      {"model.mtp", Kind::kInt, 0, 8, {}},
-      {"model.fp8", Kind::kInt, 0, 1, {}},
-      {"model.seed", Kind::kInt, 0, 9.2e18, {}},
+      {"model.vocab", OptionScope::kShape, Kind::kInt, 2, 1 << 24, {}},
+      {"model.hidden", OptionScope::kShape, Kind::kInt, 16, 1 << 16, {}},
+      {"model.intermediate", OptionScope::kShape, Kind::kInt, 1, 1 << 20, {}},
+      {"model.moe_intermediate", OptionScope::kShape, Kind::kInt, 1, 1 << 20, {}},
+      {"model.layers", OptionScope::kShape, Kind::kInt, 1, 1024, {}},
+      {"model.dense_layers", OptionScope::kShape, Kind::kInt, 0, 1024, {}},
+      {"model.heads", OptionScope::kShape, Kind::kInt, 1, 1024, {}},
+      {"model.q_lora", OptionScope::kShape, Kind::kInt, 0, 1 << 16, {}},
+      {"model.kv_lora", OptionScope::kShape, Kind::kInt, 1, 1 << 16, {}},
+      {"model.experts", OptionScope::kShape, Kind::kInt, 0, 1 << 14, {}},
+      {"model.top_k", OptionScope::kShape, Kind::kInt, 1, 1 << 14, {}},
+      {"model.groups", OptionScope::kShape, Kind::kInt, 1, 1 << 14, {}},
+      {"model.topk_groups", OptionScope::kShape, Kind::kInt, 1, 1 << 14, {}},
+      {"model.shared", OptionScope::kShape, Kind::kInt, 0, 64, {}},
+      {"model.mtp", OptionScope::kShape, Kind::kInt, 0, 8, {}},
+      {"model.fp8", OptionScope::kShape, Kind::kInt, 0, 1, {}},
+      {"model.seed", OptionScope::kShape, Kind::kInt, 0, 9.2e18, {}},
   };
   return kSpecs;
 }
@@ -97,7 +99,29 @@ const KeySpec& find_spec(const std::string& key) {
   fail(ErrorCode::kInvalidArgument, "unknown option '" + key + "' (known: " + known + ")");
 }
 
+const char* scope_name(OptionScope s) {
+  switch (s) {
+    case OptionScope::kLoad:
+      return "a model load option (moert_model_load)";
+    case OptionScope::kGeneration:
+      return "a generation option (moert_generate_*)";
+    case OptionScope::kShape:
+      return "a checkpoint shape option (moert_checkpoint_write_random)";
+  }
+  return "?";
+}
+
 }  // namespace
+
+void options_require_scope(const moert_options* o, OptionScope scope) {
+  if (!o) return;
+  for (const auto& [key, value] : o->values) {
+    const KeySpec& spec = find_spec(key);
+    if (spec.scope != scope)
+      fail(ErrorCode::kInvalidArgument, "option '" + key + "' is " + scope_name(spec.scope) + ", not " +
+                                            scope_name(scope) + ": it would be ignored here");
+  }
+}
 
 void options_add(moert_options& o, const std::string& key, std::variant<int64_t, std::string> value) {
   const KeySpec& spec = find_spec(key);

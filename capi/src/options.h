@@ -19,6 +19,10 @@ struct moert_options {
 };
 
 namespace moert::capi {
+// Where a key is read: each call that takes options reads only its own scope's keys.
+enum class OptionScope { kLoad, kGeneration, kShape };
+// Throws Error(kInvalidArgument) naming the first key of another scope (which that call would ignore).
+void options_require_scope(const moert_options* o, OptionScope scope);
 // Validates and stores; throws Error(kInvalidArgument) naming the key.
 void options_set(moert_options& o, const std::string& key, std::variant<int64_t, double, std::string> value);
 // Appends to a list key; throws Error(kInvalidArgument) naming the key.

@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "handles.h"
+#include "util/file_io.h"
 
 using moert::ErrorCode;
 using moert::fail;
@@ -20,7 +21,7 @@ MOERT_API moert_status moert_tokenizer_load(const char* tokenizer_json_path, con
     std::string cfg = config_path ? config_path : "";
     if (!config_path) {
       const auto beside = std::filesystem::path(tokenizer_json_path).parent_path() / "tokenizer_config.json";
-      if (std::filesystem::exists(beside)) cfg = beside.string();
+      if (moert::path_exists(beside.string())) cfg = beside.string();
     }
     auto t = std::make_unique<moert_tokenizer>();
     t->impl = std::make_shared<const moert::Tokenizer>(moert::Tokenizer::load(tokenizer_json_path, cfg));
@@ -80,6 +81,12 @@ MOERT_API moert_status moert_detokenize(const moert_tokenizer* tokenizer, const 
   return guarded([&] {
     const moert::Tokenizer& t = *require(tokenizer, "tokenizer")->impl;
     if (n) require(ids, "ids");
+    // HF drops unknown ids silently; moert says which id was wrong (a caller bug, or another model's ids).
+    for (size_t i = 0; i < n; ++i)
+      if (!t.id_to_token(ids[i]))
+        fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(ids[i]) + " at position " +
+                                              std::to_string(i) + " is not in the tokenizer's vocabulary (" +
+                                              std::to_string(t.vocab_size()) + " ids)");
     write_string(t.decode(std::vector<int32_t>(ids, ids + n), skip_special != 0), buf, cap, needed);
   });
 }

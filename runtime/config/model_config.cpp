@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/file_io.h"
 
 namespace moert {
 namespace {
@@ -163,6 +164,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   c.norm_topk_prob = get_bool(j, src, "norm_topk_prob", !v2);
   c.routed_scaling_factor = get_double(j, src, "routed_scaling_factor", 1.0);
   c.rms_norm_eps = get_double(j, src, "rms_norm_eps", 1e-6);
+  // rsqrt(mean(x^2) + eps) is infinite for a zero row with eps 0 and NaN-prone with eps < 0.
+  if (c.rms_norm_eps <= 0) bad(src, "rms_norm_eps", "must be positive, got " + show(j["rms_norm_eps"]));
   c.rope_theta = get_double(j, src, "rope_theta", 10000.0);
   c.rope_interleave = get_bool(j, src, "rope_interleave", true);
   c.max_position_embeddings = get_int(j, src, "max_position_embeddings", std::nullopt, 1);
@@ -239,12 +242,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
 }
 
 ModelConfig load_model_config(const std::string& model_dir) {
-  std::string path = model_dir + "/config.json";
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(ErrorCode::kIo, path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_model_config(ss.str(), path);
+  const std::string path = model_dir + "/config.json";
+  return parse_model_config(read_regular_file(path), path);
 }
 
 std::string model_config_to_json(const ModelConfig& c) {

@@ -34,6 +34,11 @@ Usage Request::usage() const {
   return u;
 }
 
+std::string Request::error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return finish_ == FinishReason::kError ? error_ : std::string();
+}
+
 FinishReason Request::finish_reason() const {
   std::lock_guard<std::mutex> lock(mu_);
   return finish_;
@@ -415,7 +420,7 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
     const int32_t t = sampled[sample_at[i]];
     if (t < 0) {
       finish(r, FinishReason::kError,
-             "the model produced non-finite logits (NaN or infinity) for this request: the weights or the "
+             "the model produced a non-finite logit (NaN or infinity) for this request: the weights or the "
              "activations overflowed; nothing was sampled");
       continue;
     }

@@ -49,7 +49,9 @@ class Request {
   Next next(StreamEvent* ev, std::chrono::milliseconds timeout);
   void cancel() { cancelled_.store(true); }
   Usage usage() const;
-  const std::string& error() const { return error_; }  // valid once finished with kError
+  // The message of a request that finished with kError, "" otherwise. A copy taken under the lock: the
+  // engine may be finishing the request while another thread asks.
+  std::string error() const;
   FinishReason finish_reason() const;
 
  private:

@@ -4,6 +4,8 @@
 #include "ep/transport_mpi.h"
 #include "ep/transport_nccl.h"
 #include "util/error.h"
+#include "weights/layer_check.h"
+#include "weights/weight_scan.h"
 
 namespace moert {
 
@@ -19,6 +21,12 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   m->cfg_ = load_model_config(dir);
   step(0.05, "weights");
   m->store_ = std::make_shared<WeightStore>(dir);
+  check_layer_count(*m->store_, m->cfg_.num_hidden_layers, m->cfg_.num_nextn_predict_layers,
+                    dir + "/config.json");
+  if (opts.check_weights) {
+    step(0.1, "weight check");
+    scan_weights(*m->store_, opts.threads);
+  }
   step(0.5, "binding");
   const std::string transport = !opts.ep_transport.empty() ? opts.ep_transport
                                 : opts.ep_size > 1         ? "mpi"

@@ -25,6 +25,9 @@ struct LoadOptions {
   int64_t max_batch = 16;
   AttentionForm attention = AttentionForm::kAuto;
   bool load_mtp = true;
+  // Scan every weight for NaN/Inf (and FP8 NaN bytes, bad scales) at load: Error(kFormat) instead of
+  // garbage logits later. Reads every byte of the checkpoint once (bench/RESULTS.md has the cost).
+  bool check_weights = true;
   int64_t page_rows = 64;
   bool cuda_graphs = true;
   std::string kv_cache_dtype = "auto";  // "auto" (bf16 on cuda, fp32 on the cpu), "fp32" or "bf16" (cuda only)  // decode steps as CUDA graphs (ModelOptions::graphs); no effect on the CPU

@@ -1,8 +1,7 @@
 #include "engine/model_service.h"
 
-#include <filesystem>
-
 #include "util/error.h"
+#include "util/file_io.h"
 
 namespace moert {
 namespace {
@@ -24,8 +23,9 @@ std::shared_ptr<ModelService> ModelService::load(const std::string& dir, const L
   std::shared_ptr<ModelService> s(new ModelService());
   s->model_ = LoadedModel::load(dir, opts, progress);
   const std::string tj = dir + "/tokenizer.json", tc = dir + "/tokenizer_config.json";
-  if (std::filesystem::exists(tj))
-    s->tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::load(tj, std::filesystem::exists(tc) ? tc : ""));
+  if (path_exists(tj))
+    s->tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::load(tj, path_exists(tc) ? tc : ""));
+  s->generation_defaults_ = load_generation_defaults(dir);
   // With expert parallelism the engine runs from the start: every rank's engine takes part in every step,
   // whether or not this rank's host ever generates.
   if (s->model_->ep()) s->engine();

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "config/generation_config.h"
 #include "engine/engine.h"
 #include "engine/loaded_model.h"
 #include "tokenizer/tokenizer.h"
@@ -25,11 +26,14 @@ class ModelService {
   // The tokenizer, or Error(kInvalidArgument) saying the model has none.
   const Tokenizer& require_tokenizer() const;
   Engine& engine();
+  // generation_config.json's sampling defaults (empty when the checkpoint has none).
+  const GenerationDefaults& generation_defaults() const { return generation_defaults_; }
 
  private:
   ModelService() = default;
   std::shared_ptr<LoadedModel> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
+  GenerationDefaults generation_defaults_;
   std::mutex engine_mu_;
   std::unique_ptr<Engine> engine_;
 };

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -138,9 +139,13 @@ class Builder {
       const std::string tmp = dir_ + "/.shard-" + std::to_string(shards_.size());
       shard_->write(tmp);
       shards_.push_back(shard_->names());
+      if (on_shard) on_shard(shards_.size());
     }
     shard_ = std::make_unique<SafetensorsWriter>();
   }
+
+  size_t shards_written() const { return shards_.size(); }
+  std::function<void(size_t shards)> on_shard;  // after each shard is written (a line of progress)
 
   void finish() {
     flush();
@@ -222,8 +227,23 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
   std::ofstream(dir + "/config.json") << c.dump(2);
 
   Builder b(dir, s);
+  const int64_t total = s.layers + s.mtp;
+  auto report = [&](double f, const std::string& stage) {
+    if (s.progress && !s.progress(f, stage.c_str()))
+      fail(ErrorCode::kCancelled, "checkpoint write cancelled");
+  };
+  int64_t current = -1;  // the layer being written, for the per-shard lines
+  b.on_shard = [&](size_t shards) {
+    report((current + 1.0) / (total + 1),
+           "shard " + std::to_string(shards) + " written (" +
+               (current < 0 ? std::string("embeddings")
+                            : "layer " + std::to_string(current + 1) + " of " + std::to_string(total)) +
+               ")");
+  };
   b.random_bf16("model.embed_tokens.weight", s.vocab, s.hidden, 1.0f);
+  report(0.5 / (total + 1), "embeddings");
   for (int64_t i = 0; i < s.layers + s.mtp; ++i) {
+    current = i;
     b.layer(i);
     if (i >= s.layers) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -233,10 +253,13 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
       b.norm(p + "shared_head.norm.weight", s.hidden);
       b.random_bf16(p + "shared_head.head.weight", s.vocab, s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
     }
+    report((i + 1.0) / (total + 1), "layer " + std::to_string(i + 1) + " of " + std::to_string(total) + " (" +
+                                        std::to_string(b.shards_written()) + " shards written)");
   }
   b.norm("model.norm.weight", s.hidden);
   b.random_bf16("lm_head.weight", s.vocab, s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
   b.finish();
+  report(1.0, "done: " + std::to_string(b.shards_written()) + " shards");
 }
 
 }  // namespace moert

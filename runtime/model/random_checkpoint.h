@@ -3,6 +3,7 @@
 // sharded safetensors with an index) for benchmarks and for shapes that have no released weights.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace moert {
@@ -18,6 +19,9 @@ struct RandomCheckpointSpec {
   bool fp8 = true;
   uint64_t seed = 1;
   int64_t shard_bytes = 1ll << 30;  // start a new shard past this size
+  // Called after each layer and shard with the fraction written and what was written; false cancels
+  // (Error(kCancelled)). A V3-sized write takes minutes.
+  std::function<bool(double fraction, const char* stage)> progress;
 };
 
 // Creates `dir` (if needed) and writes the checkpoint. Throws Error(kIo) on failure.

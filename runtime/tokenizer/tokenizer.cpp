@@ -8,6 +8,7 @@
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
+#include "util/file_io.h"
 
 namespace moert {
 
@@ -17,12 +18,11 @@ using namespace tok;
 namespace {
 
 std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(ErrorCode::kIo, "tokenizer: cannot open " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) fail(ErrorCode::kIo, "tokenizer: cannot read " + path);
-  return ss.str();
+  try {
+    return read_regular_file(path);  // a FIFO or directory is an error, never a hang
+  } catch (const Error& e) {
+    fail(e.code(), std::string("tokenizer: ") + e.what());
+  }
 }
 
 json parse_json(std::string_view text, const char* what) {

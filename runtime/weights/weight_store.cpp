@@ -1,28 +1,23 @@
 #include "weights/weight_store.h"
 
-#include <filesystem>
-#include <fstream>
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "util/error.h"
+#include "util/file_io.h"
 
 namespace moert {
 
 WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
-  namespace fs = std::filesystem;
   const std::string index_path = model_dir + "/model.safetensors.index.json";
   std::map<std::string, std::string> weight_map;  // tensor -> shard file name
   std::vector<std::string> shard_names;
-  if (fs::exists(index_path)) {
-    std::ifstream f(index_path, std::ios::binary);
-    if (!f) fail(ErrorCode::kIo, index_path + ": cannot open");
-    std::stringstream ss;
-    ss << f.rdbuf();
+  if (path_exists(index_path)) {
+    const std::string text = read_regular_file(index_path);
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(ss.str());
+      j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       fail(ErrorCode::kFormat, index_path + ": not valid JSON: " + e.what());
     }
@@ -37,13 +32,13 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
       weight_map[it.key()] = file;
       if (std::find(shard_names.begin(), shard_names.end(), file) == shard_names.end()) shard_names.push_back(file);
     }
-  } else if (fs::exists(model_dir + "/model.safetensors")) {
+  } else if (path_exists(model_dir + "/model.safetensors")) {
     shard_names.push_back("model.safetensors");
   } else {
     fail(ErrorCode::kIo, model_dir + ": no model.safetensors.index.json or model.safetensors");
   }
   for (size_t s = 0; s < shard_names.size(); ++s) {
-    if (!weight_map.empty() && !fs::exists(model_dir + "/" + shard_names[s])) {
+    if (!weight_map.empty() && !path_exists(model_dir + "/" + shard_names[s])) {
       // Name a tensor the index places there, so the message says what the missing file was needed for.
       std::string example;
       for (const auto& [name, file] : weight_map)
@@ -69,6 +64,14 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
     if (!index_.count(name))
       fail(ErrorCode::kFormat, model_dir + "/" + file + ": tensor '" + name +
                                    "' is listed in model.safetensors.index.json but missing from the shard");
+}
+
+std::vector<std::pair<std::string, const TensorInfo*>> WeightStore::tensors_by_name() const {
+  std::vector<std::pair<std::string, const TensorInfo*>> out;
+  out.reserve(index_.size());
+  for (const auto& [name, entry] : index_) out.emplace_back(name, entry.first);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
 }
 
 const TensorInfo* WeightStore::find(const std::string& name) const {

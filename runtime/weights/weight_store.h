@@ -24,6 +24,8 @@ class WeightStore {
   // The shard file holding `name` (for messages).
   std::string file_of(const std::string& name) const;
   size_t tensor_count() const { return index_.size(); }
+  // Every tensor with its name, sorted by name (a stable order for scans and messages).
+  std::vector<std::pair<std::string, const TensorInfo*>> tensors_by_name() const;
   const std::string& dir() const { return dir_; }
 
  private:

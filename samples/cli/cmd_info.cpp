@@ -10,7 +10,11 @@
 namespace cli {
 
 int cmd_info(int argc, char** argv) {
-  Args a(argc, argv, 2, {});
+  const Command cmd{"info",
+                    "usage: moert info [-m|--model DIR]\n"
+                    "The config as moert understood it, the parameter count and KV-cache bytes per token.\n",
+                    {{"model", true, {"-m"}}}};
+  Args a(argc, argv, 2, cmd);
   const std::string dir = a.get("model", default_model_dir());
   moert_options* opts = nullptr;
   check(moert_options_create(&opts), "options");

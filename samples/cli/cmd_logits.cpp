@@ -33,7 +33,19 @@ std::vector<int32_t> parse_tokens(const std::string& s) {
 }  // namespace
 
 int cmd_logits(int argc, char** argv) {
-  Args a(argc, argv, 2, {});
+  const Command cmd{"logits",
+                    "usage: moert logits [-m|--model DIR] --tokens 5,17,3 --out FILE [--decode-from K]\n"
+                    "                    [--activations fp32|fp8] [-t|--threads N] [--device cpu|cuda]\n"
+                    "Write float32 logits [tokens, vocab] (little-endian, row-major): one forward over all\n"
+                    "tokens, or with --decode-from K a prefill of K tokens then one token at a time.\n",
+                    {{"model", true, {"-m"}},
+                     {"tokens"},
+                     {"out", true, {"-o"}},
+                     {"decode-from"},
+                     {"activations"},
+                     {"threads", true, {"-t"}},
+                     {"device"}}};
+  Args a(argc, argv, 2, cmd);
   const std::string dir = a.get("model", default_model_dir());
   const std::vector<int32_t> tokens = parse_tokens(a.require("tokens"));
   const std::string out_path = a.require("out");

@@ -1,4 +1,5 @@
 // moert run: complete a prompt, streaming text to stdout; moert chat: an interactive chat with history.
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -6,12 +7,87 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "args.h"
 #include "commands.h"
 #include "moert/moert.h"
 
 namespace cli {
 namespace {
+
+// Options both commands share: the model, how it loads, and how it samples.
+std::vector<Opt> common_opts() {
+  return {{"model", true, {"-m"}},
+          {"threads", true, {"-t"}},
+          {"device"},
+          {"activations"},
+          {"batch-invariant", false},
+          {"no-weight-check", false},
+          {"ep-size"},
+          {"ep-transport"},
+          {"ep-redundant"},
+          {"eplb-interval"},
+          {"ep-overlap", false},
+          {"no-ep-overlap", false},
+          {"ep-max-ranks"},
+          {"max-tokens", true, {"-n", "--n-predict"}},
+          {"temperature", true, {"--temp"}},
+          {"top-k"},
+          {"top-p"},
+          {"min-p"},
+          {"repetition-penalty", true, {"--repeat-penalty"}},
+          {"presence-penalty"},
+          {"seed", true, {"-s"}},
+          {"stop"},
+          {"ignore-eos", false},
+          {"quiet", false}};
+}
+
+const char kCommonUsage[] =
+    "  -m, --model DIR            checkpoint directory (default: the shipped moert-tiny-coder)\n"
+    "  -n, --max-tokens N         tokens to generate at most (default 256)\n"
+    "  --temperature, --temp T    0 = greedy; default: the checkpoint's generation_config.json, else 0\n"
+    "  --top-k K, --top-p P, --min-p P   sampling filters (default: generation_config.json, else off)\n"
+    "  --repetition-penalty, --repeat-penalty R   1 = off;  --presence-penalty P   0 = off\n"
+    "  -s, --seed S               sampling seed (default: a fresh one, printed on stderr)\n"
+    "  --stop STR                 end before STR (repeatable)\n"
+    "  --ignore-eos               keep going past the end-of-sequence token\n"
+    "  -t, --threads N            CPU threads (default: all cores)\n"
+    "  --device cpu|cuda, --activations fp32|fp8, --batch-invariant\n"
+    "  --no-weight-check          skip the load-time scan for NaN/Inf weights\n"
+    "  --ep-size N [--ep-transport T] [--ep-redundant R] [--eplb-interval STEPS] [--ep-max-ranks M]\n"
+    "              [--ep-overlap|--no-ep-overlap]   experts over N processes (run under mpirun -np N)\n"
+    "  --quiet                    no progress bar or usage line\n"
+    "  -h, --help                 this help\n";
+
+Command run_command() {
+  Command c{"run",
+            std::string("usage: moert run [options] -p TEXT | --prompt-file FILE|-\n"
+                        "Stream a completion of the prompt to stdout.\n\n"
+                        "  -p, --prompt TEXT          the prompt\n"
+                        "  -f, --prompt-file FILE     the prompt from a file (- = stdin)\n"
+                        "  --no-echo                  do not print the prompt first\n") +
+                kCommonUsage,
+            common_opts()};
+  c.opts.push_back({"prompt", true, {"-p"}});
+  c.opts.push_back({"prompt-file", true, {"-f", "--file"}});
+  c.opts.push_back({"no-echo", false});
+  return c;
+}
+
+Command chat_command() {
+  Command c{"chat",
+            std::string("usage: moert chat [options]\n"
+                        "Chat with the model's chat template, one user message per line on stdin.\n"
+                        "Ctrl-C during a reply cancels that reply; Ctrl-C or Ctrl-D at the prompt (or /exit) "
+                        "quits.\n\n"
+                        "  --system TEXT              a system message first\n") +
+                kCommonUsage,
+            common_opts()};
+  c.opts.push_back({"system"});
+  return c;
+}
 
 int32_t progress_bar(void*, double fraction, const char* stage) {
   const int width = 30, filled = static_cast<int>(fraction * width + 0.5);
@@ -28,6 +104,7 @@ moert_model* load_model(const Args& a) {
   check(moert_options_create(&o), "options");
   if (a.has("threads")) check(moert_options_set_int(o, "threads", a.get_int("threads", 0)), "--threads");
   if (a.has("batch-invariant")) check(moert_options_set_int(o, "batch_invariant", 1), "--batch-invariant");
+  if (a.has("no-weight-check")) check(moert_options_set_int(o, "check_weights", 0), "--no-weight-check");
   if (a.has("activations"))
     check(moert_options_set_string(o, "activations", a.get("activations").c_str()), "--activations");
   if (a.has("device")) check(moert_options_set_string(o, "device", a.get("device").c_str()), "--device");
@@ -57,28 +134,57 @@ int64_t ep_rank(moert_model* m) {
   return r;
 }
 
+// Unset keys stay unset, so the C API applies the checkpoint's generation_config.json.
 moert_options* generation_options(const Args& a) {
   moert_options* o = nullptr;
   check(moert_options_create(&o), "options");
   check(moert_options_set_int(o, "max_tokens", a.get_int("max-tokens", 256)), "--max-tokens");
-  if (a.has("temperature"))
-    check(moert_options_set_float(o, "temperature", std::stod(a.get("temperature"))), "--temperature");
+  const std::pair<const char*, const char*> numbers[] = {{"temperature", "temperature"},
+                                                         {"top-p", "top_p"},
+                                                         {"min-p", "min_p"},
+                                                         {"repetition-penalty", "repetition_penalty"},
+                                                         {"presence-penalty", "presence_penalty"}};
+  for (auto [flag, key] : numbers)
+    if (a.has(flag))
+      check(moert_options_set_float(o, key, a.get_double(flag, 0)), (std::string("--") + flag).c_str());
   if (a.has("top-k")) check(moert_options_set_int(o, "top_k", a.get_int("top-k", 0)), "--top-k");
-  if (a.has("top-p")) check(moert_options_set_float(o, "top_p", std::stod(a.get("top-p"))), "--top-p");
-  if (a.has("min-p")) check(moert_options_set_float(o, "min_p", std::stod(a.get("min-p"))), "--min-p");
   if (a.has("seed")) check(moert_options_set_int(o, "seed", a.get_int("seed", 0)), "--seed");
-  if (a.has("stop")) check(moert_options_add_string(o, "stop", a.get("stop").c_str()), "--stop");
+  for (const std::string& s : a.get_all("stop"))
+    check(moert_options_add_string(o, "stop", s.c_str()), "--stop");
   if (a.has("ignore-eos")) check(moert_options_set_int(o, "ignore_eos", 1), "--ignore-eos");
   return o;
 }
 
-// Streams a request's text to stdout; returns the whole text.
-std::string stream_out(moert_stream* s) {
-  std::string all;
+// SIGINT in chat: during a reply it sets g_interrupted, which cancels the reply; at the prompt (waiting
+// for a line) it ends the program at once, so no Ctrl-C can slip in between a check and a blocking read.
+volatile std::sig_atomic_t g_interrupted = 0, g_at_prompt = 0;
+void on_sigint(int) {
+  if (g_at_prompt) {
+    const char nl = '\n';
+    (void)!::write(2, &nl, 1);
+    ::_exit(0);
+  }
+  g_interrupted = 1;
+}
+
+enum class Streamed { kFinished, kCancelled };
+
+// Streams a request's text to stdout into *all. With `interruptible`, a SIGINT cancels the request.
+Streamed stream_out(moert_stream* s, std::string* all, bool interruptible) {
   std::vector<char> buf(256);
+  bool cancelled = false;
   for (;;) {
     int32_t token = 0, finish = 0;
-    check(moert_stream_next(s, -1, &token, &finish), "generation");
+    // Short waits so a Ctrl-C is seen while the model is busy.
+    const int st = moert_stream_next(s, interruptible ? 100 : -1, &token, &finish);
+    if (st == MOERT_ERR_TIMEOUT) {
+      if (g_interrupted && !cancelled) {
+        check(moert_stream_cancel(s), "cancel");
+        cancelled = true;
+      }
+      continue;
+    }
+    check(st, "generation");
     size_t need = 0;
     if (moert_stream_text(s, buf.data(), buf.size(), &need) != MOERT_OK) {
       buf.resize(need);
@@ -86,25 +192,34 @@ std::string stream_out(moert_stream* s) {
     }
     std::fputs(buf.data(), stdout);
     std::fflush(stdout);
-    all += buf.data();
+    *all += buf.data();
     if (finish == MOERT_FINISH_ERROR) {
       check(moert_stream_error(s, nullptr, 0, &need), "error");
       std::vector<char> err(need);
       check(moert_stream_error(s, err.data(), err.size(), &need), "error");
       die(std::string("generation failed: ") + err.data());
     }
-    if (finish != MOERT_FINISH_NONE) break;
+    if (interruptible && g_interrupted && !cancelled && finish == MOERT_FINISH_NONE) {
+      check(moert_stream_cancel(s), "cancel");
+      cancelled = true;
+    }
+    if (finish == MOERT_FINISH_CANCELLED) return Streamed::kCancelled;
+    if (finish != MOERT_FINISH_NONE) return Streamed::kFinished;
   }
-  return all;
 }
 
 void report(moert_stream* s, bool quiet) {
-  int64_t prompt = 0, generated = 0;
+  int64_t prompt = 0, generated = 0, seed = 0, sampled = 0;
   double ttft = 0, tps = 0;
   check(moert_stream_usage(s, &prompt, &generated, &ttft, &tps), "usage");
-  if (!quiet)
-    std::fprintf(stderr, "\n[%lld prompt tokens, %lld generated, first token after %.0f ms, %.1f tokens/s]\n",
-                 static_cast<long long>(prompt), static_cast<long long>(generated), ttft * 1e3, tps);
+  check(moert_stream_info_int(s, "sampled", &sampled), "stream info");
+  check(moert_stream_info_int(s, "seed", &seed), "stream info");
+  if (quiet) return;
+  std::fprintf(stderr, "\n[%lld prompt tokens, %lld generated, first token after %.0f ms, %.1f tokens/s",
+               static_cast<long long>(prompt), static_cast<long long>(generated), ttft * 1e3, tps);
+  // The seed a sampled run drew, so the same run can be repeated with --seed.
+  if (sampled) std::fprintf(stderr, ", seed %lld", static_cast<long long>(seed));
+  std::fprintf(stderr, "]\n");
 }
 
 std::string json_escape(const std::string& s) {
@@ -144,7 +259,8 @@ std::string json_escape(const std::string& s) {
 // With expert parallelism (--ep-size N under mpirun -np N) every rank runs the same prompt (each its own
 // request, the ranks stepping together) and only rank 0 prints.
 int cmd_run(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-echo", "no-ep-overlap", "ep-overlap", "batch-invariant"});
+  const Command cmd = run_command();
+  Args a(argc, argv, 2, cmd);
   std::string prompt;
   if (a.has("prompt-file")) {
     // "-" reads stdin: prompts with trailing newlines survive (a shell's $(...) would strip them).
@@ -155,15 +271,16 @@ int cmd_run(int argc, char** argv) {
   } else {
     prompt = a.require("prompt");
   }
+  moert_options* g = generation_options(a);  // argument errors before the (slow) load
   moert_model* m = load_model(a);
   const bool quiet = a.has("quiet") || ep_rank(m) != 0;
   if (ep_rank(m) != 0 && !std::freopen("/dev/null", "w", stdout)) die("cannot silence stdout");
-  moert_options* g = generation_options(a);
   moert_stream* s = nullptr;
   check(moert_generate_text(m, prompt.c_str(), g, &s), "starting generation");
   moert_options_free(g);
   if (!a.has("no-echo")) std::fputs(prompt.c_str(), stdout);
-  stream_out(s);
+  std::string text;
+  stream_out(s, &text, /*interruptible=*/false);
   std::fputs("\n", stdout);
   report(s, quiet);
   moert_stream_free(s);
@@ -174,19 +291,29 @@ int cmd_run(int argc, char** argv) {
 // With expert parallelism rank 0 chats (mpirun gives stdin to rank 0); the other ranks only serve their
 // experts: their engines run empty steps until rank 0 frees the model.
 int cmd_chat(int argc, char** argv) {
-  Args a(argc, argv, 2, {"quiet", "ignore-eos", "no-ep-overlap", "ep-overlap", "batch-invariant"});
+  const Command cmd = chat_command();
+  Args a(argc, argv, 2, cmd);
+  moert_options_free(generation_options(a));  // argument errors before the (slow) load
   moert_model* m = load_model(a);
   if (ep_rank(m) != 0) {
     moert_model_free(m);
     return 0;
   }
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
   std::vector<std::pair<std::string, std::string>> history;
   if (a.has("system")) history.emplace_back("system", a.get("system"));
   const bool tty = isatty_stdin();
   std::string line;
   for (;;) {
     if (tty) std::fprintf(stderr, "> ");
-    if (!std::getline(std::cin, line)) break;
+    g_at_prompt = 1;
+    if (g_interrupted) break;  // Ctrl-C after the last reply ended: as if at the prompt
+    const bool got = static_cast<bool>(std::getline(std::cin, line));
+    g_at_prompt = 0;
+    if (!got) break;  // Ctrl-D
     if (line.empty()) continue;
     if (line == "/exit" || line == "/quit") break;
     history.emplace_back("user", line);
@@ -199,11 +326,18 @@ int cmd_chat(int argc, char** argv) {
     moert_stream* s = nullptr;
     check(moert_generate_chat(m, json.c_str(), g, &s), "starting generation");
     moert_options_free(g);
-    history.emplace_back("assistant", stream_out(s));
+    std::string reply;
+    const Streamed how = stream_out(s, &reply, /*interruptible=*/true);
+    g_interrupted = 0;  // that Ctrl-C was for this reply
+    // A cancelled reply stays in the history as far as it went, as the user saw it.
+    history.emplace_back("assistant", reply);
     std::fputs("\n", stdout);
+    std::fflush(stdout);
+    if (how == Streamed::kCancelled) std::fprintf(stderr, "[reply cancelled]\n");
     report(s, a.has("quiet") || !tty);
     moert_stream_free(s);
   }
+  if (tty) std::fprintf(stderr, "\n");
   moert_model_free(m);
   return 0;
 }

@@ -1,5 +1,8 @@
 // moert tokenize / detokenize / chat-template: the model's tokenizer from the command line.
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <iterator>
 #include <string>
@@ -28,7 +31,11 @@ moert_tokenizer* load_tokenizer(const Args& a) {
 }  // namespace
 
 int cmd_tokenize(int argc, char** argv) {
-  Args a(argc, argv, 2, {"special", "no-special", "bos"});
+  const Command cmd{"tokenize",
+                    "usage: moert tokenize [--tokenizer FILE | -m|--model DIR] [--bos] [--no-special]\n"
+                    "Text on stdin -> comma-separated token ids on stdout.\n",
+                    {{"tokenizer"}, {"model", true, {"-m"}}, {"bos", false}, {"no-special", false}}};
+  Args a(argc, argv, 2, cmd);
   moert_tokenizer* m = load_tokenizer(a);
   const std::string text = read_stdin();
   size_t n = 0;
@@ -44,7 +51,13 @@ int cmd_tokenize(int argc, char** argv) {
 }
 
 int cmd_detokenize(int argc, char** argv) {
-  Args a(argc, argv, 2, {"skip-special"});
+  const Command cmd{
+      "detokenize",
+      "usage: moert detokenize [--tokenizer FILE | -m|--model DIR] [--skip-special]\n"
+      "Token ids on stdin (separated by commas or spaces) -> text on stdout. An id outside the\n"
+      "vocabulary is an error.\n",
+      {{"tokenizer"}, {"model", true, {"-m"}}, {"skip-special", false}}};
+  Args a(argc, argv, 2, cmd);
   moert_tokenizer* m = load_tokenizer(a);
   const std::string in = read_stdin();
   std::vector<int32_t> ids;
@@ -53,8 +66,9 @@ int cmd_detokenize(int argc, char** argv) {
     if (c == ',' || c == '\n' || c == ' ' || c == '\t' || c == '\r') {
       if (!cur.empty()) {
         char* end = nullptr;
-        long v = std::strtol(cur.c_str(), &end, 10);
-        if (*end) die("'" + cur + "' is not a token id");
+        errno = 0;
+        const long long v = std::strtoll(cur.c_str(), &end, 10);
+        if (*end || errno == ERANGE || v < INT32_MIN || v > INT32_MAX) die("'" + cur + "' is not a token id");
         ids.push_back(static_cast<int32_t>(v));
         cur.clear();
       }
@@ -73,7 +87,12 @@ int cmd_detokenize(int argc, char** argv) {
 }
 
 int cmd_chat_template(int argc, char** argv) {
-  Args a(argc, argv, 2, {"no-generation-prompt"});
+  const Command cmd{
+      "chat-template",
+      "usage: moert chat-template [--tokenizer FILE | -m|--model DIR] [--no-generation-prompt]\n"
+      "JSON chat messages on stdin -> the prompt text the chat template renders.\n",
+      {{"tokenizer"}, {"model", true, {"-m"}}, {"no-generation-prompt", false}}};
+  Args a(argc, argv, 2, cmd);
   moert_tokenizer* m = load_tokenizer(a);
   const std::string messages = read_stdin();
   size_t need = 0;

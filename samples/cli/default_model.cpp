@@ -17,14 +17,25 @@
 
 namespace cli {
 
+namespace {
+
+// `rel` from the folder of the running executable.
+std::string beside_executable(const char* rel) {
+  char exe[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return rel;  // relative to the working directory: the best left
+  std::string path(exe, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/') + 1) + rel;
+}
+
+}  // namespace
+
 std::string default_model_dir() {
   for (const char* var : {"MOERT_MODEL", "MOERT_DEFAULT_MODEL"})
     if (const char* env = std::getenv(var); env && *env) return env;
-  char exe[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return MOERT_MODEL_RELPATH;  // relative to the working directory: the best left
-  std::string path(exe, static_cast<size_t>(n));
-  return path.substr(0, path.rfind('/') + 1) + MOERT_MODEL_RELPATH;
+  return beside_executable(MOERT_MODEL_RELPATH);
 }
+
+std::string v3_tokenizer_dir() { return beside_executable(MOERT_V3_TOKENIZER_RELPATH); }
 
 }  // namespace cli

@@ -3,6 +3,8 @@
 // streams, cancel from another thread, stop strings, seeded sampling, usage, and every error path.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <cstring>
 #include <map>
 #include <fstream>
@@ -56,6 +58,7 @@ moert_options* greedy(int64_t n) {
   moert_options_create(&o);
   moert_options_set_int(o, "max_tokens", n);
   moert_options_set_int(o, "ignore_eos", 1);
+  moert_options_set_float(o, "temperature", 0);  // the shipped model's generation_config.json samples
   return o;
 }
 
@@ -246,6 +249,120 @@ TEST(CapiGenerate, SeededSamplingReproducible) {
   };
   EXPECT_EQ(run(7), run(7));
   EXPECT_NE(run(7), run(8));
+}
+
+int64_t stream_info(moert_stream* s, const char* key) {
+  int64_t v = -1;
+  EXPECT_EQ(moert_stream_info_int(s, key, &v), MOERT_OK) << moert_last_error();
+  return v;
+}
+
+// Unset sampling keys come from the checkpoint's generation_config.json (temperature 0.7, top_p 0.95):
+// a seeded request with no options samples exactly as one that spells those values out.
+TEST(CapiGenerate, GenerationConfigSuppliesTheDefaults) {
+  Model model;
+  auto ids = reference(".ids"), want = reference(".greedy");
+  auto run = [&](double temperature, double top_p) {
+    moert_options* g = nullptr;
+    moert_options_create(&g);
+    moert_options_set_int(g, "max_tokens", 32);
+    moert_options_set_int(g, "ignore_eos", 1);
+    moert_options_set_int(g, "seed", 5);
+    if (temperature >= 0) moert_options_set_float(g, "temperature", temperature);
+    if (top_p >= 0) moert_options_set_float(g, "top_p", top_p);
+    moert_stream* s = nullptr;
+    EXPECT_EQ(moert_generate_tokens(model.m, ids[0].data(), ids[0].size(), g, &s), MOERT_OK);
+    EXPECT_EQ(stream_info(s, "sampled"), temperature == 0 ? 0 : 1);
+    EXPECT_EQ(stream_info(s, "seed"), 5);
+    auto out = drain(s).tokens;
+    moert_stream_free(s);
+    moert_options_free(g);
+    return out;
+  };
+  const auto by_default = run(-1, -1);
+  EXPECT_EQ(by_default, run(0.7, 0.95));
+  EXPECT_NE(by_default, run(0.7, 1.0));  // top_p 0.95 did apply
+  EXPECT_EQ(run(0, -1), std::vector<int32_t>(want[0].begin(), want[0].begin() + 32));
+}
+
+// A sampled request without a seed draws a fresh one, reported so the run can be repeated; greedy has 0.
+TEST(CapiGenerate, UnseededSamplingDrawsAReportedSeed) {
+  Model model;
+  auto ids = reference(".ids");
+  auto run = [&](int64_t seed, int64_t* used) {
+    moert_options* g = nullptr;
+    moert_options_create(&g);
+    moert_options_set_int(g, "max_tokens", 24);
+    moert_options_set_int(g, "ignore_eos", 1);
+    moert_options_set_float(g, "temperature", 1.0);
+    if (seed >= 0) moert_options_set_int(g, "seed", seed);
+    moert_stream* s = nullptr;
+    EXPECT_EQ(moert_generate_tokens(model.m, ids[1].data(), ids[1].size(), g, &s), MOERT_OK);
+    *used = stream_info(s, "seed");
+    auto out = drain(s).tokens;
+    moert_stream_free(s);
+    moert_options_free(g);
+    return out;
+  };
+  int64_t a = 0, b = 0, again = 0;
+  const auto out_a = run(-1, &a), out_b = run(-1, &b);
+  EXPECT_NE(a, b);
+  EXPECT_GE(a, 0);
+  EXPECT_EQ(run(a, &again), out_a);
+  EXPECT_EQ(again, a);
+  EXPECT_EQ(run(b, &again), out_b);
+  moert_options* g = greedy(2);
+  moert_stream* s = nullptr;
+  ASSERT_EQ(moert_generate_tokens(model.m, ids[1].data(), ids[1].size(), g, &s), MOERT_OK);
+  EXPECT_EQ(stream_info(s, "seed"), 0);
+  EXPECT_EQ(stream_info(s, "sampled"), 0);
+  int64_t v = 0;
+  EXPECT_EQ(moert_stream_info_int(s, "bogus", &v), MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(moert_last_error()).find("bogus"), std::string::npos);
+  EXPECT_EQ(moert_stream_info_int(nullptr, "seed", &v), MOERT_ERR_INVALID_ARGUMENT);
+  drain(s);
+  moert_stream_free(s);
+  moert_options_free(g);
+}
+
+// moert_stream_error may be read from another thread while the engine fails the request (here: a KV
+// budget too small for any page); under ThreadSanitizer (scripts/tsan.sh) this is the race check.
+TEST(CapiGenerate, StreamErrorIsRaceFreeWhileTheRequestFails) {
+  moert_options* o = nullptr;
+  moert_options_create(&o);
+  moert_options_set_int(o, "threads", 1);
+  moert_options_set_int(o, "kv_cache_bytes", 1 << 16);
+  moert_model* m = nullptr;
+  ASSERT_EQ(moert_model_load(kModel.c_str(), o, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+  moert_options_free(o);
+  int64_t capacity = 0;
+  ASSERT_EQ(moert_model_info_int(m, "kv_capacity_tokens", &capacity), MOERT_OK);
+  const std::vector<int32_t> prompt(static_cast<size_t>(capacity) + 1, 5);  // more than the budget holds
+  for (int round = 0; round < 20; ++round) {
+    moert_stream* s = nullptr;
+    moert_options* g = greedy(4);
+    ASSERT_EQ(moert_generate_tokens(m, prompt.data(), prompt.size(), g, &s), MOERT_OK);
+    moert_options_free(g);
+    std::atomic<bool> done{false};
+    std::string seen;
+    std::thread reader([&] {
+      char buf[512];
+      size_t need = 0;
+      while (!done.load()) {
+        if (moert_stream_error(s, buf, sizeof buf, &need) == MOERT_OK && buf[0]) seen = buf;
+      }
+    });
+    Out out = drain(s);
+    done = true;
+    reader.join();
+    EXPECT_EQ(out.finish, MOERT_FINISH_ERROR);
+    char buf[512];
+    ASSERT_EQ(moert_stream_error(s, buf, sizeof buf, nullptr), MOERT_OK);
+    EXPECT_NE(std::string(buf).find("KV"), std::string::npos) << buf;
+    if (!seen.empty()) EXPECT_EQ(seen, buf);
+    moert_stream_free(s);
+  }
+  moert_model_free(m);
 }
 
 TEST(CapiGenerate, ErrorsAreStatusesWithMessages) {

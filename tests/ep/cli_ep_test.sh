@@ -8,7 +8,7 @@ moert=$1; model=$2; np=$3
 if [ "$np" = inproc ]; then
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
-  args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
+  args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --temperature 0 --quiet --threads 1)
   "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
   for overlap in --ep-overlap "" "--no-ep-overlap --batch-invariant"; do
     "$moert" "${args[@]}" --ep-transport inproc --eplb-interval 8 --ep-redundant 1 --ep-max-ranks 1 $overlap > "$tmp/ep.txt" \
@@ -24,7 +24,7 @@ if [ -z "$MPIRUN" ]; then
 fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf 'def fibonacci(n):\n' > "$tmp/prompt.txt"
-args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --quiet --threads 1)
+args=(run --model "$model" --prompt-file "$tmp/prompt.txt" --max-tokens 48 --ignore-eos --temperature 0 --quiet --threads 1)
 "$moert" "${args[@]}" > "$tmp/single.txt" || { echo "single-process run failed"; exit 1; }
 echo "--- single process:"; cat "$tmp/single.txt"
 [ -s "$tmp/single.txt" ] || { echo "FAILED: empty output"; exit 1; }

@@ -6,10 +6,13 @@
 #include <random>
 
 #include "backend/backend.h"
+#include "config/generation_config.h"
 #include "config/model_config.h"
 #include "corruptions.h"
 #include "model/deepseek_model.h"
 #include "util/error.h"
+#include "weights/layer_check.h"
+#include "weights/weight_scan.h"
 #include "weights/weight_store.h"
 
 namespace {
@@ -22,6 +25,9 @@ const fs::path kData = MOERT_TEST_DATA;
 void load_cpp(const std::string& dir) {
   moert::ModelConfig cfg = moert::load_model_config(dir);
   auto store = std::make_shared<moert::WeightStore>(dir);
+  moert::check_layer_count(*store, cfg.num_hidden_layers, cfg.num_nextn_predict_layers, dir + "/config.json");
+  moert::scan_weights(*store, 2);
+  moert::load_generation_defaults(dir);
   auto backend = moert::make_cpu_backend(1);
   moert::DeepseekModel model(cfg, store, *backend, moert::ModelOptions{});
 }

@@ -3,6 +3,10 @@
 // says which status the load must end with and what the message must name. "$DIR" in an expected
 // substring stands for the temp checkpoint directory.
 #pragma once
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -55,6 +59,33 @@ inline void edit_config(const fs::path& dir, const std::function<void(json&)>& e
   write_json(dir / "config.json", c);
 }
 
+// Overwrites element `index` of tensor `name` (wherever the index places it) with `bytes`.
+inline void poke_tensor(const fs::path& dir, const std::string& name, size_t index,
+                        const std::string& bytes) {
+  const std::string shard = read_json(dir / kIndex)["weight_map"][name].get<std::string>();
+  StTensors ts = st_read(dir / shard);
+  StTensor* t = st_find(ts, name);
+  if (!t) throw std::runtime_error("test helper: no tensor " + name + " in " + shard);
+  t->data.replace(index * bytes.size(), bytes.size(), bytes);
+  write_bytes(dir / shard, st_build(ts));
+}
+
+inline std::string f32_bytes(float f) {
+  std::string b(4, '\0');
+  std::memcpy(b.data(), &f, 4);
+  return b;
+}
+
+// A FIFO (or another special file, or a symlink loop) where a checkpoint file should be.
+inline void make_fifo(const fs::path& p) {
+  make_fifo_at(p);
+}
+inline void make_symlink_loop(const fs::path& p) {
+  fs::remove(p);
+  fs::create_symlink(p.filename().string() + ".loop", p);
+  fs::create_symlink(p.filename().string(), p.string() + ".loop");
+}
+
 inline std::vector<Corruption> corruptions() {
   std::vector<Corruption> v;
   const std::string fp8 = "tiny-v3-fp8";
@@ -93,6 +124,108 @@ inline std::vector<Corruption> corruptions() {
                  fs::create_directory(d / s2);
                },
                kIo, {s2, "not a regular file"}});
+  // A FIFO would block open() forever waiting for a writer; a device is no checkpoint either.
+  v.push_back({"shard_is_fifo", fp8, [s2](const fs::path& d) { make_fifo(d / s2); }, kIo, {s2, "a FIFO"}});
+  v.push_back({"shard_is_device",
+               fp8,
+               [s2](const fs::path& d) {
+                 fs::remove(d / s2);
+                 fs::create_symlink("/dev/null", d / s2);
+               },
+               kIo,
+               {s2, "a character device"}});
+  v.push_back({"shard_symlink_loop",
+               fp8,
+               [s2](const fs::path& d) { make_symlink_loop(d / s2); },
+               kIo,
+               {s2, "symbolic links"}});
+  v.push_back(
+      {"index_is_fifo", fp8, [](const fs::path& d) { make_fifo(d / kIndex); }, kIo, {kIndex, "a FIFO"}});
+  v.push_back({"index_symlink_loop",
+               fp8,
+               [](const fs::path& d) { make_symlink_loop(d / kIndex); },
+               kIo,
+               {kIndex, "symbolic links"}});
+  v.push_back({"config_is_fifo",
+               fp8,
+               [](const fs::path& d) { make_fifo(d / "config.json"); },
+               kIo,
+               {"config.json", "a FIFO"}});
+  v.push_back({"config_is_directory",
+               fp8,
+               [](const fs::path& d) {
+                 fs::remove(d / "config.json");
+                 fs::create_directory(d / "config.json");
+               },
+               kIo,
+               {"config.json", "a directory"}});
+  v.push_back({"config_symlink_loop",
+               fp8,
+               [](const fs::path& d) { make_symlink_loop(d / "config.json"); },
+               kIo,
+               {"config.json", "symbolic links"}});
+
+  v.push_back({"generation_config_is_fifo", fp8, [](const fs::path& d) { make_fifo(d / "generation_config.json"); },
+               kIo, {"generation_config.json", "a FIFO"}});
+  v.push_back({"generation_config_bad_temperature", fp8,
+               [](const fs::path& d) { write_bytes(d / "generation_config.json", "{\"temperature\": -1}"); },
+               kFormat, {"generation_config.json", "'temperature'", "-1"}});
+  v.push_back({"generation_config_not_json", fp8,
+               [](const fs::path& d) { write_bytes(d / "generation_config.json", "{\"top_p\": "); }, kFormat,
+               {"generation_config.json", "not valid JSON"}});
+
+  // ---- weight values (the load-time scan) -----------------------------------------------------------
+  v.push_back({"nan_in_bf16_norm",
+               "tiny-v3-bf16",
+               [](const fs::path& d) { poke_tensor(d, "model.norm.weight", 37, std::string("\xc0\x7f", 2)); },
+               kFormat,
+               {s2, "model.norm.weight", "non-finite", "index 37"}});
+  v.push_back({"inf_in_bf16_weight",
+               "tiny-v3-bf16",
+               [](const fs::path& d) {
+                 poke_tensor(d, "model.layers.0.self_attn.o_proj.weight", 1000, std::string("\x80\xff", 2));
+               },
+               kFormat,
+               {s1, "model.layers.0.self_attn.o_proj.weight", "non-finite", "index 1000"}});
+  v.push_back({"inf_in_f32_bias",
+               fp8,
+               [](const fs::path& d) {
+                 poke_tensor(d, "model.layers.1.mlp.gate.e_score_correction_bias", 3, f32_bytes(INFINITY));
+               },
+               kFormat,
+               {s1, "model.layers.1.mlp.gate.e_score_correction_bias", "non-finite", "index 3"}});
+  v.push_back(
+      {"e4m3_nan_byte",
+       fp8,
+       [](const fs::path& d) { poke_tensor(d, "model.layers.0.self_attn.o_proj.weight", 4097, "\x7f"); },
+       kFormat,
+       {s1, "model.layers.0.self_attn.o_proj.weight", "e4m3 NaN", "index 4097"}});
+  v.push_back({"e4m3_negative_nan_byte",
+               fp8,
+               [](const fs::path& d) { poke_tensor(d, "model.layers.0.self_attn.o_proj.weight", 5, "\xff"); },
+               kFormat,
+               {s1, "model.layers.0.self_attn.o_proj.weight", "e4m3 NaN", "index 5"}});
+  v.push_back({"zero_scale",
+               fp8,
+               [](const fs::path& d) {
+                 poke_tensor(d, "model.layers.0.self_attn.o_proj.weight_scale_inv", 1, f32_bytes(0.0f));
+               },
+               kFormat,
+               {s1, "o_proj.weight_scale_inv", "not finite and positive", "index 1"}});
+  v.push_back({"negative_scale",
+               fp8,
+               [](const fs::path& d) {
+                 poke_tensor(d, "model.layers.0.self_attn.o_proj.weight_scale_inv", 0, f32_bytes(-0.5f));
+               },
+               kFormat,
+               {s1, "o_proj.weight_scale_inv", "not finite and positive", "index 0"}});
+  v.push_back({"nan_scale",
+               fp8,
+               [](const fs::path& d) {
+                 poke_tensor(d, "model.layers.0.self_attn.o_proj.weight_scale_inv", 0, f32_bytes(NAN));
+               },
+               kFormat,
+               {s1, "o_proj.weight_scale_inv", "not finite and positive", "index 0"}});
 
   // ---- header entries ----------------------------------------------------------------------------
   v.push_back({"offsets_out_of_range", fp8,
@@ -236,9 +369,37 @@ inline std::vector<Corruption> corruptions() {
   v.push_back({"config_vocab_disagrees", fp8,
                [](const fs::path& d) { edit_config(d, [](json& c) { c["vocab_size"] = 4096; }); }, kFormat,
                {"tensor '", "expected [4096, 256]"}});
-  v.push_back({"config_more_layers_than_checkpoint", "tiny-v3-bf16",
-               [](const fs::path& d) { edit_config(d, [](json& c) { c["num_hidden_layers"] = 5; }); }, kFormat,
-               {"$DIR", "missing tensor 'model.layers."}});
+  v.push_back({"config_more_layers_than_checkpoint",
+               "tiny-v3-bf16",
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["num_hidden_layers"] = 5; }); },
+               kFormat,
+               {"config.json", "num_hidden_layers 5", "layer 2 is missing"}});
+  // Fewer layers in the config than in the shards would silently run a truncated model.
+  v.push_back({"config_fewer_layers_than_checkpoint",
+               "tiny-v3-bf16",
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["num_hidden_layers"] = 1; }); },
+               kFormat,
+               {"config.json", "num_hidden_layers 1", "hold layers 0..1", "layer 1 is beyond the config"}});
+  v.push_back({"config_nextn_disagrees",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["num_nextn_predict_layers"] = 0; }); },
+               kFormat,
+               {"config.json", "num_nextn_predict_layers 0", "layer 3 is beyond the config"}});
+  v.push_back({"config_more_nextn_than_checkpoint",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["num_nextn_predict_layers"] = 2; }); },
+               kFormat,
+               {"config.json", "num_nextn_predict_layers 2", "layer 4 is missing"}});
+  v.push_back({"config_zero_rms_norm_eps",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["rms_norm_eps"] = 0; }); },
+               kUnsupported,
+               {"config.json", "rms_norm_eps", "must be positive"}});
+  v.push_back({"config_negative_rms_norm_eps",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["rms_norm_eps"] = -1e-6; }); },
+               kUnsupported,
+               {"config.json", "rms_norm_eps", "must be positive"}});
   return v;
 }
 

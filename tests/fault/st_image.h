@@ -3,6 +3,7 @@
 // checkpoint into a private temporary directory that a test may corrupt. Header-only and independent of
 // the moert runtime, so the C-API suite (linked only against the shared library) can use it too.
 #pragma once
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -156,6 +157,12 @@ inline void copy_checkpoint(const fs::path& src, const fs::path& dst) {
 }
 
 inline json read_json(const fs::path& p) { return json::parse(read_bytes(p)); }
+
+// Replaces `p` with a FIFO (which blocks open() for reading until a writer comes).
+inline void make_fifo_at(const fs::path& p) {
+  fs::remove(p);
+  if (::mkfifo(p.c_str(), 0600) != 0) throw std::runtime_error("test helper: mkfifo " + p.string());
+}
 inline void write_json(const fs::path& p, const json& j) { write_bytes(p, j.dump(2)); }
 
 }  // namespace moert_test

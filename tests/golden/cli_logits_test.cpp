@@ -1,6 +1,7 @@
 // `moert logits` end to end: the program (which uses only the C API) writes float32 [tokens, vocab] files
 // equal to transformers' logits, in one forward and with --decode-from K through the KV cache.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -32,7 +33,7 @@ std::string stderr_path() {
   std::string name = std::string(info->test_suite_name()) + "_" + info->name();
   for (char& c : name)
     if (c == '/') c = '_';
-  return ::testing::TempDir() + "/" + name + ".stderr";
+  return ::testing::TempDir() + "/" + name + "_" + std::to_string(getpid()) + ".stderr";  // /tmp may be shared
 }
 int run(const std::string& cmd) { return std::system((cmd + " 2>" + stderr_path()).c_str()); }
 
@@ -40,7 +41,7 @@ class CliLogits : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CliLogits, MatchesReferenceFullAndIncremental) {
   testing::Golden g(GetParam());
-  const std::string out = ::testing::TempDir() + "/logits_" + GetParam() + ".bin";
+  const std::string out = ::testing::TempDir() + "/logits_" + GetParam() + "_" + std::to_string(getpid()) + ".bin";
   for (int c = 0; g.has("case" + std::to_string(c) + ".prompt"); ++c) {
     const std::string k = "case" + std::to_string(c);
     std::vector<int32_t> prompt = g.ints(k + ".prompt"), dec = g.ints(k + ".decode_inputs");

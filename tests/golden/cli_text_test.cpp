@@ -1,7 +1,6 @@
 // The moert program's text commands: `run` reproduces transformers' greedy continuations of the shipped
 // model as text; `tokenize` / `detokenize` / `chat-template` give Hugging Face's ids and renders.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,11 +16,11 @@ namespace {
 
 // Runs a shell command, feeding `input` on stdin; returns its stdout.
 std::string run(const std::string& cmd, const std::string& input = "") {
-  // One stdin file per test and process: ctest runs the tests of this file in parallel processes (and other
-  // checkouts' test runs may share the temporary folder).
+  // One stdin file per test and process: ctest runs the tests of this file in parallel processes, and
+  // other checkouts' runs may share /tmp.
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string in = ::testing::TempDir() + "/cli_text_stdin_" + info->name() + "_" +
-                         std::to_string(getpid()) + ".txt";
+  const std::string in = ::testing::TempDir() + "/cli_text_stdin_" + std::to_string(getpid()) + "_" +
+                         info->name() + ".txt";
   std::ofstream(in, std::ios::binary) << input;
   FILE* p = popen((cmd + " < " + in + " 2>/dev/null").c_str(), "r");
   std::string out;
@@ -46,8 +45,9 @@ TEST(CliText, RunReproducesReferenceContinuations) {
     std::vector<int32_t> ids(reinterpret_cast<const int32_t*>(g.data), reinterpret_cast<const int32_t*>(g.data) + g.numel());
     const std::string want = tok.decode(ids, true);
     // The default model is used when none is named.
-    const std::string out = run(kCli + " run --quiet --no-echo --ignore-eos --max-tokens 48 --prompt-file -",
-                                prompts[i]);
+    const std::string out =
+        run(kCli + " run --quiet --no-echo --ignore-eos --max-tokens 48 --temperature 0 --prompt-file -",
+            prompts[i]);
     EXPECT_EQ(out, want + "\n") << "prompt " << i;
   }
 }
@@ -99,7 +99,7 @@ namespace moert {
 namespace {
 
 TEST(CliText, MakeModelWritesALoadableCheckpoint) {
-  const std::string dir = ::testing::TempDir() + "/made_model";
+  const std::string dir = ::testing::TempDir() + "/made_model_" + std::to_string(getpid());
   run(kCli + " make-model --out " + dir +
       " --hidden 256 --layers 3 --dense-layers 1 --heads 2 --q-lora 128 --experts 8 --groups 4 --topk-groups 2"
       " --top-k 2 --moe-inter 128 --inter 512 --vocab 512 --mtp 1");

@@ -164,7 +164,8 @@ class Model(_Handle):
     @classmethod
     def load(cls, path, *, threads=None, device=None, activations=None, kv_cache_bytes=None, max_batch=None,
              attention=None, mtp=None, batch_invariant=None, ep_size=None, ep_transport=None, ep_redundant=None,
-             eplb_interval=None, ep_overlap=None, ep_max_ranks_per_token=None, ep_timeout_ms=None, progress=None):
+             eplb_interval=None, ep_overlap=None, ep_max_ranks_per_token=None, ep_timeout_ms=None, check_weights=None,
+             progress=None):
         """Loads a Hugging Face DeepSeek checkpoint directory. Options left None keep moert's defaults.
 
         threads: CPU threads (0 = all cores). device: "cpu" or "cuda". activations: "fp32" or "fp8".
@@ -176,7 +177,8 @@ class Model(_Handle):
         per rank), eplb_interval (engine steps between EPLB re-placements; 0 = never), ep_overlap (the
         two-microbatch overlap: True/1 on, False/0 off, None or -1 auto; model.info("ep_overlap") says what
         is in effect), ep_max_ranks_per_token (0 = no preference), ep_timeout_ms (longest wait for the other
-        ranks in one exchange). See "Model load keys" in moert.h.
+        ranks in one exchange). check_weights: False skips the load-time scan for NaN/Inf weights. See
+        "Model load keys" in moert.h.
 
         progress: True for a progress bar on stderr, or a callable(fraction, stage) that may return True to
         cancel the load (then CancelledError is raised; an exception it raises is re-raised)."""
@@ -185,7 +187,8 @@ class Model(_Handle):
                          ("mtp", mtp), ("batch_invariant", batch_invariant), ("ep_size", ep_size),
                          ("ep_transport", ep_transport), ("ep_redundant", ep_redundant),
                          ("eplb_interval", eplb_interval), ("ep_overlap", ep_overlap),
-                         ("ep_max_ranks_per_token", ep_max_ranks_per_token), ("ep_timeout_ms", ep_timeout_ms)])
+                         ("ep_max_ranks_per_token", ep_max_ranks_per_token), ("ep_timeout_ms", ep_timeout_ms),
+                         ("check_weights", check_weights)])
         listener = None
         if progress is True:
             listener = _Listener(_ProgressBar())
@@ -395,6 +398,17 @@ class Stream(_Handle):
         """Usage so far: prompt_tokens, generated_tokens, time_to_first_token_s, tokens_per_second."""
         u = _n.stream_usage(self._handle)
         return Usage(u.prompt_tokens, u.generated_tokens, u.time_to_first_token_s, u.tokens_per_second)
+
+    @property
+    def seed(self):
+        """The sampling seed in effect: the one given, or the fresh one a sampled request without a seed
+        drew (pass it as seed= to repeat the run); 0 for greedy."""
+        return _n.stream_info_int(self._handle, "seed")
+
+    @property
+    def sampled(self):
+        """True when the request samples (temperature > 0, after generation_config.json's defaults)."""
+        return _n.stream_info_int(self._handle, "sampled") != 0
 
     @property
     def error(self):

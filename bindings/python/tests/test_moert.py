@@ -38,7 +38,7 @@ def test_greedy_reference_from_ids_and_text(model, reference, k):
         assert u.time_to_first_token_s > 0 and u.tokens_per_second > 0
         # After the end the final event comes again.
         assert s.next(0) == moert.Token(-1, "", moert.FinishReason.LENGTH)
-    with model.generate(PROMPTS[k], max_tokens=48, ignore_eos=True) as s:
+    with model.generate(PROMPTS[k], max_tokens=48, ignore_eos=True, temperature=0) as s:
         assert s.token_ids() == want
 
 
@@ -65,10 +65,10 @@ def test_stop_string_and_stop_token(model, reference):
     ids, want = reference[0]
     full = model.tokenizer.decode(want)
     stop = full[6:11]
-    with model.generate(ids, max_tokens=48, ignore_eos=True, stop=[stop]) as s:
+    with model.generate(ids, max_tokens=48, ignore_eos=True, temperature=0, stop=[stop]) as s:
         assert s.text() == full[:full.index(stop)]
         assert s.finish_reason == moert.FinishReason.STOP
-    with model.generate(ids, max_tokens=48, ignore_eos=True, stop_token_ids=[want[3]]) as s:
+    with model.generate(ids, max_tokens=48, ignore_eos=True, temperature=0, stop_token_ids=[want[3]]) as s:
         got = s.token_ids()
         assert s.finish_reason == moert.FinishReason.STOP
         assert got == want[:got.index(want[3]) + 1]
@@ -81,6 +81,37 @@ def test_seeded_sampling(model, reference):
                                       ignore_eos=True).token_ids()
     assert run(7) == run(7)
     assert run(7) != run(8)
+
+
+def test_generation_config_defaults_and_reported_seed(model, reference):
+    ids, want = reference[0]
+    # The shipped generation_config.json (temperature 0.7, top_p 0.95) applies when nothing is set.
+    run = lambda **o: model.generate(ids, max_tokens=32, ignore_eos=True, **o)
+    with run(seed=3) as s:
+        assert s.sampled and s.seed == 3
+        by_default = s.token_ids()
+    assert run(seed=3, temperature=0.7, top_p=0.95).token_ids() == by_default
+    assert run(seed=3, temperature=0).token_ids() == want[:32]
+    # Without a seed a sampled run draws a fresh one, reported so that it can be repeated.
+    a, b = run(), run()
+    ta, tb = a.token_ids(), b.token_ids()
+    assert a.seed != b.seed
+    assert run(seed=a.seed).token_ids() == ta and run(seed=b.seed).token_ids() == tb
+    with run(temperature=0) as g:
+        assert (g.sampled, g.seed) == (False, 0)
+
+
+def test_detokenize_unknown_id_is_an_error(model):
+    with pytest.raises(moert.InvalidArgumentError) as e:
+        model.tokenizer.decode([5, 99999, 7])
+    assert "token id 99999 at position 1" in str(e.value)
+    with pytest.raises(moert.InvalidArgumentError):
+        model.tokenizer.decode([-1])
+
+
+def test_check_weights_load_option():
+    with moert.load(MODEL_DIR, threads=1, check_weights=False) as m:
+        assert m.vocab_size == 8320
 
 
 def test_logits_match_greedy(model, reference):
@@ -161,7 +192,7 @@ def test_concurrent_streams_from_threads(model, reference):
     def work(i):
         try:
             ids = reference[i % 4][0]
-            with model.generate(ids, max_tokens=48, ignore_eos=True) as s:
+            with model.generate(ids, max_tokens=48, ignore_eos=True, temperature=0) as s:
                 got[i] = s.token_ids()
         except Exception as e:  # pragma: no cover
             errors.append(e)

@@ -27,7 +27,7 @@ extern "C" {
 
 /* The API level: incremented when functions are added; existing signatures never change (a changed
  * function gets a new _v2 name). */
-#define MOERT_API_VERSION 1
+#define MOERT_API_VERSION 2 /* 2: moert_stream_info_int, moert_checkpoint_write_random_v2 */
 
 typedef int32_t moert_status;
 #define MOERT_OK 0
@@ -56,7 +56,9 @@ MOERT_API const char* moert_status_name(moert_status status);
 /* ---- options ------------------------------------------------------------------------------------ */
 
 /* A set of key/value settings. Keys are checked when set: an unknown key or an out-of-range value is
- * MOERT_ERR_INVALID_ARGUMENT with a message naming it.
+ * MOERT_ERR_INVALID_ARGUMENT with a message naming it. Each key belongs to one call (model load,
+ * generation, checkpoint shape): passing an options object holding a key of another call's scope (e.g.
+ * "threads" to moert_generate_text) is MOERT_ERR_INVALID_ARGUMENT naming the key and its scope.
  *
  * Model load keys:
  *   "threads"        int   CPU threads (0 = all cores; default 0)
@@ -102,12 +104,20 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          rank the token already uses when there is one, so its experts span at most this
  *                          many ranks where the placement allows (default 0 = no preference)
  *   "ep_timeout_ms"  int   longest wait for the other ranks in one exchange (default 60000)
- * Generation keys:
+ *   "check_weights"  int   1 (default): scan every weight at load; a NaN/Inf in a BF16/F16/F32 tensor, an
+ *                          e4m3 NaN byte in an FP8 weight or a block scale that is not finite and positive
+ *                          is MOERT_ERR_FORMAT naming the file, the tensor and the first bad index. The scan
+ *                          reads the whole checkpoint once (bench/RESULTS.md: its cost); 0 skips it
+ * Generation keys (temperature, top_p, top_k and repetition_penalty default to the checkpoint's
+ * generation_config.json when it has them, as in transformers and vLLM; "do_sample": false there means
+ * temperature 0):
  *   "max_tokens"         int    tokens to generate at most (default 256)
  *   "temperature"        number 0 = greedy (default 0)
  *   "top_k"              int    0 = off; "top_p" number (1 = off); "min_p" number (0 = off)
  *   "repetition_penalty" number 1 = off; "presence_penalty" number 0 = off
- *   "seed"               int    sampling seed: the same seed gives the same tokens whatever else runs
+ *   "seed"               int    sampling seed: the same seed gives the same tokens whatever else runs.
+ *                               Unset: a sampled request (temperature > 0) draws a fresh seed, which
+ *                               moert_stream_info_int(stream, "seed") reports so the run can be repeated
  *   "stop"               list of strings (moert_options_add_string): generation ends before the first
  *                        occurrence, matched across token boundaries; the stop string is not returned
  *   "stop_token_ids"     list of ints (moert_options_add_int): generation ends with that token
@@ -167,8 +177,15 @@ MOERT_API moert_status moert_model_config_json(const moert_model* model, char* b
  * "model.intermediate", "model.moe_intermediate", "model.layers", "model.dense_layers", "model.heads",
  * "model.q_lora" (0 = q_proj), "model.kv_lora", "model.experts", "model.top_k", "model.groups",
  * "model.topk_groups", "model.shared", "model.mtp", "model.fp8" (0/1), "model.seed".
- * Errors: INVALID_ARGUMENT (NULL dir, inconsistent shape), IO. */
+ * Errors: INVALID_ARGUMENT (NULL dir, inconsistent shape, a key of another scope), IO. */
 MOERT_API moert_status moert_checkpoint_write_random(const char* dir, const moert_options* shape);
+/* The same, calling progress (may be NULL) on the calling thread after the embeddings, each shard, each
+ * layer and at the end, with the fraction written and a stage ("layer 2 of 3 (4 shards written)"; borrowed
+ * for the call); a nonzero return cancels (MOERT_ERR_CANCELLED; the directory is left incomplete).
+ * user_data is passed through untouched. shape is only read during the call. Errors: as
+ * moert_checkpoint_write_random, CANCELLED. Since API 2. */
+MOERT_API moert_status moert_checkpoint_write_random_v2(const char* dir, const moert_options* shape,
+                                                        moert_progress_fn progress, void* user_data);
 
 /* ---- evaluation -------------------------------------------------------------------------------- */
 
@@ -190,7 +207,8 @@ MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t*
                                           float* logits, size_t logits_cap);
 /* Tokens in the session's sequence. Errors: INVALID_ARGUMENT. */
 MOERT_API moert_status moert_session_length(const moert_session* session, int64_t* out);
-/* Drops tokens after the first `length` (to re-evaluate from there). Errors: INVALID_ARGUMENT. */
+/* Drops tokens after the first `length` (to re-evaluate from there). Errors: INVALID_ARGUMENT (NULL,
+ * length < 0 or beyond the sequence's length: nothing is changed). */
 MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t length);
 
 /* Logits for a token sequence in one forward pass (no state kept): n rows of vocab_size floats into
@@ -225,7 +243,8 @@ MOERT_API moert_status moert_tokenize(const moert_tokenizer* tokenizer, const ch
                                       int32_t add_bos, int32_t parse_special, int32_t* ids, size_t cap,
                                       size_t* n_ids);
 /* Token ids to UTF-8 text, NUL-terminated, into buf[cap]; *needed receives the size with the NUL.
- * skip_special: 1 to drop special tokens. Errors: INVALID_ARGUMENT (NULL, cap too small). */
+ * skip_special: 1 to drop special tokens. Errors: INVALID_ARGUMENT (NULL, cap too small, an id that is not
+ * in the tokenizer's vocabulary: the message names it). */
 MOERT_API moert_status moert_detokenize(const moert_tokenizer* tokenizer, const int32_t* ids, size_t n,
                                         int32_t skip_special, char* buf, size_t cap, size_t* needed);
 /* Renders a chat (messages_json: a JSON array of {"role", "content", ...} as the DeepSeek template takes)
@@ -243,7 +262,7 @@ MOERT_API moert_status moert_apply_chat_template(const moert_tokenizer* tokenize
 #define MOERT_FINISH_STOP 2      /* a stop string or stop token id */
 #define MOERT_FINISH_EOS 3       /* the model's end-of-sequence token */
 #define MOERT_FINISH_CANCELLED 4 /* moert_stream_cancel */
-#define MOERT_FINISH_ERROR 5     /* failed alone (e.g. KV budget); see moert_stream_error */
+#define MOERT_FINISH_ERROR 5     /* failed alone (KV budget, NaN logits): moert_stream_error */
 
 /* One generation request. Requests from any number of threads run at once and are batched together.
  * A stream is read by one thread at a time; moert_stream_cancel may come from any thread. Holds a model
@@ -277,8 +296,15 @@ MOERT_API moert_status moert_stream_cancel(moert_stream* stream);
 MOERT_API moert_status moert_stream_usage(const moert_stream* stream, int64_t* prompt_tokens,
                                           int64_t* generated_tokens, double* time_to_first_token_s,
                                           double* tokens_per_second);
-/* The error message of a stream that finished with MOERT_FINISH_ERROR ("" otherwise), into buf[cap]. */
+/* The error message of a stream that finished with MOERT_FINISH_ERROR ("" otherwise), into buf[cap].
+ * Safe while the engine finishes the request (one locked read). Errors: INVALID_ARGUMENT (NULL, cap too
+ * small). */
 MOERT_API moert_status moert_stream_error(const moert_stream* stream, char* buf, size_t cap, size_t* needed);
+/* An integer fact about the request, fixed when it started: "seed" (the sampling seed in effect: the
+ * caller's, or the one drawn for a sampled request without one; 0 for greedy), "sampled" (1 when
+ * temperature > 0 after the generation_config.json defaults). Any thread. Errors: INVALID_ARGUMENT (NULL,
+ * unknown key; *out untouched). Since API 2. */
+MOERT_API moert_status moert_stream_info_int(const moert_stream* stream, const char* key, int64_t* out);
 MOERT_API void moert_stream_free(moert_stream* stream);
 
 #ifdef __cplusplus

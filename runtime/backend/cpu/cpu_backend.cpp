@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/finite_check.h"
 #include "backend/cpu/host_pool.h"
 #include "cpu/act_quant.h"
 #include "cpu/attention.h"
@@ -369,8 +370,7 @@ class CpuBackend final : public Backend {
     const int64_t V = logits.cols;
     for (int64_t i = 0; i < logits.rows; ++i) {
       const float* l = logits.ptr<float>() + i * logits.ld;
-      bool finite = true;
-      for (int64_t j = 0; j < V && finite; ++j) finite = std::isfinite(l[j]);
+      const bool finite = first_non_finite(l, V) < 0;
       const SampleRow& r = rows[i];
       ids[i] = finite && r.rng ? sample_token(l, V, r.params, *r.rng, r.history) : -1;
     }

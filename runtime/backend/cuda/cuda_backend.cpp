@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend/block_cache.h"
+#include "backend/finite_check.h"
 #include "cuda/cuda_kernels.h"
 #include "util/error.h"
 #include "weights/safetensors.h"
@@ -515,8 +516,7 @@ class CudaBackend final : public Backend {
     download(logits, host.data());
     for (int64_t i = 0; i < logits.rows; ++i) {
       const float* l = host.data() + i * V;
-      bool finite = true;
-      for (int64_t j = 0; j < V && finite; ++j) finite = std::isfinite(l[j]);
+      const bool finite = first_non_finite(l, V) < 0;
       const SampleRow& r = rows[i];
       ids[i] = finite && r.rng ? sample_token(l, V, r.params, *r.rng, r.history) : -1;
     }

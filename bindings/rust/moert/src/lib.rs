@@ -859,6 +859,24 @@ impl<'m> Stream<'m> {
         })
     }
 
+    fn info(&self, key: &str) -> Result<i64> {
+        let k = cstring(key)?;
+        let mut v = 0i64;
+        check(unsafe { sys::moert_stream_info_int(self.raw(), k.as_ptr(), &mut v) })?;
+        Ok(v)
+    }
+
+    /// The sampling seed in effect: the one given, or the fresh one a sampled request without a seed
+    /// drew (pass it to `GenerateOptions::seed` to repeat the run); 0 for greedy.
+    pub fn seed(&self) -> Result<i64> {
+        self.info("seed")
+    }
+
+    /// Whether the request samples (temperature > 0 after generation_config.json's defaults).
+    pub fn sampled(&self) -> Result<bool> {
+        Ok(self.info("sampled")? != 0)
+    }
+
     /// The message of a stream that finished with `FinishReason::Error` ("" otherwise).
     pub fn error_message(&self) -> Result<String> {
         read_string(|b, c, n| unsafe { sys::moert_stream_error(self.raw(), b, c, n) })

@@ -245,3 +245,37 @@ fn load_progress_and_cancel() {
     });
     assert!(r.is_err(), "a panic in the callback comes back");
 }
+
+// The shipped generation_config.json (temperature 0.7, top_p 0.95) applies when nothing is set; an
+// unseeded sampled run reports the seed it drew, and that seed repeats it.
+#[test]
+fn generation_config_defaults_and_reported_seed() {
+    let model = load();
+    let (ids, want) = &reference()[0];
+    let run = |o: GenerateOptions| {
+        let mut s = model.generate_tokens(ids, &o.max_tokens(32).ignore_eos(true)).unwrap();
+        let seed = s.seed().unwrap();
+        (s.collect_tokens().unwrap(), seed)
+    };
+    let (by_default, seed) = run(GenerateOptions::new().seed(3));
+    assert_eq!(seed, 3);
+    assert_eq!(run(GenerateOptions::new().seed(3).temperature(0.7).top_p(0.95)).0, by_default);
+    assert_eq!(run(GenerateOptions::new().seed(3).temperature(0.0)).0, want[..32]);
+    let (a, seed_a) = run(GenerateOptions::new());
+    let (b, seed_b) = run(GenerateOptions::new());
+    assert_ne!(seed_a, seed_b);
+    assert_eq!(run(GenerateOptions::new().seed(seed_a)).0, a);
+    assert_eq!(run(GenerateOptions::new().seed(seed_b)).0, b);
+    let s = model.generate_tokens(ids, &greedy(2)).unwrap();
+    assert!(!s.sampled().unwrap());
+    assert_eq!(s.seed().unwrap(), 0);
+}
+
+#[test]
+fn decode_unknown_id_is_an_error() {
+    let model = load();
+    let tok = model.tokenizer().unwrap();
+    let e = tok.decode(&[5, 99999, 7]).unwrap_err();
+    assert_eq!(e.status(), moert::Status::InvalidArgument);
+    assert!(e.message().contains("token id 99999 at position 1"), "{}", e.message());
+}

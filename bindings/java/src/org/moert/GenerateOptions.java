@@ -5,7 +5,10 @@ import java.util.ArrayList;
 import java.util.List;
 import org.moert.internal.moert_native;
 
-/** Generation settings (a builder); unset ones keep moert's defaults (greedy, 256 tokens). */
+/**
+ * Generation settings (a builder); unset ones keep the defaults: the checkpoint's generation_config.json
+ * for temperature, topP, topK and repetitionPenalty (as transformers and vLLM do), else greedy; 256 tokens.
+ */
 public final class GenerateOptions {
     private Long maxTokens, topK, seed;
     private Double temperature, topP, minP, repetitionPenalty, presencePenalty;

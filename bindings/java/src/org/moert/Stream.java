@@ -108,6 +108,21 @@ public final class Stream extends Handle implements Iterable<Token>, Iterator<To
         }
     }
 
+    /**
+     * The sampling seed in effect: the one given, or the fresh one a sampled request without a seed drew
+     * (pass it to GenerateOptions.seed to repeat the run); 0 for greedy.
+     */
+    public long seed() {
+        ensureOpen();
+        return moert_native.stream_info_int(raw, "seed");
+    }
+
+    /** Whether the request samples (temperature > 0 after generation_config.json's defaults). */
+    public boolean sampled() {
+        ensureOpen();
+        return moert_native.stream_info_int(raw, "sampled") != 0;
+    }
+
     /** The message of a stream that finished with FinishReason.ERROR ("" otherwise). */
     public String error() {
         ensureOpen();

@@ -218,6 +218,44 @@ public class MoertTest {
         assertEquals(MoertException.Status.INVALID_ARGUMENT, statusOf(() -> s.nextEvent(0)));
     }
 
+    static int[] run(GenerateOptions o, long[] seedOut) {
+        try (Stream s = model.generate(ids[0], o.maxTokens(32).ignoreEos(true))) {
+            if (seedOut != null) seedOut[0] = s.seed();
+            return s.readIds();
+        }
+    }
+
+    /** The shipped generation_config.json (temperature 0.7, top_p 0.95) applies when nothing is set; an
+     *  unseeded sampled run reports the seed it drew, and that seed repeats it. */
+    @Test
+    public void generationConfigDefaultsAndReportedSeed() {
+        long[] seed = new long[1];
+        int[] byDefault = run(new GenerateOptions().seed(3), seed);
+        assertEquals(3, seed[0]);
+        assertArrayEquals(byDefault, run(new GenerateOptions().seed(3).temperature(0.7).topP(0.95), null));
+        assertArrayEquals(Arrays.copyOf(greedy[0], 32), run(new GenerateOptions().seed(3).temperature(0), null));
+        long[] seedA = new long[1], seedB = new long[1];
+        int[] a = run(new GenerateOptions(), seedA), b = run(new GenerateOptions(), seedB);
+        assertNotEquals(seedA[0], seedB[0]);
+        assertArrayEquals(a, run(new GenerateOptions().seed(seedA[0]), null));
+        assertArrayEquals(b, run(new GenerateOptions().seed(seedB[0]), null));
+        try (Stream s = model.generate(ids[0], greedy(2))) {
+            assertFalse(s.sampled());
+            assertEquals(0, s.seed());
+        }
+    }
+
+    @Test
+    public void decodeUnknownIdIsAnError() {
+        try (Tokenizer tok = model.tokenizer()) {
+            tok.decode(new int[] {5, 99999, 7});
+            fail();
+        } catch (MoertException e) {
+            assertEquals(MoertException.Status.INVALID_ARGUMENT, e.status());
+            assertTrue(e.getMessage(), e.getMessage().contains("token id 99999 at position 1"));
+        }
+    }
+
     @Test
     public void batchInvariantAndExpertParallelLoadOptions() {
         LoadOptions opts = new LoadOptions().threads(2).batchInvariant(true).epTransport("inproc").epOverlap(true)
