@@ -45,7 +45,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
   const int64_t k0 = LATENT ? 0 : a.k_start[i];
   for (int64_t c = tid; c < dq; c += kThreads) {
     if (LATENT)
-      qs[c] = c < a.lat ? a.q_lat[i * a.ldql + h * a.lat + c] : a.q_rope[i * a.ldqr + h * a.rope_stride + (c - a.lat)];
+      qs[c] = c < a.lat ? a.q_lat[i * a.ldql + h * a.lat + c]
+                        : a.q_rope[i * a.ldqr + h * a.rope_stride + (c - a.lat)];
     else
       qs[c] = a.q[i * a.ldq + h * a.dqk + c];
   }
@@ -108,28 +109,54 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
 
 }  // namespace
 
-cudaError_t attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk, const float* v,
-                               int64_t ldv, const int32_t* k_start, int64_t heads, int64_t dqk, int64_t dv,
-                               const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s) {
+cudaError_t attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk,
+                               const float* v, int64_t ldv, const int32_t* k_start, int64_t heads,
+                               int64_t dqk, int64_t dv, const int32_t* q_pos, float scale, float* out,
+                               int64_t ldo, cudaStream_t s) {
   if (t <= 0 || heads <= 0) return cudaSuccess;
   if (dqk > kMaxQ || dv > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
   AttnArgs a;
-  a.q = q; a.ldq = ldq; a.k = k; a.ldk = ldk; a.v = v; a.ldv = ldv; a.k_start = k_start; a.dqk = dqk; a.dv = dv;
-  a.heads = heads; a.q_pos = q_pos; a.scale = scale; a.out = out; a.ldo = ldo;
-  attention_kernel<false><<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
+  a.q = q;
+  a.ldq = ldq;
+  a.k = k;
+  a.ldk = ldk;
+  a.v = v;
+  a.ldv = ldv;
+  a.k_start = k_start;
+  a.dqk = dqk;
+  a.dv = dv;
+  a.heads = heads;
+  a.q_pos = q_pos;
+  a.scale = scale;
+  a.out = out;
+  a.ldo = ldo;
+  attention_kernel<false>
+      <<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
   return launch_status();
 }
 
-cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr, int64_t rope_stride,
-                             int64_t t, const DevPool& cache, const DevPagedKv& kv, const int32_t* row_seq,
-                             int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos, float scale, float* out,
-                             int64_t ldo, cudaStream_t s) {
+cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr,
+                             int64_t rope_stride, int64_t t, const DevPool& cache, const DevPagedKv& kv,
+                             const int32_t* row_seq, int64_t lat, int64_t rope, int64_t heads,
+                             const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s) {
   if (t <= 0 || heads <= 0) return cudaSuccess;
   if (lat + rope > kMaxQ || lat > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
   AttnArgs a;
-  a.q_lat = q_lat; a.ldql = ldql; a.q_rope = q_rope; a.ldqr = ldqr; a.rope_stride = rope_stride; a.lat = lat;
-  a.rope = rope; a.cache = cache; a.kv = kv; a.row_seq = row_seq; a.heads = heads; a.q_pos = q_pos; a.scale = scale;
-  a.out = out; a.ldo = ldo;
+  a.q_lat = q_lat;
+  a.ldql = ldql;
+  a.q_rope = q_rope;
+  a.ldqr = ldqr;
+  a.rope_stride = rope_stride;
+  a.lat = lat;
+  a.rope = rope;
+  a.cache = cache;
+  a.kv = kv;
+  a.row_seq = row_seq;
+  a.heads = heads;
+  a.q_pos = q_pos;
+  a.scale = scale;
+  a.out = out;
+  a.ldo = ldo;
   attention_kernel<true><<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
   return launch_status();
 }

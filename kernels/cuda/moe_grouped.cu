@@ -11,18 +11,19 @@ constexpr int kGroupThreads = 1024;
 // One block. Ids outside [0, experts) are treated as absent (slot_row -1): the router never makes them.
 // offsets[e] from the counts; then one thread per expert assigns its pairs' rows in token order
 // (stable, as the CPU's sort); pairs of absent experts get -1; token[] past the real rows is 0.
-__global__ void __launch_bounds__(kGroupThreads) group_kernel(const int32_t* ids, int64_t ldi, int64_t tokens,
-                                                              int64_t top_k, const int32_t* present, int64_t experts,
-                                                              int32_t* token, int64_t bound, int32_t* offsets,
-                                                              int32_t* slot_row) {
+__global__ void __launch_bounds__(kGroupThreads)
+    group_kernel(const int32_t* ids, int64_t ldi, int64_t tokens, int64_t top_k, const int32_t* present,
+                 int64_t experts, int32_t* token, int64_t bound, int32_t* offsets, int32_t* slot_row) {
   extern __shared__ int32_t cnt[];  // experts + 1
   const int64_t pairs = tokens * top_k;
   for (int64_t e = threadIdx.x; e <= experts; e += blockDim.x) cnt[e] = 0;
   __syncthreads();
   for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
     const int32_t e = ids[(p / top_k) * ldi + p % top_k];
-    if (e >= 0 && e < experts && present[e]) atomicAdd(&cnt[e + 1], 1);
-    else slot_row[p] = -1;
+    if (e >= 0 && e < experts && present[e])
+      atomicAdd(&cnt[e + 1], 1);
+    else
+      slot_row[p] = -1;
   }
   __syncthreads();
   if (threadIdx.x == 0)
@@ -45,8 +46,9 @@ constexpr int BM = 64, BN = 64, BK = 16, kThreads = 256;
 
 // y[rows of expert e] = x[same rows] @ W_e^T, blockIdx.z = e.
 template <int WT>
-__global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(const float* x, int64_t ldx, const DevWeight* ws,
-                                                                const int32_t* offsets, float* y, int64_t ldy) {
+__global__ void __launch_bounds__(kThreads)
+    grouped_gemm_kernel(const float* x, int64_t ldx, const DevWeight* ws, const int32_t* offsets, float* y,
+                        int64_t ldy) {
   __shared__ float As[BK][BM + 1];
   __shared__ float Bs[BK][BN + 1];
   const DevWeight w = ws[blockIdx.z];
@@ -98,9 +100,9 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(const float* x, 
 
 constexpr int kMaxCombineSlots = 32;
 
-__global__ void combine_kernel(int64_t tokens, const float* y, int64_t ldy, const int32_t* slot_row, int64_t ldsr,
-                               const float* w, int64_t ldw, const int32_t* order, int64_t ldo_k, int64_t k,
-                               int64_t cols, float* out, int64_t ldo) {
+__global__ void combine_kernel(int64_t tokens, const float* y, int64_t ldy, const int32_t* slot_row,
+                               int64_t ldsr, const float* w, int64_t ldw, const int32_t* order, int64_t ldo_k,
+                               int64_t k, int64_t cols, float* out, int64_t ldo) {
   for (int64_t t = blockIdx.y; t < tokens; t += gridDim.y) {
     // The token's slots in ascending (key, slot), as the CPU adds them.
     int32_t slot[kMaxCombineSlots];
@@ -113,7 +115,8 @@ __global__ void combine_kernel(int64_t tokens, const float* y, int64_t ldy, cons
       }
       slot[j] = static_cast<int32_t>(s);
     }
-    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < cols; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < cols;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
       float acc = 0.0f;
       for (int64_t s = 0; s < k; ++s) {
         const int32_t r = slot_row[t * ldsr + slot[s]];
@@ -136,27 +139,38 @@ cudaError_t moe_group(const int32_t* ids, int64_t ldi, int64_t tokens, int64_t t
   return launch_status();
 }
 
-cudaError_t grouped_gemm(const float* x, int64_t ldx, const DevWeight* weights, int wtype, const int32_t* offsets,
-                         int64_t experts, int64_t max_rows, int64_t max_n, float* y, int64_t ldy, cudaStream_t s) {
+cudaError_t grouped_gemm(const float* x, int64_t ldx, const DevWeight* weights, int wtype,
+                         const int32_t* offsets, int64_t experts, int64_t max_rows, int64_t max_n, float* y,
+                         int64_t ldy, cudaStream_t s) {
   if (experts <= 0 || max_rows <= 0 || max_n <= 0) return cudaSuccess;
   if (experts > 65535) return cudaErrorInvalidValue;
   const dim3 grid(blocks_for(max_n, BN), blocks_for(max_rows, BM), static_cast<unsigned>(experts));
   switch (wtype) {
-    case kWF8: grouped_gemm_kernel<kWF8><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy); break;
-    case kWBF16: grouped_gemm_kernel<kWBF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy); break;
-    case kWF16: grouped_gemm_kernel<kWF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy); break;
-    default: grouped_gemm_kernel<kWF32><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy); break;
+    case kWF8:
+      grouped_gemm_kernel<kWF8><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      break;
+    case kWBF16:
+      grouped_gemm_kernel<kWBF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      break;
+    case kWF16:
+      grouped_gemm_kernel<kWF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      break;
+    default:
+      grouped_gemm_kernel<kWF32><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      break;
   }
   return launch_status();
 }
 
-cudaError_t moe_combine_ordered(const float* y, int64_t ldy, const int32_t* slot_row, int64_t ldsr, const float* w,
-                                int64_t ldw, const int32_t* order, int64_t ldo_k, int64_t tokens, int64_t k,
-                                int64_t cols, float* out, int64_t ldo, cudaStream_t s) {
+cudaError_t moe_combine_ordered(const float* y, int64_t ldy, const int32_t* slot_row, int64_t ldsr,
+                                const float* w, int64_t ldw, const int32_t* order, int64_t ldo_k,
+                                int64_t tokens, int64_t k, int64_t cols, float* out, int64_t ldo,
+                                cudaStream_t s) {
   if (tokens <= 0 || cols <= 0) return cudaSuccess;
   if (k > kMaxCombineSlots) return cudaErrorInvalidValue;
   const dim3 grid(std::min<unsigned>(blocks_for(cols, 256), 64), ydim(tokens));
-  combine_kernel<<<grid, 256, 0, s>>>(tokens, y, ldy, slot_row, ldsr, w, ldw, order, ldo_k, k, cols, out, ldo);
+  combine_kernel<<<grid, 256, 0, s>>>(tokens, y, ldy, slot_row, ldsr, w, ldw, order, ldo_k, k, cols, out,
+                                      ldo);
   return launch_status();
 }
 

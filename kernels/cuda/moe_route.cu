@@ -45,8 +45,9 @@ __device__ void warp_top(const float* v, int n, int k, int32_t* out, unsigned ch
   }
 }
 
-__global__ void __launch_bounds__(kWarps * 32) route_kernel(const float* logits, int64_t tokens, RouteParams p,
-                                                            int32_t* ids, int64_t ldi, float* weights, int64_t ldw) {
+__global__ void __launch_bounds__(kWarps * 32)
+    route_kernel(const float* logits, int64_t tokens, RouteParams p, int32_t* ids, int64_t ldi,
+                 float* weights, int64_t ldw) {
   __shared__ WarpScratch scratch[kWarps];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t t = static_cast<int64_t>(blockIdx.x) * kWarps + warp;

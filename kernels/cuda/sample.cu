@@ -1,6 +1,7 @@
-// Sampling on the device, one block per logits row, after the CPU's sample_token (runtime/backend/sampling.cpp)
-// but in float where the CPU uses double, and keeping every token tied at a top-k/top-p threshold (the CPU
-// keeps exactly k, lower ids first): greedy rows match it except at near-ties. Steps: penalties on the row's listed tokens, then greedy (argmax, lowest id on ties), or softmax at the
+// Sampling on the device, one block per logits row, after the CPU's sample_token
+// (runtime/backend/sampling.cpp) but in float where the CPU uses double, and keeping every token tied at a
+// top-k/top-p threshold (the CPU keeps exactly k, lower ids first): greedy rows match it except at near-ties.
+// Steps: penalties on the row's listed tokens, then greedy (argmax, lowest id on ties), or softmax at the
 // temperature with top-k, top-p and min-p applied as probability thresholds (each found by bisection over
 // the float bits: the largest threshold that keeps enough), and the inverse CDF in id order at the row's
 // uniform draw. Only the ids leave the device. The penalised logits go to a scratch row.
@@ -57,15 +58,17 @@ __device__ float bisect(F keep) {
   uint32_t lo = 0, hi = 0x7f800000u;  // keep(0) holds; +inf does not
   while (lo + 1 < hi) {
     const uint32_t mid = lo + (hi - lo) / 2;
-    if (keep(__uint_as_float(mid))) lo = mid;
-    else hi = mid;
+    if (keep(__uint_as_float(mid)))
+      lo = mid;
+    else
+      hi = mid;
   }
   return __uint_as_float(lo);
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, int64_t ld, int64_t V,
-                                                          const int32_t* params, const int32_t* tokens,
-                                                          float* scratch, int32_t* ids) {
+__global__ void __launch_bounds__(kThreads)
+    sample_kernel(const float* logits, int64_t ld, int64_t V, const int32_t* params, const int32_t* tokens,
+                  float* scratch, int32_t* ids) {
   __shared__ float shf[kThreads / 32];
   __shared__ int shi[kThreads / 32];
   __shared__ float chunk_sum[kThreads];
@@ -177,7 +180,8 @@ cudaError_t sample(const float* logits, int64_t ld, int64_t rows, int64_t vocab,
                    const int32_t* tokens, float* scratch, int32_t* ids, cudaStream_t s) {
   if (rows <= 0) return cudaSuccess;
   if (rows > 0x7fffffff) return cudaErrorInvalidValue;
-  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(logits, ld, vocab, params, tokens, scratch, ids);
+  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(logits, ld, vocab, params, tokens, scratch,
+                                                                 ids);
   return launch_status();
 }
 

@@ -146,7 +146,8 @@ class Backend {
   // query row i attends key rows k_start[i] .. k_start[i] + positions[i] of k and v (its sequence's keys,
   // key j at position j). Consecutive rows of one sequence share k_start. positions, k_start: I32 [t, 1].
   virtual void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                                  const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) = 0;
+                                  const Tensor& positions, const Tensor& k_start, float scale,
+                                  Tensor& out) = 0;
   // MLA absorbed into the latent: q_lat[:, h] = q_nope[:, h] @ W_UK[h] (W_UK[h] = kv_b rows of head h's
   // nope part), out[:, h] = o_lat[:, h] @ W_UV[h]^T.
   virtual void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b,
@@ -157,13 +158,15 @@ class Backend {
   // row_seq[i] of `kv` and attends its cache rows 0 .. positions[i]. q_lat [t, heads * lat]; q_rope: head
   // h's rope query at columns h * rope_head_stride .. + rope; out [t, heads * lat]. row_seq: I32 [t, 1].
   virtual void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                                const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
-                                int64_t lat, int64_t rope, const Tensor& positions, float scale, Tensor& out) = 0;
+                                const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq,
+                                int64_t heads, int64_t lat, int64_t rope, const Tensor& positions,
+                                float scale, Tensor& out) = 0;
   // Expanded keys and values from kv_b's output [s, heads * (nope + vdim)] and the rope keys [s, rope]:
   // k [s, heads * (nope + rope)] = per head [k_nope | k_rope], v [s, heads * vdim].
   virtual void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
                              int64_t vdim, Tensor& k, Tensor& v) = 0;
-  // Writes rows [t, width] to the cache slots slots[0 .. t) (I32 [t, 1]): every new token of a step, one call.
+  // Writes rows [t, width] to the cache slots slots[0 .. t) (I32 [t, 1]): every new token of a step, one
+  // call.
   virtual void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) = 0;
   // out[i] = the cache row at slots[i] ([n, width]).
   virtual void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) = 0;
@@ -180,8 +183,8 @@ class Backend {
   virtual void moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) = 0;
   virtual void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
                                  Tensor& out, ActMode mode) = 0;
-  virtual void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
-                           Tensor& out) = 0;
+  virtual void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
+                           const Tensor& order, Tensor& out) = 0;
 
   // Samples one token per logits row ([R, vocab], rows.size() == R; every row with its RNG) into ids[0 .. R)
   // (host memory): greedy,

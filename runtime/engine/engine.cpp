@@ -52,11 +52,11 @@ struct Engine::EvalJob {
   bool done = false;
   std::exception_ptr error;
   void finish(std::exception_ptr e = nullptr) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      error = e;
-      done = true;
-    }
+    // Notified under the lock: the waiter owns the job (on its stack) and may destroy it as soon as it
+    // sees `done`, so the notify must not outlive the critical section.
+    std::lock_guard<std::mutex> lock(mu);
+    error = e;
+    done = true;
     cv.notify_all();
   }
 };
@@ -80,8 +80,9 @@ std::shared_ptr<Request> Engine::submit(std::vector<int32_t> prompt, GenerationP
   if (prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
   for (size_t i = 0; i < prompt.size(); ++i)
     if (prompt[i] < 0 || prompt[i] >= cfg.vocab_size)
-      fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(prompt[i]) + " at position " + std::to_string(i) +
-                                            " is outside the vocabulary [0, " + std::to_string(cfg.vocab_size) + ")");
+      fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(prompt[i]) + " at position " +
+                                            std::to_string(i) + " is outside the vocabulary [0, " +
+                                            std::to_string(cfg.vocab_size) + ")");
   if (static_cast<int64_t>(prompt.size()) >= cfg.max_position_embeddings)
     fail(ErrorCode::kInvalidArgument, "prompt of " + std::to_string(prompt.size()) +
                                           " tokens leaves no room in the context length " +
@@ -124,6 +125,19 @@ void Engine::eval(KvSequence& kv, const int32_t* tokens, int64_t n, bool all_log
   if (job.error) std::rethrow_exception(job.error);
 }
 
+void Engine::admit_queued(std::vector<std::shared_ptr<Request>>& running) {
+  while (!queue_.empty() && static_cast<int64_t>(running.size()) < model_->options().max_batch) {
+    std::shared_ptr<Request> r = std::move(queue_.front());
+    queue_.pop_front();
+    if (r->cancelled_)
+      finish(*r, FinishReason::kCancelled);
+    else if (r->params_.max_tokens == 0)
+      finish(*r, FinishReason::kLength);
+    else
+      running.push_back(std::move(r));
+  }
+}
+
 void Engine::finish(Request& r, FinishReason why, const std::string& error) {
   StreamEvent ev;
   ev.finish = why;
@@ -156,7 +170,8 @@ void Engine::emit(Request& r, int32_t token) {
   StreamEvent ev;
   ev.token = token;
   const bool eos = !p.ignore_eos && token == cfg.eos_token_id;
-  const bool stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
+  const bool stop_id =
+      std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
   bool stopped = false;
   if (eos || stop_id) {
     // The stop token itself is not text; whatever was held back is released.
@@ -195,19 +210,14 @@ void Engine::loop() {
       }
       evals.assign(evals_.begin(), evals_.end());
       evals_.clear();
-      // Continuous batching: waiting requests join between steps, up to max_batch.
-      while (!queue_.empty() && static_cast<int64_t>(running.size()) < model_->options().max_batch) {
-        std::shared_ptr<Request> r = std::move(queue_.front());
-        queue_.pop_front();
-        if (r->cancelled_) finish(*r, FinishReason::kCancelled);
-        else if (r->params_.max_tokens == 0) finish(*r, FinishReason::kLength);
-        else running.push_back(std::move(r));
-      }
+      admit_queued(running);
     }
     if (!running.empty() || !evals.empty()) step(running, std::move(evals));
     evals.clear();
     running.erase(std::remove_if(running.begin(), running.end(),
-                                 [](const std::shared_ptr<Request>& r) { return r->finish_reason() != FinishReason::kNone; }),
+                                 [](const std::shared_ptr<Request>& r) {
+                                   return r->finish_reason() != FinishReason::kNone;
+                                 }),
                   running.end());
   }
 }
@@ -251,13 +261,7 @@ void Engine::loop_ep(ep::ExpertParallel& ep) {
         for (auto& r : queue_) finish(*r, FinishReason::kCancelled);
         queue_.clear();
       }
-      while (!queue_.empty() && static_cast<int64_t>(running.size()) < model_->options().max_batch) {
-        std::shared_ptr<Request> r = std::move(queue_.front());
-        queue_.pop_front();
-        if (r->cancelled_) finish(*r, FinishReason::kCancelled);
-        else if (r->params_.max_tokens == 0) finish(*r, FinishReason::kLength);
-        else running.push_back(std::move(r));
-      }
+      admit_queued(running);
     }
     int64_t flags[2] = {running.empty() ? 0 : 1, stopping ? 1 : 0};
     try {
@@ -271,8 +275,10 @@ void Engine::loop_ep(ep::ExpertParallel& ep) {
     if (flags[0] == 0) {
       // Nobody has work: wait a little for local work, then ask the group again.
       std::unique_lock<std::mutex> lock(mu_);
-      if (stopping) cv_.wait_for(lock, std::chrono::milliseconds(1), [] { return false; });
-      else cv_.wait_for(lock, std::chrono::milliseconds(1), [&] { return stop_ || !queue_.empty(); });
+      if (stopping)
+        cv_.wait_for(lock, std::chrono::milliseconds(1), [] { return false; });
+      else
+        cv_.wait_for(lock, std::chrono::milliseconds(1), [&] { return stop_ || !queue_.empty(); });
       continue;
     }
     try {
@@ -290,12 +296,15 @@ void Engine::loop_ep(ep::ExpertParallel& ep) {
       continue;
     }
     running.erase(std::remove_if(running.begin(), running.end(),
-                                 [](const std::shared_ptr<Request>& r) { return r->finish_reason() != FinishReason::kNone; }),
+                                 [](const std::shared_ptr<Request>& r) {
+                                   return r->finish_reason() != FinishReason::kNone;
+                                 }),
                   running.end());
   }
 }
 
-void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<EvalJob*> evals, bool collective) {
+void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<EvalJob*> evals,
+                  bool collective) {
   DeepseekModel& model = model_->model();
   std::vector<SequenceStep> steps;
   std::vector<Request*> in_step;
@@ -340,18 +349,8 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
   std::vector<EvalJob*> eval_in_step;
   for (EvalJob* j : evals) {
     try {
-      const SequenceStep& st = j->step;
-      if (!st.kv || !st.tokens || st.n <= 0) fail(ErrorCode::kInvalidArgument, "eval: no tokens");
-      for (int64_t i = 0; i < st.n; ++i)
-        if (st.tokens[i] < 0 || st.tokens[i] >= cfg.vocab_size)
-          fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(st.tokens[i]) + " at position " +
-                                                std::to_string(i) + " is outside the vocabulary [0, " +
-                                                std::to_string(cfg.vocab_size) + ")");
-      if (st.kv->length() + st.n > cfg.max_position_embeddings)
-        fail(ErrorCode::kInvalidArgument, "sequence of " + std::to_string(st.kv->length() + st.n) +
-                                              " tokens exceeds the model's context length " +
-                                              std::to_string(cfg.max_position_embeddings));
-      st.kv->reserve(st.n);
+      check_step(j->step, cfg);
+      j->step.kv->reserve(j->step.n);
       eval_in_step.push_back(j);
     } catch (...) {
       j->finish(std::current_exception());
@@ -382,8 +381,8 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       const Tensor logits = model.forward(batch);
       sampled.resize(rows.size());
       if (!rows.empty())
-        model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows, batch.sample_table(),
-                               sampled.data());
+        model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows,
+                               batch.sample_table(), sampled.data());
       // The evaluation jobs' rows follow the requests' in the logits.
       int64_t at = static_cast<int64_t>(rows.size());
       for (size_t k = 0; k < eval_in_step.size(); ++k) {

@@ -106,6 +106,8 @@ class Engine {
   struct EvalJob;
   void step(std::vector<std::shared_ptr<Request>>& running, std::vector<EvalJob*> evals = {},
             bool collective = false);
+  // Continuous batching: waiting requests join `running` between steps, up to max_batch (mu_ held).
+  void admit_queued(std::vector<std::shared_ptr<Request>>& running);
   void finish(Request& r, FinishReason why, const std::string& error = "");
   void emit(Request& r, int32_t token);
   void deliver(Request& r, StreamEvent ev, const std::string& error);

@@ -30,11 +30,12 @@ void KvSequence::reserve(int64_t extra) {
   const int64_t missing = need_pages - static_cast<int64_t>(pages_.size());
   if (missing <= 0) return;
   if (!cache_->allocate(missing, pages_))
-    fail(ErrorCode::kOutOfMemory,
-         "KV cache full: this sequence needs " + std::to_string(need_tokens) + " tokens (" +
-             std::to_string(need_pages) + " pages) but only " + std::to_string(cache_->free_pages()) + " of " +
-             std::to_string(cache_->total_pages_) + " pages of " + std::to_string(cache_->page_rows_) +
-             " tokens are free; raise the KV-cache budget or shorten the request");
+    fail(ErrorCode::kOutOfMemory, "KV cache full: this sequence needs " + std::to_string(need_tokens) +
+                                      " tokens (" + std::to_string(need_pages) + " pages) but only " +
+                                      std::to_string(cache_->free_pages()) + " of " +
+                                      std::to_string(cache_->total_pages_) + " pages of " +
+                                      std::to_string(cache_->page_rows_) +
+                                      " tokens are free; raise the KV-cache budget or shorten the request");
 }
 
 int64_t KvSequence::page_rows() const {
@@ -51,11 +52,12 @@ LatentPool LatentCache::layer(int64_t layer) const {
   return p;
 }
 
-LatentCache::LatentCache(Backend& backend, int64_t layers, int64_t width, int64_t page_rows, int64_t budget_bytes,
-                         DType dtype)
+LatentCache::LatentCache(Backend& backend, int64_t layers, int64_t width, int64_t page_rows,
+                         int64_t budget_bytes, DType dtype)
     : layers_(layers), width_(width), page_rows_(page_rows), dtype_(dtype) {
   if (dtype != DType::kF32 && dtype != DType::kBF16)
-    fail(ErrorCode::kInvalidArgument, std::string("KV cache dtype ") + dtype_name(dtype) + " is not supported");
+    fail(ErrorCode::kInvalidArgument,
+         std::string("KV cache dtype ") + dtype_name(dtype) + " is not supported");
   const int64_t page_bytes = layers * width * page_rows * static_cast<int64_t>(dtype_size(dtype));
   total_pages_ = std::max<int64_t>(1, budget_bytes / page_bytes);
   // One page more than the budget's: the scratch page padded batch rows write to (never a sequence's).

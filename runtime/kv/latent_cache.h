@@ -26,7 +26,8 @@ class KvSequence {
   KvSequence& operator=(const KvSequence&) = delete;
 
   int64_t length() const { return length_; }
-  // Makes room for `extra` more tokens (allocating pages); throws Error(kOutOfMemory) when the budget is spent.
+  // Makes room for `extra` more tokens (allocating pages); throws Error(kOutOfMemory) when the budget is
+  // spent.
   void reserve(int64_t extra);
   // Marks `n` more tokens as written (after the forward pass wrote them).
   void advance(int64_t n) { length_ += n; }

@@ -56,7 +56,8 @@ void DeepseekModel::prepare_expert_sets() {
   for (MtpWeights& m : w_.mtp) prepare(m.layer);
 }
 
-DeepseekModel::GraphSlot* DeepseekModel::graph_slot(const std::vector<SequenceStep>& steps, int64_t sampling_words) {
+DeepseekModel::GraphSlot* DeepseekModel::graph_slot(const std::vector<SequenceStep>& steps,
+                                                    int64_t sampling_words) {
   if (!opts_.graphs || opts_.moe_hook || !backend_.graphs_supported()) return nullptr;
   if (!StepBatch::decode_only(steps, opts_.attention)) return nullptr;
   const int64_t n = static_cast<int64_t>(steps.size());
@@ -92,7 +93,8 @@ StepBatch DeepseekModel::make_batch(std::vector<SequenceStep> steps, const std::
   return StepBatch(backend_, cfg_, opts_.attention, std::move(steps), halves, nullptr, sampling);
 }
 
-void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out, const BatchPart& part) {
+void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out,
+                              const BatchPart& part) {
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   const AttentionWeights& a = L.attn;
@@ -132,8 +134,8 @@ void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, T
     const Tensor qs = q.slice_rows(0, Ta);
     Tensor q_lat = b.empty(DType::kF32, Ta, heads * lat), o_lat = b.empty(DType::kF32, Ta, heads * lat);
     b.mla_absorb_q(qs, qk, a.kv_b, heads, nope, vdim, q_lat, ActMode::kF32);
-    b.attention_latent(q_lat, qs.slice_cols(nope, qs.cols - nope), qk, pool, part.kv, part.row_seq, heads, lat, rope,
-                       positions.slice_rows(0, Ta), softmax_scale_, o_lat);
+    b.attention_latent(q_lat, qs.slice_cols(nope, qs.cols - nope), qk, pool, part.kv, part.row_seq, heads,
+                       lat, rope, positions.slice_rows(0, Ta), softmax_scale_, o_lat);
     Tensor os = o.slice_rows(0, Ta);
     b.mla_absorb_out(o_lat, a.kv_b, heads, nope, vdim, os, ActMode::kF32);
   }
@@ -329,7 +331,8 @@ void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
                             std::vector<float>* final_hidden) {
   StepBatch batch = make_batch(steps);
   const Tensor out = forward(batch, on_hidden, final_hidden);
-  if (logits && batch.logits_wanted() > 0) backend_.copy_to_host(out.slice_rows(0, batch.logits_wanted()), logits);
+  if (logits && batch.logits_wanted() > 0)
+    backend_.copy_to_host(out.slice_rows(0, batch.logits_wanted()), logits);
 }
 
 void DeepseekModel::rebind_experts(const ExpertFilter& keep) {

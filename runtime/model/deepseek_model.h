@@ -11,8 +11,8 @@
 #include "backend/backend.h"
 #include "config/model_config.h"
 #include "kv/latent_cache.h"
-#include "model/step_batch.h"
 #include "model/model_weights.h"
+#include "model/step_batch.h"
 #include "weights/weight_store.h"
 
 namespace moert {
@@ -146,7 +146,8 @@ class DeepseekModel {
   };
   GraphSlot* graph_slot(const std::vector<SequenceStep>& steps, int64_t sampling_words);
 
-  void attention(const LayerWeights& L, int64_t layer_slot, Tensor& x_norm, Tensor& out, const BatchPart& part);
+  void attention(const LayerWeights& L, int64_t layer_slot, Tensor& x_norm, Tensor& out,
+                 const BatchPart& part);
   // out = down(silu(gate(x)) * up(x)): a dense MLP or the shared experts.
   void ffn(const ExpertWeights& w, const Tensor& x, Tensor& out);
   // The router: ids [T, top_k] and weights [T, top_k] for x_norm [T, hidden].
@@ -158,7 +159,8 @@ class DeepseekModel {
                        const BatchPart& part);
   void decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const BatchPart& part);
   // The main layers over x [T, hidden] (with on_hidden as forward's).
-  void run_layers(Tensor& x, const BatchPart& part, const std::function<void(int64_t, const Tensor&)>& on_hidden);
+  void run_layers(Tensor& x, const BatchPart& part,
+                  const std::function<void(int64_t, const Tensor&)>& on_hidden);
   // The same as the batch's two halves, whose expert exchanges overlap the other's compute; every rank
   // makes the same exchanges, so the batch may be empty.
   void run_layers_two_microbatches(Tensor& x, const StepBatch& batch);
@@ -170,9 +172,9 @@ class DeepseekModel {
   Backend& backend_;
   ModelOptions opts_;
   ModelWeights w_;
-  Tensor inv_freq_;  // F32 [1, rope / 2] in the backend's memory
+  Tensor inv_freq_;                      // F32 [1, rope / 2] in the backend's memory
   std::map<int64_t, GraphSlot> graphs_;  // by bucket (rows)
-  const LatentCache* cache_ = nullptr;  // the current batch's
+  const LatentCache* cache_ = nullptr;   // the current batch's
   float rope_factor_ = 1.0f, softmax_scale_ = 1.0f;
   RouterConfig router_;
 };

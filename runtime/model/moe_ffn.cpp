@@ -15,8 +15,8 @@ void grouped_expert_ffn(Backend& b, const ExpertSet& set, const MoeGrouping& g, 
   b.moe_expert_linear(gate, g, set, ExpertProj::kDown, yg, mode);
 }
 
-void routed_experts(Backend& b, const ExpertSet& set, const Tensor& x, const Tensor& ids, const Tensor& weights,
-                    Tensor& out, ActMode mode) {
+void routed_experts(Backend& b, const ExpertSet& set, const Tensor& x, const Tensor& ids,
+                    const Tensor& weights, Tensor& out, ActMode mode) {
   if (x.rows == 0) return;
   MoeGrouping g;
   b.moe_group(ids, set, g);

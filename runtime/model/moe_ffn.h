@@ -13,7 +13,7 @@ void grouped_expert_ffn(Backend& b, const ExpertSet& set, const MoeGrouping& g, 
 
 // out [T, hidden] = sum over each token's top-k (ascending expert id) of weight * expert(x). ids, weights:
 // [T, top_k]; experts not held in `set` contribute nothing.
-void routed_experts(Backend& b, const ExpertSet& set, const Tensor& x, const Tensor& ids, const Tensor& weights,
-                    Tensor& out, ActMode mode);
+void routed_experts(Backend& b, const ExpertSet& set, const Tensor& x, const Tensor& ids,
+                    const Tensor& weights, Tensor& out, ActMode mode);
 
 }  // namespace moert

@@ -40,7 +40,8 @@ int32_t slot_of(const SeqLayout& s, int64_t pos) {
 
 // The tables of rows [r0, r1) of the ordered batch.
 // pages_cap > 0: the page list padded to that length (a fixed layout).
-PartSpans lay_out_part(const std::vector<SeqLayout>& seqs, int64_t r0, int64_t r1, Packer& pk, int64_t pages_cap = 0) {
+PartSpans lay_out_part(const std::vector<SeqLayout>& seqs, int64_t r0, int64_t r1, Packer& pk,
+                       int64_t pages_cap = 0) {
   PartSpans p;
   p.row0 = r0;
   p.rows = r1 - r0;
@@ -67,7 +68,8 @@ PartSpans lay_out_part(const std::vector<SeqLayout>& seqs, int64_t r0, int64_t r
     ++p.seqs;
   }
   if (pages_cap > 0) {
-    if (static_cast<int64_t>(pages.size()) > pages_cap) fail(ErrorCode::kInternal, "step batch: page table overflow");
+    if (static_cast<int64_t>(pages.size()) > pages_cap)
+      fail(ErrorCode::kInternal, "step batch: page table overflow");
     pages.resize(pages_cap, 0);
   }
   p.key_rows = static_cast<int64_t>(key_slots.size());
@@ -138,32 +140,37 @@ void StepBatch::pack_sampling(const std::vector<SampleRow>& rows, std::vector<in
       }
     }
     const double u = p.temperature > 0.0 && r.rng ? r.rng->uniform() : 0.0;
-    params.insert(params.end(), {f32_bits(p.temperature), static_cast<int32_t>(std::min<int64_t>(p.top_k, 1 << 30)),
-                                 f32_bits(p.top_p), f32_bits(p.min_p), f32_bits(p.repetition_penalty),
-                                 f32_bits(p.presence_penalty), f32_bits(u), off,
-                                 static_cast<int32_t>(tokens.size() / 2) - off});
+    params.insert(
+        params.end(),
+        {f32_bits(p.temperature), static_cast<int32_t>(std::min<int64_t>(p.top_k, 1 << 30)),
+         f32_bits(p.top_p), f32_bits(p.min_p), f32_bits(p.repetition_penalty), f32_bits(p.presence_penalty),
+         f32_bits(u), off, static_cast<int32_t>(tokens.size() / 2) - off});
   }
 }
 
-StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm form, std::vector<SequenceStep> steps,
-                     bool halves, const FixedLayout* fixed, const std::vector<SampleRow>* sampling)
+void check_step(const SequenceStep& st, const ModelConfig& cfg) {
+  if (!st.kv || st.n <= 0 || !st.tokens)
+    fail(ErrorCode::kInvalidArgument, "forward: a step has no tokens or no cache");
+  for (int64_t i = 0; i < st.n; ++i)
+    if (st.tokens[i] < 0 || st.tokens[i] >= cfg.vocab_size)
+      fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(st.tokens[i]) + " at position " +
+                                            std::to_string(i) + " is outside the vocabulary [0, " +
+                                            std::to_string(cfg.vocab_size) + ")");
+  if (st.kv->length() + st.n > cfg.max_position_embeddings)
+    fail(ErrorCode::kInvalidArgument, "sequence of " + std::to_string(st.kv->length() + st.n) +
+                                          " tokens exceeds the model's context length " +
+                                          std::to_string(cfg.max_position_embeddings));
+}
+
+StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm form,
+                     std::vector<SequenceStep> steps, bool halves, const FixedLayout* fixed,
+                     const std::vector<SampleRow>* sampling)
     : steps_(std::move(steps)) {
-  for (const SequenceStep& st : steps_) {
-    if (!st.kv || st.n <= 0 || !st.tokens)
-      fail(ErrorCode::kInvalidArgument, "forward: a step has no tokens or no cache");
-    for (int64_t i = 0; i < st.n; ++i)
-      if (st.tokens[i] < 0 || st.tokens[i] >= cfg.vocab_size)
-        fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(st.tokens[i]) + " at position " +
-                                              std::to_string(i) + " is outside the vocabulary [0, " +
-                                              std::to_string(cfg.vocab_size) + ")");
-    if (st.kv->length() + st.n > cfg.max_position_embeddings)
-      fail(ErrorCode::kInvalidArgument, "sequence of " + std::to_string(st.kv->length() + st.n) +
-                                            " tokens exceeds the model's context length " +
-                                            std::to_string(cfg.max_position_embeddings));
-  }
+  for (const SequenceStep& st : steps_) check_step(st, cfg);
   for (const SequenceStep& st : steps_) {
     if (!cache_) cache_ = st.kv->cache();
-    if (st.kv->cache() != cache_) fail(ErrorCode::kInvalidArgument, "forward: the steps use different caches");
+    if (st.kv->cache() != cache_)
+      fail(ErrorCode::kInvalidArgument, "forward: the steps use different caches");
   }
   for (SequenceStep& st : steps_) st.kv->reserve(st.n);  // may throw kOutOfMemory; nothing written yet
 
@@ -251,7 +258,8 @@ StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm for
     sample_table_.params = view(table_, s_sparams);
     sample_table_.tokens = view(table_, s_stokens);
   }
-  const Tensor all_ids = view(table_, s_ids), all_pos = view(table_, s_pos), all_slots = view(table_, s_slots);
+  const Tensor all_ids = view(table_, s_ids), all_pos = view(table_, s_pos),
+               all_slots = view(table_, s_slots);
   auto make = [&](const PartSpans& p, BatchPart& out) {
     out.row0 = p.row0;
     out.rows = p.rows;

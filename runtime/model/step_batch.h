@@ -32,6 +32,10 @@ struct SequenceStep {
   bool no_logits = false;   // no logits at all (a prompt chunk that is not the last)
 };
 
+// Error(kInvalidArgument) unless the step has tokens and a cache, every token id is in the vocabulary and
+// the sequence stays within the context length.
+void check_step(const SequenceStep& st, const ModelConfig& cfg);
+
 // A (micro)batch: rows [row0, row0 + rows) of the step. Its first absorbed_rows rows (sequences
 // [0, absorbed_seqs) of kv) attend over the latent; the others (sequences [absorbed_seqs, kv.seqs)) expand.
 struct BatchPart {
@@ -68,7 +72,8 @@ class StepBatch {
   // `sampling`: the rows the step will sample (for a device backend packed into the same upload, see
   // SampleTable; each row's RNG then draws its uniform here).
   StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm form, std::vector<SequenceStep> steps,
-            bool halves, const FixedLayout* fixed = nullptr, const std::vector<SampleRow>* sampling = nullptr);
+            bool halves, const FixedLayout* fixed = nullptr,
+            const std::vector<SampleRow>* sampling = nullptr);
   // I32 words the packed sampling rows take (after a fixed layout's tables).
   static int64_t sampling_words(const std::vector<SampleRow>& rows);
   // The rows' parameters and penalty tokens as SampleTable lays them out; each row's RNG draws its uniform.

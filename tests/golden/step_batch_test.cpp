@@ -85,9 +85,8 @@ TEST(StepBatch, FixedLayoutPaddingChangesNoRealRow) {
   ModelOptions o;
   Golden g("tiny-v3-bf16", o, 2, /*batch_invariant=*/true);
   const int64_t V = g.cfg.vocab_size;
-  const std::vector<Seq> seqs{{tokens(20, 5, V), 19, 1, false},
-                              {tokens(40, 6, V), 39, 1, false},
-                              {tokens(3, 7, V), 2, 1, false}};
+  const std::vector<Seq> seqs{
+      {tokens(20, 5, V), 19, 1, false}, {tokens(40, 6, V), 39, 1, false}, {tokens(3, 7, V), 2, 1, false}};
   LatentCache probe = g.cache();
   FixedLayout fixed;
   fixed.rows = 8;

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/finite_check.h"
 #include "backend/cpu/host_pool.h"
+#include "backend/finite_check.h"
 #include "cpu/act_quant.h"
 #include "cpu/attention.h"
 #include "cpu/dequant.h"
@@ -156,7 +156,8 @@ class CpuBackend final : public Backend {
     check(out.rows == rows.rows && out.cols == x.cols && x.dtype == DType::kF32, "gather_rows");
     const int32_t* r = rows.ptr<int32_t>();
     for (int64_t i = 0; i < rows.rows; ++i) {
-      std::memcpy(out.ptr<float>() + i * out.ld, x.ptr<float>() + r[i * rows.ld] * x.ld, x.cols * sizeof(float));
+      std::memcpy(out.ptr<float>() + i * out.ld, x.ptr<float>() + r[i * rows.ld] * x.ld,
+                  x.cols * sizeof(float));
     }
   }
 
@@ -190,8 +191,8 @@ class CpuBackend final : public Backend {
       sq.kn = std::max<int64_t>(sq.kn, pos[i] + 1);
     }
     kernels::attention_expanded(q.ptr<float>(), q.ld, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld, seqs.data(),
-                                static_cast<int64_t>(seqs.size()), heads, dqk, dv, pos, scale, out.ptr<float>(),
-                                out.ld, &pool_);
+                                static_cast<int64_t>(seqs.size()), heads, dqk, dv, pos, scale,
+                                out.ptr<float>(), out.ld, &pool_);
   }
 
   void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
@@ -222,11 +223,12 @@ class CpuBackend final : public Backend {
 
   void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
                         const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
-                        int64_t lat, int64_t rope, const Tensor& positions, float scale, Tensor& out) override {
+                        int64_t lat, int64_t rope, const Tensor& positions, float scale,
+                        Tensor& out) override {
     const int64_t t = q_lat.rows;
     check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope &&
-              out.cols == heads * lat && row_seq.rows == t && positions.rows == t && cache.width == lat + rope &&
-              cache.pool.dtype == DType::kF32,
+              out.cols == heads * lat && row_seq.rows == t && positions.rows == t &&
+              cache.width == lat + rope && cache.pool.dtype == DType::kF32,
           "attention_latent");
     // One page table per sequence, pointing into the batch's CSR table.
     const int32_t* indptr = kv.indptr.ptr<int32_t>();
@@ -238,9 +240,9 @@ class CpuBackend final : public Backend {
     // The tables were validated once, where the step batch was built; no per-row checks here.
     const int32_t* rs = row_seq.ptr<int32_t>();
     const int32_t* pos = positions.ptr<int32_t>();
-    kernels::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride, t,
-                              caches.data(), rs, lat, rope, heads, pos, scale, out.ptr<float>(), out.ld, &pool_,
-                              !batch_invariant_);
+    kernels::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride,
+                              t, caches.data(), rs, lat, rope, heads, pos, scale, out.ptr<float>(), out.ld,
+                              &pool_, !batch_invariant_);
   }
 
   void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
@@ -262,14 +264,16 @@ class CpuBackend final : public Backend {
   }
 
   void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
-    check(rows.cols == cache.width && slots.rows == rows.rows && cache.pool.dtype == DType::kF32, "cache_write");
+    check(rows.cols == cache.width && slots.rows == rows.rows && cache.pool.dtype == DType::kF32,
+          "cache_write");
     const int32_t* sl = slots.ptr<int32_t>();
     for (int64_t i = 0; i < rows.rows; ++i)
       std::memcpy(cache_row(cache, sl[i]), rows.ptr<float>() + i * rows.ld, cache.width * sizeof(float));
   }
 
   void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
-    check(out.cols == cache.width && slots.rows == out.rows && cache.pool.dtype == DType::kF32, "cache_gather");
+    check(out.cols == cache.width && slots.rows == out.rows && cache.pool.dtype == DType::kF32,
+          "cache_gather");
     const int32_t* sl = slots.ptr<int32_t>();
     for (int64_t i = 0; i < out.rows; ++i)
       std::memcpy(out.ptr<float>() + i * out.ld, cache_row(cache, sl[i]), cache.width * sizeof(float));
@@ -324,8 +328,8 @@ class CpuBackend final : public Backend {
       }
   }
 
-  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj, Tensor& out,
-                         ActMode mode) override {
+  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                         Tensor& out, ActMode mode) override {
     check(x.rows == g.rows && out.rows == g.rows && g.offsets.rows == set.size() + 1, "moe_expert_linear");
     const int32_t* off = g.offsets.ptr<int32_t>();
     for (int64_t e = 0; e < set.size(); ++e) {
@@ -333,7 +337,8 @@ class CpuBackend final : public Backend {
       if (n == 0 || !set.experts[e]) continue;
       const ExpertWeights& ew = *set.experts[e];
       const WeightMatrix& w = proj == ExpertProj::kGate ? ew.gate : proj == ExpertProj::kUp ? ew.up : ew.down;
-      Tensor xe = x.slice_rows(off[e], n).slice_cols(0, w.k()), oe = out.slice_rows(off[e], n).slice_cols(0, w.n());
+      Tensor xe = x.slice_rows(off[e], n).slice_cols(0, w.k()),
+             oe = out.slice_rows(off[e], n).slice_cols(0, w.n());
       linear(xe, w, oe, mode);
     }
   }
@@ -341,8 +346,8 @@ class CpuBackend final : public Backend {
   void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
                    Tensor& out) override {
     const int64_t t = out.rows, k = slot_row.cols, H = out.cols;
-    check(slot_row.rows == t && weights.rows == t && weights.cols == k && order.rows == t && order.cols == k &&
-              (rows.empty() || rows.cols == H),
+    check(slot_row.rows == t && weights.rows == t && weights.cols == k && order.rows == t &&
+              order.cols == k && (rows.empty() || rows.cols == H),
           "moe_combine");
     fill_zero(out);
     const int32_t* sr = slot_row.ptr<int32_t>();
@@ -351,7 +356,8 @@ class CpuBackend final : public Backend {
     for (int64_t i = 0; i < t; ++i) {
       for (int64_t s = 0; s < k; ++s) slots[s] = static_cast<int32_t>(s);
       const int32_t* key = ord + i * order.ld;
-      std::sort(slots.begin(), slots.end(), [&](int32_t a, int32_t b) { return key[a] < key[b] || (key[a] == key[b] && a < b); });
+      std::sort(slots.begin(), slots.end(),
+                [&](int32_t a, int32_t b) { return key[a] < key[b] || (key[a] == key[b] && a < b); });
       for (int32_t s : slots) {
         const int32_t r = sr[i * slot_row.ld + s];
         if (r < 0) continue;

@@ -3,12 +3,12 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -36,11 +36,16 @@ void check(bool ok, const char* what) {
 
 int wtype(DType t) {
   switch (t) {
-    case DType::kF32: return cuda::kWF32;
-    case DType::kBF16: return cuda::kWBF16;
-    case DType::kF16: return cuda::kWF16;
-    case DType::kF8E4M3: return cuda::kWF8;
-    default: fail(ErrorCode::kInternal, std::string("cuda backend: unsupported weight dtype ") + dtype_name(t));
+    case DType::kF32:
+      return cuda::kWF32;
+    case DType::kBF16:
+      return cuda::kWBF16;
+    case DType::kF16:
+      return cuda::kWF16;
+    case DType::kF8E4M3:
+      return cuda::kWF8;
+    default:
+      fail(ErrorCode::kInternal, std::string("cuda backend: unsupported weight dtype ") + dtype_name(t));
   }
 }
 
@@ -69,7 +74,9 @@ cuda::DevWeight dev(const WeightMatrix& m) {
 class DevicePool : public std::enable_shared_from_this<DevicePool> {
  public:
   explicit DevicePool(int device) : device_(device) {}
-  ~DevicePool() { cache_.drain([](void* p) { cudaFree(p); }); }
+  ~DevicePool() {
+    cache_.drain([](void* p) { cudaFree(p); });
+  }
   std::shared_ptr<void> allocate(size_t bytes) {
     const size_t cls = BlockCache::size_class(std::max<size_t>(bytes, 256));
     void* p = cache_.take(cls);
@@ -129,8 +136,8 @@ class CudaBackend final : public Backend {
       fail(ErrorCode::kDevice, "cuda backend: no CUDA device is available");
     }
     if (device < 0 || device >= count)
-      fail(ErrorCode::kInvalidArgument, "cuda backend: device index " + std::to_string(device) + " is not in [0, " +
-                                            std::to_string(count) + ")");
+      fail(ErrorCode::kInvalidArgument, "cuda backend: device index " + std::to_string(device) +
+                                            " is not in [0, " + std::to_string(count) + ")");
     check_cuda(cudaSetDevice(device), "cudaSetDevice");
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     pool_ = std::make_shared<DevicePool>(device);
@@ -185,10 +192,12 @@ class CudaBackend final : public Backend {
     // whatever their row count (a weight of N <= 128 rows has one scale row).
     t.ld = info.dtype == DType::kF32 ? (cols + 3) / 4 * 4 : cols;
     void* p = nullptr;
-    check_cuda(cudaMalloc(&p, std::max<size_t>(static_cast<size_t>(rows * t.ld) * es, 256)), "cudaMalloc (weight)");
+    check_cuda(cudaMalloc(&p, std::max<size_t>(static_cast<size_t>(rows * t.ld) * es, 256)),
+               "cudaMalloc (weight)");
     t.owner = std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
     t.data = p;
-    check_cuda(cudaMemcpy2DAsync(p, t.ld * es, info.data, cols * es, cols * es, rows, cudaMemcpyHostToDevice, stream_),
+    check_cuda(cudaMemcpy2DAsync(p, t.ld * es, info.data, cols * es, cols * es, rows, cudaMemcpyHostToDevice,
+                                 stream_),
                "weight upload");
     check_cuda(cudaStreamSynchronize(stream_), "weight upload");
     ++counters_.uploads;
@@ -216,16 +225,16 @@ class CudaBackend final : public Backend {
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     select();
     check(out.rows == ids.rows && out.cols == table.cols && ids.ld == 1, "embedding");
-    check_cuda(cuda::dequant_rows(dev(table), ids.ptr<int32_t>(), ids.rows, 0, table.cols, out.ptr<float>(), out.ld,
-                                  stream_),
+    check_cuda(cuda::dequant_rows(dev(table), ids.ptr<int32_t>(), ids.rows, 0, table.cols, out.ptr<float>(),
+                                  out.ld, stream_),
                "embedding");
   }
 
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     select();
     check(x.cols == w.cols * w.rows && out.cols == x.cols && out.rows == x.rows, "rmsnorm");
-    check_cuda(cuda::rmsnorm(x.ptr<float>(), x.rows, x.ld, x.cols, w.data, wtype(w.dtype), eps, out.ptr<float>(),
-                             out.ld, stream_),
+    check_cuda(cuda::rmsnorm(x.ptr<float>(), x.rows, x.ld, x.cols, w.data, wtype(w.dtype), eps,
+                             out.ptr<float>(), out.ld, stream_),
                "rmsnorm");
   }
 
@@ -239,27 +248,31 @@ class CudaBackend final : public Backend {
             const Tensor& inv_freq, float attention_factor) override {
     select();
     check(positions.rows == x.rows && inv_freq.rows * inv_freq.cols >= dim / 2, "rope");
-    check_cuda(cuda::rope_interleaved(x.ptr<float>(), x.rows, x.ld, heads, head_stride, dim, positions.ptr<int32_t>(),
-                                      inv_freq.ptr<float>(), attention_factor, stream_),
-               "rope");
+    check_cuda(
+        cuda::rope_interleaved(x.ptr<float>(), x.rows, x.ld, heads, head_stride, dim,
+                               positions.ptr<int32_t>(), inv_freq.ptr<float>(), attention_factor, stream_),
+        "rope");
   }
 
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
     select();
-    check(out.rows == rows.rows && out.cols == x.cols && x.dtype == DType::kF32 && rows.ld == 1, "gather_rows");
+    check(out.rows == rows.rows && out.cols == x.cols && x.dtype == DType::kF32 && rows.ld == 1,
+          "gather_rows");
     cuda::DevWeight xw;
     xw.type = cuda::kWF32;
     xw.data = x.data;
     xw.n = x.rows;
     xw.k = x.cols;
     xw.ld = x.ld;
-    check_cuda(cuda::dequant_rows(xw, rows.ptr<int32_t>(), rows.rows, 0, x.cols, out.ptr<float>(), out.ld, stream_),
-               "gather_rows");
+    check_cuda(
+        cuda::dequant_rows(xw, rows.ptr<int32_t>(), rows.rows, 0, x.cols, out.ptr<float>(), out.ld, stream_),
+        "gather_rows");
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
     select();
-    check(gate.rows == up.rows && gate.cols == up.cols && out.cols == gate.cols && out.rows == gate.rows, "silu_mul");
+    check(gate.rows == up.rows && gate.cols == up.cols && out.cols == gate.cols && out.rows == gate.rows,
+          "silu_mul");
     check_cuda(cuda::silu_mul(gate.ptr<float>(), gate.ld, up.ptr<float>(), up.ld, gate.rows, gate.cols,
                               out.ptr<float>(), out.ld, stream_),
                "silu_mul");
@@ -271,21 +284,21 @@ class CudaBackend final : public Backend {
     check_cuda(cuda::add_inplace(x.ptr<float>(), x.ld, x.rows, x.cols, y.ptr<float>(), y.ld, stream_), "add");
   }
 
-  void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& positions,
-                          const Tensor& k_start, float scale, Tensor& out) override {
+  void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                          const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) override {
     select();
     const int64_t dqk = q.cols / heads, dv = v.cols / heads;
     check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == q.rows &&
               k_start.rows == q.rows && k_start.ld == 1 && positions.ld == 1,
           "attention_expanded");
-    check_cuda(cuda::attention_expanded(q.ptr<float>(), q.rows, q.ld, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld,
-                                        k_start.ptr<int32_t>(), heads, dqk, dv, positions.ptr<int32_t>(), scale,
-                                        out.ptr<float>(), out.ld, stream_),
+    check_cuda(cuda::attention_expanded(q.ptr<float>(), q.rows, q.ld, k.ptr<float>(), k.ld, v.ptr<float>(),
+                                        v.ld, k_start.ptr<int32_t>(), heads, dqk, dv,
+                                        positions.ptr<int32_t>(), scale, out.ptr<float>(), out.ld, stream_),
                "attention_expanded");
   }
 
-  void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
-                    int64_t vdim, Tensor& q_lat, ActMode mode) override {
+  void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
+                    int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) override {
     select();
     const int64_t lat = kv_b.k(), T = q_nope.rows;
     check(q_lat.cols == heads * lat && q_lat.rows == T && q_lat.ld % 1 == 0, "mla_absorb_q");
@@ -295,7 +308,8 @@ class CudaBackend final : public Backend {
     Tensor quant;
     if (mode == ActMode::kFp8 && kv_b.fp8()) {
       quant = empty(DType::kF32, T, heads * nope);
-      check_cuda(cuda::act_quant_dequant(xin, T, ldx, heads, head_stride, nope, quant.ptr<float>(), quant.ld, stream_),
+      check_cuda(cuda::act_quant_dequant(xin, T, ldx, heads, head_stride, nope, quant.ptr<float>(), quant.ld,
+                                         stream_),
                  "act_quant_dequant");
       xin = quant.ptr<float>();
       ldx = quant.ld;
@@ -307,12 +321,13 @@ class CudaBackend final : public Backend {
     b.w_row_bs = nope + vdim;
     b.y_bs = lat;
     ++stats_.tiled;
-    check_cuda(cuda::gemm_f32(xin, T, ldx, dev(kv_b), false, lat, nope, q_lat.ptr<float>(), q_lat.ld, b, stream_),
-               "mla_absorb_q");
+    check_cuda(
+        cuda::gemm_f32(xin, T, ldx, dev(kv_b), false, lat, nope, q_lat.ptr<float>(), q_lat.ld, b, stream_),
+        "mla_absorb_q");
   }
 
-  void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope, int64_t vdim,
-                      Tensor& out, ActMode mode) override {
+  void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
+                      int64_t vdim, Tensor& out, ActMode mode) override {
     select();
     const int64_t lat = kv_b.k(), T = o_lat.rows;
     check(o_lat.cols == heads * lat && out.cols == heads * vdim && out.rows == T, "mla_absorb_out");
@@ -339,8 +354,9 @@ class CudaBackend final : public Backend {
   }
 
   void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                        const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads, int64_t lat,
-                        int64_t rope, const Tensor& positions, float scale, Tensor& out) override {
+                        const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
+                        int64_t lat, int64_t rope, const Tensor& positions, float scale,
+                        Tensor& out) override {
     select();
     check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope &&
               out.cols == heads * lat && positions.rows == q_lat.rows && row_seq.rows == q_lat.rows &&
@@ -349,36 +365,39 @@ class CudaBackend final : public Backend {
     cuda::DevPagedKv table;
     table.indptr = kv.indptr.ptr<int32_t>();
     table.pages = kv.pages.ptr<int32_t>();
-    check_cuda(cuda::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride,
-                                      q_lat.rows, pool(cache), table, row_seq.ptr<int32_t>(), lat, rope, heads,
-                                      positions.ptr<int32_t>(), scale, out.ptr<float>(), out.ld, stream_),
-               "attention_latent");
+    check_cuda(
+        cuda::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride,
+                               q_lat.rows, pool(cache), table, row_seq.ptr<int32_t>(), lat, rope, heads,
+                               positions.ptr<int32_t>(), scale, out.ptr<float>(), out.ld, stream_),
+        "attention_latent");
   }
 
-  void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim, Tensor& k,
-                     Tensor& v) override {
+  void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
+                     Tensor& k, Tensor& v) override {
     select();
     const int64_t rope = k_rope.cols, s = kvb.rows;
     check(kvb.cols == heads * (nope + vdim) && k.cols == heads * (nope + rope) && v.cols == heads * vdim &&
               k.rows == s && v.rows == s && k_rope.rows == s,
           "mla_expand_kv");
-    check_cuda(cuda::mla_expand_kv(kvb.ptr<float>(), kvb.ld, k_rope.ptr<float>(), k_rope.ld, s, heads, nope, rope, vdim,
-                                   k.ptr<float>(), k.ld, v.ptr<float>(), v.ld, stream_),
+    check_cuda(cuda::mla_expand_kv(kvb.ptr<float>(), kvb.ld, k_rope.ptr<float>(), k_rope.ld, s, heads, nope,
+                                   rope, vdim, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld, stream_),
                "mla_expand_kv");
   }
 
   void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
     select();
     check(rows.cols == cache.width && slots.rows == rows.rows, "cache_write");
-    check_cuda(cuda::cache_write(rows.ptr<float>(), rows.ld, rows.rows, pool(cache), slots.ptr<int32_t>(), stream_),
-               "cache_write");
+    check_cuda(
+        cuda::cache_write(rows.ptr<float>(), rows.ld, rows.rows, pool(cache), slots.ptr<int32_t>(), stream_),
+        "cache_write");
   }
 
   void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
     select();
     check(out.cols == cache.width && slots.rows == out.rows, "cache_gather");
-    check_cuda(cuda::cache_gather(pool(cache), slots.ptr<int32_t>(), out.rows, out.ptr<float>(), out.ld, stream_),
-               "cache_gather");
+    check_cuda(
+        cuda::cache_gather(pool(cache), slots.ptr<int32_t>(), out.rows, out.ptr<float>(), out.ld, stream_),
+        "cache_gather");
   }
 
   void moe_route(const Tensor& logits, const Tensor& bias, const RouterConfig& cfg, Tensor& ids,
@@ -395,8 +414,8 @@ class CudaBackend final : public Backend {
                  "moe_route (bias)");
       p.bias = b.ptr<float>();
     }
-    check_cuda(cuda::moe_route(logits.ptr<float>(), logits.rows, p, ids.ptr<int32_t>(), ids.ld, weights.ptr<float>(),
-                               weights.ld, stream_),
+    check_cuda(cuda::moe_route(logits.ptr<float>(), logits.rows, p, ids.ptr<int32_t>(), ids.ld,
+                               weights.ptr<float>(), weights.ld, stream_),
                "moe_route");
   }
 
@@ -409,7 +428,9 @@ class CudaBackend final : public Backend {
     const cuda::DevWeight* proj(ExpertProj p) const {
       return reinterpret_cast<const cuda::DevWeight*>(buf.data) + static_cast<int>(p) * experts;
     }
-    const int32_t* present() const { return reinterpret_cast<const int32_t*>(proj(ExpertProj::kGate) + 3 * experts); }
+    const int32_t* present() const {
+      return reinterpret_cast<const int32_t*>(proj(ExpertProj::kGate) + 3 * experts);
+    }
   };
 
   void prepare_experts(ExpertSet& set) override {
@@ -431,7 +452,8 @@ class CudaBackend final : public Backend {
         t->max_n[p] = std::max(t->max_n[p], w[p]->n());
       }
       t->wtype = wtype(ew->gate.w.dtype);
-      check(wtype(ew->up.w.dtype) == t->wtype && wtype(ew->down.w.dtype) == t->wtype, "prepare_experts (types)");
+      check(wtype(ew->up.w.dtype) == t->wtype && wtype(ew->down.w.dtype) == t->wtype,
+            "prepare_experts (types)");
     }
     t->buf = empty(DType::kU8, 1, static_cast<int64_t>(bytes));
     check_cuda(cudaMemcpyAsync(t->buf.data, host.data(), bytes, cudaMemcpyHostToDevice, stream_),
@@ -453,13 +475,13 @@ class CudaBackend final : public Backend {
     g.token = empty(DType::kI32, std::max<int64_t>(g.rows, 1), 1);
     g.token.rows = g.rows;
     if (T == 0) return;
-    check_cuda(cuda::moe_group(ids.ptr<int32_t>(), ids.ld, T, K, t.present(), E, g.token.ptr<int32_t>(), g.rows,
-                               g.offsets.ptr<int32_t>(), g.slot_row.ptr<int32_t>(), stream_),
+    check_cuda(cuda::moe_group(ids.ptr<int32_t>(), ids.ld, T, K, t.present(), E, g.token.ptr<int32_t>(),
+                               g.rows, g.offsets.ptr<int32_t>(), g.slot_row.ptr<int32_t>(), stream_),
                "moe_group");
   }
 
-  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj, Tensor& out,
-                         ActMode mode) override {
+  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                         Tensor& out, ActMode mode) override {
     select();
     const ExpertTables& t = tables(set);
     check(x.rows == g.rows && out.rows == g.rows, "moe_expert_linear");
@@ -470,14 +492,16 @@ class CudaBackend final : public Backend {
     if (mode == ActMode::kFp8 && t.wtype == cuda::kWF8) {
       // The reference numerics: the activations' e4m3 round trip per 1x128 tile, then an fp32 product.
       quant = empty(DType::kF32, x.rows, x.cols);
-      check_cuda(cuda::act_quant_dequant(xin, x.rows, ldx, 1, x.cols, x.cols, quant.ptr<float>(), quant.ld, stream_),
-                 "act_quant_dequant");
+      check_cuda(
+          cuda::act_quant_dequant(xin, x.rows, ldx, 1, x.cols, x.cols, quant.ptr<float>(), quant.ld, stream_),
+          "act_quant_dequant");
       xin = quant.ptr<float>();
       ldx = quant.ld;
     }
     ++stats_.tiled;
     check_cuda(cuda::grouped_gemm(xin, ldx, t.proj(proj), t.wtype, g.offsets.ptr<int32_t>(), t.experts,
-                                  g.max_per_expert, t.max_n[static_cast<int>(proj)], out.ptr<float>(), out.ld, stream_),
+                                  g.max_per_expert, t.max_n[static_cast<int>(proj)], out.ptr<float>(), out.ld,
+                                  stream_),
                "moe_expert_linear");
   }
 
@@ -485,13 +509,13 @@ class CudaBackend final : public Backend {
                    Tensor& out) override {
     select();
     const int64_t T = out.rows, K = slot_row.cols;
-    check(slot_row.rows == T && weights.rows == T && weights.cols == K && order.rows == T && order.cols == K &&
-              (rows.empty() || rows.cols == out.cols),
+    check(slot_row.rows == T && weights.rows == T && weights.cols == K && order.rows == T &&
+              order.cols == K && (rows.empty() || rows.cols == out.cols),
           "moe_combine");
     check_cuda(cuda::moe_combine_ordered(rows.empty() ? nullptr : rows.ptr<float>(), rows.ld,
-                                         slot_row.ptr<int32_t>(), slot_row.ld, weights.ptr<float>(), weights.ld,
-                                         order.ptr<int32_t>(), order.ld, T, K, out.cols, out.ptr<float>(), out.ld,
-                                         stream_),
+                                         slot_row.ptr<int32_t>(), slot_row.ld, weights.ptr<float>(),
+                                         weights.ld, order.ptr<int32_t>(), order.ld, T, K, out.cols,
+                                         out.ptr<float>(), out.ld, stream_),
                "moe_combine");
   }
 
@@ -505,9 +529,10 @@ class CudaBackend final : public Backend {
       check(packed->rows == logits.rows, "sample (packed rows)");
       for (const SampleRow& r : rows) check(r.rng != nullptr, "sample (a row without its RNG)");
       Tensor scratch = empty(DType::kF32, logits.rows, V), out = empty(DType::kI32, logits.rows, 1);
-      check_cuda(cuda::sample(logits.ptr<float>(), logits.ld, logits.rows, V, packed->params.ptr<int32_t>(),
-                              packed->tokens.ptr<int32_t>(), scratch.ptr<float>(), out.ptr<int32_t>(), stream_),
-                 "sample");
+      check_cuda(
+          cuda::sample(logits.ptr<float>(), logits.ld, logits.rows, V, packed->params.ptr<int32_t>(),
+                       packed->tokens.ptr<int32_t>(), scratch.ptr<float>(), out.ptr<int32_t>(), stream_),
+          "sample");
       download(out, ids);
       return;
     }
@@ -641,14 +666,17 @@ class CudaBackend final : public Backend {
       if (try_lt && lt_->ok() && lt_shape_ok(m, w)) {
         const int64_t tiles = (w.k + 127) / 128;
         Tensor q = empty(DType::kU8, m, w.k), sc = empty(DType::kF32, tiles, m);
-        check_cuda(cuda::act_quant(xin, m, ldx, w.k, q.ptr<uint8_t>(), w.k, sc.ptr<float>(), m, stream_), "act_quant");
+        check_cuda(cuda::act_quant(xin, m, ldx, w.k, q.ptr<uint8_t>(), w.k, sc.ptr<float>(), m, stream_),
+                   "act_quant");
         const char* err = nullptr;
-        if (lt_->fp8_block_scaled(q.ptr<uint8_t>(), sc.ptr<float>(), m, w, out.ptr<float>(), out.ld, stream_, &err)) {
+        if (lt_->fp8_block_scaled(q.ptr<uint8_t>(), sc.ptr<float>(), m, w, out.ptr<float>(), out.ld, stream_,
+                                  &err)) {
           ++stats_.lt_fp8;
           return;
         }
         if (err && !lt_warned_) {
-          std::fprintf(stderr, "moert cuda backend: cublasLtMatmul failed (%s); using the own FP8 path\n", err);
+          std::fprintf(stderr, "moert cuda backend: cublasLtMatmul failed (%s); using the own FP8 path\n",
+                       err);
           lt_warned_ = true;
         }
         ++stats_.lt_fallbacks;
@@ -680,8 +708,9 @@ class CudaBackend final : public Backend {
       if (e != cudaErrorNotSupported) check_cuda(e, "gemm_small_m");
     }
     ++stats_.tiled;
-    check_cuda(cuda::gemm_f32(x, m, ldx, w, true, w.n, w.k, out.ptr<float>(), out.ld, cuda::GemmBatch{}, stream_),
-               "gemm_f32");
+    check_cuda(
+        cuda::gemm_f32(x, m, ldx, w, true, w.n, w.k, out.ptr<float>(), out.ld, cuda::GemmBatch{}, stream_),
+        "gemm_f32");
   }
 
   int device_;
@@ -705,7 +734,9 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device_index) { return std::make_unique<CudaBackend>(device_index); }
+std::unique_ptr<Backend> make_cuda_backend(int device_index) {
+  return std::make_unique<CudaBackend>(device_index);
+}
 
 int cuda_device_count() {
   int n = 0;
