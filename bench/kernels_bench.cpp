@@ -173,8 +173,9 @@ int main(int argc, char** argv) {
       std::printf("attention_latent ctx=%ld heads=%ld thr=%d: %.2f us/token/layer, %.1f GFLOP/s\n", (long)S, (long)H,
                   thr, t * 1e6, 2.0 * H * S * (lat + rope + lat) / t * 1e-9);
     }
-    // N decoding sequences (each its own pages, context S): one batched call against N per-sequence calls.
-    for (int64_t N : {16, 64}) {
+    // N decoding sequences (each its own pages, context S): one batched call against N per-sequence calls,
+    // at this model's heads and at more (DeepSeek-V3 has 128).
+    for (auto [N, H] : {std::pair<int64_t, int64_t>{16, 4}, {64, 4}, {16, 16}, {64, 16}, {16, 128}}) {
       std::vector<float> pool(N * S * (lat + rope));
       for (auto& e : pool) e = nd(rng) * 0.3f;
       const int64_t per = S / page_rows;
