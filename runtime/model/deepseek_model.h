@@ -112,7 +112,9 @@ class DeepseekModel {
                const std::function<void(int64_t, const Tensor&)>& on_hidden = nullptr,
                std::vector<float>* final_hidden = nullptr);
 
-  // MTP draft logits: for each position i, from the main model's hidden state h_i (before the final norm,
+  // MTP draft logits: for each position i, from the main model's hidden state h_i (AFTER the final norm,
+  // the tensor the lm_head multiplies, as vLLM and SGLang feed it: forward's on_hidden at layer
+  // num_hidden_layers; tested against a torch reference to 1e-5,
   // [n, hidden]) and the token t_{i+1} that follows, the logits for t_{i+2} ([n, vocab]). Uses and advances
   // the MTP layer's slot of `kv` (which tracks its own length). Requires num_nextn_predict_layers > 0.
   // The MTP layer attends over its own cache slot at positions 0 .. pos0 + i, which earlier calls filled;
