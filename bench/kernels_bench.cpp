@@ -84,11 +84,14 @@ int main(int argc, char** argv) {
     int per_token;  // calls per decoded token in moert-tiny-coder (for the decode estimate)
   };
   // per token: 4 layers of attention (q_a, q_b, kv_a, o, kv_b absorb: 4 heads x (xw 128x512 + xwt 128x512)),
-  // 1 dense MLP, 3 MoE layers (4 routed + 1 shared expert: gate, up, down), the router (bf16, ignored), lm_head.
-  const Shape shapes[] = {{192, 384, "q_a", 4},        {768, 192, "q_b", 4},          {576, 384, "kv_a", 4},
-                          {1024, 512, "kv_b (expand)", 0}, {384, 512, "o_proj", 4},      {1024, 384, "mlp gate/up", 2},
-                          {384, 1024, "mlp down", 1},  {256, 384, "expert gate/up", 30}, {384, 256, "expert down", 15},
-                          {128, 512, "absorb out", 16}, {8320, 384, "lm_head", 1}};
+  // 1 dense MLP, 3 MoE layers (4 routed + 1 shared expert: gate, up, down), the router (bf16, ignored),
+  // lm_head.
+  const Shape shapes[] = {{192, 384, "q_a", 4},          {768, 192, "q_b", 4},
+                          {576, 384, "kv_a", 4},         {1024, 512, "kv_b (expand)", 0},
+                          {384, 512, "o_proj", 4},       {1024, 384, "mlp gate/up", 2},
+                          {384, 1024, "mlp down", 1},    {256, 384, "expert gate/up", 30},
+                          {384, 256, "expert down", 15}, {128, 512, "absorb out", 16},
+                          {8320, 384, "lm_head", 1}};
   ThreadPool pool2(2);
   const int64_t Ms[] = {1, 512};
   std::printf("%-16s %5s %5s %5s %3s %10s %9s %9s %8s\n", "shape", "M", "N", "K", "thr", "us/call", "GFLOP/s",
@@ -107,8 +110,8 @@ int main(int argc, char** argv) {
         ThreadPool* pool = thr == 1 ? nullptr : &pool2;
         const double t = time_it([&] { gemm_xwt(x.data(), M, sh.k, w.ref, y.data(), sh.n, pool); }, min_s);
         const double flops = 2.0 * M * sh.n * sh.k, bytes = double(sh.n) * sh.k;
-        std::printf("%-16s %5ld %5ld %5ld %3d %10.2f %9.1f %9.2f %8.1f\n", sh.what, (long)M, (long)sh.n, (long)sh.k,
-                    thr, t * 1e6, flops / t * 1e-9, bytes / t * 1e-9, t_naive / t);
+        std::printf("%-16s %5ld %5ld %5ld %3d %10.2f %9.1f %9.2f %8.1f\n", sh.what, (long)M, (long)sh.n,
+                    (long)sh.k, thr, t * 1e6, flops / t * 1e-9, bytes / t * 1e-9, t_naive / t);
         if (M == 1) decode_us[thr] += t * 1e6 * sh.per_token;
       }
     }
@@ -119,18 +122,20 @@ int main(int argc, char** argv) {
     for (int64_t M : {1, 4, 16}) {
       std::vector<float> x(M * 128), y(M * 512);
       for (auto& v : x) v = nd(rng);
-      const double t_naive = time_it([&] { gemm_xw_reference(x.data(), M, 128, w.ref, y.data(), 512); }, min_s / 2);
+      const double t_naive =
+          time_it([&] { gemm_xw_reference(x.data(), M, 128, w.ref, y.data(), 512); }, min_s / 2);
       for (int thr : {1, 2}) {
         ThreadPool* pool = thr == 1 ? nullptr : &pool2;
         const double t = time_it([&] { gemm_xw(x.data(), M, 128, w.ref, y.data(), 512, pool); }, min_s);
-        std::printf("%-16s %5ld %5d %5d %3d %10.2f %9.1f %9.2f %8.1f\n", "xw absorb q", (long)M, 128, 512, thr,
-                    t * 1e6, 2.0 * M * 128 * 512 / t * 1e-9, 128.0 * 512 / t * 1e-9, t_naive / t);
+        std::printf("%-16s %5ld %5d %5d %3d %10.2f %9.1f %9.2f %8.1f\n", "xw absorb q", (long)M, 128, 512,
+                    thr, t * 1e6, 2.0 * M * 128 * 512 / t * 1e-9, 128.0 * 512 / t * 1e-9, t_naive / t);
         decode_us[thr] += (M == 1) ? t * 1e6 * 16 : 0;
       }
     }
   }
-  std::printf("decode GEMM time per token: %.1f us (1 thread), %.1f us (2 threads) -> %.0f / %.0f tok/s GEMM-only\n",
-              decode_us[1], decode_us[2], 1e6 / decode_us[1], 1e6 / decode_us[2]);
+  std::printf(
+      "decode GEMM time per token: %.1f us (1 thread), %.1f us (2 threads) -> %.0f / %.0f tok/s GEMM-only\n",
+      decode_us[1], decode_us[2], 1e6 / decode_us[1], 1e6 / decode_us[2]);
 
   // attention: prefill (expanded, 512 tokens, 4 heads, dqk 192, dv 128) and decode (latent, 512 + 64)
   {
@@ -145,8 +150,8 @@ int main(int argc, char** argv) {
       ThreadPool* pool = thr == 1 ? nullptr : &pool2;
       const double t = time_it(
           [&] {
-            attention_expanded(q.data(), T, H * dqk, k.data(), H * dqk, v.data(), H * dv, T, H, dqk, dv, pos.data(),
-                               0.07f, o.data(), H * dv, pool);
+            attention_expanded(q.data(), T, H * dqk, k.data(), H * dqk, v.data(), H * dv, T, H, dqk, dv,
+                               pos.data(), 0.07f, o.data(), H * dv, pool);
           },
           min_s);
       std::printf("attention_expanded T=%ld heads=%ld thr=%d: %.2f ms, %.1f GFLOP/s\n", (long)T, (long)H, thr,
@@ -166,12 +171,12 @@ int main(int argc, char** argv) {
       ThreadPool* pool = thr == 1 ? nullptr : &pool2;
       const double t = time_it(
           [&] {
-            attention_latent(ql.data(), H * lat, qr.data(), H * rope, rope, 1, &rows, nullptr, lat, rope, H, &p1, 0.07f,
-                             ol.data(), H * lat, pool);
+            attention_latent(ql.data(), H * lat, qr.data(), H * rope, rope, 1, &rows, nullptr, lat, rope, H,
+                             &p1, 0.07f, ol.data(), H * lat, pool);
           },
           min_s);
-      std::printf("attention_latent ctx=%ld heads=%ld thr=%d: %.2f us/token/layer, %.1f GFLOP/s\n", (long)S, (long)H,
-                  thr, t * 1e6, 2.0 * H * S * (lat + rope + lat) / t * 1e-9);
+      std::printf("attention_latent ctx=%ld heads=%ld thr=%d: %.2f us/token/layer, %.1f GFLOP/s\n", (long)S,
+                  (long)H, thr, t * 1e6, 2.0 * H * S * (lat + rope + lat) / t * 1e-9);
     }
     // N decoding sequences (each its own pages, context S): one batched call against N per-sequence calls,
     // at this model's heads and at more (DeepSeek-V3 has 128).
@@ -191,21 +196,22 @@ int main(int argc, char** argv) {
       for (auto& e : qrn) e = nd(rng);
       const double batched = time_it(
           [&] {
-            attention_latent(qln.data(), H * lat, qrn.data(), H * rope, rope, N, seqs.data(), row_seq.data(), lat,
-                             rope, H, pos.data(), 0.07f, on.data(), H * lat, &pool2);
+            attention_latent(qln.data(), H * lat, qrn.data(), H * rope, rope, N, seqs.data(), row_seq.data(),
+                             lat, rope, H, pos.data(), 0.07f, on.data(), H * lat, &pool2);
           },
           min_s);
       const double separate = time_it(
           [&] {
             for (int64_t i = 0; i < N; ++i)
-              attention_latent(qln.data() + i * H * lat, H * lat, qrn.data() + i * H * rope, H * rope, rope, 1,
-                               &seqs[i], nullptr, lat, rope, H, pos.data(), 0.07f, on.data() + i * H * lat, H * lat,
-                               &pool2);
+              attention_latent(qln.data() + i * H * lat, H * lat, qrn.data() + i * H * rope, H * rope, rope,
+                               1, &seqs[i], nullptr, lat, rope, H, pos.data(), 0.07f, on.data() + i * H * lat,
+                               H * lat, &pool2);
           },
           min_s);
-      std::printf("attention_latent %ld sequences ctx=%ld heads=%ld thr=2: batched %.1f us, per-sequence calls "
-                  "%.1f us, ratio %.2fx\n",
-                  (long)N, (long)S, (long)H, batched * 1e6, separate * 1e6, separate / batched);
+      std::printf(
+          "attention_latent %ld sequences ctx=%ld heads=%ld thr=2: batched %.1f us, per-sequence calls "
+          "%.1f us, ratio %.2fx\n",
+          (long)N, (long)S, (long)H, batched * 1e6, separate * 1e6, separate / batched);
     }
   }
   return 0;

@@ -29,7 +29,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 std::string arg(int argc, char** argv, const char* key, const std::string& dflt) {
   for (int i = 1; i + 1 < argc; ++i)
@@ -50,7 +52,8 @@ std::pair<int, int> check_reference(DeepseekModel& m, Backend& b, const std::str
   for (int p = 0; ref.tensors().count("prompt" + std::to_string(p) + ".ids"); ++p) {
     const TensorInfo& ti = ref.tensors().at("prompt" + std::to_string(p) + ".ids");
     const TensorInfo& tg = ref.tensors().at("prompt" + std::to_string(p) + ".greedy");
-    std::vector<int32_t> ids(reinterpret_cast<const int32_t*>(ti.data), reinterpret_cast<const int32_t*>(ti.data) + ti.numel());
+    std::vector<int32_t> ids(reinterpret_cast<const int32_t*>(ti.data),
+                             reinterpret_cast<const int32_t*>(ti.data) + ti.numel());
     const int32_t* want = reinterpret_cast<const int32_t*>(tg.data);
     LatentCache cache(b, m.cache_layers(), m.config().kv_cache_width(), 64, 64 << 20);
     KvSequence kv(&cache);
@@ -82,7 +85,8 @@ int main(int argc, char** argv) {
   const bool fp8 = arg(argc, argv, "--activations", "fp32") == "fp8";
   if (!wide.empty()) {
     if (!std::filesystem::exists(wide + "/config.json")) {
-      RandomCheckpointSpec spec;  // hidden 2048, 64 experts of 1408 (8 groups, top-6), 2 shared, 1 dense + 2 MoE
+      RandomCheckpointSpec
+          spec;  // hidden 2048, 64 experts of 1408 (8 groups, top-6), 2 shared, 1 dense + 2 MoE
       auto t0 = Clock::now();
       write_random_checkpoint(wide, spec);
       std::printf("generated %s in %.1f s\n", wide.c_str(), seconds_since(t0));
@@ -94,17 +98,20 @@ int main(int argc, char** argv) {
   ModelOptions opts;
   opts.act_mode = fp8 ? ActMode::kFp8 : ActMode::kF32;
   DeepseekModel model(cfg, std::make_shared<WeightStore>(dir), *backend, opts);
-  std::printf("model %s: hidden %lld, %lld layers, %lld experts (top-%lld), %.1f M parameters; %d threads, %s "
-              "activations\n",
-              dir.c_str(), (long long)cfg.hidden_size, (long long)cfg.num_hidden_layers,
-              (long long)cfg.n_routed_experts, (long long)cfg.num_experts_per_tok,
-              model.weights().parameter_count / 1e6, threads, fp8 ? "fp8" : "fp32");
+  std::printf(
+      "model %s: hidden %lld, %lld layers, %lld experts (top-%lld), %.1f M parameters; %d threads, %s "
+      "activations\n",
+      dir.c_str(), (long long)cfg.hidden_size, (long long)cfg.num_hidden_layers,
+      (long long)cfg.n_routed_experts, (long long)cfg.num_experts_per_tok,
+      model.weights().parameter_count / 1e6, threads, fp8 ? "fp8" : "fp32");
 
   std::vector<int32_t> tokens(prefill);
   uint32_t x = 12345;
   for (int32_t& t : tokens) t = static_cast<int32_t>((x = x * 1664525u + 1013904223u) >> 8) % cfg.vocab_size;
-  LatentCache cache(*backend, model.cache_layers(), cfg.kv_cache_width(), 64,
-                    static_cast<int64_t>(prefill + decode + 64) * cfg.kv_cache_width() * 4 * model.cache_layers() + (1 << 20));
+  LatentCache cache(
+      *backend, model.cache_layers(), cfg.kv_cache_width(), 64,
+      static_cast<int64_t>(prefill + decode + 64) * cfg.kv_cache_width() * 4 * model.cache_layers() +
+          (1 << 20));
   std::vector<float> logits(cfg.vocab_size);
 
   double best_prefill = 1e30, best_decode = 1e30;
@@ -129,10 +136,10 @@ int main(int argc, char** argv) {
   if (streams > 0) {
     const int ctx = std::atoi(arg(argc, argv, "--stream-context", "256").c_str());
     const int steps = std::max(8, decode / 4);
-    LatentCache scache(*backend, model.cache_layers(), cfg.kv_cache_width(), 64,
-                       static_cast<int64_t>(streams) * (ctx + steps + 64) * cfg.kv_cache_width() * 4 *
-                               model.cache_layers() +
-                           (1 << 20));
+    LatentCache scache(
+        *backend, model.cache_layers(), cfg.kv_cache_width(), 64,
+        static_cast<int64_t>(streams) * (ctx + steps + 64) * cfg.kv_cache_width() * 4 * model.cache_layers() +
+            (1 << 20));
     double best = 1e30;
     for (int r = 0; r < repeat; ++r) {
       std::vector<KvSequence> kv;

@@ -47,7 +47,8 @@ moert::GenerationParams generation_params(const moert_options* o, const moert::G
   return p;
 }
 
-moert_status start(moert_model* model, std::vector<int32_t> prompt, const moert_options* gen, moert_stream** out) {
+moert_status start(moert_model* model, std::vector<int32_t> prompt, const moert_options* gen,
+                   moert_stream** out) {
   return guarded([&] {
     auto s = std::make_unique<moert_stream>();
     s->service = model->service;
@@ -87,8 +88,8 @@ MOERT_API moert_status moert_generate_text(moert_model* model, const char* promp
   return start(model, std::move(ids), gen, out);
 }
 
-MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messages_json, const moert_options* gen,
-                                           moert_stream** out) {
+MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messages_json,
+                                           const moert_options* gen, moert_stream** out) {
   std::vector<int32_t> ids;
   moert_status st = guarded([&] {
     require(model, "model");
@@ -98,7 +99,8 @@ MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messa
     const moert::Tokenizer& t = model->service->require_tokenizer();
     const bool gen_prompt = !gen || gen->get_int("add_generation_prompt", 1) != 0;
     // The template writes the BOS token itself; special tokens in it are parsed.
-    ids = t.encode(t.apply_chat_template(messages_json, gen_prompt), /*add_bos=*/false, /*parse_special=*/true);
+    ids =
+        t.encode(t.apply_chat_template(messages_json, gen_prompt), /*add_bos=*/false, /*parse_special=*/true);
   });
   if (st != MOERT_OK) return st;
   return start(model, std::move(ids), gen, out);
@@ -111,7 +113,8 @@ MOERT_API moert_status moert_stream_next(moert_stream* stream, int32_t timeout_m
     require(token, "token");
     require(finish_reason, "finish_reason");
     if (!stream->has_final) {
-      const auto wait = timeout_ms < 0 ? std::chrono::milliseconds(24ll * 3600 * 1000) : std::chrono::milliseconds(timeout_ms);
+      const auto wait = timeout_ms < 0 ? std::chrono::milliseconds(24ll * 3600 * 1000)
+                                       : std::chrono::milliseconds(timeout_ms);
       moert::StreamEvent ev;
       for (;;) {
         const auto r = stream->request->next(&ev, wait);
@@ -139,8 +142,9 @@ MOERT_API moert_status moert_stream_cancel(moert_stream* stream) {
   return guarded([&] { require(stream, "stream")->request->cancel(); });
 }
 
-MOERT_API moert_status moert_stream_usage(const moert_stream* stream, int64_t* prompt_tokens, int64_t* generated_tokens,
-                                          double* time_to_first_token_s, double* tokens_per_second) {
+MOERT_API moert_status moert_stream_usage(const moert_stream* stream, int64_t* prompt_tokens,
+                                          int64_t* generated_tokens, double* time_to_first_token_s,
+                                          double* tokens_per_second) {
   return guarded([&] {
     const moert::Usage u = require(stream, "stream")->request->usage();
     if (prompt_tokens) *prompt_tokens = u.prompt_tokens;

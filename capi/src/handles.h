@@ -40,8 +40,8 @@ inline void write_string(const std::string& s, char* buf, size_t cap, size_t* ne
   if (!buf && cap == 0) return;
   require(buf, "buf");
   if (cap < s.size() + 1)
-    fail(ErrorCode::kInvalidArgument,
-         "buffer of " + std::to_string(cap) + " bytes is too small; " + std::to_string(s.size() + 1) + " needed");
+    fail(ErrorCode::kInvalidArgument, "buffer of " + std::to_string(cap) + " bytes is too small; " +
+                                          std::to_string(s.size() + 1) + " needed");
   std::memcpy(buf, s.c_str(), s.size() + 1);
 }
 

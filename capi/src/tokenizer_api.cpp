@@ -40,18 +40,26 @@ MOERT_API moert_status moert_model_tokenizer(const moert_model* model, moert_tok
   });
 }
 
-MOERT_API void moert_tokenizer_free(moert_tokenizer* tokenizer) { delete tokenizer; }
+MOERT_API void moert_tokenizer_free(moert_tokenizer* tokenizer) {
+  delete tokenizer;
+}
 
-MOERT_API moert_status moert_tokenizer_info_int(const moert_tokenizer* tokenizer, const char* key, int64_t* out) {
+MOERT_API moert_status moert_tokenizer_info_int(const moert_tokenizer* tokenizer, const char* key,
+                                                int64_t* out) {
   return guarded([&] {
     const moert::Tokenizer& t = *require(tokenizer, "tokenizer")->impl;
     const std::string k = require(key, "key");
     require(out, "out");
-    if (k == "vocab_size") *out = t.vocab_size();
-    else if (k == "bos_token_id") *out = t.bos_id();
-    else if (k == "eos_token_id") *out = t.eos_id();
-    else if (k == "add_bos_default") *out = t.add_bos_default() ? 1 : 0;
-    else fail(ErrorCode::kInvalidArgument, "unknown tokenizer info key '" + k + "'");
+    if (k == "vocab_size")
+      *out = t.vocab_size();
+    else if (k == "bos_token_id")
+      *out = t.bos_id();
+    else if (k == "eos_token_id")
+      *out = t.eos_id();
+    else if (k == "add_bos_default")
+      *out = t.add_bos_default() ? 1 : 0;
+    else
+      fail(ErrorCode::kInvalidArgument, "unknown tokenizer info key '" + k + "'");
   });
 }
 
@@ -62,7 +70,8 @@ MOERT_API moert_status moert_tokenize(const moert_tokenizer* tokenizer, const ch
     const moert::Tokenizer& t = *require(tokenizer, "tokenizer")->impl;
     if (!text && text_len) require(text, "text");
     const bool bos = add_bos < 0 ? t.add_bos_default() : add_bos != 0;
-    const std::vector<int32_t> out = t.encode(std::string_view(text ? text : "", text_len), bos, parse_special != 0);
+    const std::vector<int32_t> out =
+        t.encode(std::string_view(text ? text : "", text_len), bos, parse_special != 0);
     if (!ids && cap == 0) {
       if (n_ids) *n_ids = out.size();
       return;

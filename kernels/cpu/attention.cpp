@@ -38,8 +38,8 @@ void softmax_inplace(float* p, int64_t n) {
 void attention_expanded(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
                         const ExpandedSeq* seqs, int64_t nseq, int64_t heads, int64_t dqk, int64_t dv,
                         const int32_t* q_pos, float scale, float* out, int64_t ldo, ThreadPool* pool) {
-  MOERT_DISPATCH(attention_expanded, q, ldq, k, ldk, v, ldv, seqs, nseq, heads, dqk, dv, q_pos, scale, out, ldo,
-                 pool);
+  MOERT_DISPATCH(attention_expanded, q, ldq, k, ldk, v, ldv, seqs, nseq, heads, dqk, dv, q_pos, scale, out,
+                 ldo, pool);
   for (int64_t sq = 0; sq < nseq; ++sq) {
     const ExpandedSeq& S = seqs[sq];
     const float* ks = k + S.k0 * ldk;
@@ -76,8 +76,8 @@ void attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int
                       int64_t rope_stride, int64_t t, const PagedRows* caches, const int32_t* row_cache,
                       int64_t lat, int64_t rope, int64_t heads, const int32_t* q_pos, float scale, float* out,
                       int64_t ldo, ThreadPool* pool, bool split_keys) {
-  MOERT_DISPATCH(attention_latent, q_lat, ldql, q_rope, ldqr, rope_stride, t, caches, row_cache, lat, rope, heads,
-                 q_pos, scale, out, ldo, pool, split_keys);
+  MOERT_DISPATCH(attention_latent, q_lat, ldql, q_rope, ldqr, rope_stride, t, caches, row_cache, lat, rope,
+                 heads, q_pos, scale, out, ldo, pool, split_keys);
   (void)split_keys;  // the portable path never splits
   const int64_t width = lat + rope;
   parallel_for(pool, t * heads, 1, [&](int64_t b, int64_t e, int) {

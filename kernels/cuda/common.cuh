@@ -10,9 +10,15 @@
 
 namespace moert::cuda {
 
-inline cudaError_t launch_status() { return cudaGetLastError(); }
-inline unsigned ydim(int64_t rows) { return static_cast<unsigned>(rows < 65535 ? rows : 65535); }
-inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+inline cudaError_t launch_status() {
+  return cudaGetLastError();
+}
+inline unsigned ydim(int64_t rows) {
+  return static_cast<unsigned>(rows < 65535 ? rows : 65535);
+}
+inline unsigned blocks_for(int64_t n, int threads) {
+  return static_cast<unsigned>((n + threads - 1) / threads);
+}
 
 __device__ inline float e4m3_to_f32(uint8_t b) {
   const uint32_t sign = static_cast<uint32_t>(b & 0x80u) << 24;
@@ -42,7 +48,9 @@ __device__ inline uint8_t f32_to_e4m3(float f) {
   return static_cast<uint8_t>(sign | (exp << 3) | man);
 }
 
-__device__ inline float bf16_to_f32(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
+__device__ inline float bf16_to_f32(uint16_t h) {
+  return __uint_as_float(static_cast<uint32_t>(h) << 16);
+}
 // Round to nearest even (NaN stays NaN), as kernels/cpu/numeric_types.h's f32_to_bf16.
 __device__ inline uint16_t f32_to_bf16(float f) {
   const uint32_t u = __float_as_uint(f);
@@ -85,10 +93,14 @@ __device__ inline float load_weight(const DevWeight& w, int64_t row, int64_t col
 
 __device__ inline float load_any(const void* w, int type, int64_t idx) {
   switch (type) {
-    case kWBF16: return load_raw<kWBF16>(w, idx);
-    case kWF16: return load_raw<kWF16>(w, idx);
-    case kWF8: return load_raw<kWF8>(w, idx);
-    default: return load_raw<kWF32>(w, idx);
+    case kWBF16:
+      return load_raw<kWBF16>(w, idx);
+    case kWF16:
+      return load_raw<kWF16>(w, idx);
+    case kWF8:
+      return load_raw<kWF8>(w, idx);
+    default:
+      return load_raw<kWF32>(w, idx);
   }
 }
 
@@ -102,13 +114,30 @@ __device__ inline float warp_max(float v) {
 }
 
 // Dispatches a templated launch on the weight type.
-#define MOERT_CUDA_WTYPE_SWITCH(type, WT, ...)   \
-  switch (type) {                                \
-    case kWF32: { constexpr int WT = kWF32; __VA_ARGS__; break; } \
-    case kWBF16: { constexpr int WT = kWBF16; __VA_ARGS__; break; } \
-    case kWF16: { constexpr int WT = kWF16; __VA_ARGS__; break; } \
-    case kWF8: { constexpr int WT = kWF8; __VA_ARGS__; break; } \
-    default: return cudaErrorInvalidValue;       \
+#define MOERT_CUDA_WTYPE_SWITCH(type, WT, ...) \
+  switch (type) {                              \
+    case kWF32: {                              \
+      constexpr int WT = kWF32;                \
+      __VA_ARGS__;                             \
+      break;                                   \
+    }                                          \
+    case kWBF16: {                             \
+      constexpr int WT = kWBF16;               \
+      __VA_ARGS__;                             \
+      break;                                   \
+    }                                          \
+    case kWF16: {                              \
+      constexpr int WT = kWF16;                \
+      __VA_ARGS__;                             \
+      break;                                   \
+    }                                          \
+    case kWF8: {                               \
+      constexpr int WT = kWF8;                 \
+      __VA_ARGS__;                             \
+      break;                                   \
+    }                                          \
+    default:                                   \
+      return cudaErrorInvalidValue;            \
   }
 
 }  // namespace moert::cuda

@@ -14,7 +14,9 @@ uint64_t splitmix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+inline uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 // Applies the penalties to a copy of the logits.
 void penalised(const float* logits, int64_t vocab, const SamplingParams& p, const TokenHistory* h,
@@ -56,10 +58,12 @@ uint64_t SamplingRng::next() {
   return result;
 }
 
-double SamplingRng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double SamplingRng::uniform() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
-void sampling_distribution(const float* logits, int64_t vocab, const SamplingParams& p, const TokenHistory* history,
-                           std::vector<double>* probs) {
+void sampling_distribution(const float* logits, int64_t vocab, const SamplingParams& p,
+                           const TokenHistory* history, std::vector<double>* probs) {
   std::vector<double> l;
   penalised(logits, vocab, p, history, l);
   // Softmax at the temperature.
@@ -72,7 +76,9 @@ void sampling_distribution(const float* logits, int64_t vocab, const SamplingPar
   // Candidates by descending probability (ties: lower id first).
   std::vector<int32_t> order(vocab);
   std::iota(order.begin(), order.end(), 0);
-  auto by_prob = [&](int32_t a, int32_t b) { return (*probs)[a] > (*probs)[b] || ((*probs)[a] == (*probs)[b] && a < b); };
+  auto by_prob = [&](int32_t a, int32_t b) {
+    return (*probs)[a] > (*probs)[b] || ((*probs)[a] == (*probs)[b] && a < b);
+  };
   int64_t keep = vocab;
   if (p.top_k > 0 && p.top_k < vocab) {
     std::partial_sort(order.begin(), order.begin() + p.top_k, order.end(), by_prob);

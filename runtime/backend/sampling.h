@@ -43,7 +43,7 @@ int32_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p
 
 // The probability distribution sample_token draws from (after penalties, temperature and the filters),
 // for tests: probs[vocab], zero outside the kept set. Requires temperature > 0.
-void sampling_distribution(const float* logits, int64_t vocab, const SamplingParams& p, const TokenHistory* history,
-                           std::vector<double>* probs);
+void sampling_distribution(const float* logits, int64_t vocab, const SamplingParams& p,
+                           const TokenHistory* history, std::vector<double>* probs);
 
 }  // namespace moert

@@ -17,7 +17,9 @@ using json = nlohmann::json;
   fail(ErrorCode::kUnsupported, source + ": field '" + field + "' " + why);
 }
 
-std::string show(const json& v) { return v.dump(); }
+std::string show(const json& v) {
+  return v.dump();
+}
 
 // Reads an integer field; `required` fields must be present and non-null.
 int64_t get_int(const json& j, const std::string& src, const char* key, std::optional<int64_t> dflt,
@@ -27,15 +29,18 @@ int64_t get_int(const json& j, const std::string& src, const char* key, std::opt
     if (!dflt) bad(src, key, "is missing");
     return *dflt;
   }
-  if (!it->is_number_integer() && !(it->is_number_float() && std::floor(it->get<double>()) == it->get<double>()))
+  if (!it->is_number_integer() &&
+      !(it->is_number_float() && std::floor(it->get<double>()) == it->get<double>()))
     bad(src, key, "must be an integer, got " + show(*it));
   // No real config comes near 2^31; bounding every integer keeps the casts below and the sizes derived
   // from them (qk_head_dim, products of two dimensions) free of overflow.
   constexpr double kMaxInt = 2147483647.0;
   const double approx = it->get<double>();
-  if (approx > kMaxInt || approx < -kMaxInt) bad(src, key, "has value " + show(*it) + ", which is implausibly large");
+  if (approx > kMaxInt || approx < -kMaxInt)
+    bad(src, key, "has value " + show(*it) + ", which is implausibly large");
   int64_t v = it->is_number_integer() ? it->get<int64_t>() : static_cast<int64_t>(approx);
-  if (v < min_value) bad(src, key, "has value " + show(*it) + ", below the minimum " + std::to_string(min_value));
+  if (v < min_value)
+    bad(src, key, "has value " + show(*it) + ", below the minimum " + std::to_string(min_value));
   return v;
 }
 
@@ -74,7 +79,8 @@ void parse_rope_scaling(const json& j, const std::string& src, ModelConfig& c) {
   std::string rope_type = get_string(r, src, "rope_type", type);
   if (rope_type.empty()) rope_type = type;
   if (rope_type == "default" || rope_type.empty()) return;
-  if (rope_type != "yarn") bad(src, "rope_scaling.type", "has value \"" + rope_type + "\"; moert supports \"yarn\"");
+  if (rope_type != "yarn")
+    bad(src, "rope_scaling.type", "has value \"" + rope_type + "\"; moert supports \"yarn\"");
   RopeScaling& y = c.rope_scaling;
   y.yarn = true;
   y.factor = get_double(r, src, "factor", std::nullopt);
@@ -133,7 +139,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   c.model_type = get_string(j, src, "model_type", "");
   if (c.model_type != "deepseek_v2" && c.model_type != "deepseek_v3" && c.model_type != "kimi_k2")
     bad(src, "model_type",
-        "has value \"" + c.model_type + "\"; moert supports \"deepseek_v2\", \"deepseek_v3\" and \"kimi_k2\"");
+        "has value \"" + c.model_type +
+            "\"; moert supports \"deepseek_v2\", \"deepseek_v3\" and \"kimi_k2\"");
   const bool v2 = c.model_type == "deepseek_v2";
 
   c.vocab_size = get_int(j, src, "vocab_size", std::nullopt, 1);
@@ -147,16 +154,15 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   c.kv_lora_rank = get_int(j, src, "kv_lora_rank", std::nullopt, 1);
   c.qk_nope_head_dim = get_int(j, src, "qk_nope_head_dim", std::nullopt, 1);
   c.qk_rope_head_dim = get_int(j, src, "qk_rope_head_dim", std::nullopt, 2);
-  if (c.qk_rope_head_dim % 2) bad(src, "qk_rope_head_dim", "must be even, got " + show(j["qk_rope_head_dim"]));
+  if (c.qk_rope_head_dim % 2)
+    bad(src, "qk_rope_head_dim", "must be even, got " + show(j["qk_rope_head_dim"]));
   c.v_head_dim = get_int(j, src, "v_head_dim", std::nullopt, 1);
   c.n_routed_experts = get_int(j, src, "n_routed_experts", 0, 0);
   c.n_shared_experts = get_int(j, src, "n_shared_experts", 0, 0);
-  c.moe_intermediate_size = get_int(j, src, "moe_intermediate_size", c.n_routed_experts ? std::nullopt
-                                                                                          : std::optional<int64_t>(0),
-                                    0);
-  c.num_experts_per_tok = get_int(j, src, "num_experts_per_tok", c.n_routed_experts ? std::nullopt
-                                                                                     : std::optional<int64_t>(0),
-                                  0);
+  c.moe_intermediate_size = get_int(j, src, "moe_intermediate_size",
+                                    c.n_routed_experts ? std::nullopt : std::optional<int64_t>(0), 0);
+  c.num_experts_per_tok = get_int(j, src, "num_experts_per_tok",
+                                  c.n_routed_experts ? std::nullopt : std::optional<int64_t>(0), 0);
   c.n_group = get_int(j, src, "n_group", 1, 1);
   c.topk_group = get_int(j, src, "topk_group", 1, 1);
   c.first_k_dense_replace = get_int(j, src, "first_k_dense_replace", 0, 0);
@@ -185,14 +191,20 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
             std::to_string(c.num_attention_heads) + ")");
 
   std::string scoring = get_string(j, src, "scoring_func", v2 ? "softmax" : "sigmoid");
-  if (scoring == "softmax") c.scoring_func = ScoringFunc::kSoftmax;
-  else if (scoring == "sigmoid") c.scoring_func = ScoringFunc::kSigmoid;
-  else bad(src, "scoring_func", "has value \"" + scoring + "\"; moert supports \"softmax\" and \"sigmoid\"");
+  if (scoring == "softmax")
+    c.scoring_func = ScoringFunc::kSoftmax;
+  else if (scoring == "sigmoid")
+    c.scoring_func = ScoringFunc::kSigmoid;
+  else
+    bad(src, "scoring_func", "has value \"" + scoring + "\"; moert supports \"softmax\" and \"sigmoid\"");
 
   std::string topk = get_string(j, src, "topk_method", v2 ? "greedy" : "noaux_tc");
-  if (topk == "greedy") c.topk_method = TopkMethod::kGreedy;
-  else if (topk == "group_limited_greedy") c.topk_method = TopkMethod::kGroupLimitedGreedy;
-  else if (topk == "noaux_tc") c.topk_method = TopkMethod::kNoauxTc;
+  if (topk == "greedy")
+    c.topk_method = TopkMethod::kGreedy;
+  else if (topk == "group_limited_greedy")
+    c.topk_method = TopkMethod::kGroupLimitedGreedy;
+  else if (topk == "noaux_tc")
+    c.topk_method = TopkMethod::kNoauxTc;
   else
     bad(src, "topk_method",
         "has value \"" + topk + "\"; moert supports \"greedy\", \"group_limited_greedy\" and \"noaux_tc\"");
@@ -201,22 +213,25 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
 
   if (c.n_routed_experts > 0) {
     if (c.n_routed_experts % c.n_group)
-      bad(src, "n_group", "has value " + show(j["n_group"]) + ", which does not divide n_routed_experts (" +
-                              std::to_string(c.n_routed_experts) + ")");
+      bad(src, "n_group",
+          "has value " + show(j["n_group"]) + ", which does not divide n_routed_experts (" +
+              std::to_string(c.n_routed_experts) + ")");
     if (c.topk_group > c.n_group)
       bad(src, "topk_group", "has value " + show(j["topk_group"]) + ", more than n_group");
     if (c.num_experts_per_tok < 1 || c.num_experts_per_tok > c.n_routed_experts)
-      bad(src, "num_experts_per_tok", "has value " + show(j["num_experts_per_tok"]) + ", outside 1..n_routed_experts");
+      bad(src, "num_experts_per_tok",
+          "has value " + show(j["num_experts_per_tok"]) + ", outside 1..n_routed_experts");
     if (c.num_experts_per_tok > c.topk_group * (c.n_routed_experts / c.n_group) &&
         c.topk_method != TopkMethod::kGreedy)
-      bad(src, "num_experts_per_tok", "has value " + show(j["num_experts_per_tok"]) +
-                                          ", more than the experts in topk_group groups");
+      bad(src, "num_experts_per_tok",
+          "has value " + show(j["num_experts_per_tok"]) + ", more than the experts in topk_group groups");
     if (c.topk_method == TopkMethod::kNoauxTc && c.n_routed_experts / c.n_group < 2)
       bad(src, "n_group", "leaves fewer than 2 experts per group, which noaux_tc's top-2 group score needs");
     if (c.moe_intermediate_size < 1) bad(src, "moe_intermediate_size", "must be at least 1");
   }
   if (c.first_k_dense_replace > c.num_hidden_layers)
-    bad(src, "first_k_dense_replace", "has value " + show(j["first_k_dense_replace"]) + ", more than num_hidden_layers");
+    bad(src, "first_k_dense_replace",
+        "has value " + show(j["first_k_dense_replace"]) + ", more than num_hidden_layers");
 
   parse_rope_scaling(j, src, c);
 
@@ -227,15 +242,18 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
     if (method != "fp8")
       bad(src, "quantization_config.quant_method", "has value \"" + method + "\"; moert supports \"fp8\"");
     std::string fmt = get_string(*q, src, "fmt", "e4m3");
-    if (fmt != "e4m3") bad(src, "quantization_config.fmt", "has value \"" + fmt + "\"; moert supports \"e4m3\"");
+    if (fmt != "e4m3")
+      bad(src, "quantization_config.fmt", "has value \"" + fmt + "\"; moert supports \"e4m3\"");
     std::string act = get_string(*q, src, "activation_scheme", "dynamic");
     if (act != "dynamic")
-      bad(src, "quantization_config.activation_scheme", "has value \"" + act + "\"; moert supports \"dynamic\"");
+      bad(src, "quantization_config.activation_scheme",
+          "has value \"" + act + "\"; moert supports \"dynamic\"");
     auto b = q->find("weight_block_size");
     if (b == q->end() || !b->is_array() || b->size() != 2 || !(*b)[0].is_number_integer() ||
         !(*b)[1].is_number_integer() || (*b)[0].get<int64_t>() != 128 || (*b)[1].get<int64_t>() != 128)
       bad(src, "quantization_config.weight_block_size",
-          "has value " + (b == q->end() ? std::string("(missing)") : show(*b)) + "; moert supports [128, 128]");
+          "has value " + (b == q->end() ? std::string("(missing)") : show(*b)) +
+              "; moert supports [128, 128]");
     c.quant.fp8 = true;
   }
   return c;
@@ -277,13 +295,14 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["rope_theta"] = c.rope_theta;
   j["max_position_embeddings"] = c.max_position_embeddings;
   if (c.rope_scaling.yarn) {
-    j["rope_scaling"] = {{"type", "yarn"},
-                         {"factor", c.rope_scaling.factor},
-                         {"mscale", c.rope_scaling.mscale},
-                         {"mscale_all_dim", c.rope_scaling.mscale_all_dim},
-                         {"beta_fast", c.rope_scaling.beta_fast},
-                         {"beta_slow", c.rope_scaling.beta_slow},
-                         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+    j["rope_scaling"] = {
+        {"type", "yarn"},
+        {"factor", c.rope_scaling.factor},
+        {"mscale", c.rope_scaling.mscale},
+        {"mscale_all_dim", c.rope_scaling.mscale_all_dim},
+        {"beta_fast", c.rope_scaling.beta_fast},
+        {"beta_slow", c.rope_scaling.beta_slow},
+        {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
   } else {
     j["rope_scaling"] = nullptr;
   }

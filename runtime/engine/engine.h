@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "engine/loaded_model.h"
 #include "backend/sampling.h"
+#include "engine/loaded_model.h"
 #include "engine/text_stream.h"
 
 namespace moert {

@@ -111,8 +111,10 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   m->model_ = std::make_unique<DeepseekModel>(m->cfg_, m->store_, *m->backend_, mo);
   step(0.9, "kv cache");
   DType cache_dtype = opts.device == "cpu" ? DType::kF32 : DType::kBF16;
-  if (opts.kv_cache_dtype == "fp32") cache_dtype = DType::kF32;
-  else if (opts.kv_cache_dtype == "bf16") cache_dtype = DType::kBF16;
+  if (opts.kv_cache_dtype == "fp32")
+    cache_dtype = DType::kF32;
+  else if (opts.kv_cache_dtype == "bf16")
+    cache_dtype = DType::kBF16;
   else if (opts.kv_cache_dtype != "auto")
     fail(ErrorCode::kInvalidArgument, "unknown kv_cache_dtype \"" + opts.kv_cache_dtype + "\"");
   if (cache_dtype == DType::kBF16 && opts.device == "cpu")

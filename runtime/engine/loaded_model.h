@@ -30,7 +30,9 @@ struct LoadOptions {
   bool check_weights = true;
   int64_t page_rows = 64;
   bool cuda_graphs = true;
-  std::string kv_cache_dtype = "auto";  // "auto" (bf16 on cuda, fp32 on the cpu), "fp32" or "bf16" (cuda only)  // decode steps as CUDA graphs (ModelOptions::graphs); no effect on the CPU
+  std::string kv_cache_dtype =
+      "auto";  // "auto" (bf16 on cuda, fp32 on the cpu), "fp32" or "bf16" (cuda only)  // decode steps as
+               // CUDA graphs (ModelOptions::graphs); no effect on the CPU
   // Expert parallelism (runtime/ep): the routed experts spread over ep_size ranks, one rank per process
   // (ep_transport "mpi": every process of MPI_COMM_WORLD; MPI initialised here when the host has not;
   // "nccl": GPU ranks, one GPU each, NCCL's id over MPI when ep_size > 1).

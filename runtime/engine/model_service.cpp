@@ -32,11 +32,14 @@ std::shared_ptr<ModelService> ModelService::load(const std::string& dir, const L
   return s;
 }
 
-ModelService::~ModelService() { engine_.reset(); }  // stop the scheduler before the model goes
+ModelService::~ModelService() {
+  engine_.reset();
+}  // stop the scheduler before the model goes
 
 const Tokenizer& ModelService::require_tokenizer() const {
   if (!tokenizer_)
-    fail(ErrorCode::kInvalidArgument, model_->dir() + ": the model has no tokenizer.json; pass token ids instead");
+    fail(ErrorCode::kInvalidArgument,
+         model_->dir() + ": the model has no tokenizer.json; pass token ids instead");
   return *tokenizer_;
 }
 

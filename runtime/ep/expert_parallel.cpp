@@ -440,7 +440,8 @@ void ExpertParallel::finish(MoeExchange& base, Tensor& out) {
     }
     nrows += static_cast<int64_t>(per);
   }
-  Tensor Y, SR = b_.empty(DType::kI32, T, C), W = b_.empty(DType::kF32, T, C), O = b_.empty(DType::kI32, T, C);
+  Tensor Y, SR = b_.empty(DType::kI32, T, C), W = b_.empty(DType::kF32, T, C),
+            O = b_.empty(DType::kI32, T, C);
   if (nrows > 0) {
     Y = b_.empty(DType::kF32, nrows, H);
     b_.copy_from_host(rows.data(), Y);

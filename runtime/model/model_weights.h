@@ -28,7 +28,8 @@ struct LayerWeights {
   WeightMatrix router;  // [experts, hidden]
   Tensor router_bias;   // e_score_correction_bias [1, experts] (V3) or empty
   std::vector<ExpertWeights> experts;
-  ExpertSet routed;  // the grouped ops' view of `experts` (set by the model: DeepseekModel::prepare_expert_sets)
+  ExpertSet
+      routed;  // the grouped ops' view of `experts` (set by the model: DeepseekModel::prepare_expert_sets)
   bool has_shared = false;
   ExpertWeights shared;
 };
@@ -57,8 +58,8 @@ struct ModelWeights {
 using ExpertFilter = std::function<bool(int64_t layer, int64_t expert)>;
 
 // Without a filter (the default) every expert is bound.
-ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend, bool load_mtp,
-                                const ExpertFilter& keep = nullptr);
+ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend,
+                                bool load_mtp, const ExpertFilter& keep = nullptr);
 
 // Re-binds the routed experts of one MoE layer (`layer` as above) after a change of placement: the experts
 // `keep` accepts are bound, the others released.

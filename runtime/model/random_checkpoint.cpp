@@ -27,9 +27,7 @@ class Rng {
     return s_;
   }
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
-  float normal() {
-    return (uniform() + uniform() + uniform() + uniform() - 2.0f) * 1.7320508f;
-  }
+  float normal() { return (uniform() + uniform() + uniform() + uniform() - 2.0f) * 1.7320508f; }
 
  private:
   uint64_t s_;
@@ -57,7 +55,8 @@ class Builder {
     for (float& s : scale) s = std::max(s, 1e-8f) / 448.0f;
     std::vector<uint8_t> q(static_cast<size_t>(n * k));
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < k; ++j) q[i * k + j] = kernels::float_to_e4m3(w[i * k + j] / scale[(i / 128) * bk + j / 128]);
+      for (int64_t j = 0; j < k; ++j)
+        q[i * k + j] = kernels::float_to_e4m3(w[i * k + j] / scale[(i / 128) * bk + j / 128]);
     put(name, DType::kF8E4M3, {n, k}, std::move(q));
     std::vector<uint8_t> sb(scale.size() * 4);
     std::memcpy(sb.data(), scale.data(), sb.size());
@@ -124,7 +123,8 @@ class Builder {
     std::vector<float> bias(s_.experts);
     for (float& b : bias) b = 0.05f * rng_.normal();
     f32(m + "gate.e_score_correction_bias", bias);
-    for (int64_t e = 0; e < s_.experts; ++e) mlp(m + "experts." + std::to_string(e) + ".", s_.moe_intermediate);
+    for (int64_t e = 0; e < s_.experts; ++e)
+      mlp(m + "experts." + std::to_string(e) + ".", s_.moe_intermediate);
     if (s_.shared) mlp(m + "shared_experts.", s_.moe_intermediate * s_.shared);
   }
 
@@ -251,7 +251,8 @@ void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec&
       b.norm(p + "hnorm.weight", s.hidden);
       b.random_bf16(p + "eh_proj.weight", s.hidden, 2 * s.hidden, 1.0f / std::sqrt(2.0f * s.hidden));
       b.norm(p + "shared_head.norm.weight", s.hidden);
-      b.random_bf16(p + "shared_head.head.weight", s.vocab, s.hidden, 1.0f / std::sqrt(static_cast<float>(s.hidden)));
+      b.random_bf16(p + "shared_head.head.weight", s.vocab, s.hidden,
+                    1.0f / std::sqrt(static_cast<float>(s.hidden)));
     }
     report((i + 1.0) / (total + 1), "layer " + std::to_string(i + 1) + " of " + std::to_string(total) + " (" +
                                         std::to_string(b.shards_written()) + " shards written)");

@@ -28,9 +28,11 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
         fail(ErrorCode::kFormat, index_path + ": weight_map entry '" + it.key() + "' is not a file name");
       std::string file = it.value().get<std::string>();
       if (file.find('/') != std::string::npos || file == ".." || file.empty())
-        fail(ErrorCode::kFormat, index_path + ": weight_map entry '" + it.key() + "' names an invalid file '" + file + "'");
+        fail(ErrorCode::kFormat,
+             index_path + ": weight_map entry '" + it.key() + "' names an invalid file '" + file + "'");
       weight_map[it.key()] = file;
-      if (std::find(shard_names.begin(), shard_names.end(), file) == shard_names.end()) shard_names.push_back(file);
+      if (std::find(shard_names.begin(), shard_names.end(), file) == shard_names.end())
+        shard_names.push_back(file);
     }
   } else if (path_exists(model_dir + "/model.safetensors")) {
     shard_names.push_back("model.safetensors");
@@ -46,8 +48,8 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
           example = name;
           break;
         }
-      fail(ErrorCode::kIo, model_dir + "/" + shard_names[s] + ": shard file does not exist, but " + index_path +
-                               " names it for tensor '" + example + "'");
+      fail(ErrorCode::kIo, model_dir + "/" + shard_names[s] + ": shard file does not exist, but " +
+                               index_path + " names it for tensor '" + example + "'");
     }
     shards_.push_back(std::make_unique<SafetensorsFile>(model_dir + "/" + shard_names[s]));
     for (const auto& [name, info] : shards_.back()->tensors()) {
@@ -56,7 +58,8 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
         if (w == weight_map.end() || w->second != shard_names[s]) continue;  // index is the authority
       }
       if (index_.count(name))
-        fail(ErrorCode::kFormat, shards_.back()->path() + ": tensor '" + name + "' also appears in " + file_of(name));
+        fail(ErrorCode::kFormat,
+             shards_.back()->path() + ": tensor '" + name + "' also appears in " + file_of(name));
       index_.emplace(name, std::make_pair(&info, s));
     }
   }
@@ -95,11 +98,11 @@ const TensorInfo& WeightStore::require(const std::string& name, std::initializer
     want += (want.empty() ? "" : " or ") + std::string(dtype_name(d));
   }
   if (!ok)
-    fail(ErrorCode::kFormat, file_of(name) + ": tensor '" + name + "' has dtype " + dtype_name(t->dtype) +
-                                 ", expected " + want);
+    fail(ErrorCode::kFormat,
+         file_of(name) + ": tensor '" + name + "' has dtype " + dtype_name(t->dtype) + ", expected " + want);
   if (t->shape != shape)
-    fail(ErrorCode::kFormat, file_of(name) + ": tensor '" + name + "' has shape " + shape_to_string(t->shape) +
-                                 ", expected " + shape_to_string(shape));
+    fail(ErrorCode::kFormat, file_of(name) + ": tensor '" + name + "' has shape " +
+                                 shape_to_string(t->shape) + ", expected " + shape_to_string(shape));
   return *t;
 }
 

@@ -101,9 +101,12 @@ void die(const std::string& message) {
 }
 
 void check(int status, const char* what) {
-  if (status != MOERT_OK) die(std::string(what) + ": " + moert_last_error() + " (" + moert_status_name(status) + ")");
+  if (status != MOERT_OK)
+    die(std::string(what) + ": " + moert_last_error() + " (" + moert_status_name(status) + ")");
 }
 
-bool isatty_stdin() { return ::isatty(0) != 0; }
+bool isatty_stdin() {
+  return ::isatty(0) != 0;
+}
 
 }  // namespace cli

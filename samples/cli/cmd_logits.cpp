@@ -55,7 +55,8 @@ int cmd_logits(int argc, char** argv) {
 
   moert_options* opts = nullptr;
   check(moert_options_create(&opts), "options");
-  if (a.has("activations")) check(moert_options_set_string(opts, "activations", a.get("activations").c_str()), "--activations");
+  if (a.has("activations"))
+    check(moert_options_set_string(opts, "activations", a.get("activations").c_str()), "--activations");
   if (a.has("threads")) check(moert_options_set_int(opts, "threads", a.get_int("threads", 0)), "--threads");
   if (a.has("device")) check(moert_options_set_string(opts, "device", a.get("device").c_str()), "--device");
   // Enough cache for this sequence whatever the default budget.
@@ -70,7 +71,8 @@ int cmd_logits(int argc, char** argv) {
   const size_t n = tokens.size();
   std::vector<float> logits(n * vocab);
   const size_t prefill = decode_from < 0 ? n : static_cast<size_t>(decode_from);
-  if (prefill > 0) check(moert_session_eval(session, tokens.data(), prefill, 1, logits.data(), prefill * vocab), "eval");
+  if (prefill > 0)
+    check(moert_session_eval(session, tokens.data(), prefill, 1, logits.data(), prefill * vocab), "eval");
   for (size_t i = prefill; i < n; ++i)
     check(moert_session_eval(session, &tokens[i], 1, 0, logits.data() + i * vocab, vocab), "eval");
   moert_session_free(session);

@@ -43,7 +43,8 @@ int cmd_tokenize(int argc, char** argv) {
   const int32_t bos = a.has("bos") ? 1 : 0;
   check(moert_tokenize(m, text.data(), text.size(), bos, parse_special, nullptr, 0, &n), "tokenize");
   std::vector<int32_t> ids(n);
-  check(moert_tokenize(m, text.data(), text.size(), bos, parse_special, ids.data(), ids.size(), &n), "tokenize");
+  check(moert_tokenize(m, text.data(), text.size(), bos, parse_special, ids.data(), ids.size(), &n),
+        "tokenize");
   for (size_t i = 0; i < n; ++i) std::printf("%s%d", i ? "," : "", ids[i]);
   std::printf("\n");
   moert_tokenizer_free(m);

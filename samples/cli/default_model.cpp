@@ -36,6 +36,8 @@ std::string default_model_dir() {
   return beside_executable(MOERT_MODEL_RELPATH);
 }
 
-std::string v3_tokenizer_dir() { return beside_executable(MOERT_V3_TOKENIZER_RELPATH); }
+std::string v3_tokenizer_dir() {
+  return beside_executable(MOERT_V3_TOKENIZER_RELPATH);
+}
 
 }  // namespace cli

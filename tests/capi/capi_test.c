@@ -8,15 +8,15 @@
 
 static int g_passed = 0, g_failed = 0;
 
-#define CHECK(cond)                                                                     \
-  do {                                                                                  \
-    if (cond) {                                                                         \
-      ++g_passed;                                                                       \
-    } else {                                                                            \
-      ++g_failed;                                                                       \
+#define CHECK(cond)                                                                           \
+  do {                                                                                        \
+    if (cond) {                                                                               \
+      ++g_passed;                                                                             \
+    } else {                                                                                  \
+      ++g_failed;                                                                             \
       fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
-              moert_last_error());                                                      \
-    }                                                                                   \
+              moert_last_error());                                                            \
+    }                                                                                         \
   } while (0)
 
 static char g_dir[4096];

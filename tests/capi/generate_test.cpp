@@ -6,8 +6,8 @@
 #include <atomic>
 
 #include <cstring>
-#include <map>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -146,7 +146,8 @@ TEST(CapiGenerate, EightThreadsAtOnceGiveTheSameTokens) {
     th.emplace_back([&, t] {
       moert_options* g = greedy(48);
       moert_stream* s = nullptr;
-      if (moert_generate_tokens(model.m, ids[t % 4].data(), ids[t % 4].size(), g, &s) == MOERT_OK) got[t] = drain(s).tokens;
+      if (moert_generate_tokens(model.m, ids[t % 4].data(), ids[t % 4].size(), g, &s) == MOERT_OK)
+        got[t] = drain(s).tokens;
       moert_stream_free(s);
       moert_options_free(g);
     });
@@ -165,7 +166,8 @@ TEST(CapiGenerate, SessionsBatchWithStreamsAndKeepTheirTokens) {
     th.emplace_back([&, t] {
       moert_options* g = greedy(24);
       moert_stream* s = nullptr;
-      if (moert_generate_tokens(model.m, ids[t].data(), ids[t].size(), g, &s) == MOERT_OK) got[4 + t] = drain(s).tokens;
+      if (moert_generate_tokens(model.m, ids[t].data(), ids[t].size(), g, &s) == MOERT_OK)
+        got[4 + t] = drain(s).tokens;
       moert_stream_free(s);
       moert_options_free(g);
     });
@@ -463,7 +465,8 @@ TEST(CapiGenerate, FixtureGreedyTokens) {
       const auto& want = ref["case" + std::to_string(c) + ".decode_inputs"];
       moert_options* g = greedy(static_cast<int64_t>(want.size()));
       moert_stream* s = nullptr;
-      ASSERT_EQ(moert_generate_tokens(m, prompt.data(), prompt.size(), g, &s), MOERT_OK) << moert_last_error();
+      ASSERT_EQ(moert_generate_tokens(m, prompt.data(), prompt.size(), g, &s), MOERT_OK)
+          << moert_last_error();
       EXPECT_EQ(drain(s).tokens, want) << name << " case " << c;
       moert_stream_free(s);
       moert_options_free(g);

@@ -173,7 +173,8 @@ TEST_F(CudaModel, MixedStepIsOneBatchWithOneUploadAndOneDownload) {
     for (size_t i = 0; i < prompts.size(); ++i) kv.emplace_back(&cache);
     // prefill the first three, then one step: three decodes and the fourth's whole prompt
     std::vector<SequenceStep> pre;
-    for (int i = 0; i < 3; ++i) pre.push_back({&kv[i], prompts[i].data(), static_cast<int64_t>(prompts[i].size())});
+    for (int i = 0; i < 3; ++i)
+      pre.push_back({&kv[i], prompts[i].data(), static_cast<int64_t>(prompts[i].size())});
     m.forward(pre, nullptr);
     const int32_t next[3] = {tok(rng), tok(rng), tok(rng)};
     std::vector<SequenceStep> mixed;
@@ -231,10 +232,12 @@ TEST_F(CudaModel, GraphReplaysEqualUncapturedSteps) {
     for (int i = 0; i < 4; ++i) {
       kv.emplace_back(&cache);
       prompts.push_back(std::vector<int32_t>(5 + 7 * i));
-      for (size_t j = 0; j < prompts[i].size(); ++j) prompts[i][j] = static_cast<int32_t>((i * 131 + j * 17) % V);
+      for (size_t j = 0; j < prompts[i].size(); ++j)
+        prompts[i][j] = static_cast<int32_t>((i * 131 + j * 17) % V);
     }
     std::vector<SequenceStep> pre;
-    for (int i = 0; i < 4; ++i) pre.push_back({&kv[i], prompts[i].data(), static_cast<int64_t>(prompts[i].size())});
+    for (int i = 0; i < 4; ++i)
+      pre.push_back({&kv[i], prompts[i].data(), static_cast<int64_t>(prompts[i].size())});
     m.forward(pre, nullptr);
     std::vector<float> all;
     std::vector<int32_t> next{1, 2, 3, 4};

@@ -7,16 +7,16 @@
 
 #include <cuda_runtime_api.h>
 
+#include "cpu/numeric_types.h"
 #include "cuda_test_util.h"
 #include "model/moe_ffn.h"
-#include "cpu/numeric_types.h"
 #include "model/step_batch.h"
 
 namespace moert::testing {
 namespace {
 
-constexpr double kF32 = 2e-5;      // fp32 arithmetic, different summation order
-constexpr double kFp8Lt = 1e-2;    // FP8 tensor cores (cuBLASLt) on the same quantised activations
+constexpr double kF32 = 2e-5;    // fp32 arithmetic, different summation order
+constexpr double kFp8Lt = 1e-2;  // FP8 tensor cores (cuBLASLt) on the same quantised activations
 
 // Relative L2 error under a bound (gtest prints the measured value on failure).
 #define EXPECT_REL(got, ref, bound) EXPECT_LT(rel_err(got, ref), bound)
@@ -53,10 +53,10 @@ struct LinearCase {
 
 TEST_F(CudaOps, Linear) {
   const LinearCase cases[] = {
-      {DType::kF8E4M3, 1, 256, 512},   {DType::kF8E4M3, 5, 576, 384},  {DType::kF8E4M3, 16, 300, 200},
-      {DType::kF8E4M3, 17, 256, 512},  {DType::kF8E4M3, 64, 576, 384}, {DType::kF8E4M3, 130, 384, 1024},
-      {DType::kF8E4M3, 33, 300, 200},  {DType::kBF16, 1, 1000, 512},   {DType::kBF16, 40, 130, 72},
-      {DType::kF32, 3, 64, 96},        {DType::kF32, 70, 64, 96},
+      {DType::kF8E4M3, 1, 256, 512},  {DType::kF8E4M3, 5, 576, 384},  {DType::kF8E4M3, 16, 300, 200},
+      {DType::kF8E4M3, 17, 256, 512}, {DType::kF8E4M3, 64, 576, 384}, {DType::kF8E4M3, 130, 384, 1024},
+      {DType::kF8E4M3, 33, 300, 200}, {DType::kBF16, 1, 1000, 512},   {DType::kBF16, 40, 130, 72},
+      {DType::kF32, 3, 64, 96},       {DType::kF32, 70, 64, 96},
   };
   for (const auto& c : cases)
     for (ActMode mode : {ActMode::kF32, ActMode::kFp8}) {
@@ -163,7 +163,9 @@ TEST_F(CudaOps, MlaAbsorb) {
   }
 }
 
-float round_bf16(float f) { return kernels::bf16_to_float(kernels::float_to_bf16(f)); }
+float round_bf16(float f) {
+  return kernels::bf16_to_float(kernels::float_to_bf16(f));
+}
 
 // A paged pool on both backends with the same random content, and two sequences whose shuffled pages
 // form one CSR table (as a step batch lays them out).
@@ -255,8 +257,12 @@ void CudaCache::cache_and_latent_attention(bool bf16) {
   EXPECT_REL(host(*gpu, ag), host(*cpu, ac), kF32);
 }
 
-TEST_F(CudaCache, Fp32CacheAndLatentAttentionOverABatch) { cache_and_latent_attention(false); }
-TEST_F(CudaCache, Bf16CacheAndLatentAttentionOverABatch) { cache_and_latent_attention(true); }
+TEST_F(CudaCache, Fp32CacheAndLatentAttentionOverABatch) {
+  cache_and_latent_attention(false);
+}
+TEST_F(CudaCache, Bf16CacheAndLatentAttentionOverABatch) {
+  cache_and_latent_attention(true);
+}
 
 TEST_F(CudaOps, MlaExpandKv) {
   const int64_t heads = 3, nope = 128, rope = 64, vdim = 96, s = 11;
@@ -278,17 +284,26 @@ TEST_F(CudaOps, MoeRoute) {
   };
   std::vector<Case> cases;
   RouterConfig v3;
-  v3.experts = 64; v3.top_k = 6; v3.n_group = 8; v3.topk_group = 4; v3.routed_scale = 2.5f;
+  v3.experts = 64;
+  v3.top_k = 6;
+  v3.n_group = 8;
+  v3.topk_group = 4;
+  v3.routed_scale = 2.5f;
   cases.push_back({v3, true});
   RouterConfig v3full = v3;
-  v3full.experts = 256; v3full.top_k = 8;
+  v3full.experts = 256;
+  v3full.top_k = 8;
   cases.push_back({v3full, true});
   RouterConfig v2 = v3;
-  v2.sigmoid = false; v2.group_sum_top2 = false; v2.normalize = false; v2.scale_only_unnormalized = true;
+  v2.sigmoid = false;
+  v2.group_sum_top2 = false;
+  v2.normalize = false;
+  v2.scale_only_unnormalized = true;
   v2.routed_scale = 16.0f;
   cases.push_back({v2, false});
   RouterConfig greedy = v2;
-  greedy.grouped = false; greedy.normalize = true;
+  greedy.grouped = false;
+  greedy.normalize = true;
   cases.push_back({greedy, false});
   for (const auto& c : cases) {
     const int64_t T = 37, E = c.cfg.experts, K = c.cfg.top_k;
@@ -340,7 +355,8 @@ TEST_F(CudaOps, MoeExperts) {
       auto [oc, og] = outputs(T, hidden);
       routed_experts(*cpu, pc, xc, ic, wc, oc, mode);
       routed_experts(*gpu, pg, xg, ig, wg, og, mode);
-      // FP8: a last-bit difference in silu(gate) * up may flip one e4m3 rounding of the down projection's input.
+      // FP8: a last-bit difference in silu(gate) * up may flip one e4m3 rounding of the down projection's
+      // input.
       EXPECT_REL(host(*gpu, og), host(*cpu, oc), mode == ActMode::kFp8 ? kFp8Lt : kF32) << "T=" << T;
       // The grouping itself: the same offsets and (token, slot) rows as the CPU's counting sort.
       MoeGrouping gc, gg;
@@ -423,8 +439,11 @@ TEST_F(CudaOps, Fp8GemmPathFollowsTheShape) {
     int64_t m, n, k;
     bool lt;
   };
-  const Case cases[] = {{64, 576, 384, true}, {32, 128, 256, true}, {33, 576, 384, false},
-                        {64, 302, 200, false}, {8, 576, 384, false}};
+  const Case cases[] = {{64, 576, 384, true},
+                        {32, 128, 256, true},
+                        {33, 576, 384, false},
+                        {64, 302, 200, false},
+                        {8, 576, 384, false}};
   for (const Case& c : cases) {
     auto w = weight(DType::kF8E4M3, c.n, c.k);
     auto [xc, xg] = pair(randn(c.m * c.k), c.m, c.k);

@@ -1,7 +1,7 @@
 // One MoE layer's routed experts through ExpertParallel (R in-process ranks, each with its own tokens)
-// against the model's routed_experts (model/moe_ffn.h) over the union of the tokens in one process: bit for bit with the exact
-// combine, within 2 g_K sum_i |w_i y_i| per element with partial sums (expert_parallel.h). Enough tokens
-// that every expert call stays in the same GEMM kernel class in both runs.
+// against the model's routed_experts (model/moe_ffn.h) over the union of the tokens in one process: bit for
+// bit with the exact combine, within 2 g_K sum_i |w_i y_i| per element with partial sums (expert_parallel.h).
+// Enough tokens that every expert call stays in the same GEMM kernel class in both runs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,9 +9,9 @@
 #include <random>
 #include <thread>
 
-#include "model/moe_ffn.h"
 #include "ep/expert_parallel.h"
 #include "golden_fixture.h"
+#include "model/moe_ffn.h"
 
 namespace moert {
 namespace {

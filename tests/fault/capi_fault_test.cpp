@@ -75,7 +75,8 @@ TEST(CapiFault, SurvivesAndRecovers) {
   ASSERT_EQ(moert_session_create(m, &s), MOERT_OK);
   const int32_t tokens[3] = {1, 2, 3};
   std::vector<float> logits(static_cast<size_t>(vocab));
-  EXPECT_EQ(moert_session_eval(s, tokens, 3, 0, logits.data(), logits.size()), MOERT_OK) << moert_last_error();
+  EXPECT_EQ(moert_session_eval(s, tokens, 3, 0, logits.data(), logits.size()), MOERT_OK)
+      << moert_last_error();
   moert_session_free(s);
   moert_model_free(m);
 }

@@ -45,8 +45,9 @@ TEST_P(CheckpointFault, FailsWithErrorNamingTheCulprit) {
   } catch (const moert::Error& e) {
     const std::string msg = e.what();
     EXPECT_EQ(static_cast<int>(e.code()), c.code) << msg;
-    for (const auto& want : c.expect) EXPECT_NE(msg.find(expand(want, tmp.str())), std::string::npos)
-        << "message lacks '" << expand(want, tmp.str()) << "': " << msg;
+    for (const auto& want : c.expect)
+      EXPECT_NE(msg.find(expand(want, tmp.str())), std::string::npos)
+          << "message lacks '" << expand(want, tmp.str()) << "': " << msg;
   } catch (const std::exception& e) {
     FAIL() << c.name << ": not a moert::Error: " << e.what();
   }
@@ -93,14 +94,16 @@ TEST(WeightStoreFault, RequireNamesFileAndTensor) {
   } catch (const moert::Error& e) {
     EXPECT_EQ(e.code(), moert::ErrorCode::kFormat);
     EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("'" + name + "' has dtype BF16, expected F32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'" + name + "' has dtype BF16, expected F32"), std::string::npos)
+        << e.what();
   }
   try {
     store.require(name, {moert::DType::kBF16}, {16, 16});
     FAIL();
   } catch (const moert::Error& e) {
     EXPECT_EQ(e.code(), moert::ErrorCode::kFormat);
-    EXPECT_NE(std::string(e.what()).find("has shape [256], expected [16, 16]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("has shape [256], expected [16, 16]"), std::string::npos)
+        << e.what();
   }
   try {
     store.require("model.nothing.weight", {moert::DType::kBF16}, {1});

@@ -36,7 +36,8 @@ inline void truncate_to(const fs::path& p, double fraction) {
 }
 
 // Rewrites one tensor's header entry of `shard` via `edit`, keeping every tensor's bytes.
-inline void edit_tensor(const fs::path& shard, const std::string& name, const std::function<void(StTensor&)>& edit) {
+inline void edit_tensor(const fs::path& shard, const std::string& name,
+                        const std::function<void(StTensor&)>& edit) {
   StTensors ts = st_read(shard);
   StTensor* t = st_find(ts, name);
   if (!t) throw std::runtime_error("test helper: no tensor " + name + " in " + shard.string());
@@ -93,37 +94,55 @@ inline std::vector<Corruption> corruptions() {
 
   // ---- shard bytes -------------------------------------------------------------------------------
   for (const char* fx : {"tiny-v3-fp8", "tiny-v3-bf16", "tiny-v2-bf16", "tiny-v2lite-bf16"})
-    v.push_back({std::string("truncated_shard_") + fx, fx, [s1](const fs::path& d) { truncate_to(d / s1, 0.6); },
-                 kFormat, {s1, "tensor '", "truncated"}});
-  v.push_back({"truncated_inside_header", fp8, [s2](const fs::path& d) { truncate_to(d / s2, 0.0005); }, kFormat,
+    v.push_back({std::string("truncated_shard_") + fx,
+                 fx,
+                 [s1](const fs::path& d) { truncate_to(d / s1, 0.6); },
+                 kFormat,
+                 {s1, "tensor '", "truncated"}});
+  v.push_back({"truncated_inside_header",
+               fp8,
+               [s2](const fs::path& d) { truncate_to(d / s2, 0.0005); },
+               kFormat,
                {s2, "header length", "runs past the end"}});
-  v.push_back({"header_length_beyond_file", fp8,
+  v.push_back({"header_length_beyond_file",
+               fp8,
                [s1](const fs::path& d) {
                  std::string b = read_bytes(d / s1);
                  uint64_t n = b.size() * 2;
                  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((n >> (8 * i)) & 0xff);
                  write_bytes(d / s1, b);
                },
-               kFormat, {s1, "header length", "runs past the end"}});
-  v.push_back({"header_not_json", fp8,
+               kFormat,
+               {s1, "header length", "runs past the end"}});
+  v.push_back({"header_not_json",
+               fp8,
                [s1](const fs::path& d) {
                  std::string b = read_bytes(d / s1);
                  b[8] = '#';
                  write_bytes(d / s1, b);
                },
-               kFormat, {s1, "not valid JSON"}});
-  v.push_back({"header_not_object", fp8, [s2](const fs::path& d) { write_bytes(d / s2, st_image("[1, 2]", "abcd")); },
-               kFormat, {s2, "JSON object"}});
-  v.push_back({"empty_shard", fp8, [s2](const fs::path& d) { write_bytes(d / s2, ""); }, kFormat, {s2, "too short"}});
-  v.push_back({"zeroed_shard", fp8,
+               kFormat,
+               {s1, "not valid JSON"}});
+  v.push_back({"header_not_object",
+               fp8,
+               [s2](const fs::path& d) { write_bytes(d / s2, st_image("[1, 2]", "abcd")); },
+               kFormat,
+               {s2, "JSON object"}});
+  v.push_back(
+      {"empty_shard", fp8, [s2](const fs::path& d) { write_bytes(d / s2, ""); }, kFormat, {s2, "too short"}});
+  v.push_back({"zeroed_shard",
+               fp8,
                [s2](const fs::path& d) { write_bytes(d / s2, std::string(read_bytes(d / s2).size(), '\0')); },
-               kFormat, {s2, "not valid JSON"}});
-  v.push_back({"shard_is_directory", fp8,
+               kFormat,
+               {s2, "not valid JSON"}});
+  v.push_back({"shard_is_directory",
+               fp8,
                [s2](const fs::path& d) {
                  fs::remove(d / s2);
                  fs::create_directory(d / s2);
                },
-               kIo, {s2, "not a regular file"}});
+               kIo,
+               {s2, "not a regular file"}});
   // A FIFO would block open() forever waiting for a writer; a device is no checkpoint either.
   v.push_back({"shard_is_fifo", fp8, [s2](const fs::path& d) { make_fifo(d / s2); }, kIo, {s2, "a FIFO"}});
   v.push_back({"shard_is_device",
@@ -165,13 +184,20 @@ inline std::vector<Corruption> corruptions() {
                kIo,
                {"config.json", "symbolic links"}});
 
-  v.push_back({"generation_config_is_fifo", fp8, [](const fs::path& d) { make_fifo(d / "generation_config.json"); },
-               kIo, {"generation_config.json", "a FIFO"}});
-  v.push_back({"generation_config_bad_temperature", fp8,
+  v.push_back({"generation_config_is_fifo",
+               fp8,
+               [](const fs::path& d) { make_fifo(d / "generation_config.json"); },
+               kIo,
+               {"generation_config.json", "a FIFO"}});
+  v.push_back({"generation_config_bad_temperature",
+               fp8,
                [](const fs::path& d) { write_bytes(d / "generation_config.json", "{\"temperature\": -1}"); },
-               kFormat, {"generation_config.json", "'temperature'", "-1"}});
-  v.push_back({"generation_config_not_json", fp8,
-               [](const fs::path& d) { write_bytes(d / "generation_config.json", "{\"top_p\": "); }, kFormat,
+               kFormat,
+               {"generation_config.json", "'temperature'", "-1"}});
+  v.push_back({"generation_config_not_json",
+               fp8,
+               [](const fs::path& d) { write_bytes(d / "generation_config.json", "{\"top_p\": "); },
+               kFormat,
                {"generation_config.json", "not valid JSON"}});
 
   // ---- weight values (the load-time scan) -----------------------------------------------------------
@@ -228,18 +254,24 @@ inline std::vector<Corruption> corruptions() {
                {s1, "o_proj.weight_scale_inv", "not finite and positive", "index 0"}});
 
   // ---- header entries ----------------------------------------------------------------------------
-  v.push_back({"offsets_out_of_range", fp8,
+  v.push_back({"offsets_out_of_range",
+               fp8,
                [s2](const fs::path& d) {
-                 edit_tensor(d / s2, "model.norm.weight",
-                             [](StTensor& t) { t.offsets_override = {100000000, 100000512}; });
+                 edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) {
+                   t.offsets_override = {100000000, 100000512};
+                 });
                },
-               kFormat, {s2, "model.norm.weight", "run past the end"}});
-  v.push_back({"offsets_reversed", fp8,
+               kFormat,
+               {s2, "model.norm.weight", "run past the end"}});
+  v.push_back({"offsets_reversed",
+               fp8,
                [s2](const fs::path& d) {
                  edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) { t.offsets_override = {512, 0}; });
                },
-               kFormat, {s2, "model.norm.weight", "reversed"}});
-  v.push_back({"offsets_negative", fp8,
+               kFormat,
+               {s2, "model.norm.weight", "reversed"}});
+  v.push_back({"offsets_negative",
+               fp8,
                [s2](const fs::path& d) {
                  StTensors ts = st_read(d / s2);
                  std::string img = st_build(ts);
@@ -250,124 +282,187 @@ inline std::vector<Corruption> corruptions() {
                  h["model.norm.weight"]["data_offsets"] = {-512, 0};
                  write_bytes(d / s2, st_image(h.dump(), img.substr(8 + n)));
                },
-               kFormat, {s2, "model.norm.weight", "data_offsets"}});
-  v.push_back({"overlapping_tensors", fp8,
+               kFormat,
+               {s2, "model.norm.weight", "data_offsets"}});
+  v.push_back({"overlapping_tensors",
+               fp8,
                [s2](const fs::path& d) {
                  edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) { t.offsets_override = {0, 512}; });
                },
-               kFormat, {s2, "model.norm.weight", "overlap"}});
-  v.push_back({"byte_size_not_matching_shape", fp8,
-               [s2](const fs::path& d) { edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) { t.shape = {300}; }); },
-               kFormat, {s2, "model.norm.weight", "512 bytes", "needs 600"}});
-  v.push_back({"unknown_dtype", fp8,
+               kFormat,
+               {s2, "model.norm.weight", "overlap"}});
+  v.push_back({"byte_size_not_matching_shape",
+               fp8,
+               [s2](const fs::path& d) {
+                 edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) { t.shape = {300}; });
+               },
+               kFormat,
+               {s2, "model.norm.weight", "512 bytes", "needs 600"}});
+  v.push_back({"unknown_dtype",
+               fp8,
                [s2](const fs::path& d) {
                  edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) {
                    t.dtype = "F64";
                    t.shape = {64};
                  });
                },
-               kFormat, {s2, "model.norm.weight", "F64"}});
-  v.push_back({"negative_dimension", fp8,
-               [s2](const fs::path& d) { edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) { t.shape = {-256}; }); },
-               kFormat, {s2, "model.norm.weight", "negative"}});
+               kFormat,
+               {s2, "model.norm.weight", "F64"}});
+  v.push_back({"negative_dimension",
+               fp8,
+               [s2](const fs::path& d) {
+                 edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) { t.shape = {-256}; });
+               },
+               kFormat,
+               {s2, "model.norm.weight", "negative"}});
 
   // ---- tensors vs. what the model needs ------------------------------------------------------------
-  v.push_back({"wrong_dtype_norm", fp8,
+  v.push_back({"wrong_dtype_norm",
+               fp8,
                [s2](const fs::path& d) {
                  edit_tensor(d / s2, "model.norm.weight", [](StTensor& t) {
                    t.dtype = "I32";
                    t.shape = {128};
                  });
                },
-               kFormat, {s2, "model.norm.weight", "dtype I32", "expected"}});
-  v.push_back({"wrong_dtype_scale", fp8,
+               kFormat,
+               {s2, "model.norm.weight", "dtype I32", "expected"}});
+  v.push_back({"wrong_dtype_scale",
+               fp8,
                [s1](const fs::path& d) {
                  edit_tensor(d / s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv",
                              [](StTensor& t) { t.dtype = "I32"; });
                },
-               kFormat, {s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv", "I32", "F32"}});
-  v.push_back({"wrong_shape", fp8,
+               kFormat,
+               {s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv", "I32", "F32"}});
+  v.push_back({"wrong_shape",
+               fp8,
                [s1](const fs::path& d) {
-                 edit_tensor(d / s1, "model.layers.0.input_layernorm.weight", [](StTensor& t) { t.shape = {128, 2}; });
+                 edit_tensor(d / s1, "model.layers.0.input_layernorm.weight", [](StTensor& t) {
+                   t.shape = {128, 2};
+                 });
                },
-               kFormat, {s1, "model.layers.0.input_layernorm.weight", "[128, 2]", "expected [256]"}});
-  v.push_back({"wrong_scale_shape", fp8,
+               kFormat,
+               {s1, "model.layers.0.input_layernorm.weight", "[128, 2]", "expected [256]"}});
+  v.push_back({"wrong_scale_shape",
+               fp8,
                [s1](const fs::path& d) {
-                 edit_tensor(d / s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv",
-                             [](StTensor& t) { t.shape = {4, 8}; });
+                 edit_tensor(d / s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv", [](StTensor& t) {
+                   t.shape = {4, 8};
+                 });
                },
-               kFormat, {s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv", "[4, 8]", "expected [8, 4]"}});
-  v.push_back({"missing_tensor", fp8,
+               kFormat,
+               {s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv", "[4, 8]", "expected [8, 4]"}});
+  v.push_back({"missing_tensor",
+               fp8,
                [s1](const fs::path& d) { remove_tensor(d, s1, "model.layers.1.self_attn.kv_b_proj.weight"); },
-               kFormat, {"$DIR", "model.layers.1.self_attn.kv_b_proj.weight", "missing"}});
-  v.push_back({"missing_scale", fp8,
-               [s1](const fs::path& d) { remove_tensor(d, s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv"); },
-               kFormat, {"$DIR", "model.layers.1.self_attn.kv_b_proj.weight_scale_inv", "missing"}});
-  v.push_back({"missing_final_norm_bf16", "tiny-v3-bf16",
-               [s2](const fs::path& d) { remove_tensor(d, s2, "model.norm.weight"); }, kFormat,
+               kFormat,
+               {"$DIR", "model.layers.1.self_attn.kv_b_proj.weight", "missing"}});
+  v.push_back({"missing_scale",
+               fp8,
+               [s1](const fs::path& d) {
+                 remove_tensor(d, s1, "model.layers.1.self_attn.kv_b_proj.weight_scale_inv");
+               },
+               kFormat,
+               {"$DIR", "model.layers.1.self_attn.kv_b_proj.weight_scale_inv", "missing"}});
+  v.push_back({"missing_final_norm_bf16",
+               "tiny-v3-bf16",
+               [s2](const fs::path& d) { remove_tensor(d, s2, "model.norm.weight"); },
+               kFormat,
                {"$DIR", "model.norm.weight", "missing"}});
 
   // ---- the index -----------------------------------------------------------------------------------
-  v.push_back({"index_names_missing_shard", fp8,
+  v.push_back({"index_names_missing_shard",
+               fp8,
                [](const fs::path& d) {
                  json idx = read_json(d / kIndex);
                  idx["weight_map"]["model.norm.weight"] = "model-00003-of-00002.safetensors";
                  write_json(d / kIndex, idx);
                },
-               kIo, {"model-00003-of-00002.safetensors", "model.norm.weight"}});
-  v.push_back({"index_lists_absent_tensor", fp8,
+               kIo,
+               {"model-00003-of-00002.safetensors", "model.norm.weight"}});
+  v.push_back({"index_lists_absent_tensor",
+               fp8,
                [](const fs::path& d) {
                  json idx = read_json(d / kIndex);
                  idx["weight_map"]["model.layers.0.mlp.extra.weight"] = kShard1;
                  write_json(d / kIndex, idx);
                },
-               kFormat, {kShard1, "model.layers.0.mlp.extra.weight", "missing from the shard"}});
-  v.push_back({"index_not_json", fp8, [](const fs::path& d) { write_bytes(d / kIndex, "{\"weight_map\": {"); },
-               kFormat, {kIndex, "not valid JSON"}});
-  v.push_back({"index_without_weight_map", fp8,
-               [](const fs::path& d) { write_bytes(d / kIndex, "{\"metadata\": {}}"); }, kFormat,
+               kFormat,
+               {kShard1, "model.layers.0.mlp.extra.weight", "missing from the shard"}});
+  v.push_back({"index_not_json",
+               fp8,
+               [](const fs::path& d) { write_bytes(d / kIndex, "{\"weight_map\": {"); },
+               kFormat,
+               {kIndex, "not valid JSON"}});
+  v.push_back({"index_without_weight_map",
+               fp8,
+               [](const fs::path& d) { write_bytes(d / kIndex, "{\"metadata\": {}}"); },
+               kFormat,
                {kIndex, "weight_map"}});
-  v.push_back({"index_entry_not_string", fp8,
+  v.push_back({"index_entry_not_string",
+               fp8,
                [](const fs::path& d) {
                  json idx = read_json(d / kIndex);
                  idx["weight_map"]["model.norm.weight"] = 7;
                  write_json(d / kIndex, idx);
                },
-               kFormat, {kIndex, "model.norm.weight"}});
-  v.push_back({"index_path_escape", fp8,
+               kFormat,
+               {kIndex, "model.norm.weight"}});
+  v.push_back({"index_path_escape",
+               fp8,
                [](const fs::path& d) {
                  json idx = read_json(d / kIndex);
                  idx["weight_map"]["model.norm.weight"] = "../model-00002-of-00002.safetensors";
                  write_json(d / kIndex, idx);
                },
-               kFormat, {kIndex, "model.norm.weight", "invalid file"}});
-  v.push_back({"no_weights_at_all", fp8,
+               kFormat,
+               {kIndex, "model.norm.weight", "invalid file"}});
+  v.push_back({"no_weights_at_all",
+               fp8,
                [s1, s2](const fs::path& d) {
                  fs::remove(d / kIndex);
                  fs::remove(d / s1);
                  fs::remove(d / s2);
                },
-               kIo, {"$DIR", "model.safetensors"}});
+               kIo,
+               {"$DIR", "model.safetensors"}});
 
   // ---- config.json ---------------------------------------------------------------------------------
-  v.push_back({"config_missing", fp8, [](const fs::path& d) { fs::remove(d / "config.json"); }, kIo,
+  v.push_back({"config_missing",
+               fp8,
+               [](const fs::path& d) { fs::remove(d / "config.json"); },
+               kIo,
                {"config.json"}});
-  v.push_back({"config_not_json", fp8, [](const fs::path& d) { write_bytes(d / "config.json", "{\"model_type\": "); },
-               kFormat, {"config.json", "not valid JSON"}});
-  v.push_back({"config_unknown_model_type", fp8,
-               [](const fs::path& d) { edit_config(d, [](json& c) { c["model_type"] = "llama"; }); }, kUnsupported,
+  v.push_back({"config_not_json",
+               fp8,
+               [](const fs::path& d) { write_bytes(d / "config.json", "{\"model_type\": "); },
+               kFormat,
+               {"config.json", "not valid JSON"}});
+  v.push_back({"config_unknown_model_type",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["model_type"] = "llama"; }); },
+               kUnsupported,
                {"config.json", "model_type", "llama"}});
-  v.push_back({"config_unknown_scoring_func", fp8,
-               [](const fs::path& d) { edit_config(d, [](json& c) { c["scoring_func"] = "tanh"; }); }, kUnsupported,
+  v.push_back({"config_unknown_scoring_func",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["scoring_func"] = "tanh"; }); },
+               kUnsupported,
                {"config.json", "scoring_func", "tanh"}});
-  v.push_back({"config_missing_field", fp8,
-               [](const fs::path& d) { edit_config(d, [](json& c) { c.erase("kv_lora_rank"); }); }, kUnsupported,
+  v.push_back({"config_missing_field",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c.erase("kv_lora_rank"); }); },
+               kUnsupported,
                {"config.json", "kv_lora_rank", "missing"}});
-  v.push_back({"config_hidden_size_disagrees", fp8,
-               [](const fs::path& d) { edit_config(d, [](json& c) { c["hidden_size"] = 384; }); }, kFormat,
+  v.push_back({"config_hidden_size_disagrees",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["hidden_size"] = 384; }); },
+               kFormat,
                {"tensor '", "has shape", "384"}});
-  v.push_back({"config_vocab_disagrees", fp8,
-               [](const fs::path& d) { edit_config(d, [](json& c) { c["vocab_size"] = 4096; }); }, kFormat,
+  v.push_back({"config_vocab_disagrees",
+               fp8,
+               [](const fs::path& d) { edit_config(d, [](json& c) { c["vocab_size"] = 4096; }); },
+               kFormat,
                {"tensor '", "expected [4096, 256]"}});
   v.push_back({"config_more_layers_than_checkpoint",
                "tiny-v3-bf16",

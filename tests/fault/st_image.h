@@ -104,7 +104,12 @@ inline StTensors st_read(const fs::path& p) {
     if (it.key() == "__metadata__") continue;
     const auto& e = it.value();
     uint64_t b = e["data_offsets"][0], en = e["data_offsets"][1];
-    v.push_back({b, {it.key(), e["dtype"], e["shape"].get<std::vector<int64_t>>(), bytes.substr(8 + n + b, en - b), {}}});
+    v.push_back({b,
+                 {it.key(),
+                  e["dtype"],
+                  e["shape"].get<std::vector<int64_t>>(),
+                  bytes.substr(8 + n + b, en - b),
+                  {}}});
   }
   std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   StTensors out;
@@ -156,13 +161,17 @@ inline void copy_checkpoint(const fs::path& src, const fs::path& dst) {
   }
 }
 
-inline json read_json(const fs::path& p) { return json::parse(read_bytes(p)); }
+inline json read_json(const fs::path& p) {
+  return json::parse(read_bytes(p));
+}
 
 // Replaces `p` with a FIFO (which blocks open() for reading until a writer comes).
 inline void make_fifo_at(const fs::path& p) {
   fs::remove(p);
   if (::mkfifo(p.c_str(), 0600) != 0) throw std::runtime_error("test helper: mkfifo " + p.string());
 }
-inline void write_json(const fs::path& p, const json& j) { write_bytes(p, j.dump(2)); }
+inline void write_json(const fs::path& p, const json& j) {
+  write_bytes(p, j.dump(2));
+}
 
 }  // namespace moert_test

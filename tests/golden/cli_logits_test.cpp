@@ -33,22 +33,26 @@ std::string stderr_path() {
   std::string name = std::string(info->test_suite_name()) + "_" + info->name();
   for (char& c : name)
     if (c == '/') c = '_';
-  return ::testing::TempDir() + "/" + name + "_" + std::to_string(getpid()) + ".stderr";  // /tmp may be shared
+  return ::testing::TempDir() + "/" + name + "_" + std::to_string(getpid()) +
+         ".stderr";  // /tmp may be shared
 }
-int run(const std::string& cmd) { return std::system((cmd + " 2>" + stderr_path()).c_str()); }
+int run(const std::string& cmd) {
+  return std::system((cmd + " 2>" + stderr_path()).c_str());
+}
 
 class CliLogits : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CliLogits, MatchesReferenceFullAndIncremental) {
   testing::Golden g(GetParam());
-  const std::string out = ::testing::TempDir() + "/logits_" + GetParam() + "_" + std::to_string(getpid()) + ".bin";
+  const std::string out =
+      ::testing::TempDir() + "/logits_" + GetParam() + "_" + std::to_string(getpid()) + ".bin";
   for (int c = 0; g.has("case" + std::to_string(c) + ".prompt"); ++c) {
     const std::string k = "case" + std::to_string(c);
     std::vector<int32_t> prompt = g.ints(k + ".prompt"), dec = g.ints(k + ".decode_inputs");
     const int64_t V = g.cfg.vocab_size;
     // One forward over the prompt.
-    ASSERT_EQ(run(std::string(MOERT_CLI) + " logits --model " + g.dir + " --tokens " + join(prompt) + " --out " + out +
-                  " --threads 2"),
+    ASSERT_EQ(run(std::string(MOERT_CLI) + " logits --model " + g.dir + " --tokens " + join(prompt) +
+                  " --out " + out + " --threads 2"),
               0);
     std::vector<float> got = read_floats(out);
     ASSERT_EQ(got.size(), prompt.size() * V);
@@ -56,13 +60,16 @@ TEST_P(CliLogits, MatchesReferenceFullAndIncremental) {
     // Prefill the prompt, then the greedy tokens one at a time.
     std::vector<int32_t> all = prompt;
     all.insert(all.end(), dec.begin(), dec.end());
-    ASSERT_EQ(run(std::string(MOERT_CLI) + " logits --model " + g.dir + " --tokens " + join(all) + " --out " + out +
-                  " --decode-from " + std::to_string(prompt.size())),
+    ASSERT_EQ(run(std::string(MOERT_CLI) + " logits --model " + g.dir + " --tokens " + join(all) + " --out " +
+                  out + " --decode-from " + std::to_string(prompt.size())),
               0);
     got = read_floats(out);
     ASSERT_EQ(got.size(), all.size() * V);
-    EXPECT_LT(testing::max_abs_diff(got.data(), g.floats(k + ".prompt_logits"), prompt.size() * V), 2e-4f) << k;
-    EXPECT_LT(testing::max_abs_diff(got.data() + prompt.size() * V, g.floats(k + ".decode_logits"), dec.size() * V), 2e-4f)
+    EXPECT_LT(testing::max_abs_diff(got.data(), g.floats(k + ".prompt_logits"), prompt.size() * V), 2e-4f)
+        << k;
+    EXPECT_LT(
+        testing::max_abs_diff(got.data() + prompt.size() * V, g.floats(k + ".decode_logits"), dec.size() * V),
+        2e-4f)
         << k;
   }
 }

@@ -19,8 +19,8 @@ std::string run(const std::string& cmd, const std::string& input = "") {
   // One stdin file per test and process: ctest runs the tests of this file in parallel processes, and
   // other checkouts' runs may share /tmp.
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string in = ::testing::TempDir() + "/cli_text_stdin_" + std::to_string(getpid()) + "_" +
-                         info->name() + ".txt";
+  const std::string in =
+      ::testing::TempDir() + "/cli_text_stdin_" + std::to_string(getpid()) + "_" + info->name() + ".txt";
   std::ofstream(in, std::ios::binary) << input;
   FILE* p = popen((cmd + " < " + in + " 2>/dev/null").c_str(), "r");
   std::string out;
@@ -42,7 +42,8 @@ TEST(CliText, RunReproducesReferenceContinuations) {
                            "# Read a CSV file and print the sum of each column\n"};
   for (int i = 0; i < 4; ++i) {
     const TensorInfo& g = ref.tensors().at("prompt" + std::to_string(i) + ".greedy");
-    std::vector<int32_t> ids(reinterpret_cast<const int32_t*>(g.data), reinterpret_cast<const int32_t*>(g.data) + g.numel());
+    std::vector<int32_t> ids(reinterpret_cast<const int32_t*>(g.data),
+                             reinterpret_cast<const int32_t*>(g.data) + g.numel());
     const std::string want = tok.decode(ids, true);
     // The default model is used when none is named.
     const std::string out =
@@ -65,7 +66,8 @@ TEST(CliText, TokenizeMatchesHuggingFaceCases) {
               want + "\n")
         << c["text"];
     if (c.value("decode_roundtrip", false) && !want.empty())
-      EXPECT_EQ(run(kCli + " detokenize --tokenizer " + dir + "/tokenizer.json", want), c["text"].get<std::string>());
+      EXPECT_EQ(run(kCli + " detokenize --tokenizer " + dir + "/tokenizer.json", want),
+                c["text"].get<std::string>());
     ++n;
   }
   EXPECT_EQ(n, 8);
@@ -101,7 +103,8 @@ namespace {
 TEST(CliText, MakeModelWritesALoadableCheckpoint) {
   const std::string dir = ::testing::TempDir() + "/made_model_" + std::to_string(getpid());
   run(kCli + " make-model --out " + dir +
-      " --hidden 256 --layers 3 --dense-layers 1 --heads 2 --q-lora 128 --experts 8 --groups 4 --topk-groups 2"
+      " --hidden 256 --layers 3 --dense-layers 1 --heads 2 --q-lora 128 --experts 8 --groups 4 --topk-groups "
+      "2"
       " --top-k 2 --moe-inter 128 --inter 512 --vocab 512 --mtp 1");
   const ModelConfig cfg = load_model_config(dir);
   EXPECT_EQ(cfg.hidden_size, 256);
@@ -123,7 +126,8 @@ namespace {
 
 TEST(CliText, ChatKeepsHistoryAndStreamsAnswers) {
   // Two turns on stdin: each answer is streamed; the second prompt includes the first exchange.
-  const std::string out = run(kCli + " chat --quiet --max-tokens 8 --ignore-eos", "def add(a, b):\nAnd subtract?\n");
+  const std::string out =
+      run(kCli + " chat --quiet --max-tokens 8 --ignore-eos", "def add(a, b):\nAnd subtract?\n");
   size_t lines = 0;
   for (char c : out) lines += c == '\n';
   EXPECT_GE(lines, 2u) << out;

@@ -35,12 +35,12 @@ TEST_P(AttentionTest, ExpandedMatchesNaive) {
   ThreadPool pool(2);
   const struct {
     int64_t t, s, heads, dqk, dv, pos0;
-  } cases[] = {{1, 1, 1, 16, 16, 0},   {7, 7, 2, 24, 20, 0},  {37, 37, 3, 192, 128, 0},
+  } cases[] = {{1, 1, 1, 16, 16, 0},    {7, 7, 2, 24, 20, 0},    {37, 37, 3, 192, 128, 0},
                {30, 50, 2, 40, 33, 20}, {5, 100, 4, 64, 64, 95}, {70, 70, 1, 192, 128, 0}};
   for (const auto& cs : cases)
     for (int threads : {1, 2}) {
-      SCOPED_TRACE(::testing::Message() << "t=" << cs.t << " s=" << cs.s << " heads=" << cs.heads << " dqk=" << cs.dqk
-                                        << " dv=" << cs.dv << " threads=" << threads);
+      SCOPED_TRACE(::testing::Message() << "t=" << cs.t << " s=" << cs.s << " heads=" << cs.heads
+                                        << " dqk=" << cs.dqk << " dv=" << cs.dv << " threads=" << threads);
       const int64_t ldq = cs.heads * cs.dqk + 3, ldk = cs.heads * cs.dqk + 1, ldv = cs.heads * cs.dv + 2,
                     ldo = cs.heads * cs.dv + 5;
       const auto q = randn(cs.t * ldq, rng), k = randn(cs.s * ldk, rng), v = randn(cs.s * ldv, rng);
@@ -48,8 +48,8 @@ TEST_P(AttentionTest, ExpandedMatchesNaive) {
       for (int64_t i = 0; i < cs.t; ++i) pos[i] = static_cast<int32_t>(cs.pos0 + i);
       const float scale = 1.0f / std::sqrt(static_cast<float>(cs.dqk));
       std::vector<float> out(cs.t * ldo, NAN);
-      attention_expanded(q.data(), cs.t, ldq, k.data(), ldk, v.data(), ldv, cs.s, cs.heads, cs.dqk, cs.dv, pos.data(),
-                         scale, out.data(), ldo, threads == 1 ? nullptr : &pool);
+      attention_expanded(q.data(), cs.t, ldq, k.data(), ldk, v.data(), ldv, cs.s, cs.heads, cs.dqk, cs.dv,
+                         pos.data(), scale, out.data(), ldo, threads == 1 ? nullptr : &pool);
       std::vector<double> sc, p;
       int bad = 0;
       for (int64_t i = 0; i < cs.t; ++i)
@@ -77,27 +77,29 @@ TEST_P(AttentionTest, LatentMatchesNaive) {
   ThreadPool pool(2);
   const struct {
     int64_t t, heads, lat, rope, page_rows, ctx;
-  } cases[] = {{1, 4, 512, 64, 64, 1},  {1, 4, 512, 64, 64, 300}, {2, 3, 512, 64, 16, 77},
+  } cases[] = {{1, 4, 512, 64, 64, 1}, {1, 4, 512, 64, 64, 300}, {2, 3, 512, 64, 16, 77},
                {3, 1, 100, 20, 8, 40}, {1, 5, 72, 8, 4, 13},     {4, 2, 512, 64, 64, 129}};
   for (const auto& cs : cases)
     for (int threads : {1, 2}) {
-      SCOPED_TRACE(::testing::Message() << "t=" << cs.t << " heads=" << cs.heads << " lat=" << cs.lat
-                                        << " rope=" << cs.rope << " ctx=" << cs.ctx << " threads=" << threads);
+      SCOPED_TRACE(::testing::Message()
+                   << "t=" << cs.t << " heads=" << cs.heads << " lat=" << cs.lat << " rope=" << cs.rope
+                   << " ctx=" << cs.ctx << " threads=" << threads);
       const int64_t width = cs.lat + cs.rope, pages = (cs.ctx + cs.page_rows - 1) / cs.page_rows;
       const int64_t page_stride = cs.page_rows * width + 7;
       auto pool_data = randn((pages + 1) * page_stride, rng);
       std::vector<int32_t> table(pages);
-      for (int64_t i = 0; i < pages; ++i) table[i] = static_cast<int32_t>(pages - i);  // shuffled, page 0 unused
+      for (int64_t i = 0; i < pages; ++i)
+        table[i] = static_cast<int32_t>(pages - i);  // shuffled, page 0 unused
       PagedRows rows{pool_data.data(), table.data(), cs.page_rows, page_stride};
-      const int64_t rope_stride = cs.rope + 2, ldql = cs.heads * cs.lat + 1, ldqr = cs.heads * rope_stride + 3,
-                    ldo = cs.heads * cs.lat + 4;
+      const int64_t rope_stride = cs.rope + 2, ldql = cs.heads * cs.lat + 1,
+                    ldqr = cs.heads * rope_stride + 3, ldo = cs.heads * cs.lat + 4;
       const auto ql = randn(cs.t * ldql, rng, 0.2f), qr = randn(cs.t * ldqr, rng, 0.2f);
       std::vector<int32_t> pos(cs.t);
       for (int64_t i = 0; i < cs.t; ++i) pos[i] = static_cast<int32_t>(cs.ctx - cs.t + i);
       const float scale = 0.0721f;
       std::vector<float> out(cs.t * ldo, NAN);
-      attention_latent(ql.data(), ldql, qr.data(), ldqr, rope_stride, cs.t, &rows, nullptr, cs.lat, cs.rope, cs.heads,
-                       pos.data(), scale, out.data(), ldo, threads == 1 ? nullptr : &pool);
+      attention_latent(ql.data(), ldql, qr.data(), ldqr, rope_stride, cs.t, &rows, nullptr, cs.lat, cs.rope,
+                       cs.heads, pos.data(), scale, out.data(), ldo, threads == 1 ? nullptr : &pool);
       std::vector<double> sc, p;
       int bad = 0;
       for (int64_t i = 0; i < cs.t; ++i)
@@ -105,8 +107,10 @@ TEST_P(AttentionTest, LatentMatchesNaive) {
           const int64_t n = pos[i] + 1;
           sc.assign(n, 0.0);
           for (int64_t j = 0; j < n; ++j) {
-            const float* row = pool_data.data() + table[j / cs.page_rows] * page_stride + (j % cs.page_rows) * width;
-            for (int64_t d = 0; d < cs.lat; ++d) sc[j] += static_cast<double>(ql[i * ldql + h * cs.lat + d]) * row[d];
+            const float* row =
+                pool_data.data() + table[j / cs.page_rows] * page_stride + (j % cs.page_rows) * width;
+            for (int64_t d = 0; d < cs.lat; ++d)
+              sc[j] += static_cast<double>(ql[i * ldql + h * cs.lat + d]) * row[d];
             for (int64_t d = 0; d < cs.rope; ++d)
               sc[j] += static_cast<double>(qr[i * ldqr + h * rope_stride + d]) * row[cs.lat + d];
           }

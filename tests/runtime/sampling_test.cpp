@@ -24,7 +24,8 @@ std::vector<float> random_logits(int n, uint32_t seed) {
 
 // The textbook pipeline, written out independently: softmax(l / T), then keep the k most likely, then
 // the smallest prefix reaching mass p (renormalised), then tokens with p >= min_p * p_max.
-std::vector<double> reference_distribution(std::vector<double> l, double T, int k, double top_p, double min_p) {
+std::vector<double> reference_distribution(std::vector<double> l, double T, int k, double top_p,
+                                           double min_p) {
   const int n = static_cast<int>(l.size());
   double mx = *std::max_element(l.begin(), l.end());
   std::vector<double> p(n);
@@ -62,8 +63,8 @@ TEST(Sampling, DistributionMatchesReferenceFormulas) {
     double T;
     int k;
     double p, minp;
-  } cases[] = {{1.0, 0, 1.0, 0.0}, {0.7, 20, 1.0, 0.0}, {1.3, 0, 0.9, 0.0}, {0.9, 50, 0.8, 0.0},
-               {1.0, 0, 1.0, 0.05}, {0.5, 10, 0.95, 0.1}};
+  } cases[] = {{1.0, 0, 1.0, 0.0},  {0.7, 20, 1.0, 0.0}, {1.3, 0, 0.9, 0.0},
+               {0.9, 50, 0.8, 0.0}, {1.0, 0, 1.0, 0.05}, {0.5, 10, 0.95, 0.1}};
   for (const Case& c : cases) {
     SamplingParams sp;
     sp.temperature = c.T;
@@ -73,7 +74,8 @@ TEST(Sampling, DistributionMatchesReferenceFormulas) {
     std::vector<double> got;
     sampling_distribution(l.data(), 300, sp, nullptr, &got);
     const auto want = reference_distribution(ld, c.T, c.k, c.p, c.minp);
-    for (int i = 0; i < 300; ++i) ASSERT_NEAR(got[i], want[i], 1e-12) << "T=" << c.T << " k=" << c.k << " i=" << i;
+    for (int i = 0; i < 300; ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-12) << "T=" << c.T << " k=" << c.k << " i=" << i;
   }
 }
 
@@ -123,8 +125,10 @@ TEST(Sampling, SeededDrawsAreReproducibleAndFollowTheDistribution) {
   EXPECT_TRUE(differs);
   for (int t = 0; t < 50; ++t) {
     const double f = static_cast<double>(counts[t]) / draws;
-    if (p[t] == 0.0) EXPECT_EQ(counts[t], 0) << t;
-    else EXPECT_NEAR(f, p[t], 4 * std::sqrt(p[t] * (1 - p[t]) / draws) + 1e-3) << t;
+    if (p[t] == 0.0)
+      EXPECT_EQ(counts[t], 0) << t;
+    else
+      EXPECT_NEAR(f, p[t], 4 * std::sqrt(p[t] * (1 - p[t]) / draws) + 1e-3) << t;
   }
 }
 

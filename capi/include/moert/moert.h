@@ -167,7 +167,8 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
 /* The model config as moert understood it, as JSON, NUL-terminated, into buf[cap]. *needed (may be NULL)
  * receives the size including the NUL. With buf NULL and cap 0 only *needed is set. Errors:
  * INVALID_ARGUMENT (NULL model, or cap too small: nothing is written then). Any thread. */
-MOERT_API moert_status moert_model_config_json(const moert_model* model, char* buf, size_t cap, size_t* needed);
+MOERT_API moert_status moert_model_config_json(const moert_model* model, char* buf, size_t cap,
+                                               size_t* needed);
 
 /* Writes a random-weight checkpoint of any DeepSeek-V3 shape in the released layout (config.json, sharded
  * safetensors with an index, FP8 e4m3 weights with 128x128 scales unless "model.fp8" is 0) into dir
@@ -203,8 +204,8 @@ MOERT_API void moert_session_free(moert_session* session);
  * length exceeded), OUT_OF_MEMORY (the KV-cache budget cannot hold the sequence: the session is unchanged
  * and other sessions are unaffected). On error nothing is appended. The tokens run in the generation
  * engine's next step, batched with the running streams and other sessions; the call blocks until done. */
-MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t* tokens, size_t n, int32_t all_logits,
-                                          float* logits, size_t logits_cap);
+MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t* tokens, size_t n,
+                                          int32_t all_logits, float* logits, size_t logits_cap);
 /* Tokens in the session's sequence. Errors: INVALID_ARGUMENT. */
 MOERT_API moert_status moert_session_length(const moert_session* session, int64_t* out);
 /* Drops tokens after the first `length` (to re-evaluate from there). Errors: INVALID_ARGUMENT (NULL,
@@ -233,7 +234,8 @@ MOERT_API moert_status moert_model_tokenizer(const moert_model* model, moert_tok
 MOERT_API void moert_tokenizer_free(moert_tokenizer* tokenizer);
 /* "vocab_size", "bos_token_id", "eos_token_id" (-1 when absent), "add_bos_default".
  * Errors: INVALID_ARGUMENT (NULL, unknown key). */
-MOERT_API moert_status moert_tokenizer_info_int(const moert_tokenizer* tokenizer, const char* key, int64_t* out);
+MOERT_API moert_status moert_tokenizer_info_int(const moert_tokenizer* tokenizer, const char* key,
+                                                int64_t* out);
 
 /* UTF-8 text (text_len bytes; invalid UTF-8 is replaced by U+FFFD, as Hugging Face does) to token ids in
  * ids[cap]; *n_ids receives the count. add_bos: 1 yes, 0 no, -1 as tokenizer_config.json says.
@@ -277,8 +279,8 @@ MOERT_API moert_status moert_generate_tokens(moert_model* model, const int32_t* 
 MOERT_API moert_status moert_generate_text(moert_model* model, const char* prompt, const moert_options* gen,
                                            moert_stream** out);
 /* The same from chat messages (JSON), rendered with the chat template. */
-MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messages_json, const moert_options* gen,
-                                           moert_stream** out);
+MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messages_json,
+                                           const moert_options* gen, moert_stream** out);
 /* Waits up to timeout_ms (-1: no limit) for the next token. On MOERT_OK, *token is the token id (-1 for a
  * final event without a token) and *finish_reason a MOERT_FINISH_* value; the event's text piece is then
  * read with moert_stream_text. After the final event every call returns it again (token -1).
