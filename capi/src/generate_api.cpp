@@ -168,6 +168,27 @@ MOERT_API moert_status moert_stream_info_int(const moert_stream* stream, const c
   });
 }
 
+MOERT_API moert_status moert_stream_counter(const moert_stream* stream, const char* key, int64_t* out) {
+  return guarded([&] {
+    const moert_stream& s = *require(stream, "stream");
+    const std::string k = require(key, "key");
+    require(out, "out");
+    const moert::Usage u = s.request->usage();
+    if (k == "cached_prompt_tokens")
+      *out = u.cached_prompt_tokens;
+    else if (k == "decode_forwards")
+      *out = u.decode_forwards;
+    else if (k == "draft_tokens")
+      *out = u.draft_tokens;
+    else if (k == "accepted_drafts")
+      *out = u.accepted_drafts;
+    else
+      fail(ErrorCode::kInvalidArgument, "unknown stream counter '" + k +
+                                            "' (known: cached_prompt_tokens, decode_forwards, draft_tokens, "
+                                            "accepted_drafts)");
+  });
+}
+
 MOERT_API moert_status moert_stream_error(const moert_stream* stream, char* buf, size_t cap, size_t* needed) {
   return guarded([&] {
     // One locked read of the finish reason and its message: the engine may be finishing the request now.

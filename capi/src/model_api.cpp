@@ -38,6 +38,7 @@ moert::LoadOptions load_options(const moert_options* o) {
   lo.ep_max_ranks_per_token = static_cast<int>(o->get_int("ep_max_ranks_per_token", 0));
   lo.ep_timeout_ms = o->get_int("ep_timeout_ms", lo.ep_timeout_ms);
   lo.check_weights = o->get_int("check_weights", 1) != 0;
+  lo.prefix_cache = o->get_int("prefix_cache", 1) != 0;
   return lo;
 }
 

@@ -40,6 +40,7 @@ const std::vector<KeySpec>& specs() {
       {"ep_max_ranks_per_token", OptionScope::kLoad, Kind::kInt, 0, 1 << 16, {}},
       {"ep_timeout_ms", OptionScope::kLoad, Kind::kInt, 1, 1e9, {}},
       {"check_weights", OptionScope::kLoad, Kind::kInt, 0, 1, {}},
+      {"prefix_cache", OptionScope::kLoad, Kind::kInt, 0, 1, {}},
       // generation
       {"max_tokens", OptionScope::kGeneration, Kind::kInt, 0, 1e9, {}},
       {"temperature", OptionScope::kGeneration, Kind::kFloat, 0, 100, {}},

@@ -25,6 +25,10 @@ Usage Request::usage() const {
   Usage u;
   u.prompt_tokens = static_cast<int64_t>(prompt_.size());
   u.generated_tokens = generated_;
+  u.cached_prompt_tokens = cached_;
+  u.decode_forwards = decode_forwards_;
+  u.draft_tokens = drafted_;
+  u.accepted_drafts = accepted_;
   if (generated_ > 0) {
     u.time_to_first_token_s = std::chrono::duration<double>(t_first_ - t_submit_).count();
     const auto end = finish_ == FinishReason::kNone ? Clock::now() : t_end_;
@@ -144,8 +148,35 @@ void Engine::finish(Request& r, FinishReason why, const std::string& error) {
   deliver(r, std::move(ev), error);
 }
 
+void Engine::attach_prefix(Request& r) {
+  r.prefix_looked_up_ = true;
+  LatentCache& cache = model_->cache();
+  if (!cache.prefix_cache() || r.kv_.length() != 0) return;
+  int64_t got = 0;
+  {
+    // A page matched in part is copied with backend ops: not while a forward runs.
+    std::lock_guard<std::mutex> lock(model_->step_mutex());
+    got = cache.attach_prefix(r.kv_, r.prompt_.data(), static_cast<int64_t>(r.prompt_.size()) - 1);
+  }
+  r.prefilled_ = got;
+  std::lock_guard<std::mutex> lock(r.mu_);
+  r.cached_ = got;
+}
+
+void Engine::publish(Request& r) {
+  LatentCache& cache = model_->cache();
+  const int64_t len = r.kv_.length();
+  if (!cache.prefix_cache() || len < r.kv_.page_rows()) return;
+  std::vector<int32_t> tokens(r.prompt_.begin(),
+                              r.prompt_.begin() + std::min<int64_t>(len, r.prompt_.size()));
+  for (size_t i = 0; static_cast<int64_t>(tokens.size()) < len && i < r.output_.size(); ++i)
+    tokens.push_back(r.output_[i]);
+  if (static_cast<int64_t>(tokens.size()) == len) cache.publish(r.kv_, tokens.data());
+}
+
 void Engine::deliver(Request& r, StreamEvent ev, const std::string& error) {
   const bool final = ev.finish != FinishReason::kNone;
+  if (final && ev.finish != FinishReason::kError && r.kv_.cache()) publish(r);
   if (final) r.kv_ = KvSequence();  // return the pages to the shared budget now
   {
     std::lock_guard<std::mutex> lock(r.mu_);
@@ -167,6 +198,7 @@ void Engine::emit(Request& r, int32_t token) {
   const ModelConfig& cfg = model_->config();
   const GenerationParams& p = r.params_;
   r.history_.add_output(token);
+  r.output_.push_back(token);
   StreamEvent ev;
   ev.token = token;
   const bool eos = !p.ignore_eos && token == cfg.eos_token_id;
@@ -316,6 +348,7 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       finish(r, FinishReason::kCancelled);
       continue;
     }
+    if (!r.prefix_looked_up_) attach_prefix(r);
     SequenceStep st;
     st.kv = &r.kv_;
     const int64_t plen = static_cast<int64_t>(r.prompt_.size());
@@ -408,9 +441,14 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
   for (size_t i = 0; i < in_step.size(); ++i) {
     Request& r = *in_step[i];
     const int64_t plen = static_cast<int64_t>(r.prompt_.size());
+    if (r.prefilled_ >= plen) {
+      std::lock_guard<std::mutex> lock(r.mu_);
+      ++r.decode_forwards_;
+    }
     if (r.prefilled_ < plen) {
       r.prefilled_ += steps[i].n;
       if (r.prefilled_ < plen) continue;  // more prompt chunks to go
+      publish(r);                         // the prompt's pages, for requests that share its prefix
     }
     if (r.cancelled_) {
       finish(r, FinishReason::kCancelled);

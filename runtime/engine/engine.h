@@ -38,6 +38,9 @@ struct StreamEvent {
 
 struct Usage {
   int64_t prompt_tokens = 0, generated_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // taken from the prefix cache instead of computed
+  // Speculative decoding (MTP): main-model forwards after the prefill, tokens drafted, drafts accepted.
+  int64_t decode_forwards = 0, draft_tokens = 0, accepted_drafts = 0;
   double time_to_first_token_s = 0.0, tokens_per_second = 0.0;
 };
 
@@ -61,9 +64,12 @@ class Request {
   std::atomic<bool> cancelled_{false};
   // Scheduler state (scheduler thread only).
   KvSequence kv_;
+  bool prefix_looked_up_ = false;
+  std::vector<int32_t> output_;  // the tokens emitted so far (with the prompt: what kv_ holds, and one more)
   int64_t prefilled_ = 0;
   int32_t last_token_ = -1;
   int64_t generated_ = 0;
+  int64_t cached_ = 0, decode_forwards_ = 0, drafted_ = 0, accepted_ = 0;  // Usage's (under mu_)
   TokenHistory history_;
   SamplingRng rng_;
   std::unique_ptr<TokenTextDecoder> decoder_;
@@ -111,6 +117,11 @@ class Engine {
   void finish(Request& r, FinishReason why, const std::string& error = "");
   void emit(Request& r, int32_t token);
   void deliver(Request& r, StreamEvent ev, const std::string& error);
+  // Prefix cache: a request's first step starts from the cached prefix of its prompt (all but its last
+  // token, whose logits it needs); its full pages are offered to the cache when its prompt is in and when
+  // it ends.
+  void attach_prefix(Request& r);
+  void publish(Request& r);
 
   std::shared_ptr<LoadedModel> model_;
   TextDecoderFactory decoders_;

@@ -121,6 +121,7 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
     fail(ErrorCode::kUnsupported, "kv_cache_dtype bf16 needs device cuda (the CPU cache is fp32)");
   m->cache_ = std::make_unique<LatentCache>(*m->backend_, m->model_->cache_layers(), m->cfg_.kv_cache_width(),
                                             opts.page_rows, opts.kv_cache_bytes, cache_dtype);
+  m->cache_->set_prefix_cache(opts.prefix_cache);
   step(1.0, "ready");
   return m;
 }

@@ -29,6 +29,8 @@ struct LoadOptions {
   // garbage logits later. Reads every byte of the checkpoint once (bench/RESULTS.md has the cost).
   bool check_weights = true;
   int64_t page_rows = 64;
+  // Requests sharing a prompt prefix reuse its cached KV pages (LatentCache's prefix cache).
+  bool prefix_cache = true;
   bool cuda_graphs = true;
   std::string kv_cache_dtype =
       "auto";  // "auto" (bf16 on cuda, fp32 on the cpu), "fp32" or "bf16" (cuda only)  // decode steps as

@@ -27,7 +27,7 @@ extern "C" {
 
 /* The API level: incremented when functions are added; existing signatures never change (a changed
  * function gets a new _v2 name). */
-#define MOERT_API_VERSION 2 /* 2: moert_stream_info_int, moert_checkpoint_write_random_v2 */
+#define MOERT_API_VERSION 3 /* 2: moert_stream_info_int, moert_checkpoint_write_random_v2; 3: moert_stream_counter */
 
 typedef int32_t moert_status;
 #define MOERT_OK 0
@@ -108,6 +108,12 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          e4m3 NaN byte in an FP8 weight or a block scale that is not finite and positive
  *                          is MOERT_ERR_FORMAT naming the file, the tensor and the first bad index. The scan
  *                          reads the whole checkpoint once (bench/RESULTS.md: its cost); 0 skips it
+ *   "prefix_cache"   int   1 (default): requests whose prompts share a prefix reuse the KV pages computed
+ *                          for an earlier request (whole pages of tokens, kept after a request ends and
+ *                          reclaimed least recently used first when the budget is needed: a running request
+ *                          never loses pages to it); the logits are the same as without it (bit for bit
+ *                          with batch_invariant). moert_stream_counter(stream, "cached_prompt_tokens") says
+ *                          how many prompt tokens a request took from it. 0: off
  * Generation keys (temperature, top_p, top_k and repetition_penalty default to the checkpoint's
  * generation_config.json when it has them, as in transformers and vLLM; "do_sample": false there means
  * temperature 0):
@@ -307,6 +313,12 @@ MOERT_API moert_status moert_stream_error(const moert_stream* stream, char* buf,
  * temperature > 0 after the generation_config.json defaults). Any thread. Errors: INVALID_ARGUMENT (NULL,
  * unknown key; *out untouched). Since API 2. */
 MOERT_API moert_status moert_stream_info_int(const moert_stream* stream, const char* key, int64_t* out);
+/* A counter of the request so far: "cached_prompt_tokens" (prompt tokens taken from the prefix cache
+ * instead of computed), "decode_forwards" (main-model forwards after its prompt), "draft_tokens" (tokens the
+ * MTP module drafted for it), "accepted_drafts" (drafts the main model confirmed; each saves a forward).
+ * Any thread, while the request runs or after. Errors: INVALID_ARGUMENT (NULL, unknown key; *out untouched).
+ * Since API 3. */
+MOERT_API moert_status moert_stream_counter(const moert_stream* stream, const char* key, int64_t* out);
 MOERT_API void moert_stream_free(moert_stream* stream);
 
 #ifdef __cplusplus
