@@ -39,6 +39,8 @@ moert::LoadOptions load_options(const moert_options* o) {
   lo.ep_timeout_ms = o->get_int("ep_timeout_ms", lo.ep_timeout_ms);
   lo.check_weights = o->get_int("check_weights", 1) != 0;
   lo.prefix_cache = o->get_int("prefix_cache", 1) != 0;
+  lo.speculative = o->get_string("speculative", "auto");
+  lo.draft_tokens = o->get_int("draft_tokens", 1);
   return lo;
 }
 

@@ -41,6 +41,8 @@ const std::vector<KeySpec>& specs() {
       {"ep_timeout_ms", OptionScope::kLoad, Kind::kInt, 1, 1e9, {}},
       {"check_weights", OptionScope::kLoad, Kind::kInt, 0, 1, {}},
       {"prefix_cache", OptionScope::kLoad, Kind::kInt, 0, 1, {}},
+      {"speculative", OptionScope::kLoad, Kind::kString, 0, 0, {"auto", "off"}},
+      {"draft_tokens", OptionScope::kLoad, Kind::kInt, 1, 3, {}},
       // generation
       {"max_tokens", OptionScope::kGeneration, Kind::kInt, 0, 1e9, {}},
       {"temperature", OptionScope::kGeneration, Kind::kFloat, 0, 100, {}},

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "backend/finite_check.h"
+#include "engine/speculative.h"
 #include "ep/placement.h"
 
 #include "util/error.h"
@@ -67,6 +69,8 @@ struct Engine::EvalJob {
 
 Engine::Engine(std::shared_ptr<LoadedModel> model, TextDecoderFactory decoders)
     : model_(std::move(model)), decoders_(std::move(decoders)) {
+  const LoadOptions& o = model_->options();
+  if (o.speculative != "off" && model_->model().has_mtp() && !model_->ep()) draft_tokens_ = o.draft_tokens;
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -100,6 +104,9 @@ std::shared_ptr<Request> Engine::submit(std::vector<int32_t> prompt, GenerationP
   r->history_.add_prompt(r->prompt_);
   if (decoders_) r->decoder_ = decoders_();
   r->stops_ = std::make_unique<StopMatcher>(r->params_.stop_strings);
+  // Drafts are verified against the plain distribution; penalties would need each draft in the history.
+  r->speculative_ = speculative() && r->params_.sampling.repetition_penalty == 1.0 &&
+                    r->params_.sampling.presence_penalty == 0.0;
   r->t_submit_ = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -158,6 +165,11 @@ void Engine::attach_prefix(Request& r) {
     std::lock_guard<std::mutex> lock(model_->step_mutex());
     got = cache.attach_prefix(r.kv_, r.prompt_.data(), static_cast<int64_t>(r.prompt_.size()) - 1);
   }
+  if (r.speculative_ && got > 0) {
+    // The MTP layer's entry at the last cached position depends on the token after it, which may differ
+    // here: that position is computed again (its page copied before it is written).
+    r.kv_.truncate(--got);
+  }
   r.prefilled_ = got;
   std::lock_guard<std::mutex> lock(r.mu_);
   r.cached_ = got;
@@ -167,6 +179,8 @@ void Engine::publish(Request& r) {
   LatentCache& cache = model_->cache();
   const int64_t len = r.kv_.length();
   if (!cache.prefix_cache() || len < r.kv_.page_rows()) return;
+  // With speculation cached pages carry the MTP layer's entries too: only requests that wrote them publish.
+  if (speculative() && !r.speculative_) return;
   std::vector<int32_t> tokens(r.prompt_.begin(),
                               r.prompt_.begin() + std::min<int64_t>(len, r.prompt_.size()));
   for (size_t i = 0; static_cast<int64_t>(tokens.size()) < len && i < r.output_.size(); ++i)
@@ -335,12 +349,21 @@ void Engine::loop_ep(ep::ExpertParallel& ep) {
   }
 }
 
-void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<EvalJob*> evals,
-                  bool collective) {
-  DeepseekModel& model = model_->model();
+// A step's requests in the order the batch lays out their logits: first those sampled by the backend's
+// sampler (one row each, or none for a prompt chunk before the last), then the speculative verify steps
+// (1 + drafts rows each, accepted on the host), then the evaluation jobs.
+struct Engine::StepPlan {
   std::vector<SequenceStep> steps;
-  std::vector<Request*> in_step;
+  std::vector<Request*> reqs;  // steps[i]'s request (requests only, in the steps' order)
+  std::vector<int64_t> past;   // each request's cache length before the step
+  std::vector<int64_t> row;    // each request's first row in the forward's batch
+  size_t n_plain = 0;          // reqs [0, n_plain) sample one row; the others verify drafts
   std::vector<std::pair<Request*, std::string>> blocked;  // waiting for KV pages, with the reason
+};
+
+void Engine::plan(std::vector<std::shared_ptr<Request>>& running, StepPlan& p) {
+  const ModelConfig& cfg = model_->config();
+  std::vector<std::pair<SequenceStep, Request*>> plain, verify;
   int64_t budget = prefill_chunk_;
   for (auto& rp : running) {
     Request& r = *rp;
@@ -359,10 +382,18 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       st.tokens = r.prompt_.data() + r.prefilled_;
       st.no_logits = r.prefilled_ + st.n < plen;  // a chunk before the prompt's last samples nothing
     } else {
-      st.n = 1;
-      st.tokens = &r.last_token_;
+      // Drafts past the context or past max_tokens would be thrown away: fewer are fed.
+      const int64_t room =
+          std::min(cfg.max_position_embeddings - r.kv_.length() - 1, r.params_.max_tokens - r.generated_ - 1);
+      if (static_cast<int64_t>(r.drafts_.size()) > std::max<int64_t>(room, 0))
+        r.drafts_.resize(std::max<int64_t>(room, 0));
+      r.feed_.assign(1, r.last_token_);
+      r.feed_.insert(r.feed_.end(), r.drafts_.begin(), r.drafts_.end());
+      st.n = static_cast<int64_t>(r.feed_.size());
+      st.tokens = r.feed_.data();
+      st.all_logits = st.absorbed = st.n > 1;
     }
-    if (r.kv_.length() + st.n > model_->config().max_position_embeddings) {
+    if (r.kv_.length() + st.n > cfg.max_position_embeddings) {
       finish(r, FinishReason::kLength);
       continue;
     }
@@ -370,13 +401,122 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       r.kv_.reserve(st.n);
     } catch (const Error& e) {
       if (e.code() != ErrorCode::kOutOfMemory) throw;
-      blocked.emplace_back(&r, e.what());
+      p.blocked.emplace_back(&r, e.what());
       continue;
     }
     if (r.prefilled_ < plen) budget -= st.n;
-    steps.push_back(st);
-    in_step.push_back(&r);
+    (st.all_logits ? verify : plain).emplace_back(st, &r);
   }
+  p.n_plain = plain.size();
+  for (auto* list : {&plain, &verify})
+    for (auto& [st, r] : *list) {
+      p.steps.push_back(st);
+      p.reqs.push_back(r);
+      p.past.push_back(r->kv_.length());
+    }
+}
+
+void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vector<int32_t>>& emitted) {
+  DeepseekModel& model = model_->model();
+  std::vector<SequenceStep> mtp;
+  std::vector<int64_t> pos0, hidden_row;
+  std::vector<Request*> drafting;
+  for (size_t i = 0; i < p.reqs.size(); ++i) {
+    Request& r = *p.reqs[i];
+    if (!r.speculative_) continue;
+    const SequenceStep& st = p.steps[i];
+    // The MTP layer at position q reads h_q and the token at q + 1: over a prompt chunk, the prompt's next
+    // tokens (and the sampled token after the prompt's last); after a decode, the kept tokens.
+    r.mtp_next_.clear();
+    int64_t n = 0;
+    const bool prefill = p.past[i] < static_cast<int64_t>(r.prompt_.size());
+    bool bad = false;
+    for (int32_t t : emitted[i]) bad |= t < 0;
+    if (bad) continue;  // the request ends with its error
+    bool draws = true;
+    if (prefill) {
+      const int64_t s = p.past[i], plen = static_cast<int64_t>(r.prompt_.size());
+      draws = s + st.n == plen;
+      r.mtp_next_.assign(r.prompt_.begin() + s + 1, r.prompt_.begin() + std::min(s + st.n + 1, plen));
+      if (s + st.n == plen) {
+        if (emitted[i].empty()) continue;
+        r.mtp_next_.push_back(emitted[i][0]);
+      }
+      n = st.n;
+    } else {
+      if (emitted[i].empty()) continue;
+      r.mtp_next_ = emitted[i];  // the kept drafts, then the main model's token
+      n = static_cast<int64_t>(emitted[i].size());
+    }
+    SequenceStep m;
+    m.kv = &r.kv_;
+    m.tokens = r.mtp_next_.data();
+    m.n = n;
+    m.no_logits = !draws;   // a prompt chunk before the last only fills the MTP layer's cache
+    m.absorbed = !prefill;  // as the verify step it follows
+    mtp.push_back(m);
+    pos0.push_back(p.past[i]);
+    hidden_row.push_back(p.row[i]);
+    if (!m.no_logits) drafting.push_back(&r);
+    r.drafts_.clear();
+  }
+  if (mtp.empty()) return;
+  Backend& b = model.backend();
+  Tensor mtp_hidden;
+  std::vector<int64_t> rows_of;
+  Tensor logits = model.mtp_forward(mtp, pos0, hidden_row, hidden, &mtp_hidden, &rows_of);
+  for (int64_t depth = 0; depth < draft_tokens_ && !drafting.empty(); ++depth) {
+    SamplingRng unused;  // greedy draws nothing
+    std::vector<SampleRow> greedy(drafting.size(), SampleRow{SamplingParams{}, &unused, nullptr});
+    std::vector<int32_t> ids(drafting.size());
+    b.sample(logits.slice_rows(0, static_cast<int64_t>(drafting.size())), greedy, nullptr, ids.data());
+    for (size_t k = 0; k < drafting.size(); ++k)
+      if (ids[k] >= 0) drafting[k]->drafts_.push_back(ids[k]);
+    if (depth + 1 == draft_tokens_) break;
+    // The next link: the MTP layer at the drafted position, fed its own output for the hidden state.
+    std::vector<SequenceStep> chain;
+    std::vector<int64_t> cpos, crow;
+    std::vector<Request*> next;
+    size_t k = 0;
+    for (size_t j = 0; j < mtp.size(); ++j) {
+      if (mtp[j].no_logits) continue;
+      Request& r = *drafting[k++];
+      if (r.drafts_.size() != static_cast<size_t>(depth + 1)) continue;
+      SequenceStep c;
+      c.kv = &r.kv_;
+      c.tokens = &r.drafts_.back();
+      c.n = 1;
+      chain.push_back(c);
+      cpos.push_back(pos0[j] + mtp[j].n);
+      crow.push_back(rows_of[j] + mtp[j].n - 1);
+      next.push_back(&r);
+    }
+    if (chain.empty()) break;
+    const Tensor prev = mtp_hidden;
+    for (size_t j = 0; j < chain.size(); ++j) {
+      // Pages for the chained position (past the main cache's length); a full cache just drafts less.
+      KvSequence& kv = *chain[j].kv;
+      try {
+        kv.reserve(cpos[j] + 1 - kv.length());
+      } catch (const Error&) {
+        chain.erase(chain.begin() + j), cpos.erase(cpos.begin() + j), crow.erase(crow.begin() + j);
+        next.erase(next.begin() + j);
+        --j;
+      }
+    }
+    if (chain.empty()) break;
+    logits = model.mtp_forward(chain, cpos, crow, prev, &mtp_hidden, &rows_of);
+    mtp = chain;
+    pos0 = cpos;
+    drafting = next;
+  }
+}
+
+void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<EvalJob*> evals,
+                  bool collective) {
+  DeepseekModel& model = model_->model();
+  StepPlan p;
+  plan(running, p);
   // Evaluation jobs join the batch after the requests; each is checked alone so a bad one fails alone.
   const ModelConfig& cfg = model_->config();
   std::vector<EvalJob*> eval_in_step;
@@ -389,41 +529,74 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       j->finish(std::current_exception());
     }
   }
-  const size_t n_requests = steps.size();
+  const size_t n_requests = p.steps.size();
+  std::vector<SequenceStep> steps = p.steps;
   for (EvalJob* j : eval_in_step) steps.push_back(j->step);
   if (steps.empty()) {
     // Nothing could run: the newest blocked request gives way (fails alone) so the others can progress.
-    if (!blocked.empty()) finish(*blocked.back().first, FinishReason::kError, blocked.back().second);
+    if (!p.blocked.empty()) finish(*p.blocked.back().first, FinishReason::kError, p.blocked.back().second);
     if (!collective) return;  // with EP the rank still takes part in the step, with no sequence
   }
+  bool mtp_work = false;
+  for (Request* r : p.reqs) mtp_work |= r->speculative_;
   // The step as one batch: built (and uploaded) once, one forward, one sampling op over every row that
-  // samples; only the sampled ids come back to the host.
-  std::vector<int32_t> sampled;
-  std::vector<int64_t> sample_at(in_step.size(), -1);  // each step's row in `sampled`
+  // samples; only the sampled ids come back to the host (a verify step's rows too, for the acceptance).
+  const int64_t V = cfg.vocab_size;
+  std::vector<std::vector<int32_t>> emitted(n_requests);  // the tokens each request emits this step
   try {
     std::lock_guard<std::mutex> lock(model_->step_mutex());
     auto run = [&] {
       std::vector<SampleRow> rows;
-      for (size_t i = 0; i < in_step.size(); ++i) {
+      std::vector<int64_t> sample_at(p.n_plain, -1);
+      for (size_t i = 0; i < p.n_plain; ++i) {
         if (steps[i].no_logits) continue;
-        Request& r = *in_step[i];
+        Request& r = *p.reqs[i];
         sample_at[i] = static_cast<int64_t>(rows.size());
         rows.push_back({r.params_.sampling, &r.rng_, &r.history_});
       }
       StepBatch batch = model.make_batch(steps, &rows);
-      const Tensor logits = model.forward(batch);
-      sampled.resize(rows.size());
+      p.row.resize(n_requests);
+      for (size_t i = 0; i < n_requests; ++i) p.row[i] = batch.row_of(i);
+      Tensor hidden;
+      std::function<void(int64_t, const Tensor&)> keep_hidden;
+      if (mtp_work)
+        keep_hidden = [&](int64_t layer, const Tensor& h) {
+          if (layer == cfg.num_hidden_layers) hidden = h;
+        };
+      const Tensor logits = model.forward(batch, keep_hidden);
+      std::vector<int32_t> sampled(rows.size());
       if (!rows.empty())
         model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows,
                                batch.sample_table(), sampled.data());
-      // The evaluation jobs' rows follow the requests' in the logits.
+      for (size_t i = 0; i < p.n_plain; ++i)
+        if (sample_at[i] >= 0) emitted[i].push_back(sampled[sample_at[i]]);
+      // Verify steps: their rows follow, 1 + drafts each; accepted on the host.
       int64_t at = static_cast<int64_t>(rows.size());
+      std::vector<float> host;
+      for (size_t i = p.n_plain; i < n_requests; ++i) {
+        Request& r = *p.reqs[i];
+        const int64_t n = steps[i].n;
+        host.resize(static_cast<size_t>(n * V));
+        model.backend().copy_to_host(logits.slice_rows(at, n), host.data());
+        at += n;
+        if (first_non_finite(host.data(), n * V) >= 0) {
+          emitted[i].push_back(-1);
+          continue;
+        }
+        emitted[i] = accept_drafts(host.data(), V, r.drafts_, r.params_.sampling, r.rng_, &r.history_);
+        // The cache keeps the fed tokens the model accepted (the last one emitted is fed next step).
+        r.kv_.truncate(p.past[i] + static_cast<int64_t>(emitted[i].size()));
+        std::lock_guard<std::mutex> lock(r.mu_);
+        r.drafted_ += static_cast<int64_t>(r.drafts_.size());
+        r.accepted_ += static_cast<int64_t>(emitted[i].size()) - 1;
+      }
       for (size_t k = 0; k < eval_in_step.size(); ++k) {
         const SequenceStep& st = steps[n_requests + k];
         const int64_t n = st.all_logits ? st.n : 1;
         model.backend().copy_to_host(logits.slice_rows(at, n), eval_in_step[k]->logits);
         at += n;
       }
+      if (mtp_work) draft(p, hidden, emitted);
     };
     if (collective) {
       ep::ExpertParallel& ep = *model_->ep();
@@ -432,14 +605,14 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       run();
     }
   } catch (const std::exception& e) {
-    for (Request* r : in_step) finish(*r, FinishReason::kError, e.what());
+    for (Request* r : p.reqs) finish(*r, FinishReason::kError, e.what());
     for (EvalJob* j : eval_in_step) j->finish(std::current_exception());
     if (collective) throw;  // the group failed (run_collective aborted it)
     return;
   }
   for (EvalJob* j : eval_in_step) j->finish();
-  for (size_t i = 0; i < in_step.size(); ++i) {
-    Request& r = *in_step[i];
+  for (size_t i = 0; i < n_requests; ++i) {
+    Request& r = *p.reqs[i];
     const int64_t plen = static_cast<int64_t>(r.prompt_.size());
     if (r.prefilled_ >= plen) {
       std::lock_guard<std::mutex> lock(r.mu_);
@@ -454,15 +627,17 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       finish(r, FinishReason::kCancelled);
       continue;
     }
-    const int32_t t = sampled[sample_at[i]];
-    if (t < 0) {
-      finish(r, FinishReason::kError,
-             "the model produced a non-finite logit (NaN or infinity) for this request: the weights or the "
-             "activations overflowed; nothing was sampled");
-      continue;
+    for (int32_t t : emitted[i]) {
+      if (t < 0) {
+        finish(r, FinishReason::kError,
+               "the model produced a non-finite logit (NaN or infinity) for this request: the weights or the "
+               "activations overflowed; nothing was sampled");
+        break;
+      }
+      r.last_token_ = t;
+      emit(r, t);
+      if (r.finish_reason() != FinishReason::kNone) break;
     }
-    r.last_token_ = t;
-    emit(r, t);
   }
 }
 

@@ -65,6 +65,10 @@ class Request {
   // Scheduler state (scheduler thread only).
   KvSequence kv_;
   bool prefix_looked_up_ = false;
+  bool speculative_ = false;       // drafts with the MTP module (the engine's setting, no penalties)
+  std::vector<int32_t> drafts_;    // drafted tokens to follow last_token_, verified by the next step
+  std::vector<int32_t> feed_;      // this step's tokens: last_token_ then the drafts
+  std::vector<int32_t> mtp_next_;  // this step's MTP input: the token after each position it covers
   std::vector<int32_t> output_;  // the tokens emitted so far (with the prompt: what kv_ holds, and one more)
   int64_t prefilled_ = 0;
   int32_t last_token_ = -1;
@@ -102,6 +106,10 @@ class Engine {
   // kv is then unchanged). Without expert parallelism only (its steps are the group's collectives).
   void eval(KvSequence& kv, const int32_t* tokens, int64_t n, bool all_logits, float* logits);
 
+  // Speculative decoding with the checkpoint's MTP module (load options speculative, draft_tokens): on
+  // when the module is loaded and speculative is "auto", without expert parallelism.
+  bool speculative() const { return draft_tokens_ > 0; }
+
   int64_t prefill_chunk() const { return prefill_chunk_; }
   void set_prefill_chunk(int64_t n) { prefill_chunk_ = n; }
 
@@ -122,6 +130,12 @@ class Engine {
   // it ends.
   void attach_prefix(Request& r);
   void publish(Request& r);
+  // One step's requests as the forward sees them (see step()).
+  struct StepPlan;
+  void plan(std::vector<std::shared_ptr<Request>>& running, StepPlan& p);
+  // Speculation after the forward: the MTP module over every speculative request's new positions (fed
+  // the forward's hidden states and the tokens that follow), chained for more drafts; fills drafts_.
+  void draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vector<int32_t>>& emitted);
 
   std::shared_ptr<LoadedModel> model_;
   TextDecoderFactory decoders_;
@@ -131,6 +145,7 @@ class Engine {
   std::deque<EvalJob*> evals_;
   bool stop_ = false;
   int64_t prefill_chunk_ = 256;
+  int64_t draft_tokens_ = 0;  // drafts per step (0: no speculation)
   std::thread thread_;
 };
 

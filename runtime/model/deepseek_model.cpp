@@ -352,40 +352,100 @@ void DeepseekModel::mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden,
     fail(ErrorCode::kInvalidArgument,
          "mtp_draft: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n - 1) +
              " are not in the main cache (length " + std::to_string(kv.length()) + ")");
-  Backend& b = backend_;
-  const MtpWeights& m = w_.mtp[0];
-  const int64_t H = cfg_.hidden_size;
-  const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  // The MTP layer's own cache slot is written at the same positions as the main layers'. A batch over the
-  // sequence seen at length pos0 makes the layer attend to positions 0 .. pos0 + i.
-  const int64_t saved = kv.length();
-  kv.truncate(pos0);
-  struct Restore {
-    KvSequence& kv;
-    int64_t saved;
-    ~Restore() { kv.advance(saved - kv.length()); }
-  } restore{kv, saved};
+  Tensor h = backend_.empty(DType::kF32, n, cfg_.hidden_size);
+  backend_.copy_from_host(hidden, h);
   SequenceStep st;
   st.kv = &kv;
   st.tokens = next_tokens;
   st.n = n;
-  StepBatch batch(b, cfg_, opts_.attention, {st}, false);
+  st.all_logits = true;
+  const Tensor out = mtp_forward({st}, {pos0}, {0}, h);
+  backend_.copy_to_host(out, logits);
+}
+
+Tensor DeepseekModel::mtp_forward(std::vector<SequenceStep> steps, const std::vector<int64_t>& pos0,
+                                  const std::vector<int64_t>& hidden_row, const Tensor& hidden,
+                                  Tensor* mtp_hidden, std::vector<int64_t>* batch_rows) {
+  if (w_.mtp.empty()) fail(ErrorCode::kInvalidArgument, "this model has no MTP module loaded");
+  if (pos0.size() != steps.size() || hidden_row.size() != steps.size())
+    fail(ErrorCode::kInternal, "mtp_forward: one pos0 and one hidden row per step");
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const SequenceStep& st = steps[i];
+    // A chained draft starts past the main cache's length, on pages the previous link reserved.
+    if (!st.kv || pos0[i] < 0 || st.n <= 0 ||
+        pos0[i] > static_cast<int64_t>(st.kv->pages().size()) * st.kv->page_rows())
+      fail(ErrorCode::kInvalidArgument, "mtp_forward: positions " + std::to_string(pos0[i]) + ".." +
+                                            std::to_string(pos0[i] + st.n - 1) +
+                                            " do not start in the sequence's pages");
+    if (hidden_row[i] < 0 || hidden_row[i] + st.n > hidden.rows)
+      fail(ErrorCode::kInternal, "mtp_forward: hidden rows out of range");
+  }
+  Backend& b = backend_;
+  const MtpWeights& m = w_.mtp[0];
+  const int64_t H = cfg_.hidden_size;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  // The MTP layer's own cache slot is written at the same positions as the main layers'. A batch over each
+  // sequence seen at length pos0 makes the layer attend to positions 0 .. pos0 + i; the lengths come back
+  // after (the main layers' tokens are what a sequence's length counts).
+  std::vector<int64_t> saved;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    KvSequence& kv = *steps[i].kv;
+    saved.push_back(kv.length());
+    if (pos0[i] < kv.length())
+      kv.truncate(pos0[i]);
+    else
+      kv.advance(pos0[i] - kv.length());
+  }
+  struct Restore {
+    std::vector<SequenceStep>& steps;
+    std::vector<int64_t>& saved;
+    ~Restore() {
+      for (size_t i = 0; i < saved.size(); ++i) {
+        KvSequence& kv = *steps[i].kv;
+        if (kv.length() > saved[i])
+          kv.truncate(saved[i]);
+        else
+          kv.advance(saved[i] - kv.length());
+      }
+    }
+  } restore{steps, saved};
+  StepBatch batch(b, cfg_, opts_.attention, steps, false);
   cache_ = batch.cache();
   const BatchPart& part = batch.whole();
+  const int64_t T = batch.tokens();
+  // Each row's main hidden state, in this batch's row order.
+  std::vector<int32_t> src(T);
+  for (size_t i = 0; i < steps.size(); ++i)
+    for (int64_t j = 0; j < steps[i].n; ++j)
+      src[batch.row_of(i) + j] = static_cast<int32_t>(hidden_row[i] + j);
+  if (batch_rows) {
+    batch_rows->clear();
+    for (size_t i = 0; i < steps.size(); ++i) batch_rows->push_back(batch.row_of(i));
+  }
+  Tensor src_rows = b.empty(DType::kI32, T, 1);
+  b.copy_from_host_i32(src.data(), src_rows);
   // h' = eh_proj([enorm(embed(t_{i+1})), hnorm(h_i)])
-  Tensor cat = b.empty(DType::kF32, n, 2 * H);
+  Tensor cat = b.empty(DType::kF32, T, 2 * H);
   Tensor e = cat.slice_cols(0, H), h = cat.slice_cols(H, H);
   b.embedding(m.embed, part.ids, e);
   b.rmsnorm(e, m.enorm, eps, e);
-  b.copy_from_host(hidden, h);
+  b.gather_rows(hidden, src_rows, h);
   b.rmsnorm(h, m.hnorm, eps, h);
-  Tensor x = b.empty(DType::kF32, n, H);
+  Tensor x = b.empty(DType::kF32, T, H);
   b.linear(cat, m.eh_proj, x, opts_.act_mode);
   decoder_layer(m.layer, cfg_.num_hidden_layers, x, part);
   b.rmsnorm(x, m.head_norm, eps, x);
-  Tensor out = b.empty(DType::kF32, n, cfg_.vocab_size);
-  b.linear(x, m.head, out, opts_.act_mode);
-  b.copy_to_host(out, logits);
+  if (mtp_hidden) *mtp_hidden = x;
+  Tensor out;
+  const int64_t R = batch.logits_count();
+  if (R > 0) {
+    Tensor sel = b.empty(DType::kF32, R, H);
+    b.gather_rows(x, batch.logit_rows(), sel);
+    out = b.empty(DType::kF32, R, cfg_.vocab_size);
+    b.linear(sel, m.head, out, opts_.act_mode);
+  }
+  batch.advance();
+  return out;
 }
 
 }  // namespace moert

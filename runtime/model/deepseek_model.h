@@ -121,6 +121,18 @@ class DeepseekModel {
   // positions pos0 .. pos0 + n - 1 must already be in the main cache.
   void mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden, const int32_t* next_tokens, int64_t n,
                  float* logits);
+  // The same batched, in the backend's memory: step i covers positions pos0[i] .. pos0[i] + n - 1 of its
+  // sequence (steps[i].tokens: the token after each), fed rows hidden_row[i] .. + n - 1 of `hidden` (the
+  // main forward's rows after the final norm, as forward's on_hidden sees them); all_logits / no_logits as
+  // in a forward (the default: the last row's, the draft). Writes the MTP slot at those positions (which
+  // may run past the main cache's length: chained drafts) and leaves each sequence's length as it was.
+  // Returns the logits rows in the steps' order (empty when none); `mtp_hidden`, when given, receives the
+  // MTP layer's output after its norm for every row in the batch's row order ([T, hidden], with `batch_rows`
+  // each step's first row in it), what a chained draft feeds on.
+  Tensor mtp_forward(std::vector<SequenceStep> steps, const std::vector<int64_t>& pos0,
+                     const std::vector<int64_t>& hidden_row, const Tensor& hidden,
+                     Tensor* mtp_hidden = nullptr, std::vector<int64_t>* batch_rows = nullptr);
+  bool has_mtp() const { return !w_.mtp.empty(); }
 
   // Expert parallelism: re-binds the routed experts after a change of placement (between steps), keeping
   // those `keep` accepts; sets options().bind_expert to it.

@@ -181,7 +181,8 @@ StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm for
   for (int pass = 0; pass < 2; ++pass)
     for (size_t i = 0; i < steps_.size(); ++i) {
       const SequenceStep& st = steps_[i];
-      const bool expanded = form == AttentionForm::kExpanded || (form == AttentionForm::kAuto && st.n > 1);
+      const bool expanded =
+          form == AttentionForm::kExpanded || (form == AttentionForm::kAuto && st.n > 1 && !st.absorbed);
       if (expanded != (pass == 1)) continue;
       row_of_step[i] = T;
       seqs.push_back({&st.kv->pages(), st.kv->page_rows(), T, st.n, st.kv->length(), expanded});
@@ -279,6 +280,7 @@ StepBatch::StepBatch(Backend& backend, const ModelConfig& cfg, AttentionForm for
     out.key_slots = view(table_, p.key_slots);
     out.k_start = view(table_, p.k_start);
   };
+  row_of_step_ = std::move(row_of_step);
   make(parts[0], whole_);
   if (halves) {
     make(parts[1], half_[0]);

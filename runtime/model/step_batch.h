@@ -30,6 +30,9 @@ struct SequenceStep {
   int64_t n = 0;
   bool all_logits = false;  // logits for every new token; else for the last only
   bool no_logits = false;   // no logits at all (a prompt chunk that is not the last)
+  // The absorbed form for these few tokens in AttentionForm::kAuto (a speculative verify step: its tokens
+  // attend over the latent like decodes, each row causally, and get the bits sequential decodes would).
+  bool absorbed = false;
 };
 
 // Error(kInvalidArgument) unless the step has tokens and a cache, every token id is in the vocabulary and
@@ -97,6 +100,8 @@ class StepBatch {
   // The fixed layout the batch was laid out in, or null.
   const FixedLayout* fixed_layout() const { return fixed_; }
   const std::vector<SequenceStep>& steps() const { return steps_; }
+  // The batch row of step i's first token (its tokens are rows row_of(i) .. + n - 1).
+  int64_t row_of(size_t i) const { return row_of_step_[i]; }
   // The cache every step's sequence draws from (null for an empty batch).
   const LatentCache* cache() const { return cache_; }
   // Marks every step's tokens as written (after the forward).
@@ -104,6 +109,7 @@ class StepBatch {
 
  private:
   std::vector<SequenceStep> steps_;
+  std::vector<int64_t> row_of_step_;
   BatchPart whole_, half_[2];
   bool has_halves_ = false;
   int64_t logits_wanted_ = 0;

@@ -24,6 +24,9 @@ std::vector<Opt> common_opts() {
           {"activations"},
           {"batch-invariant", false},
           {"no-weight-check", false},
+          {"speculative"},
+          {"draft-tokens"},
+          {"no-prefix-cache", false},
           {"ep-size"},
           {"ep-transport"},
           {"ep-redundant"},
@@ -56,6 +59,10 @@ const char kCommonUsage[] =
     "  -t, --threads N            CPU threads (default: all cores)\n"
     "  --device cpu|cuda, --activations fp32|fp8, --batch-invariant\n"
     "  --no-weight-check          skip the load-time scan for NaN/Inf weights\n"
+    "  --speculative auto|off     MTP speculative decoding when the checkpoint has the module (default "
+    "auto)\n"
+    "  --draft-tokens N           drafts per step with --speculative auto, 1-3 (default 1)\n"
+    "  --no-prefix-cache          do not reuse the KV pages of earlier prompts' shared prefixes\n"
     "  --ep-size N [--ep-transport T] [--ep-redundant R] [--eplb-interval STEPS] [--ep-max-ranks M]\n"
     "              [--ep-overlap|--no-ep-overlap]   experts over N processes (run under mpirun -np N)\n"
     "  --quiet                    no progress bar or usage line\n"
@@ -105,6 +112,11 @@ moert_model* load_model(const Args& a) {
   if (a.has("threads")) check(moert_options_set_int(o, "threads", a.get_int("threads", 0)), "--threads");
   if (a.has("batch-invariant")) check(moert_options_set_int(o, "batch_invariant", 1), "--batch-invariant");
   if (a.has("no-weight-check")) check(moert_options_set_int(o, "check_weights", 0), "--no-weight-check");
+  if (a.has("speculative"))
+    check(moert_options_set_string(o, "speculative", a.get("speculative").c_str()), "--speculative");
+  if (a.has("draft-tokens"))
+    check(moert_options_set_int(o, "draft_tokens", a.get_int("draft-tokens", 1)), "--draft-tokens");
+  if (a.has("no-prefix-cache")) check(moert_options_set_int(o, "prefix_cache", 0), "--no-prefix-cache");
   if (a.has("activations"))
     check(moert_options_set_string(o, "activations", a.get("activations").c_str()), "--activations");
   if (a.has("device")) check(moert_options_set_string(o, "device", a.get("device").c_str()), "--device");
@@ -219,6 +231,18 @@ void report(moert_stream* s, bool quiet) {
                static_cast<long long>(prompt), static_cast<long long>(generated), ttft * 1e3, tps);
   // The seed a sampled run drew, so the same run can be repeated with --seed.
   if (sampled) std::fprintf(stderr, ", seed %lld", static_cast<long long>(seed));
+  int64_t drafted = 0, accepted = 0, forwards = 0, cached = 0;
+  check(moert_stream_counter(s, "draft_tokens", &drafted), "stream counter");
+  check(moert_stream_counter(s, "accepted_drafts", &accepted), "stream counter");
+  check(moert_stream_counter(s, "decode_forwards", &forwards), "stream counter");
+  check(moert_stream_counter(s, "cached_prompt_tokens", &cached), "stream counter");
+  if (cached > 0) std::fprintf(stderr, ", %lld prompt tokens cached", static_cast<long long>(cached));
+  // Speculation: how many drafts the main model kept, and tokens per main-model forward after the prompt.
+  if (drafted > 0)
+    std::fprintf(stderr, ", speculative: %lld of %lld drafts accepted (%.0f%%), %.2f tokens per forward",
+                 static_cast<long long>(accepted), static_cast<long long>(drafted),
+                 100.0 * accepted / drafted,
+                 forwards > 0 ? static_cast<double>(generated - 1) / forwards : 0.0);
   std::fprintf(stderr, "]\n");
 }
 

@@ -62,13 +62,22 @@ TEST(Mtp, LoadsAndDraftsWithCausalWiring) {
 // shared/gpu/mtp_torch.py): the module is fed the main model's hidden state AFTER the final norm (as vLLM
 // and SGLang do), which is what forward's on_hidden sees at layer num_hidden_layers, and its draft logits
 // match within 1e-4 for every case.
-TEST(Mtp, MatchesTheTorchReferenceFedThePostNormHidden) {
-  Golden g("tiny-v3-fp8");
+// One checkpoint's MTP logits against its mtp_reference.safetensors (prompts from there, or from the
+// checkpoint's reference.safetensors).
+void expect_mtp_matches_reference(const std::string& name) {
+  Golden g(name);
   SafetensorsFile mref(g.dir + "/mtp_reference.safetensors");
   const int64_t H = g.cfg.hidden_size, V = g.cfg.vocab_size;
-  for (int c = 0; g.has("case" + std::to_string(c) + ".prompt"); ++c) {
+  for (int c = 0; mref.tensors().count("case" + std::to_string(c) + ".mtp_logits"); ++c) {
     const std::string k = "case" + std::to_string(c);
-    const std::vector<int32_t> prompt = g.ints(k + ".prompt");
+    std::vector<int32_t> prompt;
+    if (mref.tensors().count(k + ".prompt")) {
+      const TensorInfo& t = mref.tensors().at(k + ".prompt");
+      const int32_t* d = reinterpret_cast<const int32_t*>(t.data);
+      prompt.assign(d, d + t.numel());
+    } else {
+      prompt = g.ints(k + ".prompt");
+    }
     const int64_t T = static_cast<int64_t>(prompt.size()), n = T - 1;
     const float* want_h = reinterpret_cast<const float*>(mref.tensors().at(k + ".mtp_hidden").data);
     const float* want_l = reinterpret_cast<const float*>(mref.tensors().at(k + ".mtp_logits").data);
@@ -79,13 +88,24 @@ TEST(Mtp, MatchesTheTorchReferenceFedThePostNormHidden) {
     g.model->forward(steps, nullptr, [&](int64_t layer, const Tensor& x) {
       if (layer == g.cfg.num_hidden_layers) g.backend->copy_to_host(x, post.data());
     });
-    EXPECT_LT(testing::max_abs_diff(post.data(), want_h, n * H), 1e-4f) << k << ": the post-norm hidden";
+    EXPECT_LT(testing::max_abs_diff(post.data(), want_h, n * H), 1e-4f)
+        << name << " " << k << ": the post-norm hidden";
     std::vector<float> draft(n * V);
     g.model->mtp_draft(kv, 0, post.data(), prompt.data() + 1, n, draft.data());
     const float err = testing::max_abs_diff(draft.data(), want_l, n * V);
-    std::printf("%s: MTP logits max abs diff %.3g over %lld positions\n", k.c_str(), err, (long long)n);
-    EXPECT_LT(err, 1e-4f) << k;
+    std::printf("%s %s: MTP logits max abs diff %.3g over %lld positions\n", name.c_str(), k.c_str(), err,
+                (long long)n);
+    EXPECT_LT(err, 1e-4f) << name << " " << k;
   }
+}
+
+TEST(Mtp, MatchesTheTorchReferenceFedThePostNormHidden) {
+  expect_mtp_matches_reference("tiny-v3-fp8");
+}
+
+// The default model with its trained module (tests/data/moert-tiny-coder-mtp, from shared/models).
+TEST(Mtp, TrainedModuleMatchesItsTorchReference) {
+  expect_mtp_matches_reference("moert-tiny-coder-mtp");
 }
 
 TEST(Mtp, AbsentModuleIsAnError) {

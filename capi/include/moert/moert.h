@@ -114,6 +114,14 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          never loses pages to it); the logits are the same as without it (bit for bit
  *                          with batch_invariant). moert_stream_counter(stream, "cached_prompt_tokens") says
  *                          how many prompt tokens a request took from it. 0: off
+ *   "speculative"    str   "auto" (default): when the checkpoint has the MTP module (and "mtp" is 1), each
+ *                          decode step drafts the next token with it and the main model checks draft and
+ *                          current token in one forward; greedy output is the same as without it, sampled
+ *                          output keeps the model's distribution (speculative rejection sampling).
+ *                          Requests with repetition or presence penalties, and expert parallelism, decode
+ *                          without drafts. moert_stream_counter gives "draft_tokens" and
+ *                          "accepted_drafts". "off": never
+ *   "draft_tokens"   int   drafts per step, 1 (default, DeepSeek's setting) to 3 (chained through the module)
  * Generation keys (temperature, top_p, top_k and repetition_penalty default to the checkpoint's
  * generation_config.json when it has them, as in transformers and vLLM; "do_sample": false there means
  * temperature 0):
