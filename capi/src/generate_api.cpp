@@ -64,6 +64,29 @@ moert_status start(moert_model* model, std::vector<int32_t> prompt, const moert_
 
 extern "C" {
 
+MOERT_API moert_status moert_generate_resume(moert_model* model, const void* data, size_t size,
+                                             const moert_options* gen, moert_stream** out) {
+  return guarded([&] {
+    require(model, "model");
+    require(out, "out");
+    if (size) require(data, "data");
+    auto s = std::make_unique<moert_stream>();
+    s->service = model->service;
+    const moert::GenerationParams params = generation_params(gen, model->service->generation_defaults());
+    std::vector<int32_t> tokens;
+    std::vector<float> logits;
+    moert::KvSequence kv = moert::capi::import_image(model, data, size, &tokens, &logits);
+    if (logits.empty())
+      fail(ErrorCode::kFormat,
+           "KV image rejected (logits): it has no logits of its last token to sample from");
+    s->seed = params.sampling.seed;
+    s->sampled = params.sampling.temperature > 0;
+    s->request =
+        model->service->engine().submit_resumed(std::move(tokens), std::move(kv), std::move(logits), params);
+    *out = s.release();
+  });
+}
+
 MOERT_API moert_status moert_generate_tokens(moert_model* model, const int32_t* prompt, size_t n,
                                              const moert_options* gen, moert_stream** out) {
   moert_status st = guarded([&] {

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "engine/model_service.h"
@@ -20,6 +21,8 @@ struct moert_tokenizer {
 struct moert_session {
   std::shared_ptr<moert::ModelService> service;  // keeps the model alive
   moert::KvSequence kv;
+  std::vector<int32_t> tokens;     // what kv holds
+  std::vector<float> last_logits;  // after tokens.back() (empty after a truncate): for moert_session_export
 };
 
 struct moert_stream {
@@ -32,6 +35,11 @@ struct moert_stream {
 };
 
 namespace moert::capi {
+
+// A KV image (moert_session_export's) checked against the model and loaded into a new sequence of its cache:
+// its tokens and last logits out. Error(kFormat) naming the failed check, kOutOfMemory for a full cache.
+moert::KvSequence import_image(moert_model* model, const void* data, size_t size,
+                               std::vector<int32_t>* tokens, std::vector<float>* logits);
 
 // The required-size protocol: writes s with its NUL into buf[cap] when it fits; *needed (if given) gets the
 // size. buf NULL with cap 0 only asks. Throws kInvalidArgument when cap is too small (nothing written).

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "handles.h"
+#include "kv/kv_transfer.h"
 #include "model/random_checkpoint.h"
 #include "options.h"
 
@@ -45,6 +46,24 @@ moert::LoadOptions load_options(const moert_options* o) {
 }
 
 }  // namespace
+
+namespace moert::capi {
+
+moert::KvSequence import_image(moert_model* model, const void* data, size_t size,
+                               std::vector<int32_t>* tokens, std::vector<float>* logits) {
+  moert::LoadedModel& m = model->service->model();
+  const moert::KvImageView v = moert::parse_kv_image(data, size, m.kv_image_shape());
+  moert::KvSequence kv(&m.cache());
+  {
+    std::lock_guard<std::mutex> lock(m.step_mutex());
+    moert::import_kv(m.model().backend(), m.cache(), kv, m.config().num_hidden_layers, v);
+  }
+  *tokens = v.token_ids;
+  *logits = v.last_logits;
+  return kv;
+}
+
+}  // namespace moert::capi
 
 extern "C" {
 
@@ -148,6 +167,9 @@ MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t*
     m.require_direct_forward();
     // Through the engine's step, batched with whatever generation is running.
     session->service->engine().eval(session->kv, tokens, static_cast<int64_t>(n), all_logits != 0, logits);
+    session->tokens.insert(session->tokens.end(), tokens, tokens + n);
+    const float* last = logits + (rows - 1) * vocab;
+    session->last_logits.assign(last, last + vocab);
   });
 }
 
@@ -164,6 +186,52 @@ MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t le
                                             " tokens: the sequence has " +
                                             std::to_string(session->kv.length()));
     session->kv.truncate(length);
+    if (static_cast<size_t>(length) != session->tokens.size()) {
+      session->tokens.resize(length);
+      session->last_logits.clear();
+    }
+  });
+}
+
+MOERT_API moert_status moert_session_export(const moert_session* session, void* buf, size_t cap,
+                                            size_t* needed) {
+  return guarded([&] {
+    require(session, "session");
+    moert::LoadedModel& m = session->service->model();
+    if (session->tokens.empty())
+      fail(ErrorCode::kInvalidArgument, "the session holds no tokens: nothing to export");
+    if (session->last_logits.empty())
+      fail(
+          ErrorCode::kInvalidArgument,
+          "the session was truncated since its last evaluation: evaluate a token before exporting (the image "
+          "carries the logits after its last token)");
+    std::vector<uint8_t> image;
+    {
+      std::lock_guard<std::mutex> lock(m.step_mutex());  // backend copies: not while a forward runs
+      image = moert::export_kv(m.model().backend(), m.cache(), session->kv, m.config().num_hidden_layers,
+                               m.kv_image_shape(), session->tokens, session->last_logits);
+    }
+    if (needed) *needed = image.size();
+    if (!buf && cap == 0) return;
+    require(buf, "buf");
+    if (cap < image.size())
+      fail(ErrorCode::kInvalidArgument, "buffer of " + std::to_string(cap) + " bytes is too small; " +
+                                            std::to_string(image.size()) + " needed");
+    std::memcpy(buf, image.data(), image.size());
+  });
+}
+
+MOERT_API moert_status moert_session_import(moert_model* model, const void* data, size_t size,
+                                            moert_session** out) {
+  return guarded([&] {
+    require(model, "model");
+    require(out, "out");
+    if (size) require(data, "data");
+    model->service->model().require_direct_forward();
+    auto s = std::make_unique<moert_session>();
+    s->service = model->service;
+    s->kv = moert::capi::import_image(model, data, size, &s->tokens, &s->last_logits);
+    *out = s.release();
   });
 }
 

@@ -84,6 +84,16 @@ Engine::~Engine() {
 }
 
 std::shared_ptr<Request> Engine::submit(std::vector<int32_t> prompt, GenerationParams params) {
+  std::shared_ptr<Request> r = make_request(std::move(prompt), std::move(params));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(r);
+  }
+  cv_.notify_all();
+  return r;
+}
+
+std::shared_ptr<Request> Engine::make_request(std::vector<int32_t> prompt, GenerationParams params) {
   const ModelConfig& cfg = model_->config();
   if (prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
   for (size_t i = 0; i < prompt.size(); ++i)
@@ -108,8 +118,24 @@ std::shared_ptr<Request> Engine::submit(std::vector<int32_t> prompt, GenerationP
   r->speculative_ = speculative() && r->params_.sampling.repetition_penalty == 1.0 &&
                     r->params_.sampling.presence_penalty == 0.0;
   r->t_submit_ = Clock::now();
+  return r;
+}
+
+std::shared_ptr<Request> Engine::submit_resumed(std::vector<int32_t> tokens, KvSequence kv,
+                                                std::vector<float> last_logits, GenerationParams params) {
+  if (kv.cache() != &model_->cache() || kv.length() != static_cast<int64_t>(tokens.size()))
+    fail(ErrorCode::kInternal, "submit_resumed: the sequence must hold exactly the tokens");
+  if (static_cast<int64_t>(last_logits.size()) != model_->config().vocab_size)
+    fail(ErrorCode::kInvalidArgument, "a resumed sequence needs the logits of its last token");
+  // Checked (and queued) as a request of this prompt, then given its cache before it first steps.
+  std::shared_ptr<Request> r;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);  // the scheduler must not see it before its state is complete
+    r = make_request(std::move(tokens), std::move(params));
+    r->kv_ = std::move(kv);
+    r->prefilled_ = static_cast<int64_t>(r->prompt_.size());
+    r->prefix_looked_up_ = true;
+    r->resume_logits_ = std::move(last_logits);
     queue_.push_back(r);
   }
   cv_.notify_all();
@@ -372,6 +398,22 @@ void Engine::plan(std::vector<std::shared_ptr<Request>>& running, StepPlan& p) {
       continue;
     }
     if (!r.prefix_looked_up_) attach_prefix(r);
+    if (!r.resume_logits_.empty()) {
+      // A resumed sequence: its first token from the logits it came with, then it decodes like any other.
+      const std::vector<float> logits = std::move(r.resume_logits_);
+      r.resume_logits_.clear();
+      const int32_t t =
+          first_non_finite(logits.data(), cfg.vocab_size) >= 0
+              ? -1
+              : sample_token(logits.data(), cfg.vocab_size, r.params_.sampling, r.rng_, &r.history_);
+      if (t < 0) {
+        finish(r, FinishReason::kError, "the resumed sequence's logits are not finite");
+        continue;
+      }
+      r.last_token_ = t;
+      emit(r, t);
+      if (r.finish_reason() != FinishReason::kNone) continue;
+    }
     SequenceStep st;
     st.kv = &r.kv_;
     const int64_t plen = static_cast<int64_t>(r.prompt_.size());

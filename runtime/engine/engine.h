@@ -65,10 +65,11 @@ class Request {
   // Scheduler state (scheduler thread only).
   KvSequence kv_;
   bool prefix_looked_up_ = false;
-  bool speculative_ = false;       // drafts with the MTP module (the engine's setting, no penalties)
-  std::vector<int32_t> drafts_;    // drafted tokens to follow last_token_, verified by the next step
-  std::vector<int32_t> feed_;      // this step's tokens: last_token_ then the drafts
-  std::vector<int32_t> mtp_next_;  // this step's MTP input: the token after each position it covers
+  std::vector<float> resume_logits_;  // a resumed request's: its first token is sampled from them
+  bool speculative_ = false;          // drafts with the MTP module (the engine's setting, no penalties)
+  std::vector<int32_t> drafts_;       // drafted tokens to follow last_token_, verified by the next step
+  std::vector<int32_t> feed_;         // this step's tokens: last_token_ then the drafts
+  std::vector<int32_t> mtp_next_;     // this step's MTP input: the token after each position it covers
   std::vector<int32_t> output_;  // the tokens emitted so far (with the prompt: what kv_ holds, and one more)
   int64_t prefilled_ = 0;
   int32_t last_token_ = -1;
@@ -98,6 +99,11 @@ class Engine {
   // Queues a request; the returned handle streams its tokens. Throws Error(kInvalidArgument) for an empty
   // prompt, a bad token id or a prompt longer than the context.
   std::shared_ptr<Request> submit(std::vector<int32_t> prompt, GenerationParams params);
+  // Continues a sequence computed elsewhere (a KV image: prefill/decode separation): `kv` holds every
+  // token of `tokens`, `last_logits` are the logits after the last one; the first token is sampled from
+  // them, as the request that computed them would have. The request's prompt is `tokens`.
+  std::shared_ptr<Request> submit_resumed(std::vector<int32_t> tokens, KvSequence kv,
+                                          std::vector<float> last_logits, GenerationParams params);
 
   // Logits for `n` tokens appended to `kv` (all n rows, or the last only), computed by the scheduler in its
   // next step, batched with the running requests (the same step batch and forward). Blocks until done; the
@@ -114,6 +120,8 @@ class Engine {
   void set_prefill_chunk(int64_t n) { prefill_chunk_ = n; }
 
  private:
+  // A checked request of `prompt`, not yet queued (no lock taken).
+  std::shared_ptr<Request> make_request(std::vector<int32_t> prompt, GenerationParams params);
   void loop();
   // Expert parallelism: every rank's engine steps together (see engine.cpp).
   void loop_ep(ep::ExpertParallel& ep);

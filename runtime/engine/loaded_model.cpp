@@ -1,5 +1,7 @@
 #include "engine/loaded_model.h"
 
+#include <algorithm>
+
 #include "backend/cuda/cuda_backend.h"
 #include "ep/transport_mpi.h"
 #include "ep/transport_nccl.h"
@@ -132,6 +134,29 @@ void LoadedModel::require_direct_forward() const {
          "with expert parallelism over " + std::to_string(ep_->size()) +
              " ranks every forward is collective: use generation (the engines of all "
              "ranks step together), not direct logits");
+}
+
+KvImageShape LoadedModel::kv_image_shape() {
+  std::call_once(fingerprint_once_, [&] {
+    const std::string config = model_config_to_json(cfg_);
+    uint64_t h = fnv1a64(config.data(), config.size());
+    for (const auto& [name, t] : store_->tensors_by_name()) {
+      h = fnv1a64(name.data(), name.size(), h);
+      h = fnv1a64(&t->dtype, sizeof(t->dtype), h);
+      h = fnv1a64(t->shape.data(), t->shape.size() * sizeof(int64_t), h);
+      const size_t edge = std::min<size_t>(t->nbytes, 64);
+      h = fnv1a64(t->data, edge, h);
+      h = fnv1a64(t->data + t->nbytes - edge, edge, h);
+    }
+    fingerprint_ = h;
+  });
+  KvImageShape s;
+  s.fingerprint = fingerprint_;
+  s.layers = cfg_.num_hidden_layers;
+  s.width = cfg_.kv_cache_width();
+  s.vocab = cfg_.vocab_size;
+  s.max_tokens = cfg_.max_position_embeddings;
+  return s;
 }
 
 }  // namespace moert

@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "config/model_config.h"
 #include "ep/expert_parallel.h"
+#include "kv/kv_image.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_model.h"
 #include "weights/weight_store.h"
@@ -77,6 +78,10 @@ class LoadedModel {
   // Logits outside the engine (sessions, moert_model_logits): Error(kUnsupported) with EP over more than
   // one rank, where every forward is a collective the engine schedules.
   void require_direct_forward() const;
+  // The KV image shape of this checkpoint (kv/kv_image.h): its fingerprint (config, and every tensor's
+  // name, dtype, shape and first and last bytes: computed once, on first use), the main layers, the cache
+  // width, the vocabulary and the context length.
+  KvImageShape kv_image_shape();
 
  private:
   LoadedModel() = default;
@@ -89,6 +94,8 @@ class LoadedModel {
   std::unique_ptr<DeepseekModel> model_;
   std::unique_ptr<LatentCache> cache_;
   std::mutex step_mu_;
+  std::once_flag fingerprint_once_;
+  uint64_t fingerprint_ = 0;
 };
 
 }  // namespace moert

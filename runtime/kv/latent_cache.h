@@ -64,6 +64,7 @@ class LatentCache {
 
   int64_t page_rows() const { return page_rows_; }
   int64_t total_pages() const { return total_pages_; }
+  int64_t layers() const { return layers_; }
   // Pages a sequence can get now: free ones and those only the prefix cache holds.
   int64_t free_pages() const;
   // Pages the prefix cache holds (some may be shared with running sequences).

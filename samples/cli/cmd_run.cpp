@@ -69,17 +69,21 @@ const char kCommonUsage[] =
     "  -h, --help                 this help\n";
 
 Command run_command() {
-  Command c{"run",
-            std::string("usage: moert run [options] -p TEXT | --prompt-file FILE|-\n"
-                        "Stream a completion of the prompt to stdout.\n\n"
-                        "  -p, --prompt TEXT          the prompt\n"
-                        "  -f, --prompt-file FILE     the prompt from a file (- = stdin)\n"
-                        "  --no-echo                  do not print the prompt first\n") +
-                kCommonUsage,
-            common_opts()};
+  Command c{
+      "run",
+      std::string("usage: moert run [options] -p TEXT | --prompt-file FILE|- | --resume FILE\n"
+                  "Stream a completion of the prompt to stdout.\n\n"
+                  "  -p, --prompt TEXT          the prompt\n"
+                  "  -f, --prompt-file FILE     the prompt from a file (- = stdin)\n"
+                  "  --resume FILE              continue a sequence `moert prefill` wrote (prints only the\n"
+                  "                             continuation; the same model must be loaded)\n"
+                  "  --no-echo                  do not print the prompt first\n") +
+          kCommonUsage,
+      common_opts()};
   c.opts.push_back({"prompt", true, {"-p"}});
   c.opts.push_back({"prompt-file", true, {"-f", "--file"}});
   c.opts.push_back({"no-echo", false});
+  c.opts.push_back({"resume"});
   return c;
 }
 
@@ -278,20 +282,91 @@ std::string json_escape(const std::string& s) {
   return o;
 }
 
+std::string read_file(const std::string& path, const char* flag) {
+  // "-" reads stdin: prompts with trailing newlines survive (a shell's $(...) would strip them).
+  std::ifstream f(path == "-" ? "/dev/stdin" : path, std::ios::binary);
+  if (!f) die(std::string("cannot read ") + flag + " " + path);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// moert run --resume FILE: the continuation of a sequence another process prefilled.
+int run_resumed(const Args& a) {
+  if (a.has("prompt") || a.has("prompt-file")) die("--resume continues a saved sequence: give no prompt");
+  const std::string image = read_file(a.get("resume"), "--resume");
+  moert_options* g = generation_options(a);
+  moert_model* m = load_model(a);
+  moert_stream* s = nullptr;
+  check(moert_generate_resume(m, image.data(), image.size(), g, &s), "--resume");
+  moert_options_free(g);
+  std::string text;
+  stream_out(s, &text, /*interruptible=*/false);
+  std::fputs("\n", stdout);
+  report(s, a.has("quiet"));
+  moert_stream_free(s);
+  moert_model_free(m);
+  return 0;
+}
+
 }  // namespace
+
+// moert prefill: the prompt's KV cache (and its last logits) computed and written to a file that
+// `moert run --resume` continues from, in another process (prefill/decode separation).
+int cmd_prefill(int argc, char** argv) {
+  Command cmd{
+      "prefill",
+      std::string("usage: moert prefill [options] -p TEXT | --prompt-file FILE|- --out FILE\n"
+                  "Compute the prompt's KV cache and write it (with the last token's logits) to FILE;\n"
+                  "`moert run --resume FILE` continues it.\n\n"
+                  "  -p, --prompt TEXT          the prompt\n"
+                  "  -f, --prompt-file FILE     the prompt from a file (- = stdin)\n"
+                  "  -o, --out FILE             where the KV image goes\n") +
+          kCommonUsage,
+      common_opts()};
+  cmd.opts.push_back({"prompt", true, {"-p"}});
+  cmd.opts.push_back({"prompt-file", true, {"-f", "--file"}});
+  cmd.opts.push_back({"out", true, {"-o"}});
+  Args a(argc, argv, 2, cmd);
+  const std::string prompt =
+      a.has("prompt-file") ? read_file(a.get("prompt-file"), "--prompt-file") : a.require("prompt");
+  const std::string out = a.require("out");
+  moert_model* m = load_model(a);
+  moert_tokenizer* t = nullptr;
+  check(moert_model_tokenizer(m, &t), "the model's tokenizer");
+  size_t n = 0;
+  check(moert_tokenize(t, prompt.data(), prompt.size(), -1, 1, nullptr, 0, &n), "tokenizing");
+  std::vector<int32_t> ids(n);
+  check(moert_tokenize(t, prompt.data(), prompt.size(), -1, 1, ids.data(), ids.size(), &n), "tokenizing");
+  moert_tokenizer_free(t);
+  int64_t vocab = 0;
+  check(moert_model_info_int(m, "vocab_size", &vocab), "model info");
+  moert_session* s = nullptr;
+  check(moert_session_create(m, &s), "session");
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  check(moert_session_eval(s, ids.data(), ids.size(), 0, logits.data(), logits.size()), "prefill");
+  size_t bytes = 0;
+  check(moert_session_export(s, nullptr, 0, &bytes), "export");
+  std::vector<char> image(bytes);
+  check(moert_session_export(s, image.data(), image.size(), &bytes), "export");
+  std::ofstream f(out, std::ios::binary);
+  if (!f.write(image.data(), static_cast<std::streamsize>(image.size())) || !f.flush())
+    die("cannot write --out " + out);
+  if (!a.has("quiet"))
+    std::fprintf(stderr, "[%zu prompt tokens prefilled: %zu bytes written to %s]\n", ids.size(), image.size(),
+                 out.c_str());
+  moert_session_free(s);
+  moert_model_free(m);
+  return 0;
+}
 
 // With expert parallelism (--ep-size N under mpirun -np N) every rank runs the same prompt (each its own
 // request, the ranks stepping together) and only rank 0 prints.
 int cmd_run(int argc, char** argv) {
   const Command cmd = run_command();
   Args a(argc, argv, 2, cmd);
+  if (a.has("resume")) return run_resumed(a);
   std::string prompt;
   if (a.has("prompt-file")) {
-    // "-" reads stdin: prompts with trailing newlines survive (a shell's $(...) would strip them).
-    const std::string path = a.get("prompt-file");
-    std::ifstream f(path == "-" ? "/dev/stdin" : path, std::ios::binary);
-    if (!f) die("cannot read --prompt-file " + path);
-    prompt.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    prompt = read_file(a.get("prompt-file"), "--prompt-file");
   } else {
     prompt = a.require("prompt");
   }

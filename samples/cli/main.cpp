@@ -15,6 +15,7 @@ void usage(FILE* out) {
       "usage: moert <command> [options]     (moert <command> --help for its options)\n\n"
       "commands:\n"
       "  run            stream a completion of a prompt (default model: the shipped moert-tiny-coder)\n"
+      "  prefill        compute a prompt's KV cache into a file (`run --resume FILE` continues it)\n"
       "  chat           interactive chat with the model's chat template and history\n"
       "  info           the config as understood, parameter count, KV-cache bytes per token\n"
       "  logits         write float32 logits [tokens, vocab] for a token sequence\n"
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   if (cmd == "logits") return cli::cmd_logits(argc, argv);
   if (cmd == "info") return cli::cmd_info(argc, argv);
   if (cmd == "run") return cli::cmd_run(argc, argv);
+  if (cmd == "prefill") return cli::cmd_prefill(argc, argv);
   if (cmd == "chat") return cli::cmd_chat(argc, argv);
   if (cmd == "tokenize") return cli::cmd_tokenize(argc, argv);
   if (cmd == "detokenize") return cli::cmd_detokenize(argc, argv);

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -51,6 +53,29 @@ TEST(CliText, RunReproducesReferenceContinuations) {
             prompts[i]);
     EXPECT_EQ(out, want + "\n") << "prompt " << i;
   }
+}
+
+// Prefill in one process, decode in another: the continuation is what one process prints. A corrupt file
+// or another model is a clear error, not a crash.
+TEST(CliText, PrefillThenResumeInAnotherProcessPrintsTheSameContinuation) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string image =
+      ::testing::TempDir() + "/cli_kv_" + std::to_string(getpid()) + "_" + info->name() + ".bin";
+  const std::string prompt = "class Stack:\n    def __init__(self):\n";
+  const std::string flags = " --quiet --ignore-eos --max-tokens 40 --temperature 0 --batch-invariant";
+  run(kCli + " prefill --quiet --batch-invariant --prompt-file - --out " + image, prompt);
+  const std::string resumed = run(kCli + " run --resume " + image + flags);
+  const std::string one = run(kCli + " run --no-echo --prompt-file -" + flags, prompt);
+  EXPECT_EQ(resumed, one);
+  EXPECT_GT(resumed.size(), 20u);
+  {
+    std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(200);
+    f.put('\x55');
+  }
+  const int rc = std::system((kCli + " run --quiet --resume " + image + " 2>/dev/null >/dev/null").c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 1);
+  std::remove(image.c_str());
 }
 
 TEST(CliText, TokenizeMatchesHuggingFaceCases) {

@@ -27,7 +27,7 @@ extern "C" {
 
 /* The API level: incremented when functions are added; existing signatures never change (a changed
  * function gets a new _v2 name). */
-#define MOERT_API_VERSION 3 /* 2: moert_stream_info_int, moert_checkpoint_write_random_v2; 3: moert_stream_counter */
+#define MOERT_API_VERSION 3 /* 2: moert_stream_info_int, moert_checkpoint_write_random_v2; 3: moert_stream_counter, KV hand-off */
 
 typedef int32_t moert_status;
 #define MOERT_OK 0
@@ -225,6 +225,21 @@ MOERT_API moert_status moert_session_length(const moert_session* session, int64_
 /* Drops tokens after the first `length` (to re-evaluate from there). Errors: INVALID_ARGUMENT (NULL,
  * length < 0 or beyond the sequence's length: nothing is changed). */
 MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t length);
+/* KV hand-off (prefill/decode separation): the session's sequence as bytes another process that loaded the
+ * same checkpoint continues from (moert_session_import, moert_generate_resume). The image holds the tokens,
+ * the main layers' latent cache (fp32) and the logits after the last token, behind a versioned header (a
+ * fingerprint of the checkpoint's config and weights, layer count, dimensions, token count) and a checksum.
+ * Required-size protocol: *needed gets the image's size; buf NULL with cap 0 only asks. Not while another
+ * thread uses the session. Errors: INVALID_ARGUMENT (NULL, cap too small, an empty session, or one truncated
+ * since its last evaluation: the image needs the logits of its last token). Since API 3. */
+MOERT_API moert_status moert_session_export(const moert_session* session, void* buf, size_t cap, size_t* needed);
+/* A new session holding an exported sequence (data borrowed for the call); evaluate on from it. Free with
+ * moert_session_free. Errors: INVALID_ARGUMENT (NULL), FORMAT (a truncated, corrupt or mismatched image: the
+ * message names the check that failed: magic, version, truncated, checksum, fingerprint, layers, width,
+ * vocab, token count, token id, values), OUT_OF_MEMORY (the KV budget), UNSUPPORTED (ep_size > 1). Since
+ * API 3. */
+MOERT_API moert_status moert_session_import(moert_model* model, const void* data, size_t size,
+                                            moert_session** out);
 
 /* Logits for a token sequence in one forward pass (no state kept): n rows of vocab_size floats into
  * logits[logits_cap]. Errors: INVALID_ARGUMENT (NULL, n == 0, bad token id, logits_cap too small),
@@ -295,6 +310,12 @@ MOERT_API moert_status moert_generate_text(moert_model* model, const char* promp
 /* The same from chat messages (JSON), rendered with the chat template. */
 MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messages_json,
                                            const moert_options* gen, moert_stream** out);
+/* Continues an exported sequence (moert_session_export's image, data borrowed for the call) as a stream:
+ * the first token is sampled from the image's last logits with gen's sampling, as a stream of the same
+ * prompt in one process would have, then decoding goes on; only the continuation is streamed. Errors: as
+ * moert_session_import's, and INVALID_ARGUMENT for a bad option. Since API 3. */
+MOERT_API moert_status moert_generate_resume(moert_model* model, const void* data, size_t size,
+                                             const moert_options* gen, moert_stream** out);
 /* Waits up to timeout_ms (-1: no limit) for the next token. On MOERT_OK, *token is the token id (-1 for a
  * final event without a token) and *finish_reason a MOERT_FINISH_* value; the event's text piece is then
  * read with moert_stream_text. After the final event every call returns it again (token -1).

@@ -162,6 +162,22 @@ extern "C" {
     pub fn moert_session_truncate(session: *mut moert_session, length: i64) -> moert_status;
 }
 extern "C" {
+    pub fn moert_session_export(
+        session: *const moert_session,
+        buf: *mut ::std::os::raw::c_void,
+        cap: usize,
+        needed: *mut usize,
+    ) -> moert_status;
+}
+extern "C" {
+    pub fn moert_session_import(
+        model: *mut moert_model,
+        data: *const ::std::os::raw::c_void,
+        size: usize,
+        out: *mut *mut moert_session,
+    ) -> moert_status;
+}
+extern "C" {
     pub fn moert_model_logits(
         model: *mut moert_model,
         tokens: *const i32,
@@ -257,6 +273,15 @@ extern "C" {
     pub fn moert_generate_chat(
         model: *mut moert_model,
         messages_json: *const ::std::os::raw::c_char,
+        gen: *const moert_options,
+        out: *mut *mut moert_stream,
+    ) -> moert_status;
+}
+extern "C" {
+    pub fn moert_generate_resume(
+        model: *mut moert_model,
+        data: *const ::std::os::raw::c_void,
+        size: usize,
         gen: *const moert_options,
         out: *mut *mut moert_stream,
     ) -> moert_status;
