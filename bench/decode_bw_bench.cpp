@@ -4,6 +4,9 @@
 //   hot:  one matrix again and again (each thread's half fits its L2): the kernel's compute ceiling.
 // Runs alternate (stream, cold, hot, ...) and the medians are printed, with the ratio cold / stream.
 //   moert_decode_bw_bench [--threads 2] [--rounds 7] [--isa portable|avx2|avx512] [--n 1408 --k 2048]
+//                         [--mats 192] [--prefill-m M]
+// --prefill-m M: instead, the FP8-activation GEMM at M rows on the AVX-512-BF16 path (gemm_xwt_fp8act)
+// against act_quant_dequant + the fp32 kernel, GFLOP/s.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,7 +17,9 @@
 #include <vector>
 
 #include "cpu/cpu_features.h"
+#include "cpu/act_quant.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_fp8act.h"
 #include "cpu/thread_pool.h"
 
 using namespace moert::kernels;
@@ -57,7 +62,7 @@ double stream_read(const uint8_t* p, size_t bytes, int threads) {
 
 int main(int argc, char** argv) {
   int threads = 2, rounds = 7;
-  int64_t n = 1408, k = 2048, mats = 192;
+  int64_t n = 1408, k = 2048, mats = 192, pm = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
@@ -70,6 +75,7 @@ int main(int argc, char** argv) {
     else if (a == "--n") n = std::stoll(v);
     else if (a == "--k") k = std::stoll(v);
     else if (a == "--mats") mats = std::stoll(v);
+    else if (a == "--prefill-m") pm = std::stoll(v);
     else if (a == "--isa")
       set_cpu_isa(v == "portable" ? CpuIsa::kPortable : v == "avx2" ? CpuIsa::kAvx2 : CpuIsa::kAvx512);
     else {
@@ -101,6 +107,26 @@ int main(int argc, char** argv) {
   };
   std::printf("isa %s, %d threads, %lld matrices of %lld x %lld fp8 (%.0f MB)\n", cpu_isa_name(cpu_isa()), threads,
               (long long)mats, (long long)n, (long long)k, q.size() / 1e6);
+  if (pm > 0) {  // FP8-activation GEMM at M = pm: matrix path against quantise-dequantise + fp32 kernel
+    set_cpu_matmul(true);
+    std::vector<float> xa(pm * k), ya(pm * n), xq(pm * k);
+    for (size_t i = 0; i < xa.size(); ++i) xa[i] = std::sin(0.37 * i);
+    std::vector<double> on, off;
+    const double flop = 2.0 * pm * n * k;
+    for (int r = 0; r < rounds; ++r) {
+      double t0 = now();
+      if (!gemm_xwt_fp8act(xa.data(), pm, k, ref(r % mats), ya.data(), n, &pool)) return 1;
+      on.push_back(flop / (now() - t0) / 1e9);
+      t0 = now();
+      xq = xa;
+      act_quant_dequant(xq.data(), pm, k, k);
+      gemm_xwt(xq.data(), pm, k, ref(r % mats), ya.data(), n, &pool);
+      off.push_back(flop / (now() - t0) / 1e9);
+    }
+    std::printf("fp8-activation GEMM M=%lld N=%lld K=%lld: %s %.1f GFLOP/s, fp32 kernel %.1f GFLOP/s (medians)\n",
+                (long long)pm, (long long)n, (long long)k, cpu_matmul_path(), median(on), median(off));
+    return 0;
+  }
   std::vector<double> st, cold, hot;
   for (int r = 0; r < rounds; ++r) {
     st.push_back(stream_read(q.data(), q.size(), threads));

@@ -13,6 +13,7 @@
 #include "cpu/dequant.h"
 #include "cpu/elementwise.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_fp8act.h"
 #include "cpu/moe_routing.h"
 #include "cpu/norm.h"
 #include "cpu/rope.h"
@@ -140,6 +141,12 @@ class CpuBackend final : public Backend {
 
   void linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
     check(x.cols == w.k() && out.cols == w.n() && out.rows == x.rows, "linear");
+    // FP8 activations at prefill sizes: the CPU's matrix instructions where present (AVX-512-BF16), the same
+    // products as the quantise-dequantise path below. Not in batch-invariant mode (whose rows must not
+    // depend on how many there are) nor at decode sizes (memory-bound: the dot-product path is as fast).
+    if (mode == ActMode::kFp8 && w.fp8() && !batch_invariant_ && x.rows > 4 * kFuseRows &&
+        kernels::gemm_xwt_fp8act(x.ptr<float>(), x.rows, x.ld, ref(w), out.ptr<float>(), out.ld, &pool_))
+      return;
     const float* in = quantised_input(x, w, mode);
     const int64_t ldx = in == x.ptr<float>() ? x.ld : x.cols;
     kernels::gemm_xwt(in, x.rows, ldx, ref(w), out.ptr<float>(), out.ld, &pool_, batch_invariant_);
