@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "cpu/cpu_features.h"
 #include "cpu/act_quant.h"
+#include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_fp8act.h"
 #include "cpu/thread_pool.h"
@@ -70,12 +70,18 @@ int main(int argc, char** argv) {
       return 2;
     }
     const std::string v = argv[++i];
-    if (a == "--threads") threads = std::stoi(v);
-    else if (a == "--rounds") rounds = std::stoi(v);
-    else if (a == "--n") n = std::stoll(v);
-    else if (a == "--k") k = std::stoll(v);
-    else if (a == "--mats") mats = std::stoll(v);
-    else if (a == "--prefill-m") pm = std::stoll(v);
+    if (a == "--threads")
+      threads = std::stoi(v);
+    else if (a == "--rounds")
+      rounds = std::stoi(v);
+    else if (a == "--n")
+      n = std::stoll(v);
+    else if (a == "--k")
+      k = std::stoll(v);
+    else if (a == "--mats")
+      mats = std::stoll(v);
+    else if (a == "--prefill-m")
+      pm = std::stoll(v);
     else if (a == "--isa")
       set_cpu_isa(v == "portable" ? CpuIsa::kPortable : v == "avx2" ? CpuIsa::kAvx2 : CpuIsa::kAvx512);
     else {
@@ -105,8 +111,8 @@ int main(int argc, char** argv) {
     w.scale_ld = kb;
     return w;
   };
-  std::printf("isa %s, %d threads, %lld matrices of %lld x %lld fp8 (%.0f MB)\n", cpu_isa_name(cpu_isa()), threads,
-              (long long)mats, (long long)n, (long long)k, q.size() / 1e6);
+  std::printf("isa %s, %d threads, %lld matrices of %lld x %lld fp8 (%.0f MB)\n", cpu_isa_name(cpu_isa()),
+              threads, (long long)mats, (long long)n, (long long)k, q.size() / 1e6);
   if (pm > 0) {  // FP8-activation GEMM at M = pm: matrix path against quantise-dequantise + fp32 kernel
     set_cpu_matmul(true);
     std::vector<float> xa(pm * k), ya(pm * n), xq(pm * k);
@@ -123,8 +129,9 @@ int main(int argc, char** argv) {
       gemm_xwt(xq.data(), pm, k, ref(r % mats), ya.data(), n, &pool);
       off.push_back(flop / (now() - t0) / 1e9);
     }
-    std::printf("fp8-activation GEMM M=%lld N=%lld K=%lld: %s %.1f GFLOP/s, fp32 kernel %.1f GFLOP/s (medians)\n",
-                (long long)pm, (long long)n, (long long)k, cpu_matmul_path(), median(on), median(off));
+    std::printf(
+        "fp8-activation GEMM M=%lld N=%lld K=%lld: %s %.1f GFLOP/s, fp32 kernel %.1f GFLOP/s (medians)\n",
+        (long long)pm, (long long)n, (long long)k, cpu_matmul_path(), median(on), median(off));
     return 0;
   }
   std::vector<double> st, cold, hot;
@@ -141,7 +148,7 @@ int main(int argc, char** argv) {
     hot.push_back(per * reps / (now() - t0) / 1e9);
   }
   const double ms = median(st), mc = median(cold), mh = median(hot);
-  std::printf("streaming read %.2f GB/s; M=1 gemm cold %.2f GB/s (%.3f of streaming); hot (L2) %.2f GB/s\n", ms, mc,
-              mc / ms, mh);
+  std::printf("streaming read %.2f GB/s; M=1 gemm cold %.2f GB/s (%.3f of streaming); hot (L2) %.2f GB/s\n",
+              ms, mc, mc / ms, mh);
   return 0;
 }

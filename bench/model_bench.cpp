@@ -40,7 +40,8 @@ namespace {
 
 const char* kUsage =
     "usage: moert_model_bench [--model DIR | --generate-wide DIR] [--threads N] [--prefill 512]\n"
-    "                         [--decode 128] [--compare-depth D] [--activations fp32|fp8] [--batch-invariant]\n"
+    "                         [--decode 128] [--compare-depth D] [--activations fp32|fp8] "
+    "[--batch-invariant]\n"
     "                         [--repeat 5] [--streams N] [--stream-context 256] [--no-reference] [--help]\n";
 
 double seconds_since(Clock::time_point t0) {
@@ -48,8 +49,8 @@ double seconds_since(Clock::time_point t0) {
 }
 
 // Flags that take a value, and flags that do not.
-const std::set<std::string> kValued = {"--model",  "--generate-wide", "--threads",       "--prefill",
-                                       "--decode", "--activations",   "--repeat",        "--streams",
+const std::set<std::string> kValued = {"--model",          "--generate-wide", "--threads", "--prefill",
+                                       "--decode",         "--activations",   "--repeat",  "--streams",
                                        "--stream-context", "--compare-depth"};
 const std::set<std::string> kSwitches = {"--batch-invariant", "--no-reference", "--help", "-h"};
 
@@ -237,7 +238,8 @@ int main(int argc, char** argv) {
       "activations%s\n",
       dir.c_str(), (long long)cfg.hidden_size, (long long)cfg.num_hidden_layers,
       (long long)cfg.n_routed_experts, (long long)cfg.num_experts_per_tok,
-      model.weights().parameter_count / 1e6, threads, fp8 ? "fp8" : "fp32", invariant ? ", batch-invariant" : "");
+      model.weights().parameter_count / 1e6, threads, fp8 ? "fp8" : "fp32",
+      invariant ? ", batch-invariant" : "");
 
   const int ntok = std::max(prefill, depth);
   std::vector<int32_t> tokens(ntok);
@@ -286,7 +288,8 @@ int main(int argc, char** argv) {
     print_figure(label, dec_s, tail);
     const double gbs = token_bytes * d.median / 1e9;
     std::printf(
-        "decode weight reads: %.1f MB/token, %.2f GB/s; streaming read (%d threads, same run): %.2f GB/s median "
+        "decode weight reads: %.1f MB/token, %.2f GB/s; streaming read (%d threads, same run): %.2f GB/s "
+        "median "
         "(min %.2f, max %.2f); decode / streaming = %.3f\n",
         token_bytes / 1e6, gbs, threads, b.median, b.lo, b.hi, gbs / b.median);
   }
@@ -324,7 +327,8 @@ int main(int argc, char** argv) {
       }
       per_s.push_back(streams * steps / seconds_since(t0));
     }
-    std::snprintf(label, sizeof label, "decode with %d streams at context %d", streams, std::min<int>(ctx, ntok));
+    std::snprintf(label, sizeof label, "decode with %d streams at context %d", streams,
+                  std::min<int>(ctx, ntok));
     print_figure(label, per_s, "");
   }
   if (flag(argc, argv, "--no-reference")) return 0;
@@ -338,8 +342,9 @@ int main(int argc, char** argv) {
     if (i) per += '/';
     per += std::to_string(ref.matched[i]);
   }
-  std::printf("reference greedy tokens reproduced (prefix before the first difference): %s of %d each, %d/%d%s\n",
-              per.c_str(), ref.total[0], ok, all,
-              fp8 ? " (the reference is fp32; fp8 activations are expected to drift)" : "");
+  std::printf(
+      "reference greedy tokens reproduced (prefix before the first difference): %s of %d each, %d/%d%s\n",
+      per.c_str(), ref.total[0], ok, all,
+      fp8 ? " (the reference is fp32; fp8 activations are expected to drift)" : "");
   return !fp8 && ok != all ? 1 : 0;
 }

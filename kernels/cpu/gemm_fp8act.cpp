@@ -74,14 +74,19 @@ const CpuMatmulFeatures& cpu_matmul_features() {
   static const CpuMatmulFeatures f = detect();
   return f;
 }
-bool cpu_matmul_enabled() { return enabled_flag().load(std::memory_order_relaxed); }
-void set_cpu_matmul(bool on) { enabled_flag().store(on, std::memory_order_relaxed); }
+bool cpu_matmul_enabled() {
+  return enabled_flag().load(std::memory_order_relaxed);
+}
+void set_cpu_matmul(bool on) {
+  enabled_flag().store(on, std::memory_order_relaxed);
+}
 const char* cpu_matmul_path() {
   return cpu_matmul_enabled() && cpu_matmul_features().avx512_bf16 ? "avx512-bf16" : "none";
 }
 
 #if defined(MOERT_KERNELS_X86)
-#define MOERT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")))
+#define MOERT_BF16_TARGET \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")))
 
 namespace {
 
@@ -102,14 +107,15 @@ MOERT_BF16_TARGET inline __m512 round_e4m3(__m512 v) {
   __m512i rn = _mm512_add_epi32(_mm512_add_epi32(ua, _mm512_set1_epi32(0x7ffff)), odd);
   rn = _mm512_and_si512(rn, _mm512_set1_epi32(static_cast<int>(0xfff00000u)));
   const __m512 rnorm = _mm512_min_ps(_mm512_castsi512_ps(rn), _mm512_set1_ps(448.0f));
-  const __m512 rsub =
-      _mm512_mul_ps(_mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(512.0f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                    _mm512_set1_ps(1.0f / 512.0f));
+  const __m512 rsub = _mm512_mul_ps(_mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(512.0f)),
+                                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                    _mm512_set1_ps(1.0f / 512.0f));
   const __mmask16 small = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.015625f), _CMP_LT_OQ);
   __m512 r = _mm512_mask_mov_ps(rnorm, small, rsub);
   r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), a);
   return _mm512_castsi512_ps(_mm512_or_si512(
-      _mm512_castps_si512(r), _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(static_cast<int>(0x80000000u)))));
+      _mm512_castps_si512(r),
+      _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(static_cast<int>(0x80000000u)))));
 }
 
 // 16 fp32 values that are exact in bf16 -> 16 bf16 (truncation is exact here).
@@ -118,8 +124,8 @@ MOERT_BF16_TARGET inline __m256i to_bf16(__m512 v) {
 }
 
 // Quantises x rows into bf16 codes q [m][Kp] (uint16) and scales s [m][Kp / 128], as act_quant.
-MOERT_BF16_TARGET void quantise_rows(const float* x, int64_t m0, int64_t m1, int64_t ldx, int64_t K, int64_t Kp,
-                                     uint16_t* q, float* s) {
+MOERT_BF16_TARGET void quantise_rows(const float* x, int64_t m0, int64_t m1, int64_t ldx, int64_t K,
+                                     int64_t Kp, uint16_t* q, float* s) {
   const int64_t kb = Kp / kBlock;
   for (int64_t r = m0; r < m1; ++r)
     for (int64_t b = 0; b < kb; ++b) {
@@ -159,7 +165,8 @@ MOERT_BF16_TARGET inline void transpose16(const uint32_t* src, int64_t lds, uint
     r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
   }
   for (int c = 0; c < 4; ++c) {
-    const __m512i ab_lo = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), ab_hi = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
+    const __m512i ab_lo = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44),
+                  ab_hi = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
     const __m512i cd_lo = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44),
                   cd_hi = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
     _mm512_storeu_si512(dst + c * ldd, _mm512_shuffle_i32x4(ab_lo, cd_lo, 0x88));
@@ -185,9 +192,11 @@ MOERT_BF16_TARGET void pack_panel(const WeightRef& w, int64_t r0, int64_t rows, 
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(br + k),
                           to_bf16(e4m3_values(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k)))));
     if (k < K)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(br + k),
-                          to_bf16(e4m3_values(_mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << (K - k)) - 1u), p + k))));
-    for (k = (K + 15) / 16 * 16; k < Kp; k += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(br + k), _mm256_setzero_si256());
+      _mm256_storeu_si256(
+          reinterpret_cast<__m256i*>(br + k),
+          to_bf16(e4m3_values(_mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << (K - k)) - 1u), p + k))));
+    for (k = (K + 15) / 16 * 16; k < Kp; k += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(br + k), _mm256_setzero_si256());
   }
   const uint32_t* words = reinterpret_cast<const uint32_t*>(buf);
   const int64_t W = Kp / 2;
@@ -199,8 +208,9 @@ MOERT_BF16_TARGET void pack_panel(const WeightRef& w, int64_t r0, int64_t rows, 
 template <int MR>
 MOERT_BF16_TARGET __attribute__((noinline)) void tile(const uint32_t* __restrict xq, int64_t ldq,
                                                       const float* __restrict xs, int64_t lds,
-                                                      const uint32_t* __restrict pk, const float* __restrict ws,
-                                                      int64_t blocks, float* __restrict y, int64_t ldy, int ncols) {
+                                                      const uint32_t* __restrict pk,
+                                                      const float* __restrict ws, int64_t blocks,
+                                                      float* __restrict y, int64_t ldy, int ncols) {
   __m512 tot[MR][2];
   for (int m = 0; m < MR; ++m) tot[m][0] = tot[m][1] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
@@ -266,8 +276,8 @@ MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
   const uint32_t* xq = reinterpret_cast<const uint32_t*>(c.q);
   for (int64_t m0 = 0; m0 < c.m; m0 += kMR) {
     const int mr = static_cast<int>(std::min<int64_t>(kMR, c.m - m0));
-    tile_rec<kMR>(mr, xq + m0 * ldq, ldq, c.s + m0 * blocks, blocks, pk, ws, blocks, c.y + m0 * c.ldy + r0, c.ldy,
-                  static_cast<int>(rows));
+    tile_rec<kMR>(mr, xq + m0 * ldq, ldq, c.s + m0 * blocks, blocks, pk, ws, blocks, c.y + m0 * c.ldy + r0,
+                  c.ldy, static_cast<int>(rows));
   }
 }
 
@@ -295,7 +305,9 @@ bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w,
 }
 
 #else
-bool gemm_xwt_fp8act(const float*, int64_t, int64_t, const WeightRef&, float*, int64_t, ThreadPool*) { return false; }
+bool gemm_xwt_fp8act(const float*, int64_t, int64_t, const WeightRef&, float*, int64_t, ThreadPool*) {
+  return false;
+}
 #endif
 
 }  // namespace moert::kernels

@@ -21,7 +21,7 @@ struct CpuMatmulFeatures {
 };
 const CpuMatmulFeatures& cpu_matmul_features();
 bool cpu_matmul_enabled();
-void set_cpu_matmul(bool on);  // for tests and benchmarks; not thread-safe with kernels running
+void set_cpu_matmul(bool on);   // for tests and benchmarks; not thread-safe with kernels running
 const char* cpu_matmul_path();  // "avx512-bf16" or "none" (the path gemm_xwt_fp8act takes)
 
 // y = act_quant(x) @ W^T as above, for m rows. False (nothing written) when no matrix path is enabled or

@@ -32,7 +32,8 @@ TEST(GemmFp8Act, MatchesQuantisedReference) {
   MatmulScope on;
   std::mt19937 rng(3);
   ThreadPool pool2(2);
-  const Case cases[] = {{17, 96, 384}, {64, 100, 300}, {130, 37, 1100}, {7, 64, 128}, {33, 200, 257}, {1, 40, 77}};
+  const Case cases[] = {{17, 96, 384}, {64, 100, 300}, {130, 37, 1100},
+                        {7, 64, 128},  {33, 200, 257}, {1, 40, 77}};
   for (const Case& cs : cases)
     for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
       TestWeight w = make_weight(WeightType::kF8E4M3, cs.n, cs.k, rng);
@@ -50,7 +51,8 @@ TEST(GemmFp8Act, MatchesQuantisedReference) {
           const double tol = 1e-6 * std::sqrt(static_cast<double>(cs.k)) * abs_acc + 1e-30;
           if (!(std::fabs(got[i * ldy + j] - want[i * ldy + j]) <= tol)) {
             ADD_FAILURE() << "m " << cs.m << " n " << cs.n << " k " << cs.k << ": y[" << i << ", " << j
-                          << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j] << " (tol " << tol << ")";
+                          << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j] << " (tol "
+                          << tol << ")";
             ++bad;
           }
         }
@@ -59,7 +61,8 @@ TEST(GemmFp8Act, MatchesQuantisedReference) {
       std::vector<float> part(few * ldy, -1.0f);
       ASSERT_TRUE(gemm_xwt_fp8act(x.data(), few, ldx, w.ref(), part.data(), ldy, pool));
       for (int64_t i = 0; i < few; ++i)
-        EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float))) << "row " << i;
+        EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float)))
+            << "row " << i;
     }
 }
 
@@ -89,7 +92,8 @@ TEST(GemmFp8Act, RowSlicesAndFallbacks) {
 TEST(GemmFp8Act, ReportsFeatures) {
   const CpuMatmulFeatures& f = cpu_matmul_features();
   std::printf("avx512_bf16 %d avx512_vnni %d amx_tile %d amx_bf16 %d amx_int8 %d (permitted %d); path %s\n",
-              f.avx512_bf16, f.avx512_vnni, f.amx_tile, f.amx_bf16, f.amx_int8, f.amx_permitted, cpu_matmul_path());
+              f.avx512_bf16, f.avx512_vnni, f.amx_tile, f.amx_bf16, f.amx_int8, f.amx_permitted,
+              cpu_matmul_path());
 }
 
 }  // namespace

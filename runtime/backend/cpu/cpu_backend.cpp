@@ -234,8 +234,8 @@ class CpuBackend final : public Backend {
       kernels::parallel_for(&pool_, heads, 1, [&](int64_t hb, int64_t he, int) {
         for (int64_t h = hb; h < he; ++h)
           kernels::gemm_xwt(o_lat.ptr<float>() + h * lat, o_lat.rows, o_lat.ld,
-                            ref(kv_b.rows(h * (nope + vdim) + nope, vdim)), out.ptr<float>() + h * vdim, out.ld,
-                            nullptr, batch_invariant_);
+                            ref(kv_b.rows(h * (nope + vdim) + nope, vdim)), out.ptr<float>() + h * vdim,
+                            out.ld, nullptr, batch_invariant_);
       });
       return;
     }
@@ -421,8 +421,8 @@ class CpuBackend final : public Backend {
   // (each slice single-threaded: the same bits as a call per expert), when every expert has at most
   // kFuseRows tokens (decode): one barrier per projection instead of one per expert, and the threads share
   // the experts' weights evenly. False (nothing done) otherwise.
-  bool fused_experts(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj, Tensor& out,
-                     ActMode mode) {
+  bool fused_experts(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                     Tensor& out, ActMode mode) {
     const int32_t* off = g.offsets.ptr<int32_t>();
     using Slice = FuseSlice;
     std::vector<Slice>& sl = fuse_slices_;
@@ -441,7 +441,9 @@ class CpuBackend final : public Backend {
       for (int64_t i = b; i < e; ++i) {
         const Slice& s = sp[i];
         const ExpertWeights& ew = *set.experts[s.e];
-        const WeightMatrix& w = proj == ExpertProj::kGate ? ew.gate : proj == ExpertProj::kUp ? ew.up : ew.down;
+        const WeightMatrix& w = proj == ExpertProj::kGate ? ew.gate
+                                : proj == ExpertProj::kUp ? ew.up
+                                                          : ew.down;
         const int64_t r = off[s.e], n = off[s.e + 1] - off[s.e];
         kernels::gemm_xwt(x.ptr<float>() + r * x.ld, n, x.ld, ref(w).rows(s.r0, s.n),
                           out.ptr<float>() + r * out.ld + s.r0, out.ld, nullptr, batch_invariant_);
