@@ -12,7 +12,7 @@ inline float* tls_scratch(int slot, size_t floats) {
     size_t cap = 0;
     ~Buf() { ::operator delete(p, std::align_val_t(64)); }
   };
-  thread_local Buf bufs[6];
+  thread_local Buf bufs[8];
   Buf& b = bufs[slot];
   if (b.cap < floats) {
     ::operator delete(b.p, std::align_val_t(64));

@@ -13,6 +13,7 @@
 #include "cpu/dequant.h"
 #include "cpu/elementwise.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_fp8act.h"
 #include "cpu/moe_routing.h"
 #include "cpu/norm.h"
 #include "cpu/rope.h"
@@ -140,6 +141,12 @@ class CpuBackend final : public Backend {
 
   void linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
     check(x.cols == w.k() && out.cols == w.n() && out.rows == x.rows, "linear");
+    // FP8 activations at prefill sizes: the CPU's matrix instructions where present (AVX-512-BF16), the same
+    // products as the quantise-dequantise path below. Not in batch-invariant mode (whose rows must not
+    // depend on how many there are) nor at decode sizes (memory-bound: the dot-product path is as fast).
+    if (mode == ActMode::kFp8 && w.fp8() && !batch_invariant_ && x.rows > 4 * kFuseRows &&
+        kernels::gemm_xwt_fp8act(x.ptr<float>(), x.rows, x.ld, ref(w), out.ptr<float>(), out.ld, &pool_))
+      return;
     const float* in = quantised_input(x, w, mode);
     const int64_t ldx = in == x.ptr<float>() ? x.ld : x.cols;
     kernels::gemm_xwt(in, x.rows, ldx, ref(w), out.ptr<float>(), out.ld, &pool_, batch_invariant_);
@@ -199,6 +206,17 @@ class CpuBackend final : public Backend {
                     int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) override {
     const int64_t lat = kv_b.k();
     check(q_lat.cols == heads * lat && q_lat.rows == q_nope.rows, "mla_absorb_q");
+    if (fuse_heads(q_nope.rows, heads, kv_b, mode)) {
+      // Decode: one parallel_for over the heads (each head's product single-threaded, the same bits as
+      // the per-head calls) instead of one per head; the per-call barrier cost more than the small GEMMs.
+      kernels::parallel_for(&pool_, heads, 1, [&](int64_t hb, int64_t he, int) {
+        for (int64_t h = hb; h < he; ++h)
+          kernels::gemm_xw(q_nope.ptr<float>() + h * head_stride, q_nope.rows, q_nope.ld,
+                           ref(kv_b.rows(h * (nope + vdim), nope)), q_lat.ptr<float>() + h * lat, q_lat.ld,
+                           nullptr);
+      });
+      return;
+    }
     for (int64_t h = 0; h < heads; ++h) {
       Tensor xin = q_nope.slice_cols(h * head_stride, nope);
       const float* in = quantised_input(xin, kv_b, mode);
@@ -212,6 +230,15 @@ class CpuBackend final : public Backend {
                       int64_t vdim, Tensor& out, ActMode mode) override {
     const int64_t lat = kv_b.k();
     check(o_lat.cols == heads * lat && out.cols == heads * vdim, "mla_absorb_out");
+    if (fuse_heads(o_lat.rows, heads, kv_b, mode)) {
+      kernels::parallel_for(&pool_, heads, 1, [&](int64_t hb, int64_t he, int) {
+        for (int64_t h = hb; h < he; ++h)
+          kernels::gemm_xwt(o_lat.ptr<float>() + h * lat, o_lat.rows, o_lat.ld,
+                            ref(kv_b.rows(h * (nope + vdim) + nope, vdim)), out.ptr<float>() + h * vdim,
+                            out.ld, nullptr, batch_invariant_);
+      });
+      return;
+    }
     for (int64_t h = 0; h < heads; ++h) {
       Tensor xin = o_lat.slice_cols(h * lat, lat);
       const float* in = quantised_input(xin, kv_b, mode);
@@ -332,6 +359,7 @@ class CpuBackend final : public Backend {
                          Tensor& out, ActMode mode) override {
     check(x.rows == g.rows && out.rows == g.rows && g.offsets.rows == set.size() + 1, "moe_expert_linear");
     const int32_t* off = g.offsets.ptr<int32_t>();
+    if (fused_experts(x, g, set, proj, out, mode)) return;
     for (int64_t e = 0; e < set.size(); ++e) {
       const int64_t n = off[e + 1] - off[e];
       if (n == 0 || !set.experts[e]) continue;
@@ -384,6 +412,48 @@ class CpuBackend final : public Backend {
 
  private:
   // The GEMM input: x itself, or (fp8 activations with an FP8 weight) its quantised copy.
+  // Decode shapes (a few rows) in fp32 activations: the heads' small products in one parallel_for.
+  bool fuse_heads(int64_t rows, int64_t heads, const WeightMatrix& w, ActMode mode) const {
+    return rows <= kFuseRows && heads >= pool_.size() && (mode != ActMode::kFp8 || !w.fp8());
+  }
+
+  // Every expert's rows of one projection as one parallel_for over 32-row weight slices of all experts
+  // (each slice single-threaded: the same bits as a call per expert), when every expert has at most
+  // kFuseRows tokens (decode): one barrier per projection instead of one per expert, and the threads share
+  // the experts' weights evenly. False (nothing done) otherwise.
+  bool fused_experts(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                     Tensor& out, ActMode mode) {
+    const int32_t* off = g.offsets.ptr<int32_t>();
+    using Slice = FuseSlice;
+    std::vector<Slice>& sl = fuse_slices_;
+    sl.clear();
+    for (int64_t e = 0; e < set.size(); ++e) {
+      const int64_t n = off[e + 1] - off[e];
+      if (n == 0 || !set.experts[e]) continue;
+      const ExpertWeights& ew = *set.experts[e];
+      const WeightMatrix& w = proj == ExpertProj::kGate ? ew.gate : proj == ExpertProj::kUp ? ew.up : ew.down;
+      if (n > kFuseRows || (mode == ActMode::kFp8 && w.fp8())) return false;
+      for (int64_t r = 0; r < w.n(); r += 32) sl.push_back({e, r, std::min<int64_t>(32, w.n() - r)});
+    }
+    if (sl.empty()) return true;
+    const Slice* sp = sl.data();
+    kernels::parallel_for(&pool_, static_cast<int64_t>(sl.size()), 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) {
+        const Slice& s = sp[i];
+        const ExpertWeights& ew = *set.experts[s.e];
+        const WeightMatrix& w = proj == ExpertProj::kGate ? ew.gate
+                                : proj == ExpertProj::kUp ? ew.up
+                                                          : ew.down;
+        const int64_t r = off[s.e], n = off[s.e + 1] - off[s.e];
+        kernels::gemm_xwt(x.ptr<float>() + r * x.ld, n, x.ld, ref(w).rows(s.r0, s.n),
+                          out.ptr<float>() + r * out.ld + s.r0, out.ld, nullptr, batch_invariant_);
+      }
+    });
+    return true;
+  }
+
+  static constexpr int64_t kFuseRows = 4;
+
   const float* quantised_input(const Tensor& x, const WeightMatrix& w, ActMode mode) {
     if (mode != ActMode::kFp8 || !w.fp8()) return x.ptr<float>();
     std::vector<float>& buf = quant_buf_;
@@ -400,6 +470,10 @@ class CpuBackend final : public Backend {
 
   kernels::ThreadPool pool_;
   const bool batch_invariant_;
+  struct FuseSlice {
+    int64_t e, r0, n;
+  };
+  std::vector<FuseSlice> fuse_slices_;
   std::shared_ptr<HostPool> pool_alloc_ = std::make_shared<HostPool>();
   std::vector<float> quant_buf_;
   std::vector<kernels::ExpandedSeq> expanded_seqs_;

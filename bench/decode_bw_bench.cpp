@@ -1,0 +1,154 @@
+// Decode GEMM bandwidth: x @ W^T at M=1 over FP8 weights of the wide model's expert shape (1408 x 2048,
+// 128x128 block scales), 2 threads, against a plain streaming read of the same bytes in the same run.
+//   cold: 192 matrices (554 MB, more than the L3) one after another, as decode walks the layers;
+//   hot:  one matrix again and again (each thread's half fits its L2): the kernel's compute ceiling.
+// Runs alternate (stream, cold, hot, ...) and the medians are printed, with the ratio cold / stream.
+//   moert_decode_bw_bench [--threads 2] [--rounds 7] [--isa portable|avx2|avx512] [--n 1408 --k 2048]
+//                         [--mats 192] [--prefill-m M]
+// --prefill-m M: instead, the FP8-activation GEMM at M rows on the AVX-512-BF16 path (gemm_xwt_fp8act)
+// against act_quant_dequant + the fp32 kernel, GFLOP/s.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cpu/act_quant.h"
+#include "cpu/cpu_features.h"
+#include "cpu/gemm.h"
+#include "cpu/gemm_fp8act.h"
+#include "cpu/thread_pool.h"
+
+using namespace moert::kernels;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Reads `bytes` bytes from `p` with `threads` threads, GB/s.
+double stream_read(const uint8_t* p, size_t bytes, int threads) {
+  std::vector<uint64_t> sink(threads * 8);
+  const size_t words = bytes / 8, share = (words + threads - 1) / threads;
+  auto body = [&](int t) {
+    const uint64_t* q = reinterpret_cast<const uint64_t*>(p) + std::min(words, t * share);
+    const size_t cnt = std::min(words, (t + 1) * share) - std::min(words, t * share);
+    uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i + 8 <= cnt; i += 8)
+      for (int j = 0; j < 8; ++j) a[j] ^= q[i + j];
+    for (int j = 0; j < 8; ++j) sink[t * 8 + j] = a[j];
+  };
+  const double t0 = now();
+  std::vector<std::thread> ts;
+  for (int t = 1; t < threads; ++t) ts.emplace_back(body, t);
+  body(0);
+  for (auto& t : ts) t.join();
+  const double s = now() - t0;
+  volatile uint64_t keep = 0;
+  for (uint64_t v : sink) keep = keep ^ v;
+  return bytes / s / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2, rounds = 7;
+  int64_t n = 1408, k = 2048, mats = 192, pm = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "unknown or incomplete argument %s\n", a.c_str());
+      return 2;
+    }
+    const std::string v = argv[++i];
+    if (a == "--threads")
+      threads = std::stoi(v);
+    else if (a == "--rounds")
+      rounds = std::stoi(v);
+    else if (a == "--n")
+      n = std::stoll(v);
+    else if (a == "--k")
+      k = std::stoll(v);
+    else if (a == "--mats")
+      mats = std::stoll(v);
+    else if (a == "--prefill-m")
+      pm = std::stoll(v);
+    else if (a == "--isa")
+      set_cpu_isa(v == "portable" ? CpuIsa::kPortable : v == "avx2" ? CpuIsa::kAvx2 : CpuIsa::kAvx512);
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  const size_t per = static_cast<size_t>(n * k);
+  std::vector<uint8_t> q(per * mats);
+  std::mt19937 rng(7);
+  for (size_t i = 0; i < q.size(); i += 4) {
+    const uint32_t r = rng() & 0x7e7e7e7eu;  // never 0x7f / 0xff (NaN)
+    std::memcpy(&q[i], &r, std::min<size_t>(4, q.size() - i));
+  }
+  const int64_t kb = (k + 127) / 128;
+  std::vector<float> s(((n + 127) / 128) * kb, 1e-3f);
+  std::vector<float> x(k, 0.5f), y(n);
+  ThreadPool pool(threads);
+  auto ref = [&](int64_t m) {
+    WeightRef w;
+    w.type = WeightType::kF8E4M3;
+    w.data = q.data() + per * m;
+    w.n = n;
+    w.k = k;
+    w.ld = k;
+    w.scale = s.data();
+    w.scale_ld = kb;
+    return w;
+  };
+  std::printf("isa %s, %d threads, %lld matrices of %lld x %lld fp8 (%.0f MB)\n", cpu_isa_name(cpu_isa()),
+              threads, (long long)mats, (long long)n, (long long)k, q.size() / 1e6);
+  if (pm > 0) {  // FP8-activation GEMM at M = pm: matrix path against quantise-dequantise + fp32 kernel
+    set_cpu_matmul(true);
+    std::vector<float> xa(pm * k), ya(pm * n), xq(pm * k);
+    for (size_t i = 0; i < xa.size(); ++i) xa[i] = std::sin(0.37 * i);
+    std::vector<double> on, off;
+    const double flop = 2.0 * pm * n * k;
+    for (int r = 0; r < rounds; ++r) {
+      double t0 = now();
+      if (!gemm_xwt_fp8act(xa.data(), pm, k, ref(r % mats), ya.data(), n, &pool)) return 1;
+      on.push_back(flop / (now() - t0) / 1e9);
+      t0 = now();
+      xq = xa;
+      act_quant_dequant(xq.data(), pm, k, k);
+      gemm_xwt(xq.data(), pm, k, ref(r % mats), ya.data(), n, &pool);
+      off.push_back(flop / (now() - t0) / 1e9);
+    }
+    std::printf(
+        "fp8-activation GEMM M=%lld N=%lld K=%lld: %s %.1f GFLOP/s, fp32 kernel %.1f GFLOP/s (medians)\n",
+        (long long)pm, (long long)n, (long long)k, cpu_matmul_path(), median(on), median(off));
+    return 0;
+  }
+  std::vector<double> st, cold, hot;
+  for (int r = 0; r < rounds; ++r) {
+    st.push_back(stream_read(q.data(), q.size(), threads));
+    double t0 = now();
+    for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), 1, k, ref(m), y.data(), n, &pool);
+    cold.push_back(q.size() / (now() - t0) / 1e9);
+    const WeightRef w0 = ref(0);
+    const int reps = 64;
+    gemm_xwt(x.data(), 1, k, w0, y.data(), n, &pool);
+    t0 = now();
+    for (int i = 0; i < reps; ++i) gemm_xwt(x.data(), 1, k, w0, y.data(), n, &pool);
+    hot.push_back(per * reps / (now() - t0) / 1e9);
+  }
+  const double ms = median(st), mc = median(cold), mh = median(hot);
+  std::printf("streaming read %.2f GB/s; M=1 gemm cold %.2f GB/s (%.3f of streaming); hot (L2) %.2f GB/s\n",
+              ms, mc, mc / ms, mh);
+  return 0;
+}

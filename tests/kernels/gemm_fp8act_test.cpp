@@ -1,0 +1,100 @@
+// gemm_xwt_fp8act (FP8 x FP8 on the CPU's matrix instructions) against the portable reference: x through
+// act_quant_dequant, then gemm_xwt_reference. Shapes with partial 128 blocks, K odd, N not a multiple of 32,
+// row slices, 1 and 2 threads; rows independent of m. Skips (with a message) where the CPU has no
+// AVX-512-BF16.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "cpu/act_quant.h"
+#include "cpu/gemm.h"
+#include "cpu/gemm_fp8act.h"
+#include "cpu/thread_pool.h"
+#include "kernel_test_util.h"
+
+namespace moert::kernels::test {
+namespace {
+
+// Turns the (opt-in) matrix path on for a test and restores the setting.
+struct MatmulScope {
+  bool saved = cpu_matmul_enabled();
+  MatmulScope() { set_cpu_matmul(true); }
+  ~MatmulScope() { set_cpu_matmul(saved); }
+};
+
+struct Case {
+  int64_t m, n, k;
+};
+
+TEST(GemmFp8Act, MatchesQuantisedReference) {
+  if (!cpu_matmul_features().avx512_bf16) GTEST_SKIP() << "no AVX-512-BF16 on this CPU: path not tested here";
+  MatmulScope on;
+  std::mt19937 rng(3);
+  ThreadPool pool2(2);
+  const Case cases[] = {{17, 96, 384}, {64, 100, 300}, {130, 37, 1100},
+                        {7, 64, 128},  {33, 200, 257}, {1, 40, 77}};
+  for (const Case& cs : cases)
+    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+      TestWeight w = make_weight(WeightType::kF8E4M3, cs.n, cs.k, rng);
+      std::vector<float> x = randn(static_cast<size_t>(cs.m * (cs.k + 3)), rng, 2.0f);
+      const int64_t ldx = cs.k + 3, ldy = cs.n + 5;
+      std::vector<float> xq = x, want(cs.m * ldy, 0.0f), got(cs.m * ldy, -1.0f);
+      act_quant_dequant(xq.data(), cs.m, ldx, cs.k);
+      gemm_xwt_reference(xq.data(), cs.m, ldx, w.ref(), want.data(), ldy);
+      ASSERT_TRUE(gemm_xwt_fp8act(x.data(), cs.m, ldx, w.ref(), got.data(), ldy, pool));
+      int bad = 0;
+      for (int64_t i = 0; i < cs.m && bad < 5; ++i)
+        for (int64_t j = 0; j < cs.n && bad < 5; ++j) {
+          double abs_acc = 0;
+          for (int64_t c = 0; c < cs.k; ++c) abs_acc += std::fabs(xq[i * ldx + c] * w.value[j * cs.k + c]);
+          const double tol = 1e-6 * std::sqrt(static_cast<double>(cs.k)) * abs_acc + 1e-30;
+          if (!(std::fabs(got[i * ldy + j] - want[i * ldy + j]) <= tol)) {
+            ADD_FAILURE() << "m " << cs.m << " n " << cs.n << " k " << cs.k << ": y[" << i << ", " << j
+                          << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j] << " (tol "
+                          << tol << ")";
+            ++bad;
+          }
+        }
+      // Row-invariant: the first rows alone give the same bits.
+      const int64_t few = std::min<int64_t>(cs.m, 5);
+      std::vector<float> part(few * ldy, -1.0f);
+      ASSERT_TRUE(gemm_xwt_fp8act(x.data(), few, ldx, w.ref(), part.data(), ldy, pool));
+      for (int64_t i = 0; i < few; ++i)
+        EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float)))
+            << "row " << i;
+    }
+}
+
+TEST(GemmFp8Act, RowSlicesAndFallbacks) {
+  MatmulScope on;
+  std::mt19937 rng(5);
+  TestWeight w = make_weight(WeightType::kF8E4M3, 256, 384, rng);
+  std::vector<float> x = randn(20 * 384, rng), y(20 * 96);
+  // a slice off the 32-row grid, and non-FP8 weights, are declined (the caller falls back)
+  EXPECT_FALSE(gemm_xwt_fp8act(x.data(), 20, 384, w.ref().rows(16, 96), y.data(), 96, nullptr));
+  TestWeight wb = make_weight(WeightType::kBF16, 96, 384, rng);
+  EXPECT_FALSE(gemm_xwt_fp8act(x.data(), 20, 384, wb.ref(), y.data(), 96, nullptr));
+  set_cpu_matmul(false);
+  EXPECT_FALSE(gemm_xwt_fp8act(x.data(), 20, 384, w.ref(), y.data(), 96, nullptr));
+  EXPECT_STREQ("none", cpu_matmul_path());
+  set_cpu_matmul(true);
+  if (!cpu_matmul_features().avx512_bf16) GTEST_SKIP() << "no AVX-512-BF16 on this CPU: path not tested here";
+  // a slice on the grid whose rows cross a 128-row scale block (rows 96 .. 191)
+  const WeightRef s = w.ref().rows(96, 96);
+  std::vector<float> xq = x, want(20 * 96);
+  act_quant_dequant(xq.data(), 20, 384, 384);
+  gemm_xwt_reference(xq.data(), 20, 384, s, want.data(), 96);
+  ASSERT_TRUE(gemm_xwt_fp8act(x.data(), 20, 384, s, y.data(), 96, nullptr));
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << i;
+}
+
+TEST(GemmFp8Act, ReportsFeatures) {
+  const CpuMatmulFeatures& f = cpu_matmul_features();
+  std::printf("avx512_bf16 %d avx512_vnni %d amx_tile %d amx_bf16 %d amx_int8 %d (permitted %d); path %s\n",
+              f.avx512_bf16, f.avx512_vnni, f.amx_tile, f.amx_bf16, f.amx_int8, f.amx_permitted,
+              cpu_matmul_path());
+}
+
+}  // namespace
+}  // namespace moert::kernels::test
