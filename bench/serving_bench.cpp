@@ -28,7 +28,8 @@ void check(moert_status s, const char* what) {
   if (s != MOERT_OK) die(std::string(what) + ": " + moert_last_error());
 }
 
-moert_model* load(const std::string& dir, int threads, const std::vector<std::pair<const char*, const char*>>& str,
+moert_model* load(const std::string& dir, int threads,
+                  const std::vector<std::pair<const char*, const char*>>& str,
                   const std::vector<std::pair<const char*, int64_t>>& ints) {
   moert_options* o = nullptr;
   check(moert_options_create(&o), "options");
@@ -104,7 +105,8 @@ double decode_rate(moert_model* m, const std::vector<std::vector<int32_t>>& prom
   std::vector<Run> runs(prompts.size());
   std::vector<std::thread> th;
   const auto t0 = Clock::now();
-  for (size_t i = 0; i < prompts.size(); ++i) th.emplace_back([&, i] { runs[i] = generate(m, prompts[i], n); });
+  for (size_t i = 0; i < prompts.size(); ++i)
+    th.emplace_back([&, i] { runs[i] = generate(m, prompts[i], n); });
   for (auto& t : th) t.join();
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   double first = 0;
@@ -142,8 +144,9 @@ int main(int argc, char** argv) {
     else if (a == "--model-mtp")
       model_mtp = value();
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: moert_serving_bench [--threads N] [--rounds R] [--tokens N] [--model DIR] "
-                  "[--model-mtp DIR]\n");
+      std::printf(
+          "usage: moert_serving_bench [--threads N] [--rounds R] [--tokens N] [--model DIR] "
+          "[--model-mtp DIR]\n");
       return 0;
     } else {
       die("unknown option " + a + " (see --help)");
@@ -187,18 +190,31 @@ int main(int argc, char** argv) {
   for (int streams : {1, 16}) {
     moert_model* spec = load(model_mtp, threads, {{"speculative", "auto"}}, {{"max_batch", 16}});
     moert_model* plain = load(model_mtp, threads, {{"speculative", "off"}}, {{"max_batch", 16}});
-    int64_t vocab = 0;
-    moert_model_info_int(spec, "vocab_size", &vocab);
     Stat with, without;
     Run totals;
+    moert_tokenizer* tok = nullptr;
+    check(moert_model_tokenizer(spec, &tok), "tokenizer");
+    // Python openings (the model's domain), a different one per stream and round.
+    const char* heads[] = {"import os\nimport sys\n\n\ndef main(argv):\n",
+                           "class Stack:\n    def __init__(self):\n",
+                           "def fibonacci(n):\n",
+                           "import numpy as np\n\n\ndef normalize(x):\n",
+                           "# Read a CSV file and print the sum of each column\n",
+                           "def parse_args():\n",
+                           "class Config:\n    \"\"\"Settings.\"\"\"\n\n    def __init__(self, path):\n"};
+    auto encode = [&](const std::string& text) {
+      size_t n = 0;
+      check(moert_tokenize(tok, text.data(), text.size(), -1, 1, nullptr, 0, &n), "tokenize");
+      std::vector<int32_t> ids(n);
+      check(moert_tokenize(tok, text.data(), text.size(), -1, 1, ids.data(), n, &n), "tokenize");
+      return ids;
+    };
     for (int r = 0; r < rounds; ++r) {
       std::vector<std::vector<int32_t>> prompts;
-      // Real code as prompts (the model's domain): a Python header repeated with a varying name.
       for (int s = 0; s < streams; ++s) {
-        std::vector<int32_t> p = {1};
-        const std::vector<int32_t> t = tokens(12, 77 + s + 100 * r, vocab);
-        p.insert(p.end(), t.begin(), t.end());
-        prompts.push_back(p);
+        const int k = (s + r) % 7;
+        prompts.push_back(
+            encode(std::string(heads[k]) + (s >= 7 ? "    # variant " + std::to_string(s) + "\n" : "")));
       }
       Run a, b;
       without.add(decode_rate(plain, prompts, n_tokens, &b));
@@ -216,6 +232,7 @@ int main(int argc, char** argv) {
                 totals.drafted ? 100.0 * totals.accepted / totals.drafted : 0.0,
                 totals.forwards ? static_cast<double>(totals.generated) / totals.forwards : 0.0);
     std::printf("  on / off           %.2fx\n\n", with.median() / without.median());
+    moert_tokenizer_free(tok);
     moert_model_free(spec);
     moert_model_free(plain);
   }
