@@ -65,7 +65,7 @@ def load(path: Union[str, "os.PathLike[str]"], *, threads: Optional[int] = ..., 
          ep_size: Optional[int] = ..., ep_transport: Optional[str] = ..., ep_redundant: Optional[int] = ...,
          eplb_interval: Optional[int] = ..., ep_overlap: Union[bool, int, None] = ...,
          ep_max_ranks_per_token: Optional[int] = ..., ep_timeout_ms: Optional[int] = ...,
-         check_weights: Optional[bool] = ..., prefix_cache: Optional[bool] = ...,
+         check_weights: Optional[bool] = ..., prefix_cache: Union[bool, int, None] = ...,
          speculative: Optional[Literal["auto", "off"]] = ..., draft_tokens: Optional[int] = ...,
          progress: _Progress = ...) -> "Model": ...
 
@@ -78,7 +78,7 @@ class Model(_Handle):
              ep_redundant: Optional[int] = ..., eplb_interval: Optional[int] = ...,
              ep_overlap: Union[bool, int, None] = ..., ep_max_ranks_per_token: Optional[int] = ...,
              ep_timeout_ms: Optional[int] = ..., check_weights: Optional[bool] = ...,
-             prefix_cache: Optional[bool] = ..., speculative: Optional[Literal["auto", "off"]] = ...,
+             prefix_cache: Union[bool, int, None] = ..., speculative: Optional[Literal["auto", "off"]] = ...,
              draft_tokens: Optional[int] = ..., progress: _Progress = ...) -> "Model": ...
     def info(self, key: str) -> int: ...
     @property
