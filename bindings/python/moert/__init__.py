@@ -23,7 +23,7 @@ __all__ = ["load", "Model", "Tokenizer", "Session", "Stream", "Token", "Usage", 
            "api_version", "__version__"]
 
 __version__ = _n.version_string()
-API_VERSION = 1
+API_VERSION = 3  # the MOERT_API_VERSION this package is written for (stream counters, KV hand-off)
 
 
 def api_version():

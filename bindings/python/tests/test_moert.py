@@ -12,7 +12,7 @@ from conftest import LONG_PROMPT, MODEL_DIR, MTP_MODEL_DIR, PROMPTS
 
 
 def test_version():
-    assert moert.api_version() >= 1
+    assert moert.api_version() >= moert.API_VERSION == 3
     assert moert.__version__.count(".") == 2
 
 
