@@ -214,6 +214,16 @@ type LoadOptions struct {
 	// EPTimeoutMS: longest wait for the other ranks in one exchange, in milliseconds (0 = moert's default,
 	// 60000).
 	EPTimeoutMS int64
+	// PrefixCache turns the prefix cache off (Bool(false)) or on (Bool(true)); nil keeps moert's default
+	// (on): requests whose prompts share a prefix reuse the KV pages (whole 64-token pages) an earlier
+	// request computed, with the same logits. Usage.CachedPromptTokens says how many a request took.
+	PrefixCache *bool
+	// Speculative: "auto" (moert's default: MTP speculative decoding when the checkpoint has the MTP
+	// module; greedy output is unchanged, sampled output keeps the model's distribution) or "off";
+	// "" = default. Usage.DraftTokens and Usage.AcceptedDrafts count the drafts.
+	Speculative string
+	// DraftTokens: drafts per decode step, 1 to 3 (0 = moert's default, 1).
+	DraftTokens int
 	// Progress, when set, is called on the loading goroutine with fraction in [0, 1] and a stage name;
 	// returning true cancels the load (Load then returns ErrCancelled).
 	Progress func(fraction float64, stage string) bool
@@ -271,6 +281,19 @@ func (l *LoadOptions) build() (*options, error) {
 	}
 	if l.EPTimeoutMS != 0 {
 		add(o.setInt("ep_timeout_ms", l.EPTimeoutMS))
+	}
+	if l.PrefixCache != nil {
+		v := int64(0)
+		if *l.PrefixCache {
+			v = 1
+		}
+		add(o.setInt("prefix_cache", v))
+	}
+	if l.Speculative != "" {
+		add(o.setString("speculative", l.Speculative))
+	}
+	if l.DraftTokens != 0 {
+		add(o.setInt("draft_tokens", int64(l.DraftTokens)))
 	}
 	for _, e := range errs {
 		if e != nil {
@@ -619,6 +642,42 @@ func (m *Model) start(ctx context.Context, opts *GenerateOptions,
 	return s, nil
 }
 
+// GenerateResume continues an exported sequence (Session.Export's image, from this or another process
+// that loaded the same checkpoint) as a stream: the first token is sampled from the image's last logits,
+// as a stream of the same prompt would have; only the continuation is streamed. Errors as ImportSession's.
+func (m *Model) GenerateResume(ctx context.Context, image []byte, opts *GenerateOptions) (*Stream, error) {
+	p, n := cBytes(image)
+	return m.start(ctx, opts, func(raw *C.moert_model, o *C.moert_options, out **C.moert_stream) C.moert_status {
+		return C.moert_generate_resume(raw, p, n, o, out)
+	})
+}
+
+// ImportSession creates a session holding an exported sequence (Session.Export's image); evaluate on
+// from it. A truncated, corrupt or mismatched image is an error wrapping ErrFormat whose message names
+// the check that failed.
+func (m *Model) ImportSession(image []byte) (*Session, error) {
+	raw, err := m.handle()
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{vocab: m.vocab}
+	p, n := cBytes(image)
+	if err := call(func() C.moert_status { return C.moert_session_import(raw, p, n, &s.raw) }); err != nil {
+		return nil, err
+	}
+	runtime.KeepAlive(image)
+	runtime.KeepAlive(m)
+	runtime.SetFinalizer(s, (*Session).Close)
+	return s, nil
+}
+
+func cBytes(b []byte) (unsafe.Pointer, C.size_t) {
+	if len(b) == 0 {
+		return nil, 0
+	}
+	return unsafe.Pointer(&b[0]), C.size_t(len(b))
+}
+
 // Session creates an evaluation session (its own KV cache).
 func (m *Model) Session() (*Session, error) {
 	raw, err := m.handle()
@@ -811,6 +870,23 @@ func (s *Session) Truncate(length int) error {
 	return call(func() C.moert_status { return C.moert_session_truncate(s.raw, C.int64_t(length)) })
 }
 
+// Export returns the sequence as a KV image (KV hand-off): its tokens, latent cache and last logits
+// behind a header with the checkpoint's fingerprint and a checksum, for Model.ImportSession or
+// Model.GenerateResume in a process that loaded the same checkpoint. ErrInvalidArgument for an empty
+// session or one truncated since its last evaluation.
+func (s *Session) Export() ([]byte, error) {
+	var need C.size_t
+	if err := call(func() C.moert_status { return C.moert_session_export(s.raw, nil, 0, &need) }); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, int(need))
+	p, n := cBytes(buf)
+	if err := call(func() C.moert_status { return C.moert_session_export(s.raw, p, n, &need) }); err != nil {
+		return nil, err
+	}
+	return buf[:int(need)], nil
+}
+
 // ---- streams ----
 
 // FinishReason says why a stream ended.
@@ -842,6 +918,13 @@ type Usage struct {
 	GeneratedTokens  int64
 	TimeToFirstToken time.Duration
 	TokensPerSecond  float64
+	// The request's counters (moert_stream_counter): prompt tokens taken from the prefix cache instead of
+	// computed, main-model forwards after the prompt, tokens the MTP module drafted, and drafts the main
+	// model confirmed (each saves a forward).
+	CachedPromptTokens int64
+	DecodeForwards     int64
+	DraftTokens        int64
+	AcceptedDrafts     int64
 }
 
 // Stream is a running generation, read by one goroutine at a time with Next/Token/Err (like
@@ -946,7 +1029,7 @@ func (s *Stream) Err() error {
 // FinishReason says why the stream ended (FinishNone while running).
 func (s *Stream) FinishReason() FinishReason { return s.finish }
 
-// Usage reports token counts and speed so far.
+// Usage reports token counts, speed and the request's counters so far.
 func (s *Stream) Usage() (Usage, error) {
 	var p, g C.int64_t
 	var ttft, tps C.double
@@ -956,7 +1039,35 @@ func (s *Stream) Usage() (Usage, error) {
 	if err := call(func() C.moert_status { return C.moert_stream_usage(s.raw, &p, &g, &ttft, &tps) }); err != nil {
 		return Usage{}, err
 	}
-	return Usage{int64(p), int64(g), time.Duration(float64(ttft) * float64(time.Second)), float64(tps)}, nil
+	u := Usage{PromptTokens: int64(p), GeneratedTokens: int64(g),
+		TimeToFirstToken: time.Duration(float64(ttft) * float64(time.Second)), TokensPerSecond: float64(tps)}
+	for _, c := range []struct {
+		key string
+		out *int64
+	}{{"cached_prompt_tokens", &u.CachedPromptTokens}, {"decode_forwards", &u.DecodeForwards},
+		{"draft_tokens", &u.DraftTokens}, {"accepted_drafts", &u.AcceptedDrafts}} {
+		v, err := s.Counter(c.key)
+		if err != nil {
+			return Usage{}, err
+		}
+		*c.out = v
+	}
+	return u, nil
+}
+
+// Counter returns a counter of the request so far: "cached_prompt_tokens", "decode_forwards",
+// "draft_tokens", "accepted_drafts" (also in Usage).
+func (s *Stream) Counter(key string) (int64, error) {
+	if s.raw == nil {
+		return 0, &Error{Status: StatusInvalidArgument, Message: "stream is closed"}
+	}
+	k := C.CString(key)
+	defer C.free(unsafe.Pointer(k))
+	var v C.int64_t
+	if err := call(func() C.moert_status { return C.moert_stream_counter(s.raw, k, &v) }); err != nil {
+		return 0, err
+	}
+	return int64(v), nil
 }
 
 func (s *Stream) infoInt(key string) (int64, error) {

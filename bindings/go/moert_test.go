@@ -464,3 +464,170 @@ func TestDecodeUnknownIDIsAnError(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// The default model plus a trained MTP module (speculative decoding).
+func mtpModelDir() string {
+	return filepath.Join("..", "..", "tests", "data", "moert-tiny-coder-mtp")
+}
+
+// run generates greedily from ids and returns the tokens and the usage.
+func run(t *testing.T, m *moert.Model, ids []int32, n int) ([]int32, moert.Usage) {
+	t.Helper()
+	s, err := m.GenerateTokens(context.Background(), ids, greedy(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Tokens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, u
+}
+
+func TestPrefixCacheAndSpeculationLoadOptions(t *testing.T) {
+	m := load(t)
+	tok, err := m.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	// More than two 64-token KV pages (the prefix cache shares whole pages).
+	ids, err := tok.Encode(strings.Repeat("def add(a, b):\n    return a + b\n\n\n", 12), moert.BOSDefault)
+	if err != nil || len(ids) <= 128 {
+		t.Fatalf("long prompt: %d tokens, %v", len(ids), err)
+	}
+	first, u := run(t, m, ids, 4)
+	if u.DraftTokens != 0 || u.AcceptedDrafts != 0 || u.DecodeForwards <= 0 { // no MTP module here
+		t.Errorf("first usage %+v", u)
+	}
+	s, err := m.GenerateTokens(context.Background(), ids, greedy(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Tokens(); err != nil || !equal(got, first) {
+		t.Errorf("second: %v %v, want %v", got, err, first)
+	}
+	if u, err := s.Usage(); err != nil || u.CachedPromptTokens <= 0 {
+		t.Errorf("second usage %+v, %v: want cached prompt tokens", u, err)
+	}
+	if v, err := s.Counter("cached_prompt_tokens"); err != nil || v <= 0 {
+		t.Errorf("Counter: %d, %v", v, err)
+	}
+	if _, err := s.Counter("nope"); !errors.Is(err, moert.ErrInvalidArgument) {
+		t.Errorf("Counter(nope): %v", err)
+	}
+	s.Close()
+
+	off, err := moert.Load(modelDir(), &moert.LoadOptions{Threads: 2, PrefixCache: moert.Bool(false),
+		Speculative: "off", DraftTokens: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	for i := 0; i < 2; i++ {
+		if got, u := run(t, off, ids, 4); !equal(got, first) || u.CachedPromptTokens != 0 {
+			t.Errorf("prefix_cache 0, run %d: %v %+v", i, got, u)
+		}
+	}
+	_, err = moert.Load(modelDir(), &moert.LoadOptions{Speculative: "sometimes"})
+	if !errors.Is(err, moert.ErrInvalidArgument) || !strings.Contains(err.Error(), "speculative") {
+		t.Errorf("speculative sometimes: %v", err)
+	}
+	_, err = moert.Load(modelDir(), &moert.LoadOptions{DraftTokens: 4})
+	if !errors.Is(err, moert.ErrInvalidArgument) || !strings.Contains(err.Error(), "draft_tokens") {
+		t.Errorf("draft_tokens 4: %v", err)
+	}
+}
+
+func TestKVHandoff(t *testing.T) {
+	m := load(t)
+	r := reference(t)[1]
+	sess, err := m.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Export(); !errors.Is(err, moert.ErrInvalidArgument) {
+		t.Errorf("Export of an empty session: %v", err)
+	}
+	if _, err := sess.Eval(r.ids, false); err != nil {
+		t.Fatal(err)
+	}
+	image, err := sess.Export()
+	sess.Close()
+	if err != nil || len(image) == 0 {
+		t.Fatalf("Export: %d bytes, %v", len(image), err)
+	}
+	other := load(t) // a second instance continues the sequence
+	s, err := other.GenerateResume(context.Background(), image, greedy(24))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Tokens(); err != nil || !equal(got, r.greedy[:24]) {
+		t.Errorf("resumed: %v %v, want %v", got, err, r.greedy[:24])
+	}
+	s.Close()
+	imported, err := other.ImportSession(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := imported.Len(); err != nil || n != len(r.ids) {
+		t.Errorf("imported Len = %d, %v", n, err)
+	}
+	row, err := imported.Eval(r.greedy[:1], false)
+	imported.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := m.Logits(append(append([]int32{}, r.ids...), r.greedy[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := direct[len(direct)-1]
+	for i := range want {
+		if d := row[0][i] - want[i]; d > 1e-4+1e-4*abs(want[i]) || -d > 1e-4+1e-4*abs(want[i]) {
+			t.Fatalf("imported logit %d: %g, want %g", i, row[0][i], want[i])
+		}
+	}
+	bad := append([]byte{}, image...)
+	bad[len(bad)/2] ^= 0x40
+	_, err = other.GenerateResume(context.Background(), bad, greedy(4))
+	if !errors.Is(err, moert.ErrFormat) || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("corrupt image: %v", err)
+	}
+	if _, err := other.ImportSession(bad); !errors.Is(err, moert.ErrFormat) {
+		t.Errorf("ImportSession of a corrupt image: %v", err)
+	}
+	if _, err := other.ImportSession(image[:100]); !errors.Is(err, moert.ErrFormat) {
+		t.Errorf("ImportSession of a truncated image: %v", err)
+	}
+}
+
+func abs(f float32) float32 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
+
+func TestSpeculativeDecodingWithMTPModule(t *testing.T) {
+	r := reference(t)[0]
+	for _, mode := range []string{"auto", "off"} {
+		m, err := moert.Load(mtpModelDir(), &moert.LoadOptions{Threads: 2, Speculative: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, u := run(t, m, r.ids, 48)
+		m.Close()
+		if !equal(got, r.greedy) { // greedy output is the same with and without drafts
+			t.Errorf("speculative %s: %v, want %v", mode, got, r.greedy)
+		}
+		if (mode == "auto") != (u.DraftTokens > 0) || u.AcceptedDrafts > u.DraftTokens {
+			t.Errorf("speculative %s: usage %+v", mode, u)
+		}
+	}
+}

@@ -172,6 +172,32 @@ static void moert_raise(JNIEnv* jenv, moert_status status, const std::string& me
 }
 #endif
 
+/* ---- KV images: bytes in (Python: any bytes-like object; Java: byte[]) and out (bytes; byte[]) ------ */
+#if defined(SWIGPYTHON)
+%typemap(in) (const void* image, size_t image_size) (Py_buffer view) {
+  if (PyObject_GetBuffer($input, &view, PyBUF_C_CONTIGUOUS) != 0) SWIG_fail;
+  $1 = view.buf;
+  $2 = (size_t)view.len;
+}
+%typemap(freearg) (const void* image, size_t image_size) { if ($1) PyBuffer_Release(&view$argnum); }
+%typemap(typecheck) (const void* image, size_t image_size) { $1 = PyObject_CheckBuffer($input) ? 1 : 0; }
+%typemap(out) std::string IMAGE { $result = PyBytes_FromStringAndSize($1.data(), (Py_ssize_t)$1.size()); }
+#elif defined(SWIGJAVA)
+%typemap(jni) (const void* image, size_t image_size) "jbyteArray"
+%typemap(jtype) (const void* image, size_t image_size) "byte[]"
+%typemap(jstype) (const void* image, size_t image_size) "byte[]"
+%typemap(javain) (const void* image, size_t image_size) "$javainput"
+%typemap(in) (const void* image, size_t image_size) {
+  if (!$input) { SWIG_JavaThrowException(jenv, SWIG_JavaNullPointerException, "null array"); return $null; }
+  $2 = (size_t)jenv->GetArrayLength($input);
+  $1 = jenv->GetByteArrayElements($input, 0);
+}
+%typemap(freearg) (const void* image, size_t image_size) {
+  if ($1) jenv->ReleaseByteArrayElements($input, (jbyte*)$1, JNI_ABORT);
+}
+%apply std::string BYTES { std::string IMAGE };
+#endif
+
 /* ---- the whitelist ------------------------------------------------------------------------------ */
 /* SWIG 4.1 has no %ignoreall/%unignore macros in swig.swg: these are the documented forms. */
 #define %unignore %rename("%s")
@@ -219,6 +245,10 @@ static int32_t moert_progress_trampoline(void* user_data, double fraction, const
 %unignore StreamUsage::generated_tokens;
 %unignore StreamUsage::time_to_first_token_s;
 %unignore StreamUsage::tokens_per_second;
+%unignore StreamUsage::cached_prompt_tokens;
+%unignore StreamUsage::decode_forwards;
+%unignore StreamUsage::draft_tokens;
+%unignore StreamUsage::accepted_drafts;
 %unignore StreamEvent::token;
 %unignore StreamEvent::finish_reason;
 %unignore StreamEvent::text;
@@ -243,6 +273,12 @@ struct StreamUsage {
   int64_t generated_tokens;
   double time_to_first_token_s;
   double tokens_per_second;
+  /* moert_stream_counter's (API 3): prompt tokens from the prefix cache, main-model forwards after the
+   * prompt, tokens the MTP module drafted, drafts the main model confirmed. */
+  int64_t cached_prompt_tokens;
+  int64_t decode_forwards;
+  int64_t draft_tokens;
+  int64_t accepted_drafts;
 };
 %}
 #if defined(SWIGJAVA)
@@ -345,12 +381,17 @@ moert_status moert_session_truncate(moert_session* session, int64_t length);
 %newobject generate_tokens;
 %newobject generate_text;
 %newobject generate_chat;
+%newobject session_import;
+%newobject generate_resume;
 %feature("nothread", "0") model_load;
 %feature("nothread", "0") model_logits;
 %feature("nothread", "0") session_eval;
 %feature("nothread", "0") generate_tokens;
 %feature("nothread", "0") generate_text;
 %feature("nothread", "0") generate_chat;
+%feature("nothread", "0") session_export;
+%feature("nothread", "0") session_import;
+%feature("nothread", "0") generate_resume;
 %feature("nothread", "0") stream_next;
 %feature("nothread", "0") tokenize;
 %feature("nothread", "0") detokenize;
@@ -375,6 +416,10 @@ moert_status moert_session_truncate(moert_session* session, int64_t length);
 %unignore stream_usage;
 %unignore stream_error;
 %unignore stream_info_int;
+%unignore stream_counter;
+%unignore session_export;
+%unignore session_import;
+%unignore generate_resume;
 %unignore last_error;
 #if defined(SWIGJAVA)
 %apply const std::string& BYTES { const std::string& text, const std::string& prompt, const std::string& messages_json };
@@ -498,10 +543,41 @@ StreamEvent stream_next(moert_stream* stream, int32_t timeout_ms) {
   return e;
 }
 StreamUsage stream_usage(const moert_stream* stream) {
-  StreamUsage u{0, 0, 0.0, 0.0};
+  StreamUsage u{0, 0, 0.0, 0.0, 0, 0, 0, 0};
   moert_check(moert_stream_usage(stream, &u.prompt_tokens, &u.generated_tokens, &u.time_to_first_token_s,
                                  &u.tokens_per_second));
+  moert_check(moert_stream_counter(stream, "cached_prompt_tokens", &u.cached_prompt_tokens));
+  moert_check(moert_stream_counter(stream, "decode_forwards", &u.decode_forwards));
+  moert_check(moert_stream_counter(stream, "draft_tokens", &u.draft_tokens));
+  moert_check(moert_stream_counter(stream, "accepted_drafts", &u.accepted_drafts));
   return u;
+}
+int64_t stream_counter(const moert_stream* stream, const char* key) {
+  int64_t v = 0;
+  moert_check(moert_stream_counter(stream, key, &v));
+  return v;
+}
+%}
+%apply std::string IMAGE { std::string session_export };
+%inline %{
+/* The session's KV image (moert_session_export's required-size protocol). */
+std::string session_export(const moert_session* session) {
+  size_t need = 0;
+  moert_check(moert_session_export(session, nullptr, 0, &need));
+  std::string s(need, '\0');
+  moert_check(moert_session_export(session, need ? &s[0] : nullptr, s.size(), &need));
+  s.resize(need);
+  return s;
+}
+moert_session* session_import(moert_model* model, const void* image, size_t image_size) {
+  moert_session* s = nullptr;
+  moert_check(moert_session_import(model, image, image_size, &s));
+  return s;
+}
+moert_stream* generate_resume(moert_model* model, const void* image, size_t image_size, const moert_options* gen) {
+  moert_stream* s = nullptr;
+  moert_check(moert_generate_resume(model, image, image_size, gen, &s));
+  return s;
 }
 std::string stream_error(const moert_stream* stream) {
   size_t need = 0;

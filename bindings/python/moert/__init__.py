@@ -23,7 +23,7 @@ __all__ = ["load", "Model", "Tokenizer", "Session", "Stream", "Token", "Usage", 
            "api_version", "__version__"]
 
 __version__ = _n.version_string()
-API_VERSION = 1
+API_VERSION = 3  # the MOERT_API_VERSION this package is written for (stream counters, KV hand-off)
 
 
 def api_version():
@@ -44,7 +44,12 @@ class FinishReason(enum.IntEnum):
 Token = namedtuple("Token", "id text finish_reason")
 Token.__doc__ = """One streamed event: the token id (-1 for a final event without a token), its UTF-8 text piece
 and the FinishReason (NONE while running)."""
-Usage = namedtuple("Usage", "prompt_tokens generated_tokens time_to_first_token_s tokens_per_second")
+Usage = namedtuple("Usage", "prompt_tokens generated_tokens time_to_first_token_s tokens_per_second "
+                   "cached_prompt_tokens decode_forwards draft_tokens accepted_drafts")
+Usage.__doc__ = """A stream's usage so far: prompt and generated token counts, time to first token, decode tokens/s,
+and the request's counters: cached_prompt_tokens (prompt tokens taken from the prefix cache instead of
+computed), decode_forwards (main-model forwards after the prompt), draft_tokens (tokens the MTP module
+drafted) and accepted_drafts (drafts the main model confirmed; each saves a forward)."""
 
 
 class _Handle:
@@ -165,7 +170,7 @@ class Model(_Handle):
     def load(cls, path, *, threads=None, device=None, activations=None, kv_cache_bytes=None, max_batch=None,
              attention=None, mtp=None, batch_invariant=None, ep_size=None, ep_transport=None, ep_redundant=None,
              eplb_interval=None, ep_overlap=None, ep_max_ranks_per_token=None, ep_timeout_ms=None, check_weights=None,
-             progress=None):
+             prefix_cache=None, speculative=None, draft_tokens=None, progress=None):
         """Loads a Hugging Face DeepSeek checkpoint directory. Options left None keep moert's defaults.
 
         threads: CPU threads (0 = all cores). device: "cpu" or "cuda". activations: "fp32" or "fp8".
@@ -177,8 +182,11 @@ class Model(_Handle):
         per rank), eplb_interval (engine steps between EPLB re-placements; 0 = never), ep_overlap (the
         two-microbatch overlap: True/1 on, False/0 off, None or -1 auto; model.info("ep_overlap") says what
         is in effect), ep_max_ranks_per_token (0 = no preference), ep_timeout_ms (longest wait for the other
-        ranks in one exchange). check_weights: False skips the load-time scan for NaN/Inf weights. See
-        "Model load keys" in moert.h.
+        ranks in one exchange). check_weights: False skips the load-time scan for NaN/Inf weights.
+        prefix_cache: False/0 turns off the prefix cache (requests sharing a prompt prefix reuse its KV pages;
+        Stream.usage.cached_prompt_tokens says how many). speculative: "auto" (MTP speculative decoding when
+        the checkpoint has the MTP module; greedy output unchanged) or "off"; draft_tokens: drafts per step,
+        1 to 3 (Stream.usage.draft_tokens / accepted_drafts count them). See "Model load keys" in moert.h.
 
         progress: True for a progress bar on stderr, or a callable(fraction, stage) that may return True to
         cancel the load (then CancelledError is raised; an exception it raises is re-raised)."""
@@ -188,7 +196,8 @@ class Model(_Handle):
                          ("ep_transport", ep_transport), ("ep_redundant", ep_redundant),
                          ("eplb_interval", eplb_interval), ("ep_overlap", ep_overlap),
                          ("ep_max_ranks_per_token", ep_max_ranks_per_token), ("ep_timeout_ms", ep_timeout_ms),
-                         ("check_weights", check_weights)])
+                         ("check_weights", check_weights), ("prefix_cache", prefix_cache),
+                         ("speculative", speculative), ("draft_tokens", draft_tokens)])
         listener = None
         if progress is True:
             listener = _Listener(_ProgressBar())
@@ -250,6 +259,24 @@ class Model(_Handle):
         s = Session(_n.session_create(self._handle))
         s._vocab_size = self.vocab_size
         return s
+
+    def import_session(self, data):
+        """A new Session holding an exported sequence (Session.export's bytes, from this or another process
+        that loaded the same checkpoint); evaluate on from it. A truncated, corrupt or mismatched image is a
+        FormatError naming the check that failed."""
+        s = Session(_n.session_import(self._handle, data))
+        s._vocab_size = self.vocab_size
+        return s
+
+    def generate_resume(self, data, **options):
+        """Continues an exported sequence (Session.export's bytes) as a Stream: the first token is sampled
+        from the image's last logits, as a stream of the same prompt would have; only the continuation is
+        streamed. options as for generate; errors as import_session's."""
+        opts = _gen_options(**options)
+        try:
+            return Stream(_n.generate_resume(self._handle, data, opts), self)
+        finally:
+            _n.options_free(opts)
 
     def generate(self, prompt, **options):
         """Starts generating after a prompt (str, or a sequence of token ids) and returns a Stream.
@@ -336,6 +363,13 @@ class Session(_Handle):
         """Drops tokens after the first `length`."""
         _n.session_truncate(self._handle, int(length))
 
+    def export(self):
+        """The sequence's KV image as bytes (KV hand-off): tokens, latent cache and last logits, with the
+        checkpoint's fingerprint and a checksum, for Model.import_session or Model.generate_resume in a
+        process that loaded the same checkpoint. InvalidArgumentError for an empty session or one truncated
+        since its last eval (the image needs its last token's logits)."""
+        return _n.session_export(self._handle)
+
 
 class Stream(_Handle):
     """A running generation. Iterate it for Token events (a generator over moert_stream_next); cancel()
@@ -395,9 +429,16 @@ class Stream(_Handle):
 
     @property
     def usage(self):
-        """Usage so far: prompt_tokens, generated_tokens, time_to_first_token_s, tokens_per_second."""
+        """Usage so far: prompt_tokens, generated_tokens, time_to_first_token_s, tokens_per_second,
+        cached_prompt_tokens, decode_forwards, draft_tokens, accepted_drafts."""
         u = _n.stream_usage(self._handle)
-        return Usage(u.prompt_tokens, u.generated_tokens, u.time_to_first_token_s, u.tokens_per_second)
+        return Usage(u.prompt_tokens, u.generated_tokens, u.time_to_first_token_s, u.tokens_per_second,
+                     u.cached_prompt_tokens, u.decode_forwards, u.draft_tokens, u.accepted_drafts)
+
+    def counter(self, key):
+        """A counter of the request so far: "cached_prompt_tokens", "decode_forwards", "draft_tokens",
+        "accepted_drafts" (also in usage)."""
+        return _n.stream_counter(self._handle, key)
 
     @property
     def seed(self):

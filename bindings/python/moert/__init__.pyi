@@ -37,12 +37,18 @@ class Usage(NamedTuple):
     generated_tokens: int
     time_to_first_token_s: float
     tokens_per_second: float
+    cached_prompt_tokens: int
+    decode_forwards: int
+    draft_tokens: int
+    accepted_drafts: int
 
 _H = TypeVar("_H", bound="_Handle")
 # progress: True for a bar on stderr, or a callable(fraction, stage) returning True to cancel.
 _Progress = Union[bool, Callable[[float, str], Optional[bool]], None]
 _Prompt = Union[str, Sequence[int]]
 _Messages = Union[str, Sequence[Mapping[str, str]]]
+# A KV image (Session.export's bytes; any bytes-like object is accepted).
+_Bytes = Union[bytes, bytearray, memoryview]
 
 class _Handle:
     def close(self) -> None: ...
@@ -59,6 +65,8 @@ def load(path: Union[str, "os.PathLike[str]"], *, threads: Optional[int] = ..., 
          ep_size: Optional[int] = ..., ep_transport: Optional[str] = ..., ep_redundant: Optional[int] = ...,
          eplb_interval: Optional[int] = ..., ep_overlap: Union[bool, int, None] = ...,
          ep_max_ranks_per_token: Optional[int] = ..., ep_timeout_ms: Optional[int] = ...,
+         check_weights: Optional[bool] = ..., prefix_cache: Union[bool, int, None] = ...,
+         speculative: Optional[Literal["auto", "off"]] = ..., draft_tokens: Optional[int] = ...,
          progress: _Progress = ...) -> "Model": ...
 
 class Model(_Handle):
@@ -69,7 +77,9 @@ class Model(_Handle):
              batch_invariant: Optional[bool] = ..., ep_size: Optional[int] = ..., ep_transport: Optional[str] = ...,
              ep_redundant: Optional[int] = ..., eplb_interval: Optional[int] = ...,
              ep_overlap: Union[bool, int, None] = ..., ep_max_ranks_per_token: Optional[int] = ...,
-             ep_timeout_ms: Optional[int] = ..., progress: _Progress = ...) -> "Model": ...
+             ep_timeout_ms: Optional[int] = ..., check_weights: Optional[bool] = ...,
+             prefix_cache: Union[bool, int, None] = ..., speculative: Optional[Literal["auto", "off"]] = ...,
+             draft_tokens: Optional[int] = ..., progress: _Progress = ...) -> "Model": ...
     def info(self, key: str) -> int: ...
     @property
     def vocab_size(self) -> int: ...
@@ -85,6 +95,13 @@ class Model(_Handle):
     def tokenizer(self) -> "Tokenizer": ...
     def logits(self, tokens: Sequence[int]) -> npt.NDArray[np.float32]: ...
     def session(self) -> "Session": ...
+    def import_session(self, data: _Bytes) -> "Session": ...
+    def generate_resume(self, data: _Bytes, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
+                        top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
+                        repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ...,
+                        seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
+                        stop_token_ids: Optional[Sequence[int]] = ...,
+                        ignore_eos: Optional[bool] = ...) -> "Stream": ...
     def generate(self, prompt: _Prompt, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
                  top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
                  repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ...,
@@ -115,6 +132,7 @@ class Session(_Handle):
     def eval(self, tokens: Sequence[int], all_logits: bool = ...) -> npt.NDArray[np.float32]: ...
     def __len__(self) -> int: ...
     def truncate(self, length: int) -> None: ...
+    def export(self) -> bytes: ...
 
 class Stream(_Handle):
     finish_reason: FinishReason
@@ -127,6 +145,11 @@ class Stream(_Handle):
     def cancel(self) -> None: ...
     @property
     def usage(self) -> Usage: ...
+    def counter(self, key: str) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def sampled(self) -> bool: ...
     @property
     def error(self) -> str: ...
 

@@ -7,6 +7,11 @@ import pytest
 MODEL_DIR = os.environ.get("MOERT_MODEL_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "samples", "models", "moert-tiny-coder")
 
+# The default model plus a trained MTP module (speculative decoding).
+MTP_MODEL_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "tests", "data", "moert-tiny-coder-mtp")
+# A prompt of more than two 64-token KV pages (the prefix cache shares whole pages).
+LONG_PROMPT = "def add(a, b):\n    return a + b\n\n\n" * 12
+
 PROMPTS = ["def fibonacci(n):\n", "import numpy as np\n\n\ndef normalize(x):\n",
            "class Stack:\n    def __init__(self):\n", "# Read a CSV file and print the sum of each column\n"]
 

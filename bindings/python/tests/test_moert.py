@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import moert
-from conftest import MODEL_DIR, PROMPTS
+from conftest import LONG_PROMPT, MODEL_DIR, MTP_MODEL_DIR, PROMPTS
 
 
 def test_version():
-    assert moert.api_version() >= 1
+    assert moert.api_version() >= moert.API_VERSION == 3
     assert moert.__version__.count(".") == 2
 
 
@@ -250,3 +250,74 @@ def test_resources_freed(reference):
     m2.generate("x", max_tokens=2)
     del m2
     gc.collect()
+
+
+def test_prefix_cache_and_speculation_load_options(model):
+    ids = model.tokenizer.encode(LONG_PROMPT)
+    assert len(ids) > 128
+    with model.generate(ids, max_tokens=4, ignore_eos=True, temperature=0) as s:
+        first = s.token_ids()
+        u = s.usage
+        assert u.draft_tokens == 0 and u.accepted_drafts == 0  # no MTP module in the default model
+        assert u.decode_forwards > 0
+    with model.generate(ids, max_tokens=4, ignore_eos=True, temperature=0) as s:
+        assert s.token_ids() == first
+        assert s.usage.cached_prompt_tokens > 0
+        assert s.counter("cached_prompt_tokens") == s.usage.cached_prompt_tokens
+        with pytest.raises(moert.InvalidArgumentError):
+            s.counter("nope")
+    with moert.load(MODEL_DIR, threads=2, prefix_cache=False, speculative="off", draft_tokens=2) as m:
+        for _ in range(2):
+            with m.generate(ids, max_tokens=4, ignore_eos=True, temperature=0) as s:
+                assert s.token_ids() == first
+                assert s.usage.cached_prompt_tokens == 0
+    with pytest.raises(moert.InvalidArgumentError) as e:
+        moert.load(MODEL_DIR, speculative="sometimes")
+    assert "speculative" in str(e.value)
+    with pytest.raises(moert.InvalidArgumentError) as e:
+        moert.load(MODEL_DIR, draft_tokens=4)
+    assert "draft_tokens" in str(e.value)
+    with pytest.raises(moert.InvalidArgumentError) as e:
+        moert.load(MODEL_DIR, prefix_cache=2)
+    assert "prefix_cache" in str(e.value)
+
+
+def test_kv_handoff(model, reference):
+    ids, want = reference[1]
+    with model.session() as sess:
+        with pytest.raises(moert.InvalidArgumentError):
+            sess.export()  # empty
+        sess.eval(ids)
+        image = sess.export()
+    assert isinstance(image, bytes) and len(image) > 0
+    with moert.load(MODEL_DIR, threads=2) as other:  # a second instance continues the sequence
+        with other.generate_resume(image, max_tokens=24, ignore_eos=True, temperature=0) as s:
+            assert s.token_ids() == want[:24]
+        with other.import_session(bytearray(image)) as imported:
+            assert len(imported) == len(ids)
+            np.testing.assert_allclose(imported.eval([want[0]]), model.logits(ids + [want[0]])[-1],
+                                       rtol=1e-4, atol=1e-4)
+        bad = bytearray(image)
+        bad[len(bad) // 2] ^= 0x40
+        with pytest.raises(moert.FormatError) as e:
+            other.generate_resume(bytes(bad), max_tokens=4)
+        assert "checksum" in str(e.value) and e.value.status == 3
+        with pytest.raises(moert.FormatError):
+            other.import_session(bad)
+        with pytest.raises(moert.FormatError):
+            other.import_session(image[:100])
+
+
+def test_speculative_decoding_with_mtp_module(reference):
+    ids = reference[0][0]
+    with moert.load(MTP_MODEL_DIR, threads=2) as m:
+        assert m.info("num_mtp_layers") == 1
+        with m.generate(ids, max_tokens=48, ignore_eos=True, temperature=0) as s:
+            auto = s.token_ids()
+            u = s.usage
+        assert u.draft_tokens > 0 and 0 <= u.accepted_drafts <= u.draft_tokens
+    with moert.load(MTP_MODEL_DIR, threads=2, speculative="off") as m:
+        with m.generate(ids, max_tokens=48, ignore_eos=True, temperature=0) as s:
+            assert s.token_ids() == auto
+            assert s.usage.draft_tokens == 0
+    assert auto == reference[0][1]  # the main model is the default one: the same greedy tokens

@@ -211,6 +211,12 @@ pub struct LoadOptions {
     pub ep_max_ranks_per_token: Option<i64>,
     /// See [`LoadOptions::ep_timeout_ms`].
     pub ep_timeout_ms: Option<i64>,
+    /// See [`LoadOptions::prefix_cache`].
+    pub prefix_cache: Option<bool>,
+    /// See [`LoadOptions::speculative`].
+    pub speculative: Option<String>,
+    /// See [`LoadOptions::draft_tokens`].
+    pub draft_tokens: Option<i64>,
 }
 
 impl LoadOptions {
@@ -289,6 +295,25 @@ impl LoadOptions {
         self.ep_timeout_ms = Some(ms);
         self
     }
+    /// The prefix cache (default on): requests whose prompts share a prefix reuse the KV pages (whole
+    /// 64-token pages) an earlier request computed; the logits are the same as without it.
+    /// [`Usage::cached_prompt_tokens`] says how many prompt tokens a request took from it.
+    pub fn prefix_cache(mut self, on: bool) -> Self {
+        self.prefix_cache = Some(on);
+        self
+    }
+    /// MTP speculative decoding: "auto" (the default: drafts with the checkpoint's MTP module when it
+    /// has one; greedy output is unchanged, sampled output keeps the model's distribution) or "off".
+    /// [`Usage::draft_tokens`] and [`Usage::accepted_drafts`] count the drafts.
+    pub fn speculative(mut self, mode: &str) -> Self {
+        self.speculative = Some(mode.to_owned());
+        self
+    }
+    /// Drafts per decode step, 1 (the default, DeepSeek's setting) to 3.
+    pub fn draft_tokens(mut self, n: i64) -> Self {
+        self.draft_tokens = Some(n);
+        self
+    }
     fn raw(&self) -> Result<RawOptions> {
         let mut o = RawOptions::new()?;
         o.int("threads", self.threads)?
@@ -305,7 +330,10 @@ impl LoadOptions {
             .int("eplb_interval", self.eplb_interval)?
             .int("ep_overlap", self.ep_overlap.map(i64::from))?
             .int("ep_max_ranks_per_token", self.ep_max_ranks_per_token)?
-            .int("ep_timeout_ms", self.ep_timeout_ms)?;
+            .int("ep_timeout_ms", self.ep_timeout_ms)?
+            .int("prefix_cache", self.prefix_cache.map(i64::from))?
+            .string("speculative", self.speculative.as_deref())?
+            .int("draft_tokens", self.draft_tokens)?;
         Ok(o)
     }
 }
@@ -556,6 +584,39 @@ impl Model {
         })
     }
 
+    /// A new session holding an exported sequence ([`Session::export`]'s image, from this or another
+    /// process that loaded the same checkpoint); evaluate on from it. A truncated, corrupt or mismatched
+    /// image is `Status::Format` with a message naming the check that failed.
+    pub fn import_session(&self, image: &[u8]) -> Result<Session<'_>> {
+        let mut out = ptr::null_mut();
+        check(unsafe {
+            sys::moert_session_import(self.raw.as_ptr(), image.as_ptr() as *const c_void, image.len(), &mut out)
+        })?;
+        Ok(Session {
+            raw: NonNull::new(out).expect("moert_session_import gave NULL"),
+            vocab: self.vocab_size(),
+            _model: PhantomData,
+        })
+    }
+
+    /// Continues an exported sequence ([`Session::export`]'s image) as a stream: the first token is
+    /// sampled from the image's last logits, as a stream of the same prompt would have; only the
+    /// continuation is streamed. Errors as [`Model::import_session`]'s.
+    pub fn generate_resume(&self, image: &[u8], options: &GenerateOptions) -> Result<Stream<'_>> {
+        let o = options.raw()?;
+        let mut out = ptr::null_mut();
+        check(unsafe {
+            sys::moert_generate_resume(
+                self.raw.as_ptr(),
+                image.as_ptr() as *const c_void,
+                image.len(),
+                o.as_ptr(),
+                &mut out,
+            )
+        })?;
+        Ok(Stream::new(out))
+    }
+
     /// Starts generating after a text prompt (BOS as tokenizer_config.json says).
     pub fn generate(&self, prompt: &str, options: &GenerateOptions) -> Result<Stream<'_>> {
         let p = cstring(prompt)?;
@@ -720,6 +781,21 @@ impl Session<'_> {
     pub fn truncate(&mut self, length: usize) -> Result<()> {
         check(unsafe { sys::moert_session_truncate(self.raw.as_ptr(), length as i64) })
     }
+
+    /// The sequence as a KV image (KV hand-off): its tokens, latent cache and last logits behind a
+    /// header with the checkpoint's fingerprint and a checksum, for [`Model::import_session`] or
+    /// [`Model::generate_resume`] in a process that loaded the same checkpoint. `Status::InvalidArgument`
+    /// for an empty session or one truncated since its last evaluation.
+    pub fn export(&self) -> Result<Vec<u8>> {
+        let mut need = 0usize;
+        check(unsafe { sys::moert_session_export(self.raw.as_ptr(), ptr::null_mut(), 0, &mut need) })?;
+        let mut buf = vec![0u8; need];
+        check(unsafe {
+            sys::moert_session_export(self.raw.as_ptr(), buf.as_mut_ptr() as *mut c_void, buf.len(), &mut need)
+        })?;
+        buf.truncate(need);
+        Ok(buf)
+    }
 }
 
 impl Drop for Session<'_> {
@@ -780,6 +856,14 @@ pub struct Usage {
     pub generated_tokens: i64,
     pub time_to_first_token: Duration,
     pub tokens_per_second: f64,
+    /// Prompt tokens taken from the prefix cache instead of computed.
+    pub cached_prompt_tokens: i64,
+    /// Main-model forwards after the prompt.
+    pub decode_forwards: i64,
+    /// Tokens the MTP module drafted for the request.
+    pub draft_tokens: i64,
+    /// Drafts the main model confirmed (each saves a forward).
+    pub accepted_drafts: i64,
 }
 
 /// The moert_stream handle, shared by a Stream and its Cancellers.
@@ -856,7 +940,20 @@ impl<'m> Stream<'m> {
             generated_tokens: g,
             time_to_first_token: Duration::from_secs_f64(t.max(0.0)),
             tokens_per_second: tps,
+            cached_prompt_tokens: self.counter("cached_prompt_tokens")?,
+            decode_forwards: self.counter("decode_forwards")?,
+            draft_tokens: self.counter("draft_tokens")?,
+            accepted_drafts: self.counter("accepted_drafts")?,
         })
+    }
+
+    /// A counter of the request so far: "cached_prompt_tokens", "decode_forwards", "draft_tokens",
+    /// "accepted_drafts" (also in [`Stream::usage`]).
+    pub fn counter(&self, key: &str) -> Result<i64> {
+        let k = cstring(key)?;
+        let mut v = 0i64;
+        check(unsafe { sys::moert_stream_counter(self.raw(), k.as_ptr(), &mut v) })?;
+        Ok(v)
     }
 
     fn info(&self, key: &str) -> Result<i64> {

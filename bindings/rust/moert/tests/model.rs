@@ -1,5 +1,5 @@
 //! The Rust binding on the shipped moert-tiny-coder: transformers' greedy references, errors, cancel,
-//! concurrent streams, tokenizer, logits and sessions.
+//! concurrent streams, tokenizer, logits and sessions, the prefix cache, KV hand-off and speculative decoding.
 use moert::{FinishReason, GenerateOptions, LoadOptions, Message, Model, Status, Tokenizer};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -278,4 +278,94 @@ fn decode_unknown_id_is_an_error() {
     let e = tok.decode(&[5, 99999, 7]).unwrap_err();
     assert_eq!(e.status(), moert::Status::InvalidArgument);
     assert!(e.message().contains("token id 99999 at position 1"), "{}", e.message());
+}
+
+fn mtp_model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../tests/data/moert-tiny-coder-mtp")
+}
+
+/// More than two 64-token KV pages (the prefix cache shares whole pages).
+fn long_prompt(model: &Model) -> Vec<i32> {
+    let ids = model.tokenizer().unwrap().encode(&"def add(a, b):\n    return a + b\n\n\n".repeat(12), None).unwrap();
+    assert!(ids.len() > 128);
+    ids
+}
+
+#[test]
+fn prefix_cache_and_speculation_load_options() {
+    let model = load();
+    let ids = long_prompt(&model);
+    let mut s = model.generate_tokens(&ids, &greedy(4)).unwrap();
+    let first = s.collect_tokens().unwrap();
+    let u = s.usage().unwrap();
+    assert_eq!((u.draft_tokens, u.accepted_drafts), (0, 0)); // no MTP module in the default model
+    assert!(u.decode_forwards > 0);
+    let mut s = model.generate_tokens(&ids, &greedy(4)).unwrap();
+    assert_eq!(s.collect_tokens().unwrap(), first);
+    let u = s.usage().unwrap();
+    assert!(u.cached_prompt_tokens > 0, "{:?}", u);
+    assert_eq!(s.counter("cached_prompt_tokens").unwrap(), u.cached_prompt_tokens);
+    assert_eq!(s.counter("nope").unwrap_err().status(), Status::InvalidArgument);
+
+    let opts = LoadOptions::new().threads(2).prefix_cache(false).speculative("off").draft_tokens(2);
+    let off = Model::load_with(model_dir(), &opts, None).expect("load without the prefix cache");
+    for _ in 0..2 {
+        let mut s = off.generate_tokens(&ids, &greedy(4)).unwrap();
+        assert_eq!(s.collect_tokens().unwrap(), first);
+        assert_eq!(s.usage().unwrap().cached_prompt_tokens, 0);
+    }
+    let e = Model::load_with(model_dir(), &LoadOptions::new().speculative("sometimes"), None).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+    assert!(e.message().contains("speculative"), "{}", e);
+    let e = Model::load_with(model_dir(), &LoadOptions::new().draft_tokens(4), None).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+    assert!(e.message().contains("draft_tokens"), "{}", e);
+}
+
+#[test]
+fn kv_handoff() {
+    let model = load();
+    let (ids, want) = &reference()[1];
+    let image = {
+        let mut sess = model.session().unwrap();
+        assert_eq!(sess.export().unwrap_err().status(), Status::InvalidArgument); // empty
+        sess.eval(ids, false).unwrap();
+        sess.export().unwrap()
+    };
+    assert!(!image.is_empty());
+    let other = load(); // a second instance continues the sequence
+    let got = other.generate_resume(&image, &greedy(24)).unwrap().collect_tokens().unwrap();
+    assert_eq!(&got[..], &want[..24]);
+    let mut imported = other.import_session(&image).unwrap();
+    assert_eq!(imported.len().unwrap(), ids.len());
+    let row = imported.eval(&want[..1], false).unwrap();
+    let mut full = ids.clone();
+    full.push(want[0]);
+    let direct = model.logits(&full).unwrap();
+    let last = &direct[direct.len() - row.len()..];
+    for (a, b) in row.iter().zip(last) {
+        assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "{} vs {}", a, b);
+    }
+    let mut bad = image.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x40;
+    let e = other.generate_resume(&bad, &greedy(4)).unwrap_err();
+    assert_eq!(e.status(), Status::Format);
+    assert!(e.message().contains("checksum"), "{}", e);
+    assert_eq!(other.import_session(&bad).unwrap_err().status(), Status::Format);
+    assert_eq!(other.import_session(&image[..100]).unwrap_err().status(), Status::Format);
+}
+
+#[test]
+fn speculative_decoding_with_mtp_module() {
+    let (ids, want) = &reference()[0];
+    let auto = Model::load_with(mtp_model_dir(), &LoadOptions::new().threads(2), None).expect("load the MTP model");
+    let mut s = auto.generate_tokens(ids, &greedy(48)).unwrap();
+    assert_eq!(&s.collect_tokens().unwrap(), want);
+    let u = s.usage().unwrap();
+    assert!(u.draft_tokens > 0 && u.accepted_drafts <= u.draft_tokens, "{:?}", u);
+    let off = Model::load_with(mtp_model_dir(), &LoadOptions::new().threads(2).speculative("off"), None).unwrap();
+    let mut s = off.generate_tokens(ids, &greedy(48)).unwrap();
+    assert_eq!(&s.collect_tokens().unwrap(), want);
+    assert_eq!(s.usage().unwrap().draft_tokens, 0);
 }

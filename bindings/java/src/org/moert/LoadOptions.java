@@ -9,6 +9,9 @@ public final class LoadOptions {
     private Boolean batchInvariant, epOverlap;
     private Long epSize, epRedundant, eplbInterval, epMaxRanksPerToken, epTimeoutMs;
     private String epTransport;
+    private Boolean prefixCache;
+    private String speculative;
+    private Long draftTokens;
 
     public LoadOptions threads(int n) { threads = (long) n; return this; }
     public LoadOptions kvCacheBytes(long n) { kvCacheBytes = n; return this; }
@@ -46,6 +49,20 @@ public final class LoadOptions {
     public LoadOptions epMaxRanksPerToken(int n) { epMaxRanksPerToken = (long) n; return this; }
     /** Longest wait for the other ranks in one exchange, in milliseconds (default 60000). */
     public LoadOptions epTimeoutMs(long ms) { epTimeoutMs = ms; return this; }
+    /**
+     * The prefix cache (default on): requests whose prompts share a prefix reuse the KV pages (whole 64-token
+     * pages) an earlier request computed; the logits are the same as without it. {@link Usage#cachedPromptTokens()}
+     * says how many prompt tokens a request took from it.
+     */
+    public LoadOptions prefixCache(boolean on) { prefixCache = on; return this; }
+    /**
+     * MTP speculative decoding: "auto" (the default: drafts with the checkpoint's MTP module when it has one;
+     * greedy output is unchanged, sampled output keeps the model's distribution) or "off".
+     * {@link Usage#draftTokens()} and {@link Usage#acceptedDrafts()} count the drafts.
+     */
+    public LoadOptions speculative(String mode) { speculative = mode; return this; }
+    /** Drafts per decode step, 1 (the default, DeepSeek's setting) to 3. */
+    public LoadOptions draftTokens(int n) { draftTokens = (long) n; return this; }
 
     org.moert.internal.Options build() {
         org.moert.internal.Options o = moert_native.options_create();
@@ -64,6 +81,9 @@ public final class LoadOptions {
             if (epMaxRanksPerToken != null)
                 moert_native.options_set_int(o, "ep_max_ranks_per_token", epMaxRanksPerToken);
             if (epTimeoutMs != null) moert_native.options_set_int(o, "ep_timeout_ms", epTimeoutMs);
+            if (prefixCache != null) moert_native.options_set_int(o, "prefix_cache", prefixCache ? 1 : 0);
+            if (speculative != null) moert_native.options_set_string(o, "speculative", speculative);
+            if (draftTokens != null) moert_native.options_set_int(o, "draft_tokens", draftTokens);
             return o;
         } catch (RuntimeException e) {
             moert_native.options_free(o);

@@ -115,6 +115,31 @@ public final class Model extends Handle {
         return new Session(moert_native.session_create(raw), vocab);
     }
 
+    /**
+     * A new session holding an exported sequence ({@link Session#export()}'s image, from this or another process
+     * that loaded the same checkpoint); evaluate on from it. A truncated, corrupt or mismatched image is a FORMAT
+     * MoertException whose message names the check that failed.
+     */
+    public Session importSession(byte[] image) {
+        ensureOpen();
+        return new Session(moert_native.session_import(raw, image), vocab);
+    }
+
+    /**
+     * Continues an exported sequence ({@link Session#export()}'s image) as a stream: the first token is sampled
+     * from the image's last logits, as a stream of the same prompt would have; only the continuation is
+     * streamed. Errors as {@link #importSession}'s.
+     */
+    public Stream generateResume(byte[] image, GenerateOptions options) {
+        ensureOpen();
+        org.moert.internal.Options o = options.build();
+        try {
+            return new Stream(moert_native.generate_resume(raw, image, o), this);
+        } finally {
+            moert_native.options_free(o);
+        }
+    }
+
     /** Starts generating after a text prompt. */
     public Stream generate(String prompt, GenerateOptions options) {
         ensureOpen();

@@ -33,4 +33,15 @@ public final class Session extends Handle {
         ensureOpen();
         moert_native.session_truncate(raw, length);
     }
+
+    /**
+     * The sequence as a KV image (KV hand-off): its tokens, latent cache and last logits behind a header with
+     * the checkpoint's fingerprint and a checksum, for {@link Model#importSession} or {@link Model#generateResume}
+     * in a process that loaded the same checkpoint. INVALID_ARGUMENT for an empty session or one truncated
+     * since its last evaluation.
+     */
+    public byte[] export() {
+        ensureOpen();
+        return moert_native.session_export(raw);
+    }
 }

@@ -102,10 +102,20 @@ public final class Stream extends Handle implements Iterable<Token>, Iterator<To
         ensureOpen();
         StreamUsage u = moert_native.stream_usage(raw);
         try {
-            return new Usage(u.getPrompt_tokens(), u.getGenerated_tokens(), u.getTime_to_first_token_s(), u.getTokens_per_second());
+            return new Usage(u.getPrompt_tokens(), u.getGenerated_tokens(), u.getTime_to_first_token_s(), u.getTokens_per_second(),
+                u.getCached_prompt_tokens(), u.getDecode_forwards(), u.getDraft_tokens(), u.getAccepted_drafts());
         } finally {
             u.delete();
         }
+    }
+
+    /**
+     * A counter of the request so far: "cached_prompt_tokens", "decode_forwards", "draft_tokens",
+     * "accepted_drafts" (also in {@link #usage()}).
+     */
+    public long counter(String key) {
+        ensureOpen();
+        return moert_native.stream_counter(raw, key);
     }
 
     /**

@@ -302,4 +302,104 @@ public class MoertTest {
             assertEquals("boom", e.getMessage());
         }
     }
+
+    /** More than two 64-token KV pages (the prefix cache shares whole pages). */
+    static int[] longPrompt(Model m) {
+        try (Tokenizer tok = m.tokenizer()) {
+            int[] v = tok.encode("def add(a, b):\n    return a + b\n\n\n".repeat(12));
+            assertTrue(v.length > 128);
+            return v;
+        }
+    }
+
+    static void assertInvalidLoad(LoadOptions o, String key) {
+        try {
+            Model.load(dir, o, null).close();
+            fail(key);
+        } catch (MoertException e) {
+            assertEquals(MoertException.Status.INVALID_ARGUMENT, e.status());
+            assertTrue(e.getMessage(), e.getMessage().contains(key));
+        }
+    }
+
+    @Test
+    public void prefixCacheAndSpeculationLoadOptions() {
+        int[] p = longPrompt(model);
+        int[] first;
+        try (Stream s = model.generate(p, greedy(4))) {
+            first = s.readIds();
+            Usage u = s.usage();
+            assertEquals(0, u.draftTokens()); // no MTP module in the default model
+            assertEquals(0, u.acceptedDrafts());
+            assertTrue(u.toString(), u.decodeForwards() > 0);
+        }
+        try (Stream s = model.generate(p, greedy(4))) {
+            assertArrayEquals(first, s.readIds());
+            assertTrue(s.usage().toString(), s.usage().cachedPromptTokens() > 0);
+            assertEquals(s.usage().cachedPromptTokens(), s.counter("cached_prompt_tokens"));
+            assertEquals(MoertException.Status.INVALID_ARGUMENT, statusOf(() -> s.counter("nope")));
+        }
+        LoadOptions off = new LoadOptions().threads(2).prefixCache(false).speculative("off").draftTokens(2);
+        try (Model m = Model.load(dir, off, null)) {
+            for (int i = 0; i < 2; i++) {
+                try (Stream s = m.generate(p, greedy(4))) {
+                    assertArrayEquals(first, s.readIds());
+                    assertEquals(0, s.usage().cachedPromptTokens());
+                }
+            }
+        }
+        assertInvalidLoad(new LoadOptions().speculative("sometimes"), "speculative");
+        assertInvalidLoad(new LoadOptions().draftTokens(4), "draft_tokens");
+    }
+
+    @Test
+    public void kvHandoff() {
+        byte[] image;
+        try (Session sess = model.session()) {
+            assertEquals(MoertException.Status.INVALID_ARGUMENT, statusOf(sess::export)); // empty
+            sess.eval(ids[1], false);
+            image = sess.export();
+        }
+        assertTrue(image.length > 0);
+        try (Model other = Model.load(dir, new LoadOptions().threads(2), null)) { // a second instance
+            try (Stream s = other.generateResume(image, greedy(24))) {
+                assertArrayEquals(Arrays.copyOf(greedy[1], 24), s.readIds());
+            }
+            int[] next = Arrays.copyOf(ids[1], ids[1].length + 1);
+            next[ids[1].length] = greedy[1][0];
+            float[][] direct = model.logits(next);
+            try (Session imported = other.importSession(image)) {
+                assertEquals(ids[1].length, imported.length());
+                float[] row = imported.eval(new int[] {greedy[1][0]}, false)[0];
+                float[] want = direct[direct.length - 1];
+                for (int i = 0; i < want.length; i++) assertEquals(want[i], row[i], 1e-4 + 1e-4 * Math.abs(want[i]));
+            }
+            byte[] bad = image.clone();
+            bad[bad.length / 2] ^= 0x40;
+            try {
+                other.generateResume(bad, greedy(4)).close();
+                fail();
+            } catch (MoertException e) {
+                assertEquals(MoertException.Status.FORMAT, e.status());
+                assertTrue(e.getMessage(), e.getMessage().contains("checksum"));
+            }
+            assertEquals(MoertException.Status.FORMAT, statusOf(() -> other.importSession(bad).close()));
+            assertEquals(MoertException.Status.FORMAT,
+                statusOf(() -> other.importSession(Arrays.copyOf(image, 100)).close()));
+        }
+    }
+
+    @Test
+    public void speculativeDecodingWithMtpModule() {
+        Path mtp = Path.of(System.getProperty("moert.mtp.dir", dir.resolve("../../../tests/data/moert-tiny-coder-mtp").toString()));
+        for (String mode : new String[] {"auto", "off"}) {
+            try (Model m = Model.load(mtp, new LoadOptions().threads(2).speculative(mode), null);
+                 Stream s = m.generate(ids[0], greedy(48))) {
+                assertArrayEquals(mode, greedy[0], s.readIds()); // greedy: the same tokens with and without drafts
+                Usage u = s.usage();
+                assertEquals(u.toString(), mode.equals("auto"), u.draftTokens() > 0);
+                assertTrue(u.toString(), u.acceptedDrafts() <= u.draftTokens());
+            }
+        }
+    }
 }
