@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds libmoert and the C API and engine tests with ThreadSanitizer (GCC, CPU only) in a separate build
-# directory and runs them: the C API suites (C, generation, faults) and the engine's golden tests (continuous
-# batching, concurrent streams, cancel from another thread, KV-budget failures). Any report fails the run
+# directory and runs them: the C API suites (C, generation, faults, KV hand-off) and the engine's golden tests
+# (continuous batching, concurrent streams, cancel from another thread, KV-budget failures, the prefix cache,
+# speculative decoding). Any report fails the run
 # (halt_on_error, exitcode 66). No suppressions: moert's CPU kernels use their own thread pool, not libgomp.
 #   scripts/tsan.sh      env: TSAN_BUILD_DIR (default build-tsan), TSAN_JOBS (2)
 set -euo pipefail
@@ -19,7 +20,7 @@ CC=gcc CXX=g++ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMOERT_CUDA=OF
   -DCMAKE_C_FLAGS_RELEASE="-O1 -g -fsanitize=thread" -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g -fsanitize=thread" \
   -DCMAKE_EXE_LINKER_FLAGS="$link" -DCMAKE_SHARED_LINKER_FLAGS="$link" >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target moert_capi_test_c moert_capi_generate_tests moert_fault_capi_tests \
-  moert_golden_tests
+  moert_golden_tests moert_capi_kv_handoff_tests
 
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 
@@ -53,5 +54,7 @@ run "$BUILD/tests/capi/moert_capi_test_c" "$PWD/tests/data"
 run "$BUILD/tests/capi/moert_capi_generate_tests"
 # The fault catalogue's loads are single-threaded apart from the weight scan and the generation tests.
 run "$BUILD/tests/fault/moert_fault_capi_tests" --gtest_filter='CapiFault.*'
-run "$BUILD/tests/golden/moert_golden_tests" --gtest_filter='Engine.*'
+run "$BUILD/tests/capi/moert_capi_kv_handoff_tests"
+# The engine: continuous batching, the prefix cache's shared pages, speculative decoding's verify and drafts.
+run "$BUILD/tests/golden/moert_golden_tests" --gtest_filter='Engine.*:PrefixCacheEngine.*:SpeculativeEngine.*'
 echo "tsan.sh: no data races reported"

@@ -1,6 +1,6 @@
 /* moert: run DeepSeek-V3-architecture Mixture-of-Experts models in-process.
  *
- * The only public header. C99; no C++ types, no CUDA types. Conventions (see DESIGN.md):
+ * The only public header. C99; no C++ types, no CUDA types. Conventions (see docs/DESIGN.md):
  * - Every fallible function returns moert_status (MOERT_OK = 0). On failure, moert_last_error() gives a
  *   message for this thread, valid until this thread's next moert_ call, and out-parameters are untouched.
  * - Handles are opaque. *_free functions accept NULL, return nothing, may run on any thread and never
