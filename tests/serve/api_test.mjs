@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import {
-  loadOpenAI, startServer, waitIdle, post, tokenCount, chatTemplate, tmpDir, run, health, MODEL_DIR, MODEL_ID,
+  CLI, loadOpenAI, startServer, waitIdle, post, tokenCount, chatTemplate, tmpDir, run, health, MODEL_DIR, MODEL_ID,
 } from './harness.mjs';
 
 const OpenAI = loadOpenAI();
@@ -235,6 +236,30 @@ const failed2 = await run([
         assert.equal(content, '');
       } finally { await s.stop(); }
     } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  }],
+  ['KV budget full: 503 for the request that cannot fit, the other completes', async () => {
+    // 2 pages of 64 tokens: each request fits alone, the two together do not.
+    const s = await startServer(['--kv-cache-bytes', String(2 * 64 * 4 * 576 * 4)]);
+    try {
+      const body = { ...greedy, prompt: 'def f(x):', max_tokens: 120, ignore_eos: true };
+      const [a, b] = await Promise.all([post(s.base, '/v1/completions', body), post(s.base, '/v1/completions', body)]);
+      assert.deepEqual([a.status, b.status].sort(), [200, 503], a.text + ' / ' + b.text);
+      const failed = a.status === 503 ? a : b;
+      assert.equal(failed.json.error.code, 'kv_cache_full');
+      assert.equal((a.status === 200 ? a : b).json.usage.completion_tokens, 120);
+      const tooLong = await post(s.base, '/v1/completions', { ...body, max_tokens: 200 });
+      assert.equal(tooLong.status, 400);
+      assert.equal(tooLong.json.error.param, 'max_tokens');
+      await waitIdle(s.base);
+    } finally { await s.stop(); }
+  }],
+  ['`moert serve` runs moert-serve; its options are checked', async () => {
+    const help = spawnSync(CLI, ['serve', '--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout.toString(), /usage: moert serve/);
+    const bad = spawnSync(CLI, ['serve', '--bogus']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr.toString(), /unknown option '--bogus'/);
   }],
   ['SIGTERM: in-flight streams end, exit status 0', async () => {
     const s = await startServer(['--shutdown-timeout', '0.5']);
