@@ -174,6 +174,30 @@ const failed = await run([
     assert.equal(r.json.error.code, 'request_too_large');
     assert.equal((await health(srv.base)).status, 'ok');
   }],
+  ['300 randomly mangled bodies: a 200 or a 4xx error object, never a 500', async () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const values = [null, true, -1, 0, 1, 2.5, 1e300, -1e300, 2 ** 63, 'x', '', [], [1], ['a'], {}, { a: 1 },
+                    [{ type: 'text' }], [{ role: 'user', content: null }], '\u0000\ud800', 'x'.repeat(300)];
+    const keys = ['model', 'messages', 'prompt', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
+                  'top_k', 'min_p', 'presence_penalty', 'frequency_penalty', 'seed', 'stop', 'n', 'stream',
+                  'stream_options', 'logprobs', 'response_format', 'ignore_eos', 'repetition_penalty'];
+    for (let i = 0; i < 300; i++) {
+      const chat = i % 2 === 0;
+      const body = chat ? { model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }
+                        : { model: MODEL_ID, prompt: 'hi', max_tokens: 2 };
+      for (let k = 0; k < 1 + Math.floor(rand() * 3); k++)
+        body[keys[Math.floor(rand() * keys.length)]] = values[Math.floor(rand() * values.length)];
+      if (body.max_tokens === undefined || body.max_tokens === null || body.max_tokens > 4) body.max_tokens = 2;
+      delete body.max_completion_tokens;
+      let text = JSON.stringify(body);
+      if (i % 10 === 9) text = text.slice(0, Math.floor(rand() * text.length));  // truncated JSON
+      const r = await post(srv.base, chat ? '/v1/chat/completions' : '/v1/completions', text);
+      assert.ok(r.status === 200 || (r.status >= 400 && r.status < 500), `${r.status} for ${text}: ${r.text}`);
+      if (r.status !== 200) assert.equal(typeof r.json.error.message, 'string', r.text);
+    }
+    assert.equal((await health(srv.base)).status, 'ok');
+  }],
   ['no leaked streams', async () => { await waitIdle(srv.base); }],
 ]);
 
