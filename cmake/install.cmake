@@ -27,7 +27,7 @@ install(TARGETS moert_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT 
 # moert-serve (built when cpp-httplib is found), beside moert, which runs it for `moert serve`.
 if(TARGET moert_serve)
   set_target_properties(moert_serve PROPERTIES INSTALL_RPATH "$ORIGIN/${_bin_to_lib}")
-  install(TARGETS moert_serve RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
+  install(TARGETS moert_serve RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT serve)
 endif()
 # The default model, without the test reference.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/samples/models/moert-tiny-coder/ DESTINATION ${MOERT_INSTALL_MODELDIR}
