@@ -2,13 +2,15 @@
 // requests batch together in moert's engine); its tokens go back as one JSON body or as server-sent
 // events. The first event is awaited before the status is sent, so a request moert cannot run (the KV
 // budget is full) is a 503, not a 200 with an error inside. A streaming client that disconnects makes
-// the next write fail: the stream is then freed, which cancels it and returns its KV pages.
+// the next write fail, and one waiting for a whole response (or for its first token) is seen hanging up
+// (PeerWatch): either way the stream is then freed, which cancels it and returns its KV pages.
 #include <httplib.h>
 
 #include <memory>
 
 #include "serve_api_error.h"
 #include "serve_http.h"
+#include "serve_peer.h"
 #include "serve_reasoning.h"
 #include "serve_request.h"
 #include "serve_responses.h"
@@ -23,16 +25,29 @@ ApiError stream_failure(const std::string& error) {
   return ApiError(500, "generation failed: " + error);
 }
 
+// The client hung up before its response was ready.
+struct ClientGone {};
+
 struct Exchange {
-  Exchange(ServerState& st, GenRequest g, moert_options* o)
-      : req(std::move(g)),
+  Exchange(ServerState& st, const httplib::Request& http, GenRequest g, moert_options* o)
+      : peer(http.remote_addr, http.remote_port, http.local_port),
+        req(std::move(g)),
         opts(o),
         gen(st.streams, st.model.handle(), req.prompt, o),
         head(make_head(req.chat, st.model.id())),
         split(req.chat && st.model.opens_reasoning(), st.model.opens_reasoning()) {}
   ~Exchange() { moert_options_free(opts); }
   Usage usage() const { return {static_cast<int64_t>(req.prompt.size()), gen.generated_tokens()}; }
+  // The next event; ClientGone when the client hangs up first.
+  StreamEvent next() {
+    StreamEvent ev;
+    while (!gen.next(100, &ev))
+      if (peer.gone()) throw ClientGone{};
+    if (peer.gone()) throw ClientGone{};
+    return ev;
+  }
 
+  PeerWatch peer;
   GenRequest req;
   moert_options* opts;
   Generation gen;
@@ -47,7 +62,7 @@ void respond_whole(Exchange& x, httplib::Response& res) {
   for (;;) {
     x.split.feed(ev.text, &reasoning, &content);
     if (ev.finish != MOERT_FINISH_NONE) break;
-    ev = x.gen.next();
+    ev = x.next();
   }
   x.split.finish(&reasoning, &content);
   if (ev.finish == MOERT_FINISH_ERROR) throw stream_failure(x.gen.error());
@@ -103,7 +118,7 @@ void handle_generate(ServerState& st, const httplib::Request& req, httplib::Resp
   moert_options* o = generation_options(g);
   std::shared_ptr<Exchange> x;
   try {
-    x = std::make_shared<Exchange>(st, std::move(g), o);
+    x = std::make_shared<Exchange>(st, req, std::move(g), o);
   } catch (...) {
     moert_options_free(o);
     throw;

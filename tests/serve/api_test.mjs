@@ -198,6 +198,18 @@ const failed = await run([
     }
     assert.equal((await health(srv.base)).status, 'ok');
   }],
+  ['a client that hangs up on a whole (non-streamed) response cancels its stream', async () => {
+    const ctl = new AbortController();
+    const t0 = Date.now();
+    const pending = client.completions.create({ ...greedy, prompt: 'def f():\n', max_tokens: 12000, ignore_eos: true },
+                                              { signal: ctl.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await health(srv.base)).active_streams, 1);
+    ctl.abort();
+    await assert.rejects(pending);
+    await waitIdle(srv.base, 5000);  // 12,000 tokens would take far longer
+    assert.ok(Date.now() - t0 < 6000);
+  }],
   ['no leaked streams', async () => { await waitIdle(srv.base); }],
 ]);
 
