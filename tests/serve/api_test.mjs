@@ -298,14 +298,25 @@ const failed2 = await run([
     assert.equal(bad.status, 2);
     assert.match(bad.stderr.toString(), /unknown option '--bogus'/);
   }],
-  ['SIGTERM: in-flight streams end, exit status 0', async () => {
-    const s = await startServer(['--shutdown-timeout', '0.5']);
+  ['SIGTERM: a short in-flight stream finishes, a long one is cancelled after the grace, exit status 0', async () => {
+    const s = await startServer(['--shutdown-timeout', '1.5']);
     const c = new OpenAI({ baseURL: s.base + '/v1', apiKey: 'x', maxRetries: 0 });
-    const stream = await c.completions.create({ ...greedy, prompt: 'def f():\n', max_tokens: 8000, ignore_eos: true, stream: true });
-    const it = stream[Symbol.asyncIterator]();
+    const long = await c.completions.create({ ...greedy, prompt: 'def f():\n', max_tokens: 12000, ignore_eos: true, stream: true });
+    const it = long[Symbol.asyncIterator]();
     await it.next();
+    const short = await c.completions.create({ ...greedy, prompt: 'import os\n', max_tokens: 24, ignore_eos: true, stream: true,
+                                              stream_options: { include_usage: true } });
+    const sit = short[Symbol.asyncIterator]();
+    const firstShort = await sit.next();
     s.proc.kill('SIGTERM');
-    // The stream ends (an error event: cancelled at shutdown) rather than hanging.
+    let usage = null, finish = null;
+    for (let r = firstShort; !r.done; r = await sit.next()) {
+      if (r.value.usage) usage = r.value.usage;
+      for (const ch of r.value.choices) if (ch.finish_reason) finish = ch.finish_reason;
+    }
+    assert.equal(finish, 'length');
+    assert.equal(usage.completion_tokens, 24);
+    // The long stream ends (an error event: cancelled at shutdown) rather than hanging.
     await assert.rejects((async () => { for (;;) { const r = await it.next(); if (r.done) throw new Error('done'); } })(),
                          (e) => e.message === 'done' || /shutting down|terminated|other side closed/.test(e.message));
     const { code } = await s.exited;
