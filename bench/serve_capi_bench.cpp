@@ -14,8 +14,8 @@
 
 namespace {
 
-const char* const kPrompts[] = {"def quicksort(xs):\n", "import numpy as np\n\n", "class Node:\n",
-                                "for i in range(10):\n", "# parse the arguments\n", "def main():\n    ",
+const char* const kPrompts[] = {"def quicksort(xs):\n",    "import numpy as np\n\n",  "class Node:\n",
+                                "for i in range(10):\n",   "# parse the arguments\n", "def main():\n    ",
                                 "with open(path) as f:\n", "try:\n    import json\n"};
 
 void check(moert_status st, const char* what) {
@@ -77,8 +77,9 @@ int main(int argc, char** argv) {
     });
   for (auto& t : threads) t.join();
   const double wall = now_s() - t0;
-  std::printf("{\"clients\": %d, \"requests\": %lld, \"wall_s\": %.3f, \"rps\": %.2f, \"ttft_ms\": %.2f}\n", clients,
-              static_cast<long long>(done.load()), wall, done.load() / wall, ttft_us.load() / 1e3 / done.load());
+  std::printf("{\"clients\": %d, \"requests\": %lld, \"wall_s\": %.3f, \"rps\": %.2f, \"ttft_ms\": %.2f}\n",
+              clients, static_cast<long long>(done.load()), wall, done.load() / wall,
+              ttft_us.load() / 1e3 / done.load());
   moert_model_free(m);
   return 0;
 }
