@@ -24,6 +24,11 @@ endforeach()
 file(RELATIVE_PATH _bin_to_lib /${CMAKE_INSTALL_BINDIR} /${CMAKE_INSTALL_LIBDIR})
 set_target_properties(moert_cli PROPERTIES INSTALL_RPATH "$ORIGIN/${_bin_to_lib}")
 install(TARGETS moert_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
+# moert-serve (built when cpp-httplib is found), beside moert, which runs it for `moert serve`.
+if(TARGET moert_serve)
+  set_target_properties(moert_serve PROPERTIES INSTALL_RPATH "$ORIGIN/${_bin_to_lib}")
+  install(TARGETS moert_serve RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT serve)
+endif()
 # The default model, without the test reference.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/samples/models/moert-tiny-coder/ DESTINATION ${MOERT_INSTALL_MODELDIR}
   COMPONENT runtime PATTERN reference.safetensors EXCLUDE)

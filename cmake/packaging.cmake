@@ -1,6 +1,6 @@
 # CPack: `cpack -G DEB` (in the build folder) makes one .deb per component group: moert (libmoert, the CLI
 # and the default model), moert-dev (header, CMake package, moert.pc), moert-cuda (the CUDA provider) and
-# moert-mpi (the MPI provider), moert-java (moert.jar); `cpack -G TGZ` one .tar.gz of everything (an install prefix).
+# moert-mpi (the MPI provider), moert-java (moert.jar), moert-serve (the HTTP server); `cpack -G TGZ` one .tar.gz of everything (an install prefix).
 set(CPACK_PACKAGE_NAME moert)
 set(CPACK_PACKAGE_VENDOR "moert")
 set(CPACK_PACKAGE_CONTACT "moert maintainers <moert@localhost>")
@@ -38,11 +38,14 @@ if(MOERT_HAVE_CUDA)
   set(CPACK_DEBIAN_CUDA_PACKAGE_DEPENDS "${_cuda_deps}")
 endif()
 set(CPACK_COMPONENTS_ALL runtime dev)
-foreach(p cuda mpi java)
+foreach(p cuda mpi java serve)
   if(TARGET moert_${p})
     list(APPEND CPACK_COMPONENTS_ALL ${p})
   endif()
 endforeach()
+# moert-serve (`moert serve`) on its own: it brings cpp-httplib (and through it OpenSSL) that moert lacks.
+set(CPACK_DEBIAN_SERVE_PACKAGE_NAME moert-serve)
+set(CPACK_DEBIAN_SERVE_PACKAGE_DEPENDS "moert (= ${PROJECT_VERSION})")
 set(CPACK_DEBIAN_JAVA_PACKAGE_NAME moert-java)
 set(CPACK_DEBIAN_JAVA_PACKAGE_ARCHITECTURE amd64)
 # The jar carries its own copy of libmoert (as resources); it needs a Java runtime.

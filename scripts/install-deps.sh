@@ -13,7 +13,13 @@ PKGS=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libgtest-d
       # (setuptools, wheel, build, venv, pip) and its type check, Maven with its install plugin for the pom,
       # dpkg-dev (dpkg-shlibdeps for CPack's .deb dependencies)
       abigail-tools python3-setuptools python3-wheel python3-build python3-venv python3-pip mypy
-      maven libmaven-install-plugin-java dpkg-dev)
+      maven libmaven-install-plugin-java dpkg-dev
+      # moert-serve (samples/serve): cpp-httplib; its tests drive it with the `openai` npm client on Node.js
+      libcpp-httplib-dev nodejs)
+# npm: Debian's package, unless the Node.js installed already brings its own (NodeSource's does).
+if ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(npm)
+fi
 # Rust: a rustup toolchain (cargo on PATH or in ~/.cargo/bin) is used when present, else Debian's.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
   PKGS+=(cargo rustc)

@@ -49,6 +49,8 @@ void check(int status, const char* what);
 std::string default_model_dir();
 // DeepSeek-V3's tokenizer, installed with the program (share/moert/tokenizers/deepseek-v3).
 std::string v3_tokenizer_dir();
+// moert-serve beside the running executable (`moert serve` runs it).
+std::string serve_program();
 bool isatty_stdin();
 
 }  // namespace cli

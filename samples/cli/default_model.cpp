@@ -40,4 +40,8 @@ std::string v3_tokenizer_dir() {
   return beside_executable(MOERT_V3_TOKENIZER_RELPATH);
 }
 
+std::string serve_program() {
+  return beside_executable("moert-serve");
+}
+
 }  // namespace cli

@@ -1,8 +1,11 @@
 // moert: the command-line front end. Every subcommand goes through the public C API (moert.h).
+#include <unistd.h>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "args.h"
 #include "commands.h"
 #include "moert/moert.h"
 
@@ -23,6 +26,7 @@ void usage(FILE* out) {
       "  detokenize     token ids on stdin -> text\n"
       "  chat-template  JSON messages on stdin -> prompt text\n"
       "  make-model     write a random-weight DeepSeek-V3-shaped checkpoint\n"
+      "  serve          an OpenAI-compatible HTTP server (moert-serve, beside moert)\n"
       "  version        print the library version (also --version)\n",
       moert_version_string());
 }
@@ -48,6 +52,16 @@ int main(int argc, char** argv) {
   if (cmd == "detokenize") return cli::cmd_detokenize(argc, argv);
   if (cmd == "chat-template") return cli::cmd_chat_template(argc, argv);
   if (cmd == "make-model") return cli::cmd_make_model(argc, argv);
+  if (cmd == "serve") {
+    // The server is its own program (it links an HTTP library; moert does not): run it in our place.
+    const std::string prog = cli::serve_program();
+    argv[0] = const_cast<char*>(prog.c_str());
+    ::execv(prog.c_str(), argv);
+    std::fprintf(stderr,
+                 "moert serve: cannot run %s (%s); it is built when libcpp-httplib-dev is installed\n",
+                 prog.c_str(), std::strerror(errno));
+    return 1;
+  }
   if (cmd == "version" || cmd == "--version" || cmd == "-V") {
     std::printf("moert %s (API %d)\n", moert_version_string(), moert_api_version());
     return 0;

@@ -1,0 +1,139 @@
+// POST /v1/chat/completions and /v1/completions: the request becomes one moert stream (so concurrent
+// requests batch together in moert's engine); its tokens go back as one JSON body or as server-sent
+// events. The first event is awaited before the status is sent, so a request moert cannot run (the KV
+// budget is full) is a 503, not a 200 with an error inside. A streaming client that disconnects makes
+// the next write fail, and one waiting for a whole response (or for its first token) is seen hanging up
+// (PeerWatch): either way the stream is then freed, which cancels it and returns its KV pages.
+#include <httplib.h>
+
+#include <memory>
+
+#include "serve_api_error.h"
+#include "serve_http.h"
+#include "serve_peer.h"
+#include "serve_reasoning.h"
+#include "serve_request.h"
+#include "serve_responses.h"
+
+namespace serve {
+namespace {
+
+// The status for a stream that failed before producing anything.
+ApiError stream_failure(const std::string& error) {
+  if (error.find("KV cache full") != std::string::npos)
+    return ApiError(503, "the server's KV-cache budget is full: " + error, "", "kv_cache_full");
+  return ApiError(500, "generation failed: " + error);
+}
+
+// The client hung up before its response was ready.
+struct ClientGone {};
+
+struct Exchange {
+  Exchange(ServerState& st, const httplib::Request& http, GenRequest g, moert_options* o)
+      : peer(http.remote_addr, http.remote_port, http.local_port),
+        req(std::move(g)),
+        opts(o),
+        gen(st.streams, st.model.handle(), req.prompt, o),
+        head(make_head(req.chat, st.model.id())),
+        split(req.chat && st.model.opens_reasoning(), st.model.opens_reasoning()) {}
+  ~Exchange() { moert_options_free(opts); }
+  Usage usage() const { return {static_cast<int64_t>(req.prompt.size()), gen.generated_tokens()}; }
+  // The next event; ClientGone when the client hangs up first.
+  StreamEvent next() {
+    StreamEvent ev;
+    while (!gen.next(100, &ev))
+      if (peer.gone()) throw ClientGone{};
+    if (peer.gone()) throw ClientGone{};
+    return ev;
+  }
+
+  PeerWatch peer;
+  GenRequest req;
+  moert_options* opts;
+  Generation gen;
+  ResponseHead head;
+  ReasoningSplitter split;
+  StreamEvent first;
+};
+
+void respond_whole(Exchange& x, httplib::Response& res) {
+  std::string content, reasoning;
+  StreamEvent ev = std::move(x.first);
+  for (;;) {
+    x.split.feed(ev.text, &reasoning, &content);
+    if (ev.finish != MOERT_FINISH_NONE) break;
+    ev = x.next();
+  }
+  x.split.finish(&reasoning, &content);
+  if (ev.finish == MOERT_FINISH_ERROR) throw stream_failure(x.gen.error());
+  if (ev.finish == MOERT_FINISH_CANCELLED) throw ApiError(503, "cancelled: the server is shutting down");
+  res.set_content(completion_body(x.head, content, x.split.enabled(), reasoning,
+                                  finish_reason_name(ev.finish), x.usage()),
+                  "application/json");
+}
+
+// Writes the whole stream from one provider call: false when the client is gone.
+bool write_stream(Exchange& x, httplib::DataSink& sink) {
+  auto put = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+  const bool usage_null = x.req.include_usage;
+  if (x.req.chat && !put(chunk_event(x.head, true, "", "", nullptr, usage_null))) return false;
+  StreamEvent ev = std::move(x.first);
+  int idle_ms = 0;
+  for (;;) {
+    std::string content, reasoning;
+    x.split.feed(ev.text, &reasoning, &content);
+    if (ev.finish != MOERT_FINISH_NONE) x.split.finish(&reasoning, &content);
+    if ((!content.empty() || !reasoning.empty()) &&
+        !put(chunk_event(x.head, false, content, reasoning, nullptr, usage_null)))
+      return false;
+    if (ev.finish != MOERT_FINISH_NONE) break;
+    // Waiting: a comment line now and then, so a client that left is noticed even between tokens.
+    while (!x.gen.next(250, &ev)) {
+      idle_ms += 250;
+      if (idle_ms >= 1000) {
+        idle_ms = 0;
+        if (!put(": keep-alive\n\n")) return false;
+      }
+    }
+    idle_ms = 0;
+  }
+  if (ev.finish == MOERT_FINISH_ERROR) {
+    const ApiError e = stream_failure(x.gen.error());
+    put(error_event(e.status, e.what()));
+  } else if (ev.finish == MOERT_FINISH_CANCELLED) {
+    put(error_event(503, "cancelled: the server is shutting down"));
+  } else {
+    if (!put(chunk_event(x.head, false, "", "", finish_reason_name(ev.finish), usage_null))) return false;
+    if (x.req.include_usage && !put(usage_event(x.head, x.usage()))) return false;
+    if (!put(done_event())) return false;
+  }
+  sink.done();
+  return true;
+}
+
+}  // namespace
+
+void handle_generate(ServerState& st, const httplib::Request& req, httplib::Response& res, bool chat) {
+  GenRequest g = parse_request(req.body, chat, st.model);
+  moert_options* o = generation_options(g);
+  std::shared_ptr<Exchange> x;
+  try {
+    x = std::make_shared<Exchange>(st, req, std::move(g), o);
+  } catch (...) {
+    moert_options_free(o);
+    throw;
+  }
+  x->first = x->gen.next();
+  if (x->first.finish == MOERT_FINISH_ERROR) throw stream_failure(x->gen.error());
+  if (x->first.finish == MOERT_FINISH_CANCELLED)
+    throw ApiError(503, "cancelled: the server is shutting down");
+  if (!x->req.stream) return respond_whole(*x, res);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  // The exchange lives until httplib is done with the provider (released: the stream is freed then).
+  res.set_chunked_content_provider(
+      "text/event-stream", [x](size_t, httplib::DataSink& sink) { return write_stream(*x, sink); },
+      [x](bool) mutable { x.reset(); });
+}
+
+}  // namespace serve

@@ -1,0 +1,64 @@
+#include "serve_model.h"
+
+#include <stdexcept>
+
+#include "serve_api_error.h"
+
+namespace serve {
+namespace {
+
+int64_t info(moert_model* m, const char* key) {
+  int64_t v = 0;
+  if (moert_model_info_int(m, key, &v) != MOERT_OK) throw std::runtime_error(moert_last_error());
+  return v;
+}
+
+}  // namespace
+
+ServedModel::ServedModel(moert_model* model, std::string id) : model_(model), id_(std::move(id)) {
+  context_length_ = info(model, "context_length");
+  kv_capacity_ = info(model, "kv_capacity_tokens");
+  vocab_size_ = info(model, "vocab_size");
+  if (moert_model_tokenizer(model, &tok_) != MOERT_OK)
+    throw std::runtime_error(std::string("the model has no tokenizer: ") + moert_last_error());
+  try {
+    const std::string probe = render_chat(R"([{"role":"user","content":"x"}])");
+    has_chat_template_ = true;
+    const std::string tail = "<think>\n";
+    opens_reasoning_ =
+        probe.size() >= tail.size() && probe.compare(probe.size() - tail.size(), tail.size(), tail) == 0;
+  } catch (const ApiError&) {
+    has_chat_template_ = false;  // /v1/chat/completions then answers 400
+  }
+}
+
+ServedModel::~ServedModel() {
+  moert_tokenizer_free(tok_);
+  moert_model_free(model_);
+}
+
+std::vector<int32_t> ServedModel::tokenize(const std::string& text, bool add_bos_default,
+                                           const char* param) const {
+  size_t n = 0;
+  const int32_t bos = add_bos_default ? -1 : 0;
+  if (moert_tokenize(tok_, text.data(), text.size(), bos, 1, nullptr, 0, &n) != MOERT_OK)
+    bad_field(param, moert_last_error());
+  std::vector<int32_t> ids(n);
+  if (moert_tokenize(tok_, text.data(), text.size(), bos, 1, ids.data(), ids.size(), &n) != MOERT_OK)
+    bad_field(param, moert_last_error());
+  ids.resize(n);
+  return ids;
+}
+
+std::string ServedModel::render_chat(const std::string& messages_json) const {
+  size_t need = 0;
+  if (moert_apply_chat_template(tok_, messages_json.c_str(), 1, nullptr, 0, &need) != MOERT_OK)
+    bad_field("messages", moert_last_error());
+  std::string out(need, '\0');
+  if (moert_apply_chat_template(tok_, messages_json.c_str(), 1, out.data(), out.size(), &need) != MOERT_OK)
+    bad_field("messages", moert_last_error());
+  out.resize(need ? need - 1 : 0);
+  return out;
+}
+
+}  // namespace serve

@@ -1,0 +1,239 @@
+#include "serve_request.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "serve_api_error.h"
+
+namespace serve {
+namespace {
+
+using json = nlohmann::json;
+
+// A field that is absent or null is unset (clients send null for "default").
+const json* field(const json& body, const char* key) {
+  auto it = body.find(key);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::optional<double> number(const json& body, const char* key, double lo, double hi) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) bad_field(key, "must be a number");
+  const double x = v->get<double>();
+  if (!std::isfinite(x) || x < lo || x > hi)
+    bad_field(key, "must be between " + json(lo).dump() + " and " + json(hi).dump());
+  return x;
+}
+
+std::optional<int64_t> integer(const json& body, const char* key) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (d != std::floor(d) || std::fabs(d) > 9e15) bad_field(key, "must be an integer");
+    return static_cast<int64_t>(d);
+  }
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    bad_field(key, "is out of range");
+  if (!v->is_number_integer()) bad_field(key, "must be an integer");
+  return v->get<int64_t>();
+}
+
+bool boolean(const json& body, const char* key) {
+  const json* v = field(body, key);
+  if (!v) return false;
+  if (!v->is_boolean()) bad_field(key, "must be a boolean");
+  return v->get<bool>();
+}
+
+// Content as a string, or a list of text parts joined with newlines.
+std::string content_text(const json& c, const std::string& where) {
+  if (c.is_string()) return c.get<std::string>();
+  if (!c.is_array()) bad_field(where, "must be a string or a list of content parts");
+  std::string out;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    const json& p = c[i];
+    if (!p.is_object() || !p.contains("type") || !p["type"].is_string())
+      bad_field(at, "must be an object with a string 'type'");
+    if (p["type"] != "text")
+      bad_field(at + ".type", "'" + p["type"].get<std::string>() + "' is not supported (only 'text')");
+    if (!p.contains("text") || !p["text"].is_string()) bad_field(at + ".text", "must be a string");
+    if (i) out += "\n";
+    out += p["text"].get<std::string>();
+  }
+  return out;
+}
+
+std::string chat_prompt(const json& body, const ServedModel& model) {
+  const json* m = field(body, "messages");
+  if (!m) bad_field("messages", "is required");
+  if (!m->is_array() || m->empty()) bad_field("messages", "must be a non-empty array");
+  if (!model.has_chat_template()) bad_field("messages", "the model has no chat template moert can render");
+  json out = json::array();
+  for (size_t i = 0; i < m->size(); ++i) {
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    const json& msg = (*m)[i];
+    if (!msg.is_object()) bad_field(at, "must be an object");
+    if (!msg.contains("role") || !msg["role"].is_string()) bad_field(at + ".role", "must be a string");
+    const std::string role = msg["role"];
+    if (role == "developer") {  // OpenAI's newer name for the system role
+    } else if (role != "system" && role != "user" && role != "assistant") {
+      bad_field(at + ".role", "'" + role + "' is not supported (system, developer, user or assistant)");
+    }
+    const json* c = field(msg, "content");
+    if (!c) bad_field(at + ".content", "is required");
+    out.push_back(
+        {{"role", role == "developer" ? "system" : role}, {"content", content_text(*c, at + ".content")}});
+  }
+  return model.render_chat(out.dump());
+}
+
+std::vector<int32_t> token_list(const json& a, const ServedModel& model, const std::string& where) {
+  std::vector<int32_t> ids;
+  for (const json& t : a) {
+    if (!t.is_number_integer() || !model.valid_token(t.get<int64_t>()))
+      bad_field(where, "token ids must be integers in the vocabulary");
+    ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return ids;
+}
+
+// A string, a list of one string, a list of token ids, or a list of one list of token ids.
+std::vector<int32_t> completion_prompt(const json& body, const ServedModel& model) {
+  const json* p = field(body, "prompt");
+  if (!p) bad_field("prompt", "is required");
+  if (p->is_string()) return model.tokenize(p->get<std::string>(), true, "prompt");
+  if (!p->is_array() || p->empty()) bad_field("prompt", "must be a string, a list of strings or token ids");
+  if ((*p)[0].is_number()) return token_list(*p, model, "prompt");
+  if (p->size() != 1) bad_field("prompt", "only one prompt per request is supported");
+  const json& one = (*p)[0];
+  if (one.is_string()) return model.tokenize(one.get<std::string>(), true, "prompt");
+  if (one.is_array() && !one.empty()) return token_list(one, model, "prompt");
+  bad_field("prompt", "must be a string, a list of strings or token ids");
+}
+
+// Fields moert does not implement: accepted at their no-op value, a clear 400 otherwise.
+void reject_unsupported(const json& body) {
+  if (const json* v = field(body, "frequency_penalty")) {
+    if (!v->is_number()) bad_field("frequency_penalty", "must be a number");
+    if (v->get<double>() != 0)
+      bad_field("frequency_penalty",
+                "is not supported by moert (use presence_penalty, or repetition_penalty as an extension)");
+  }
+  for (const char* key : {"logprobs", "echo"})
+    if (const json* v = field(body, key);
+        v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number() && *v == 0))
+      bad_field(key, "is not supported");
+  for (const char* key : {"top_logprobs", "suffix", "tools", "tool_choice", "functions", "function_call"})
+    if (const json* v = field(body, key);
+        v && !(v->is_array() && v->empty()) && !(v->is_string() && *v == "none"))
+      bad_field(key, "is not supported");
+  if (const json* v = field(body, "logit_bias"); v && !(v->is_object() && v->empty()))
+    bad_field("logit_bias", "is not supported");
+  if (const json* v = field(body, "response_format");
+      v && !(v->is_object() && v->value("type", "") == "text"))
+    bad_field("response_format", "only {\"type\": \"text\"} is supported");
+  if (auto best = integer(body, "best_of"); best && *best != 1) bad_field("best_of", "only 1 is supported");
+}
+
+}  // namespace
+
+GenRequest parse_request(const std::string& text, bool chat, const ServedModel& model) {
+  json body;
+  try {
+    body = json::parse(text);
+  } catch (const json::exception& e) {
+    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");
+  GenRequest r;
+  r.chat = chat;
+  const json* m = field(body, "model");
+  if (!m) bad_field("model", "is required");
+  if (!m->is_string()) bad_field("model", "must be a string");
+  if (*m != model.id())
+    throw ApiError(
+        404,
+        "The model '" + m->get<std::string>() + "' does not exist (this server serves '" + model.id() + "')",
+        "model", "model_not_found");
+  if (auto n = integer(body, "n"); n && *n != 1) bad_field("n", "only n = 1 is supported");
+  reject_unsupported(body);
+  r.stream = boolean(body, "stream");
+  if (const json* so = field(body, "stream_options")) {
+    if (!r.stream) bad_field("stream_options", "is only allowed when stream is true");
+    if (!so->is_object()) bad_field("stream_options", "must be an object");
+    r.include_usage = boolean(*so, "include_usage");
+  }
+  r.temperature = number(body, "temperature", 0, 2);
+  r.top_p = number(body, "top_p", 0, 1);
+  r.min_p = number(body, "min_p", 0, 1);
+  r.presence_penalty = number(body, "presence_penalty", -2, 2);
+  r.repetition_penalty = number(body, "repetition_penalty", 0, 10);  // an extension (llama-server, vLLM)
+  r.top_k = integer(body, "top_k");
+  if (r.top_k && *r.top_k < 0) bad_field("top_k", "must be 0 (off) or positive");
+  r.seed = integer(body, "seed");
+  r.ignore_eos = boolean(body, "ignore_eos");  // an extension (llama-server, vLLM)
+  if (const json* s = field(body, "stop")) {
+    if (s->is_string()) {
+      r.stop.push_back(s->get<std::string>());
+    } else if (s->is_array()) {
+      if (s->size() > 16) bad_field("stop", "at most 16 stop strings");
+      for (const json& x : *s) {
+        if (!x.is_string()) bad_field("stop", "must be a string or a list of strings");
+        r.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      bad_field("stop", "must be a string or a list of strings");
+    }
+    for (const std::string& x : r.stop)
+      if (x.empty()) bad_field("stop", "stop strings must not be empty");
+  }
+  r.prompt =
+      chat ? model.tokenize(chat_prompt(body, model), false, "messages") : completion_prompt(body, model);
+  if (r.prompt.empty()) bad_field(chat ? "messages" : "prompt", "is empty");
+  const int64_t plen = static_cast<int64_t>(r.prompt.size());
+  const int64_t room = std::min(model.context_length(), model.kv_capacity_tokens()) - plen;
+  if (room < 1)
+    bad_field(chat ? "messages" : "prompt", "the prompt has " + std::to_string(plen) +
+                                                " tokens; this server takes at most " +
+                                                std::to_string(plen + room - 1));
+  const char* mt_key = field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  const std::optional<int64_t> mt = integer(body, mt_key);
+  if (mt && *mt < 1) bad_field(mt_key, "must be at least 1");
+  if (mt && *mt > room)
+    bad_field(mt_key, std::to_string(*mt) + " tokens do not fit: the prompt has " + std::to_string(plen) +
+                          " tokens and the context (and KV budget) " + std::to_string(plen + room) +
+                          ", so at most " + std::to_string(room) + " can be generated");
+  // Unset: as many as fit, as OpenAI does, within moert's limits.
+  r.max_tokens = mt ? *mt : std::min<int64_t>(room, 4096);
+  return r;
+}
+
+moert_options* generation_options(const GenRequest& r) {
+  moert_options* o = nullptr;
+  if (moert_options_create(&o) != MOERT_OK) throw ApiError(503, "out of memory");
+  auto check = [&](moert_status st, const char* param) {
+    if (st == MOERT_OK) return;
+    const std::string msg = moert_last_error();
+    moert_options_free(o);
+    bad_field(param, msg);
+  };
+  check(moert_options_set_int(o, "max_tokens", r.max_tokens), "max_tokens");
+  const std::pair<const char*, const std::optional<double>*> nums[] = {
+      {"temperature", &r.temperature},
+      {"top_p", &r.top_p},
+      {"min_p", &r.min_p},
+      {"presence_penalty", &r.presence_penalty},
+      {"repetition_penalty", &r.repetition_penalty}};
+  for (auto [key, v] : nums)
+    if (*v) check(moert_options_set_float(o, key, **v), key);
+  if (r.top_k) check(moert_options_set_int(o, "top_k", *r.top_k), "top_k");
+  if (r.seed) check(moert_options_set_int(o, "seed", *r.seed), "seed");
+  for (const std::string& s : r.stop) check(moert_options_add_string(o, "stop", s.c_str()), "stop");
+  if (r.ignore_eos) check(moert_options_set_int(o, "ignore_eos", 1), "ignore_eos");
+  return o;
+}
+
+}  // namespace serve

@@ -1,0 +1,38 @@
+// OpenAI response bodies: chat.completion / text_completion objects, their streamed chunks, usage.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace serve {
+
+struct ResponseHead {
+  bool chat = false;
+  std::string id;  // "chatcmpl-..." or "cmpl-..."
+  int64_t created = 0;
+  std::string model;
+};
+
+ResponseHead make_head(bool chat, const std::string& model);
+
+struct Usage {
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+};
+
+// The whole (non-streamed) response. reasoning is only written when has_reasoning.
+std::string completion_body(const ResponseHead& h, const std::string& content, bool has_reasoning,
+                            const std::string& reasoning, const char* finish_reason, const Usage& u);
+
+// One server-sent event carrying a chunk: a delta of content and/or reasoning (chat), or text
+// (completions); role_only: the first chat chunk ({"role": "assistant", "content": ""}). finish_reason
+// may be null. with_usage_null: "usage": null (when the client asked for usage in the last chunk).
+std::string chunk_event(const ResponseHead& h, bool role_only, const std::string& content,
+                        const std::string& reasoning, const char* finish_reason, bool with_usage_null);
+// The last chunk of stream_options.include_usage: no choices, the usage.
+std::string usage_event(const ResponseHead& h, const Usage& u);
+// An error inside a stream (after the 200 was sent): data: {"error": {...}}.
+std::string error_event(int status, const std::string& message);
+inline const char* done_event() {
+  return "data: [DONE]\n\n";
+}
+
+}  // namespace serve

@@ -1,0 +1,137 @@
+#include "serve_streams.h"
+
+#include <vector>
+
+#include "serve_api_error.h"
+
+namespace serve {
+
+void StreamRegistry::reserve() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) throw ApiError(503, "the server is shutting down");
+  if (reserved_ >= max_)
+    throw ApiError(503,
+                   "the server is busy: " + std::to_string(max_) + " requests are in flight; retry later", "",
+                   "server_busy");
+  ++reserved_;
+  ++total_;
+}
+
+void StreamRegistry::release() {
+  std::lock_guard<std::mutex> lock(mu_);
+  --reserved_;
+}
+
+void StreamRegistry::add(moert_stream* s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_.insert(s);
+  if (stopping_) moert_stream_cancel(s);
+}
+
+void StreamRegistry::remove(moert_stream* s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_.erase(s);
+}
+
+void StreamRegistry::cancel_all() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (moert_stream* s : live_) moert_stream_cancel(s);
+}
+
+void StreamRegistry::stop_admitting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopping_ = true;
+}
+
+int64_t StreamRegistry::active() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reserved_;
+}
+
+int64_t StreamRegistry::requests_total() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return total_;
+}
+
+bool StreamRegistry::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
+Generation::Generation(StreamRegistry& reg, moert_model* model, const std::vector<int32_t>& prompt,
+                       const moert_options* gen)
+    : reg_(reg) {
+  reg_.reserve();
+  if (moert_generate_tokens(model, prompt.data(), prompt.size(), gen, &s_) != MOERT_OK) {
+    const std::string msg = moert_last_error();
+    reg_.release();
+    throw ApiError(400, msg);
+  }
+  reg_.add(s_);
+}
+
+Generation::~Generation() {
+  reg_.remove(s_);
+  moert_stream_free(s_);  // cancels it if it still runs: its KV pages go back to the budget
+  reg_.release();
+}
+
+bool Generation::next(int32_t timeout_ms, StreamEvent* ev) {
+  int32_t token = -1, finish = 0;
+  const moert_status st = moert_stream_next(s_, timeout_ms, &token, &finish);
+  if (st == MOERT_ERR_TIMEOUT) return false;
+  if (st != MOERT_OK) throw ApiError(500, std::string("moert_stream_next: ") + moert_last_error());
+  ev->token = token;
+  ev->finish = finish;
+  size_t need = 0;
+  char small[256];
+  if (moert_stream_text(s_, small, sizeof small, &need) == MOERT_OK) {
+    ev->text.assign(small, need ? need - 1 : 0);
+  } else {
+    std::vector<char> buf(need);
+    if (moert_stream_text(s_, buf.data(), buf.size(), &need) != MOERT_OK)
+      throw ApiError(500, std::string("moert_stream_text: ") + moert_last_error());
+    ev->text.assign(buf.data(), need ? need - 1 : 0);
+  }
+  return true;
+}
+
+StreamEvent Generation::next() {
+  StreamEvent ev;
+  while (!next(1000, &ev)) {
+  }
+  return ev;
+}
+
+void Generation::cancel() {
+  moert_stream_cancel(s_);
+}
+
+int64_t Generation::generated_tokens() const {
+  int64_t n = 0;
+  moert_stream_usage(s_, nullptr, &n, nullptr, nullptr);
+  return n;
+}
+
+std::string Generation::error() const {
+  size_t need = 0;
+  if (moert_stream_error(s_, nullptr, 0, &need) != MOERT_OK || need == 0) return "";
+  std::string out(need, '\0');
+  if (moert_stream_error(s_, out.data(), out.size(), &need) != MOERT_OK) return "";
+  out.resize(need - 1);
+  return out;
+}
+
+const char* finish_reason_name(int32_t finish) {
+  switch (finish) {
+    case MOERT_FINISH_LENGTH:
+      return "length";
+    case MOERT_FINISH_STOP:
+    case MOERT_FINISH_EOS:
+      return "stop";
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace serve

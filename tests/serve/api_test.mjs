@@ -1,0 +1,329 @@
+// moert serve driven by the official `openai` npm client (and raw fetch for malformed requests): chat
+// and completions, streamed and not, stop strings, seeds, usage against the tokenizer, content parts,
+// R1 reasoning_content, every error status, the API key, the stream bound, and a graceful SIGTERM.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import {
+  CLI, loadOpenAI, startServer, waitIdle, post, tokenCount, chatTemplate, tmpDir, run, health, MODEL_DIR, MODEL_ID,
+} from './harness.mjs';
+
+const OpenAI = loadOpenAI();
+const srv = await startServer(['--max-body-bytes', '65536']);
+const client = new OpenAI({ baseURL: srv.base + '/v1', apiKey: 'unused', maxRetries: 0 });
+const greedy = { model: MODEL_ID, temperature: 0 };
+const msgs = [{ role: 'user', content: 'Write a function that reverses a list.' }];
+
+async function collectChat(stream) {
+  let content = '', usage = null, finish = null, roles = 0;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    for (const ch of c.choices) {
+      if (ch.delta.role) roles++;
+      content += ch.delta.content || '';
+      if (ch.finish_reason) finish = ch.finish_reason;
+    }
+  }
+  return { content, usage, finish, roles };
+}
+
+async function collectText(stream) {
+  let text = '', usage = null, finish = null;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    for (const ch of c.choices) {
+      text += ch.text;
+      if (ch.finish_reason) finish = ch.finish_reason;
+    }
+  }
+  return { text, usage, finish };
+}
+
+const failed = await run([
+  ['models list', async () => {
+    const list = await client.models.list();
+    assert.deepEqual(list.data.map((m) => m.id), [MODEL_ID]);
+    assert.equal((await client.models.retrieve(MODEL_ID)).id, MODEL_ID);
+  }],
+  ['chat: whole and streamed agree, usage equals the tokenizer', async () => {
+    const req = { ...greedy, messages: msgs, max_tokens: 20, ignore_eos: true };
+    const whole = await client.chat.completions.create(req);
+    assert.equal(whole.object, 'chat.completion');
+    assert.equal(whole.choices.length, 1);
+    assert.equal(whole.choices[0].message.role, 'assistant');
+    assert.equal(whole.choices[0].finish_reason, 'length');
+    assert.equal(whole.choices[0].message.reasoning_content, undefined);
+    assert.equal(whole.usage.prompt_tokens, tokenCount(chatTemplate(msgs)));
+    assert.equal(whole.usage.completion_tokens, 20);
+    assert.equal(whole.usage.total_tokens, whole.usage.prompt_tokens + 20);
+    const s = await collectChat(await client.chat.completions.create(
+      { ...req, stream: true, stream_options: { include_usage: true } }));
+    assert.equal(s.content, whole.choices[0].message.content);
+    assert.equal(s.finish, 'length');
+    assert.equal(s.roles, 1);
+    assert.deepEqual(s.usage, whole.usage);
+  }],
+  ['chat: content as a list of text parts', async () => {
+    const parts = [{ role: 'user', content: [{ type: 'text', text: 'Write a function' }, { type: 'text', text: 'that sorts.' }] }];
+    const flat = [{ role: 'user', content: 'Write a function\nthat sorts.' }];
+    const a = await client.chat.completions.create({ ...greedy, messages: parts, max_tokens: 12 });
+    const b = await client.chat.completions.create({ ...greedy, messages: flat, max_tokens: 12 });
+    assert.equal(a.choices[0].message.content, b.choices[0].message.content);
+    assert.equal(a.usage.prompt_tokens, b.usage.prompt_tokens);
+  }],
+  ['completions: whole and streamed agree, usage equals the tokenizer', async () => {
+    const prompt = 'def fibonacci(n):\n';
+    const req = { ...greedy, prompt, max_tokens: 24, ignore_eos: true };
+    const whole = await client.completions.create(req);
+    assert.equal(whole.object, 'text_completion');
+    assert.equal(whole.usage.prompt_tokens, tokenCount(prompt, { bos: true }));
+    assert.equal(whole.usage.completion_tokens, 24);
+    const s = await collectText(await client.completions.create(
+      { ...req, stream: true, stream_options: { include_usage: true } }));
+    assert.equal(s.text, whole.choices[0].text);
+    assert.deepEqual(s.usage, whole.usage);
+    // max_completion_tokens is the newer name of max_tokens
+    const c = await client.completions.create({ ...greedy, prompt, max_completion_tokens: 5, ignore_eos: true });
+    assert.equal(c.usage.completion_tokens, 5);
+  }],
+  ['stop strings (a string and a list), streamed and not', async () => {
+    const prompt = 'class Stack:\n    def __init__(self):\n';
+    const full = (await client.completions.create({ ...greedy, prompt, max_tokens: 40, ignore_eos: true })).choices[0].text;
+    const stop = full.slice(12, 15);
+    assert.ok(stop.length === 3, 'the reference is long enough');
+    const want = full.slice(0, full.indexOf(stop));
+    for (const st of [stop, ['@@never@@', stop]]) {
+      const r = await client.completions.create({ ...greedy, prompt, max_tokens: 40, stop: st });
+      assert.equal(r.choices[0].text, want);
+      assert.equal(r.choices[0].finish_reason, 'stop');
+      const s = await collectText(await client.completions.create({ ...greedy, prompt, max_tokens: 40, stop: st, stream: true }));
+      assert.equal(s.text, want);
+      assert.equal(s.finish, 'stop');
+    }
+  }],
+  ['seeds reproduce sampled runs', async () => {
+    const req = { model: MODEL_ID, prompt: 'import os\n', max_tokens: 24, temperature: 1.0, top_p: 0.95, top_k: 40, ignore_eos: true };
+    const a = (await client.completions.create({ ...req, seed: 42 })).choices[0].text;
+    const b = (await client.completions.create({ ...req, seed: 42 })).choices[0].text;
+    const c = (await client.completions.create({ ...req, seed: 43 })).choices[0].text;
+    assert.equal(a, b);
+    assert.notEqual(a, c);
+    const s = await collectText(await client.completions.create({ ...req, seed: 42, stream: true }));
+    assert.equal(s.text, a);
+    // the other sampling fields are taken
+    await client.chat.completions.create({ ...req, prompt: undefined, messages: msgs, seed: 1, min_p: 0.05,
+                                           presence_penalty: 0.5, frequency_penalty: 0, n: 1 });
+  }],
+  ['bad requests: 400 naming the field, never a 500', async () => {
+    const r = await post(srv.base, '/v1/chat/completions', '{"model": "x", ');
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.type, 'invalid_request_error');
+    assert.match(r.json.error.message, /not valid JSON/);
+    const cases = [
+      [{ messages: msgs, max_tokens: '10' }, 'max_tokens'],
+      [{ messages: msgs, max_tokens: 0 }, 'max_tokens'],
+      [{ messages: msgs, max_tokens: 1e9 }, 'max_tokens'],
+      [{ messages: msgs, max_completion_tokens: 1e9 }, 'max_completion_tokens'],
+      [{ messages: msgs, temperature: 'hot' }, 'temperature'],
+      [{ messages: msgs, temperature: 7 }, 'temperature'],
+      [{ messages: msgs, top_p: [1] }, 'top_p'],
+      [{ messages: msgs, seed: 1.5 }, 'seed'],
+      [{ messages: msgs, stop: 5 }, 'stop'],
+      [{ messages: msgs, stop: ['a', 3] }, 'stop'],
+      [{ messages: msgs, n: 2 }, 'n'],
+      [{ messages: msgs, stream: 'yes' }, 'stream'],
+      [{ messages: msgs, stream_options: { include_usage: true } }, 'stream_options'],
+      [{ messages: msgs, frequency_penalty: 0.5 }, 'frequency_penalty'],
+      [{ messages: msgs, logprobs: true }, 'logprobs'],
+      [{ messages: 'hi' }, 'messages'],
+      [{ messages: [] }, 'messages'],
+      [{}, 'messages'],
+      [{ messages: [{ role: 'user' }] }, 'messages[0].content'],
+      [{ messages: [{ role: 7, content: 'x' }] }, 'messages[0].role'],
+      [{ messages: [{ role: 'user', content: 5 }] }, 'messages[0].content'],
+      [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] }, 'messages[0].content[0].type'],
+    ];
+    for (const [body, param] of cases) {
+      const res = await post(srv.base, '/v1/chat/completions', { model: MODEL_ID, ...body });
+      assert.equal(res.status, 400, JSON.stringify(body) + ' -> ' + res.text);
+      assert.equal(res.json.error.param, param, JSON.stringify(body) + ' -> ' + res.text);
+    }
+    for (const [body, param] of [[{ prompt: 5 }, 'prompt'], [{ prompt: [1e9] }, 'prompt'], [{}, 'prompt'],
+                                 [{ prompt: ['a', 'b'] }, 'prompt'], [{ prompt: 'x', model: 5 }, 'model']]) {
+      const res = await post(srv.base, '/v1/completions', { model: MODEL_ID, ...body });
+      assert.equal(res.status, 400, res.text);
+      assert.equal(res.json.error.param, param, res.text);
+    }
+    assert.equal((await post(srv.base, '/v1/completions', '[1, 2]')).status, 400);
+    // through the client: a BadRequestError with the status
+    await assert.rejects(client.chat.completions.create({ ...greedy, messages: msgs, n: 3 }),
+                         (e) => e.status === 400 && /n = 1/.test(e.message));
+  }],
+  ['unknown model and route: 404', async () => {
+    await assert.rejects(client.chat.completions.create({ model: 'gpt-4o', messages: msgs }),
+                         (e) => e.status === 404 && e.code === 'model_not_found');
+    await assert.rejects(client.models.retrieve('gpt-4o'), (e) => e.status === 404);
+    const r = await post(srv.base, '/v1/embeddings', { model: MODEL_ID, input: 'x' });
+    assert.equal(r.status, 404);
+    assert.equal(r.json.error.code, 'not_found');
+  }],
+  ['oversized body: 413', async () => {
+    const r = await post(srv.base, '/v1/completions', { model: MODEL_ID, prompt: 'x'.repeat(70000) });
+    assert.equal(r.status, 413);
+    assert.equal(r.json.error.code, 'request_too_large');
+    assert.equal((await health(srv.base)).status, 'ok');
+  }],
+  ['300 randomly mangled bodies: a 200 or a 4xx error object, never a 500', async () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const values = [null, true, -1, 0, 1, 2.5, 1e300, -1e300, 2 ** 63, 'x', '', [], [1], ['a'], {}, { a: 1 },
+                    [{ type: 'text' }], [{ role: 'user', content: null }], '\u0000\ud800', 'x'.repeat(300)];
+    const keys = ['model', 'messages', 'prompt', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
+                  'top_k', 'min_p', 'presence_penalty', 'frequency_penalty', 'seed', 'stop', 'n', 'stream',
+                  'stream_options', 'logprobs', 'response_format', 'ignore_eos', 'repetition_penalty'];
+    for (let i = 0; i < 300; i++) {
+      const chat = i % 2 === 0;
+      const body = chat ? { model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }
+                        : { model: MODEL_ID, prompt: 'hi', max_tokens: 2 };
+      for (let k = 0; k < 1 + Math.floor(rand() * 3); k++)
+        body[keys[Math.floor(rand() * keys.length)]] = values[Math.floor(rand() * values.length)];
+      if (body.max_tokens === undefined || body.max_tokens === null || body.max_tokens > 4) body.max_tokens = 2;
+      delete body.max_completion_tokens;
+      let text = JSON.stringify(body);
+      if (i % 10 === 9) text = text.slice(0, Math.floor(rand() * text.length));  // truncated JSON
+      const r = await post(srv.base, chat ? '/v1/chat/completions' : '/v1/completions', text);
+      assert.ok(r.status === 200 || (r.status >= 400 && r.status < 500), `${r.status} for ${text}: ${r.text}`);
+      if (r.status !== 200) assert.equal(typeof r.json.error.message, 'string', r.text);
+    }
+    assert.equal((await health(srv.base)).status, 'ok');
+  }],
+  ['a client that hangs up on a whole (non-streamed) response cancels its stream', async () => {
+    await waitIdle(srv.base);
+    const ctl = new AbortController();
+    const pending = client.completions.create({ ...greedy, prompt: 'def f():\n', max_tokens: 12000, ignore_eos: true },
+                                              { signal: ctl.signal });
+    while ((await health(srv.base)).active_streams !== 1) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    ctl.abort();
+    await assert.rejects(pending);
+    await waitIdle(srv.base, 5000);  // 12,000 tokens would take far longer
+    assert.ok(Date.now() - t0 < 5000);
+  }],
+  ['no leaked streams', async () => { await waitIdle(srv.base); }],
+]);
+
+// Servers with other options.
+const failed2 = await run([
+  ['--api-key: 401 without it, served with it, /health open', async () => {
+    const s = await startServer(['--api-key', 'sekret']);
+    try {
+      const bad = new OpenAI({ baseURL: s.base + '/v1', apiKey: 'wrong', maxRetries: 0 });
+      await assert.rejects(bad.models.list(), (e) => e.status === 401);
+      const r = await post(s.base, '/v1/completions', { model: MODEL_ID, prompt: 'x' });
+      assert.equal(r.status, 401);
+      assert.equal(r.json.error.code, 'invalid_api_key');
+      const good = new OpenAI({ baseURL: s.base + '/v1', apiKey: 'sekret', maxRetries: 0 });
+      const c = await good.completions.create({ ...greedy, prompt: 'x', max_tokens: 2 });
+      assert.equal(c.choices.length, 1);
+      assert.equal((await health(s.base)).status, 'ok');
+    } finally { await s.stop(); }
+  }],
+  ['--max-streams: 503 when full, the slot back after the client leaves', async () => {
+    const s = await startServer(['--max-streams', '1']);
+    try {
+      const c = new OpenAI({ baseURL: s.base + '/v1', apiKey: 'x', maxRetries: 0 });
+      const long = await c.completions.create({ ...greedy, prompt: 'def f():\n', max_tokens: 4000, ignore_eos: true, stream: true });
+      const it = long[Symbol.asyncIterator]();
+      await it.next();
+      await assert.rejects(c.completions.create({ ...greedy, prompt: 'x', max_tokens: 1 }), (e) => e.status === 503);
+      long.controller.abort();
+      await waitIdle(s.base);
+      const ok = await c.completions.create({ ...greedy, prompt: 'x', max_tokens: 1 });
+      assert.equal(ok.choices.length, 1);
+    } finally { await s.stop(); }
+  }],
+  ['R1 template: reasoning_content before </think>', async () => {
+    // The shipped model with DeepSeek-R1's template (the generation prompt opens "<think>\n").
+    const dir = tmpDir('r1');
+    try {
+      for (const f of fs.readdirSync(MODEL_DIR))
+        if (f !== 'tokenizer_config.json') fs.symlinkSync(path.join(MODEL_DIR, f), path.join(dir, f));
+      const cfg = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'tokenizer_config.json')));
+      const tail = "{{'<｜Assistant｜>'}}{% endif %}";
+      assert.ok(cfg.chat_template.endsWith(tail));
+      cfg.chat_template = cfg.chat_template.slice(0, -tail.length) + "{{'<｜Assistant｜><think>\n'}}{% endif %}";
+      fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
+      const s = await startServer(['--model', dir, '--alias', 'r1']);
+      try {
+        const c = new OpenAI({ baseURL: s.base + '/v1', apiKey: 'x', maxRetries: 0 });
+        const req = { model: 'r1', temperature: 0, messages: msgs, max_tokens: 16, ignore_eos: true };
+        const whole = await c.chat.completions.create(req);
+        const m = whole.choices[0].message;
+        assert.equal(typeof m.reasoning_content, 'string');
+        // This model never closes its reasoning: all of the reply is reasoning.
+        assert.ok(m.reasoning_content.length > 0);
+        assert.equal(m.content, '');
+        let reasoning = '', content = '';
+        for await (const ch of await c.chat.completions.create({ ...req, stream: true })) {
+          for (const x of ch.choices) { reasoning += x.delta.reasoning_content || ''; content += x.delta.content || ''; }
+        }
+        assert.equal(reasoning, m.reasoning_content);
+        assert.equal(content, '');
+      } finally { await s.stop(); }
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  }],
+  ['KV budget full: 503 for the request that cannot fit, the other completes', async () => {
+    // 2 pages of 64 tokens: each request fits alone, the two together do not.
+    const s = await startServer(['--kv-cache-bytes', String(2 * 64 * 4 * 576 * 4)]);
+    try {
+      const body = { ...greedy, prompt: 'def f(x):', max_tokens: 120, ignore_eos: true };
+      const [a, b] = await Promise.all([post(s.base, '/v1/completions', body), post(s.base, '/v1/completions', body)]);
+      assert.deepEqual([a.status, b.status].sort(), [200, 503], a.text + ' / ' + b.text);
+      const failed = a.status === 503 ? a : b;
+      assert.equal(failed.json.error.code, 'kv_cache_full');
+      assert.equal((a.status === 200 ? a : b).json.usage.completion_tokens, 120);
+      const tooLong = await post(s.base, '/v1/completions', { ...body, max_tokens: 200 });
+      assert.equal(tooLong.status, 400);
+      assert.equal(tooLong.json.error.param, 'max_tokens');
+      await waitIdle(s.base);
+    } finally { await s.stop(); }
+  }],
+  ['`moert serve` runs moert-serve; its options are checked', async () => {
+    const help = spawnSync(CLI, ['serve', '--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout.toString(), /usage: moert serve/);
+    const bad = spawnSync(CLI, ['serve', '--bogus']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr.toString(), /unknown option '--bogus'/);
+  }],
+  ['SIGTERM: a short in-flight stream finishes, a long one is cancelled after the grace, exit status 0', async () => {
+    const s = await startServer(['--shutdown-timeout', '1.5']);
+    const c = new OpenAI({ baseURL: s.base + '/v1', apiKey: 'x', maxRetries: 0 });
+    const long = await c.completions.create({ ...greedy, prompt: 'def f():\n', max_tokens: 12000, ignore_eos: true, stream: true });
+    const it = long[Symbol.asyncIterator]();
+    await it.next();
+    const short = await c.completions.create({ ...greedy, prompt: 'import os\n', max_tokens: 24, ignore_eos: true, stream: true,
+                                              stream_options: { include_usage: true } });
+    const sit = short[Symbol.asyncIterator]();
+    const firstShort = await sit.next();
+    s.proc.kill('SIGTERM');
+    let usage = null, finish = null;
+    for (let r = firstShort; !r.done; r = await sit.next()) {
+      if (r.value.usage) usage = r.value.usage;
+      for (const ch of r.value.choices) if (ch.finish_reason) finish = ch.finish_reason;
+    }
+    assert.equal(finish, 'length');
+    assert.equal(usage.completion_tokens, 24);
+    // The long stream ends (an error event: cancelled at shutdown) rather than hanging.
+    await assert.rejects((async () => { for (;;) { const r = await it.next(); if (r.done) throw new Error('done'); } })(),
+                         (e) => e.message === 'done' || /shutting down|terminated|other side closed/.test(e.message));
+    const { code } = await s.exited;
+    assert.equal(code, 0, s.stderr());
+  }],
+]);
+
+const { code } = await srv.stop();
+assert.equal(code, 0);
+process.exit(failed + failed2 ? 1 : 0);
