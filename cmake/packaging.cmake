@@ -46,6 +46,9 @@ endforeach()
 # moert-serve (`moert serve`) on its own: it brings cpp-httplib (and through it OpenSSL) that moert lacks.
 set(CPACK_DEBIAN_SERVE_PACKAGE_NAME moert-serve)
 set(CPACK_DEBIAN_SERVE_PACKAGE_DEPENDS "moert (= ${PROJECT_VERSION})")
+# moert-serve links libmoert.so.0, which is in the moert package (declared above), not a system library:
+# dpkg-shlibdeps is told where the built one is so it can read the rest of the dependencies.
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "${PROJECT_BINARY_DIR}/capi")
 set(CPACK_DEBIAN_JAVA_PACKAGE_NAME moert-java)
 set(CPACK_DEBIAN_JAVA_PACKAGE_ARCHITECTURE amd64)
 # The jar carries its own copy of libmoert (as resources); it needs a Java runtime.
