@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
   const double bw = copy_bandwidth();
-  std::printf("device: %s (%d SMs), measured copy bandwidth %.0f GB/s\n", prop.name, prop.multiProcessorCount, bw / 1e9);
+  std::printf("device: %s (%d SMs), measured copy bandwidth %.0f GB/s\n", prop.name, prop.multiProcessorCount,
+              bw / 1e9);
 
   setenv("MOERT_CUDA_GEMM", "auto", 1);
   auto gpu = make_cuda_backend(0);
@@ -98,8 +99,8 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   const int64_t shapes[][2] = {{4096, 7168}, {2048, 7168}, {7168, 2048}};
   const int64_t ms[] = {1, 16, 128, 1024, 2048, 4096};
-  std::printf("%-7s %6s %6s %6s %10s %10s %7s %8s  %s\n", "path", "M", "N", "K", "time_us", "floor_us", "x_floor",
-              "TFLOP/s", "gemm path counts (lt/small/tiled/fallback)");
+  std::printf("%-7s %6s %6s %6s %10s %10s %7s %8s  %s\n", "path", "M", "N", "K", "time_us", "floor_us",
+              "x_floor", "TFLOP/s", "gemm path counts (lt/small/tiled/fallback)");
   for (const auto& nk : shapes) {
     const int64_t N = nk[0], K = nk[1];
     constexpr int kCopies = 4;  // rotate weights so repeated runs do not just hit L2
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
         const char* name;
         Backend* b;
         ActMode mode;
-      } variants[] = {{"fp8", gpu.get(), ActMode::kFp8}, {"fp8-lt", gpu_lt.get(), ActMode::kFp8},
+      } variants[] = {{"fp8", gpu.get(), ActMode::kFp8},
+                      {"fp8-lt", gpu_lt.get(), ActMode::kFp8},
                       {"f32", gpu.get(), ActMode::kF32}};
       for (const Variant& v : variants) {
         if (v.mode == ActMode::kF32 && M > 1024) continue;  // the reference path is slow at prefill sizes
@@ -143,9 +145,9 @@ int main(int argc, char** argv) {
         const double bytes = static_cast<double>(N) * K + host[0].s.size() * 4.0 + M * K * 4.0 + M * N * 4.0;
         const double floor_us = bytes / bw * 1e6;
         std::printf("%-7s %6lld %6lld %6lld %10.1f %10.1f %7.2f %8.1f  %lld/%lld/%lld/%lld\n", v.name,
-                    static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), t, floor_us,
-                    t / floor_us, 2.0 * M * N * K / (t * 1e-6) / 1e12, s1.lt_fp8 - s0.lt_fp8, s1.small_m - s0.small_m,
-                    s1.tiled - s0.tiled, s1.lt_fallbacks - s0.lt_fallbacks);
+                    static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), t,
+                    floor_us, t / floor_us, 2.0 * M * N * K / (t * 1e-6) / 1e12, s1.lt_fp8 - s0.lt_fp8,
+                    s1.small_m - s0.small_m, s1.tiled - s0.tiled, s1.lt_fallbacks - s0.lt_fallbacks);
       }
     }
   }

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages moert builds and tests with (skips the ones already present).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libgtest-dev libgmock-dev libpcre2-dev
-      clang libclang-rt-14-dev libtsan2 python3 python3-numpy python3-pytest
+      clang clang-format libclang-rt-14-dev libtsan2 python3 python3-numpy python3-pytest
       # bindings/: SWIG for Python and Java, the Python headers, a notebook runner, Go, JDK 17 with JUnit 4,
       # bindgen for moert-sys (and Debian's Rust when rustup's cargo is absent: see below)
       swig python3-dev python3-nbclient python3-nbformat python3-ipykernel golang-go default-jdk-headless

@@ -17,7 +17,8 @@ float tile_scale(const float* x, int64_t n) {
 
 }  // namespace
 
-void act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq, float* scales) {
+void act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq,
+               float* scales) {
   const int64_t tiles = (cols + 127) / 128;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t t = 0; t < tiles; ++t) {

@@ -9,6 +9,7 @@ namespace moert::kernels {
 // Quantise then dequantise rows of x in place.
 void act_quant_dequant(float* x, int64_t rows, int64_t ldx, int64_t cols);
 // Quantise rows: q (row stride ldq bytes) and scales [rows, ceil(cols / 128)].
-void act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq, float* scales);
+void act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq,
+               float* scales);
 
 }  // namespace moert::kernels

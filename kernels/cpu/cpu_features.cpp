@@ -23,11 +23,11 @@ bool has_f16c() {
 CpuIsa detect() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && has_f16c())
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("fma") && has_f16c())
     return CpuIsa::kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
-    return CpuIsa::kAvx2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()) return CpuIsa::kAvx2;
 #endif
   return CpuIsa::kPortable;
 }
@@ -40,9 +40,12 @@ CpuIsa clamp(CpuIsa want) {
 CpuIsa initial() {
   CpuIsa isa = cpu_isa_supported();
   if (const char* e = std::getenv("MOERT_CPU_ISA")) {
-    if (!std::strcmp(e, "portable")) isa = CpuIsa::kPortable;
-    else if (!std::strcmp(e, "avx2")) isa = clamp(CpuIsa::kAvx2);
-    else if (!std::strcmp(e, "avx512")) isa = clamp(CpuIsa::kAvx512);
+    if (!std::strcmp(e, "portable"))
+      isa = CpuIsa::kPortable;
+    else if (!std::strcmp(e, "avx2"))
+      isa = clamp(CpuIsa::kAvx2);
+    else if (!std::strcmp(e, "avx512"))
+      isa = clamp(CpuIsa::kAvx512);
   }
   return isa;
 }
@@ -59,15 +62,22 @@ CpuIsa cpu_isa_supported() {
   return best;
 }
 
-CpuIsa cpu_isa() { return static_cast<CpuIsa>(current().load(std::memory_order_relaxed)); }
+CpuIsa cpu_isa() {
+  return static_cast<CpuIsa>(current().load(std::memory_order_relaxed));
+}
 
-void set_cpu_isa(CpuIsa isa) { current().store(static_cast<int>(clamp(isa)), std::memory_order_relaxed); }
+void set_cpu_isa(CpuIsa isa) {
+  current().store(static_cast<int>(clamp(isa)), std::memory_order_relaxed);
+}
 
 const char* cpu_isa_name(CpuIsa isa) {
   switch (isa) {
-    case CpuIsa::kAvx512: return "avx512";
-    case CpuIsa::kAvx2: return "avx2";
-    default: return "portable";
+    case CpuIsa::kAvx512:
+      return "avx512";
+    case CpuIsa::kAvx2:
+      return "avx2";
+    default:
+      return "portable";
   }
 }
 

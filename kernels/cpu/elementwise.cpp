@@ -6,8 +6,8 @@
 
 namespace moert::kernels {
 
-void silu_mul(const float* gate, int64_t ldg, const float* up, int64_t ldu, int64_t rows, int64_t cols, float* out,
-              int64_t ldo) {
+void silu_mul(const float* gate, int64_t ldg, const float* up, int64_t ldu, int64_t rows, int64_t cols,
+              float* out, int64_t ldo) {
   MOERT_DISPATCH(silu_mul, gate, ldg, up, ldu, rows, cols, out, ldo);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < cols; ++i) {

@@ -6,9 +6,12 @@ namespace moert::kernels {
 float weight_at(const WeightRef& w, int64_t row, int64_t col) {
   const int64_t i = row * w.ld + col;
   switch (w.type) {
-    case WeightType::kF32: return static_cast<const float*>(w.data)[i];
-    case WeightType::kBF16: return bf16_to_float(static_cast<const uint16_t*>(w.data)[i]);
-    case WeightType::kF16: return f16_to_float(static_cast<const uint16_t*>(w.data)[i]);
+    case WeightType::kF32:
+      return static_cast<const float*>(w.data)[i];
+    case WeightType::kBF16:
+      return bf16_to_float(static_cast<const uint16_t*>(w.data)[i]);
+    case WeightType::kF16:
+      return f16_to_float(static_cast<const uint16_t*>(w.data)[i]);
     case WeightType::kF8E4M3:
       return e4m3_to_float(static_cast<const uint8_t*>(w.data)[i]) * w.block_scale(row, col);
   }

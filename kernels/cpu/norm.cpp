@@ -9,8 +9,8 @@
 namespace moert::kernels {
 namespace {
 
-void rmsnorm_portable(const float* x, int64_t rows, int64_t ldx, int64_t d, const float* wf, float eps, float* y,
-                      int64_t ldy) {
+void rmsnorm_portable(const float* x, int64_t rows, int64_t ldx, int64_t d, const float* wf, float eps,
+                      float* y, int64_t ldy) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ldx;
     float* yr = y + r * ldy;

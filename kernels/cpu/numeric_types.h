@@ -17,7 +17,9 @@ inline uint32_t float_to_bits(float f) {
   return u;
 }
 
-inline float bf16_to_float(uint16_t h) { return bits_to_float(static_cast<uint32_t>(h) << 16); }
+inline float bf16_to_float(uint16_t h) {
+  return bits_to_float(static_cast<uint32_t>(h) << 16);
+}
 
 // Round to nearest even, as torch's .to(torch.bfloat16) does.
 inline uint16_t float_to_bf16(float f) {
@@ -56,9 +58,9 @@ inline uint8_t float_to_e4m3(float f) {
   uint8_t sign = static_cast<uint8_t>((u >> 24) & 0x80u);
   float a = std::fabs(f);
   if (std::isnan(f)) return static_cast<uint8_t>(sign | 0x7f);
-  if (a >= 464.0f) return static_cast<uint8_t>(sign | 0x7e);  // saturate (448 and above round to 448)
-  if (a < 0.015625f) {                                         // below 2^-6: subnormal, step 2^-9
-    float q = std::nearbyint(a * 512.0f);                      // banker's rounding in the default mode
+  if (a >= 464.0f) return static_cast<uint8_t>(sign | 0x7e);      // saturate (448 and above round to 448)
+  if (a < 0.015625f) {                                            // below 2^-6: subnormal, step 2^-9
+    float q = std::nearbyint(a * 512.0f);                         // banker's rounding in the default mode
     return static_cast<uint8_t>(sign | static_cast<uint8_t>(q));  // q == 8 becomes the smallest normal
   }
   uint32_t ua = float_to_bits(a);

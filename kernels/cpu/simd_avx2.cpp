@@ -27,6 +27,8 @@ constexpr int kXwNV = 2;
 using vf = __m256;
 
 alignas(32) static const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+// The vector shims read best as one table.
+// clang-format off
 MOERT_INLINE __m256i tmask(int n) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - n)); }
 MOERT_INLINE vf vzero() { return _mm256_setzero_ps(); }
 MOERT_INLINE vf vset1(float a) { return _mm256_set1_ps(a); }
@@ -42,6 +44,7 @@ MOERT_INLINE vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
 MOERT_INLINE vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
 MOERT_INLINE vf vabs(vf a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
 MOERT_INLINE float vsum(vf v) {
+  // clang-format on
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -59,7 +62,9 @@ MOERT_INLINE vf cvt_e4m3(__m128i b) {
   w = _mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16(static_cast<short>(0xBFFF)));
   return _mm256_cvtph_ps(w);
 }
-MOERT_INLINE vf load_f8(const uint8_t* p) { return cvt_e4m3(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+MOERT_INLINE vf load_f8(const uint8_t* p) {
+  return cvt_e4m3(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
 MOERT_INLINE vf load_f8_part(const uint8_t* p, int n) {
   uint64_t v = 0;
   std::memcpy(&v, p, n);
@@ -71,14 +76,19 @@ MOERT_INLINE void load_f8_pair(const uint8_t* p, vf& lo, vf& hi) {
   lo = _mm256_cvtph_ps(_mm256_castsi256_si128(w));
   hi = _mm256_cvtph_ps(_mm256_extracti128_si256(w, 1));
 }
+// The vector shims read best as one table.
+// clang-format off
 MOERT_INLINE vf cvt_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
 MOERT_INLINE vf load_bf16(const uint16_t* p) { return cvt_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 MOERT_INLINE vf load_bf16_part(const uint16_t* p, int n) {
+  // clang-format on
   alignas(16) uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   std::memcpy(t, p, n * 2);
   return cvt_bf16(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
 }
-MOERT_INLINE vf load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+MOERT_INLINE vf load_f16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
 MOERT_INLINE vf load_f16_part(const uint16_t* p, int n) {
   alignas(16) uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   std::memcpy(t, p, n * 2);
@@ -112,13 +122,16 @@ MOERT_INLINE __m128 reduce4(vf a, vf b, vf c, vf d) {
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-MOERT_INLINE vf pow2i(__m256i n) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23)); }
+MOERT_INLINE vf pow2i(__m256i n) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+}
 
 MOERT_INLINE vf vexp(vf x) {
   const vf hi = vset1(88.3762626647949f), lo = vset1(-87.3365447504f);
   const vf under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ), over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
   const vf xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-  const vf n = _mm256_round_ps(vmul(xc, vset1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf n =
+      _mm256_round_ps(vmul(xc, vset1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   vf r = _mm256_fnmadd_ps(n, vset1(0.693359375f), xc);
   r = _mm256_fnmadd_ps(n, vset1(-2.12194440e-4f), r);
   vf p = vset1(1.9875691500E-4f);
@@ -147,7 +160,8 @@ MOERT_INLINE vf round_e4m3(vf v) {
                        vset1(1.0f / 512.0f));
   vf r = _mm256_blendv_ps(rnorm, rsub, _mm256_cmp_ps(a, vset1(0.015625f), _CMP_LT_OQ));
   r = _mm256_blendv_ps(r, a, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-  return _mm256_or_ps(r, _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)))));
+  return _mm256_or_ps(
+      r, _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)))));
 }
 
 }  // namespace moert::kernels::simd_avx2

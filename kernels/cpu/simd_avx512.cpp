@@ -20,12 +20,14 @@
 namespace moert::kernels::simd_avx512 {
 
 constexpr int L = 16;
-constexpr int kMR = 6;       // rows of x per GEMM micro-tile (x W^T, dot form, 6 x 4 accumulators)
-constexpr int kSmallM = 4;   // x W^T with M <= this reads the stored weights directly
-constexpr int kXwMR = 6;     // x W micro-tile: 6 rows x kXwNV vectors
+constexpr int kMR = 6;      // rows of x per GEMM micro-tile (x W^T, dot form, 6 x 4 accumulators)
+constexpr int kSmallM = 4;  // x W^T with M <= this reads the stored weights directly
+constexpr int kXwMR = 6;    // x W micro-tile: 6 rows x kXwNV vectors
 constexpr int kXwNV = 4;
 using vf = __m512;
 
+// The vector shims read best as one table.
+// clang-format off
 MOERT_INLINE __mmask16 tmask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
 MOERT_INLINE vf vzero() { return _mm512_setzero_ps(); }
 MOERT_INLINE vf vset1(float a) { return _mm512_set1_ps(a); }
@@ -42,6 +44,7 @@ MOERT_INLINE vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
 MOERT_INLINE vf vabs(vf a) { return _mm512_abs_ps(a); }
 MOERT_INLINE float vsum(vf v) { return _mm512_reduce_add_ps(v); }
 MOERT_INLINE float vhmax(vf v) { return _mm512_reduce_max_ps(v); }
+// clang-format on
 
 // e4m3 bytes -> the fp16 with bits ((b & 0x80) << 8) | ((b & 0x7f) << 7), i.e. the e4m3 value * 2^-8
 // (exact, subnormals included), widened to fp32.
@@ -50,8 +53,12 @@ MOERT_INLINE vf cvt_e4m3(__m128i b) {
   w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(static_cast<short>(0xBFFF)));
   return _mm512_cvtph_ps(w);
 }
-MOERT_INLINE vf load_f8(const uint8_t* p) { return cvt_e4m3(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-MOERT_INLINE vf load_f8_part(const uint8_t* p, int n) { return cvt_e4m3(_mm_maskz_loadu_epi8(tmask(n), p)); }
+MOERT_INLINE vf load_f8(const uint8_t* p) {
+  return cvt_e4m3(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+MOERT_INLINE vf load_f8_part(const uint8_t* p, int n) {
+  return cvt_e4m3(_mm_maskz_loadu_epi8(tmask(n), p));
+}
 // 32 codes at once: one widening and one shift/mask for both halves.
 MOERT_INLINE void load_f8_pair(const uint8_t* p, vf& lo, vf& hi) {
   __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -59,15 +66,21 @@ MOERT_INLINE void load_f8_pair(const uint8_t* p, vf& lo, vf& hi) {
   lo = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
   hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
 }
-MOERT_INLINE vf cvt_bf16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+MOERT_INLINE vf cvt_bf16(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
 MOERT_INLINE vf load_bf16(const uint16_t* p) {
   return cvt_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-MOERT_INLINE vf load_bf16_part(const uint16_t* p, int n) { return cvt_bf16(_mm256_maskz_loadu_epi16(tmask(n), p)); }
+MOERT_INLINE vf load_bf16_part(const uint16_t* p, int n) {
+  return cvt_bf16(_mm256_maskz_loadu_epi16(tmask(n), p));
+}
 MOERT_INLINE vf load_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-MOERT_INLINE vf load_f16_part(const uint16_t* p, int n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tmask(n), p)); }
+MOERT_INLINE vf load_f16_part(const uint16_t* p, int n) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tmask(n), p));
+}
 
 constexpr int kBcastMR = 12;  // large-M micro-tile: 12 rows of x x 32 packed weight columns
 
@@ -88,7 +101,8 @@ MOERT_INLINE void transpose_block(const float* src, int64_t lds, float* dst, int
     r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
   }
   for (int c = 0; c < 4; ++c) {
-    const __m512 ab_lo = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), ab_hi = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
+    const __m512 ab_lo = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44),
+                 ab_hi = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
     const __m512 cd_lo = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44),
                  cd_hi = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
     _mm512_storeu_ps(dst + (c)*ldd, _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88));
@@ -115,7 +129,8 @@ MOERT_INLINE vf vexp(vf x) {
   const vf hi = vset1(88.3762626647949f), lo = vset1(-87.3365447504f);
   const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
   vf xc = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-  const vf n = _mm512_roundscale_ps(vmul(xc, vset1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf n = _mm512_roundscale_ps(vmul(xc, vset1(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   vf r = _mm512_fnmadd_ps(n, vset1(0.693359375f), xc);
   r = _mm512_fnmadd_ps(n, vset1(-2.12194440e-4f), r);
   vf p = vset1(1.9875691500E-4f);
@@ -143,15 +158,17 @@ MOERT_INLINE vf round_e4m3(vf v) {
   rn = _mm512_and_si512(rn, _mm512_set1_epi32(static_cast<int>(0xfff00000u)));
   vf rnorm = _mm512_min_ps(_mm512_castsi512_ps(rn), vset1(448.0f));
   // subnormal range (< 2^-6): steps of 2^-9, ties to even
-  const vf rsub = vmul(_mm512_roundscale_ps(vmul(a, vset1(512.0f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                       vset1(1.0f / 512.0f));
+  const vf rsub =
+      vmul(_mm512_roundscale_ps(vmul(a, vset1(512.0f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+           vset1(1.0f / 512.0f));
   const __mmask16 small = _mm512_cmp_ps_mask(a, vset1(0.015625f), _CMP_LT_OQ);
   vf r = _mm512_mask_mov_ps(rnorm, small, rsub);
   const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
   r = _mm512_mask_mov_ps(r, nan, a);
   // copy the sign back
   return _mm512_castsi512_ps(_mm512_or_si512(
-      _mm512_castps_si512(r), _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(static_cast<int>(0x80000000u)))));
+      _mm512_castps_si512(r),
+      _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(static_cast<int>(0x80000000u)))));
 }
 
 }  // namespace moert::kernels::simd_avx512

@@ -31,13 +31,20 @@ constexpr int64_t kPauseNs = 50'000;     // pure spinning
 constexpr int64_t kSleepNs = 2'000'000;  // then yielding until this, then sleeping
 
 int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
-constexpr uint64_t gen_of(uint64_t s) { return s >> 32; }
-constexpr int parts_of(uint64_t s) { return static_cast<int>((s >> 16) & 0xffff); }
-constexpr int claimed_of(uint64_t s) { return static_cast<int>(s & 0xffff); }
+constexpr uint64_t gen_of(uint64_t s) {
+  return s >> 32;
+}
+constexpr int parts_of(uint64_t s) {
+  return static_cast<int>((s >> 16) & 0xffff);
+}
+constexpr int claimed_of(uint64_t s) {
+  return static_cast<int>(s & 0xffff);
+}
 
 // Spins (pause, then yield) until done() or the time is up; true when done.
 template <class F>
@@ -109,7 +116,8 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain,
+                              const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int parts = static_cast<int>(std::min<int64_t>(size(), (n + grain - 1) / grain));

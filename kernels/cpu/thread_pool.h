@@ -34,9 +34,9 @@ class ThreadPool {
   // The job of the current generation (written by the caller before it publishes state_).
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
-  std::atomic<uint64_t> state_{0};      // generation << 32 | parts << 16 | parts claimed
-  std::atomic<int> done_{0};            // parts finished in the current generation
-  std::atomic<int> sleepers_{0};        // workers asleep on cv_start_
+  std::atomic<uint64_t> state_{0};  // generation << 32 | parts << 16 | parts claimed
+  std::atomic<int> done_{0};        // parts finished in the current generation
+  std::atomic<int> sleepers_{0};    // workers asleep on cv_start_
   std::atomic<bool> caller_sleeping_{false};
   std::atomic<bool> stop_{false};
 };

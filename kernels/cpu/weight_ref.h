@@ -10,9 +10,9 @@ enum class WeightType : uint8_t { kF32, kBF16, kF16, kF8E4M3 };
 
 struct WeightRef {
   WeightType type = WeightType::kF32;
-  const void* data = nullptr;  // element (0, 0)
-  int64_t n = 0, k = 0;        // rows (outputs), columns (inputs)
-  int64_t ld = 0;              // elements between rows
+  const void* data = nullptr;    // element (0, 0)
+  int64_t n = 0, k = 0;          // rows (outputs), columns (inputs)
+  int64_t ld = 0;                // elements between rows
   const float* scale = nullptr;  // fp8: [ceil((row0 + n) / 128), scale_ld]
   int64_t scale_ld = 0;
   int64_t row0 = 0;  // the row of `data` within the scale grid (a row slice of a larger weight)

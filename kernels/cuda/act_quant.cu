@@ -18,8 +18,8 @@ __device__ inline float tile_scale(const float* src, int64_t n, float v[4]) {
   return warp_max(amax) / 448.0f;
 }
 
-__global__ void act_quant_kernel(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq,
-                                 float* scales, int64_t scale_ld) {
+__global__ void act_quant_kernel(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q,
+                                 int64_t ldq, float* scales, int64_t scale_ld) {
   const int64_t tiles = (cols + 127) / 128;
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   if (warp >= rows * tiles) return;
@@ -35,8 +35,8 @@ __global__ void act_quant_kernel(const float* x, int64_t rows, int64_t ldx, int6
   }
 }
 
-__global__ void act_quant_dequant_kernel(const float* x, int64_t rows, int64_t ldx, int64_t segs, int64_t seg_stride,
-                                         int64_t width, float* out, int64_t ldo) {
+__global__ void act_quant_dequant_kernel(const float* x, int64_t rows, int64_t ldx, int64_t segs,
+                                         int64_t seg_stride, int64_t width, float* out, int64_t ldo) {
   const int64_t tiles = (width + 127) / 128;
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   if (warp >= rows * segs * tiles) return;
@@ -54,8 +54,8 @@ __global__ void act_quant_dequant_kernel(const float* x, int64_t rows, int64_t l
 
 }  // namespace
 
-cudaError_t act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq, float* scales,
-                      int64_t scale_ld, cudaStream_t s) {
+cudaError_t act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq,
+                      float* scales, int64_t scale_ld, cudaStream_t s) {
   const int64_t warps = rows * ((cols + 127) / 128);
   if (warps <= 0) return cudaSuccess;
   act_quant_kernel<<<blocks_for(warps * 32, 256), 256, 0, s>>>(x, rows, ldx, cols, q, ldq, scales, scale_ld);
@@ -66,7 +66,8 @@ cudaError_t act_quant_dequant(const float* x, int64_t rows, int64_t ldx, int64_t
                               int64_t width, float* out, int64_t ldo, cudaStream_t s) {
   const int64_t warps = rows * segs * ((width + 127) / 128);
   if (warps <= 0) return cudaSuccess;
-  act_quant_dequant_kernel<<<blocks_for(warps * 32, 256), 256, 0, s>>>(x, rows, ldx, segs, seg_stride, width, out, ldo);
+  act_quant_dequant_kernel<<<blocks_for(warps * 32, 256), 256, 0, s>>>(x, rows, ldx, segs, seg_stride, width,
+                                                                       out, ldo);
   return launch_status();
 }
 

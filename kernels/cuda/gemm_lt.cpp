@@ -1,7 +1,7 @@
 // cuBLASLt FP8 GEMM with DeepSeek's block scaling (cuBLAS >= 12.9, Hopper): activations 1x128
-// (CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F, scales M-major [ceil(K/128), M]) times weights with 128x128 blocks
-// (CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, scales [ceil(N/128), ld % 4 == 0] as in the checkpoint),
-// fp32 accumulation and fp32 output.
+// (CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F, scales M-major [ceil(K/128), M]) times weights with 128x128
+// blocks (CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, scales [ceil(N/128), ld % 4 == 0] as in the
+// checkpoint), fp32 accumulation and fp32 output.
 //
 // cuBLASLt is column-major: y[m, n] row-major is D = [N, M] column-major, D = op(A) * op(B) with
 // A = W ([K, N] column-major, ld = K, transposed) and B = xq ([K, M] column-major, ld = K): the "TN" layout
@@ -67,26 +67,29 @@ LtGemm::~LtGemm() {
   if (handle_) cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
 }
 
-bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t m, const DevWeight& w, float* y,
-                              int64_t ldy, cudaStream_t s, const char** err) {
+bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t m, const DevWeight& w,
+                              float* y, int64_t ldy, cudaStream_t s, const char** err) {
   *err = nullptr;
-  if (!handle_ || w.type != kWF8 || w.row0 % 128 != 0 || w.scale_ld % 4 != 0 || w.k % 16 != 0 || w.ld % 16 != 0 ||
-      ldy % 4 != 0 || m <= 0)
+  if (!handle_ || w.type != kWF8 || w.row0 % 128 != 0 || w.scale_ld % 4 != 0 || w.k % 16 != 0 ||
+      w.ld % 16 != 0 || ldy % 4 != 0 || m <= 0)
     return false;
   const int64_t N = w.n, K = w.k;
   Descs d;
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  const int32_t a_mode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, b_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+  const int32_t a_mode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F,
+                b_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
   const float* a_scale = w.scale + (w.row0 / 128) * w.scale_ld;
   const void* a_scale_v = a_scale;
   const void* b_scale_v = x_scales;
   bool ok = cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS;
-  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)) == CUBLAS_STATUS_SUCCESS;
-  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)) == CUBLAS_STATUS_SUCCESS;
-  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &a_mode, sizeof(a_mode)) ==
+  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)) ==
                  CUBLAS_STATUS_SUCCESS;
-  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode, sizeof(b_mode)) ==
+  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)) ==
                  CUBLAS_STATUS_SUCCESS;
+  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &a_mode,
+                                            sizeof(a_mode)) == CUBLAS_STATUS_SUCCESS;
+  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode,
+                                            sizeof(b_mode)) == CUBLAS_STATUS_SUCCESS;
   ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale_v,
                                             sizeof(a_scale_v)) == CUBLAS_STATUS_SUCCESS;
   ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale_v,
@@ -112,12 +115,16 @@ bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t 
       if (cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS) {
         size_t ws = workspace_bytes_;
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a));
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b));
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof(al_d));
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof(al_d));
-        if (cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), d.op, d.a, d.b, d.d, d.d, pref, 1,
-                                           &res, &found) != CUBLAS_STATUS_SUCCESS)
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a,
+                                             sizeof(al_a));
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b,
+                                             sizeof(al_b));
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d,
+                                             sizeof(al_d));
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d,
+                                             sizeof(al_d));
+        if (cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), d.op, d.a, d.b, d.d, d.d,
+                                           pref, 1, &res, &found) != CUBLAS_STATUS_SUCCESS)
           found = 0;
         cublasLtMatmulPreferenceDestroy(pref);
       }
@@ -129,8 +136,8 @@ bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t 
   if (!plan.supported) return false;
   const float alpha = 1.0f, beta = 0.0f;
   const cublasStatus_t st =
-      cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), d.op, &alpha, w.data, d.a, xq, d.b, &beta, y, d.d, y, d.d,
-                     &plan.algo, workspace_, workspace_bytes_, s);
+      cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), d.op, &alpha, w.data, d.a, xq, d.b, &beta, y,
+                     d.d, y, d.d, &plan.algo, workspace_, workspace_bytes_, s);
   if (st != CUBLAS_STATUS_SUCCESS) {
     *err = cublasLtGetStatusString(st);
     return false;

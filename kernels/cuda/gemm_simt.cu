@@ -9,9 +9,9 @@ namespace {
 constexpr int BM = 64, BN = 64, BK = 16, kThreads = 256;
 
 template <int WT, bool TRANS>
-__global__ void __launch_bounds__(kThreads) gemm_tiled_kernel(const float* x, int64_t M, int64_t ldx, DevWeight w,
-                                                              int64_t N, int64_t K, float* y, int64_t ldy,
-                                                              GemmBatch b) {
+__global__ void __launch_bounds__(kThreads)
+    gemm_tiled_kernel(const float* x, int64_t M, int64_t ldx, DevWeight w, int64_t N, int64_t K, float* y,
+                      int64_t ldy, GemmBatch b) {
   __shared__ float As[BK][BM + 1];
   __shared__ float Bs[BK][BN + 1];
   const int64_t batch = blockIdx.z;
@@ -90,14 +90,20 @@ __device__ inline void load8(const DevWeight& w, int64_t row, int64_t k, float o
   } else {
     const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(w.data) + idx);
     const float4 a = p[0], c = p[1];
-    out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
-    out[4] = c.x; out[5] = c.y; out[6] = c.z; out[7] = c.w;
+    out[0] = a.x;
+    out[1] = a.y;
+    out[2] = a.z;
+    out[3] = a.w;
+    out[4] = c.x;
+    out[5] = c.y;
+    out[6] = c.z;
+    out[7] = c.w;
   }
 }
 
 template <int WT, int MT>
-__global__ void __launch_bounds__(256) gemm_small_m_kernel(const float* x, int64_t M, int64_t ldx, DevWeight w,
-                                                           float* y, int64_t ldy) {
+__global__ void __launch_bounds__(256)
+    gemm_small_m_kernel(const float* x, int64_t M, int64_t ldx, DevWeight w, float* y, int64_t ldy) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * 8 + (threadIdx.x >> 5);
   if (n >= w.n) return;
   const int lane = threadIdx.x & 31;
@@ -113,8 +119,14 @@ __global__ void __launch_bounds__(256) gemm_small_m_kernel(const float* x, int64
         const float4* xp = reinterpret_cast<const float4*>(x + m * ldx + k);
         const float4 a = xp[0], c = xp[1];
         float s = acc[m];
-        s = fmaf(a.x, wv[0], s); s = fmaf(a.y, wv[1], s); s = fmaf(a.z, wv[2], s); s = fmaf(a.w, wv[3], s);
-        s = fmaf(c.x, wv[4], s); s = fmaf(c.y, wv[5], s); s = fmaf(c.z, wv[6], s); s = fmaf(c.w, wv[7], s);
+        s = fmaf(a.x, wv[0], s);
+        s = fmaf(a.y, wv[1], s);
+        s = fmaf(a.z, wv[2], s);
+        s = fmaf(a.w, wv[3], s);
+        s = fmaf(c.x, wv[4], s);
+        s = fmaf(c.y, wv[5], s);
+        s = fmaf(c.z, wv[6], s);
+        s = fmaf(c.w, wv[7], s);
         acc[m] = s;
       }
     }
@@ -137,8 +149,8 @@ cudaError_t launch_small(const float* x, int64_t m, int64_t ldx, const DevWeight
 
 }  // namespace
 
-cudaError_t gemm_f32(const float* x, int64_t m, int64_t ldx, const DevWeight& w, bool transposed, int64_t n_out,
-                     int64_t k_in, float* y, int64_t ldy, const GemmBatch& b, cudaStream_t s) {
+cudaError_t gemm_f32(const float* x, int64_t m, int64_t ldx, const DevWeight& w, bool transposed,
+                     int64_t n_out, int64_t k_in, float* y, int64_t ldy, const GemmBatch& b, cudaStream_t s) {
   if (m <= 0 || n_out <= 0 || b.batch <= 0) return cudaSuccess;
   if (m > 65535LL * BM || b.batch > 65535) return cudaErrorInvalidValue;
   const dim3 grid(blocks_for(n_out, BN), blocks_for(m, BM), static_cast<unsigned>(b.batch));

@@ -25,8 +25,9 @@ __global__ void rmsnorm_kernel(const float* x, int64_t rows, int64_t ldx, int64_
   }
 }
 
-__global__ void rope_kernel(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t head_stride, int64_t half,
-                            const int32_t* positions, const float* inv_freq, float attention_factor) {
+__global__ void rope_kernel(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t head_stride,
+                            int64_t half, const int32_t* positions, const float* inv_freq,
+                            float attention_factor) {
   const int64_t total = rows * half * heads;
   for (int64_t idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -45,13 +46,14 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t ldx, int64_t heads, 
 cudaError_t rmsnorm(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w, int wtype, float eps,
                     float* y, int64_t ldy, cudaStream_t s) {
   if (rows <= 0 || d <= 0) return cudaSuccess;
-  rmsnorm_kernel<<<static_cast<unsigned>(std::min<int64_t>(rows, 65535)), kNormThreads, 0, s>>>(x, rows, ldx, d, w,
-                                                                                                wtype, eps, y, ldy);
+  rmsnorm_kernel<<<static_cast<unsigned>(std::min<int64_t>(rows, 65535)), kNormThreads, 0, s>>>(
+      x, rows, ldx, d, w, wtype, eps, y, ldy);
   return launch_status();
 }
 
-cudaError_t rope_interleaved(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t head_stride, int64_t dim,
-                             const int32_t* positions, const float* inv_freq, float attention_factor, cudaStream_t s) {
+cudaError_t rope_interleaved(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t head_stride,
+                             int64_t dim, const int32_t* positions, const float* inv_freq,
+                             float attention_factor, cudaStream_t s) {
   const int64_t total = rows * (dim / 2) * heads;
   if (total <= 0) return cudaSuccess;
   rope_kernel<<<static_cast<unsigned>(std::min<int64_t>(blocks_for(total, 256), 4096)), 256, 0, s>>>(

@@ -12,11 +12,11 @@ enum class ScoringFunc { kSoftmax, kSigmoid };
 enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
 
 struct RopeScaling {
-  bool yarn = false;           // false: plain RoPE
-  double factor = 1.0;         // for the frequencies: max_position_embeddings / original when given
-  double config_factor = 1.0;  // rope_scaling.factor as written (the softmax mscale uses it)
-  double mscale = 1.0;         // 0 = absent
-  double mscale_all_dim = 0.0; // 0 = absent
+  bool yarn = false;            // false: plain RoPE
+  double factor = 1.0;          // for the frequencies: max_position_embeddings / original when given
+  double config_factor = 1.0;   // rope_scaling.factor as written (the softmax mscale uses it)
+  double mscale = 1.0;          // 0 = absent
+  double mscale_all_dim = 0.0;  // 0 = absent
   double beta_fast = 32.0;
   double beta_slow = 1.0;
   int64_t original_max_position_embeddings = 0;

@@ -36,7 +36,8 @@ void Placement::validate() const {
         const int32_t e = slot(l, r, j);
         if (e == -1) continue;
         if (e < 0 || e >= experts) bad(at + "expert id " + std::to_string(e) + " out of range");
-        if (on_rank[e]) bad(at + "two replicas of expert " + std::to_string(e) + " on rank " + std::to_string(r));
+        if (on_rank[e])
+          bad(at + "two replicas of expert " + std::to_string(e) + " on rank " + std::to_string(r));
         on_rank[e] = 1;
         ++seen[e];
       }
@@ -93,12 +94,12 @@ std::vector<int> by_weight_desc(const std::vector<double>& w) {
 
 }  // namespace
 
-void balanced_packing(const std::vector<double>& weight, int packs, std::vector<int>& pack, std::vector<int>& index,
-                      const std::vector<int32_t>* key) {
+void balanced_packing(const std::vector<double>& weight, int packs, std::vector<int>& pack,
+                      std::vector<int>& index, const std::vector<int32_t>* key) {
   const int n = static_cast<int>(weight.size());
   if (packs < 1 || n % packs != 0)
-    fail(ErrorCode::kInvalidArgument, "balanced_packing: " + std::to_string(n) + " items into " +
-                                          std::to_string(packs) + " packs");
+    fail(ErrorCode::kInvalidArgument,
+         "balanced_packing: " + std::to_string(n) + " items into " + std::to_string(packs) + " packs");
   const int per = n / packs;
   pack.assign(n, -1);
   index.assign(n, -1);
@@ -183,16 +184,17 @@ std::vector<int32_t> eplb_layer(const std::vector<double>& load, int ranks, int 
   const int E = static_cast<int>(load.size());
   const int physical = ranks * slots_per_rank;
   if (physical < E)
-    fail(ErrorCode::kInvalidArgument, "eplb: " + std::to_string(physical) + " slots for " + std::to_string(E) +
-                                          " experts");
+    fail(ErrorCode::kInvalidArgument,
+         "eplb: " + std::to_string(physical) + " slots for " + std::to_string(E) + " experts");
   int G = 1, N = 1;
   if (o.policy == EplbPolicy::kHierarchical) {
     G = o.groups;
     N = o.nodes;
     if (G < 1 || N < 1 || E % G != 0 || G % N != 0 || ranks % N != 0 || (E / N) > physical / N)
-      fail(ErrorCode::kInvalidArgument,
-           "eplb (hierarchical): " + std::to_string(G) + " groups of " + std::to_string(E) + " experts over " +
-               std::to_string(N) + " nodes of " + std::to_string(ranks) + " ranks do not divide evenly");
+      fail(ErrorCode::kInvalidArgument, "eplb (hierarchical): " + std::to_string(G) + " groups of " +
+                                            std::to_string(E) + " experts over " + std::to_string(N) +
+                                            " nodes of " + std::to_string(ranks) +
+                                            " ranks do not divide evenly");
   }
   const int group_size = E / G, groups_per_node = G / N, ranks_per_node = ranks / N, per_node = E / N,
             phys_per_node = physical / N;
@@ -233,8 +235,8 @@ std::vector<int32_t> eplb_layer(const std::vector<double>& load, int ranks, int 
 Placement eplb_placement(const std::vector<int64_t>& load, int64_t layers, int64_t experts, int ranks,
                          int slots_per_rank, const EplbOptions& opts) {
   if (static_cast<int64_t>(load.size()) != layers * experts)
-    fail(ErrorCode::kInvalidArgument, "eplb_placement: load has " + std::to_string(load.size()) + " counters, expected " +
-                                          std::to_string(layers * experts));
+    fail(ErrorCode::kInvalidArgument, "eplb_placement: load has " + std::to_string(load.size()) +
+                                          " counters, expected " + std::to_string(layers * experts));
   Placement p;
   p.ranks = ranks;
   p.slots_per_rank = slots_per_rank;

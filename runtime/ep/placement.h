@@ -61,8 +61,8 @@ Placement eplb_placement(const std::vector<int64_t>& load, int64_t layers, int64
 // of items.size() / packs items each, heaviest first onto the lightest pack with room; `item_key`, when
 // given, names items that must not share a pack (replicas of one expert). Returns pack[i], index[i]
 // (position within the pack).
-void balanced_packing(const std::vector<double>& weight, int packs, std::vector<int>& pack, std::vector<int>& index,
-                      const std::vector<int32_t>* item_key = nullptr);
+void balanced_packing(const std::vector<double>& weight, int packs, std::vector<int>& pack,
+                      std::vector<int>& index, const std::vector<int32_t>* item_key = nullptr);
 // replicate: `physical` slots for weight.size() logical experts, at most `max_replicas` each: phys2log
 // (the first weight.size() are 0..n-1), replica count per logical expert.
 void replicate_experts(const std::vector<double>& weight, int physical, int max_replicas,

@@ -23,7 +23,8 @@ class Binder {
     return backend_.weight(t, rows, cols);
   }
 
-  // A linear weight [n, k]: FP8 with `<name>_scale_inv` blocks when the checkpoint is quantised, else bf16/f32.
+  // A linear weight [n, k]: FP8 with `<name>_scale_inv` blocks when the checkpoint is quantised, else
+  // bf16/f32.
   WeightMatrix linear(const std::string& name, int64_t n, int64_t k) {
     WeightMatrix m;
     const TensorInfo* t = store_.find(name);
@@ -64,7 +65,8 @@ class Binder {
     }
     a.kv_a = linear(ap + "kv_a_proj_with_mqa.weight", cfg_.kv_lora_rank + cfg_.qk_rope_head_dim, h);
     a.kv_a_norm = vec(ap + "kv_a_layernorm.weight", cfg_.kv_lora_rank);
-    a.kv_b = linear(ap + "kv_b_proj.weight", heads * (cfg_.qk_nope_head_dim + cfg_.v_head_dim), cfg_.kv_lora_rank);
+    a.kv_b =
+        linear(ap + "kv_b_proj.weight", heads * (cfg_.qk_nope_head_dim + cfg_.v_head_dim), cfg_.kv_lora_rank);
     a.o = linear(ap + "o_proj.weight", h, heads * cfg_.v_head_dim);
     const std::string mp = p + "mlp.";
     L.moe = cfg_.is_moe_layer(i);
@@ -109,8 +111,8 @@ class Binder {
 
 }  // namespace
 
-ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend, bool load_mtp,
-                                const ExpertFilter& keep) {
+ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend,
+                                bool load_mtp, const ExpertFilter& keep) {
   Binder b(cfg, store, backend, keep);
   ModelWeights w;
   const int64_t h = cfg.hidden_size;
@@ -133,7 +135,8 @@ ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store
       m.eh_proj = b.linear(p + "eh_proj.weight", h, 2 * h);
       m.head_norm = b.vec(p + "shared_head.norm.weight", h);
       m.head = b.linear(p + "shared_head.head.weight", cfg.vocab_size, h);
-      m.embed = store.has(p + "embed_tokens.weight") ? b.matrix(p + "embed_tokens.weight", cfg.vocab_size, h) : w.embed;
+      m.embed = store.has(p + "embed_tokens.weight") ? b.matrix(p + "embed_tokens.weight", cfg.vocab_size, h)
+                                                     : w.embed;
       w.mtp.push_back(std::move(m));
     }
   }

@@ -26,6 +26,8 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
-[[noreturn]] inline void fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
+[[noreturn]] inline void fail(ErrorCode code, const std::string& message) {
+  throw Error(code, message);
+}
 
 }  // namespace moert

@@ -12,8 +12,8 @@ namespace {
 
 bool parse_dtype(const std::string& s, DType* out) {
   static const std::pair<const char*, DType> kNames[] = {
-      {"F32", DType::kF32},         {"F16", DType::kF16}, {"BF16", DType::kBF16}, {"F8_E4M3", DType::kF8E4M3},
-      {"I32", DType::kI32},         {"I64", DType::kI64}, {"U8", DType::kU8},
+      {"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16}, {"F8_E4M3", DType::kF8E4M3},
+      {"I32", DType::kI32}, {"I64", DType::kI64}, {"U8", DType::kU8},
   };
   for (auto& [name, t] : kNames)
     if (s == name) {
@@ -31,18 +31,22 @@ std::string shape_to_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t size, const std::string& src) {
+std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t size,
+                                                    const std::string& src) {
   using json = nlohmann::json;
-  if (size < 8) fail(ErrorCode::kFormat, src + ": too short for a safetensors file (" + std::to_string(size) + " bytes)");
+  if (size < 8)
+    fail(ErrorCode::kFormat, src + ": too short for a safetensors file (" + std::to_string(size) + " bytes)");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
   if (header_len > size - 8)
-    fail(ErrorCode::kFormat, src + ": header length " + std::to_string(header_len) + " runs past the end of the file (" +
-                                 std::to_string(size) + " bytes): truncated or not a safetensors file");
+    fail(ErrorCode::kFormat, src + ": header length " + std::to_string(header_len) +
+                                 " runs past the end of the file (" + std::to_string(size) +
+                                 " bytes): truncated or not a safetensors file");
   if (header_len > 100u * 1024 * 1024) fail(ErrorCode::kFormat, src + ": header larger than 100 MB");
   json header;
   try {
-    header = json::parse(reinterpret_cast<const char*>(bytes + 8), reinterpret_cast<const char*>(bytes + 8 + header_len));
+    header = json::parse(reinterpret_cast<const char*>(bytes + 8),
+                         reinterpret_cast<const char*>(bytes + 8 + header_len));
   } catch (const json::exception& e) {
     fail(ErrorCode::kFormat, src + ": header is not valid JSON: " + e.what());
   }
@@ -69,7 +73,8 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
     uint64_t numel = 1;
     for (const auto& d : *sh) {
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0))
-        fail(ErrorCode::kFormat, where + ": shape " + sh->dump() + " has a non-integer or negative dimension");
+        fail(ErrorCode::kFormat,
+             where + ": shape " + sh->dump() + " has a non-integer or negative dimension");
       uint64_t v = d.get<uint64_t>();
       if (v > (1ull << 40) || (v && numel > std::numeric_limits<uint64_t>::max() / v / 8))
         fail(ErrorCode::kFormat, where + ": shape " + sh->dump() + " is implausibly large");
@@ -80,7 +85,9 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
         !(*off)[1].is_number_unsigned())
       fail(ErrorCode::kFormat, where + ": missing or invalid data_offsets");
     uint64_t b = (*off)[0].get<uint64_t>(), en = (*off)[1].get<uint64_t>();
-    if (b > en) fail(ErrorCode::kFormat, where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(en) + "] are reversed");
+    if (b > en)
+      fail(ErrorCode::kFormat,
+           where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(en) + "] are reversed");
     if (en > data_size)
       fail(ErrorCode::kFormat, where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +
                                    "] run past the end of the data (" + std::to_string(data_size) +
@@ -88,8 +95,8 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
     uint64_t expect = numel * dtype_size(info.dtype);
     if (en - b != expect)
       fail(ErrorCode::kFormat, where + ": holds " + std::to_string(en - b) + " bytes but dtype " +
-                                   dtype_name(info.dtype) + " x shape " + shape_to_string(info.shape) + " needs " +
-                                   std::to_string(expect));
+                                   dtype_name(info.dtype) + " x shape " + shape_to_string(info.shape) +
+                                   " needs " + std::to_string(expect));
     info.data = data + b;
     info.nbytes = static_cast<size_t>(en - b);
     out.emplace(name, std::move(info));
@@ -106,8 +113,8 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
     auto& prev = ranges[order[i - 1]];
     auto& cur = ranges[order[i]];
     if (cur.first < prev.second)
-      fail(ErrorCode::kFormat, src + ": tensors '" + *range_names[order[i - 1]] + "' and '" + *range_names[order[i]] +
-                                   "' overlap in the data section");
+      fail(ErrorCode::kFormat, src + ": tensors '" + *range_names[order[i - 1]] + "' and '" +
+                                   *range_names[order[i]] + "' overlap in the data section");
   }
   return out;
 }

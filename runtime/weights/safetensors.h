@@ -28,7 +28,8 @@ struct TensorInfo {
 
 // Parses a safetensors image in memory (`bytes`, `size`); `source` names it in errors. The result points
 // into `bytes`, which must outlive it. Throws Error(kFormat).
-std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t size, const std::string& source);
+std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t size,
+                                                    const std::string& source);
 
 class SafetensorsFile {
  public:

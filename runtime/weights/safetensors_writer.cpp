@@ -51,7 +51,8 @@ void SafetensorsWriter::write(const std::string& path) const {
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
   f.write(reinterpret_cast<const char*>(len), 8);
   f.write(h.data(), static_cast<std::streamsize>(h.size()));
-  for (const Entry* e : order) f.write(reinterpret_cast<const char*>(e->bytes.data()), static_cast<std::streamsize>(e->bytes.size()));
+  for (const Entry* e : order)
+    f.write(reinterpret_cast<const char*>(e->bytes.data()), static_cast<std::streamsize>(e->bytes.size()));
   if (!f) fail(ErrorCode::kIo, path + ": write failed");
 }
 

@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
 
   /* 2. A chat answer. */
   printf("--- chat ---\n");
-  CHECK("generate", moert_generate_chat(model, "[{\"role\":\"user\",\"content\":\"Sort a list in Python.\"}]", g, &s));
+  CHECK("generate",
+        moert_generate_chat(model, "[{\"role\":\"user\",\"content\":\"Sort a list in Python.\"}]", g, &s));
   print_stream(s, stdout);
   moert_stream_free(s);
 

@@ -23,9 +23,13 @@ std::string config_text(const std::string& name) {
   return moert_test::read_bytes(kData / "configs" / (name + ".json"));
 }
 
-ModelConfig load(const std::string& name) { return moert::parse_model_config(config_text(name), name + ".json"); }
+ModelConfig load(const std::string& name) {
+  return moert::parse_model_config(config_text(name), name + ".json");
+}
 
-double yarn_mscale(double s, double m) { return s <= 1 ? 1.0 : 0.1 * m * std::log(s) + 1.0; }
+double yarn_mscale(double s, double m) {
+  return s <= 1 ? 1.0 : 0.1 * m * std::log(s) + 1.0;
+}
 
 void expect_v3_family(const ModelConfig& c) {
   EXPECT_EQ(c.model_type, "deepseek_v3");
@@ -80,8 +84,12 @@ void expect_v3_family(const ModelConfig& c) {
   EXPECT_TRUE(c.is_moe_layer(60));
 }
 
-TEST(RealConfigs, DeepSeekV3) { expect_v3_family(load("deepseek-v3")); }
-TEST(RealConfigs, DeepSeekR1) { expect_v3_family(load("deepseek-r1")); }
+TEST(RealConfigs, DeepSeekV3) {
+  expect_v3_family(load("deepseek-v3"));
+}
+TEST(RealConfigs, DeepSeekR1) {
+  expect_v3_family(load("deepseek-r1"));
+}
 
 TEST(RealConfigs, DeepSeekV2) {
   ModelConfig c = load("deepseek-v2");
@@ -199,7 +207,8 @@ TEST(RealConfigs, FixturesAndRoundTrip) {
     EXPECT_EQ(j["vocab_size"], c.vocab_size) << fx;
     EXPECT_EQ(j["n_routed_experts"], c.n_routed_experts) << fx;
   }
-  for (const char* name : {"deepseek-v3", "deepseek-r1", "deepseek-v2", "deepseek-v2-lite", "moonlight-16b-a3b", "kimi-k2"}) {
+  for (const char* name :
+       {"deepseek-v3", "deepseek-r1", "deepseek-v2", "deepseek-v2-lite", "moonlight-16b-a3b", "kimi-k2"}) {
     ModelConfig c = load(name);
     json j = json::parse(moert::model_config_to_json(c));
     EXPECT_EQ(j["model_type"], c.model_type) << name;
@@ -210,10 +219,10 @@ TEST(RealConfigs, FixturesAndRoundTrip) {
 // ---- rejections ----------------------------------------------------------------------------------
 
 struct Reject {
-  std::string base;                     // a config in tests/data/configs
+  std::string base;  // a config in tests/data/configs
   std::function<void(json&)> edit;
   moert::ErrorCode code;
-  std::vector<std::string> expect;      // substrings of the message
+  std::vector<std::string> expect;  // substrings of the message
 };
 
 void run_reject(const Reject& r, int line) {
@@ -233,7 +242,8 @@ void run_reject(const Reject& r, int line) {
   }
 }
 
-#define REJECT(base, edit, code, ...) run_reject(Reject{base, [](json& j) { edit; }, code, {__VA_ARGS__}}, __LINE__)
+#define REJECT(base, edit, code, ...) \
+  run_reject(Reject{base, [](json& j) { edit; }, code, {__VA_ARGS__}}, __LINE__)
 
 constexpr auto U = moert::ErrorCode::kUnsupported;
 constexpr auto F = moert::ErrorCode::kFormat;
@@ -261,9 +271,12 @@ TEST(ConfigRejects, UnsupportedValuesNameFieldAndValue) {
   REJECT("deepseek-v3", j["quantization_config"]["quant_method"] = "bitsandbytes", U,
          "quantization_config.quant_method", "bitsandbytes");
   REJECT("deepseek-v3", j["quantization_config"]["fmt"] = "e5m2", U, "quantization_config.fmt", "e5m2");
-  REJECT("deepseek-v3", j["quantization_config"]["activation_scheme"] = "static", U, "activation_scheme", "static");
-  REJECT("deepseek-v3", (j["quantization_config"]["weight_block_size"] = {64, 64}), U, "weight_block_size", "[64,64]");
-  REJECT("deepseek-v3", j["quantization_config"].erase("weight_block_size"), U, "weight_block_size", "missing");
+  REJECT("deepseek-v3", j["quantization_config"]["activation_scheme"] = "static", U, "activation_scheme",
+         "static");
+  REJECT("deepseek-v3", (j["quantization_config"]["weight_block_size"] = {64, 64}), U, "weight_block_size",
+         "[64,64]");
+  REJECT("deepseek-v3", j["quantization_config"].erase("weight_block_size"), U, "weight_block_size",
+         "missing");
   // 2^32 + 128 must not be read as 128.
   REJECT("deepseek-v3", (j["quantization_config"]["weight_block_size"] = {4294967424ll, 128}), U,
          "weight_block_size", "4294967424");
@@ -288,9 +301,9 @@ TEST(ConfigRejects, RouterConsistency) {
 }
 
 TEST(ConfigRejects, MissingAndMistypedFields) {
-  for (const char* f : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                        "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
-                        "max_position_embeddings"}) {
+  for (const char* f :
+       {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+        "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "max_position_embeddings"}) {
     SCOPED_TRACE(f);
     json j = json::parse(config_text("deepseek-v3"));
     j.erase(f);
@@ -299,7 +312,8 @@ TEST(ConfigRejects, MissingAndMistypedFields) {
       ADD_FAILURE() << "accepted a config without " << f;
     } catch (const moert::Error& e) {
       EXPECT_EQ(e.code(), U);
-      EXPECT_NE(std::string(e.what()).find(std::string("'") + f + "' is missing"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::string("'") + f + "' is missing"), std::string::npos)
+          << e.what();
     }
   }
   REJECT("deepseek-v3", j["hidden_size"] = nullptr, U, "hidden_size", "missing");
@@ -333,8 +347,9 @@ TEST(ConfigRejects, ImplausiblyLargeNumbers) {
 
 TEST(ConfigRejects, NotAConfig) {
   // A number out of double range makes nlohmann throw out_of_range, not parse_error: still kFormat.
-  for (const char* text : {"", "{", "[]", "null", "42", "\"deepseek_v3\"", "{\"model_type\": \"deepseek_v3\",}",
-                           "{\"model_type\": \"deepseek_v3\", \"hidden_size\": 1e400}", "{\"x\": -1e99999}"}) {
+  for (const char* text :
+       {"", "{", "[]", "null", "42", "\"deepseek_v3\"", "{\"model_type\": \"deepseek_v3\",}",
+        "{\"model_type\": \"deepseek_v3\", \"hidden_size\": 1e400}", "{\"x\": -1e99999}"}) {
     try {
       moert::parse_model_config(text, "config.json");
       ADD_FAILURE() << "accepted " << text;
@@ -349,20 +364,39 @@ TEST(ConfigRejects, NotAConfig) {
 // and what it returns is consistent.
 TEST(ConfigRejects, OddValuesNeverCrash) {
   const json base = json::parse(config_text("deepseek-v3"));
-  const std::vector<json> odd = {nullptr, -1, 0, 1, 2, 3, 1.5, 1e300, -1e300, "", "x", true, false,
-                                 json::array(), json::object(), json::array({1, 2}), 18446744073709551615ull,
-                                 9223372036854775807ll, -9223372036854775807ll - 1};
+  const std::vector<json> odd = {nullptr,
+                                 -1,
+                                 0,
+                                 1,
+                                 2,
+                                 3,
+                                 1.5,
+                                 1e300,
+                                 -1e300,
+                                 "",
+                                 "x",
+                                 true,
+                                 false,
+                                 json::array(),
+                                 json::object(),
+                                 json::array({1, 2}),
+                                 18446744073709551615ull,
+                                 9223372036854775807ll,
+                                 -9223372036854775807ll - 1};
   int ok = 0, rejected = 0;
   std::vector<std::string> keys;
   for (auto it = base.begin(); it != base.end(); ++it) keys.push_back(it.key());
   for (const char* k : {"rope_scaling", "quantization_config"})
-    for (auto it = base[k].begin(); it != base[k].end(); ++it) keys.push_back(std::string(k) + "/" + it.key());
+    for (auto it = base[k].begin(); it != base[k].end(); ++it)
+      keys.push_back(std::string(k) + "/" + it.key());
   for (const auto& key : keys) {
     for (const auto& v : odd) {
       json j = base;
       auto slash = key.find('/');
-      if (slash == std::string::npos) j[key] = v;
-      else j[key.substr(0, slash)][key.substr(slash + 1)] = v;
+      if (slash == std::string::npos)
+        j[key] = v;
+      else
+        j[key.substr(0, slash)][key.substr(slash + 1)] = v;
       try {
         ModelConfig c = moert::parse_model_config(j.dump(), "config.json");
         ++ok;

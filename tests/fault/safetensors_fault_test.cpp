@@ -12,7 +12,8 @@ namespace {
 using namespace moert_test;
 
 std::map<std::string, moert::TensorInfo> parse(const std::string& img) {
-  return moert::parse_safetensors(reinterpret_cast<const uint8_t*>(img.data()), img.size(), "test.safetensors");
+  return moert::parse_safetensors(reinterpret_cast<const uint8_t*>(img.data()), img.size(),
+                                  "test.safetensors");
 }
 
 // Expects Error(kFormat) whose message contains every one of `want`.
@@ -35,8 +36,9 @@ std::string one(const std::string& entry, const std::string& data = std::string(
 }
 
 TEST(SafetensorsFault, Valid) {
-  StTensors ts = {st_tensor("a", "F32", {2, 3}), st_tensor("b", "BF16", {5}), st_tensor("c", "F8_E4M3", {4, 4}),
-                  st_tensor("d", "I64", {1}), st_tensor("e", "U8", {3}), st_tensor("f", "F16", {2}),
+  StTensors ts = {st_tensor("a", "F32", {2, 3}),     st_tensor("b", "BF16", {5}),
+                  st_tensor("c", "F8_E4M3", {4, 4}), st_tensor("d", "I64", {1}),
+                  st_tensor("e", "U8", {3}),         st_tensor("f", "F16", {2}),
                   st_tensor("g", "I32", {1})};
   std::string img = st_build(ts);
   auto m = parse(img);
@@ -51,10 +53,12 @@ TEST(SafetensorsFault, ValidEdgeCases) {
   EXPECT_TRUE(parse(st_image("{}", "")).empty());
   EXPECT_TRUE(parse(st_image("{\"__metadata__\": {\"format\": \"pt\"}}", "")).empty());
   // Header padded with spaces (as the reference writer aligns the data section).
-  auto m = parse(st_image("{\"t\": {\"dtype\": \"U8\", \"shape\": [2], \"data_offsets\": [0, 2]}}        ", "ab"));
+  auto m =
+      parse(st_image("{\"t\": {\"dtype\": \"U8\", \"shape\": [2], \"data_offsets\": [0, 2]}}        ", "ab"));
   EXPECT_EQ(m.at("t").nbytes, 2u);
   // Scalars and zero-size tensors.
-  m = parse(st_image("{\"s\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [0, 4]},"
+  m =
+      parse(st_image("{\"s\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [0, 4]},"
                      " \"z\": {\"dtype\": \"F32\", \"shape\": [0, 7], \"data_offsets\": [4, 4]}}",
                      "abcd"));
   EXPECT_EQ(m.at("s").numel(), 1);
@@ -80,8 +84,9 @@ TEST(SafetensorsFault, HeaderNotJson) {
   expect_format_error(st_image("{\"t\": ", ""), {"not valid JSON"});
   expect_format_error(st_image("{} trailing", ""), {"not valid JSON"});
   expect_format_error(st_image(std::string("{\"\xff\xfe\": 1}"), ""), {"not valid JSON"});
-  expect_format_error(st_image("{\"t\": {\"dtype\": \"F32\", \"shape\": [1e400], \"data_offsets\": [0, 0]}}", ""),
-                      {"not valid JSON"});
+  expect_format_error(
+      st_image("{\"t\": {\"dtype\": \"F32\", \"shape\": [1e400], \"data_offsets\": [0, 0]}}", ""),
+      {"not valid JSON"});
   expect_format_error(st_image("[]", ""), {"JSON object"});
   expect_format_error(st_image("12", ""), {"JSON object"});
 }
@@ -93,15 +98,22 @@ TEST(SafetensorsFault, BadEntries) {
   expect_format_error(one("{\"dtype\": \"Q4\", \"shape\": [2], \"data_offsets\": [0, 8]}"), {"'t'", "Q4"});
   expect_format_error(one("{\"dtype\": \"F32\", \"data_offsets\": [0, 8]}"), {"'t'", "shape"});
   expect_format_error(one("{\"dtype\": \"F32\", \"shape\": 2, \"data_offsets\": [0, 8]}"), {"'t'", "shape"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [-2], \"data_offsets\": [0, 8]}"), {"'t'", "negative"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2.5], \"data_offsets\": [0, 8]}"), {"'t'", "non-integer"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [-2], \"data_offsets\": [0, 8]}"),
+                      {"'t'", "negative"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2.5], \"data_offsets\": [0, 8]}"),
+                      {"'t'", "non-integer"});
   expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [\"2\"], \"data_offsets\": [0, 8]}"), {"'t'"});
   expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2]}"), {"'t'", "data_offsets"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0]}"), {"'t'", "data_offsets"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8, 9]}"), {"'t'", "data_offsets"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [-8, 0]}"), {"'t'", "data_offsets"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0.0, 8.0]}"), {"'t'", "data_offsets"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": \"0-8\"}"), {"'t'", "data_offsets"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0]}"),
+                      {"'t'", "data_offsets"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8, 9]}"),
+                      {"'t'", "data_offsets"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [-8, 0]}"),
+                      {"'t'", "data_offsets"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0.0, 8.0]}"),
+                      {"'t'", "data_offsets"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": \"0-8\"}"),
+                      {"'t'", "data_offsets"});
 }
 
 TEST(SafetensorsFault, OffsetsOutOfRange) {
@@ -110,7 +122,8 @@ TEST(SafetensorsFault, OffsetsOutOfRange) {
   expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [18446744073709551608, "
                           "18446744073709551615]}"),
                       {"'t'"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 0]}"), {"'t'", "reversed"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 0]}"),
+                      {"'t'", "reversed"});
 }
 
 TEST(SafetensorsFault, SizeNotMatchingShapeTimesDtype) {
@@ -118,13 +131,14 @@ TEST(SafetensorsFault, SizeNotMatchingShapeTimesDtype) {
                       {"'t'", "holds 8 bytes", "needs 12"});
   expect_format_error(one("{\"dtype\": \"BF16\", \"shape\": [2, 3], \"data_offsets\": [0, 8]}"),
                       {"'t'", "BF16", "[2, 3]", "needs 12"});
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [0, 8]}"), {"'t'", "needs 0"});
+  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [0, 8]}"),
+                      {"'t'", "needs 0"});
 }
 
 TEST(SafetensorsFault, ShapeOverflow) {
   // numel * dtype size would wrap 64 bits: must be rejected, not wrapped into a small matching size.
-  expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [4611686018427387904, 4], \"data_offsets\": [0, 0]}"),
-                      {"'t'"});
+  expect_format_error(
+      one("{\"dtype\": \"F32\", \"shape\": [4611686018427387904, 4], \"data_offsets\": [0, 0]}"), {"'t'"});
   expect_format_error(one("{\"dtype\": \"F32\", \"shape\": [1099511627776, 1099511627776, 1099511627776], "
                           "\"data_offsets\": [0, 0]}"),
                       {"'t'"});
@@ -157,10 +171,11 @@ TEST(SafetensorsFault, OverlappingTensors) {
                                data),
                       {"'a'", "'b'", "overlap"});
   // Adjacent tensors and zero-size tensors at a shared boundary are fine.
-  auto m = parse(st_image("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
-                          " \"z\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [8, 8]},"
-                          " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}",
-                          data));
+  auto m =
+      parse(st_image("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
+                     " \"z\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [8, 8]},"
+                     " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}",
+                     data));
   EXPECT_EQ(m.size(), 3u);
 }
 
@@ -191,7 +206,8 @@ TEST(SafetensorsFault, EmptyAndMissingFiles) {
 
 // Every prefix of a valid image is rejected cleanly (a truncated download at any byte).
 TEST(SafetensorsFault, EveryTruncation) {
-  std::string img = st_build({st_tensor("a", "F32", {3}), st_tensor("b", "BF16", {2, 2}), st_tensor("c", "U8", {5})});
+  std::string img =
+      st_build({st_tensor("a", "F32", {3}), st_tensor("b", "BF16", {2, 2}), st_tensor("c", "U8", {5})});
   ASSERT_EQ(parse(img).size(), 3u);
   const size_t data_start = img.size() - (12 + 8 + 5);
   for (size_t n = 0; n < img.size(); ++n) {

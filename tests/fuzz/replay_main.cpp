@@ -5,8 +5,8 @@
 // <name>.crash in the working directory.
 //
 //   fuzz_replay_<target> [--seconds S] [--seed N] [--max-len BYTES] <corpus dir or file>...
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,13 +56,49 @@ void run_one(const std::string& input) {
 
 // Tokens that tend to matter to JSON-headed formats.
 const char* const kDict[] = {
-    "{",       "}",        "[",           "]",          "\"",           ":",          ",",         " ",
-    "null",    "true",     "false",       "-1",         "0",            "1",          "2",         "128",
-    "1e300",   "-0",       "0.5",         "1.0",        "4294967424",   "9223372036854775807",
-    "18446744073709551615",               "\"\\u0000\"", "\"\xff\"",    "\"dtype\"",  "\"shape\"", "\"data_offsets\"",
-    "\"F32\"", "\"BF16\"", "\"F8_E4M3\"", "\"I64\"",    "\"__metadata__\"",           "\"model_type\"",
-    "\"deepseek_v3\"",     "\"n_group\"", "\"topk_group\"",             "\"n_routed_experts\"",
-    "\"rope_scaling\"",    "\"yarn\"",    "\"factor\"", "\"quantization_config\"",    "\"q_lora_rank\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"",
+    ":",
+    ",",
+    " ",
+    "null",
+    "true",
+    "false",
+    "-1",
+    "0",
+    "1",
+    "2",
+    "128",
+    "1e300",
+    "-0",
+    "0.5",
+    "1.0",
+    "4294967424",
+    "9223372036854775807",
+    "18446744073709551615",
+    "\"\\u0000\"",
+    "\"\xff\"",
+    "\"dtype\"",
+    "\"shape\"",
+    "\"data_offsets\"",
+    "\"F32\"",
+    "\"BF16\"",
+    "\"F8_E4M3\"",
+    "\"I64\"",
+    "\"__metadata__\"",
+    "\"model_type\"",
+    "\"deepseek_v3\"",
+    "\"n_group\"",
+    "\"topk_group\"",
+    "\"n_routed_experts\"",
+    "\"rope_scaling\"",
+    "\"yarn\"",
+    "\"factor\"",
+    "\"quantization_config\"",
+    "\"q_lora_rank\"",
 };
 
 class Mutator {
@@ -96,8 +132,10 @@ class Mutator {
         {
           std::string tok = kDict[pick(sizeof(kDict) / sizeof(kDict[0]))];
           size_t p = pick(s.size() + 1);
-          if (rng_() % 2 || p + tok.size() > s.size()) s.insert(p, tok);
-          else s.replace(p, tok.size(), tok);
+          if (rng_() % 2 || p + tok.size() > s.size())
+            s.insert(p, tok);
+          else
+            s.replace(p, tok.size(), tok);
           break;
         }
         case 6:  // truncate
@@ -122,10 +160,18 @@ class Mutator {
           uint64_t v = 0;
           for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(s[i]);
           switch (rng_() % 4) {
-            case 0: v = s.size() - 8 - pick(4); break;
-            case 1: v += pick(16); break;
-            case 2: v -= pick(16); break;
-            default: v = rng_(); break;
+            case 0:
+              v = s.size() - 8 - pick(4);
+              break;
+            case 1:
+              v += pick(16);
+              break;
+            case 2:
+              v -= pick(16);
+              break;
+            default:
+              v = rng_();
+              break;
           }
           for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
           break;
@@ -158,10 +204,14 @@ int main(int argc, char** argv) {
   std::vector<fs::path> inputs;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--max-len" && i + 1 < argc) max_len = std::strtoull(argv[++i], nullptr, 10);
-    else inputs.emplace_back(a);
+    if (a == "--seconds" && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else if (a == "--seed" && i + 1 < argc)
+      seed = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--max-len" && i + 1 < argc)
+      max_len = std::strtoull(argv[++i], nullptr, 10);
+    else
+      inputs.emplace_back(a);
   }
   std::string name = fs::path(argv[0]).filename().string();
   std::snprintf(g_crash_path, sizeof(g_crash_path), "%s.crash", name.c_str());
@@ -179,7 +229,8 @@ int main(int argc, char** argv) {
     } else if (fs::is_regular_file(in, ec)) {
       corpus.push_back(read_file(in));
     } else {
-      std::fprintf(stderr, "%s: no corpus at %s (running on generated inputs only)\n", name.c_str(), in.c_str());
+      std::fprintf(stderr, "%s: no corpus at %s (running on generated inputs only)\n", name.c_str(),
+                   in.c_str());
     }
   }
 
@@ -198,7 +249,8 @@ int main(int argc, char** argv) {
       ++runs;
     }
   }
-  std::printf("%s: %zu seeds, %llu mutated inputs in %.1f s (seed %llu): no crash\n", name.c_str(), corpus.size(),
-              static_cast<unsigned long long>(runs), seconds, static_cast<unsigned long long>(seed));
+  std::printf("%s: %zu seeds, %llu mutated inputs in %.1f s (seed %llu): no crash\n", name.c_str(),
+              corpus.size(), static_cast<unsigned long long>(runs), seconds,
+              static_cast<unsigned long long>(seed));
   return 0;
 }

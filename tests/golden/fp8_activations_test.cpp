@@ -57,9 +57,10 @@ TEST(Fp8Activations, TrainedModelAgreesWithFp32) {
     for (size_t r = 0; r < ids.size(); ++r) a.add(l8.data() + r * V, l32.data() + r * V, V);
   }
   const float median = a.median();
-  std::printf("fp8 vs fp32 activations, moert-tiny-coder (%lld positions): top-1 agreement %.1f%%, max abs %.3f, "
-              "median per-position max abs %.3f\n",
-              static_cast<long long>(a.rows), 100 * a.top1(), a.worst, median);
+  std::printf(
+      "fp8 vs fp32 activations, moert-tiny-coder (%lld positions): top-1 agreement %.1f%%, max abs %.3f, "
+      "median per-position max abs %.3f\n",
+      static_cast<long long>(a.rows), 100 * a.top1(), a.worst, median);
   EXPECT_GT(a.worst, 1e-3f) << "fp8 mode produced the fp32 numbers: activations were not quantised";
   EXPECT_GE(a.top1(), 0.95);
   EXPECT_LT(median, 0.6f);
@@ -79,9 +80,10 @@ TEST(Fp8Activations, RandomFixtureAgreement) {
       a.add(got.data() + r * g.cfg.vocab_size, want + r * g.cfg.vocab_size, g.cfg.vocab_size);
   }
   const float median = a.median();
-  std::printf("fp8 activations vs transformers fp32, tiny-v3-fp8 (%lld positions): top-1 agreement %.1f%%, "
-              "max abs %.3f, median per-position max abs %.3f\n",
-              static_cast<long long>(a.rows), 100 * a.top1(), a.worst, median);
+  std::printf(
+      "fp8 activations vs transformers fp32, tiny-v3-fp8 (%lld positions): top-1 agreement %.1f%%, "
+      "max abs %.3f, median per-position max abs %.3f\n",
+      static_cast<long long>(a.rows), 100 * a.top1(), a.worst, median);
   EXPECT_GT(a.worst, 1e-3f);
   EXPECT_GE(a.top1(), 0.6);
   EXPECT_LT(median, 1.0f);

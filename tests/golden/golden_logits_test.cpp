@@ -45,9 +45,10 @@ TEST_P(GoldenLogits, DecodeLogitsMatchIncremental) {
       std::vector<float> last(g.cfg.vocab_size);
       std::vector<SequenceStep> steps{{&kv, prompt.data(), static_cast<int64_t>(prompt.size()), false}};
       g.model->forward(steps, last.data());
-      EXPECT_LT(max_abs_diff(last.data(), g.floats(k + ".prompt_logits") + (prompt.size() - 1) * g.cfg.vocab_size,
-                             last.size()),
-                kTol)
+      EXPECT_LT(
+          max_abs_diff(last.data(), g.floats(k + ".prompt_logits") + (prompt.size() - 1) * g.cfg.vocab_size,
+                       last.size()),
+          kTol)
           << k << " form " << int(form);
       const float* want = g.floats(k + ".decode_logits");
       for (size_t i = 0; i < dec.size(); ++i) {

@@ -31,11 +31,13 @@ const Shape kShapes[] = {{576, 192}, {100, 100}, {37, 257}, {130, 512}, {5, 16},
 const int64_t kMs[] = {1, 2, 3, 5, 17, 64, 130};
 
 // |err| <= c * eps * sqrt(K) * sum |x w| (plus the fp32 rounding of the result)
-double bound(double sum_abs, int64_t k) { return 6.0 * 1.2e-7 * std::sqrt(static_cast<double>(k) + 1.0) * sum_abs + 1e-30; }
+double bound(double sum_abs, int64_t k) {
+  return 6.0 * 1.2e-7 * std::sqrt(static_cast<double>(k) + 1.0) * sum_abs + 1e-30;
+}
 
 // Checks y [m, rows] (ldy) = x [m, k] (ldx) @ value[row_begin .. row_begin + rows]^T.
-void check_xwt(const std::vector<float>& x, int64_t m, int64_t ldx, const TestWeight& w, int64_t row_begin, int64_t rows,
-               const std::vector<float>& y, int64_t ldy) {
+void check_xwt(const std::vector<float>& x, int64_t m, int64_t ldx, const TestWeight& w, int64_t row_begin,
+               int64_t rows, const std::vector<float>& y, int64_t ldy) {
   int bad = 0;
   for (int64_t i = 0; i < m && bad < 5; ++i)
     for (int64_t j = 0; j < rows && bad < 5; ++j) {
@@ -90,11 +92,12 @@ TEST_P(GemmTest, XwtRowSlices) {
   for (const auto& s : slices)
     for (int64_t m : {int64_t{1}, int64_t{3}, int64_t{17}, int64_t{64}})
       for (int threads : {1, 2}) {
-        SCOPED_TRACE(::testing::Message() << type_name(type) << " rows " << s.r0 << "+" << s.count << " m=" << m
-                                          << " threads=" << threads);
+        SCOPED_TRACE(::testing::Message() << type_name(type) << " rows " << s.r0 << "+" << s.count
+                                          << " m=" << m << " threads=" << threads);
         const std::vector<float> x = randn(static_cast<size_t>(m * w.k), rng);
         std::vector<float> y(static_cast<size_t>(m * s.count));
-        gemm_xwt(x.data(), m, w.k, w.ref().rows(s.r0, s.count), y.data(), s.count, threads == 1 ? nullptr : &pool);
+        gemm_xwt(x.data(), m, w.k, w.ref().rows(s.r0, s.count), y.data(), s.count,
+                 threads == 1 ? nullptr : &pool);
         check_xwt(x, m, w.k, w, s.r0, s.count, y, s.count);
       }
 }
@@ -112,8 +115,8 @@ TEST_P(GemmTest, XwMatchesFormula) {
   for (const auto& cs : cases)
     for (int64_t m : kMs)
       for (int threads : {1, 2}) {
-        SCOPED_TRACE(::testing::Message() << type_name(type) << " rows " << cs.r0 << "+" << cs.n << " k=" << cs.k
-                                          << " m=" << m << " threads=" << threads);
+        SCOPED_TRACE(::testing::Message() << type_name(type) << " rows " << cs.r0 << "+" << cs.n
+                                          << " k=" << cs.k << " m=" << m << " threads=" << threads);
         WeightRef r = full.ref().rows(cs.r0, cs.n);
         r.k = cs.k;
         const int64_t ldx = cs.n + 1, ldy = cs.k + 3;
@@ -162,31 +165,32 @@ TEST_P(GemmTest, DequantRowIsExact) {
     }
 }
 
-// All 256 fp8 codes (NaN codes excepted) through dequant_row, with a scale that keeps subnormal products exact.
+// All 256 fp8 codes (NaN codes excepted) through dequant_row, with a scale that keeps subnormal products
+// exact.
 TEST(Fp8Dequant, AllCodesEveryIsa) {
   for (CpuIsa isa : isas()) {
-  SCOPED_TRACE(cpu_isa_name(isa));
-  IsaScope scope(isa);
-  std::vector<uint8_t> q(256);
-  for (int i = 0; i < 256; ++i) q[i] = static_cast<uint8_t>(i);
-  for (float s : {1.0f, 0.0078125f, 3.0e-3f, 7.5f}) {
-    float scale[2] = {s, s * 2};
-    WeightRef w;
-    w.type = WeightType::kF8E4M3;
-    w.data = q.data();
-    w.n = 1;
-    w.k = 256;
-    w.ld = 256;
-    w.scale = scale;
-    w.scale_ld = 2;
-    std::vector<float> out(256);
-    dequant_row(w, 0, 0, 256, out.data());
-    for (int i = 0; i < 256; ++i) {
-      if ((i & 0x7f) == 0x7f) continue;
-      const float expect = static_cast<float>(e4m3_formula(static_cast<uint8_t>(i))) * scale[i >> 7];
-      ASSERT_EQ(out[i], expect) << "code " << i << " scale " << s;
+    SCOPED_TRACE(cpu_isa_name(isa));
+    IsaScope scope(isa);
+    std::vector<uint8_t> q(256);
+    for (int i = 0; i < 256; ++i) q[i] = static_cast<uint8_t>(i);
+    for (float s : {1.0f, 0.0078125f, 3.0e-3f, 7.5f}) {
+      float scale[2] = {s, s * 2};
+      WeightRef w;
+      w.type = WeightType::kF8E4M3;
+      w.data = q.data();
+      w.n = 1;
+      w.k = 256;
+      w.ld = 256;
+      w.scale = scale;
+      w.scale_ld = 2;
+      std::vector<float> out(256);
+      dequant_row(w, 0, 0, 256, out.data());
+      for (int i = 0; i < 256; ++i) {
+        if ((i & 0x7f) == 0x7f) continue;
+        const float expect = static_cast<float>(e4m3_formula(static_cast<uint8_t>(i))) * scale[i >> 7];
+        ASSERT_EQ(out[i], expect) << "code " << i << " scale " << s;
+      }
     }
-  }
   }
 }
 
@@ -195,9 +199,10 @@ std::string name(const ::testing::TestParamInfo<Param>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, GemmTest,
-                         ::testing::Combine(::testing::Values(CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512),
-                                            ::testing::Values(WeightType::kF32, WeightType::kBF16, WeightType::kF16,
-                                                              WeightType::kF8E4M3)),
+                         ::testing::Combine(::testing::Values(CpuIsa::kPortable, CpuIsa::kAvx2,
+                                                              CpuIsa::kAvx512),
+                                            ::testing::Values(WeightType::kF32, WeightType::kBF16,
+                                                              WeightType::kF16, WeightType::kF8E4M3)),
                          name);
 
 }  // namespace

@@ -14,7 +14,9 @@ std::vector<CpuIsa> isas() {
   return v;
 }
 
-std::string isa_param_name(CpuIsa isa) { return cpu_isa_name(isa); }
+std::string isa_param_name(CpuIsa isa) {
+  return cpu_isa_name(isa);
+}
 
 std::vector<float> randn(size_t n, std::mt19937& rng, float sd) {
   std::normal_distribution<float> d(0.0f, sd);
@@ -42,10 +44,14 @@ double e4m3_formula(uint8_t b) {
 
 const char* type_name(WeightType t) {
   switch (t) {
-    case WeightType::kF32: return "f32";
-    case WeightType::kBF16: return "bf16";
-    case WeightType::kF16: return "f16";
-    case WeightType::kF8E4M3: return "fp8";
+    case WeightType::kF32:
+      return "f32";
+    case WeightType::kBF16:
+      return "bf16";
+    case WeightType::kF16:
+      return "f16";
+    case WeightType::kF8E4M3:
+      return "fp8";
   }
   return "?";
 }

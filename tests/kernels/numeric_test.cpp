@@ -12,7 +12,9 @@
 namespace moert::kernels::test {
 namespace {
 
-bool is_nan_code(int b) { return (b & 0x7f) == 0x7f; }
+bool is_nan_code(int b) {
+  return (b & 0x7f) == 0x7f;
+}
 
 TEST(Fp8, DecodeAll256Codes) {
   for (int b = 0; b < 256; ++b) {
@@ -89,13 +91,14 @@ TEST(Fp8, EncodeTiesToEven) {
 }
 
 TEST(Fp8, EncodeSaturates) {
-  for (float x : {448.0f, 449.0f, 463.99f, 464.0f, 480.0f, 1000.0f, 1e30f, std::numeric_limits<float>::infinity()}) {
+  for (float x :
+       {448.0f, 449.0f, 463.99f, 464.0f, 480.0f, 1000.0f, 1e30f, std::numeric_limits<float>::infinity()}) {
     EXPECT_EQ(float_to_e4m3(x), 0x7e) << x;
     EXPECT_EQ(float_to_e4m3(-x), 0xfe) << x;
   }
   EXPECT_EQ(float_to_e4m3(0.0f), 0x00);
   EXPECT_EQ(float_to_e4m3(-0.0f), 0x80);
-  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -10)), 0x00);                // half the smallest subnormal: tie to 0
+  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -10)), 0x00);  // half the smallest subnormal: tie to 0
   EXPECT_EQ(float_to_e4m3(std::nextafter(std::ldexp(1.0f, -10), 1.0f)), 0x01);
   EXPECT_TRUE(std::isnan(e4m3_to_float(float_to_e4m3(std::numeric_limits<float>::quiet_NaN()))));
 }

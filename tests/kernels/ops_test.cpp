@@ -156,17 +156,21 @@ TEST_P(OpsTest, Rope) {
     for (int64_t h = 0; h < heads; ++h) {
       for (int64_t i = 0; i < dim / 2; ++i) {
         const float angle = static_cast<float>(pos[r]) * inv_freq[i];
-        const double c = std::cos(static_cast<double>(angle)) * af, s = std::sin(static_cast<double>(angle)) * af;
+        const double c = std::cos(static_cast<double>(angle)) * af,
+                     s = std::sin(static_cast<double>(angle)) * af;
         const double a = x0[r * ldx + h * head_stride + 2 * i], b = x0[r * ldx + h * head_stride + 2 * i + 1];
-        ASSERT_NEAR(x[r * ldx + h * head_stride + 2 * i], a * c - b * s, 2e-6 * (std::fabs(a) + std::fabs(b)) * af);
-        ASSERT_NEAR(x[r * ldx + h * head_stride + 2 * i + 1], b * c + a * s, 2e-6 * (std::fabs(a) + std::fabs(b)) * af);
+        ASSERT_NEAR(x[r * ldx + h * head_stride + 2 * i], a * c - b * s,
+                    2e-6 * (std::fabs(a) + std::fabs(b)) * af);
+        ASSERT_NEAR(x[r * ldx + h * head_stride + 2 * i + 1], b * c + a * s,
+                    2e-6 * (std::fabs(a) + std::fabs(b)) * af);
       }
       for (int64_t i = dim; i < head_stride; ++i)
         ASSERT_EQ(x[r * ldx + h * head_stride + i], x0[r * ldx + h * head_stride + i]);
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, OpsTest, ::testing::Values(CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512),
+INSTANTIATE_TEST_SUITE_P(Kernels, OpsTest,
+                         ::testing::Values(CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512),
                          [](const auto& info) { return isa_param_name(info.param); });
 
 }  // namespace

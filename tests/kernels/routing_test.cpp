@@ -76,7 +76,8 @@ void run(const RoutingParams& p, std::mt19937& rng, int tokens) {
     const Routed r = brute_force(logits.data() + t * p.experts, p);
     for (int64_t i = 0; i < p.top_k; ++i) {
       ASSERT_EQ(ids[t * p.top_k + i], r.ids[i]) << "token " << t << " slot " << i;
-      ASSERT_NEAR(w[t * p.top_k + i], r.weights[i], 2e-6 * (1 + r.weights[i])) << "token " << t << " slot " << i;
+      ASSERT_NEAR(w[t * p.top_k + i], r.weights[i], 2e-6 * (1 + r.weights[i]))
+          << "token " << t << " slot " << i;
     }
   }
 }

@@ -27,7 +27,10 @@ extern "C" {
 
 /* The API level: incremented when functions are added; existing signatures never change (a changed
  * function gets a new _v2 name). */
-#define MOERT_API_VERSION 3 /* 2: moert_stream_info_int, moert_checkpoint_write_random_v2; 3: moert_stream_counter, KV hand-off */
+/* API history: 2 added moert_stream_info_int and moert_checkpoint_write_random_v2; 3 added
+ * moert_stream_counter and the KV hand-off (moert_session_export, moert_session_import,
+ * moert_generate_resume). */
+#define MOERT_API_VERSION 3
 
 typedef int32_t moert_status;
 #define MOERT_OK 0
@@ -232,7 +235,8 @@ MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t le
  * Required-size protocol: *needed gets the image's size; buf NULL with cap 0 only asks. Not while another
  * thread uses the session. Errors: INVALID_ARGUMENT (NULL, cap too small, an empty session, or one truncated
  * since its last evaluation: the image needs the logits of its last token). Since API 3. */
-MOERT_API moert_status moert_session_export(const moert_session* session, void* buf, size_t cap, size_t* needed);
+MOERT_API moert_status moert_session_export(const moert_session* session, void* buf, size_t cap,
+                                            size_t* needed);
 /* A new session holding an exported sequence (data borrowed for the call); evaluate on from it. Free with
  * moert_session_free. Errors: INVALID_ARGUMENT (NULL), FORMAT (a truncated, corrupt or mismatched image: the
  * message names the check that failed: magic, version, truncated, checksum, fingerprint, layers, width,
