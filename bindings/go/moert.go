@@ -317,6 +317,7 @@ type GenerateOptions struct {
 	MinP              float64
 	RepetitionPenalty *float64 // nil = off
 	PresencePenalty   float64
+	FrequencyPenalty  float64
 	Seed              *int64
 	Stop              []string
 	StopTokenIDs      []int32
@@ -362,6 +363,9 @@ func (g *GenerateOptions) build() (*options, error) {
 	}
 	if g.PresencePenalty != 0 {
 		add(o.setFloat("presence_penalty", g.PresencePenalty))
+	}
+	if g.FrequencyPenalty != 0 {
+		add(o.setFloat("frequency_penalty", g.FrequencyPenalty))
 	}
 	if g.Seed != nil {
 		add(o.setInt("seed", *g.Seed))

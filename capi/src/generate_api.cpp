@@ -37,6 +37,7 @@ moert::GenerationParams generation_params(const moert_options* o, const moert::G
   p.sampling.min_p = o->get_float("min_p", 0.0);
   p.sampling.repetition_penalty = o->get_float("repetition_penalty", d.repetition_penalty.value_or(1.0));
   p.sampling.presence_penalty = o->get_float("presence_penalty", 0.0);
+  p.sampling.frequency_penalty = o->get_float("frequency_penalty", 0.0);
   const bool seeded = o->values.count("seed") != 0;
   p.sampling.seed = seeded                       ? static_cast<uint64_t>(o->get_int("seed", 0))
                     : p.sampling.temperature > 0 ? fresh_seed()

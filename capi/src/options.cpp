@@ -51,6 +51,7 @@ const std::vector<KeySpec>& specs() {
       {"min_p", OptionScope::kGeneration, Kind::kFloat, 0, 1, {}},
       {"repetition_penalty", OptionScope::kGeneration, Kind::kFloat, 1e-3, 100, {}},
       {"presence_penalty", OptionScope::kGeneration, Kind::kFloat, -100, 100, {}},
+      {"frequency_penalty", OptionScope::kGeneration, Kind::kFloat, -100, 100, {}},
       {"seed", OptionScope::kGeneration, Kind::kInt, 0, 9.2e18, {}},
       {"stop", OptionScope::kGeneration, Kind::kStringList, 0, 0, {}},
       {"stop_token_ids", OptionScope::kGeneration, Kind::kIntList, 0, 2147483647.0, {}},

@@ -11,6 +11,7 @@ namespace moert::cuda {
 namespace {
 
 constexpr int kThreads = 1024;
+constexpr int kParamWords = 10;  // kSampleParamWords (runtime/backend/backend.h): one row's parameters
 
 __device__ float block_sum(float v, float* sh) {
   v = warp_sum(v);
@@ -73,10 +74,11 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ int shi[kThreads / 32];
   __shared__ float chunk_sum[kThreads];
   const int64_t row = blockIdx.x;
-  const int32_t* pr = params + row * 9;
+  const int32_t* pr = params + row * kParamWords;
   const float temp = __int_as_float(pr[0]), top_p = __int_as_float(pr[2]), min_p = __int_as_float(pr[3]),
               rep = __int_as_float(pr[4]), presence = __int_as_float(pr[5]), u = __int_as_float(pr[6]);
   const int top_k = pr[1], off = pr[7], count = pr[8];
+  const float frequency = __int_as_float(pr[9]);
   const float* l = logits + row * ld;
   float* p = scratch + row * V;
   int bad = 0;
@@ -90,13 +92,13 @@ __global__ void __launch_bounds__(kThreads)
     if (threadIdx.x == 0) ids[row] = -1;
     return;
   }
-  // Penalties: each listed token once (repetition: seen anywhere; presence: in the output).
+  // Penalties: each listed token once (repetition: seen anywhere; presence and frequency: in the output).
   for (int k = threadIdx.x; k < count; k += kThreads) {
     const int32_t t = tokens[2 * (off + k)], f = tokens[2 * (off + k) + 1];
     if (t < 0 || t >= V) continue;
     float v = p[t];
     if (rep != 1.0f) v = v > 0.0f ? v / rep : v * rep;
-    if (f & 2) v -= presence;
+    if (f & 2) v -= presence + frequency * static_cast<float>(f >> 2);
     p[t] = v;
   }
   __syncthreads();

@@ -101,9 +101,9 @@ struct SampleRow {
 // The sampling rows packed for a device sampler, uploaded with the step's tables (runtime/model/step_batch):
 // params I32 [rows * kSampleParamWords] (per row: temperature, top_k, top_p, min_p, repetition_penalty,
 // presence_penalty as f32 bits, the row's uniform draw u as f32 bits (drawn from its RNG when packed),
-// then the offset and count of its penalty tokens), tokens I32 [2 * n] (token id, flags: 1 seen in the
-// prompt, 2 in the output).
-constexpr int64_t kSampleParamWords = 9;
+// then the offset and count of its penalty tokens, then frequency_penalty as f32 bits), tokens I32 [2 * n]
+// (token id, flags: 1 seen in the prompt, 2 in the output, and from bit 2 up the times it is in the output).
+constexpr int64_t kSampleParamWords = 10;
 struct SampleTable {
   Tensor params, tokens;
   int64_t rows = 0;

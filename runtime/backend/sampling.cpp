@@ -34,9 +34,9 @@ void penalised(const float* logits, int64_t vocab, const SamplingParams& p, cons
     for (const auto& [t, n] : h->output)
       if (!h->prompt.count(t)) apply(t);
   }
-  if (p.presence_penalty != 0.0)
+  if (p.presence_penalty != 0.0 || p.frequency_penalty != 0.0)
     for (const auto& [t, n] : h->output)
-      if (t >= 0 && t < vocab) out[t] -= p.presence_penalty;
+      if (t >= 0 && t < vocab) out[t] -= p.presence_penalty + p.frequency_penalty * n;
 }
 
 }  // namespace
@@ -116,7 +116,8 @@ int32_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p
                      const TokenHistory* history) {
   if (p.temperature <= 0.0) {
     std::vector<double> l;
-    const bool penalties = history && (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0);
+    const bool penalties =
+        history && (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0);
     if (!penalties) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
     penalised(logits, vocab, p, history, l);
     return static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());

@@ -14,6 +14,7 @@ struct SamplingParams {
   double min_p = 0.0;               // 0: off; keeps tokens with p >= min_p * p_max
   double repetition_penalty = 1.0;  // HF: logit / r if > 0 else logit * r, for tokens seen (prompt + output)
   double presence_penalty = 0.0;    // OpenAI: logit - p for tokens present in the output
+  double frequency_penalty = 0.0;   // OpenAI: logit - f * (times the token is in the output)
   uint64_t seed = 0;
 };
 

@@ -116,7 +116,8 @@ std::shared_ptr<Request> Engine::make_request(std::vector<int32_t> prompt, Gener
   r->stops_ = std::make_unique<StopMatcher>(r->params_.stop_strings);
   // Drafts are verified against the plain distribution; penalties would need each draft in the history.
   r->speculative_ = speculative() && r->params_.sampling.repetition_penalty == 1.0 &&
-                    r->params_.sampling.presence_penalty == 0.0;
+                    r->params_.sampling.presence_penalty == 0.0 &&
+                    r->params_.sampling.frequency_penalty == 0.0;
   r->t_submit_ = Clock::now();
   return r;
 }

@@ -128,12 +128,13 @@ void StepBatch::pack_sampling(const std::vector<SampleRow>& rows, std::vector<in
                               std::vector<int32_t>& tokens) {
   for (const SampleRow& r : rows) {
     const SamplingParams& p = r.params;
-    const bool penalties = r.history && (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0);
+    const bool penalties =
+        r.history && (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0);
     const int32_t off = static_cast<int32_t>(tokens.size() / 2);
     if (penalties) {
       std::unordered_map<int32_t, int32_t> flags;
       for (const auto& [t, n] : r.history->prompt) flags[t] |= 1;
-      for (const auto& [t, n] : r.history->output) flags[t] |= 2;
+      for (const auto& [t, n] : r.history->output) flags[t] |= 2 | (std::min<int32_t>(n, 1 << 28) << 2);
       for (const auto& [t, f] : flags) {
         tokens.push_back(t);
         tokens.push_back(f);
@@ -144,7 +145,7 @@ void StepBatch::pack_sampling(const std::vector<SampleRow>& rows, std::vector<in
         params.end(),
         {f32_bits(p.temperature), static_cast<int32_t>(std::min<int64_t>(p.top_k, 1 << 30)),
          f32_bits(p.top_p), f32_bits(p.min_p), f32_bits(p.repetition_penalty), f32_bits(p.presence_penalty),
-         f32_bits(u), off, static_cast<int32_t>(tokens.size() / 2) - off});
+         f32_bits(u), off, static_cast<int32_t>(tokens.size() / 2) - off, f32_bits(p.frequency_penalty)});
   }
 }
 

@@ -41,6 +41,7 @@ std::vector<Opt> common_opts() {
           {"min-p"},
           {"repetition-penalty", true, {"--repeat-penalty"}},
           {"presence-penalty"},
+          {"frequency-penalty"},
           {"seed", true, {"-s"}},
           {"stop"},
           {"ignore-eos", false},
@@ -52,7 +53,8 @@ const char kCommonUsage[] =
     "  -n, --max-tokens N         tokens to generate at most (default 256)\n"
     "  --temperature, --temp T    0 = greedy; default: the checkpoint's generation_config.json, else 0\n"
     "  --top-k K, --top-p P, --min-p P   sampling filters (default: generation_config.json, else off)\n"
-    "  --repetition-penalty, --repeat-penalty R   1 = off;  --presence-penalty P   0 = off\n"
+    "  --repetition-penalty, --repeat-penalty R   1 = off;  --presence-penalty P, --frequency-penalty F   0 "
+    "= off\n"
     "  -s, --seed S               sampling seed (default: a fresh one, printed on stderr)\n"
     "  --stop STR                 end before STR (repeatable)\n"
     "  --ignore-eos               keep going past the end-of-sequence token\n"
@@ -159,7 +161,8 @@ moert_options* generation_options(const Args& a) {
                                                          {"top-p", "top_p"},
                                                          {"min-p", "min_p"},
                                                          {"repetition-penalty", "repetition_penalty"},
-                                                         {"presence-penalty", "presence_penalty"}};
+                                                         {"presence-penalty", "presence_penalty"},
+                                                         {"frequency-penalty", "frequency_penalty"}};
   for (auto [flag, key] : numbers)
     if (a.has(flag))
       check(moert_options_set_float(o, key, a.get_double(flag, 0)), (std::string("--") + flag).c_str());

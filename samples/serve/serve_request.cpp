@@ -116,12 +116,6 @@ std::vector<int32_t> completion_prompt(const json& body, const ServedModel& mode
 
 // Fields moert does not implement: accepted at their no-op value, a clear 400 otherwise.
 void reject_unsupported(const json& body) {
-  if (const json* v = field(body, "frequency_penalty")) {
-    if (!v->is_number()) bad_field("frequency_penalty", "must be a number");
-    if (v->get<double>() != 0)
-      bad_field("frequency_penalty",
-                "is not supported by moert (use presence_penalty, or repetition_penalty as an extension)");
-  }
   for (const char* key : {"logprobs", "echo"})
     if (const json* v = field(body, key);
         v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number() && *v == 0))
@@ -170,6 +164,7 @@ GenRequest parse_request(const std::string& text, bool chat, const ServedModel& 
   r.top_p = number(body, "top_p", 0, 1);
   r.min_p = number(body, "min_p", 0, 1);
   r.presence_penalty = number(body, "presence_penalty", -2, 2);
+  r.frequency_penalty = number(body, "frequency_penalty", -2, 2);
   r.repetition_penalty = number(body, "repetition_penalty", 0, 10);  // an extension (llama-server, vLLM)
   r.top_k = integer(body, "top_k");
   if (r.top_k && *r.top_k < 0) bad_field("top_k", "must be 0 (off) or positive");
@@ -226,6 +221,7 @@ moert_options* generation_options(const GenRequest& r) {
       {"top_p", &r.top_p},
       {"min_p", &r.min_p},
       {"presence_penalty", &r.presence_penalty},
+      {"frequency_penalty", &r.frequency_penalty},
       {"repetition_penalty", &r.repetition_penalty}};
   for (auto [key, v] : nums)
     if (*v) check(moert_options_set_float(o, key, **v), key);

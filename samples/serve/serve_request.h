@@ -17,7 +17,7 @@ struct GenRequest {
   bool include_usage = false;  // stream_options.include_usage
   std::vector<int32_t> prompt;
   int64_t max_tokens = 0;
-  std::optional<double> temperature, top_p, min_p, presence_penalty, repetition_penalty;
+  std::optional<double> temperature, top_p, min_p, presence_penalty, frequency_penalty, repetition_penalty;
   std::optional<int64_t> top_k, seed;
   std::vector<std::string> stop;
   bool ignore_eos = false;

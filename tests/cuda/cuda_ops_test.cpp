@@ -380,6 +380,7 @@ TEST_F(CudaOps, DeviceSamplerMatchesTheHostSampler) {
   ps[4].temperature = 1.0, ps[4].top_p = 0.9;
   ps[5].temperature = 1.2, ps[5].min_p = 0.1, ps[5].repetition_penalty = 1.1;
   ps[6].temperature = 0.7, ps[6].top_k = 50, ps[6].top_p = 0.8, ps[6].presence_penalty = 0.3;
+  ps[0].frequency_penalty = 0.7;  // greedy with frequency (token 7 is twice in the output)
   const int64_t R = static_cast<int64_t>(ps.size());
   auto [lc, lg] = pair(randn(R * V, 3.0f), R, V);
   TokenHistory h;

@@ -96,12 +96,21 @@ TEST(Sampling, PenaltiesFollowTheirDefinitions) {
   std::vector<double> pen = {1.0, -2.5, 0.5, 1.0, -2.0};
   const auto want = reference_distribution(pen, 1.0, 0, 1.0, 0.0);
   for (int i = 0; i < 5; ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << i;
+  // Frequency: minus f per occurrence in the output (token 3 twice, token 1 once).
+  sp.frequency_penalty = 0.25;
+  sampling_distribution(l.data(), 5, sp, &h, &got);
+  const auto want_f = reference_distribution({1.0, -2.75, 0.5, 0.5, -2.0}, 1.0, 0, 1.0, 0.0);
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(got[i], want_f[i], 1e-12) << i;
+  sp.frequency_penalty = 0.0;
   // Greedy sees the penalties too: token 3 (3.0 -> 1.0) ties with token 0 (2.0 -> 1.0): lowest id wins.
   SamplingRng rng(1);
   sp.temperature = 0.0;
   EXPECT_EQ(sample_token(l.data(), 5, sp, rng, &h), 0);
   SamplingParams plain;
   EXPECT_EQ(sample_token(l.data(), 5, plain, rng, &h), 3);
+  SamplingParams freq;  // greedy with only a frequency penalty: token 3 (twice in the output) 3.0 -> 0.0
+  freq.frequency_penalty = 1.5;
+  EXPECT_EQ(sample_token(l.data(), 5, freq, rng, &h), 0);
 }
 
 TEST(Sampling, SeededDrawsAreReproducibleAndFollowTheDistribution) {

@@ -113,7 +113,12 @@ const failed = await run([
     assert.equal(s.text, a);
     // the other sampling fields are taken
     await client.chat.completions.create({ ...req, prompt: undefined, messages: msgs, seed: 1, min_p: 0.05,
-                                           presence_penalty: 0.5, frequency_penalty: 0, n: 1 });
+                                           presence_penalty: 0.5, frequency_penalty: 0.4, n: 1 });
+    // frequency_penalty is applied: a strong one changes a greedy continuation that repeats itself
+    const rep = { model: MODEL_ID, prompt: 'import os\n', max_tokens: 24, temperature: 0, ignore_eos: true };
+    const plain = (await client.completions.create(rep)).choices[0].text;
+    const freq = (await client.completions.create({ ...rep, frequency_penalty: 2 })).choices[0].text;
+    assert.notEqual(plain, freq);
   }],
   ['bad requests: 400 naming the field, never a 500', async () => {
     const r = await post(srv.base, '/v1/chat/completions', '{"model": "x", ');
@@ -134,7 +139,7 @@ const failed = await run([
       [{ messages: msgs, n: 2 }, 'n'],
       [{ messages: msgs, stream: 'yes' }, 'stream'],
       [{ messages: msgs, stream_options: { include_usage: true } }, 'stream_options'],
-      [{ messages: msgs, frequency_penalty: 0.5 }, 'frequency_penalty'],
+      [{ messages: msgs, frequency_penalty: 3 }, 'frequency_penalty'],
       [{ messages: msgs, logprobs: true }, 'logprobs'],
       [{ messages: 'hi' }, 'messages'],
       [{ messages: [] }, 'messages'],

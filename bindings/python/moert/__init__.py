@@ -111,13 +111,14 @@ def _options(pairs, lists=()):
 
 def _gen_options(max_tokens=None, temperature=None, top_k=None, top_p=None, min_p=None, repetition_penalty=None,
                  presence_penalty=None, seed=None, stop=None, stop_token_ids=None, ignore_eos=None,
-                 add_generation_prompt=None):
+                 add_generation_prompt=None, frequency_penalty=None):
     if isinstance(stop, str):
         stop = [stop]
     f = lambda v: None if v is None else float(v)
     return _options([("max_tokens", max_tokens), ("temperature", f(temperature)), ("top_k", top_k),
                      ("top_p", f(top_p)), ("min_p", f(min_p)), ("repetition_penalty", f(repetition_penalty)),
-                     ("presence_penalty", f(presence_penalty)), ("seed", seed), ("ignore_eos", ignore_eos),
+                     ("presence_penalty", f(presence_penalty)), ("frequency_penalty", f(frequency_penalty)),
+                     ("seed", seed), ("ignore_eos", ignore_eos),
                      ("add_generation_prompt", add_generation_prompt)],
                     [("stop", stop), ("stop_token_ids", stop_token_ids)])
 

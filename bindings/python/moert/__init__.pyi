@@ -98,24 +98,24 @@ class Model(_Handle):
     def import_session(self, data: _Bytes) -> "Session": ...
     def generate_resume(self, data: _Bytes, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
                         top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
-                        repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ...,
+                        repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ...,
                         seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
                         stop_token_ids: Optional[Sequence[int]] = ...,
                         ignore_eos: Optional[bool] = ...) -> "Stream": ...
     def generate(self, prompt: _Prompt, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
                  top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
-                 repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ...,
+                 repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ...,
                  seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
                  stop_token_ids: Optional[Sequence[int]] = ..., ignore_eos: Optional[bool] = ...) -> "Stream": ...
     def chat(self, messages: _Messages, add_generation_prompt: bool = ..., *, max_tokens: Optional[int] = ...,
              temperature: Optional[float] = ..., top_k: Optional[int] = ..., top_p: Optional[float] = ...,
              min_p: Optional[float] = ..., repetition_penalty: Optional[float] = ...,
-             presence_penalty: Optional[float] = ..., seed: Optional[int] = ...,
+             presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ..., seed: Optional[int] = ...,
              stop: Union[str, Sequence[str], None] = ..., stop_token_ids: Optional[Sequence[int]] = ...,
              ignore_eos: Optional[bool] = ...) -> "Stream": ...
     def complete(self, prompt: _Prompt, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
                  top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
-                 repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ...,
+                 repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ...,
                  seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
                  stop_token_ids: Optional[Sequence[int]] = ..., ignore_eos: Optional[bool] = ...) -> str: ...
 

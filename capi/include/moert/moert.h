@@ -131,7 +131,8 @@ MOERT_API const char* moert_status_name(moert_status status);
  *   "max_tokens"         int    tokens to generate at most (default 256)
  *   "temperature"        number 0 = greedy (default 0)
  *   "top_k"              int    0 = off; "top_p" number (1 = off); "min_p" number (0 = off)
- *   "repetition_penalty" number 1 = off; "presence_penalty" number 0 = off
+ *   "repetition_penalty" number 1 = off; "presence_penalty" number 0 = off; "frequency_penalty" number
+ *                        0 = off (OpenAI's: minus f times the token's count in the output)
  *   "seed"               int    sampling seed: the same seed gives the same tokens whatever else runs.
  *                               Unset: a sampled request (temperature > 0) draws a fresh seed, which
  *                               moert_stream_info_int(stream, "seed") reports so the run can be repeated

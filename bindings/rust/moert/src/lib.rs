@@ -348,6 +348,7 @@ pub struct GenerateOptions {
     pub min_p: Option<f64>,
     pub repetition_penalty: Option<f64>,
     pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
     pub seed: Option<i64>,
     pub stop: Vec<String>,
     pub stop_token_ids: Vec<i64>,
@@ -376,6 +377,7 @@ impl GenerateOptions {
     setter!(min_p, f64);
     setter!(repetition_penalty, f64);
     setter!(presence_penalty, f64);
+    setter!(frequency_penalty, f64);
     setter!(seed, i64);
     setter!(ignore_eos, bool);
     setter!(add_generation_prompt, bool);
@@ -398,6 +400,7 @@ impl GenerateOptions {
             .float("min_p", self.min_p)?
             .float("repetition_penalty", self.repetition_penalty)?
             .float("presence_penalty", self.presence_penalty)?
+            .float("frequency_penalty", self.frequency_penalty)?
             .int("seed", self.seed)?
             .int("ignore_eos", self.ignore_eos.map(i64::from))?
             .int("add_generation_prompt", self.add_generation_prompt.map(i64::from))?

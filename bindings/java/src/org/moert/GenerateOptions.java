@@ -11,7 +11,7 @@ import org.moert.internal.moert_native;
  */
 public final class GenerateOptions {
     private Long maxTokens, topK, seed;
-    private Double temperature, topP, minP, repetitionPenalty, presencePenalty;
+    private Double temperature, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty;
     private Boolean ignoreEos;
     private final List<String> stop = new ArrayList<>();
     private final List<Integer> stopTokenIds = new ArrayList<>();
@@ -23,6 +23,7 @@ public final class GenerateOptions {
     public GenerateOptions minP(double p) { minP = p; return this; }
     public GenerateOptions repetitionPenalty(double p) { repetitionPenalty = p; return this; }
     public GenerateOptions presencePenalty(double p) { presencePenalty = p; return this; }
+    public GenerateOptions frequencyPenalty(double f) { frequencyPenalty = f; return this; }
     public GenerateOptions seed(long s) { seed = s; return this; }
     public GenerateOptions ignoreEos(boolean b) { ignoreEos = b; return this; }
     /** Adds a stop string: generation ends before it (it is not returned). */
@@ -40,6 +41,7 @@ public final class GenerateOptions {
             if (minP != null) moert_native.options_set_float(o, "min_p", minP);
             if (repetitionPenalty != null) moert_native.options_set_float(o, "repetition_penalty", repetitionPenalty);
             if (presencePenalty != null) moert_native.options_set_float(o, "presence_penalty", presencePenalty);
+            if (frequencyPenalty != null) moert_native.options_set_float(o, "frequency_penalty", frequencyPenalty);
             if (seed != null) moert_native.options_set_int(o, "seed", seed);
             if (ignoreEos != null) moert_native.options_set_int(o, "ignore_eos", ignoreEos ? 1 : 0);
             for (String s : stop) moert_native.options_add_string_utf8(o, "stop", s.getBytes(StandardCharsets.UTF_8));
