@@ -5,20 +5,6 @@
 #include "util/error.h"
 
 namespace moert {
-namespace {
-
-// The cache slots of a sequence's positions [0, n).
-Tensor slots_of(Backend& b, const KvSequence& kv, int64_t n) {
-  std::vector<int32_t> s(n);
-  const int64_t pr = kv.page_rows();
-  for (int64_t i = 0; i < n; ++i) s[i] = static_cast<int32_t>(kv.pages()[i / pr] * pr + i % pr);
-  Tensor t = b.empty(DType::kI32, n, 1);
-  b.copy_from_host_i32(s.data(), t);
-  return t;
-}
-
-}  // namespace
-
 std::vector<uint8_t> export_kv(Backend& b, const LatentCache& cache, const KvSequence& kv, int64_t layers,
                                const KvImageShape& shape, const std::vector<int32_t>& tokens,
                                const std::vector<float>& last_logits) {
@@ -26,7 +12,7 @@ std::vector<uint8_t> export_kv(Backend& b, const LatentCache& cache, const KvSeq
   if (n == 0 || kv.length() != n)
     fail(ErrorCode::kInvalidArgument, "export: the sequence holds " + std::to_string(kv.length()) +
                                           " tokens; nothing to export unless it holds at least one");
-  const Tensor slots = slots_of(b, kv, n);
+  const Tensor slots = cache.slots(kv.pages(), n);
   Tensor rows = b.empty(DType::kF32, n, shape.width);
   std::vector<std::vector<float>> by_layer(layers, std::vector<float>(n * shape.width));
   for (int64_t l = 0; l < layers; ++l) {
@@ -40,7 +26,7 @@ void import_kv(Backend& b, LatentCache& cache, KvSequence& kv, int64_t layers, c
   if (kv.length() != 0 || !kv.pages().empty()) fail(ErrorCode::kInternal, "import into a used sequence");
   const int64_t n = image.n, width = cache.layer(0).width;
   kv.reserve(n);
-  const Tensor slots = slots_of(b, kv, n);
+  const Tensor slots = cache.slots(kv.pages(), n);
   std::vector<float> host(n * width);
   Tensor rows = b.empty(DType::kF32, n, width);
   for (int64_t l = 0; l < layers; ++l) {

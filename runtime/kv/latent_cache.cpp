@@ -126,16 +126,17 @@ void LatentCache::release(const std::vector<int32_t>& pages) {
   unref(pages);
 }
 
+Tensor LatentCache::slots(const std::vector<int32_t>& pages, int64_t n) const {
+  std::vector<int32_t> s(n);
+  for (int64_t i = 0; i < n; ++i)
+    s[i] = static_cast<int32_t>(pages[i / page_rows_] * page_rows_ + i % page_rows_);
+  Tensor t = backend_.empty(DType::kI32, n, 1);
+  backend_.copy_from_host_i32(s.data(), t);
+  return t;
+}
+
 void LatentCache::copy_page(int32_t from, int32_t to) {
-  std::vector<int32_t> src(page_rows_), dst(page_rows_);
-  for (int64_t r = 0; r < page_rows_; ++r) {
-    src[r] = static_cast<int32_t>(from * page_rows_ + r);
-    dst[r] = static_cast<int32_t>(to * page_rows_ + r);
-  }
-  Tensor src_slots = backend_.empty(DType::kI32, page_rows_, 1);
-  Tensor dst_slots = backend_.empty(DType::kI32, page_rows_, 1);
-  backend_.copy_from_host_i32(src.data(), src_slots);
-  backend_.copy_from_host_i32(dst.data(), dst_slots);
+  const Tensor src_slots = slots({from}, page_rows_), dst_slots = slots({to}, page_rows_);
   Tensor rows = backend_.empty(DType::kF32, page_rows_, width_);
   // Through fp32 rows: exact for both cache dtypes (bf16 widens and narrows back to the same bits).
   for (int64_t l = 0; l < layers_; ++l) {

@@ -84,6 +84,8 @@ class LatentCache {
   int64_t capacity_tokens() const { return total_pages_ * page_rows_; }
   // A page no sequence ever gets: the rows that pad a batch to a fixed size (CUDA graphs) write there.
   int32_t scratch_page() const { return static_cast<int32_t>(total_pages_); }
+  // The cache slots (I32 [n, 1], in the backend's memory) of positions [0, n) of a sequence on `pages`.
+  Tensor slots(const std::vector<int32_t>& pages, int64_t n) const;
   // Cache slot `layer`'s storage as the attention ops see it.
   LatentPool layer(int64_t layer) const;
 
