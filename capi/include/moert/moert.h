@@ -121,8 +121,8 @@ MOERT_API const char* moert_status_name(moert_status status);
  *                          decode step drafts the next token with it and the main model checks draft and
  *                          current token in one forward; greedy output is the same as without it, sampled
  *                          output keeps the model's distribution (speculative rejection sampling).
- *                          Requests with repetition or presence penalties, and expert parallelism, decode
- *                          without drafts. moert_stream_counter gives "draft_tokens" and
+ *                          Requests with repetition, presence or frequency penalties, and expert
+ *                          parallelism, decode without drafts. moert_stream_counter gives "draft_tokens" and
  *                          "accepted_drafts". "off": never
  *   "draft_tokens"   int   drafts per step, 1 (default, DeepSeek's setting) to 3 (chained through the module)
  * Generation keys (temperature, top_p, top_k and repetition_penalty default to the checkpoint's
