@@ -525,29 +525,23 @@ void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vec
       if (mtp[j].no_logits) continue;
       Request& r = *drafting[k++];
       if (r.drafts_.size() != static_cast<size_t>(depth + 1)) continue;
+      const int64_t pos = pos0[j] + mtp[j].n;
+      try {
+        r.kv_.reserve(pos + 1 - r.kv_.length());  // the chained position lies past the main cache's length
+      } catch (const Error&) {
+        continue;  // a full cache just drafts less
+      }
       SequenceStep c;
       c.kv = &r.kv_;
       c.tokens = &r.drafts_.back();
       c.n = 1;
       chain.push_back(c);
-      cpos.push_back(pos0[j] + mtp[j].n);
+      cpos.push_back(pos);
       crow.push_back(rows_of[j] + mtp[j].n - 1);
       next.push_back(&r);
     }
     if (chain.empty()) break;
     const Tensor prev = mtp_hidden;
-    for (size_t j = 0; j < chain.size(); ++j) {
-      // Pages for the chained position (past the main cache's length); a full cache just drafts less.
-      KvSequence& kv = *chain[j].kv;
-      try {
-        kv.reserve(cpos[j] + 1 - kv.length());
-      } catch (const Error&) {
-        chain.erase(chain.begin() + j), cpos.erase(cpos.begin() + j), crow.erase(crow.begin() + j);
-        next.erase(next.begin() + j);
-        --j;
-      }
-    }
-    if (chain.empty()) break;
     logits = model.mtp_forward(chain, cpos, crow, prev, &mtp_hidden, &rows_of);
     mtp = chain;
     pos0 = cpos;
