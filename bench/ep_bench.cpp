@@ -12,12 +12,12 @@
 #include <random>
 #include <thread>
 
+#include "checkpoint/random_checkpoint.h"
 #include "config/model_config.h"
 #include "ep/expert_parallel.h"
 #include "ep/placement.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_model.h"
-#include "model/random_checkpoint.h"
 #include "weights/weight_store.h"
 
 using namespace moert;

@@ -26,10 +26,10 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "checkpoint/random_checkpoint.h"
 #include "config/model_config.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_model.h"
-#include "model/random_checkpoint.h"
 #include "weights/safetensors.h"
 #include "weights/weight_store.h"
 

@@ -74,16 +74,10 @@ MOERT_API moert_status moert_generate_resume(moert_model* model, const void* dat
     auto s = std::make_unique<moert_stream>();
     s->service = model->service;
     const moert::GenerationParams params = generation_params(gen, model->service->generation_defaults());
-    std::vector<int32_t> tokens;
-    std::vector<float> logits;
-    moert::KvSequence kv = moert::capi::import_image(model, data, size, &tokens, &logits);
-    if (logits.empty())
-      fail(ErrorCode::kFormat,
-           "KV image rejected (logits): it has no logits of its last token to sample from");
+    moert::Session session = moert::Session::import_image(model->service, data, size);
     s->seed = params.sampling.seed;
     s->sampled = params.sampling.temperature > 0;
-    s->request =
-        model->service->engine().submit_resumed(std::move(tokens), std::move(kv), std::move(logits), params);
+    s->request = std::move(session).generate(params);
     *out = s.release();
   });
 }
@@ -142,10 +136,10 @@ MOERT_API moert_status moert_stream_next(moert_stream* stream, int32_t timeout_m
       moert::StreamEvent ev;
       for (;;) {
         const auto r = stream->request->next(&ev, wait);
-        if (r == moert::Request::Next::kEvent) break;
-        if (r == moert::Request::Next::kTimeout && timeout_ms >= 0)
+        if (r == moert::RequestStream::Next::kEvent) break;
+        if (r == moert::RequestStream::Next::kTimeout && timeout_ms >= 0)
           fail(ErrorCode::kTimeout, "no token within " + std::to_string(timeout_ms) + " ms");
-        if (r == moert::Request::Next::kDone) break;
+        if (r == moert::RequestStream::Next::kDone) break;
       }
       stream->current = std::move(ev);
       stream->has_final = stream->current.finish != moert::FinishReason::kNone;

@@ -7,8 +7,8 @@
 
 #include "engine/engine.h"
 #include "engine/model_service.h"
+#include "engine/session.h"
 #include "guard.h"
-#include "kv/latent_cache.h"
 
 struct moert_model {
   std::shared_ptr<moert::ModelService> service;
@@ -19,15 +19,12 @@ struct moert_tokenizer {
 };
 
 struct moert_session {
-  std::shared_ptr<moert::ModelService> service;  // keeps the model alive
-  moert::KvSequence kv;
-  std::vector<int32_t> tokens;     // what kv holds
-  std::vector<float> last_logits;  // after tokens.back() (empty after a truncate): for moert_session_export
+  moert::Session session;  // holds the model
 };
 
 struct moert_stream {
   std::shared_ptr<moert::ModelService> service;
-  std::shared_ptr<moert::Request> request;
+  std::shared_ptr<moert::RequestStream> request;
   moert::StreamEvent current;  // the event last returned by moert_stream_next
   bool has_final = false;
   uint64_t seed = 0;     // the sampling seed in effect (given, or drawn fresh for a sampled request)
@@ -35,11 +32,6 @@ struct moert_stream {
 };
 
 namespace moert::capi {
-
-// A KV image (moert_session_export's) checked against the model and loaded into a new sequence of its cache:
-// its tokens and last logits out. Error(kFormat) naming the failed check, kOutOfMemory for a full cache.
-moert::KvSequence import_image(moert_model* model, const void* data, size_t size,
-                               std::vector<int32_t>* tokens, std::vector<float>* logits);
 
 // The required-size protocol: writes s with its NUL into buf[cap] when it fits; *needed (if given) gets the
 // size. buf NULL with cap 0 only asks. Throws kInvalidArgument when cap is too small (nothing written).

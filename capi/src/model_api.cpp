@@ -2,9 +2,8 @@
 #include <cstring>
 #include <memory>
 
+#include "checkpoint/random_checkpoint.h"
 #include "handles.h"
-#include "kv/kv_transfer.h"
-#include "model/random_checkpoint.h"
 #include "options.h"
 
 using moert::ErrorCode;
@@ -47,24 +46,6 @@ moert::LoadOptions load_options(const moert_options* o) {
 
 }  // namespace
 
-namespace moert::capi {
-
-moert::KvSequence import_image(moert_model* model, const void* data, size_t size,
-                               std::vector<int32_t>* tokens, std::vector<float>* logits) {
-  moert::LoadedModel& m = model->service->model();
-  const moert::KvImageView v = moert::parse_kv_image(data, size, m.kv_image_shape());
-  moert::KvSequence kv(&m.cache());
-  {
-    std::lock_guard<std::mutex> lock(m.step_mutex());
-    moert::import_kv(m.model().backend(), m.cache(), kv, m.config().num_hidden_layers, v);
-  }
-  *tokens = v.token_ids;
-  *logits = v.last_logits;
-  return kv;
-}
-
-}  // namespace moert::capi
-
 extern "C" {
 
 MOERT_API moert_status moert_model_load(const char* model_dir, const moert_options* options,
@@ -90,41 +71,7 @@ MOERT_API moert_status moert_model_info_int(const moert_model* model, const char
     require(model, "model");
     require(key, "key");
     require(out, "out");
-    moert::LoadedModel& m = model->service->model();
-    const moert::ModelConfig& c = m.config();
-    const std::string k = key;
-    int64_t v;
-    if (k == "vocab_size")
-      v = c.vocab_size;
-    else if (k == "context_length")
-      v = c.max_position_embeddings;
-    else if (k == "num_layers")
-      v = c.num_hidden_layers;
-    else if (k == "hidden_size")
-      v = c.hidden_size;
-    else if (k == "num_experts")
-      v = c.n_routed_experts;
-    else if (k == "num_mtp_layers")
-      v = static_cast<int64_t>(m.model().weights().mtp.size());
-    else if (k == "parameters")
-      v = m.model().weights().parameter_count;
-    else if (k == "kv_bytes_per_token")
-      v = m.cache().bytes_per_token();
-    else if (k == "kv_capacity_tokens")
-      v = m.cache().capacity_tokens();
-    else if (k == "bos_token_id")
-      v = c.bos_token_id;
-    else if (k == "eos_token_id")
-      v = c.eos_token_id;
-    else if (k == "ep_rank")
-      v = m.ep() ? m.ep()->rank() : 0;
-    else if (k == "ep_size")
-      v = m.ep() ? m.ep()->size() : 1;
-    else if (k == "ep_overlap")
-      v = m.ep() && m.ep()->two_microbatches() ? 1 : 0;
-    else
-      fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
-    *out = v;
+    *out = model->service->info_int(key);
   });
 }
 
@@ -132,7 +79,7 @@ MOERT_API moert_status moert_model_config_json(const moert_model* model, char* b
                                                size_t* needed) {
   return guarded([&] {
     require(model, "model");
-    write_string(moert::model_config_to_json(model->service->model().config()), buf, cap, needed);
+    write_string(model->service->config_json(), buf, cap, needed);
   });
 }
 
@@ -140,10 +87,7 @@ MOERT_API moert_status moert_session_create(moert_model* model, moert_session** 
   return guarded([&] {
     require(model, "model");
     require(out, "out");
-    auto s = std::make_unique<moert_session>();
-    s->service = model->service;
-    s->kv = moert::KvSequence(&s->service->model().cache());
-    *out = s.release();
+    *out = new moert_session{moert::Session(model->service)};
   });
 }
 
@@ -157,39 +101,24 @@ MOERT_API moert_status moert_session_eval(moert_session* session, const int32_t*
     require(session, "session");
     require(tokens, "tokens");
     if (n == 0) fail(ErrorCode::kInvalidArgument, "n must be at least 1");
-    moert::LoadedModel& m = session->service->model();
-    const int64_t vocab = m.config().vocab_size;
+    const int64_t vocab = session->session.vocab_size();
     const size_t rows = all_logits ? n : 1;
     if (logits_cap < rows * vocab)
       fail(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits_cap) + " floats; " +
                                             std::to_string(rows * vocab) + " needed");
     require(logits, "logits");
-    m.require_direct_forward();
-    // Through the engine's step, batched with whatever generation is running.
-    session->service->engine().eval(session->kv, tokens, static_cast<int64_t>(n), all_logits != 0, logits);
-    session->tokens.insert(session->tokens.end(), tokens, tokens + n);
-    const float* last = logits + (rows - 1) * vocab;
-    session->last_logits.assign(last, last + vocab);
+    session->session.eval(tokens, static_cast<int64_t>(n), all_logits != 0, logits);
   });
 }
 
 MOERT_API moert_status moert_session_length(const moert_session* session, int64_t* out) {
-  return guarded([&] { *require(out, "out") = require(session, "session")->kv.length(); });
+  return guarded([&] { *require(out, "out") = require(session, "session")->session.length(); });
 }
 
 MOERT_API moert_status moert_session_truncate(moert_session* session, int64_t length) {
   return guarded([&] {
     require(session, "session");
-    if (length < 0) fail(ErrorCode::kInvalidArgument, "length must be >= 0");
-    if (length > session->kv.length())
-      fail(ErrorCode::kInvalidArgument, "cannot truncate to " + std::to_string(length) +
-                                            " tokens: the sequence has " +
-                                            std::to_string(session->kv.length()));
-    session->kv.truncate(length);
-    if (static_cast<size_t>(length) != session->tokens.size()) {
-      session->tokens.resize(length);
-      session->last_logits.clear();
-    }
+    session->session.truncate(length);
   });
 }
 
@@ -197,20 +126,7 @@ MOERT_API moert_status moert_session_export(const moert_session* session, void* 
                                             size_t* needed) {
   return guarded([&] {
     require(session, "session");
-    moert::LoadedModel& m = session->service->model();
-    if (session->tokens.empty())
-      fail(ErrorCode::kInvalidArgument, "the session holds no tokens: nothing to export");
-    if (session->last_logits.empty())
-      fail(
-          ErrorCode::kInvalidArgument,
-          "the session was truncated since its last evaluation: evaluate a token before exporting (the image "
-          "carries the logits after its last token)");
-    std::vector<uint8_t> image;
-    {
-      std::lock_guard<std::mutex> lock(m.step_mutex());  // backend copies: not while a forward runs
-      image = moert::export_kv(m.model().backend(), m.cache(), session->kv, m.config().num_hidden_layers,
-                               m.kv_image_shape(), session->tokens, session->last_logits);
-    }
+    const std::vector<uint8_t> image = session->session.export_image();
     if (needed) *needed = image.size();
     if (!buf && cap == 0) return;
     require(buf, "buf");
@@ -227,11 +143,7 @@ MOERT_API moert_status moert_session_import(moert_model* model, const void* data
     require(model, "model");
     require(out, "out");
     if (size) require(data, "data");
-    model->service->model().require_direct_forward();
-    auto s = std::make_unique<moert_session>();
-    s->service = model->service;
-    s->kv = moert::capi::import_image(model, data, size, &s->tokens, &s->last_logits);
-    *out = s.release();
+    *out = new moert_session{moert::Session::import_image(model->service, data, size)};
   });
 }
 
@@ -241,15 +153,13 @@ MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tok
     require(model, "model");
     require(tokens, "tokens");
     if (n == 0) fail(ErrorCode::kInvalidArgument, "n must be at least 1");
-    moert::LoadedModel& m = model->service->model();
-    const size_t vocab = static_cast<size_t>(m.config().vocab_size);
+    moert::Session session(model->service);
+    const size_t vocab = static_cast<size_t>(session.vocab_size());
     if (logits_cap < n * vocab)
       fail(ErrorCode::kInvalidArgument, "logits buffer holds " + std::to_string(logits_cap) + " floats; " +
                                             std::to_string(n * vocab) + " needed");
     require(logits, "logits");
-    moert::KvSequence kv(&m.cache());
-    m.require_direct_forward();
-    model->service->engine().eval(kv, tokens, static_cast<int64_t>(n), true, logits);
+    session.eval(tokens, static_cast<int64_t>(n), true, logits);
   });
 }
 

@@ -221,4 +221,10 @@ class Backend {
 // combine) or on the two-microbatch split.
 std::unique_ptr<Backend> make_cpu_backend(int threads, bool batch_invariant = false);
 
+// The CUDA backend on GPU `device_index` (backend/cuda/cuda_backend.h has the rest of its surface): defined
+// by the CUDA backend when linked in, else by the client of the CUDA provider library (runtime/provider),
+// which throws Error(kUnsupported) when the library is not installed. Throws Error(kDevice) when the device
+// cannot be used.
+std::unique_ptr<Backend> make_cuda_backend(int device_index);
+
 }  // namespace moert

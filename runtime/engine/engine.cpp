@@ -3,52 +3,14 @@
 #include <algorithm>
 
 #include "backend/finite_check.h"
+#include "engine/request_state.h"
 #include "engine/speculative.h"
+#include "engine/step_policy.h"
 #include "ep/placement.h"
 
 #include "util/error.h"
 
 namespace moert {
-
-using Clock = std::chrono::steady_clock;
-
-Request::Next Request::next(StreamEvent* ev, std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (events_.empty() && done_delivered_) return Next::kDone;
-  if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return Next::kTimeout;
-  *ev = std::move(events_.front());
-  events_.pop_front();
-  if (ev->finish != FinishReason::kNone) done_delivered_ = true;
-  return Next::kEvent;
-}
-
-Usage Request::usage() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  Usage u;
-  u.prompt_tokens = static_cast<int64_t>(prompt_.size());
-  u.generated_tokens = generated_;
-  u.cached_prompt_tokens = cached_;
-  u.decode_forwards = decode_forwards_;
-  u.draft_tokens = drafted_;
-  u.accepted_drafts = accepted_;
-  if (generated_ > 0) {
-    u.time_to_first_token_s = std::chrono::duration<double>(t_first_ - t_submit_).count();
-    const auto end = finish_ == FinishReason::kNone ? Clock::now() : t_end_;
-    const double decode_s = std::chrono::duration<double>(end - t_first_).count();
-    u.tokens_per_second = generated_ > 1 && decode_s > 0 ? (generated_ - 1) / decode_s : 0.0;
-  }
-  return u;
-}
-
-std::string Request::error() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return finish_ == FinishReason::kError ? error_ : std::string();
-}
-
-FinishReason Request::finish_reason() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return finish_;
-}
 
 struct Engine::EvalJob {
   SequenceStep step;
@@ -83,17 +45,18 @@ Engine::~Engine() {
   thread_.join();
 }
 
-std::shared_ptr<Request> Engine::submit(std::vector<int32_t> prompt, GenerationParams params) {
-  std::shared_ptr<Request> r = make_request(std::move(prompt), std::move(params));
+std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt, GenerationParams params) {
+  std::unique_ptr<RequestState> r = make_request(std::move(prompt), std::move(params));
+  std::shared_ptr<RequestStream> stream = r->stream;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(r);
+    queue_.push_back(std::move(r));
   }
   cv_.notify_all();
-  return r;
+  return stream;
 }
 
-std::shared_ptr<Request> Engine::make_request(std::vector<int32_t> prompt, GenerationParams params) {
+std::unique_ptr<RequestState> Engine::make_request(std::vector<int32_t> prompt, GenerationParams params) {
   const ModelConfig& cfg = model_->config();
   if (prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
   for (size_t i = 0; i < prompt.size(); ++i)
@@ -106,41 +69,42 @@ std::shared_ptr<Request> Engine::make_request(std::vector<int32_t> prompt, Gener
                                           " tokens leaves no room in the context length " +
                                           std::to_string(cfg.max_position_embeddings));
   if (params.max_tokens < 0) fail(ErrorCode::kInvalidArgument, "max_tokens must be >= 0");
-  auto r = std::make_shared<Request>();
-  r->prompt_ = std::move(prompt);
-  r->params_ = std::move(params);
-  r->kv_ = KvSequence(&model_->cache());
-  r->rng_ = SamplingRng(r->params_.sampling.seed);
-  r->history_.add_prompt(r->prompt_);
-  if (decoders_) r->decoder_ = decoders_();
-  r->stops_ = std::make_unique<StopMatcher>(r->params_.stop_strings);
+  auto r = std::make_unique<RequestState>();
+  r->stream = std::make_shared<RequestStream>(static_cast<int64_t>(prompt.size()));
+  r->prompt = std::move(prompt);
+  r->params = std::move(params);
+  r->kv = KvSequence(&model_->cache());
+  r->rng = SamplingRng(r->params.sampling.seed);
+  r->history.add_prompt(r->prompt);
+  if (decoders_) r->decoder = decoders_();
+  r->stops = std::make_unique<StopMatcher>(r->params.stop_strings);
   // Drafts are verified against the plain distribution; penalties would need each draft in the history.
-  r->speculative_ = speculative() && r->params_.sampling.repetition_penalty == 1.0 &&
-                    r->params_.sampling.presence_penalty == 0.0 &&
-                    r->params_.sampling.frequency_penalty == 0.0;
-  r->t_submit_ = Clock::now();
+  r->speculative = speculative() && r->params.sampling.repetition_penalty == 1.0 &&
+                   r->params.sampling.presence_penalty == 0.0 && r->params.sampling.frequency_penalty == 0.0;
   return r;
 }
 
-std::shared_ptr<Request> Engine::submit_resumed(std::vector<int32_t> tokens, KvSequence kv,
-                                                std::vector<float> last_logits, GenerationParams params) {
+std::shared_ptr<RequestStream> Engine::submit_resumed(std::vector<int32_t> tokens, KvSequence kv,
+                                                      std::vector<float> last_logits,
+                                                      GenerationParams params) {
   if (kv.cache() != &model_->cache() || kv.length() != static_cast<int64_t>(tokens.size()))
     fail(ErrorCode::kInternal, "submit_resumed: the sequence must hold exactly the tokens");
   if (static_cast<int64_t>(last_logits.size()) != model_->config().vocab_size)
     fail(ErrorCode::kInvalidArgument, "a resumed sequence needs the logits of its last token");
   // Checked (and queued) as a request of this prompt, then given its cache before it first steps.
-  std::shared_ptr<Request> r;
+  std::shared_ptr<RequestStream> stream;
   {
     std::lock_guard<std::mutex> lock(mu_);  // the scheduler must not see it before its state is complete
-    r = make_request(std::move(tokens), std::move(params));
-    r->kv_ = std::move(kv);
-    r->prefilled_ = static_cast<int64_t>(r->prompt_.size());
-    r->prefix_looked_up_ = true;
-    r->resume_logits_ = std::move(last_logits);
-    queue_.push_back(r);
+    std::unique_ptr<RequestState> r = make_request(std::move(tokens), std::move(params));
+    r->kv = std::move(kv);
+    r->prefilled = static_cast<int64_t>(r->prompt.size());
+    r->prefix_looked_up = true;
+    r->resume_logits = std::move(last_logits);
+    stream = r->stream;
+    queue_.push_back(std::move(r));
   }
   cv_.notify_all();
-  return r;
+  return stream;
 }
 
 void Engine::eval(KvSequence& kv, const int32_t* tokens, int64_t n, bool all_logits, float* logits) {
@@ -163,83 +127,69 @@ void Engine::eval(KvSequence& kv, const int32_t* tokens, int64_t n, bool all_log
   if (job.error) std::rethrow_exception(job.error);
 }
 
-void Engine::admit_queued(std::vector<std::shared_ptr<Request>>& running) {
+void Engine::admit_queued(Running& running) {
   while (!queue_.empty() && static_cast<int64_t>(running.size()) < model_->options().max_batch) {
-    std::shared_ptr<Request> r = std::move(queue_.front());
+    std::unique_ptr<RequestState> r = std::move(queue_.front());
     queue_.pop_front();
-    if (r->cancelled_)
+    if (r->stream->cancelled())
       finish(*r, FinishReason::kCancelled);
-    else if (r->params_.max_tokens == 0)
+    else if (r->params.max_tokens == 0)
       finish(*r, FinishReason::kLength);
     else
       running.push_back(std::move(r));
   }
 }
 
-void Engine::finish(Request& r, FinishReason why, const std::string& error) {
+void Engine::finish(RequestState& r, FinishReason why, const std::string& error) {
   StreamEvent ev;
   ev.finish = why;
   deliver(r, std::move(ev), error);
 }
 
-void Engine::attach_prefix(Request& r) {
-  r.prefix_looked_up_ = true;
+void Engine::attach_prefix(RequestState& r) {
+  r.prefix_looked_up = true;
   LatentCache& cache = model_->cache();
-  if (!cache.prefix_cache() || r.kv_.length() != 0) return;
+  if (!cache.prefix_cache() || r.kv.length() != 0) return;
   int64_t got = 0;
   {
     // A page matched in part is copied with backend ops: not while a forward runs.
     std::lock_guard<std::mutex> lock(model_->step_mutex());
-    got = cache.attach_prefix(r.kv_, r.prompt_.data(), static_cast<int64_t>(r.prompt_.size()) - 1);
+    got = cache.attach_prefix(r.kv, r.prompt.data(), static_cast<int64_t>(r.prompt.size()) - 1);
   }
-  if (r.speculative_ && got > 0) {
+  if (r.speculative && got > 0) {
     // The MTP layer's entry at the last cached position depends on the token after it, which may differ
     // here: that position is computed again (its page copied before it is written).
-    r.kv_.truncate(--got);
+    r.kv.truncate(--got);
   }
-  r.prefilled_ = got;
-  std::lock_guard<std::mutex> lock(r.mu_);
-  r.cached_ = got;
+  r.prefilled = got;
+  r.stream->count_cached(got);
 }
 
-void Engine::publish(Request& r) {
+void Engine::publish(RequestState& r) {
   LatentCache& cache = model_->cache();
-  const int64_t len = r.kv_.length();
-  if (!cache.prefix_cache() || len < r.kv_.page_rows()) return;
+  const int64_t len = r.kv.length();
+  if (!cache.prefix_cache() || len < r.kv.page_rows()) return;
   // With speculation cached pages carry the MTP layer's entries too: only requests that wrote them publish.
-  if (speculative() && !r.speculative_) return;
-  std::vector<int32_t> tokens(r.prompt_.begin(),
-                              r.prompt_.begin() + std::min<int64_t>(len, r.prompt_.size()));
-  for (size_t i = 0; static_cast<int64_t>(tokens.size()) < len && i < r.output_.size(); ++i)
-    tokens.push_back(r.output_[i]);
-  if (static_cast<int64_t>(tokens.size()) == len) cache.publish(r.kv_, tokens.data());
+  if (speculative() && !r.speculative) return;
+  std::vector<int32_t> tokens(r.prompt.begin(), r.prompt.begin() + std::min<int64_t>(len, r.prompt.size()));
+  for (size_t i = 0; static_cast<int64_t>(tokens.size()) < len && i < r.output.size(); ++i)
+    tokens.push_back(r.output[i]);
+  if (static_cast<int64_t>(tokens.size()) == len) cache.publish(r.kv, tokens.data());
 }
 
-void Engine::deliver(Request& r, StreamEvent ev, const std::string& error) {
+void Engine::deliver(RequestState& r, StreamEvent ev, const std::string& error) {
   const bool final = ev.finish != FinishReason::kNone;
-  if (final && ev.finish != FinishReason::kError && r.kv_.cache()) publish(r);
-  if (final) r.kv_ = KvSequence();  // return the pages to the shared budget now
-  {
-    std::lock_guard<std::mutex> lock(r.mu_);
-    if (ev.token >= 0) {
-      if (r.generated_ == 0) r.t_first_ = Clock::now();
-      ++r.generated_;
-    }
-    if (final) {
-      r.finish_ = ev.finish;
-      r.error_ = error;
-      r.t_end_ = Clock::now();
-    }
-    r.events_.push_back(std::move(ev));
-  }
-  r.cv_.notify_all();
+  if (final && ev.finish != FinishReason::kError && r.kv.cache()) publish(r);
+  if (final) r.kv = KvSequence();  // return the pages to the shared budget now
+  if (final) r.finished = true;
+  r.stream->deliver(std::move(ev), error);
 }
 
-void Engine::emit(Request& r, int32_t token) {
+void Engine::emit(RequestState& r, int32_t token) {
   const ModelConfig& cfg = model_->config();
-  const GenerationParams& p = r.params_;
-  r.history_.add_output(token);
-  r.output_.push_back(token);
+  const GenerationParams& p = r.params;
+  r.history.add_output(token);
+  r.output.push_back(token);
   StreamEvent ev;
   ev.token = token;
   const bool eos = !p.ignore_eos && token == cfg.eos_token_id;
@@ -248,130 +198,94 @@ void Engine::emit(Request& r, int32_t token) {
   bool stopped = false;
   if (eos || stop_id) {
     // The stop token itself is not text; whatever was held back is released.
-    if (r.decoder_) ev.text = r.stops_->push(r.decoder_->flush(), &stopped);
-    if (!stopped) ev.text += r.stops_->flush();
+    if (r.decoder) ev.text = r.stops->push(r.decoder->flush(), &stopped);
+    if (!stopped) ev.text += r.stops->flush();
     ev.finish = eos ? FinishReason::kEos : FinishReason::kStop;
   } else {
-    if (r.decoder_) ev.text = r.stops_->push(r.decoder_->push(token), &stopped);
+    if (r.decoder) ev.text = r.stops->push(r.decoder->push(token), &stopped);
     if (stopped) {
       ev.finish = FinishReason::kStop;
-    } else if (r.generated_ + 1 >= p.max_tokens) {
-      if (r.decoder_) ev.text += r.stops_->push(r.decoder_->flush(), &stopped);
-      if (!stopped) ev.text += r.stops_->flush();
+    } else if (r.generated() >= p.max_tokens) {  // output holds this token already
+      if (r.decoder) ev.text += r.stops->push(r.decoder->flush(), &stopped);
+      if (!stopped) ev.text += r.stops->flush();
       ev.finish = stopped ? FinishReason::kStop : FinishReason::kLength;
     }
   }
   deliver(r, std::move(ev), "");
 }
 
-void Engine::loop() {
-  if (ep::ExpertParallel* ep = model_->ep()) return loop_ep(*ep);
-  std::vector<std::shared_ptr<Request>> running;
-  std::vector<EvalJob*> evals;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running.empty() || !evals_.empty(); });
-      if (stop_) {
-        for (auto& r : running) finish(*r, FinishReason::kCancelled);
-        for (auto& r : queue_) finish(*r, FinishReason::kCancelled);
-        queue_.clear();
-        for (EvalJob* j : evals_)
-          j->finish(std::make_exception_ptr(Error(ErrorCode::kCancelled, "the engine is stopping")));
-        evals_.clear();
-        return;
-      }
-      evals.assign(evals_.begin(), evals_.end());
-      evals_.clear();
-      admit_queued(running);
-    }
-    if (!running.empty() || !evals.empty()) step(running, std::move(evals));
-    evals.clear();
-    running.erase(std::remove_if(running.begin(), running.end(),
-                                 [](const std::shared_ptr<Request>& r) {
-                                   return r->finish_reason() != FinishReason::kNone;
-                                 }),
-                  running.end());
-  }
+void Engine::end_all(Running& running, FinishReason why, const std::string& error) {
+  for (auto& r : running)
+    if (!r->finished) finish(*r, why, error);
+  running.clear();
+  for (auto& r : queue_) finish(*r, why, error);
+  queue_.clear();
+  const ErrorCode code = why == FinishReason::kCancelled ? ErrorCode::kCancelled : ErrorCode::kInternal;
+  for (EvalJob* j : evals_)
+    j->finish(std::make_exception_ptr(
+        Error(code, why == FinishReason::kCancelled ? "the engine is stopping" : error)));
+  evals_.clear();
 }
 
-// With expert parallelism every forward is collective: every rank must take part in every MoE exchange.
-// So before each step the ranks all-reduce two counters, {ranks with work, ranks stopping}: when any rank
-// has work, every rank steps (a rank with nothing to run steps with no sequence); when none has, they
-// idle (a short wait for local work, then ask again); the engines end together once every rank is
-// stopping (a stopping rank cancels its own requests and keeps stepping while the others have work). Every
-// eplb_interval steps the ranks re-place the experts from the gathered load (EPLB). A failed collective
+// One loop for a model alone and for a rank of an expert-parallel group; the StepPolicy says when to step.
+// Alone, the loop sleeps until there is work and exits as soon as it is stopping. In a group every forward is
+// collective: the ranks agree before each step, a rank with nothing to run steps with no sequence, and a
+// stopping rank cancels its own requests and keeps stepping while the others have work. A failed collective
 // (a rank that failed or stopped answering) fails the group: running and later requests end with its error.
-void Engine::loop_ep(ep::ExpertParallel& ep) {
-  std::vector<std::shared_ptr<Request>> running;
+void Engine::loop() {
+  const std::unique_ptr<StepPolicy> policy = model_->ep() ? make_group_policy(*model_) : make_solo_policy();
+  Running running;
+  std::vector<EvalJob*> evals;
   std::string group_error;
-  const int64_t eplb_interval = model_->options().eplb_interval;
-  int64_t steps = 0;
-  auto fail_all = [&](std::unique_lock<std::mutex>* held) {
-    for (auto& r : running)
-      if (r->finish_reason() == FinishReason::kNone) finish(*r, FinishReason::kError, group_error);
-    running.clear();
-    std::unique_lock<std::mutex> lock;
-    if (!held) lock = std::unique_lock<std::mutex>(mu_);
-    for (auto& r : queue_) finish(*r, FinishReason::kError, group_error);
-    queue_.clear();
-  };
   for (;;) {
     bool stopping = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (!group_error.empty()) {
         // The group failed: no more collectives; requests fail at once.
-        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-        fail_all(&lock);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !evals_.empty(); });
+        end_all(running, FinishReason::kError, group_error);
         if (stop_) return;
         continue;
       }
+      if (policy->waits_for_work())
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running.empty() || !evals_.empty(); });
       stopping = stop_;
-      if (stopping) {
-        for (auto& r : running) finish(*r, FinishReason::kCancelled);
-        running.clear();
-        for (auto& r : queue_) finish(*r, FinishReason::kCancelled);
-        queue_.clear();
-      }
+      if (stopping) end_all(running, FinishReason::kCancelled, "");
+      evals.assign(evals_.begin(), evals_.end());
+      evals_.clear();
       admit_queued(running);
     }
-    int64_t flags[2] = {running.empty() ? 0 : 1, stopping ? 1 : 0};
     try {
-      ep::run_collective(ep.transport(), [&] { ep.transport().all_reduce_sum(flags, 2); });
-    } catch (const std::exception& e) {
-      group_error = e.what();
-      fail_all(nullptr);
-      continue;
-    }
-    if (flags[1] == ep.size()) return;  // every rank is stopping
-    if (flags[0] == 0) {
-      // Nobody has work: wait a little for local work, then ask the group again.
-      std::unique_lock<std::mutex> lock(mu_);
-      if (stopping)
-        cv_.wait_for(lock, std::chrono::milliseconds(1), [] { return false; });
-      else
-        cv_.wait_for(lock, std::chrono::milliseconds(1), [&] { return stop_ || !queue_.empty(); });
-      continue;
-    }
-    try {
-      step(running, {}, /*collective=*/true);
-      if (eplb_interval > 0 && ++steps % eplb_interval == 0) {
-        std::lock_guard<std::mutex> lock(model_->step_mutex());
-        ep::run_collective(ep.transport(), [&] {
-          ep::EplbOptions eo;
-          ep::rebalance(ep, model_->model(), eo);
-        });
+      const StepPolicy::Decision d = policy->agree(!running.empty() || !evals.empty(), stopping);
+      if (d == StepPolicy::Decision::kExit) return;
+      if (d == StepPolicy::Decision::kIdle) {
+        if (!policy->waits_for_work()) {
+          // Nobody in the group has work: wait a little for local work, then ask again.
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait_for(lock, std::chrono::milliseconds(1),
+                       [&] { return !stopping && (stop_ || !queue_.empty()); });
+        }
+        continue;
       }
+      step(running, std::move(evals), policy->collective());
+      evals.clear();
+      policy->after_step();
     } catch (const std::exception& e) {
-      group_error = e.what();
-      fail_all(nullptr);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (policy->collective()) {
+        group_error = e.what();  // the group is gone
+        end_all(running, FinishReason::kError, group_error);
+      } else {
+        // Alone, a step fails its own requests (its evaluations answered inside step): later ones still run.
+        for (auto& r : running)
+          if (!r->finished) finish(*r, FinishReason::kError, e.what());
+        running.clear();
+      }
       continue;
     }
     running.erase(std::remove_if(running.begin(), running.end(),
-                                 [](const std::shared_ptr<Request>& r) {
-                                   return r->finish_reason() != FinishReason::kNone;
-                                 }),
+                                 [](const std::unique_ptr<RequestState>& r) { return r->finished; }),
                   running.end());
   }
 }
@@ -381,73 +295,73 @@ void Engine::loop_ep(ep::ExpertParallel& ep) {
 // (1 + drafts rows each, accepted on the host), then the evaluation jobs.
 struct Engine::StepPlan {
   std::vector<SequenceStep> steps;
-  std::vector<Request*> reqs;  // steps[i]'s request (requests only, in the steps' order)
-  std::vector<int64_t> past;   // each request's cache length before the step
-  std::vector<int64_t> row;    // each request's first row in the forward's batch
-  size_t n_plain = 0;          // reqs [0, n_plain) sample one row; the others verify drafts
-  std::vector<std::pair<Request*, std::string>> blocked;  // waiting for KV pages, with the reason
+  std::vector<RequestState*> reqs;  // steps[i]'s request (requests only, in the steps' order)
+  std::vector<int64_t> past;        // each request's cache length before the step
+  std::vector<int64_t> row;         // each request's first row in the forward's batch
+  size_t n_plain = 0;               // reqs [0, n_plain) sample one row; the others verify drafts
+  std::vector<std::pair<RequestState*, std::string>> blocked;  // waiting for KV pages, with the reason
 };
 
-void Engine::plan(std::vector<std::shared_ptr<Request>>& running, StepPlan& p) {
+void Engine::plan(Running& running, StepPlan& p) {
   const ModelConfig& cfg = model_->config();
-  std::vector<std::pair<SequenceStep, Request*>> plain, verify;
+  std::vector<std::pair<SequenceStep, RequestState*>> plain, verify;
   int64_t budget = prefill_chunk_;
   for (auto& rp : running) {
-    Request& r = *rp;
-    if (r.cancelled_) {
+    RequestState& r = *rp;
+    if (r.stream->cancelled()) {
       finish(r, FinishReason::kCancelled);
       continue;
     }
-    if (!r.prefix_looked_up_) attach_prefix(r);
-    if (!r.resume_logits_.empty()) {
+    if (!r.prefix_looked_up) attach_prefix(r);
+    if (!r.resume_logits.empty()) {
       // A resumed sequence: its first token from the logits it came with, then it decodes like any other.
-      const std::vector<float> logits = std::move(r.resume_logits_);
-      r.resume_logits_.clear();
+      const std::vector<float> logits = std::move(r.resume_logits);
+      r.resume_logits.clear();
       const int32_t t =
           first_non_finite(logits.data(), cfg.vocab_size) >= 0
               ? -1
-              : sample_token(logits.data(), cfg.vocab_size, r.params_.sampling, r.rng_, &r.history_);
+              : sample_token(logits.data(), cfg.vocab_size, r.params.sampling, r.rng, &r.history);
       if (t < 0) {
         finish(r, FinishReason::kError, "the resumed sequence's logits are not finite");
         continue;
       }
-      r.last_token_ = t;
+      r.last_token = t;
       emit(r, t);
-      if (r.finish_reason() != FinishReason::kNone) continue;
+      if (r.finished) continue;
     }
     SequenceStep st;
-    st.kv = &r.kv_;
-    const int64_t plen = static_cast<int64_t>(r.prompt_.size());
-    if (r.prefilled_ < plen) {
+    st.kv = &r.kv;
+    const int64_t plen = static_cast<int64_t>(r.prompt.size());
+    if (r.prefilled < plen) {
       // Chunked prefill: at most `budget` prompt tokens per step across requests, so decodes keep flowing.
-      st.n = std::min(plen - r.prefilled_, budget);
+      st.n = std::min(plen - r.prefilled, budget);
       if (st.n <= 0) continue;
-      st.tokens = r.prompt_.data() + r.prefilled_;
-      st.no_logits = r.prefilled_ + st.n < plen;  // a chunk before the prompt's last samples nothing
+      st.tokens = r.prompt.data() + r.prefilled;
+      st.no_logits = r.prefilled + st.n < plen;  // a chunk before the prompt's last samples nothing
     } else {
       // Drafts past the context or past max_tokens would be thrown away: fewer are fed.
       const int64_t room =
-          std::min(cfg.max_position_embeddings - r.kv_.length() - 1, r.params_.max_tokens - r.generated_ - 1);
-      if (static_cast<int64_t>(r.drafts_.size()) > std::max<int64_t>(room, 0))
-        r.drafts_.resize(std::max<int64_t>(room, 0));
-      r.feed_.assign(1, r.last_token_);
-      r.feed_.insert(r.feed_.end(), r.drafts_.begin(), r.drafts_.end());
-      st.n = static_cast<int64_t>(r.feed_.size());
-      st.tokens = r.feed_.data();
+          std::min(cfg.max_position_embeddings - r.kv.length() - 1, r.params.max_tokens - r.generated() - 1);
+      if (static_cast<int64_t>(r.drafts.size()) > std::max<int64_t>(room, 0))
+        r.drafts.resize(std::max<int64_t>(room, 0));
+      r.feed.assign(1, r.last_token);
+      r.feed.insert(r.feed.end(), r.drafts.begin(), r.drafts.end());
+      st.n = static_cast<int64_t>(r.feed.size());
+      st.tokens = r.feed.data();
       st.all_logits = st.absorbed = st.n > 1;
     }
-    if (r.kv_.length() + st.n > cfg.max_position_embeddings) {
+    if (r.kv.length() + st.n > cfg.max_position_embeddings) {
       finish(r, FinishReason::kLength);
       continue;
     }
     try {
-      r.kv_.reserve(st.n);
+      r.kv.reserve(st.n);
     } catch (const Error& e) {
       if (e.code() != ErrorCode::kOutOfMemory) throw;
       p.blocked.emplace_back(&r, e.what());
       continue;
     }
-    if (r.prefilled_ < plen) budget -= st.n;
+    if (r.prefilled < plen) budget -= st.n;
     (st.all_logits ? verify : plain).emplace_back(st, &r);
   }
   p.n_plain = plain.size();
@@ -455,7 +369,7 @@ void Engine::plan(std::vector<std::shared_ptr<Request>>& running, StepPlan& p) {
     for (auto& [st, r] : *list) {
       p.steps.push_back(st);
       p.reqs.push_back(r);
-      p.past.push_back(r->kv_.length());
+      p.past.push_back(r->kv.length());
     }
 }
 
@@ -463,37 +377,37 @@ void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vec
   DeepseekModel& model = model_->model();
   std::vector<SequenceStep> mtp;
   std::vector<int64_t> pos0, hidden_row;
-  std::vector<Request*> drafting;
+  std::vector<RequestState*> drafting;
   for (size_t i = 0; i < p.reqs.size(); ++i) {
-    Request& r = *p.reqs[i];
-    if (!r.speculative_) continue;
+    RequestState& r = *p.reqs[i];
+    if (!r.speculative) continue;
     const SequenceStep& st = p.steps[i];
     // The MTP layer at position q reads h_q and the token at q + 1: over a prompt chunk, the prompt's next
     // tokens (and the sampled token after the prompt's last); after a decode, the kept tokens.
-    r.mtp_next_.clear();
+    r.mtp_next.clear();
     int64_t n = 0;
-    const bool prefill = p.past[i] < static_cast<int64_t>(r.prompt_.size());
+    const bool prefill = p.past[i] < static_cast<int64_t>(r.prompt.size());
     bool bad = false;
     for (int32_t t : emitted[i]) bad |= t < 0;
     if (bad) continue;  // the request ends with its error
     bool draws = true;
     if (prefill) {
-      const int64_t s = p.past[i], plen = static_cast<int64_t>(r.prompt_.size());
+      const int64_t s = p.past[i], plen = static_cast<int64_t>(r.prompt.size());
       draws = s + st.n == plen;
-      r.mtp_next_.assign(r.prompt_.begin() + s + 1, r.prompt_.begin() + std::min(s + st.n + 1, plen));
+      r.mtp_next.assign(r.prompt.begin() + s + 1, r.prompt.begin() + std::min(s + st.n + 1, plen));
       if (s + st.n == plen) {
         if (emitted[i].empty()) continue;
-        r.mtp_next_.push_back(emitted[i][0]);
+        r.mtp_next.push_back(emitted[i][0]);
       }
       n = st.n;
     } else {
       if (emitted[i].empty()) continue;
-      r.mtp_next_ = emitted[i];  // the kept drafts, then the main model's token
+      r.mtp_next = emitted[i];  // the kept drafts, then the main model's token
       n = static_cast<int64_t>(emitted[i].size());
     }
     SequenceStep m;
-    m.kv = &r.kv_;
-    m.tokens = r.mtp_next_.data();
+    m.kv = &r.kv;
+    m.tokens = r.mtp_next.data();
     m.n = n;
     m.no_logits = !draws;   // a prompt chunk before the last only fills the MTP layer's cache
     m.absorbed = !prefill;  // as the verify step it follows
@@ -501,7 +415,7 @@ void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vec
     pos0.push_back(p.past[i]);
     hidden_row.push_back(p.row[i]);
     if (!m.no_logits) drafting.push_back(&r);
-    r.drafts_.clear();
+    r.drafts.clear();
   }
   if (mtp.empty()) return;
   Backend& b = model.backend();
@@ -514,26 +428,26 @@ void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vec
     std::vector<int32_t> ids(drafting.size());
     b.sample(logits.slice_rows(0, static_cast<int64_t>(drafting.size())), greedy, nullptr, ids.data());
     for (size_t k = 0; k < drafting.size(); ++k)
-      if (ids[k] >= 0) drafting[k]->drafts_.push_back(ids[k]);
+      if (ids[k] >= 0) drafting[k]->drafts.push_back(ids[k]);
     if (depth + 1 == draft_tokens_) break;
     // The next link: the MTP layer at the drafted position, fed its own output for the hidden state.
     std::vector<SequenceStep> chain;
     std::vector<int64_t> cpos, crow;
-    std::vector<Request*> next;
+    std::vector<RequestState*> next;
     size_t k = 0;
     for (size_t j = 0; j < mtp.size(); ++j) {
       if (mtp[j].no_logits) continue;
-      Request& r = *drafting[k++];
-      if (r.drafts_.size() != static_cast<size_t>(depth + 1)) continue;
+      RequestState& r = *drafting[k++];
+      if (r.drafts.size() != static_cast<size_t>(depth + 1)) continue;
       const int64_t pos = pos0[j] + mtp[j].n;
       try {
-        r.kv_.reserve(pos + 1 - r.kv_.length());  // the chained position lies past the main cache's length
+        r.kv.reserve(pos + 1 - r.kv.length());  // the chained position lies past the main cache's length
       } catch (const Error&) {
         continue;  // a full cache just drafts less
       }
       SequenceStep c;
-      c.kv = &r.kv_;
-      c.tokens = &r.drafts_.back();
+      c.kv = &r.kv;
+      c.tokens = &r.drafts.back();
       c.n = 1;
       chain.push_back(c);
       cpos.push_back(pos);
@@ -549,8 +463,7 @@ void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vec
   }
 }
 
-void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<EvalJob*> evals,
-                  bool collective) {
+void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective) {
   DeepseekModel& model = model_->model();
   StepPlan p;
   plan(running, p);
@@ -575,7 +488,7 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
     if (!collective) return;  // with EP the rank still takes part in the step, with no sequence
   }
   bool mtp_work = false;
-  for (Request* r : p.reqs) mtp_work |= r->speculative_;
+  for (RequestState* r : p.reqs) mtp_work |= r->speculative;
   // The step as one batch: built (and uploaded) once, one forward, one sampling op over every row that
   // samples; only the sampled ids come back to the host (a verify step's rows too, for the acceptance).
   const int64_t V = cfg.vocab_size;
@@ -587,9 +500,9 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       std::vector<int64_t> sample_at(p.n_plain, -1);
       for (size_t i = 0; i < p.n_plain; ++i) {
         if (steps[i].no_logits) continue;
-        Request& r = *p.reqs[i];
+        RequestState& r = *p.reqs[i];
         sample_at[i] = static_cast<int64_t>(rows.size());
-        rows.push_back({r.params_.sampling, &r.rng_, &r.history_});
+        rows.push_back({r.params.sampling, &r.rng, &r.history});
       }
       StepBatch batch = model.make_batch(steps, &rows);
       p.row.resize(n_requests);
@@ -611,7 +524,7 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       int64_t at = static_cast<int64_t>(rows.size());
       std::vector<float> host;
       for (size_t i = p.n_plain; i < n_requests; ++i) {
-        Request& r = *p.reqs[i];
+        RequestState& r = *p.reqs[i];
         const int64_t n = steps[i].n;
         host.resize(static_cast<size_t>(n * V));
         model.backend().copy_to_host(logits.slice_rows(at, n), host.data());
@@ -620,12 +533,11 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
           emitted[i].push_back(-1);
           continue;
         }
-        emitted[i] = accept_drafts(host.data(), V, r.drafts_, r.params_.sampling, r.rng_, &r.history_);
+        emitted[i] = accept_drafts(host.data(), V, r.drafts, r.params.sampling, r.rng, &r.history);
         // The cache keeps the fed tokens the model accepted (the last one emitted is fed next step).
-        r.kv_.truncate(p.past[i] + static_cast<int64_t>(emitted[i].size()));
-        std::lock_guard<std::mutex> lock(r.mu_);
-        r.drafted_ += static_cast<int64_t>(r.drafts_.size());
-        r.accepted_ += static_cast<int64_t>(emitted[i].size()) - 1;
+        r.kv.truncate(p.past[i] + static_cast<int64_t>(emitted[i].size()));
+        r.stream->count_drafts(static_cast<int64_t>(r.drafts.size()),
+                               static_cast<int64_t>(emitted[i].size()) - 1);
       }
       for (size_t k = 0; k < eval_in_step.size(); ++k) {
         const SequenceStep& st = steps[n_requests + k];
@@ -642,25 +554,22 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
       run();
     }
   } catch (const std::exception& e) {
-    for (Request* r : p.reqs) finish(*r, FinishReason::kError, e.what());
+    for (RequestState* r : p.reqs) finish(*r, FinishReason::kError, e.what());
     for (EvalJob* j : eval_in_step) j->finish(std::current_exception());
     if (collective) throw;  // the group failed (run_collective aborted it)
     return;
   }
   for (EvalJob* j : eval_in_step) j->finish();
   for (size_t i = 0; i < n_requests; ++i) {
-    Request& r = *p.reqs[i];
-    const int64_t plen = static_cast<int64_t>(r.prompt_.size());
-    if (r.prefilled_ >= plen) {
-      std::lock_guard<std::mutex> lock(r.mu_);
-      ++r.decode_forwards_;
+    RequestState& r = *p.reqs[i];
+    const int64_t plen = static_cast<int64_t>(r.prompt.size());
+    if (r.prefilled >= plen) r.stream->count_decode_forward();
+    if (r.prefilled < plen) {
+      r.prefilled += steps[i].n;
+      if (r.prefilled < plen) continue;  // more prompt chunks to go
+      publish(r);                        // the prompt's pages, for requests that share its prefix
     }
-    if (r.prefilled_ < plen) {
-      r.prefilled_ += steps[i].n;
-      if (r.prefilled_ < plen) continue;  // more prompt chunks to go
-      publish(r);                         // the prompt's pages, for requests that share its prefix
-    }
-    if (r.cancelled_) {
+    if (r.stream->cancelled()) {
       finish(r, FinishReason::kCancelled);
       continue;
     }
@@ -671,9 +580,9 @@ void Engine::step(std::vector<std::shared_ptr<Request>>& running, std::vector<Ev
                "activations overflowed; nothing was sampled");
         break;
       }
-      r.last_token_ = t;
+      r.last_token = t;
       emit(r, t);
-      if (r.finish_reason() != FinishReason::kNone) break;
+      if (r.finished) break;
     }
   }
 }

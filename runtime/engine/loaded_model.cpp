@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "backend/cuda/cuda_backend.h"
 #include "ep/transport_mpi.h"
 #include "ep/transport_nccl.h"
 #include "util/error.h"

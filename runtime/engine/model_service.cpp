@@ -43,6 +43,30 @@ const Tokenizer& ModelService::require_tokenizer() const {
   return *tokenizer_;
 }
 
+int64_t ModelService::info_int(const std::string& k) const {
+  LoadedModel& m = *model_;
+  const ModelConfig& c = m.config();
+  if (k == "vocab_size") return c.vocab_size;
+  if (k == "context_length") return c.max_position_embeddings;
+  if (k == "num_layers") return c.num_hidden_layers;
+  if (k == "hidden_size") return c.hidden_size;
+  if (k == "num_experts") return c.n_routed_experts;
+  if (k == "num_mtp_layers") return static_cast<int64_t>(m.model().weights().mtp.size());
+  if (k == "parameters") return m.model().weights().parameter_count;
+  if (k == "kv_bytes_per_token") return m.cache().bytes_per_token();
+  if (k == "kv_capacity_tokens") return m.cache().capacity_tokens();
+  if (k == "bos_token_id") return c.bos_token_id;
+  if (k == "eos_token_id") return c.eos_token_id;
+  if (k == "ep_rank") return m.ep() ? m.ep()->rank() : 0;
+  if (k == "ep_size") return m.ep() ? m.ep()->size() : 1;
+  if (k == "ep_overlap") return m.ep() && m.ep()->two_microbatches() ? 1 : 0;
+  fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
+}
+
+std::string ModelService::config_json() const {
+  return model_config_to_json(model_->config());
+}
+
 Engine& ModelService::engine() {
   std::lock_guard<std::mutex> lock(engine_mu_);
   if (!engine_) {

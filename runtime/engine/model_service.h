@@ -26,6 +26,12 @@ class ModelService {
   // The tokenizer, or Error(kInvalidArgument) saying the model has none.
   const Tokenizer& require_tokenizer() const;
   Engine& engine();
+  // A figure of the loaded model by name (moert_model_info_int's keys: vocab_size, context_length,
+  // num_layers, hidden_size, num_experts, num_mtp_layers, parameters, kv_bytes_per_token, kv_capacity_tokens,
+  // bos_token_id, eos_token_id, ep_rank, ep_size, ep_overlap); Error(kInvalidArgument) for another key.
+  int64_t info_int(const std::string& key) const;
+  // The checkpoint's config as moert read it (JSON).
+  std::string config_json() const;
   // generation_config.json's sampling defaults (empty when the checkpoint has none).
   const GenerationDefaults& generation_defaults() const { return generation_defaults_; }
 

@@ -51,7 +51,8 @@ std::vector<uint8_t> write_kv_image(const KvImageShape& shape, const std::vector
                            static_cast<uint64_t>(shape.layers * n * shape.width) * 4;
   std::vector<uint8_t> out;
   out.reserve(kHeaderBytes + payload + 8);
-  out.insert(out.end(), kMagic, kMagic + 8);
+  for (char c : kMagic)
+    out.push_back(static_cast<uint8_t>(c));  // (insert from a char range: GCC 12 false -Wstringop-overflow)
   put<uint32_t>(out, kKvImageVersion);
   put<uint32_t>(out, kHeaderBytes);
   put<uint64_t>(out, shape.fingerprint);

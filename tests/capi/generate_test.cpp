@@ -361,7 +361,9 @@ TEST(CapiGenerate, StreamErrorIsRaceFreeWhileTheRequestFails) {
     char buf[512];
     ASSERT_EQ(moert_stream_error(s, buf, sizeof buf, nullptr), MOERT_OK);
     EXPECT_NE(std::string(buf).find("KV"), std::string::npos) << buf;
-    if (!seen.empty()) EXPECT_EQ(seen, buf);
+    if (!seen.empty()) {
+      EXPECT_EQ(seen, buf);
+    }
     moert_stream_free(s);
   }
   moert_model_free(m);

@@ -9,13 +9,13 @@
 #include <random>
 
 #include "backend/cuda/cuda_backend.h"
+#include "checkpoint/random_checkpoint.h"
 #include "config/model_config.h"
 #include "cuda_test_util.h"
 #include "ep/expert_parallel.h"
 #include "ep/transport_nccl.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_model.h"
-#include "model/random_checkpoint.h"
 #include "weights/weight_store.h"
 
 namespace moert::testing {

@@ -90,9 +90,10 @@ TEST(CliText, TokenizeMatchesHuggingFaceCases) {
     EXPECT_EQ(run(kCli + " tokenize --tokenizer " + dir + "/tokenizer.json", c["text"].get<std::string>()),
               want + "\n")
         << c["text"];
-    if (c.value("decode_roundtrip", false) && !want.empty())
+    if (c.value("decode_roundtrip", false) && !want.empty()) {
       EXPECT_EQ(run(kCli + " detokenize --tokenizer " + dir + "/tokenizer.json", want),
                 c["text"].get<std::string>());
+    }
     ++n;
   }
   EXPECT_EQ(n, 8);

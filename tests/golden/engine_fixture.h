@@ -41,12 +41,12 @@ struct Collected {
   std::string text;
   FinishReason finish = FinishReason::kNone;
 };
-inline Collected drain(Request& r) {
+inline Collected drain(RequestStream& r) {
   Collected c;
   StreamEvent ev;
   for (;;) {
     auto n = r.next(&ev, std::chrono::seconds(60));
-    if (n != Request::Next::kEvent) break;
+    if (n != RequestStream::Next::kEvent) break;
     if (ev.token >= 0) c.tokens.push_back(ev.token);
     c.text += ev.text;
     if (ev.finish != FinishReason::kNone) {

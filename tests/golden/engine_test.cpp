@@ -88,12 +88,12 @@ TEST(Engine, CancelFromAnotherThread) {
   auto r = engine.submit(ref.prompts[0], greedy(100000));
   auto other = engine.submit(ref.prompts[2], greedy(48));
   StreamEvent ev;
-  ASSERT_EQ(r->next(&ev, 60s), Request::Next::kEvent);
+  ASSERT_EQ(r->next(&ev, 60s), RequestStream::Next::kEvent);
   std::thread([&] { r->cancel(); }).join();
   Collected rest = drain(*r);
   EXPECT_EQ(rest.finish, FinishReason::kCancelled);
   EXPECT_LT(rest.tokens.size(), 1000u);
-  EXPECT_EQ(r->next(&ev, 1s), Request::Next::kDone);
+  EXPECT_EQ(r->next(&ev, 1s), RequestStream::Next::kDone);
   EXPECT_EQ(drain(*other).tokens, ref.greedy[2]);  // the other stream is unaffected
 }
 
@@ -124,7 +124,7 @@ TEST(Engine, SeededSamplingIsReproducibleWhateverTheBatch) {
   p.sampling.seed = 1234;
   auto alone = drain(*engine.submit(ref.prompts[0], p)).tokens;
   // Same request while three others run.
-  std::vector<std::shared_ptr<Request>> noise;
+  std::vector<std::shared_ptr<RequestStream>> noise;
   for (int i = 1; i < 4; ++i) noise.push_back(engine.submit(ref.prompts[i], greedy(40)));
   auto crowded = drain(*engine.submit(ref.prompts[0], p)).tokens;
   for (auto& n : noise) drain(*n);

@@ -71,7 +71,9 @@ TEST(AcceptDrafts, SampledTokensKeepTheModelsDistributionOverManySeeds) {
     }
     // The filtered-out token never appears.
     for (int64_t t = 0; t < V; ++t)
-      if (p0[t] == 0) EXPECT_EQ(first[t], 0) << "token " << t;
+      if (p0[t] == 0) {
+        EXPECT_EQ(first[t], 0) << "token " << t;
+      }
     int dof = 0;
     const double x0 = chi_square(first, p0, N, &dof);
     // 5 degrees of freedom at most: 30 is beyond the 0.9999 quantile (25.7); seeds are fixed, so no flakes.
@@ -159,7 +161,7 @@ TEST(SpeculativeEngine, StopTokensMaxTokensAndCancelEndWhereTheyWould) {
   EXPECT_EQ(d.finish, FinishReason::kStop);
   auto r = engine.submit(ref.prompts[0], greedy(100000));
   StreamEvent ev;
-  ASSERT_EQ(r->next(&ev, std::chrono::seconds(60)), Request::Next::kEvent);
+  ASSERT_EQ(r->next(&ev, std::chrono::seconds(60)), RequestStream::Next::kEvent);
   r->cancel();
   EXPECT_EQ(drain(*r).finish, FinishReason::kCancelled);
   EXPECT_EQ(model->cache().free_pages(), model->cache().total_pages());
@@ -175,7 +177,7 @@ TEST(SpeculativeEngine, SeededSamplingIsReproducibleWhateverTheBatch) {
   auto alone = engine.submit(ref.prompts[2], p);
   const std::vector<int32_t> a = drain(*alone).tokens;
   EXPECT_GT(alone->usage().draft_tokens, 0);
-  std::vector<std::shared_ptr<Request>> noise;
+  std::vector<std::shared_ptr<RequestStream>> noise;
   for (int i = 0; i < 4; ++i) noise.push_back(engine.submit(ref.prompts[i], greedy(30)));
   const std::vector<int32_t> b = drain(*engine.submit(ref.prompts[2], p)).tokens;
   for (auto& n : noise) drain(*n);

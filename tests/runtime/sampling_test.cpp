@@ -134,10 +134,11 @@ TEST(Sampling, SeededDrawsAreReproducibleAndFollowTheDistribution) {
   EXPECT_TRUE(differs);
   for (int t = 0; t < 50; ++t) {
     const double f = static_cast<double>(counts[t]) / draws;
-    if (p[t] == 0.0)
+    if (p[t] == 0.0) {
       EXPECT_EQ(counts[t], 0) << t;
-    else
+    } else {
       EXPECT_NEAR(f, p[t], 4 * std::sqrt(p[t] * (1 - p[t]) / draws) + 1e-3) << t;
+    }
   }
 }
 

@@ -8,10 +8,9 @@
 
 namespace moert {
 
-// Throws Error(kDevice) when the device cannot be used. The environment variable MOERT_CUDA_GEMM
-// (auto | own | lt) picks the FP8 GEMM path with ActMode::kFp8: auto uses cuBLASLt's block-scaled GEMM for
-// more than 16 rows and the own small-M kernel below; own never uses cuBLASLt; lt uses it at every M.
-std::unique_ptr<Backend> make_cuda_backend(int device_index);
+// make_cuda_backend is declared in backend.h. The environment variable MOERT_CUDA_GEMM (auto | own | lt)
+// picks the FP8 GEMM path with ActMode::kFp8: auto uses cuBLASLt's block-scaled GEMM for more than 16 rows
+// and the own small-M kernel; own never uses cuBLASLt; lt uses it at every M.
 
 // Devices the CUDA runtime sees (0 without a driver or device).
 int cuda_device_count();
