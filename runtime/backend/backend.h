@@ -28,7 +28,7 @@ enum class ActMode : uint8_t {
 // token r of a page at r * width within it (width = kv_lora_rank + qk_rope_head_dim). A cache slot names a
 // token's row: slot = page * page_rows + r.
 struct LatentPool {
-  Tensor pool;  // F32
+  Tensor pool;  // F32, or BF16 on a GPU
   int64_t page_rows = 0, page_stride = 0, width = 0;
 };
 

@@ -254,6 +254,8 @@ TEST_F(OpChecksTest, IndexContentsOutOfRangeAreRejectedByName) {
   const std::vector<Case> cases = {
       {"embedding", "ids[1] = 10", [&] { b->embedding(table, ids, x); },
        [&] { b->embedding(table, bad_ids, x); }},
+      {"gather_rows", "rows[1] = 10", [&] { b->gather_rows(table, ids, x); },
+       [&] { b->gather_rows(table, bad_ids, x); }},
       {"moe_group", "ids[1, 0] = 8",
        [&] {
          MoeGrouping g;

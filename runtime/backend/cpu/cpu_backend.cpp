@@ -140,6 +140,9 @@ class CpuBackend final : public Backend {
   void gather_rows_impl(const Tensor& x, const Tensor& rows, Tensor& out) override {
     const int32_t* r = rows.ptr<int32_t>();
     for (int64_t i = 0; i < rows.rows; ++i) {
+      if (r[i * rows.ld] < 0 || r[i * rows.ld] >= x.rows)
+        fail_op("gather_rows", "rows[" + std::to_string(i) + "] = " + std::to_string(r[i * rows.ld]) +
+                                   " is not a row of x (" + std::to_string(x.rows) + ")");
       std::memcpy(out.ptr<float>() + i * out.ld, x.ptr<float>() + r[i * rows.ld] * x.ld,
                   x.cols * sizeof(float));
     }
