@@ -13,7 +13,7 @@ bool holds_elements(const Tensor& t) {
   return t.rows > 0 && t.cols > 0;
 }
 
-// [a, a_end) and [b, b_end) in bytes, from each view's first to one past its last element.
+// One past a view's last element: two views overlap when each starts before the other ends.
 const uint8_t* view_end(const Tensor& t) {
   return static_cast<const uint8_t*>(t.data) + ((t.rows - 1) * t.ld + t.cols) * dtype_size(t.dtype);
 }
