@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   ThreadPool pool(threads);
   auto ref = [&](int64_t m) {
     WeightRef w;
-    w.type = WeightType::kF8E4M3;
+    w.type = moert::DType::kF8E4M3;
     w.data = q.data() + per * m;
     w.n = n;
     w.k = k;

@@ -52,7 +52,7 @@ struct Fp8Weight {
     }
     std::uniform_real_distribution<float> u(1e-4f, 1e-3f);
     for (auto& v : s) v = u(rng);
-    ref.type = WeightType::kF8E4M3;
+    ref.type = moert::DType::kF8E4M3;
     ref.data = q.data();
     ref.n = n;
     ref.k = k;

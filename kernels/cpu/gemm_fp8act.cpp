@@ -286,7 +286,7 @@ MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
 bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
                      ThreadPool* pool) {
   if (!cpu_matmul_enabled() || !cpu_matmul_features().avx512_bf16) return false;
-  if (w.type != WeightType::kF8E4M3 || w.row0 % kPanel != 0 || m <= 0 || w.n <= 0 || w.k <= 0) return false;
+  if (w.type != DType::kF8E4M3 || w.row0 % kPanel != 0 || m <= 0 || w.n <= 0 || w.k <= 0) return false;
   const int64_t Kp = (w.k + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock;
   // Quantised x in per-call buffers (the threads' scratch is for the panels).
   static thread_local std::vector<uint16_t> qbuf;

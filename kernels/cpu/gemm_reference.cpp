@@ -6,14 +6,16 @@ namespace moert::kernels {
 float weight_at(const WeightRef& w, int64_t row, int64_t col) {
   const int64_t i = row * w.ld + col;
   switch (w.type) {
-    case WeightType::kF32:
+    case DType::kF32:
       return static_cast<const float*>(w.data)[i];
-    case WeightType::kBF16:
+    case DType::kBF16:
       return bf16_to_float(static_cast<const uint16_t*>(w.data)[i]);
-    case WeightType::kF16:
+    case DType::kF16:
       return f16_to_float(static_cast<const uint16_t*>(w.data)[i]);
-    case WeightType::kF8E4M3:
+    case DType::kF8E4M3:
       return e4m3_to_float(static_cast<const uint8_t*>(w.data)[i]) * w.block_scale(row, col);
+    default:  // not a weight type
+      break;
   }
   return 0.0f;
 }

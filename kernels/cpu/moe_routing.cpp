@@ -20,7 +20,8 @@ void top_indices(const float* v, int64_t n, int64_t k, int64_t* out) {
 
 }  // namespace
 
-void route_topk(const float* logits, int64_t tokens, const RoutingParams& p, int32_t* ids, float* weights) {
+void route_topk(const float* logits, int64_t tokens, const RoutingParams& p, const float* bias, int32_t* ids,
+                float* weights) {
   const int64_t E = p.experts, per_group = E / p.n_group;
   std::vector<float> scores(E), choice(E), group_scores(p.n_group);
   std::vector<int64_t> sel(std::max(p.top_k, p.n_group)), gsel(p.n_group), two(2);
@@ -33,7 +34,7 @@ void route_topk(const float* logits, int64_t tokens, const RoutingParams& p, int
       for (int64_t e = 0; e < E; ++e) sum += (scores[e] = std::exp(l[e] - mx));
       for (int64_t e = 0; e < E; ++e) scores[e] /= sum;
     }
-    for (int64_t e = 0; e < E; ++e) choice[e] = scores[e] + (p.bias ? p.bias[e] : 0.0f);
+    for (int64_t e = 0; e < E; ++e) choice[e] = scores[e] + (bias ? bias[e] : 0.0f);
     if (p.grouped && p.n_group > 1) {
       for (int64_t g = 0; g < p.n_group; ++g) {
         const float* c = choice.data() + g * per_group;

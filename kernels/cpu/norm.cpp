@@ -27,7 +27,7 @@ void rmsnorm(const float* x, int64_t rows, int64_t ldx, int64_t d, const WeightR
              int64_t ldy) {
   if (rows <= 0 || d <= 0) return;
   const float* wf;
-  if (w.type == WeightType::kF32) {
+  if (w.type == DType::kF32) {
     wf = static_cast<const float*>(w.data);
   } else {
     float* buf = tls_scratch(3, static_cast<size_t>(d));

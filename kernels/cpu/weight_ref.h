@@ -4,12 +4,12 @@
 #pragma once
 #include <cstdint>
 
+#include "common/dtype.h"
+
 namespace moert::kernels {
 
-enum class WeightType : uint8_t { kF32, kBF16, kF16, kF8E4M3 };
-
 struct WeightRef {
-  WeightType type = WeightType::kF32;
+  DType type = DType::kF32;
   const void* data = nullptr;    // element (0, 0)
   int64_t n = 0, k = 0;          // rows (outputs), columns (inputs)
   int64_t ld = 0;                // elements between rows
@@ -25,7 +25,7 @@ struct WeightRef {
     w.row0 = row0 + r;
     return w;
   }
-  int elem_size() const { return type == WeightType::kF32 ? 4 : type == WeightType::kF8E4M3 ? 1 : 2; }
+  int elem_size() const { return static_cast<int>(dtype_size(type)); }
   float block_scale(int64_t row, int64_t col) const {
     return scale[((row0 + row) >> 7) * scale_ld + (col >> 7)];
   }

@@ -74,33 +74,33 @@ __device__ inline float f16_to_f32(uint16_t h) {
 }
 
 // Element (row, col) of a weight as fp32 (without the FP8 block scale).
-template <int WT>
+template <DType WT>
 __device__ inline float load_raw(const void* w, int64_t idx) {
-  if constexpr (WT == kWF32) return static_cast<const float*>(w)[idx];
-  if constexpr (WT == kWBF16) return bf16_to_f32(static_cast<const uint16_t*>(w)[idx]);
-  if constexpr (WT == kWF16) return f16_to_f32(static_cast<const uint16_t*>(w)[idx]);
-  if constexpr (WT == kWF8) return e4m3_to_f32(static_cast<const uint8_t*>(w)[idx]);
+  if constexpr (WT == DType::kF32) return static_cast<const float*>(w)[idx];
+  if constexpr (WT == DType::kBF16) return bf16_to_f32(static_cast<const uint16_t*>(w)[idx]);
+  if constexpr (WT == DType::kF16) return f16_to_f32(static_cast<const uint16_t*>(w)[idx]);
+  if constexpr (WT == DType::kF8E4M3) return e4m3_to_f32(static_cast<const uint8_t*>(w)[idx]);
   return 0.0f;
 }
 
 // Dequantised weight element; `row` counts from the view's first row (row0 in the scale grid).
-template <int WT>
+template <DType WT>
 __device__ inline float load_weight(const DevWeight& w, int64_t row, int64_t col) {
   float v = load_raw<WT>(w.data, row * w.ld + col);
-  if constexpr (WT == kWF8) v *= w.scale[((w.row0 + row) >> 7) * w.scale_ld + (col >> 7)];
+  if constexpr (WT == DType::kF8E4M3) v *= w.scale[((w.row0 + row) >> 7) * w.scale_ld + (col >> 7)];
   return v;
 }
 
-__device__ inline float load_any(const void* w, int type, int64_t idx) {
+__device__ inline float load_any(const void* w, DType type, int64_t idx) {
   switch (type) {
-    case kWBF16:
-      return load_raw<kWBF16>(w, idx);
-    case kWF16:
-      return load_raw<kWF16>(w, idx);
-    case kWF8:
-      return load_raw<kWF8>(w, idx);
+    case DType::kBF16:
+      return load_raw<DType::kBF16>(w, idx);
+    case DType::kF16:
+      return load_raw<DType::kF16>(w, idx);
+    case DType::kF8E4M3:
+      return load_raw<DType::kF8E4M3>(w, idx);
     default:
-      return load_raw<kWF32>(w, idx);
+      return load_raw<DType::kF32>(w, idx);
   }
 }
 
@@ -116,23 +116,23 @@ __device__ inline float warp_max(float v) {
 // Dispatches a templated launch on the weight type.
 #define MOERT_CUDA_WTYPE_SWITCH(type, WT, ...) \
   switch (type) {                              \
-    case kWF32: {                              \
-      constexpr int WT = kWF32;                \
+    case DType::kF32: {                        \
+      constexpr DType WT = DType::kF32;        \
       __VA_ARGS__;                             \
       break;                                   \
     }                                          \
-    case kWBF16: {                             \
-      constexpr int WT = kWBF16;               \
+    case DType::kBF16: {                       \
+      constexpr DType WT = DType::kBF16;       \
       __VA_ARGS__;                             \
       break;                                   \
     }                                          \
-    case kWF16: {                              \
-      constexpr int WT = kWF16;                \
+    case DType::kF16: {                        \
+      constexpr DType WT = DType::kF16;        \
       __VA_ARGS__;                             \
       break;                                   \
     }                                          \
-    case kWF8: {                               \
-      constexpr int WT = kWF8;                 \
+    case DType::kF8E4M3: {                     \
+      constexpr DType WT = DType::kF8E4M3;     \
       __VA_ARGS__;                             \
       break;                                   \
     }                                          \

@@ -7,15 +7,16 @@
 
 #include <cuda_runtime_api.h>
 
+#include "common/dtype.h"
+#include "common/routing_params.h"
+
 namespace moert::cuda {
 
-// Storage type of a weight read by a kernel (same order as kernels::WeightType).
-enum WType : int { kWF32 = 0, kWBF16 = 1, kWF16 = 2, kWF8 = 3 };
-
-// A weight matrix [n, k] (row-major, row stride ld) of type `type`; FP8 carries fp32 block scales
-// [ceil((row0 + n) / 128), scale_ld] (multiply to dequantise), row0 being this view's first row in the grid.
+// A weight matrix [n, k] (row-major, row stride ld) of type `type` (F32, BF16, F16 or F8E4M3); FP8 carries
+// fp32 block scales [ceil((row0 + n) / 128), scale_ld] (multiply to dequantise), row0 being this view's first
+// row in the grid.
 struct DevWeight {
-  int type = kWF32;
+  DType type = DType::kF32;
   const void* data = nullptr;
   int64_t n = 0, k = 0, ld = 0;
   const float* scale = nullptr;
@@ -56,8 +57,8 @@ cudaError_t add_inplace(const float* x, int64_t ldx, int64_t rows, int64_t cols,
                         cudaStream_t s);
 
 // ---- norm + rope (norm_rope.cu)
-cudaError_t rmsnorm(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w, int wtype, float eps,
-                    float* y, int64_t ldy, cudaStream_t s);
+cudaError_t rmsnorm(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w, DType wtype,
+                    float eps, float* y, int64_t ldy, cudaStream_t s);
 cudaError_t rope_interleaved(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t head_stride,
                              int64_t dim, const int32_t* positions, const float* inv_freq,
                              float attention_factor, cudaStream_t s);
@@ -121,16 +122,10 @@ cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_ro
                              const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s);
 
 // ---- MoE router (moe_route.cu), exactly kernels/cpu/moe_routing.cpp; logits packed [tokens, experts].
-struct RouteParams {
-  int64_t experts = 0, top_k = 0, n_group = 1, topk_group = 1;
-  bool sigmoid = true, group_sum_top2 = true, grouped = true, normalize = true,
-       scale_only_unnormalized = false;
-  float routed_scale = 1.0f;
-  const float* bias = nullptr;  // device, may be null
-};
+// bias: the correction bias [experts] on the device (may be null).
 constexpr int64_t kMaxRouteExperts = 512;
-cudaError_t moe_route(const float* logits, int64_t tokens, const RouteParams& p, int32_t* ids, int64_t ldi,
-                      float* weights, int64_t ldw, cudaStream_t s);
+cudaError_t moe_route(const float* logits, int64_t tokens, const RoutingParams& p, const float* bias,
+                      int32_t* ids, int64_t ldi, float* weights, int64_t ldw, cudaStream_t s);
 
 // ---- sampling (sample.cu): one block per row of logits [rows, vocab] (row stride ld), with the packed
 // parameters and penalty tokens of runtime's SampleTable; ids[row] = the sampled id (-1: non-finite logits).
@@ -147,7 +142,7 @@ cudaError_t moe_group(const int32_t* ids, int64_t ldi, int64_t tokens, int64_t t
                       cudaStream_t s);
 // y[offsets[e] .. offsets[e+1]) = x[same rows] @ W_e^T for every e with weights[e].data != null (a device
 // array of `experts` weights of one type); max_rows bounds any expert's rows, max_n any W_e's rows.
-cudaError_t grouped_gemm(const float* x, int64_t ldx, const DevWeight* weights, int wtype,
+cudaError_t grouped_gemm(const float* x, int64_t ldx, const DevWeight* weights, DType wtype,
                          const int32_t* offsets, int64_t experts, int64_t max_rows, int64_t max_n, float* y,
                          int64_t ldy, cudaStream_t s);
 // out[t] = sum over t's k slots with slot_row >= 0, in ascending (order, slot), of w * y[slot_row], from

@@ -70,7 +70,7 @@ LtGemm::~LtGemm() {
 bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t m, const DevWeight& w,
                               float* y, int64_t ldy, cudaStream_t s, const char** err) {
   *err = nullptr;
-  if (!handle_ || w.type != kWF8 || w.row0 % 128 != 0 || w.scale_ld % 4 != 0 || w.k % 16 != 0 ||
+  if (!handle_ || w.type != DType::kF8E4M3 || w.row0 % 128 != 0 || w.scale_ld % 4 != 0 || w.k % 16 != 0 ||
       w.ld % 16 != 0 || ldy % 4 != 0 || m <= 0)
     return false;
   const int64_t N = w.n, K = w.k;

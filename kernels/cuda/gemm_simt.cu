@@ -8,7 +8,7 @@ namespace {
 
 constexpr int BM = 64, BN = 64, BK = 16, kThreads = 256;
 
-template <int WT, bool TRANS>
+template <DType WT, bool TRANS>
 __global__ void __launch_bounds__(kThreads)
     gemm_tiled_kernel(const float* x, int64_t M, int64_t ldx, DevWeight w, int64_t N, int64_t K, float* y,
                       int64_t ldy, GemmBatch b) {
@@ -68,24 +68,24 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // 8 consecutive weight values of row `row` starting at column k (k % 8 == 0, 8-element aligned), dequantised.
-template <int WT>
+template <DType WT>
 __device__ inline void load8(const DevWeight& w, int64_t row, int64_t k, float out[8]) {
   const int64_t idx = row * w.ld + k;
-  if constexpr (WT == kWF8) {
+  if constexpr (WT == DType::kF8E4M3) {
     const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(w.data) + idx);
     const float s = w.scale[((w.row0 + row) >> 7) * w.scale_ld + (k >> 7)];
 #pragma unroll
     for (int j = 0; j < 4; ++j) out[j] = e4m3_to_f32((raw.x >> (8 * j)) & 0xff) * s;
 #pragma unroll
     for (int j = 0; j < 4; ++j) out[4 + j] = e4m3_to_f32((raw.y >> (8 * j)) & 0xff) * s;
-  } else if constexpr (WT == kWBF16 || WT == kWF16) {
+  } else if constexpr (WT == DType::kBF16 || WT == DType::kF16) {
     const uint4 raw = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w.data) + idx);
     const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const uint16_t lo = words[j] & 0xffff, hi = words[j] >> 16;
-      out[2 * j] = WT == kWBF16 ? bf16_to_f32(lo) : f16_to_f32(lo);
-      out[2 * j + 1] = WT == kWBF16 ? bf16_to_f32(hi) : f16_to_f32(hi);
+      out[2 * j] = WT == DType::kBF16 ? bf16_to_f32(lo) : f16_to_f32(lo);
+      out[2 * j + 1] = WT == DType::kBF16 ? bf16_to_f32(hi) : f16_to_f32(hi);
     }
   } else {
     const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(w.data) + idx);
@@ -101,7 +101,7 @@ __device__ inline void load8(const DevWeight& w, int64_t row, int64_t k, float o
   }
 }
 
-template <int WT, int MT>
+template <DType WT, int MT>
 __global__ void __launch_bounds__(256)
     gemm_small_m_kernel(const float* x, int64_t M, int64_t ldx, DevWeight w, float* y, int64_t ldy) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * 8 + (threadIdx.x >> 5);
@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-template <int WT, int MT>
+template <DType WT, int MT>
 cudaError_t launch_small(const float* x, int64_t m, int64_t ldx, const DevWeight& w, float* y, int64_t ldy,
                          cudaStream_t s) {
   gemm_small_m_kernel<WT, MT><<<blocks_for(w.n, 8), 256, 0, s>>>(x, m, ldx, w, y, ldy);
@@ -166,7 +166,7 @@ cudaError_t gemm_f32(const float* x, int64_t m, int64_t ldx, const DevWeight& w,
 cudaError_t gemm_small_m(const float* x, int64_t m, int64_t ldx, const DevWeight& w, float* y, int64_t ldy,
                          cudaStream_t s) {
   if (m <= 0 || w.n <= 0) return cudaSuccess;
-  const int esize = w.type == kWF32 ? 4 : w.type == kWF8 ? 1 : 2;
+  const int esize = w.type == DType::kF32 ? 4 : w.type == DType::kF8E4M3 ? 1 : 2;
   const bool aligned = m <= 16 && w.k % 8 == 0 && w.ld % 8 == 0 &&
                        reinterpret_cast<uintptr_t>(w.data) % (8 * esize) == 0 && ldx % 4 == 0 &&
                        reinterpret_cast<uintptr_t>(x) % 16 == 0 && w.n <= 65535LL * 8 * 1024;

@@ -15,7 +15,7 @@ __global__ void dequant_rows_kernel(DevWeight w, const int32_t* ids, int64_t row
         v = __int_as_float(0x7fc00000);
       } else {
         v = load_any(w.data, w.type, src * w.ld + col0 + c);
-        if (w.type == kWF8) v *= w.scale[((w.row0 + src) >> 7) * w.scale_ld + ((col0 + c) >> 7)];
+        if (w.type == DType::kF8E4M3) v *= w.scale[((w.row0 + src) >> 7) * w.scale_ld + ((col0 + c) >> 7)];
       }
       out[r * ldo + c] = v;
     }

@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kGroupThreads)
 constexpr int BM = 64, BN = 64, BK = 16, kThreads = 256;
 
 // y[rows of expert e] = x[same rows] @ W_e^T, blockIdx.z = e.
-template <int WT>
+template <DType WT>
 __global__ void __launch_bounds__(kThreads)
     grouped_gemm_kernel(const float* x, int64_t ldx, const DevWeight* ws, const int32_t* offsets, float* y,
                         int64_t ldy) {
@@ -139,24 +139,24 @@ cudaError_t moe_group(const int32_t* ids, int64_t ldi, int64_t tokens, int64_t t
   return launch_status();
 }
 
-cudaError_t grouped_gemm(const float* x, int64_t ldx, const DevWeight* weights, int wtype,
+cudaError_t grouped_gemm(const float* x, int64_t ldx, const DevWeight* weights, DType wtype,
                          const int32_t* offsets, int64_t experts, int64_t max_rows, int64_t max_n, float* y,
                          int64_t ldy, cudaStream_t s) {
   if (experts <= 0 || max_rows <= 0 || max_n <= 0) return cudaSuccess;
   if (experts > 65535) return cudaErrorInvalidValue;
   const dim3 grid(blocks_for(max_n, BN), blocks_for(max_rows, BM), static_cast<unsigned>(experts));
   switch (wtype) {
-    case kWF8:
-      grouped_gemm_kernel<kWF8><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+    case DType::kF8E4M3:
+      grouped_gemm_kernel<DType::kF8E4M3><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
       break;
-    case kWBF16:
-      grouped_gemm_kernel<kWBF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+    case DType::kBF16:
+      grouped_gemm_kernel<DType::kBF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
       break;
-    case kWF16:
-      grouped_gemm_kernel<kWF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+    case DType::kF16:
+      grouped_gemm_kernel<DType::kF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
       break;
     default:
-      grouped_gemm_kernel<kWF32><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      grouped_gemm_kernel<DType::kF32><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
       break;
   }
   return launch_status();

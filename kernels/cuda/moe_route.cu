@@ -46,8 +46,8 @@ __device__ void warp_top(const float* v, int n, int k, int32_t* out, unsigned ch
 }
 
 __global__ void __launch_bounds__(kWarps * 32)
-    route_kernel(const float* logits, int64_t tokens, RouteParams p, int32_t* ids, int64_t ldi,
-                 float* weights, int64_t ldw) {
+    route_kernel(const float* logits, int64_t tokens, RoutingParams p, const float* bias, int32_t* ids,
+                 int64_t ldi, float* weights, int64_t ldw) {
   __shared__ WarpScratch scratch[kWarps];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t t = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int e = lane; e < E; e += 32) w.scores[e] /= sum;
   }
   __syncwarp();
-  for (int e = lane; e < E; e += 32) w.choice[e] = w.scores[e] + (p.bias ? p.bias[e] : 0.0f);
+  for (int e = lane; e < E; e += 32) w.choice[e] = w.scores[e] + (bias ? bias[e] : 0.0f);
   __syncwarp();
   if (p.grouped && G > 1) {
     // Each lane scores its groups serially (the group's top two, or its best).
@@ -107,13 +107,14 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 }  // namespace
 
-cudaError_t moe_route(const float* logits, int64_t tokens, const RouteParams& p, int32_t* ids, int64_t ldi,
-                      float* weights, int64_t ldw, cudaStream_t s) {
+cudaError_t moe_route(const float* logits, int64_t tokens, const RoutingParams& p, const float* bias,
+                      int32_t* ids, int64_t ldi, float* weights, int64_t ldw, cudaStream_t s) {
   if (tokens <= 0) return cudaSuccess;
   if (p.experts <= 0 || p.experts > kMaxRouteExperts || p.n_group <= 0 || p.n_group > kMaxGroups ||
       p.top_k > p.experts || p.topk_group > p.n_group || p.experts % p.n_group != 0)
     return cudaErrorInvalidValue;
-  route_kernel<<<blocks_for(tokens, kWarps), kWarps * 32, 0, s>>>(logits, tokens, p, ids, ldi, weights, ldw);
+  route_kernel<<<blocks_for(tokens, kWarps), kWarps * 32, 0, s>>>(logits, tokens, p, bias, ids, ldi, weights,
+                                                                  ldw);
   return launch_status();
 }
 

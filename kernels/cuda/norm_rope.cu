@@ -6,8 +6,8 @@ namespace {
 
 constexpr int kNormThreads = 256;
 
-__global__ void rmsnorm_kernel(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w, int wtype,
-                               float eps, float* y, int64_t ldy) {
+__global__ void rmsnorm_kernel(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w,
+                               DType wtype, float eps, float* y, int64_t ldy) {
   __shared__ float partial[kNormThreads / 32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = x + r * ldx;
@@ -43,8 +43,8 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t ldx, int64_t heads, 
 
 }  // namespace
 
-cudaError_t rmsnorm(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w, int wtype, float eps,
-                    float* y, int64_t ldy, cudaStream_t s) {
+cudaError_t rmsnorm(const float* x, int64_t rows, int64_t ldx, int64_t d, const void* w, DType wtype,
+                    float eps, float* y, int64_t ldy, cudaStream_t s) {
   if (rows <= 0 || d <= 0) return cudaSuccess;
   rmsnorm_kernel<<<static_cast<unsigned>(std::min<int64_t>(rows, 65535)), kNormThreads, 0, s>>>(
       x, rows, ldx, d, w, wtype, eps, y, ldy);

@@ -1,7 +1,6 @@
-// The op interface the model graph is written against: one declaration per op, one implementation per
-// backend (cpu_backend.cpp, cuda_backend.cu). Activations are F32 tensors on the backend's device;
-// weights are WeightMatrix views in their stored type. Ops check shapes they could get wrong and throw
-// Error(kInternal) on a mismatch: the model is expected to pass consistent shapes. Index tensors (ids,
+// The op interface the model graph is written against: one declaration per op, its argument checks once
+// (backend.cpp), one compute per backend (cpu_backend.cpp, cuda_backend.cpp). Activations are F32 tensors
+// on the backend's device; weights are WeightMatrix views in their stored type. Index tensors (ids,
 // positions, slots, page tables) live in the backend's memory too: the step's tables arrive in one upload
 // (see runtime/model/step_batch.h) and no op reads device memory on the host, so a forward on a GPU never
 // waits for it until the sampled ids come back.
@@ -12,6 +11,7 @@
 
 #include "backend/sampling.h"
 #include "backend/tensor.h"
+#include "common/routing_params.h"
 
 namespace moert {
 
@@ -28,7 +28,7 @@ enum class ActMode : uint8_t {
 // token r of a page at r * width within it (width = kv_lora_rank + qk_rope_head_dim). A cache slot names a
 // token's row: slot = page * page_rows + r.
 struct LatentPool {
-  Tensor pool;  // F32
+  Tensor pool;  // F32, or BF16 on a GPU
   int64_t page_rows = 0, page_stride = 0, width = 0;
 };
 
@@ -38,30 +38,6 @@ struct LatentPool {
 struct PagedKv {
   Tensor indptr, pages, last_page_len, kv_len;
   int64_t seqs = 0, max_kv_len = 0;
-};
-
-struct RouterConfig {
-  int64_t experts = 0, top_k = 0, n_group = 1, topk_group = 1;
-  bool sigmoid = true, group_sum_top2 = true, grouped = true, normalize = true,
-       scale_only_unnormalized = false;
-  float routed_scale = 1.0f;
-
-  // The same fields in a backend kernel's own parameter struct (kernels stay free of runtime types).
-  template <typename Params>
-  Params to_kernel_params() const {
-    Params p;
-    p.experts = experts;
-    p.top_k = top_k;
-    p.n_group = n_group;
-    p.topk_group = topk_group;
-    p.sigmoid = sigmoid;
-    p.group_sum_top2 = group_sum_top2;
-    p.grouped = grouped;
-    p.normalize = normalize;
-    p.scale_only_unnormalized = scale_only_unnormalized;
-    p.routed_scale = routed_scale;
-    return p;
-  }
 };
 
 struct ExpertWeights {
@@ -109,6 +85,10 @@ struct SampleTable {
   int64_t rows = 0;
 };
 
+// The ops are non-virtual: each checks its arguments once (backend.cpp: shapes, dtypes, devices, aliasing,
+// index tensors' layout, with the helpers of op_checks.h) and then calls the backend's protected *_impl,
+// which only computes (the NVI pattern, as CTranslate2's ops check then dispatch). A failed check throws
+// Error(kInternal) naming the op and the argument: the model is expected to pass consistent arguments.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -116,75 +96,73 @@ class Backend {
   virtual DeviceKind device() const = 0;
 
   // Memory. New tensors are uninitialised, row-major with ld = cols.
-  virtual Tensor empty(DType dtype, int64_t rows, int64_t cols) = 0;
-  virtual void fill_zero(Tensor& t) = 0;
+  Tensor empty(DType dtype, int64_t rows, int64_t cols);
+  void fill_zero(Tensor& t);
   // A checkpoint tensor ([rows, cols]) on this device: a view of the mapping on CPU, a copy elsewhere.
-  virtual Tensor weight(const TensorInfo& info, int64_t rows, int64_t cols) = 0;
-  virtual void copy_to_host(const Tensor& src, float* dst) = 0;        // F32 [rows, cols] packed
-  virtual void copy_to_host_i32(const Tensor& src, int32_t* dst) = 0;  // I32 [rows, cols] packed
-  virtual void copy_from_host(const float* src, Tensor& dst) = 0;      // F32 [rows, cols] packed
-  virtual void copy_from_host_i32(const int32_t* src, Tensor& dst) = 0;
+  Tensor weight(const TensorInfo& info, int64_t rows, int64_t cols);
+  void copy_to_host(const Tensor& src, float* dst);        // F32 [rows, cols] packed
+  void copy_to_host_i32(const Tensor& src, int32_t* dst);  // I32 [rows, cols] packed
+  void copy_from_host(const float* src, Tensor& dst);      // F32 [rows, cols] packed
+  void copy_from_host_i32(const int32_t* src, Tensor& dst);
 
   // out[i] = table[ids[i]] (as F32). ids: I32 [n, 1].
-  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out);
   // out = w * x / sqrt(mean(x^2) + eps), per row. x and out may alias.
-  virtual void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
+  void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out);
   // out = x @ W^T.
-  virtual void linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) = 0;
+  void linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode);
   // RoPE on interleaved pairs of `heads` vectors of `dim` values at column stride `head_stride`, in place.
   // inv_freq: F32 [1, dim / 2] in the backend's memory.
-  virtual void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
-                    const Tensor& inv_freq, float attention_factor) = 0;
-  // out = silu(gate) * up.
-  virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
+            const Tensor& inv_freq, float attention_factor);
+  // out = silu(gate) * up (out may alias gate or up).
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
   // y += x.
-  virtual void add(const Tensor& x, Tensor& y) = 0;
+  void add(const Tensor& x, Tensor& y);
   // out[i] = x[rows[i]]. rows: I32 [n, 1].
-  virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+  void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out);
 
   // Expanded causal attention over a batch's sequences at once (varlen, as FlashAttention's cu_seqlens):
   // query row i attends key rows k_start[i] .. k_start[i] + positions[i] of k and v (its sequence's keys,
   // key j at position j). Consecutive rows of one sequence share k_start. positions, k_start: I32 [t, 1].
-  virtual void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                                  const Tensor& positions, const Tensor& k_start, float scale,
-                                  Tensor& out) = 0;
+  void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                          const Tensor& positions, const Tensor& k_start, float scale, Tensor& out);
   // MLA absorbed into the latent: q_lat[:, h] = q_nope[:, h] @ W_UK[h] (W_UK[h] = kv_b rows of head h's
   // nope part), out[:, h] = o_lat[:, h] @ W_UV[h]^T.
-  virtual void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b,
-                            int64_t heads, int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) = 0;
-  virtual void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
-                              int64_t vdim, Tensor& out, ActMode mode) = 0;
+  void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
+                    int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode);
+  void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
+                      int64_t vdim, Tensor& out, ActMode mode);
   // Attention over the latent cache for a batch's sequences at once: query row i belongs to sequence
   // row_seq[i] of `kv` and attends its cache rows 0 .. positions[i]. q_lat [t, heads * lat]; q_rope: head
   // h's rope query at columns h * rope_head_stride .. + rope; out [t, heads * lat]. row_seq: I32 [t, 1].
-  virtual void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                                const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq,
-                                int64_t heads, int64_t lat, int64_t rope, const Tensor& positions,
-                                float scale, Tensor& out) = 0;
+  void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
+                        const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
+                        int64_t lat, int64_t rope, const Tensor& positions, float scale, Tensor& out);
   // Expanded keys and values from kv_b's output [s, heads * (nope + vdim)] and the rope keys [s, rope]:
   // k [s, heads * (nope + rope)] = per head [k_nope | k_rope], v [s, heads * vdim].
-  virtual void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
-                             int64_t vdim, Tensor& k, Tensor& v) = 0;
+  void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
+                     Tensor& k, Tensor& v);
   // Writes rows [t, width] to the cache slots slots[0 .. t) (I32 [t, 1]): every new token of a step, one
   // call.
-  virtual void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) = 0;
+  void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots);
   // out[i] = the cache row at slots[i] ([n, width]).
-  virtual void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) = 0;
+  void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out);
 
   // Router: logits [t, experts] -> ids I32 [t, top_k], weights F32 [t, top_k]. bias may be empty.
-  virtual void moe_route(const Tensor& logits, const Tensor& bias, const RouterConfig& cfg, Tensor& ids,
-                         Tensor& weights) = 0;
+  void moe_route(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
+                 Tensor& weights);
   // The grouped MoE primitives; the expert FFN is written once over them (runtime/model). moe_group: ids
   // [T, top_k] -> g (experts not held in `set` get no rows). moe_expert_linear: for each expert e with rows,
   // out[offsets[e] .. offsets[e+1]) = x[same rows] @ W_e^T, W_e = set.experts[e]'s `proj` (rows [g.rows, *]).
   // moe_combine: out[t] = sum over t's slots s with slot_row[t, s] >= 0, in ascending (order[t, s], s), of
   // weights[t, s] * rows[slot_row[t, s]], from zero (the router's ids as `order`: ascending expert id).
   virtual void prepare_experts(ExpertSet& set) { set.device.reset(); }
-  virtual void moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) = 0;
-  virtual void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
-                                 Tensor& out, ActMode mode) = 0;
-  virtual void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
-                           const Tensor& order, Tensor& out) = 0;
+  void moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g);
+  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                         Tensor& out, ActMode mode);
+  void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
+                   Tensor& out);
 
   // Samples one token per logits row ([R, vocab], rows.size() == R; every row with its RNG) into ids[0 .. R)
   // (host memory): greedy,
@@ -192,8 +170,8 @@ class Backend {
   // A row whose logits hold a NaN or an infinity gets id -1. The only transfer to the host of a step. With
   // `packed` (the rows as the step batch uploaded them) a device samples on the device and returns the ids
   // only; the CPU samples from `rows` (its seeded results do not depend on packing).
-  virtual void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
-                      int32_t* ids) = 0;
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
+              int32_t* ids);
 
   // Graph capture (CUDA graphs): the ops issued between begin_capture and end_capture are recorded, not
   // run; replay runs them again over whatever their tensors then hold. The CPU has none (false).
@@ -213,6 +191,46 @@ class Backend {
   };
   virtual Counters counters() const { return {}; }
   virtual void reset_counters() {}
+
+ protected:
+  // The backends' compute, called with checked arguments only (see the public ops above for their meaning).
+  virtual Tensor empty_impl(DType dtype, int64_t rows, int64_t cols) = 0;
+  virtual void fill_zero_impl(Tensor& t) = 0;
+  virtual Tensor weight_impl(const TensorInfo& info, int64_t rows, int64_t cols) = 0;
+  virtual void copy_to_host_impl(const Tensor& src, void* dst) = 0;  // 4-byte elements
+  virtual void copy_from_host_impl(const void* src, Tensor& dst) = 0;
+  virtual void embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  virtual void rmsnorm_impl(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
+  virtual void linear_impl(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) = 0;
+  virtual void rope_impl(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
+                         const Tensor& inv_freq, float attention_factor) = 0;
+  virtual void silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  virtual void add_impl(const Tensor& x, Tensor& y) = 0;
+  virtual void gather_rows_impl(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+  virtual void attention_expanded_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                                       const Tensor& positions, const Tensor& k_start, float scale,
+                                       Tensor& out) = 0;
+  virtual void mla_absorb_q_impl(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b,
+                                 int64_t heads, int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) = 0;
+  virtual void mla_absorb_out_impl(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
+                                   int64_t vdim, Tensor& out, ActMode mode) = 0;
+  virtual void attention_latent_impl(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
+                                     const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq,
+                                     int64_t heads, int64_t lat, int64_t rope, const Tensor& positions,
+                                     float scale, Tensor& out) = 0;
+  virtual void mla_expand_kv_impl(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
+                                  int64_t vdim, Tensor& k, Tensor& v) = 0;
+  virtual void cache_write_impl(const Tensor& rows, const LatentPool& cache, const Tensor& slots) = 0;
+  virtual void cache_gather_impl(const LatentPool& cache, const Tensor& slots, Tensor& out) = 0;
+  virtual void moe_route_impl(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
+                              Tensor& weights) = 0;
+  virtual void moe_group_impl(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) = 0;
+  virtual void moe_expert_linear_impl(const Tensor& x, const MoeGrouping& g, const ExpertSet& set,
+                                      ExpertProj proj, Tensor& out, ActMode mode) = 0;
+  virtual void moe_combine_impl(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
+                                const Tensor& order, Tensor& out) = 0;
+  virtual void sample_impl(const Tensor& logits, const std::vector<SampleRow>& rows,
+                           const SampleTable* packed, int32_t* ids) = 0;
 };
 
 // batch_invariant: every row's result of every op is the same bits whatever else is in the batch (the GEMMs

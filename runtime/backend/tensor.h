@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "backend/dtype.h"
+#include "common/dtype.h"
 
 namespace moert {
 

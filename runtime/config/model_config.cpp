@@ -117,6 +117,27 @@ double ModelConfig::softmax_scale() const {
   return s;
 }
 
+RoutingParams ModelConfig::routing() const {
+  RoutingParams p;
+  p.experts = n_routed_experts;
+  p.top_k = num_experts_per_tok;
+  p.n_group = n_group;
+  p.topk_group = topk_group;
+  p.sigmoid = scoring_func == ScoringFunc::kSigmoid;
+  p.grouped = topk_method != TopkMethod::kGreedy;
+  p.group_sum_top2 = topk_method == TopkMethod::kNoauxTc;
+  p.routed_scale = static_cast<float>(routed_scaling_factor);
+  if (model_type == "deepseek_v2") {
+    // DeepSeek-V2: normalise only when asked (and top_k > 1), and then without the routed scale.
+    p.normalize = norm_topk_prob && num_experts_per_tok > 1;
+    p.scale_only_unnormalized = true;
+  } else {
+    p.normalize = norm_topk_prob;
+    p.scale_only_unnormalized = false;
+  }
+  return p;
+}
+
 double ModelConfig::rope_attention_factor() const {
   if (!rope_scaling.yarn) return 1.0;
   const RopeScaling& y = rope_scaling;

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "common/routing_params.h"
+
 namespace moert {
 
 enum class ScoringFunc { kSoftmax, kSigmoid };
@@ -76,6 +78,8 @@ struct ModelConfig {
   double softmax_scale() const;
   // RoPE cos/sin multiplier from YaRN (1 unless mscale differs from mscale_all_dim).
   double rope_attention_factor() const;
+  // The router's parameters (scoring, grouping, normalisation, routed scale) this config's model type means.
+  RoutingParams routing() const;
 };
 
 // Parses and validates config.json text; `source` names the file in error messages.

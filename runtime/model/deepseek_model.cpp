@@ -22,22 +22,7 @@ DeepseekModel::DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store
   prepare_expert_sets();
   rope_factor_ = static_cast<float>(cfg_.rope_attention_factor());
   softmax_scale_ = static_cast<float>(cfg_.softmax_scale());
-  router_.experts = cfg_.n_routed_experts;
-  router_.top_k = cfg_.num_experts_per_tok;
-  router_.n_group = cfg_.n_group;
-  router_.topk_group = cfg_.topk_group;
-  router_.sigmoid = cfg_.scoring_func == ScoringFunc::kSigmoid;
-  router_.grouped = cfg_.topk_method != TopkMethod::kGreedy;
-  router_.group_sum_top2 = cfg_.topk_method == TopkMethod::kNoauxTc;
-  router_.routed_scale = static_cast<float>(cfg_.routed_scaling_factor);
-  if (cfg_.model_type == "deepseek_v2") {
-    // DeepSeek-V2: normalise only when asked (and top_k > 1), and then without the routed scale.
-    router_.normalize = cfg_.norm_topk_prob && cfg_.num_experts_per_tok > 1;
-    router_.scale_only_unnormalized = true;
-  } else {
-    router_.normalize = cfg_.norm_topk_prob;
-    router_.scale_only_unnormalized = false;
-  }
+  router_ = cfg_.routing();
 }
 
 int64_t DeepseekModel::cache_layers() const {

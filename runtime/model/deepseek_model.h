@@ -190,7 +190,7 @@ class DeepseekModel {
   std::map<int64_t, GraphSlot> graphs_;  // by bucket (rows)
   const LatentCache* cache_ = nullptr;   // the current batch's
   float rope_factor_ = 1.0f, softmax_scale_ = 1.0f;
-  RouterConfig router_;
+  RoutingParams router_;
 };
 
 }  // namespace moert

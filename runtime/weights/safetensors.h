@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/dtype.h"
+#include "common/dtype.h"
 #include "weights/mapped_file.h"
 
 namespace moert {

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/dtype.h"
+#include "common/dtype.h"
 
 namespace moert {
 

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "backend/dtype.h"
+#include "common/dtype.h"
 #include "weights/weight_store.h"
 
 namespace moert {

@@ -279,29 +279,29 @@ TEST_F(CudaOps, MlaExpandKv) {
 
 TEST_F(CudaOps, MoeRoute) {
   struct Case {
-    RouterConfig cfg;
+    RoutingParams cfg;
     bool bias;
   };
   std::vector<Case> cases;
-  RouterConfig v3;
+  RoutingParams v3;
   v3.experts = 64;
   v3.top_k = 6;
   v3.n_group = 8;
   v3.topk_group = 4;
   v3.routed_scale = 2.5f;
   cases.push_back({v3, true});
-  RouterConfig v3full = v3;
+  RoutingParams v3full = v3;
   v3full.experts = 256;
   v3full.top_k = 8;
   cases.push_back({v3full, true});
-  RouterConfig v2 = v3;
+  RoutingParams v2 = v3;
   v2.sigmoid = false;
   v2.group_sum_top2 = false;
   v2.normalize = false;
   v2.scale_only_unnormalized = true;
   v2.routed_scale = 16.0f;
   cases.push_back({v2, false});
-  RouterConfig greedy = v2;
+  RoutingParams greedy = v2;
   greedy.grouped = false;
   greedy.normalize = true;
   cases.push_back({greedy, false});

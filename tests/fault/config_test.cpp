@@ -13,6 +13,7 @@
 namespace {
 
 using moert::ModelConfig;
+using moert::RoutingParams;
 using moert::ScoringFunc;
 using moert::TopkMethod;
 using json = nlohmann::ordered_json;
@@ -82,6 +83,18 @@ void expect_v3_family(const ModelConfig& c) {
   EXPECT_FALSE(c.is_moe_layer(2));
   EXPECT_TRUE(c.is_moe_layer(3));
   EXPECT_TRUE(c.is_moe_layer(60));
+  // The router as DeepSeek-V3 defines it: sigmoid, noaux_tc groups (top-2 sums), normalised, then scaled.
+  const RoutingParams r = c.routing();
+  EXPECT_EQ(r.experts, 256);
+  EXPECT_EQ(r.top_k, 8);
+  EXPECT_EQ(r.n_group, 8);
+  EXPECT_EQ(r.topk_group, 4);
+  EXPECT_TRUE(r.sigmoid);
+  EXPECT_TRUE(r.grouped);
+  EXPECT_TRUE(r.group_sum_top2);
+  EXPECT_TRUE(r.normalize);
+  EXPECT_FALSE(r.scale_only_unnormalized);
+  EXPECT_FLOAT_EQ(r.routed_scale, 2.5f);
 }
 
 TEST(RealConfigs, DeepSeekV3) {
@@ -120,6 +133,18 @@ TEST(RealConfigs, DeepSeekV2) {
   EXPECT_EQ(c.eos_token_id, 100001);
   const double m = yarn_mscale(40.0, 0.707);
   EXPECT_NEAR(c.softmax_scale(), m * m / std::sqrt(192.0), 1e-12);
+  // V2: softmax, group-limited greedy (a group's best), unnormalised (norm_topk_prob false), so scaled.
+  const RoutingParams r = c.routing();
+  EXPECT_EQ(r.experts, 160);
+  EXPECT_EQ(r.top_k, 6);
+  EXPECT_EQ(r.n_group, 8);
+  EXPECT_EQ(r.topk_group, 3);
+  EXPECT_FALSE(r.sigmoid);
+  EXPECT_TRUE(r.grouped);
+  EXPECT_FALSE(r.group_sum_top2);
+  EXPECT_FALSE(r.normalize);
+  EXPECT_TRUE(r.scale_only_unnormalized);
+  EXPECT_FLOAT_EQ(r.routed_scale, 16.0f);
 }
 
 TEST(RealConfigs, DeepSeekV2Lite) {
@@ -143,6 +168,11 @@ TEST(RealConfigs, DeepSeekV2Lite) {
   EXPECT_EQ(c.topk_method, TopkMethod::kGreedy);
   EXPECT_TRUE(c.rope_scaling.yarn);
   EXPECT_FALSE(c.quant.fp8);
+  const RoutingParams r = c.routing();  // V2-Lite: plain greedy top-6 of 64 softmax scores
+  EXPECT_FALSE(r.sigmoid);
+  EXPECT_FALSE(r.grouped);
+  EXPECT_FALSE(r.normalize);
+  EXPECT_TRUE(r.scale_only_unnormalized);
 }
 
 TEST(RealConfigs, Moonlight16BA3B) {

@@ -36,7 +36,7 @@ TEST(GemmFp8Act, MatchesQuantisedReference) {
                         {7, 64, 128},  {33, 200, 257}, {1, 40, 77}};
   for (const Case& cs : cases)
     for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
-      TestWeight w = make_weight(WeightType::kF8E4M3, cs.n, cs.k, rng);
+      TestWeight w = make_weight(DType::kF8E4M3, cs.n, cs.k, rng);
       std::vector<float> x = randn(static_cast<size_t>(cs.m * (cs.k + 3)), rng, 2.0f);
       const int64_t ldx = cs.k + 3, ldy = cs.n + 5;
       std::vector<float> xq = x, want(cs.m * ldy, 0.0f), got(cs.m * ldy, -1.0f);
@@ -69,11 +69,11 @@ TEST(GemmFp8Act, MatchesQuantisedReference) {
 TEST(GemmFp8Act, RowSlicesAndFallbacks) {
   MatmulScope on;
   std::mt19937 rng(5);
-  TestWeight w = make_weight(WeightType::kF8E4M3, 256, 384, rng);
+  TestWeight w = make_weight(DType::kF8E4M3, 256, 384, rng);
   std::vector<float> x = randn(20 * 384, rng), y(20 * 96);
   // a slice off the 32-row grid, and non-FP8 weights, are declined (the caller falls back)
   EXPECT_FALSE(gemm_xwt_fp8act(x.data(), 20, 384, w.ref().rows(16, 96), y.data(), 96, nullptr));
-  TestWeight wb = make_weight(WeightType::kBF16, 96, 384, rng);
+  TestWeight wb = make_weight(DType::kBF16, 96, 384, rng);
   EXPECT_FALSE(gemm_xwt_fp8act(x.data(), 20, 384, wb.ref(), y.data(), 96, nullptr));
   set_cpu_matmul(false);
   EXPECT_FALSE(gemm_xwt_fp8act(x.data(), 20, 384, w.ref(), y.data(), 96, nullptr));

@@ -14,7 +14,7 @@
 namespace moert::kernels::test {
 namespace {
 
-using Param = std::tuple<CpuIsa, WeightType>;
+using Param = std::tuple<CpuIsa, DType>;
 
 class GemmTest : public ::testing::TestWithParam<Param> {
  protected:
@@ -176,7 +176,7 @@ TEST(Fp8Dequant, AllCodesEveryIsa) {
     for (float s : {1.0f, 0.0078125f, 3.0e-3f, 7.5f}) {
       float scale[2] = {s, s * 2};
       WeightRef w;
-      w.type = WeightType::kF8E4M3;
+      w.type = DType::kF8E4M3;
       w.data = q.data();
       w.n = 1;
       w.k = 256;
@@ -198,12 +198,11 @@ std::string name(const ::testing::TestParamInfo<Param>& info) {
   return isa_param_name(std::get<0>(info.param)) + "_" + type_name(std::get<1>(info.param));
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, GemmTest,
-                         ::testing::Combine(::testing::Values(CpuIsa::kPortable, CpuIsa::kAvx2,
-                                                              CpuIsa::kAvx512),
-                                            ::testing::Values(WeightType::kF32, WeightType::kBF16,
-                                                              WeightType::kF16, WeightType::kF8E4M3)),
-                         name);
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, GemmTest,
+    ::testing::Combine(::testing::Values(CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512),
+                       ::testing::Values(DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3)),
+    name);
 
 }  // namespace
 }  // namespace moert::kernels::test

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "cpu/numeric_types.h"
 
@@ -42,32 +43,34 @@ double e4m3_formula(uint8_t b) {
   return s ? -mag : mag;
 }
 
-const char* type_name(WeightType t) {
+const char* type_name(DType t) {
   switch (t) {
-    case WeightType::kF32:
+    case DType::kF32:
       return "f32";
-    case WeightType::kBF16:
+    case DType::kBF16:
       return "bf16";
-    case WeightType::kF16:
+    case DType::kF16:
       return "f16";
-    case WeightType::kF8E4M3:
+    case DType::kF8E4M3:
       return "fp8";
+    default:
+      break;
   }
   return "?";
 }
 
-TestWeight make_weight(WeightType type, int64_t n, int64_t k, std::mt19937& rng, int64_t ld_pad) {
+TestWeight make_weight(DType type, int64_t n, int64_t k, std::mt19937& rng, int64_t ld_pad) {
   TestWeight w;
   w.type = type;
   w.n = n;
   w.k = k;
   w.ld = k + ld_pad;
-  const int es = type == WeightType::kF32 ? 4 : type == WeightType::kF8E4M3 ? 1 : 2;
+  const int es = type == DType::kF32 ? 4 : type == DType::kF8E4M3 ? 1 : 2;
   w.bytes.assign(static_cast<size_t>(n * w.ld * es + 64), 0);
   w.value.resize(n * k);
   std::normal_distribution<float> nd(0.0f, 0.5f);
   std::uniform_int_distribution<int> code(0, 255);
-  if (type == WeightType::kF8E4M3) {
+  if (type == DType::kF8E4M3) {
     w.scale_ld = (k + 127) / 128 + 1;  // a padded scale row
     std::uniform_real_distribution<float> us(0.5e-3f, 4e-3f);
     w.scale.resize(((n + 127) / 128) * w.scale_ld);
@@ -78,7 +81,7 @@ TestWeight make_weight(WeightType type, int64_t n, int64_t k, std::mt19937& rng,
       uint8_t* p = w.bytes.data() + (r * w.ld + c) * es;
       double v = 0;
       switch (type) {
-        case WeightType::kF32: {
+        case DType::kF32: {
           float f;
           do f = nd(rng);
           while (f == 0.0f);
@@ -86,7 +89,7 @@ TestWeight make_weight(WeightType type, int64_t n, int64_t k, std::mt19937& rng,
           v = f;
           break;
         }
-        case WeightType::kBF16: {
+        case DType::kBF16: {
           uint16_t h;
           do h = float_to_bf16(nd(rng));
           while ((h & 0x7fff) == 0);
@@ -94,7 +97,7 @@ TestWeight make_weight(WeightType type, int64_t n, int64_t k, std::mt19937& rng,
           v = bf16_to_float(h);
           break;
         }
-        case WeightType::kF16: {
+        case DType::kF16: {
           // fp16 bits from the definition: include subnormals now and then
           uint16_t h;
           do {
@@ -107,7 +110,7 @@ TestWeight make_weight(WeightType type, int64_t n, int64_t k, std::mt19937& rng,
           v = (h >> 15) ? -mag : mag;
           break;
         }
-        case WeightType::kF8E4M3: {
+        case DType::kF8E4M3: {
           int b;
           do b = code(rng);
           while ((b & 0x7f) == 0x7f || (b & 0x7f) == 0);
@@ -117,6 +120,8 @@ TestWeight make_weight(WeightType type, int64_t n, int64_t k, std::mt19937& rng,
                                  w.scale[(r >> 7) * w.scale_ld + (c >> 7)]);
           break;
         }
+        default:
+          throw std::invalid_argument("make_weight: not a weight type");
       }
       w.value[r * k + c] = v;
     }

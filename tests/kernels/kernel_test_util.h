@@ -28,7 +28,7 @@ std::vector<float> rand_nonzero(size_t n, std::mt19937& rng, float lo, float hi)
 // A [n, k] weight of `type` with random non-zero values (fp8: random codes except NaN; scale per 128x128
 // block, random), and its values as doubles, computed by the textbook formula.
 struct TestWeight {
-  WeightType type;
+  DType type;
   int64_t n = 0, k = 0, ld = 0;
   std::vector<uint8_t> bytes;
   std::vector<float> scale;
@@ -36,11 +36,11 @@ struct TestWeight {
   std::vector<double> value;  // [n, k], dequantised
   WeightRef ref() const;
 };
-TestWeight make_weight(WeightType type, int64_t n, int64_t k, std::mt19937& rng, int64_t ld_pad = 0);
+TestWeight make_weight(DType type, int64_t n, int64_t k, std::mt19937& rng, int64_t ld_pad = 0);
 
 // The value of e4m3 code b from its definition: (-1)^s 2^(e-7) (1 + m/8), subnormal 2^-6 m/8.
 double e4m3_formula(uint8_t b);
 
-const char* type_name(WeightType t);
+const char* type_name(DType t);
 
 }  // namespace moert::kernels::test

@@ -24,7 +24,7 @@ class OpsTest : public ::testing::TestWithParam<CpuIsa> {
 TEST_P(OpsTest, RmsNorm) {
   IsaScope scope(GetParam());
   std::mt19937 rng(21);
-  for (WeightType type : {WeightType::kF32, WeightType::kBF16, WeightType::kF16})
+  for (DType type : {DType::kF32, DType::kBF16, DType::kF16})
     for (int64_t d : {int64_t{1}, int64_t{7}, int64_t{100}, int64_t{384}, int64_t{512}, int64_t{1000}})
       for (int64_t rows : {int64_t{1}, int64_t{3}, int64_t{17}}) {
         SCOPED_TRACE(::testing::Message() << type_name(type) << " d=" << d << " rows=" << rows);

@@ -25,30 +25,17 @@ namespace moert {
 namespace {
 
 using kernels::WeightRef;
-using kernels::WeightType;
 
-void check(bool ok, const char* what) {
-  if (!ok) fail(ErrorCode::kInternal, std::string("cpu backend: shape mismatch in ") + what);
+// A failed check of what only the compute sees (an index tensor's contents, the CPU's own limits); the
+// arguments' shapes were checked by Backend's op (backend.cpp).
+[[noreturn]] void fail_op(const char* op, const std::string& what) {
+  fail(ErrorCode::kInternal, std::string("backend op ") + op + ": " + what);
 }
 
-WeightType weight_type(DType t) {
-  switch (t) {
-    case DType::kF32:
-      return WeightType::kF32;
-    case DType::kBF16:
-      return WeightType::kBF16;
-    case DType::kF16:
-      return WeightType::kF16;
-    case DType::kF8E4M3:
-      return WeightType::kF8E4M3;
-    default:
-      fail(ErrorCode::kInternal, std::string("cpu backend: unsupported weight dtype ") + dtype_name(t));
-  }
-}
-
+// The backend's op checked the dtype (a weight type).
 WeightRef ref(const Tensor& w) {
   WeightRef r;
-  r.type = weight_type(w.dtype);
+  r.type = w.dtype;
   r.data = w.data;
   r.n = w.rows;
   r.k = w.cols;
@@ -72,7 +59,8 @@ class CpuBackend final : public Backend {
   const char* name() const override { return "cpu"; }
   DeviceKind device() const override { return DeviceKind::kCpu; }
 
-  Tensor empty(DType dtype, int64_t rows, int64_t cols) override {
+ protected:
+  Tensor empty_impl(DType dtype, int64_t rows, int64_t cols) override {
     Tensor t;
     t.dtype = dtype;
     t.rows = rows;
@@ -84,13 +72,13 @@ class CpuBackend final : public Backend {
     return t;
   }
 
-  void fill_zero(Tensor& t) override {
+  void fill_zero_impl(Tensor& t) override {
     for (int64_t r = 0; r < t.rows; ++r)
       std::memset(static_cast<uint8_t*>(t.data) + r * t.ld * dtype_size(t.dtype), 0,
                   t.cols * dtype_size(t.dtype));
   }
 
-  Tensor weight(const TensorInfo& info, int64_t rows, int64_t cols) override {
+  Tensor weight_impl(const TensorInfo& info, int64_t rows, int64_t cols) override {
     Tensor t;
     t.dtype = info.dtype;
     t.rows = rows;
@@ -100,47 +88,38 @@ class CpuBackend final : public Backend {
     return t;
   }
 
-  void copy_to_host(const Tensor& src, float* dst) override {
-    check(src.dtype == DType::kF32, "copy_to_host");
+  // 4-byte elements (F32 or I32), packed on the host.
+  void copy_to_host_impl(const Tensor& src, void* dst) override {
     for (int64_t r = 0; r < src.rows; ++r)
-      std::memcpy(dst + r * src.cols, src.ptr<float>() + r * src.ld, src.cols * 4);
+      std::memcpy(static_cast<uint8_t*>(dst) + r * src.cols * 4,
+                  static_cast<const uint8_t*>(src.data) + r * src.ld * 4, src.cols * 4);
   }
-  void copy_to_host_i32(const Tensor& src, int32_t* dst) override {
-    check(src.dtype == DType::kI32, "copy_to_host_i32");
-    for (int64_t r = 0; r < src.rows; ++r)
-      std::memcpy(dst + r * src.cols, src.ptr<int32_t>() + r * src.ld, src.cols * 4);
-  }
-  void copy_from_host(const float* src, Tensor& dst) override {
-    check(dst.dtype == DType::kF32, "copy_from_host");
+  void copy_from_host_impl(const void* src, Tensor& dst) override {
     for (int64_t r = 0; r < dst.rows; ++r)
-      std::memcpy(dst.ptr<float>() + r * dst.ld, src + r * dst.cols, dst.cols * 4);
-  }
-  void copy_from_host_i32(const int32_t* src, Tensor& dst) override {
-    check(dst.dtype == DType::kI32, "copy_from_host_i32");
-    for (int64_t r = 0; r < dst.rows; ++r)
-      std::memcpy(dst.ptr<int32_t>() + r * dst.ld, src + r * dst.cols, dst.cols * 4);
+      std::memcpy(static_cast<uint8_t*>(dst.data) + r * dst.ld * 4,
+                  static_cast<const uint8_t*>(src) + r * dst.cols * 4, dst.cols * 4);
   }
 
-  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
-    check(out.rows == ids.rows && out.cols == table.cols, "embedding");
+  void embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) override {
     const WeightRef w = ref(table);
     for (int64_t i = 0; i < ids.rows; ++i) {
       const int32_t id = ids.ptr<int32_t>()[i * ids.ld];
-      check(id >= 0 && id < table.rows, "embedding (token id)");
+      if (id < 0 || id >= table.rows)
+        fail_op("embedding", "ids[" + std::to_string(i) + "] = " + std::to_string(id) +
+                                 " is not a row of table [" + std::to_string(table.rows) + ", " +
+                                 std::to_string(table.cols) + "]");
       kernels::dequant_row(w, id, 0, table.cols, out.ptr<float>() + i * out.ld);
     }
   }
 
-  void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
-    check(x.cols == w.cols * w.rows && out.cols == x.cols && out.rows == x.rows, "rmsnorm");
+  void rmsnorm_impl(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     WeightRef r = ref(w);
     r.n = 1;
     r.k = x.cols;
     kernels::rmsnorm(x.ptr<float>(), x.rows, x.ld, x.cols, r, eps, out.ptr<float>(), out.ld);
   }
 
-  void linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
-    check(x.cols == w.k() && out.cols == w.n() && out.rows == x.rows, "linear");
+  void linear_impl(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
     // FP8 activations at prefill sizes: the CPU's matrix instructions where present (AVX-512-BF16), the same
     // products as the quantise-dequantise path below. Not in batch-invariant mode (whose rows must not
     // depend on how many there are) nor at decode sizes (memory-bound: the dot-product path is as fast).
@@ -152,40 +131,37 @@ class CpuBackend final : public Backend {
     kernels::gemm_xwt(in, x.rows, ldx, ref(w), out.ptr<float>(), out.ld, &pool_, batch_invariant_);
   }
 
-  void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
-            const Tensor& inv_freq, float attention_factor) override {
-    check(positions.rows == x.rows && inv_freq.rows * inv_freq.cols >= dim / 2, "rope");
+  void rope_impl(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
+                 const Tensor& inv_freq, float attention_factor) override {
     kernels::rope_interleaved(x.ptr<float>(), x.rows, x.ld, heads, head_stride, dim, positions.ptr<int32_t>(),
                               inv_freq.ptr<float>(), attention_factor);
   }
 
-  void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
-    check(out.rows == rows.rows && out.cols == x.cols && x.dtype == DType::kF32, "gather_rows");
+  void gather_rows_impl(const Tensor& x, const Tensor& rows, Tensor& out) override {
     const int32_t* r = rows.ptr<int32_t>();
     for (int64_t i = 0; i < rows.rows; ++i) {
+      if (r[i * rows.ld] < 0 || r[i * rows.ld] >= x.rows)
+        fail_op("gather_rows", "rows[" + std::to_string(i) + "] = " + std::to_string(r[i * rows.ld]) +
+                                   " is not a row of x (" + std::to_string(x.rows) + ")");
       std::memcpy(out.ptr<float>() + i * out.ld, x.ptr<float>() + r[i * rows.ld] * x.ld,
                   x.cols * sizeof(float));
     }
   }
 
-  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
-    check(gate.rows == up.rows && gate.cols == up.cols && out.cols == gate.cols, "silu_mul");
+  void silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) override {
     kernels::silu_mul(gate.ptr<float>(), gate.ld, up.ptr<float>(), up.ld, gate.rows, gate.cols,
                       out.ptr<float>(), out.ld);
   }
 
-  void add(const Tensor& x, Tensor& y) override {
-    check(x.rows == y.rows && x.cols == y.cols, "add");
+  void add_impl(const Tensor& x, Tensor& y) override {
     for (int64_t r = 0; r < x.rows; ++r)
       kernels::add_inplace(x.cols, x.ptr<float>() + r * x.ld, y.ptr<float>() + r * y.ld);
   }
 
-  void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                          const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) override {
+  void attention_expanded_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                               const Tensor& positions, const Tensor& k_start, float scale,
+                               Tensor& out) override {
     const int64_t dqk = q.cols / heads, dv = v.cols / heads, t = q.rows;
-    check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == t &&
-              k_start.rows == t && out.rows == t,
-          "attention_expanded");
     // Runs of rows with one k_start are one sequence's queries.
     const int32_t* ks = k_start.ptr<int32_t>();
     const int32_t* pos = positions.ptr<int32_t>();
@@ -202,10 +178,9 @@ class CpuBackend final : public Backend {
                                 out.ptr<float>(), out.ld, &pool_);
   }
 
-  void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
-                    int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) override {
+  void mla_absorb_q_impl(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
+                         int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) override {
     const int64_t lat = kv_b.k();
-    check(q_lat.cols == heads * lat && q_lat.rows == q_nope.rows, "mla_absorb_q");
     if (fuse_heads(q_nope.rows, heads, kv_b, mode)) {
       // Decode: one parallel_for over the heads (each head's product single-threaded, the same bits as
       // the per-head calls) instead of one per head; the per-call barrier cost more than the small GEMMs.
@@ -226,10 +201,9 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
-                      int64_t vdim, Tensor& out, ActMode mode) override {
+  void mla_absorb_out_impl(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
+                           int64_t vdim, Tensor& out, ActMode mode) override {
     const int64_t lat = kv_b.k();
-    check(o_lat.cols == heads * lat && out.cols == heads * vdim, "mla_absorb_out");
     if (fuse_heads(o_lat.rows, heads, kv_b, mode)) {
       kernels::parallel_for(&pool_, heads, 1, [&](int64_t hb, int64_t he, int) {
         for (int64_t h = hb; h < he; ++h)
@@ -248,15 +222,12 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                        const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
-                        int64_t lat, int64_t rope, const Tensor& positions, float scale,
-                        Tensor& out) override {
+  void attention_latent_impl(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
+                             const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
+                             int64_t lat, int64_t rope, const Tensor& positions, float scale,
+                             Tensor& out) override {
     const int64_t t = q_lat.rows;
-    check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope &&
-              out.cols == heads * lat && row_seq.rows == t && positions.rows == t &&
-              cache.width == lat + rope && cache.pool.dtype == DType::kF32,
-          "attention_latent");
+    require_f32_pool("attention_latent", cache);
     // One page table per sequence, pointing into the batch's CSR table.
     const int32_t* indptr = kv.indptr.ptr<int32_t>();
     const int32_t* pages = kv.pages.ptr<int32_t>();
@@ -272,12 +243,9 @@ class CpuBackend final : public Backend {
                               &pool_, !batch_invariant_);
   }
 
-  void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
-                     Tensor& k, Tensor& v) override {
+  void mla_expand_kv_impl(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
+                          Tensor& k, Tensor& v) override {
     const int64_t rope = k_rope.cols, s = kvb.rows;
-    check(kvb.cols == heads * (nope + vdim) && k.cols == heads * (nope + rope) && v.cols == heads * vdim &&
-              k.rows == s && v.rows == s && k_rope.rows == s,
-          "mla_expand_kv");
     for (int64_t j = 0; j < s; ++j) {
       const float* src = kvb.ptr<float>() + j * kvb.ld;
       float* kj = k.ptr<float>() + j * k.ld;
@@ -290,38 +258,32 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
-    check(rows.cols == cache.width && slots.rows == rows.rows && cache.pool.dtype == DType::kF32,
-          "cache_write");
+  void cache_write_impl(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
+    require_f32_pool("cache_write", cache);
     const int32_t* sl = slots.ptr<int32_t>();
     for (int64_t i = 0; i < rows.rows; ++i)
       std::memcpy(cache_row(cache, sl[i]), rows.ptr<float>() + i * rows.ld, cache.width * sizeof(float));
   }
 
-  void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
-    check(out.cols == cache.width && slots.rows == out.rows && cache.pool.dtype == DType::kF32,
-          "cache_gather");
+  void cache_gather_impl(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
+    require_f32_pool("cache_gather", cache);
     const int32_t* sl = slots.ptr<int32_t>();
     for (int64_t i = 0; i < out.rows; ++i)
       std::memcpy(out.ptr<float>() + i * out.ld, cache_row(cache, sl[i]), cache.width * sizeof(float));
   }
 
-  void moe_route(const Tensor& logits, const Tensor& bias, const RouterConfig& cfg, Tensor& ids,
-                 Tensor& weights) override {
-    check(logits.cols == cfg.experts && ids.cols == cfg.top_k && weights.cols == cfg.top_k &&
-              logits.ld == logits.cols,
-          "moe_route");
-    auto p = cfg.to_kernel_params<kernels::RoutingParams>();
+  void moe_route_impl(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
+                      Tensor& weights) override {
     std::vector<float> b;
     if (!bias.empty()) {
-      b.resize(cfg.experts);
-      kernels::dequant_row(ref(bias), 0, 0, cfg.experts, b.data());
-      p.bias = b.data();
+      b.resize(p.experts);
+      kernels::dequant_row(ref(bias), 0, 0, p.experts, b.data());
     }
-    kernels::route_topk(logits.ptr<float>(), logits.rows, p, ids.ptr<int32_t>(), weights.ptr<float>());
+    kernels::route_topk(logits.ptr<float>(), logits.rows, p, b.empty() ? nullptr : b.data(),
+                        ids.ptr<int32_t>(), weights.ptr<float>());
   }
 
-  void moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) override {
+  void moe_group_impl(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) override {
     const int64_t t = ids.rows, k = ids.cols, E = set.size();
     g.offsets = empty(DType::kI32, E + 1, 1);
     g.slot_row = empty(DType::kI32, t, k);
@@ -331,7 +293,10 @@ class CpuBackend final : public Backend {
     for (int64_t i = 0; i < t; ++i)
       for (int64_t s = 0; s < k; ++s) {
         const int32_t e = id[i * ids.ld + s];
-        check(e >= 0 && e < E, "moe_group (expert id)");
+        if (e < 0 || e >= E)
+          fail_op("moe_group", "ids[" + std::to_string(i) + ", " + std::to_string(s) +
+                                   "] = " + std::to_string(e) + " is not an expert of the set (" +
+                                   std::to_string(E) + ")");
         if (set.experts[e]) ++off[e + 1];
       }
     for (int64_t e = 0; e < E; ++e) off[e + 1] += off[e];
@@ -355,9 +320,8 @@ class CpuBackend final : public Backend {
       }
   }
 
-  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
-                         Tensor& out, ActMode mode) override {
-    check(x.rows == g.rows && out.rows == g.rows && g.offsets.rows == set.size() + 1, "moe_expert_linear");
+  void moe_expert_linear_impl(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                              Tensor& out, ActMode mode) override {
     const int32_t* off = g.offsets.ptr<int32_t>();
     if (fused_experts(x, g, set, proj, out, mode)) return;
     for (int64_t e = 0; e < set.size(); ++e) {
@@ -367,17 +331,14 @@ class CpuBackend final : public Backend {
       const WeightMatrix& w = proj == ExpertProj::kGate ? ew.gate : proj == ExpertProj::kUp ? ew.up : ew.down;
       Tensor xe = x.slice_rows(off[e], n).slice_cols(0, w.k()),
              oe = out.slice_rows(off[e], n).slice_cols(0, w.n());
-      linear(xe, w, oe, mode);
+      linear_impl(xe, w, oe, mode);
     }
   }
 
-  void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
-                   Tensor& out) override {
+  void moe_combine_impl(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
+                        const Tensor& order, Tensor& out) override {
     const int64_t t = out.rows, k = slot_row.cols, H = out.cols;
-    check(slot_row.rows == t && weights.rows == t && weights.cols == k && order.rows == t &&
-              order.cols == k && (rows.empty() || rows.cols == H),
-          "moe_combine");
-    fill_zero(out);
+    fill_zero_impl(out);
     const int32_t* sr = slot_row.ptr<int32_t>();
     const int32_t* ord = order.ptr<int32_t>();
     std::vector<int32_t> slots(k);
@@ -389,18 +350,19 @@ class CpuBackend final : public Backend {
       for (int32_t s : slots) {
         const int32_t r = sr[i * slot_row.ld + s];
         if (r < 0) continue;
-        check(r < rows.rows, "moe_combine (row)");
+        if (r >= rows.rows)
+          fail_op("moe_combine", "slot_row[" + std::to_string(i) + ", " + std::to_string(s) +
+                                     "] = " + std::to_string(r) + " is not a row of rows (" +
+                                     std::to_string(rows.rows) + ")");
         kernels::axpy(H, weights.ptr<float>()[i * weights.ld + s], rows.ptr<float>() + r * rows.ld,
                       out.ptr<float>() + i * out.ld);
       }
     }
   }
 
-  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
-              int32_t* ids) override {
+  void sample_impl(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
+                   int32_t* ids) override {
     (void)packed;
-    check(logits.rows == static_cast<int64_t>(rows.size()) && logits.dtype == DType::kF32, "sample");
-    for (const SampleRow& r : rows) check(r.rng != nullptr, "sample (a row without its RNG)");
     const int64_t V = logits.cols;
     for (int64_t i = 0; i < logits.rows; ++i) {
       const float* l = logits.ptr<float>() + i * logits.ld;
@@ -411,6 +373,13 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // The CPU keeps the latent cache in F32 (a GPU may hold it in BF16).
+  static void require_f32_pool(const char* op, const LatentPool& cache) {
+    if (cache.pool.dtype != DType::kF32)
+      fail_op(op,
+              std::string("cache pool is ") + dtype_name(cache.pool.dtype) + "; the CPU backend's is F32");
+  }
+
   // The GEMM input: x itself, or (fp8 activations with an FP8 weight) its quantised copy.
   // Decode shapes (a few rows) in fp32 activations: the heads' small products in one parallel_for.
   bool fuse_heads(int64_t rows, int64_t heads, const WeightMatrix& w, ActMode mode) const {

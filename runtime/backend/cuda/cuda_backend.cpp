@@ -30,28 +30,16 @@ void check_cuda(cudaError_t e, const char* what) {
          std::string("cuda backend: ") + what + ": " + cudaGetErrorString(e));
 }
 
-void check(bool ok, const char* what) {
-  if (!ok) fail(ErrorCode::kInternal, std::string("cuda backend: shape mismatch in ") + what);
+// A failed check of what only this backend requires (its own limits); the arguments' shapes were checked by
+// Backend's op (backend.cpp).
+[[noreturn]] void fail_op(const char* op, const std::string& what) {
+  fail(ErrorCode::kInternal, std::string("backend op ") + op + ": " + what);
 }
 
-int wtype(DType t) {
-  switch (t) {
-    case DType::kF32:
-      return cuda::kWF32;
-    case DType::kBF16:
-      return cuda::kWBF16;
-    case DType::kF16:
-      return cuda::kWF16;
-    case DType::kF8E4M3:
-      return cuda::kWF8;
-    default:
-      fail(ErrorCode::kInternal, std::string("cuda backend: unsupported weight dtype ") + dtype_name(t));
-  }
-}
-
+// The backend's op checked the dtype (a weight type).
 cuda::DevWeight dev(const Tensor& w) {
   cuda::DevWeight d;
-  d.type = wtype(w.dtype);
+  d.type = w.dtype;
   d.data = w.data;
   d.n = w.rows;
   d.k = w.cols;
@@ -159,7 +147,8 @@ class CudaBackend final : public Backend {
   const char* name() const override { return "cuda"; }
   DeviceKind device() const override { return DeviceKind::kCuda; }
 
-  Tensor empty(DType dtype, int64_t rows, int64_t cols) override {
+ protected:
+  Tensor empty_impl(DType dtype, int64_t rows, int64_t cols) override {
     select();
     Tensor t;
     t.dtype = dtype;
@@ -172,17 +161,16 @@ class CudaBackend final : public Backend {
     return t;
   }
 
-  void fill_zero(Tensor& t) override {
+  void fill_zero_impl(Tensor& t) override {
     select();
     if (t.rows <= 0 || t.cols <= 0) return;
     const size_t es = dtype_size(t.dtype);
     check_cuda(cudaMemset2DAsync(t.data, t.ld * es, 0, t.cols * es, t.rows, stream_), "fill_zero");
   }
 
-  Tensor weight(const TensorInfo& info, int64_t rows, int64_t cols) override {
+  Tensor weight_impl(const TensorInfo& info, int64_t rows, int64_t cols) override {
     select();
     const size_t es = dtype_size(info.dtype);
-    check(static_cast<size_t>(rows * cols) * es <= info.nbytes, "weight (size)");
     Tensor t;
     t.dtype = info.dtype;
     t.device = DeviceKind::kCuda;
@@ -205,61 +193,41 @@ class CudaBackend final : public Backend {
     return t;
   }
 
-  void copy_to_host(const Tensor& src, float* dst) override {
-    check(src.dtype == DType::kF32, "copy_to_host");
-    download(src, dst);
-  }
-  void copy_to_host_i32(const Tensor& src, int32_t* dst) override {
-    check(src.dtype == DType::kI32, "copy_to_host_i32");
-    download(src, dst);
-  }
-  void copy_from_host(const float* src, Tensor& dst) override {
-    check(dst.dtype == DType::kF32, "copy_from_host");
-    upload(src, dst, 4);
-  }
-  void copy_from_host_i32(const int32_t* src, Tensor& dst) override {
-    check(dst.dtype == DType::kI32, "copy_from_host_i32");
-    upload(src, dst, 4);
-  }
+  void copy_to_host_impl(const Tensor& src, void* dst) override { download(src, dst); }
+  void copy_from_host_impl(const void* src, Tensor& dst) override { upload(src, dst, 4); }
 
-  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+  void embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) override {
     select();
-    check(out.rows == ids.rows && out.cols == table.cols && ids.ld == 1, "embedding");
     check_cuda(cuda::dequant_rows(dev(table), ids.ptr<int32_t>(), ids.rows, 0, table.cols, out.ptr<float>(),
                                   out.ld, stream_),
                "embedding");
   }
 
-  void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+  void rmsnorm_impl(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     select();
-    check(x.cols == w.cols * w.rows && out.cols == x.cols && out.rows == x.rows, "rmsnorm");
-    check_cuda(cuda::rmsnorm(x.ptr<float>(), x.rows, x.ld, x.cols, w.data, wtype(w.dtype), eps,
-                             out.ptr<float>(), out.ld, stream_),
+    check_cuda(cuda::rmsnorm(x.ptr<float>(), x.rows, x.ld, x.cols, w.data, w.dtype, eps, out.ptr<float>(),
+                             out.ld, stream_),
                "rmsnorm");
   }
 
-  void linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
+  void linear_impl(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
     select();
-    check(x.cols == w.k() && out.cols == w.n() && out.rows == x.rows, "linear");
     gemm(x, x.ld, dev(w), out, mode);
   }
 
-  void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
-            const Tensor& inv_freq, float attention_factor) override {
+  void rope_impl(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
+                 const Tensor& inv_freq, float attention_factor) override {
     select();
-    check(positions.rows == x.rows && inv_freq.rows * inv_freq.cols >= dim / 2, "rope");
     check_cuda(
         cuda::rope_interleaved(x.ptr<float>(), x.rows, x.ld, heads, head_stride, dim,
                                positions.ptr<int32_t>(), inv_freq.ptr<float>(), attention_factor, stream_),
         "rope");
   }
 
-  void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
+  void gather_rows_impl(const Tensor& x, const Tensor& rows, Tensor& out) override {
     select();
-    check(out.rows == rows.rows && out.cols == x.cols && x.dtype == DType::kF32 && rows.ld == 1,
-          "gather_rows");
     cuda::DevWeight xw;
-    xw.type = cuda::kWF32;
+    xw.type = DType::kF32;
     xw.data = x.data;
     xw.n = x.rows;
     xw.k = x.cols;
@@ -269,39 +237,33 @@ class CudaBackend final : public Backend {
         "gather_rows");
   }
 
-  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+  void silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) override {
     select();
-    check(gate.rows == up.rows && gate.cols == up.cols && out.cols == gate.cols && out.rows == gate.rows,
-          "silu_mul");
     check_cuda(cuda::silu_mul(gate.ptr<float>(), gate.ld, up.ptr<float>(), up.ld, gate.rows, gate.cols,
                               out.ptr<float>(), out.ld, stream_),
                "silu_mul");
   }
 
-  void add(const Tensor& x, Tensor& y) override {
+  void add_impl(const Tensor& x, Tensor& y) override {
     select();
-    check(x.rows == y.rows && x.cols == y.cols, "add");
     check_cuda(cuda::add_inplace(x.ptr<float>(), x.ld, x.rows, x.cols, y.ptr<float>(), y.ld, stream_), "add");
   }
 
-  void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                          const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) override {
+  void attention_expanded_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                               const Tensor& positions, const Tensor& k_start, float scale,
+                               Tensor& out) override {
     select();
     const int64_t dqk = q.cols / heads, dv = v.cols / heads;
-    check(k.cols == q.cols && out.cols == v.cols && k.rows == v.rows && positions.rows == q.rows &&
-              k_start.rows == q.rows && k_start.ld == 1 && positions.ld == 1,
-          "attention_expanded");
     check_cuda(cuda::attention_expanded(q.ptr<float>(), q.rows, q.ld, k.ptr<float>(), k.ld, v.ptr<float>(),
                                         v.ld, k_start.ptr<int32_t>(), heads, dqk, dv,
                                         positions.ptr<int32_t>(), scale, out.ptr<float>(), out.ld, stream_),
                "attention_expanded");
   }
 
-  void mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
-                    int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) override {
+  void mla_absorb_q_impl(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
+                         int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) override {
     select();
     const int64_t lat = kv_b.k(), T = q_nope.rows;
-    check(q_lat.cols == heads * lat && q_lat.rows == T && q_lat.ld % 1 == 0, "mla_absorb_q");
     // q_lat[:, h] = q_nope[:, h] @ W[h*(nope+vdim) .. + nope, :]  (x @ W, batched over heads)
     const float* xin = q_nope.ptr<float>();
     int64_t ldx = q_nope.ld, x_bs = head_stride;
@@ -326,11 +288,10 @@ class CudaBackend final : public Backend {
         "mla_absorb_q");
   }
 
-  void mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
-                      int64_t vdim, Tensor& out, ActMode mode) override {
+  void mla_absorb_out_impl(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
+                           int64_t vdim, Tensor& out, ActMode mode) override {
     select();
     const int64_t lat = kv_b.k(), T = o_lat.rows;
-    check(o_lat.cols == heads * lat && out.cols == heads * vdim && out.rows == T, "mla_absorb_out");
     // out[:, h] = o_lat[:, h] @ W[h*(nope+vdim) + nope .. + vdim, :]^T
     const float* xin = o_lat.ptr<float>();
     int64_t ldx = o_lat.ld;
@@ -353,15 +314,11 @@ class CudaBackend final : public Backend {
                "mla_absorb_out");
   }
 
-  void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
-                        const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
-                        int64_t lat, int64_t rope, const Tensor& positions, float scale,
-                        Tensor& out) override {
+  void attention_latent_impl(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
+                             const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
+                             int64_t lat, int64_t rope, const Tensor& positions, float scale,
+                             Tensor& out) override {
     select();
-    check(q_lat.cols == heads * lat && q_rope.cols >= (heads - 1) * rope_head_stride + rope &&
-              out.cols == heads * lat && positions.rows == q_lat.rows && row_seq.rows == q_lat.rows &&
-              cache.width == lat + rope,
-          "attention_latent");
     cuda::DevPagedKv table;
     table.indptr = kv.indptr.ptr<int32_t>();
     table.pages = kv.pages.ptr<int32_t>();
@@ -372,50 +329,40 @@ class CudaBackend final : public Backend {
         "attention_latent");
   }
 
-  void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
-                     Tensor& k, Tensor& v) override {
+  void mla_expand_kv_impl(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
+                          Tensor& k, Tensor& v) override {
     select();
     const int64_t rope = k_rope.cols, s = kvb.rows;
-    check(kvb.cols == heads * (nope + vdim) && k.cols == heads * (nope + rope) && v.cols == heads * vdim &&
-              k.rows == s && v.rows == s && k_rope.rows == s,
-          "mla_expand_kv");
     check_cuda(cuda::mla_expand_kv(kvb.ptr<float>(), kvb.ld, k_rope.ptr<float>(), k_rope.ld, s, heads, nope,
                                    rope, vdim, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld, stream_),
                "mla_expand_kv");
   }
 
-  void cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
+  void cache_write_impl(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
     select();
-    check(rows.cols == cache.width && slots.rows == rows.rows, "cache_write");
     check_cuda(
         cuda::cache_write(rows.ptr<float>(), rows.ld, rows.rows, pool(cache), slots.ptr<int32_t>(), stream_),
         "cache_write");
   }
 
-  void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
+  void cache_gather_impl(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
     select();
-    check(out.cols == cache.width && slots.rows == out.rows, "cache_gather");
     check_cuda(
         cuda::cache_gather(pool(cache), slots.ptr<int32_t>(), out.rows, out.ptr<float>(), out.ld, stream_),
         "cache_gather");
   }
 
-  void moe_route(const Tensor& logits, const Tensor& bias, const RouterConfig& cfg, Tensor& ids,
-                 Tensor& weights) override {
+  void moe_route_impl(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
+                      Tensor& weights) override {
     select();
-    check(logits.cols == cfg.experts && ids.cols == cfg.top_k && weights.cols == cfg.top_k &&
-              logits.ld == logits.cols && ids.rows == logits.rows && weights.rows == logits.rows,
-          "moe_route");
-    auto p = cfg.to_kernel_params<cuda::RouteParams>();
     Tensor b;
     if (!bias.empty()) {
-      b = empty(DType::kF32, 1, cfg.experts);
-      check_cuda(cuda::dequant_rows(dev(bias), nullptr, 1, 0, cfg.experts, b.ptr<float>(), b.ld, stream_),
+      b = empty(DType::kF32, 1, p.experts);
+      check_cuda(cuda::dequant_rows(dev(bias), nullptr, 1, 0, p.experts, b.ptr<float>(), b.ld, stream_),
                  "moe_route (bias)");
-      p.bias = b.ptr<float>();
     }
-    check_cuda(cuda::moe_route(logits.ptr<float>(), logits.rows, p, ids.ptr<int32_t>(), ids.ld,
-                               weights.ptr<float>(), weights.ld, stream_),
+    check_cuda(cuda::moe_route(logits.ptr<float>(), logits.rows, p, b.empty() ? nullptr : b.ptr<float>(),
+                               ids.ptr<int32_t>(), ids.ld, weights.ptr<float>(), weights.ld, stream_),
                "moe_route");
   }
 
@@ -424,7 +371,7 @@ class CudaBackend final : public Backend {
   struct ExpertTables {
     Tensor buf;  // [3 * E DevWeight][E int32]
     int64_t experts = 0, max_n[3] = {0, 0, 0};
-    int wtype = cuda::kWF32;
+    DType wtype = DType::kF32;
     const cuda::DevWeight* proj(ExpertProj p) const {
       return reinterpret_cast<const cuda::DevWeight*>(buf.data) + static_cast<int>(p) * experts;
     }
@@ -451,9 +398,10 @@ class CudaBackend final : public Backend {
         dw[p * E + e] = dev(*w[p]);
         t->max_n[p] = std::max(t->max_n[p], w[p]->n());
       }
-      t->wtype = wtype(ew->gate.w.dtype);
-      check(wtype(ew->up.w.dtype) == t->wtype && wtype(ew->down.w.dtype) == t->wtype,
-            "prepare_experts (types)");
+      t->wtype = ew->gate.w.dtype;
+      if (ew->up.w.dtype != t->wtype || ew->down.w.dtype != t->wtype)
+        fail_op("prepare_experts", "expert " + std::to_string(e) +
+                                       "'s gate, up and down differ in type; the grouped GEMM takes one");
     }
     t->buf = empty(DType::kU8, 1, static_cast<int64_t>(bytes));
     check_cuda(cudaMemcpyAsync(t->buf.data, host.data(), bytes, cudaMemcpyHostToDevice, stream_),
@@ -464,7 +412,7 @@ class CudaBackend final : public Backend {
     set.device = t;
   }
 
-  void moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) override {
+  void moe_group_impl(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) override {
     select();
     const ExpertTables& t = tables(set);
     const int64_t T = ids.rows, K = ids.cols, E = set.size();
@@ -480,16 +428,15 @@ class CudaBackend final : public Backend {
                "moe_group");
   }
 
-  void moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
-                         Tensor& out, ActMode mode) override {
+  void moe_expert_linear_impl(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                              Tensor& out, ActMode mode) override {
     select();
     const ExpertTables& t = tables(set);
-    check(x.rows == g.rows && out.rows == g.rows, "moe_expert_linear");
     if (g.rows == 0) return;
     const float* xin = x.ptr<float>();
     int64_t ldx = x.ld;
     Tensor quant;
-    if (mode == ActMode::kFp8 && t.wtype == cuda::kWF8) {
+    if (mode == ActMode::kFp8 && t.wtype == DType::kF8E4M3) {
       // The reference numerics: the activations' e4m3 round trip per 1x128 tile, then an fp32 product.
       quant = empty(DType::kF32, x.rows, x.cols);
       check_cuda(
@@ -505,13 +452,10 @@ class CudaBackend final : public Backend {
                "moe_expert_linear");
   }
 
-  void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
-                   Tensor& out) override {
+  void moe_combine_impl(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
+                        const Tensor& order, Tensor& out) override {
     select();
     const int64_t T = out.rows, K = slot_row.cols;
-    check(slot_row.rows == T && weights.rows == T && weights.cols == K && order.rows == T &&
-              order.cols == K && (rows.empty() || rows.cols == out.cols),
-          "moe_combine");
     check_cuda(cuda::moe_combine_ordered(rows.empty() ? nullptr : rows.ptr<float>(), rows.ld,
                                          slot_row.ptr<int32_t>(), slot_row.ld, weights.ptr<float>(),
                                          weights.ld, order.ptr<int32_t>(), order.ld, T, K, out.cols,
@@ -521,13 +465,10 @@ class CudaBackend final : public Backend {
 
   // With the packed rows, on the device (only the ids come back); without, the logits rows come back in one
   // download and are sampled on the host by the CPU's sampler.
-  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
-              int32_t* ids) override {
-    check(logits.rows == static_cast<int64_t>(rows.size()) && logits.dtype == DType::kF32, "sample");
+  void sample_impl(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
+                   int32_t* ids) override {
     const int64_t V = logits.cols;
     if (packed) {
-      check(packed->rows == logits.rows, "sample (packed rows)");
-      for (const SampleRow& r : rows) check(r.rng != nullptr, "sample (a row without its RNG)");
       Tensor scratch = empty(DType::kF32, logits.rows, V), out = empty(DType::kI32, logits.rows, 1);
       check_cuda(
           cuda::sample(logits.ptr<float>(), logits.ld, logits.rows, V, packed->params.ptr<int32_t>(),
@@ -581,6 +522,7 @@ class CudaBackend final : public Backend {
   Counters counters() const override { return counters_; }
   void reset_counters() override { counters_ = Counters{}; }
 
+ public:
   void synchronize() {
     select();
     check_cuda(cudaStreamSynchronize(stream_), "synchronize");
@@ -660,7 +602,7 @@ class CudaBackend final : public Backend {
     const int64_t m = x.rows;
     if (m <= 0) return;
     const float* xin = x.ptr<float>();
-    const bool fp8 = mode == ActMode::kFp8 && w.type == cuda::kWF8;
+    const bool fp8 = mode == ActMode::kFp8 && w.type == DType::kF8E4M3;
     if (fp8) {
       const bool try_lt = policy_ == GemmPolicy::kLt || (policy_ == GemmPolicy::kAuto && m > 16);
       if (try_lt && lt_->ok() && lt_shape_ok(m, w)) {

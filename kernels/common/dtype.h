@@ -1,14 +1,15 @@
-// Element types of tensors as stored in checkpoints and used by the backends.
+// Element types of tensors as stored in checkpoints, of the runtime's tensors and of the weights the kernels
+// read: one enum for all three. A leaf header (no runtime or CUDA types, C++17 for nvcc) under kernels/, so
+// the kernels use it without depending on the runtime, and the runtime reuses it.
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 namespace moert {
 
 enum class DType : uint8_t { kF32, kF16, kBF16, kF8E4M3, kI32, kI64, kU8 };
 
-inline size_t dtype_size(DType t) {
+constexpr size_t dtype_size(DType t) {
   switch (t) {
     case DType::kF32:
       return 4;
@@ -29,7 +30,7 @@ inline size_t dtype_size(DType t) {
 }
 
 // The safetensors spelling ("F8_E4M3", "BF16", ...).
-inline const char* dtype_name(DType t) {
+constexpr const char* dtype_name(DType t) {
   switch (t) {
     case DType::kF32:
       return "F32";

@@ -1,0 +1,293 @@
+// The Backend ops' argument checks, once for every backend: each op checks what it can on the host, then
+// calls the backend's compute (*_impl). Where the two backends' own checks had drifted apart, each op checks
+// their union. Checks that read an index tensor's contents stay with the compute that reads them (the CPU's;
+// a GPU cannot see them without a sync).
+#include "backend/backend.h"
+
+#include "backend/op_checks.h"
+#include "weights/safetensors.h"
+
+namespace moert {
+namespace {
+
+constexpr int64_t kAny = OpCheck::kAny;
+
+std::string n_str(int64_t v) {
+  return std::to_string(v);
+}
+
+// The latent pool's layout: F32 (or BF16 on a GPU) pages of page_rows rows of `width`.
+void check_pool(const OpCheck& c, const LatentPool& cache) {
+  if (cache.pool.empty()) c.fail("cache", "has no pool");
+  if (cache.pool.dtype != DType::kF32 && cache.pool.dtype != DType::kBF16)
+    c.fail("cache", std::string("pool is ") + dtype_name(cache.pool.dtype) + ", expected F32 or BF16");
+  c.tensor("cache", cache.pool, cache.pool.dtype);
+  if (cache.page_rows <= 0 || cache.width <= 0 || cache.page_stride < cache.page_rows * cache.width)
+    c.fail("cache", "has page_rows " + n_str(cache.page_rows) + ", width " + n_str(cache.width) +
+                        ", page_stride " + n_str(cache.page_stride) +
+                        ": expected page_stride >= page_rows * width > 0");
+}
+
+}  // namespace
+
+Tensor Backend::empty(DType dtype, int64_t rows, int64_t cols) {
+  if (rows < 0 || cols < 0)
+    OpCheck("empty", device()).fail("shape", "[" + n_str(rows) + ", " + n_str(cols) + "] is negative");
+  return empty_impl(dtype, rows, cols);
+}
+
+void Backend::fill_zero(Tensor& t) {
+  OpCheck("fill_zero", device()).tensor("t", t, t.dtype);
+  fill_zero_impl(t);
+}
+
+Tensor Backend::weight(const TensorInfo& info, int64_t rows, int64_t cols) {
+  const OpCheck c("weight", device());
+  if (rows < 0 || cols < 0)
+    c.fail(info.name.c_str(), "shape [" + n_str(rows) + ", " + n_str(cols) + "] is negative");
+  if (static_cast<size_t>(rows * cols) * dtype_size(info.dtype) > info.nbytes)
+    c.fail(info.name.c_str(), "holds " + std::to_string(info.nbytes) + " bytes, fewer than " +
+                                  dtype_name(info.dtype) + " [" + n_str(rows) + ", " + n_str(cols) + "]");
+  return weight_impl(info, rows, cols);
+}
+
+void Backend::copy_to_host(const Tensor& src, float* dst) {
+  OpCheck("copy_to_host", device())
+      .tensor("src", src, DType::kF32)
+      .that(dst || src.rows * src.cols == 0, "dst", "is null");
+  copy_to_host_impl(src, dst);
+}
+void Backend::copy_to_host_i32(const Tensor& src, int32_t* dst) {
+  OpCheck("copy_to_host_i32", device())
+      .tensor("src", src, DType::kI32)
+      .that(dst || src.rows * src.cols == 0, "dst", "is null");
+  copy_to_host_impl(src, dst);
+}
+void Backend::copy_from_host(const float* src, Tensor& dst) {
+  OpCheck("copy_from_host", device())
+      .tensor("dst", dst, DType::kF32)
+      .that(src || dst.rows * dst.cols == 0, "src", "is null");
+  copy_from_host_impl(src, dst);
+}
+void Backend::copy_from_host_i32(const int32_t* src, Tensor& dst) {
+  OpCheck("copy_from_host_i32", device())
+      .tensor("dst", dst, DType::kI32)
+      .that(src || dst.rows * dst.cols == 0, "src", "is null");
+  copy_from_host_impl(src, dst);
+}
+
+void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
+  const OpCheck c("embedding", device());
+  c.weight("table", table)
+      .that(table.dtype != DType::kF8E4M3, "table", "is FP8 (an embedding has no block scales)");
+  c.index("ids", ids).f32("out", out, ids.rows, table.cols);
+  embedding_impl(table, ids, out);
+}
+
+void Backend::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
+  const OpCheck c("rmsnorm", device());
+  c.f32("x", x).weight("w", w).that(w.dtype != DType::kF8E4M3, "w",
+                                    "is FP8 (a norm weight has no block scales)");
+  if (w.rows * w.cols != x.cols)
+    c.fail("w", "is " + describe(w) + ", expected " + n_str(x.cols) + " elements (x's columns)");
+  c.f32("out", out, x.rows, x.cols);
+  rmsnorm_impl(x, w, eps, out);
+}
+
+void Backend::linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) {
+  const OpCheck c("linear", device());
+  c.weight("w", w).f32("x", x, kAny, w.k()).f32("out", out, x.rows, w.n()).disjoint("out", out, "x", x);
+  linear_impl(x, w, out, mode);
+}
+
+void Backend::rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
+                   const Tensor& inv_freq, float attention_factor) {
+  const OpCheck c("rope", device());
+  if (heads < 0 || dim < 0 || dim % 2 != 0 || head_stride < dim)
+    c.fail("dim", "heads " + n_str(heads) + ", head_stride " + n_str(head_stride) + ", dim " + n_str(dim) +
+                      ": expected an even dim <= head_stride");
+  c.f32("x", x);
+  if (heads > 0 && (heads - 1) * head_stride + dim > x.cols)
+    c.fail("x", "is " + describe(x) + ", narrower than its " + n_str(heads) + " heads");
+  c.index("positions", positions, x.rows).f32("inv_freq", inv_freq);
+  if (inv_freq.rows * inv_freq.cols < dim / 2)
+    c.fail("inv_freq", "is " + describe(inv_freq) + ", expected " + n_str(dim / 2) + " frequencies");
+  rope_impl(x, heads, head_stride, dim, positions, inv_freq, attention_factor);
+}
+
+void Backend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const OpCheck c("silu_mul", device());
+  c.f32("gate", gate).f32("up", up, gate.rows, gate.cols).f32("out", out, gate.rows, gate.cols);
+  silu_mul_impl(gate, up, out);
+}
+
+void Backend::add(const Tensor& x, Tensor& y) {
+  OpCheck("add", device()).f32("x", x).f32("y", y, x.rows, x.cols);
+  add_impl(x, y);
+}
+
+void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
+  const OpCheck c("gather_rows", device());
+  c.f32("x", x).index("rows", rows).f32("out", out, rows.rows, x.cols).disjoint("out", out, "x", x);
+  gather_rows_impl(x, rows, out);
+}
+
+void Backend::attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                                 const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) {
+  const OpCheck c("attention_expanded", device());
+  if (heads <= 0 || q.cols % heads != 0 || v.cols % heads != 0)
+    c.fail("heads", n_str(heads) + " does not divide q " + describe(q) + " and v " + describe(v));
+  const int64_t t = q.rows;
+  c.f32("q", q).f32("k", k, kAny, q.cols).f32("v", v, k.rows).f32("out", out, t, v.cols);
+  c.index("positions", positions, t).index("k_start", k_start, t);
+  c.disjoint("out", out, "q", q).disjoint("out", out, "k", k).disjoint("out", out, "v", v);
+  attention_expanded_impl(q, k, v, heads, positions, k_start, scale, out);
+}
+
+void Backend::mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
+                           int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) {
+  const OpCheck c("mla_absorb_q", device());
+  if (heads <= 0 || nope <= 0 || vdim < 0 || head_stride < nope)
+    c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
+                        ", head_stride " + n_str(head_stride) +
+                        ": expected positive sizes, nope <= head_stride");
+  c.weight("kv_b", kv_b, heads * (nope + vdim));
+  c.f32("q_nope", q_nope);
+  if ((heads - 1) * head_stride + nope > q_nope.cols)
+    c.fail("q_nope", "is " + describe(q_nope) + ", narrower than its " + n_str(heads) + " heads");
+  c.f32("q_lat", q_lat, q_nope.rows, heads * kv_b.k()).disjoint("q_lat", q_lat, "q_nope", q_nope);
+  mla_absorb_q_impl(q_nope, head_stride, kv_b, heads, nope, vdim, q_lat, mode);
+}
+
+void Backend::mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
+                             int64_t vdim, Tensor& out, ActMode mode) {
+  const OpCheck c("mla_absorb_out", device());
+  if (heads <= 0 || nope < 0 || vdim <= 0)
+    c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
+                        ": expected positive sizes");
+  c.weight("kv_b", kv_b, heads * (nope + vdim));
+  c.f32("o_lat", o_lat, kAny, heads * kv_b.k()).f32("out", out, o_lat.rows, heads * vdim);
+  c.disjoint("out", out, "o_lat", o_lat);
+  mla_absorb_out_impl(o_lat, kv_b, heads, nope, vdim, out, mode);
+}
+
+void Backend::attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
+                               const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq,
+                               int64_t heads, int64_t lat, int64_t rope, const Tensor& positions, float scale,
+                               Tensor& out) {
+  const OpCheck c("attention_latent", device());
+  if (heads <= 0 || lat <= 0 || rope < 0 || rope_head_stride < rope)
+    c.fail("heads", "heads " + n_str(heads) + ", lat " + n_str(lat) + ", rope " + n_str(rope) +
+                        ", rope_head_stride " + n_str(rope_head_stride) +
+                        ": expected positive sizes, rope <= rope_head_stride");
+  const int64_t t = q_lat.rows;
+  c.f32("q_lat", q_lat, kAny, heads * lat);
+  c.f32("q_rope", q_rope, t);
+  if ((heads - 1) * rope_head_stride + rope > q_rope.cols)
+    c.fail("q_rope", "is " + describe(q_rope) + ", narrower than its " + n_str(heads) + " heads");
+  check_pool(c, cache);
+  if (cache.width != lat + rope)
+    c.fail("cache", "rows are " + n_str(cache.width) + " wide, expected lat + rope = " + n_str(lat + rope));
+  if (kv.seqs < 0 || kv.max_kv_len < 0) c.fail("kv", "has a negative sequence count or length");
+  c.index("kv.indptr", kv.indptr);
+  if (kv.indptr.rows < kv.seqs + 1)
+    c.fail("kv.indptr", "is " + describe(kv.indptr) + ", expected " + n_str(kv.seqs + 1) + " rows");
+  c.index("kv.pages", kv.pages);
+  c.index("row_seq", row_seq, t).index("positions", positions, t);
+  c.f32("out", out, t, heads * lat)
+      .disjoint("out", out, "q_lat", q_lat)
+      .disjoint("out", out, "q_rope", q_rope);
+  attention_latent_impl(q_lat, q_rope, rope_head_stride, cache, kv, row_seq, heads, lat, rope, positions,
+                        scale, out);
+}
+
+void Backend::mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
+                            int64_t vdim, Tensor& k, Tensor& v) {
+  const OpCheck c("mla_expand_kv", device());
+  if (heads <= 0 || nope < 0 || vdim < 0)
+    c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
+                        ": expected positive sizes");
+  const int64_t s = kvb.rows, rope = k_rope.cols;
+  c.f32("kvb", kvb, kAny, heads * (nope + vdim)).f32("k_rope", k_rope, s);
+  c.f32("k", k, s, heads * (nope + rope)).f32("v", v, s, heads * vdim).disjoint("k", k, "v", v);
+  mla_expand_kv_impl(kvb, k_rope, heads, nope, vdim, k, v);
+}
+
+void Backend::cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) {
+  const OpCheck c("cache_write", device());
+  check_pool(c, cache);
+  c.f32("rows", rows, kAny, cache.width).index("slots", slots, rows.rows);
+  cache_write_impl(rows, cache, slots);
+}
+
+void Backend::cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) {
+  const OpCheck c("cache_gather", device());
+  check_pool(c, cache);
+  c.index("slots", slots).f32("out", out, slots.rows, cache.width);
+  cache_gather_impl(cache, slots, out);
+}
+
+void Backend::moe_route(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
+                        Tensor& weights) {
+  const OpCheck c("moe_route", device());
+  if (p.experts <= 0 || p.top_k <= 0 || p.top_k > p.experts)
+    c.fail("p", "has experts " + n_str(p.experts) + ", top_k " + n_str(p.top_k) +
+                    ": expected 0 < top_k <= experts");
+  if (p.n_group <= 0 || p.experts % p.n_group != 0 || p.topk_group <= 0 || p.topk_group > p.n_group)
+    c.fail("p", "has n_group " + n_str(p.n_group) + ", topk_group " + n_str(p.topk_group) +
+                    ": expected equal groups of the experts and 0 < topk_group <= n_group");
+  c.f32("logits", logits, kAny, p.experts).packed("logits", logits);
+  if (!bias.empty()) {
+    c.weight("bias", bias).that(bias.dtype != DType::kF8E4M3, "bias", "is FP8 (a bias has no block scales)");
+    if (bias.rows * bias.cols != p.experts)
+      c.fail("bias", "is " + describe(bias) + ", expected " + n_str(p.experts) + " values");
+  }
+  c.tensor("ids", ids, DType::kI32, logits.rows, p.top_k).packed("ids", ids);
+  c.f32("weights", weights, logits.rows, p.top_k).packed("weights", weights);
+  moe_route_impl(logits, bias, p, ids, weights);
+}
+
+void Backend::moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) {
+  const OpCheck c("moe_group", device());
+  c.tensor("ids", ids, DType::kI32).that(set.size() > 0 || ids.rows == 0, "set", "holds no experts");
+  moe_group_impl(ids, set, g);
+}
+
+void Backend::moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
+                                Tensor& out, ActMode mode) {
+  const OpCheck c("moe_expert_linear", device());
+  c.index("g.offsets", g.offsets, set.size() + 1).f32("x", x, g.rows).f32("out", out, g.rows);
+  c.disjoint("out", out, "x", x);
+  for (const ExpertWeights* e : set.experts) {
+    if (!e) continue;
+    const WeightMatrix& w = proj == ExpertProj::kGate ? e->gate : proj == ExpertProj::kUp ? e->up : e->down;
+    c.weight("an expert's weight", w);
+    if (w.k() > x.cols || w.n() > out.cols)
+      c.fail("an expert's weight",
+             "is " + describe(w.w) + ", wider than x " + describe(x) + " or out " + describe(out));
+  }
+  moe_expert_linear_impl(x, g, set, proj, out, mode);
+}
+
+void Backend::moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
+                          const Tensor& order, Tensor& out) {
+  const OpCheck c("moe_combine", device());
+  const int64_t t = out.rows, k = slot_row.cols;
+  c.f32("out", out).tensor("slot_row", slot_row, DType::kI32, t).f32("weights", weights, t, k);
+  c.tensor("order", order, DType::kI32, t, k);
+  if (!rows.empty()) c.f32("rows", rows, kAny, out.cols).disjoint("out", out, "rows", rows);
+  moe_combine_impl(rows, slot_row, weights, order, out);
+}
+
+void Backend::sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
+                     int32_t* ids) {
+  const OpCheck c("sample", device());
+  c.f32("logits", logits, static_cast<int64_t>(rows.size())).that(ids || rows.empty(), "ids", "is null");
+  for (const SampleRow& r : rows) c.that(r.rng != nullptr, "rows", "hold a row without its RNG");
+  if (packed && packed->rows != logits.rows)
+    c.fail("packed",
+           "holds " + n_str(packed->rows) + " rows, expected " + n_str(logits.rows) + " (the logits')");
+  sample_impl(logits, rows, packed, ids);
+}
+
+}  // namespace moert
