@@ -26,6 +26,7 @@ struct GenerationParams {
   std::vector<std::string> stop_strings;
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
+  bool operator==(const GenerationParams&) const = default;
 };
 
 enum class FinishReason : int32_t { kNone = 0, kLength = 1, kStop = 2, kEos = 3, kCancelled = 4, kError = 5 };
