@@ -153,7 +153,7 @@ def source(rel):
 
 
 RUST_CALL = re.compile(r'\.(?:int|float|string|add_strings|add_ints)\(\s*"([^"]+)"')
-GO_CALL = re.compile(r'\bo\.(?:setInt|setFloat|setString|addString|addInt)\(\s*"([^"]+)"')
+GO_CALL = re.compile(r'\bo\.(?:setInt|setBool|setFloat|setString|addString|addInt)\(\s*"([^"]+)"')
 JAVA_CALL = re.compile(r'moert_native\.options_\w+\(\s*o,\s*"([^"]+)"')
 
 
