@@ -7,9 +7,12 @@
                                              fail when that code's option keys differ from the table's
     scripts/option_table.py list [SCOPE]     print the keys (of one scope: load, generate, checkpoint)
 
-Each binding's load and generation option code must pass exactly the table's keys of that scope; the CLI
-and moert serve only keys of the table, each function one scope (an options object goes to one call).
-The Python binding is checked at run time by its own test (bindings/python/tests/test_options.py).
+Each binding's load and generation option code must pass exactly the table's keys of that scope (the keys
+are read from the builder's source: Rust's LoadOptions/GenerateOptions::raw, Go's build methods, Java's
+build methods). The CLI and moert serve may pass only keys of the table, and each of their functions keys
+of one scope (an options object goes to one call); their keys are the literals passed to moert_options_*
+and those of the flag tables their loops pass on. The Python binding is checked at run time by its own
+test (bindings/python/tests/test_options.py, which imports this file to read the table).
 """
 import ast
 import difflib
@@ -195,10 +198,12 @@ def check_binding(name, options):
 # A C/C++ function definition at column 0 (its name before the parameters) and the option calls in it.
 FUNCTION = re.compile(r"^[A-Za-z][^;()=]*?\b(\w+)\([^;]*\)\s*(?:const\s*)?\{\s*$", re.M)
 C_CALL = re.compile(r'moert_options_(?:set|add)_\w+\(\s*[\w.>-]+,\s*"([^"]+)"')
-# A key in a table of flags or fields that a loop passes on: {"flag", "key", ...} or {"key", &field}. Only
-# literals the table has are taken from these (other brace initializers hold file names, JSON fields);
-# a misspelt key there is the C API's error at run time.
-BRACED = re.compile(r'\{\s*"[^"]+"\s*,\s*"([^"]+)"|\{\s*"([^"]+)"\s*,\s*&')
+# A key in a table of flags or fields that a loop passes on: {"flag", "key", ...} or {"key", &field}. Taken
+# from these: literals the table has, and those that look like keys where the entry is surely a key table
+# (a flag with '-' before it, or a "model." shape key); other brace initializers hold file names and JSON
+# fields.
+BRACED = re.compile(r'\{\s*"([^"]+)"\s*,\s*(?:"([^"]+)"|&)')
+KEYLIKE = re.compile(r"^[a-z][a-z0-9]*(?:[._][a-z0-9]+)*$")
 
 
 def c_keys(text, table):
@@ -215,9 +220,10 @@ def c_keys(text, table):
 
     found = [(function_at(m.start()), m.group(1)) for m in C_CALL.finditer(text)]
     for m in BRACED.finditer(text):
-        for lit in filter(None, m.groups()):
-            if lit in table:
-                found.append((function_at(m.start()), lit))
+        first, second = m.groups()
+        key = first if second is None else second
+        if key in table or (second is not None and KEYLIKE.match(key) and ("-" in first or key.startswith("model."))):
+            found.append((function_at(m.start()), key))
     return found
 
 

@@ -140,8 +140,8 @@ TEST(OptionTable, DefaultsAreTheRuntimes) {
     if (!*s.dflt) continue;
     moert_options o;
     set_default(o, s);
-    EXPECT_TRUE(same_reading(s.scope, &o, &empty))
-        << s.key << ": the table's default \"" << s.dflt << "\" is not what the runtime uses when it is unset";
+    EXPECT_TRUE(same_reading(s.scope, &o, &empty)) << s.key << ": the table's default \"" << s.dflt
+                                                   << "\" is not what the runtime uses when it is unset";
     EXPECT_TRUE(same_reading(s.scope, &o, nullptr)) << s.key;
   }
 }
