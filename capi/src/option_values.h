@@ -24,7 +24,8 @@ struct GenerateOptions {
 };
 // The caller's keys; the checkpoint's generation_config.json (d) for the sampling keys the caller left
 // unset (as transformers and vLLM do); the defaults for the rest. A sampled request without a seed gets
-// draw_seed()'s (none when it is null). o may be null. Throws Error(kInvalidArgument) for a key of another scope.
+// draw_seed()'s (none when it is null). o may be null. Throws Error(kInvalidArgument) for a key of another
+// scope.
 GenerateOptions generate_options(const moert_options* o, const GenerationDefaults& d,
                                  const std::function<uint64_t()>& draw_seed);
 
