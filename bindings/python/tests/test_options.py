@@ -9,6 +9,7 @@ import os
 import pytest
 
 import moert
+from conftest import MODEL_DIR, MTP_MODEL_DIR
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
 _spec = importlib.util.spec_from_file_location("option_table", os.path.join(ROOT, "scripts", "option_table.py"))
@@ -107,3 +108,15 @@ def test_a_key_of_the_wrong_scope_is_named(model):
             moert._n.generate_text(model._handle, "x", opts)
     finally:
         moert._n.options_free(opts)
+
+
+def test_cache_and_weight_check_options_reach_the_library():
+    with moert.load(MTP_MODEL_DIR, threads=1, attention="absorbed", mtp=False, check_weights=False, cuda_graphs=False,
+                    kv_cache_dtype="fp32") as m:
+        assert m.info("num_mtp_layers") == 0  # mtp=False: the module is not loaded
+    with moert.load(MTP_MODEL_DIR, threads=1) as m:
+        assert m.info("num_mtp_layers") == 1
+    with pytest.raises(moert.UnsupportedError, match="kv_cache_dtype bf16 needs device cuda"):
+        moert.load(MODEL_DIR, kv_cache_dtype="bf16")
+    with pytest.raises(moert.InvalidArgumentError, match="'cuda_graphs' value 2 is out of range"):
+        moert.load(MODEL_DIR, cuda_graphs=2)
