@@ -159,6 +159,18 @@ func (o *options) setInt(key string, v int64) error {
 	return call(func() C.moert_status { return C.moert_options_set_int(o.raw, k, C.int64_t(v)) })
 }
 
+// setBool sets an int key to 0 or 1; nil leaves it unset.
+func (o *options) setBool(key string, v *bool) error {
+	if v == nil {
+		return nil
+	}
+	i := int64(0)
+	if *v {
+		i = 1
+	}
+	return o.setInt(key, i)
+}
+
 func (o *options) setFloat(key string, v float64) error {
 	k := C.CString(key)
 	defer C.free(unsafe.Pointer(k))
@@ -224,6 +236,18 @@ type LoadOptions struct {
 	Speculative string
 	// DraftTokens: drafts per decode step, 1 to 3 (0 = moert's default, 1).
 	DraftTokens int
+	// Attention: the MLA form, "auto" (the default), "expanded" or "absorbed" (for testing); "" = default.
+	Attention string
+	// MTP: load the MTP module when the checkpoint has one; nil keeps moert's default (true).
+	MTP *bool
+	// CheckWeights: the load-time scan of every weight for NaN/Inf (and FP8 NaN bytes, bad block scales),
+	// ErrFormat naming the file and tensor; Bool(false) skips it; nil keeps moert's default (on).
+	CheckWeights *bool
+	// CUDAGraphs: with Device "cuda", decode steps replayed as CUDA graphs; nil keeps moert's default (on).
+	CUDAGraphs *bool
+	// KVCacheDtype: the latent cache's storage, "auto" (the default: bf16 with Device "cuda", fp32 on the
+	// CPU), "fp32" or "bf16" (ErrUnsupported on the CPU); "" = default.
+	KVCacheDtype string
 	// Progress, when set, is called on the loading goroutine with fraction in [0, 1] and a stage name;
 	// returning true cancels the load (Load then returns ErrCancelled).
 	Progress func(fraction float64, stage string) bool
@@ -269,31 +293,28 @@ func (l *LoadOptions) build() (*options, error) {
 	if l.EPLBInterval != 0 {
 		add(o.setInt("eplb_interval", l.EPLBInterval))
 	}
-	if l.EPOverlap != nil {
-		v := int64(0)
-		if *l.EPOverlap {
-			v = 1
-		}
-		add(o.setInt("ep_overlap", v))
-	}
+	add(o.setBool("ep_overlap", l.EPOverlap))
 	if l.EPMaxRanksPerToken != 0 {
 		add(o.setInt("ep_max_ranks_per_token", int64(l.EPMaxRanksPerToken)))
 	}
 	if l.EPTimeoutMS != 0 {
 		add(o.setInt("ep_timeout_ms", l.EPTimeoutMS))
 	}
-	if l.PrefixCache != nil {
-		v := int64(0)
-		if *l.PrefixCache {
-			v = 1
-		}
-		add(o.setInt("prefix_cache", v))
-	}
+	add(o.setBool("prefix_cache", l.PrefixCache))
 	if l.Speculative != "" {
 		add(o.setString("speculative", l.Speculative))
 	}
 	if l.DraftTokens != 0 {
 		add(o.setInt("draft_tokens", int64(l.DraftTokens)))
+	}
+	if l.Attention != "" {
+		add(o.setString("attention", l.Attention))
+	}
+	add(o.setBool("mtp", l.MTP))
+	add(o.setBool("check_weights", l.CheckWeights))
+	add(o.setBool("cuda_graphs", l.CUDAGraphs))
+	if l.KVCacheDtype != "" {
+		add(o.setString("kv_cache_dtype", l.KVCacheDtype))
 	}
 	for _, e := range errs {
 		if e != nil {

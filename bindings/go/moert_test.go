@@ -631,3 +631,33 @@ func TestSpeculativeDecodingWithMTPModule(t *testing.T) {
 		}
 	}
 }
+
+// The load keys added to LoadOptions reach the C API under their own names (a bad value is the C API's
+// error naming the key).
+func TestCacheAndWeightCheckOptionsReachTheLibrary(t *testing.T) {
+	m, err := moert.Load(mtpModelDir(), &moert.LoadOptions{Threads: 1, Attention: "absorbed", MTP: moert.Bool(false),
+		CheckWeights: moert.Bool(false), CUDAGraphs: moert.Bool(false), KVCacheDtype: "fp32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.Info("num_mtp_layers"); err != nil || n != 0 { // MTP false: the module is not loaded
+		t.Errorf("num_mtp_layers with MTP false: %d %v", n, err)
+	}
+	m.Close()
+	m, err = moert.Load(mtpModelDir(), &moert.LoadOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.Info("num_mtp_layers"); err != nil || n != 1 {
+		t.Errorf("num_mtp_layers by default: %d %v", n, err)
+	}
+	m.Close()
+	_, err = moert.Load(modelDir(), &moert.LoadOptions{KVCacheDtype: "bf16"})
+	if !errors.Is(err, moert.ErrUnsupported) || !strings.Contains(err.Error(), "kv_cache_dtype bf16 needs device cuda") {
+		t.Errorf("kv_cache_dtype bf16 on the CPU: %v", err)
+	}
+	_, err = moert.Load(modelDir(), &moert.LoadOptions{Attention: "sideways"})
+	if !errors.Is(err, moert.ErrInvalidArgument) || !strings.Contains(err.Error(), `'attention' value "sideways"`) {
+		t.Errorf("attention sideways: %v", err)
+	}
+}

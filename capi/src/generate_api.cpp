@@ -4,7 +4,7 @@
 #include <random>
 
 #include "handles.h"
-#include "options.h"
+#include "option_values.h"
 
 using moert::ErrorCode;
 using moert::fail;
@@ -23,29 +23,8 @@ uint64_t fresh_seed() {
   return gen() >> 2;  // < 2^62: inside the "seed" option's range, so the reported seed can be passed back
 }
 
-// The caller's keys; the checkpoint's generation_config.json for the sampling keys the caller left unset
-// (as transformers and vLLM do); moert's defaults for the rest.
 moert::GenerationParams generation_params(const moert_options* o, const moert::GenerationDefaults& d) {
-  static const moert_options kNone;
-  if (!o) o = &kNone;
-  moert::capi::options_require_scope(o, moert::capi::OptionScope::kGeneration);
-  moert::GenerationParams p;
-  p.max_tokens = o->get_int("max_tokens", p.max_tokens);
-  p.sampling.temperature = o->get_float("temperature", d.temperature.value_or(0.0));
-  p.sampling.top_k = o->get_int("top_k", d.top_k.value_or(0));
-  p.sampling.top_p = o->get_float("top_p", d.top_p.value_or(1.0));
-  p.sampling.min_p = o->get_float("min_p", 0.0);
-  p.sampling.repetition_penalty = o->get_float("repetition_penalty", d.repetition_penalty.value_or(1.0));
-  p.sampling.presence_penalty = o->get_float("presence_penalty", 0.0);
-  p.sampling.frequency_penalty = o->get_float("frequency_penalty", 0.0);
-  const bool seeded = o->values.count("seed") != 0;
-  p.sampling.seed = seeded                       ? static_cast<uint64_t>(o->get_int("seed", 0))
-                    : p.sampling.temperature > 0 ? fresh_seed()
-                                                 : 0;
-  p.stop_strings = o->get_strings("stop");
-  for (int64_t id : o->get_ints("stop_token_ids")) p.stop_token_ids.push_back(static_cast<int32_t>(id));
-  p.ignore_eos = o->get_int("ignore_eos", 0) != 0;
-  return p;
+  return moert::capi::generate_options(o, d, fresh_seed).params;
 }
 
 moert_status start(moert_model* model, std::vector<int32_t> prompt, const moert_options* gen,
@@ -113,9 +92,10 @@ MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messa
     require(model, "model");
     require(messages_json, "messages_json");
     require(out, "out");
-    moert::capi::options_require_scope(gen, moert::capi::OptionScope::kGeneration);
+    // Only the prompt's ending is read here: start() reads the rest (and draws the seed).
+    const moert::capi::GenerateOptions g = moert::capi::generate_options(gen, {}, nullptr);
+    const bool gen_prompt = g.add_generation_prompt;
     const moert::Tokenizer& t = model->service->require_tokenizer();
-    const bool gen_prompt = !gen || gen->get_int("add_generation_prompt", 1) != 0;
     // The template writes the BOS token itself; special tokens in it are parsed.
     ids =
         t.encode(t.apply_chat_template(messages_json, gen_prompt), /*add_bos=*/false, /*parse_special=*/true);

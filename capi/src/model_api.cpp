@@ -4,7 +4,7 @@
 
 #include "checkpoint/random_checkpoint.h"
 #include "handles.h"
-#include "options.h"
+#include "option_values.h"
 
 using moert::ErrorCode;
 using moert::fail;
@@ -12,39 +12,6 @@ using moert::capi::guarded;
 using moert::capi::require;
 using moert::capi::write_string;
 
-namespace {
-
-moert::LoadOptions load_options(const moert_options* o) {
-  moert::LoadOptions lo;
-  if (!o) return lo;
-  lo.threads = static_cast<int>(o->get_int("threads", 0));
-  lo.device = o->get_string("device", "cpu");
-  lo.act_mode = o->get_string("activations", "fp32") == "fp8" ? moert::ActMode::kFp8 : moert::ActMode::kF32;
-  lo.kv_cache_bytes = o->get_int("kv_cache_bytes", lo.kv_cache_bytes);
-  lo.max_batch = o->get_int("max_batch", lo.max_batch);
-  const std::string att = o->get_string("attention", "auto");
-  lo.attention = att == "expanded"   ? moert::AttentionForm::kExpanded
-                 : att == "absorbed" ? moert::AttentionForm::kAbsorbed
-                                     : moert::AttentionForm::kAuto;
-  lo.load_mtp = o->get_int("mtp", 1) != 0;
-  lo.batch_invariant = o->get_int("batch_invariant", 0) != 0;
-  lo.cuda_graphs = o->get_int("cuda_graphs", 1) != 0;
-  lo.kv_cache_dtype = o->get_string("kv_cache_dtype", "auto");
-  lo.ep_size = static_cast<int>(o->get_int("ep_size", 1));
-  lo.ep_transport = o->get_string("ep_transport", "");
-  lo.ep_redundant = static_cast<int>(o->get_int("ep_redundant", 0));
-  lo.eplb_interval = o->get_int("eplb_interval", 0);
-  lo.ep_overlap = static_cast<int>(o->get_int("ep_overlap", -1));
-  lo.ep_max_ranks_per_token = static_cast<int>(o->get_int("ep_max_ranks_per_token", 0));
-  lo.ep_timeout_ms = o->get_int("ep_timeout_ms", lo.ep_timeout_ms);
-  lo.check_weights = o->get_int("check_weights", 1) != 0;
-  lo.prefix_cache = o->get_int("prefix_cache", 1) != 0;
-  lo.speculative = o->get_string("speculative", "auto");
-  lo.draft_tokens = o->get_int("draft_tokens", 1);
-  return lo;
-}
-
-}  // namespace
 
 extern "C" {
 
@@ -53,11 +20,10 @@ MOERT_API moert_status moert_model_load(const char* model_dir, const moert_optio
   return guarded([&] {
     require(model_dir, "model_dir");
     require(out, "out");
-    moert::capi::options_require_scope(options, moert::capi::OptionScope::kLoad);
     moert::ProgressFn fn;
     if (progress) fn = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
     auto m = std::make_unique<moert_model>();
-    m->service = moert::ModelService::load(model_dir, load_options(options), fn);
+    m->service = moert::ModelService::load(model_dir, moert::capi::load_options(options), fn);
     *out = m.release();
   });
 }
@@ -171,38 +137,9 @@ MOERT_API moert_status moert_checkpoint_write_random_v2(const char* dir, const m
                                                         moert_progress_fn progress, void* user_data) {
   return guarded([&] {
     require(dir, "dir");
-    moert::capi::options_require_scope(shape, moert::capi::OptionScope::kShape);
-    moert::RandomCheckpointSpec s;
+    moert::RandomCheckpointSpec s = moert::capi::checkpoint_spec(shape);
     if (progress)
       s.progress = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
-    if (shape) {
-      const moert_options& o = *shape;
-      s.vocab = o.get_int("model.vocab", s.vocab);
-      s.hidden = o.get_int("model.hidden", s.hidden);
-      s.intermediate = o.get_int("model.intermediate", s.intermediate);
-      s.moe_intermediate = o.get_int("model.moe_intermediate", s.moe_intermediate);
-      s.layers = o.get_int("model.layers", s.layers);
-      s.dense_layers = o.get_int("model.dense_layers", s.dense_layers);
-      s.heads = o.get_int("model.heads", s.heads);
-      s.q_lora = o.get_int("model.q_lora", s.q_lora);
-      s.kv_lora = o.get_int("model.kv_lora", s.kv_lora);
-      s.experts = o.get_int("model.experts", s.experts);
-      s.top_k = o.get_int("model.top_k", s.top_k);
-      s.n_group = o.get_int("model.groups", s.n_group);
-      s.topk_group = o.get_int("model.topk_groups", s.topk_group);
-      s.shared = o.get_int("model.shared", s.shared);
-      s.mtp = o.get_int("model.mtp", s.mtp);
-      s.fp8 = o.get_int("model.fp8", 1) != 0;
-      s.seed = static_cast<uint64_t>(o.get_int("model.seed", 1));
-    }
-    if (s.dense_layers > s.layers)
-      fail(ErrorCode::kInvalidArgument, "model.dense_layers exceeds model.layers");
-    if (s.experts && (s.experts % s.n_group || s.topk_group > s.n_group || s.top_k > s.experts ||
-                      s.top_k > s.topk_group * (s.experts / s.n_group) || s.experts / s.n_group < 2))
-      fail(ErrorCode::kInvalidArgument, "inconsistent routing shape: experts " + std::to_string(s.experts) +
-                                            ", groups " + std::to_string(s.n_group) + ", topk_groups " +
-                                            std::to_string(s.topk_group) + ", top_k " +
-                                            std::to_string(s.top_k));
     moert::write_random_checkpoint(dir, s);
   });
 }

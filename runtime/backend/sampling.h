@@ -16,6 +16,7 @@ struct SamplingParams {
   double presence_penalty = 0.0;    // OpenAI: logit - p for tokens present in the output
   double frequency_penalty = 0.0;   // OpenAI: logit - f * (times the token is in the output)
   uint64_t seed = 0;
+  bool operator==(const SamplingParams&) const = default;
 };
 
 // xoshiro256** seeded by splitmix64: small, fast, and the same on every platform.

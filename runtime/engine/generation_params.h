@@ -14,6 +14,7 @@ struct GenerationParams {
   std::vector<std::string> stop_strings;
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
+  bool operator==(const GenerationParams&) const = default;
 };
 
 }  // namespace moert

@@ -55,6 +55,7 @@ struct LoadOptions {
   int ep_overlap = -1;
   int ep_max_ranks_per_token = 0;  // prefer replicas on ranks a token already uses, up to this many (0 = off)
   int64_t ep_timeout_ms = 60000;   // every exchange wait
+  bool operator==(const LoadOptions&) const = default;
 };
 
 // Load progress: fraction in [0, 1] and a stage name; return false to cancel (load throws kCancelled).

@@ -67,6 +67,7 @@ def load(path: Union[str, "os.PathLike[str]"], *, threads: Optional[int] = ..., 
          ep_max_ranks_per_token: Optional[int] = ..., ep_timeout_ms: Optional[int] = ...,
          check_weights: Optional[bool] = ..., prefix_cache: Union[bool, int, None] = ...,
          speculative: Optional[Literal["auto", "off"]] = ..., draft_tokens: Optional[int] = ...,
+         cuda_graphs: Optional[bool] = ..., kv_cache_dtype: Optional[Literal["auto", "fp32", "bf16"]] = ...,
          progress: _Progress = ...) -> "Model": ...
 
 class Model(_Handle):
@@ -79,7 +80,9 @@ class Model(_Handle):
              ep_overlap: Union[bool, int, None] = ..., ep_max_ranks_per_token: Optional[int] = ...,
              ep_timeout_ms: Optional[int] = ..., check_weights: Optional[bool] = ...,
              prefix_cache: Union[bool, int, None] = ..., speculative: Optional[Literal["auto", "off"]] = ...,
-             draft_tokens: Optional[int] = ..., progress: _Progress = ...) -> "Model": ...
+             draft_tokens: Optional[int] = ..., cuda_graphs: Optional[bool] = ...,
+             kv_cache_dtype: Optional[Literal["auto", "fp32", "bf16"]] = ...,
+             progress: _Progress = ...) -> "Model": ...
     def info(self, key: str) -> int: ...
     @property
     def vocab_size(self) -> int: ...

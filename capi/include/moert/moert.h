@@ -63,84 +63,115 @@ MOERT_API const char* moert_status_name(moert_status status);
  * generation, checkpoint shape): passing an options object holding a key of another call's scope (e.g.
  * "threads" to moert_generate_text) is MOERT_ERR_INVALID_ARGUMENT naming the key and its scope.
  *
- * Model load keys:
- *   "threads"        int   CPU threads (0 = all cores; default 0)
- *   "device"         str   "cpu" (default) or "cuda"
- *   "activations"    str   "fp32" (the reference; default) or "fp8" (DeepSeek's 1x128 FP8 activations)
- *   "kv_cache_bytes" int   KV-cache budget in bytes shared by all sequences (default 256 MiB)
- *   "max_batch"      int   most sequences decoded together (default 16)
- *   "attention"      str   "auto" (default), "expanded" or "absorbed" (MLA form; for testing)
- *   "mtp"            int   1 to load the MTP module when the checkpoint has one (default 1)
- *   "batch_invariant" int  1: a request's logits (so its sampled tokens for a seed) are the same bits
- *                          whatever is batched with it, however its prompt is chunked, and with expert
- *                          parallelism or not; slower decode GEMMs (default 0). CPU only
- *                          (MOERT_ERR_UNSUPPORTED with device "cuda")
- *   "kv_cache_dtype" str   "auto" (default: bf16 with device "cuda", fp32 on the CPU), "fp32" or "bf16"
- *                          (the latent cache's storage; the attention reads it in fp32; bf16 is
- *                          UNSUPPORTED on the CPU)
- *   "cuda_graphs"    int   1 (default): with device "cuda", decode steps (every sequence one token) are
- *                          captured as CUDA graphs per batch-size bucket and replayed; 0: every step is
- *                          launched op by op. No effect on the CPU
- *   "ep_size"        int   expert parallelism: ranks the routed experts are spread over (default 1 = off).
- *                          One rank per process under MPI: run the host under `mpirun -np N` with
- *                          ep_size N; moert initialises MPI when the host has not (and then finalises it
- *                          at exit). Every process loads the model; the engines of all ranks step
- *                          together from load on (a rank with no request runs empty steps while another
- *                          has work); each rank serves its own requests (a rank may also serve none).
- *                          Direct logits (sessions, moert_model_logits) are UNSUPPORTED with ep_size > 1.
- *                          moert_model_free blocks until every rank has freed the model (the engines end
- *                          together). A rank that fails or stops answering fails the requests of every
- *                          rank (MOERT_FINISH_ERROR with the reason)
- *   "ep_transport"   str   "mpi" (default when ep_size > 1), "nccl" (GPU ranks, device "cuda": one GPU per
- *                          rank, rank modulo the node's GPUs; under mpirun with ep_size > 1, NCCL's id sent
- *                          over MPI; ep_size 1 runs alone), "inproc" (a one-rank in-process group: the EP
- *                          code path in one process; ep_size 1) or "none" (default when ep_size is 1).
- *                          MOERT_ERR_UNSUPPORTED when the build or machine lacks what the transport needs
- *   "ep_redundant"   int   redundant expert slots per rank (default 0)
- *   "eplb_interval"  int   engine steps between EPLB re-placements from the served load (default 0 = never)
- *   "ep_overlap"     int   1: two-microbatch overlap, each step's batch split in two halves whose expert
- *                          dispatch/combine runs while the other half computes; 0: one batch, the exchanges
- *                          in line; -1 (default): on unless every rank is on one host (in-process ranks,
- *                          MPI within one node), where exchanges run at memory speed and the split costs
- *                          more than it hides. Must be the same on every rank
- *   "ep_max_ranks_per_token" int  DeepSeek's node limit for replicas: a token's pairs go to a replica on a
- *                          rank the token already uses when there is one, so its experts span at most this
- *                          many ranks where the placement allows (default 0 = no preference)
- *   "ep_timeout_ms"  int   longest wait for the other ranks in one exchange (default 60000)
- *   "check_weights"  int   1 (default): scan every weight at load; a NaN/Inf in a BF16/F16/F32 tensor, an
- *                          e4m3 NaN byte in an FP8 weight or a block scale that is not finite and positive
- *                          is MOERT_ERR_FORMAT naming the file, the tensor and the first bad index. The scan
- *                          reads the whole checkpoint once (bench/RESULTS.md: its cost); 0 skips it
- *   "prefix_cache"   int   1 (default): requests whose prompts share a prefix reuse the KV pages computed
- *                          for an earlier request (whole pages of tokens, kept after a request ends and
- *                          reclaimed least recently used first when the budget is needed: a running request
- *                          never loses pages to it); the logits are the same as without it (bit for bit
- *                          with batch_invariant). moert_stream_counter(stream, "cached_prompt_tokens") says
- *                          how many prompt tokens a request took from it. 0: off
- *   "speculative"    str   "auto" (default): when the checkpoint has the MTP module (and "mtp" is 1), each
- *                          decode step drafts the next token with it and the main model checks draft and
- *                          current token in one forward; greedy output is the same as without it, sampled
- *                          output keeps the model's distribution (speculative rejection sampling).
- *                          Requests with repetition, presence or frequency penalties, and expert
- *                          parallelism, decode without drafts. moert_stream_counter gives "draft_tokens" and
- *                          "accepted_drafts". "off": never
- *   "draft_tokens"   int   drafts per step, 1 (default, DeepSeek's setting) to 3 (chained through the module)
- * Generation keys (temperature, top_p, top_k and repetition_penalty default to the checkpoint's
- * generation_config.json when it has them, as in transformers and vLLM; "do_sample": false there means
- * temperature 0):
- *   "max_tokens"         int    tokens to generate at most (default 256)
- *   "temperature"        number 0 = greedy (default 0)
- *   "top_k"              int    0 = off; "top_p" number (1 = off); "min_p" number (0 = off)
- *   "repetition_penalty" number 1 = off; "presence_penalty" number 0 = off; "frequency_penalty" number
- *                        0 = off (OpenAI's: minus f times the token's count in the output)
- *   "seed"               int    sampling seed: the same seed gives the same tokens whatever else runs.
- *                               Unset: a sampled request (temperature > 0) draws a fresh seed, which
- *                               moert_stream_info_int(stream, "seed") reports so the run can be repeated
- *   "stop"               list of strings (moert_options_add_string): generation ends before the first
- *                        occurrence, matched across token boundaries; the stop string is not returned
- *   "stop_token_ids"     list of ints (moert_options_add_int): generation ends with that token
- *   "ignore_eos"         int    1 = keep going past the end-of-sequence token (default 0)
- *   "add_generation_prompt" int for chat: end with the assistant prompt (default 1)
+ * Generation's temperature, top_p, top_k and repetition_penalty default to the checkpoint's
+ * generation_config.json when it has them, as in transformers and vLLM ("do_sample": false there means
+ * temperature 0). Every key, its type, range and default:
+ * BEGIN option keys: generated from capi/src/option_table.inc by `scripts/option_table.py docs --write`
+ * Model load keys (moert_model_load):
+ *   "threads" int, 0 to 4096, default 0: CPU threads (0 = all cores)
+ *   "device" string, "cpu" or "cuda", default "cpu": the backend
+ *   "activations" string, "fp32" or "fp8", default "fp32": "fp32" is the reference; "fp8": DeepSeek's 1x128
+ *       FP8 activations
+ *   "kv_cache_bytes" int, 65536 to 9e+18, default 268435456: KV-cache budget in bytes shared by all sequences
+ *       (256 MiB by default)
+ *   "max_batch" int, 1 to 4096, default 16: most sequences decoded together
+ *   "attention" string, "auto", "expanded" or "absorbed", default "auto": the MLA form ("expanded" and
+ *       "absorbed" for testing)
+ *   "mtp" int, 0 or 1, default 1: load the MTP module when the checkpoint has one
+ *   "batch_invariant" int, 0 or 1, default 0: when on, a request's logits (so its sampled tokens for a seed)
+ *       are the same bits whatever is batched with it, however its prompt is chunked, and with expert
+ *       parallelism or not; slower decode GEMMs. CPU only (MOERT_ERR_UNSUPPORTED with device "cuda")
+ *   "cuda_graphs" int, 0 or 1, default 1: when on and with device "cuda", decode steps (every sequence one
+ *       token) are captured as CUDA graphs per batch-size bucket and replayed; 0: every step is launched op
+ *       by op. No effect on the CPU
+ *   "kv_cache_dtype" string, "auto", "fp32" or "bf16", default "auto": the latent cache's storage: "auto" is
+ *       bf16 with device "cuda", fp32 on the CPU; the attention reads it in fp32; bf16 is UNSUPPORTED on the
+ *       CPU
+ *   "ep_size" int, 1 to 65536, default 1: expert parallelism: ranks the routed experts are spread over (1 =
+ *       off). One rank per process under MPI: run the host under `mpirun -np N` with ep_size N; moert
+ *       initialises MPI when the host has not (and then finalises it at exit). Every process loads the model;
+ *       the engines of all ranks step together from load on (a rank with no request runs empty steps while
+ *       another has work); each rank serves its own requests (a rank may also serve none). Direct logits
+ *       (sessions, moert_model_logits) are UNSUPPORTED with ep_size > 1. moert_model_free blocks until every
+ *       rank has freed the model (the engines end together). A rank that fails or stops answering fails the
+ *       requests of every rank (MOERT_FINISH_ERROR with the reason)
+ *   "ep_transport" string, "none", "inproc", "mpi" or "nccl": unset: "mpi" when ep_size > 1, else "none".
+ *       "nccl": GPU ranks, device "cuda": one GPU per rank, rank modulo the node's GPUs; under mpirun with
+ *       ep_size > 1, NCCL's id sent over MPI; ep_size 1 runs alone. "inproc": a one-rank in-process group
+ *       (the EP code path in one process; ep_size 1). MOERT_ERR_UNSUPPORTED when the build or machine lacks
+ *       what the transport needs
+ *   "ep_redundant" int, 0 to 16384, default 0: redundant expert slots per rank
+ *   "eplb_interval" int, 0 to 1000000000000, default 0: engine steps between EPLB re-placements from the
+ *       served load (0 = never)
+ *   "ep_overlap" int, -1 to 1, default -1: 1 forces the two-microbatch overlap, each step's batch split in
+ *       two halves whose expert dispatch/combine runs while the other half computes; 0: one batch, the
+ *       exchanges in line; -1: on unless every rank is on one host (in-process ranks, MPI within one node),
+ *       where exchanges run at memory speed and the split costs more than it hides. Must be the same on every
+ *       rank
+ *   "ep_max_ranks_per_token" int, 0 to 65536, default 0: DeepSeek's node limit for replicas: a token's pairs
+ *       go to a replica on a rank the token already uses when there is one, so its experts span at most this
+ *       many ranks where the placement allows (0 = no preference)
+ *   "ep_timeout_ms" int, 1 to 1000000000, default 60000: longest wait for the other ranks in one exchange, in
+ *       milliseconds
+ *   "check_weights" int, 0 or 1, default 1: when on, every weight is scanned at load: a NaN/Inf in a
+ *       BF16/F16/F32 tensor, an e4m3 NaN byte in an FP8 weight or a block scale that is not finite and
+ *       positive is MOERT_ERR_FORMAT naming the file, the tensor and the first bad index. The scan reads the
+ *       whole checkpoint once (bench/RESULTS.md: its cost); 0 skips it
+ *   "prefix_cache" int, 0 or 1, default 1: when on, requests whose prompts share a prefix reuse the KV pages
+ *       computed for an earlier request (whole pages of tokens, kept after a request ends and reclaimed least
+ *       recently used first when the budget is needed: a running request never loses pages to it); the logits
+ *       are the same as without it (bit for bit with batch_invariant). moert_stream_counter(stream,
+ *       "cached_prompt_tokens") says how many prompt tokens a request took from it. 0: off
+ *   "speculative" string, "auto" or "off", default "auto": "auto": when the checkpoint has the MTP module
+ *       (and "mtp" is 1), each decode step drafts the next token with it and the main model checks draft and
+ *       current token in one forward; greedy output is the same as without it, sampled output keeps the
+ *       model's distribution (speculative rejection sampling). Requests with repetition, presence or
+ *       frequency penalties, and expert parallelism, decode without drafts. moert_stream_counter gives
+ *       "draft_tokens" and "accepted_drafts". "off": never
+ *   "draft_tokens" int, 1 to 3, default 1: drafts per step (1 is DeepSeek's setting; more are chained through
+ *       the module)
+ * Generation keys (moert_generate_*):
+ *   "max_tokens" int, 0 to 1000000000, default 256: tokens to generate at most
+ *   "temperature" number, 0 to 100, default 0: 0 = greedy. Unset: the checkpoint's generation_config.json
+ *       when it has it
+ *   "top_k" int, 0 to 1000000000, default 0: 0 = off. Unset: the checkpoint's generation_config.json when it
+ *       has it
+ *   "top_p" number, 1e-09 to 1, default 1: 1 = off. Unset: the checkpoint's generation_config.json when it
+ *       has it
+ *   "min_p" number, 0 to 1, default 0: keeps tokens with p >= min_p * p_max (0 = off)
+ *   "repetition_penalty" number, 0.001 to 100, default 1: Hugging Face's, over prompt and output (1 = off).
+ *       Unset: the checkpoint's generation_config.json when it has it
+ *   "presence_penalty" number, -100 to 100, default 0: OpenAI's: minus p for tokens present in the output (0
+ *       = off)
+ *   "frequency_penalty" number, -100 to 100, default 0: OpenAI's: minus f times the token's count in the
+ *       output (0 = off)
+ *   "seed" int, 0 to 9.2e+18: sampling seed: the same seed gives the same tokens whatever else runs. Unset: a
+ *       sampled request (temperature > 0) draws a fresh seed, which moert_stream_info_int(stream, "seed")
+ *       reports so the run can be repeated
+ *   "stop" list of strings (moert_options_add_string): generation ends before the first occurrence, matched
+ *       across token boundaries; the stop string is not returned
+ *   "stop_token_ids" list of ints 0 to 2147483647 (moert_options_add_int): generation ends with that token
+ *   "ignore_eos" int, 0 or 1, default 0: when on, keep going past the end-of-sequence token
+ *   "add_generation_prompt" int, 0 or 1, default 1: moert_generate_chat: end with the assistant prompt
+ * Checkpoint shape keys (moert_checkpoint_write_random):
+ *   "model.vocab" int, 2 to 16777216, default 8192: vocabulary size
+ *   "model.hidden" int, 16 to 65536, default 2048: hidden size
+ *   "model.intermediate" int, 1 to 1048576, default 10944: the dense layers' MLP width
+ *   "model.moe_intermediate" int, 1 to 1048576, default 1408: each expert's MLP width
+ *   "model.layers" int, 1 to 1024, default 3: decoder layers
+ *   "model.dense_layers" int, 0 to 1024, default 1: leading layers with a dense MLP (at most model.layers)
+ *   "model.heads" int, 1 to 1024, default 16: attention heads
+ *   "model.q_lora" int, 0 to 65536, default 1536: query LoRA rank (0 = q_proj)
+ *   "model.kv_lora" int, 1 to 65536, default 512: the latent (KV LoRA) rank
+ *   "model.experts" int, 0 to 16384, default 64: routed experts (0 = dense MLPs only)
+ *   "model.top_k" int, 1 to 16384, default 6: experts per token
+ *   "model.groups" int, 1 to 16384, default 8: expert groups (must divide model.experts)
+ *   "model.topk_groups" int, 1 to 16384, default 4: groups a token's experts are chosen from
+ *   "model.shared" int, 0 to 64, default 2: shared experts
+ *   "model.mtp" int, 0 to 8, default 0: MTP modules
+ *   "model.fp8" int, 0 or 1, default 1: FP8 e4m3 weights with 128x128 block scales (0: BF16)
+ *   "model.seed" int, 0 to 9.2e+18, default 1: the weights' random seed
+ * END option keys
  * Free with moert_options_free. */
 typedef struct moert_options moert_options;
 
@@ -190,12 +221,8 @@ MOERT_API moert_status moert_model_config_json(const moert_model* model, char* b
 
 /* Writes a random-weight checkpoint of any DeepSeek-V3 shape in the released layout (config.json, sharded
  * safetensors with an index, FP8 e4m3 weights with 128x128 scales unless "model.fp8" is 0) into dir
- * (created if needed), for benchmarks and for shapes that have no released weights. shape keys (all
- * optional; defaults: hidden 2048, 3 layers of which 1 dense, 16 heads, q_lora 1536, kv_lora 512, 64 experts
- * of 1408 in 8 groups, top-6 of top-4 groups, 2 shared, vocab 8192): "model.vocab", "model.hidden",
- * "model.intermediate", "model.moe_intermediate", "model.layers", "model.dense_layers", "model.heads",
- * "model.q_lora" (0 = q_proj), "model.kv_lora", "model.experts", "model.top_k", "model.groups",
- * "model.topk_groups", "model.shared", "model.mtp", "model.fp8" (0/1), "model.seed".
+ * (created if needed), for benchmarks and for shapes that have no released weights. shape (may be NULL):
+ * the checkpoint shape keys ("model.*", above; unset ones take their defaults).
  * Errors: INVALID_ARGUMENT (NULL dir, inconsistent shape, a key of another scope), IO. */
 MOERT_API moert_status moert_checkpoint_write_random(const char* dir, const moert_options* shape);
 /* The same, calling progress (may be NULL) on the calling thread after the embeddings, each shard, each

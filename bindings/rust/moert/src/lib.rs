@@ -217,6 +217,12 @@ pub struct LoadOptions {
     pub speculative: Option<String>,
     /// See [`LoadOptions::draft_tokens`].
     pub draft_tokens: Option<i64>,
+    /// See [`LoadOptions::check_weights`].
+    pub check_weights: Option<bool>,
+    /// See [`LoadOptions::cuda_graphs`].
+    pub cuda_graphs: Option<bool>,
+    /// See [`LoadOptions::kv_cache_dtype`].
+    pub kv_cache_dtype: Option<String>,
 }
 
 impl LoadOptions {
@@ -244,6 +250,16 @@ impl LoadOptions {
     }
     pub fn max_batch(mut self, n: i64) -> Self {
         self.max_batch = Some(n);
+        self
+    }
+    /// The MLA form: "auto" (the default), "expanded" or "absorbed" (for testing).
+    pub fn attention(mut self, form: &str) -> Self {
+        self.attention = Some(form.to_owned());
+        self
+    }
+    /// Load the MTP module when the checkpoint has one (default true).
+    pub fn mtp(mut self, on: bool) -> Self {
+        self.mtp = Some(on);
         self
     }
     /// true: a request's logits (so its sampled tokens for a seed) are the same bits whatever is batched
@@ -314,6 +330,23 @@ impl LoadOptions {
         self.draft_tokens = Some(n);
         self
     }
+    /// The load-time scan of every weight for NaN/Inf (and FP8 NaN bytes, bad block scales; default on):
+    /// `Status::Format` naming the file and tensor. false skips it (it reads the whole checkpoint once).
+    pub fn check_weights(mut self, on: bool) -> Self {
+        self.check_weights = Some(on);
+        self
+    }
+    /// With device "cuda", decode steps replayed as CUDA graphs (default on); no effect on the CPU.
+    pub fn cuda_graphs(mut self, on: bool) -> Self {
+        self.cuda_graphs = Some(on);
+        self
+    }
+    /// The latent cache's storage: "auto" (the default: bf16 with device "cuda", fp32 on the CPU),
+    /// "fp32" or "bf16" (`Status::Unsupported` on the CPU).
+    pub fn kv_cache_dtype(mut self, dtype: &str) -> Self {
+        self.kv_cache_dtype = Some(dtype.to_owned());
+        self
+    }
     fn raw(&self) -> Result<RawOptions> {
         let mut o = RawOptions::new()?;
         o.int("threads", self.threads)?
@@ -333,7 +366,10 @@ impl LoadOptions {
             .int("ep_timeout_ms", self.ep_timeout_ms)?
             .int("prefix_cache", self.prefix_cache.map(i64::from))?
             .string("speculative", self.speculative.as_deref())?
-            .int("draft_tokens", self.draft_tokens)?;
+            .int("draft_tokens", self.draft_tokens)?
+            .int("check_weights", self.check_weights.map(i64::from))?
+            .int("cuda_graphs", self.cuda_graphs.map(i64::from))?
+            .string("kv_cache_dtype", self.kv_cache_dtype.as_deref())?;
         Ok(o)
     }
 }

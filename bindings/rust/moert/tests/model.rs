@@ -369,3 +369,26 @@ fn speculative_decoding_with_mtp_module() {
     assert_eq!(&s.collect_tokens().unwrap(), want);
     assert_eq!(s.usage().unwrap().draft_tokens, 0);
 }
+
+// The load keys added to the builder reach the C API under their own names (a bad value is the C API's
+// error naming the key).
+#[test]
+fn cache_and_weight_check_options_reach_the_library() {
+    let opts = LoadOptions::new()
+        .threads(1)
+        .attention("absorbed")
+        .mtp(false)
+        .check_weights(false)
+        .cuda_graphs(false)
+        .kv_cache_dtype("fp32");
+    let model = Model::load_with(mtp_model_dir(), &opts, None).expect("load with the cache and weight-check options");
+    assert_eq!(model.info("num_mtp_layers").unwrap(), 0); // mtp(false): the module is not loaded
+    let model = Model::load_with(mtp_model_dir(), &LoadOptions::new().threads(1), None).expect("load the MTP model");
+    assert_eq!(model.info("num_mtp_layers").unwrap(), 1);
+    let e = Model::load_with(model_dir(), &LoadOptions::new().kv_cache_dtype("bf16"), None).unwrap_err();
+    assert_eq!(e.status(), Status::Unsupported);
+    assert!(e.message().contains("kv_cache_dtype bf16 needs device cuda"), "{}", e);
+    let e = Model::load_with(model_dir(), &LoadOptions::new().attention("sideways"), None).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+    assert!(e.message().contains("'attention' value \"sideways\""), "{}", e);
+}

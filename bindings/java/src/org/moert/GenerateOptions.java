@@ -12,7 +12,7 @@ import org.moert.internal.moert_native;
 public final class GenerateOptions {
     private Long maxTokens, topK, seed;
     private Double temperature, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty;
-    private Boolean ignoreEos;
+    private Boolean ignoreEos, addGenerationPrompt;
     private final List<String> stop = new ArrayList<>();
     private final List<Integer> stopTokenIds = new ArrayList<>();
 
@@ -26,6 +26,8 @@ public final class GenerateOptions {
     public GenerateOptions frequencyPenalty(double f) { frequencyPenalty = f; return this; }
     public GenerateOptions seed(long s) { seed = s; return this; }
     public GenerateOptions ignoreEos(boolean b) { ignoreEos = b; return this; }
+    /** For {@link Model#chat}: end the prompt with the assistant prompt (default true). */
+    public GenerateOptions addGenerationPrompt(boolean b) { addGenerationPrompt = b; return this; }
     /** Adds a stop string: generation ends before it (it is not returned). */
     public GenerateOptions stop(String s) { stop.add(s); return this; }
     /** Adds a stop token id: generation ends with it. */
@@ -44,6 +46,8 @@ public final class GenerateOptions {
             if (frequencyPenalty != null) moert_native.options_set_float(o, "frequency_penalty", frequencyPenalty);
             if (seed != null) moert_native.options_set_int(o, "seed", seed);
             if (ignoreEos != null) moert_native.options_set_int(o, "ignore_eos", ignoreEos ? 1 : 0);
+            if (addGenerationPrompt != null)
+                moert_native.options_set_int(o, "add_generation_prompt", addGenerationPrompt ? 1 : 0);
             for (String s : stop) moert_native.options_add_string_utf8(o, "stop", s.getBytes(StandardCharsets.UTF_8));
             for (int t : stopTokenIds) moert_native.options_add_int(o, "stop_token_ids", t);
             return o;

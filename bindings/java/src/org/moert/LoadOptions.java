@@ -12,6 +12,8 @@ public final class LoadOptions {
     private Boolean prefixCache;
     private String speculative;
     private Long draftTokens;
+    private String attention, kvCacheDtype;
+    private Boolean mtp, checkWeights, cudaGraphs;
 
     public LoadOptions threads(int n) { threads = (long) n; return this; }
     public LoadOptions kvCacheBytes(long n) { kvCacheBytes = n; return this; }
@@ -63,6 +65,22 @@ public final class LoadOptions {
     public LoadOptions speculative(String mode) { speculative = mode; return this; }
     /** Drafts per decode step, 1 (the default, DeepSeek's setting) to 3. */
     public LoadOptions draftTokens(int n) { draftTokens = (long) n; return this; }
+    /** The MLA form: "auto" (the default), "expanded" or "absorbed" (for testing). */
+    public LoadOptions attention(String form) { attention = form; return this; }
+    /** Load the MTP module when the checkpoint has one (default true). */
+    public LoadOptions mtp(boolean on) { mtp = on; return this; }
+    /**
+     * The load-time scan of every weight for NaN/Inf (and FP8 NaN bytes, bad block scales; default on): a
+     * FORMAT error naming the file and tensor. false skips it (it reads the whole checkpoint once).
+     */
+    public LoadOptions checkWeights(boolean on) { checkWeights = on; return this; }
+    /** With device "cuda", decode steps replayed as CUDA graphs (default on); no effect on the CPU. */
+    public LoadOptions cudaGraphs(boolean on) { cudaGraphs = on; return this; }
+    /**
+     * The latent cache's storage: "auto" (the default: bf16 with device "cuda", fp32 on the CPU), "fp32" or
+     * "bf16" (UNSUPPORTED on the CPU).
+     */
+    public LoadOptions kvCacheDtype(String dtype) { kvCacheDtype = dtype; return this; }
 
     org.moert.internal.Options build() {
         org.moert.internal.Options o = moert_native.options_create();
@@ -84,6 +102,11 @@ public final class LoadOptions {
             if (prefixCache != null) moert_native.options_set_int(o, "prefix_cache", prefixCache ? 1 : 0);
             if (speculative != null) moert_native.options_set_string(o, "speculative", speculative);
             if (draftTokens != null) moert_native.options_set_int(o, "draft_tokens", draftTokens);
+            if (attention != null) moert_native.options_set_string(o, "attention", attention);
+            if (mtp != null) moert_native.options_set_int(o, "mtp", mtp ? 1 : 0);
+            if (checkWeights != null) moert_native.options_set_int(o, "check_weights", checkWeights ? 1 : 0);
+            if (cudaGraphs != null) moert_native.options_set_int(o, "cuda_graphs", cudaGraphs ? 1 : 0);
+            if (kvCacheDtype != null) moert_native.options_set_string(o, "kv_cache_dtype", kvCacheDtype);
             return o;
         } catch (RuntimeException e) {
             moert_native.options_free(o);

@@ -402,4 +402,39 @@ public class MoertTest {
             }
         }
     }
+
+    // The keys added to the builders reach the C API under their own names (a bad value is the C API's error
+    // naming the key).
+    @Test
+    public void cacheWeightCheckAndChatOptionsReachTheLibrary() {
+        Path mtp = Path.of(System.getProperty("moert.mtp.dir", dir.resolve("../../../tests/data/moert-tiny-coder-mtp").toString()));
+        LoadOptions all = new LoadOptions().threads(1).attention("absorbed").mtp(false).checkWeights(false)
+                .cudaGraphs(false).kvCacheDtype("fp32");
+        try (Model m = Model.load(mtp, all, null)) {
+            assertEquals(0, m.info("num_mtp_layers")); // mtp(false): the module is not loaded
+        }
+        try (Model m = Model.load(mtp, new LoadOptions().threads(1), null)) {
+            assertEquals(1, m.info("num_mtp_layers"));
+        }
+        assertEquals(MoertException.Status.UNSUPPORTED,
+            statusOf(() -> Model.load(dir, new LoadOptions().kvCacheDtype("bf16"), null).close()));
+        try {
+            Model.load(dir, new LoadOptions().attention("sideways"), null).close();
+            fail();
+        } catch (MoertException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("'attention' value \"sideways\""));
+        }
+        // Without the assistant prompt the chat prompt is shorter.
+        java.util.List<Message> chat = java.util.List.of(Message.user("hi"));
+        long with, without;
+        try (Stream s = model.chat(chat, greedy(1))) {
+            s.readIds();
+            with = s.usage().promptTokens();
+        }
+        try (Stream s = model.chat(chat, greedy(1).addGenerationPrompt(false))) {
+            s.readIds();
+            without = s.usage().promptTokens();
+        }
+        assertTrue(with + " vs " + without, without < with);
+    }
 }

@@ -1,0 +1,119 @@
+#include "option_values.h"
+
+#include "util/error.h"
+
+namespace moert::capi {
+namespace {
+
+const moert_options kNone;
+
+template <typename T>
+void read_int(const moert_options& o, const char* key, T& field) {
+  if (const int64_t* v = o.find_int(key)) field = static_cast<T>(*v);
+}
+void read_bool(const moert_options& o, const char* key, bool& field) {
+  if (const int64_t* v = o.find_int(key)) field = *v != 0;
+}
+void read_float(const moert_options& o, const char* key, double& field) {
+  if (const double* v = o.find_float(key)) field = *v;
+}
+void read_string(const moert_options& o, const char* key, std::string& field) {
+  if (const std::string* v = o.find_string(key)) field = *v;
+}
+
+}  // namespace
+
+LoadOptions load_options(const moert_options* options) {
+  options_require_scope(options, OptionScope::kLoad);
+  const moert_options& o = options ? *options : kNone;
+  LoadOptions lo;
+  read_int(o, "threads", lo.threads);
+  read_string(o, "device", lo.device);
+  if (const std::string* v = o.find_string("activations"))
+    lo.act_mode = *v == "fp8" ? ActMode::kFp8 : ActMode::kF32;
+  read_int(o, "kv_cache_bytes", lo.kv_cache_bytes);
+  read_int(o, "max_batch", lo.max_batch);
+  if (const std::string* v = o.find_string("attention"))
+    lo.attention = *v == "expanded"   ? AttentionForm::kExpanded
+                   : *v == "absorbed" ? AttentionForm::kAbsorbed
+                                      : AttentionForm::kAuto;
+  read_bool(o, "mtp", lo.load_mtp);
+  read_bool(o, "batch_invariant", lo.batch_invariant);
+  read_bool(o, "cuda_graphs", lo.cuda_graphs);
+  read_string(o, "kv_cache_dtype", lo.kv_cache_dtype);
+  read_int(o, "ep_size", lo.ep_size);
+  read_string(o, "ep_transport", lo.ep_transport);
+  read_int(o, "ep_redundant", lo.ep_redundant);
+  read_int(o, "eplb_interval", lo.eplb_interval);
+  read_int(o, "ep_overlap", lo.ep_overlap);
+  read_int(o, "ep_max_ranks_per_token", lo.ep_max_ranks_per_token);
+  read_int(o, "ep_timeout_ms", lo.ep_timeout_ms);
+  read_bool(o, "check_weights", lo.check_weights);
+  read_bool(o, "prefix_cache", lo.prefix_cache);
+  read_string(o, "speculative", lo.speculative);
+  read_int(o, "draft_tokens", lo.draft_tokens);
+  return lo;
+}
+
+GenerateOptions generate_options(const moert_options* options, const GenerationDefaults& d,
+                                 const std::function<uint64_t()>& draw_seed) {
+  options_require_scope(options, OptionScope::kGenerate);
+  const moert_options& o = options ? *options : kNone;
+  GenerateOptions g;
+  GenerationParams& p = g.params;
+  SamplingParams& s = p.sampling;
+  s.temperature = d.temperature.value_or(s.temperature);
+  s.top_k = d.top_k.value_or(s.top_k);
+  s.top_p = d.top_p.value_or(s.top_p);
+  s.repetition_penalty = d.repetition_penalty.value_or(s.repetition_penalty);
+  read_int(o, "max_tokens", p.max_tokens);
+  read_float(o, "temperature", s.temperature);
+  read_int(o, "top_k", s.top_k);
+  read_float(o, "top_p", s.top_p);
+  read_float(o, "min_p", s.min_p);
+  read_float(o, "repetition_penalty", s.repetition_penalty);
+  read_float(o, "presence_penalty", s.presence_penalty);
+  read_float(o, "frequency_penalty", s.frequency_penalty);
+  if (const int64_t* v = o.find_int("seed"))
+    s.seed = static_cast<uint64_t>(*v);
+  else if (s.temperature > 0 && draw_seed)
+    s.seed = draw_seed();
+  p.stop_strings = o.get_strings("stop");
+  for (int64_t id : o.get_ints("stop_token_ids")) p.stop_token_ids.push_back(static_cast<int32_t>(id));
+  read_bool(o, "ignore_eos", p.ignore_eos);
+  read_bool(o, "add_generation_prompt", g.add_generation_prompt);
+  return g;
+}
+
+RandomCheckpointSpec checkpoint_spec(const moert_options* options) {
+  options_require_scope(options, OptionScope::kCheckpoint);
+  const moert_options& o = options ? *options : kNone;
+  RandomCheckpointSpec s;
+  read_int(o, "model.vocab", s.vocab);
+  read_int(o, "model.hidden", s.hidden);
+  read_int(o, "model.intermediate", s.intermediate);
+  read_int(o, "model.moe_intermediate", s.moe_intermediate);
+  read_int(o, "model.layers", s.layers);
+  read_int(o, "model.dense_layers", s.dense_layers);
+  read_int(o, "model.heads", s.heads);
+  read_int(o, "model.q_lora", s.q_lora);
+  read_int(o, "model.kv_lora", s.kv_lora);
+  read_int(o, "model.experts", s.experts);
+  read_int(o, "model.top_k", s.top_k);
+  read_int(o, "model.groups", s.n_group);
+  read_int(o, "model.topk_groups", s.topk_group);
+  read_int(o, "model.shared", s.shared);
+  read_int(o, "model.mtp", s.mtp);
+  read_bool(o, "model.fp8", s.fp8);
+  read_int(o, "model.seed", s.seed);
+  if (s.dense_layers > s.layers) fail(ErrorCode::kInvalidArgument, "model.dense_layers exceeds model.layers");
+  if (s.experts && (s.experts % s.n_group || s.topk_group > s.n_group || s.top_k > s.experts ||
+                    s.top_k > s.topk_group * (s.experts / s.n_group) || s.experts / s.n_group < 2))
+    fail(ErrorCode::kInvalidArgument, "inconsistent routing shape: experts " + std::to_string(s.experts) +
+                                          ", groups " + std::to_string(s.n_group) + ", topk_groups " +
+                                          std::to_string(s.topk_group) + ", top_k " +
+                                          std::to_string(s.top_k));
+  return s;
+}
+
+}  // namespace moert::capi

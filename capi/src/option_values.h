@@ -1,0 +1,36 @@
+// The runtime's settings from a moert_options: each scope's keys read into the struct its call takes.
+// An absent key keeps the struct's member initialiser, which tests/options checks equal to the default in
+// option_table.inc; every key of a scope must change the struct (the same test), so none is ignored.
+#pragma once
+#include <functional>
+
+#include "engine/model_service.h"  // GenerationDefaults
+#include "engine/engine.h"
+#include "engine/loaded_model.h"
+#include "checkpoint/random_checkpoint.h"
+#include "options.h"
+
+namespace moert::capi {
+
+// moert_model_load's keys. o may be null (defaults). Throws Error(kInvalidArgument) for a key of
+// another scope.
+LoadOptions load_options(const moert_options* o);
+
+// moert_generate_*'s keys: the request's parameters and how the chat prompt ends.
+struct GenerateOptions {
+  GenerationParams params;
+  bool add_generation_prompt = true;  // moert_generate_chat only
+  bool operator==(const GenerateOptions&) const = default;
+};
+// The caller's keys; the checkpoint's generation_config.json (d) for the sampling keys the caller left
+// unset (as transformers and vLLM do); the defaults for the rest. A sampled request without a seed gets
+// draw_seed()'s (none when it is null). o may be null. Throws Error(kInvalidArgument) for a key of another
+// scope.
+GenerateOptions generate_options(const moert_options* o, const GenerationDefaults& d,
+                                 const std::function<uint64_t()>& draw_seed);
+
+// moert_checkpoint_write_random's keys. o may be null. Throws Error(kInvalidArgument) for a key of
+// another scope or an inconsistent shape.
+RandomCheckpointSpec checkpoint_spec(const moert_options* o);
+
+}  // namespace moert::capi
