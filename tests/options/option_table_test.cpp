@@ -196,7 +196,9 @@ TEST(OptionTable, RangesAndChoicesAreEnforced) {
     };
     switch (s.kind) {
       case OptionKind::kInt:
-        if (s.max < 1e15) EXPECT_TRUE(rejected(static_cast<int64_t>(s.max) + 1)) << s.key;
+        if (s.max < 1e15) {
+          EXPECT_TRUE(rejected(static_cast<int64_t>(s.max) + 1)) << s.key;
+        }
         EXPECT_TRUE(rejected(static_cast<int64_t>(s.min) - 1)) << s.key;
         EXPECT_TRUE(rejected(std::string("1"))) << s.key;
         break;
@@ -206,7 +208,9 @@ TEST(OptionTable, RangesAndChoicesAreEnforced) {
         EXPECT_TRUE(rejected(std::nan(""))) << s.key;
         break;
       case OptionKind::kString:
-        if (!s.choices.empty()) EXPECT_TRUE(rejected(std::string("no-such-choice"))) << s.key;
+        if (!s.choices.empty()) {
+          EXPECT_TRUE(rejected(std::string("no-such-choice"))) << s.key;
+        }
         EXPECT_TRUE(rejected(int64_t{1})) << s.key;
         break;
       default:
