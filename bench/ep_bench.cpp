@@ -17,7 +17,7 @@
 #include "ep/expert_parallel.h"
 #include "ep/placement.h"
 #include "kv/latent_cache.h"
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 #include "weights/weight_store.h"
 
 using namespace moert;
@@ -72,7 +72,7 @@ void imbalance_table() {
     }
 }
 
-// Time per MoE layer through DeepseekModel::forward with R in-process ranks (each its own batch, KV cache
+// Time per MoE layer through DeepseekNetwork::forward with R in-process ranks (each its own batch, KV cache
 // and 1-thread CPU backend) over a slow link (latency + bytes / bandwidth per all-to-all, each rank sleeping
 // for what it sends), with the two-microbatch overlap off and on. The model is a random DeepSeek-V3-shaped
 // checkpoint whose every layer is MoE (a small vocabulary keeps embedding and lm_head negligible), so the
@@ -80,7 +80,7 @@ void imbalance_table() {
 struct BenchRank {
   std::unique_ptr<Backend> backend;
   std::shared_ptr<ExpertParallel> ep;
-  std::unique_ptr<DeepseekModel> model;
+  std::unique_ptr<DeepseekNetwork> model;
   std::unique_ptr<LatentCache> cache;
   std::vector<KvSequence> kv;
   std::vector<std::vector<int32_t>> tokens;
@@ -111,7 +111,7 @@ double forward_ms(const std::string& dir, int R, const Scenario& sc, bool overla
     mo.load_mtp = false;
     mo.moe_hook = k.ep;
     mo.bind_expert = k.ep->bind_filter();
-    k.model = std::make_unique<DeepseekModel>(cfg, store, *k.backend, mo);
+    k.model = std::make_unique<DeepseekNetwork>(cfg, store, *k.backend, mo);
     k.cache = std::make_unique<LatentCache>(*k.backend, k.model->cache_layers(), cfg.kv_cache_width(), 64,
                                             1ll << 30);
     std::mt19937 g(r + 1);

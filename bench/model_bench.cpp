@@ -13,7 +13,7 @@
 // run), and their ratio.
 // --streams N: also N sequences of --stream-context tokens decoding together, one forward per step (the
 // batched attention and MoE over every sequence), aggregate tokens/s. The bench uses only
-// DeepseekModel::forward(steps, logits), so the same source builds against older trees for A/B runs.
+// DeepseekNetwork::forward(steps, logits), so the same source builds against older trees for A/B runs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -29,7 +29,7 @@
 #include "checkpoint/random_checkpoint.h"
 #include "config/model_config.h"
 #include "kv/latent_cache.h"
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 #include "weights/safetensors.h"
 #include "weights/weight_store.h"
 
@@ -168,7 +168,7 @@ double decode_bytes_per_token(const WeightStore& ws, const ModelConfig& cfg) {
 struct RefResult {
   std::vector<int> matched, total;
 };
-RefResult check_reference(DeepseekModel& m, Backend& b, const std::string& dir) {
+RefResult check_reference(DeepseekNetwork& m, Backend& b, const std::string& dir) {
   RefResult r;
   const std::string path = dir + "/reference.safetensors";
   if (!std::filesystem::exists(path)) return r;
@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
   opts.act_mode = fp8 ? ActMode::kFp8 : ActMode::kF32;
   auto store = std::make_shared<WeightStore>(dir);
   const double token_bytes = decode_bytes_per_token(*store, cfg);
-  DeepseekModel model(cfg, store, *backend, opts);
+  DeepseekNetwork model(cfg, store, *backend, opts);
   std::printf(
       "model %s: hidden %lld, %lld layers, %lld experts (top-%lld), %.1f M parameters; %d threads, %s "
       "activations%s\n",

@@ -6,12 +6,12 @@
 #include <vector>
 
 #include "engine/engine.h"
-#include "engine/model_service.h"
+#include "engine/served_model.h"
 #include "engine/session.h"
 #include "guard.h"
 
 struct moert_model {
-  std::shared_ptr<moert::ModelService> service;
+  std::shared_ptr<moert::ServedModel> service;
 };
 
 struct moert_tokenizer {
@@ -23,7 +23,7 @@ struct moert_session {
 };
 
 struct moert_stream {
-  std::shared_ptr<moert::ModelService> service;
+  std::shared_ptr<moert::ServedModel> service;
   std::shared_ptr<moert::RequestStream> request;
   moert::StreamEvent current;  // the event last returned by moert_stream_next
   bool has_final = false;

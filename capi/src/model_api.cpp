@@ -12,7 +12,6 @@ using moert::capi::guarded;
 using moert::capi::require;
 using moert::capi::write_string;
 
-
 extern "C" {
 
 MOERT_API moert_status moert_model_load(const char* model_dir, const moert_options* options,
@@ -23,7 +22,7 @@ MOERT_API moert_status moert_model_load(const char* model_dir, const moert_optio
     moert::ProgressFn fn;
     if (progress) fn = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
     auto m = std::make_unique<moert_model>();
-    m->service = moert::ModelService::load(model_dir, moert::capi::load_options(options), fn);
+    m->service = moert::ServedModel::load(model_dir, moert::capi::load_options(options), fn);
     *out = m.release();
   });
 }

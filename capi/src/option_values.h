@@ -4,10 +4,10 @@
 #pragma once
 #include <functional>
 
-#include "engine/model_service.h"  // GenerationDefaults
-#include "engine/engine.h"
-#include "engine/loaded_model.h"
 #include "checkpoint/random_checkpoint.h"
+#include "engine/engine.h"
+#include "engine/model_instance.h"
+#include "engine/served_model.h"  // GenerationDefaults
 #include "options.h"
 
 namespace moert::capi {

@@ -29,10 +29,10 @@ struct Engine::EvalJob {
   }
 };
 
-Engine::Engine(std::shared_ptr<LoadedModel> model, TextDecoderFactory decoders)
+Engine::Engine(std::shared_ptr<ModelInstance> model, TextDecoderFactory decoders)
     : model_(std::move(model)), decoders_(std::move(decoders)) {
   const LoadOptions& o = model_->options();
-  if (o.speculative != "off" && model_->model().has_mtp() && !model_->ep()) draft_tokens_ = o.draft_tokens;
+  if (o.speculative != "off" && model_->network().has_mtp() && !model_->ep()) draft_tokens_ = o.draft_tokens;
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -374,7 +374,7 @@ void Engine::plan(Running& running, StepPlan& p) {
 }
 
 void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vector<int32_t>>& emitted) {
-  DeepseekModel& model = model_->model();
+  DeepseekNetwork& model = model_->network();
   std::vector<SequenceStep> mtp;
   std::vector<int64_t> pos0, hidden_row;
   std::vector<RequestState*> drafting;
@@ -464,7 +464,7 @@ void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vec
 }
 
 void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective) {
-  DeepseekModel& model = model_->model();
+  DeepseekNetwork& model = model_->network();
   StepPlan p;
   plan(running, p);
   // Evaluation jobs join the batch after the requests; each is checked alone so a bad one fails alone.

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "engine/generation_params.h"
-#include "engine/loaded_model.h"
+#include "engine/model_instance.h"
 #include "engine/request_stream.h"
 #include "engine/text_stream.h"
 
@@ -26,7 +26,7 @@ class StepPolicy;
 // the scheduler's RequestState (engine/request_state.h), which only the scheduler thread touches.
 class Engine {
  public:
-  Engine(std::shared_ptr<LoadedModel> model, TextDecoderFactory decoders);
+  Engine(std::shared_ptr<ModelInstance> model, TextDecoderFactory decoders);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -81,7 +81,7 @@ class Engine {
   // the forward's hidden states and the tokens that follow), chained for more drafts; fills drafts_.
   void draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vector<int32_t>>& emitted);
 
-  std::shared_ptr<LoadedModel> model_;
+  std::shared_ptr<ModelInstance> model_;
   TextDecoderFactory decoders_;
   std::mutex mu_;
   std::condition_variable cv_;

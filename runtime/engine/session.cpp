@@ -2,23 +2,23 @@
 
 #include <mutex>
 
-#include "engine/model_service.h"
+#include "engine/served_model.h"
 #include "kv/kv_transfer.h"
 #include "util/error.h"
 
 namespace moert {
 
-Session::Session(std::shared_ptr<ModelService> service)
-    : service_(std::move(service)), kv_(&service_->model().cache()) {}
+Session::Session(std::shared_ptr<ServedModel> service)
+    : service_(std::move(service)), kv_(&service_->instance().cache()) {}
 
-Session Session::import_image(std::shared_ptr<ModelService> service, const void* data, size_t size) {
-  LoadedModel& m = service->model();
+Session Session::import_image(std::shared_ptr<ServedModel> service, const void* data, size_t size) {
+  ModelInstance& m = service->instance();
   m.require_direct_forward();
   const KvImageView v = parse_kv_image(data, size, m.kv_image_shape());
   Session s(std::move(service));
   {
     std::lock_guard<std::mutex> lock(m.step_mutex());  // backend copies: not while a forward runs
-    import_kv(m.model().backend(), m.cache(), s.kv_, m.config().num_hidden_layers, v);
+    import_kv(m.network().backend(), m.cache(), s.kv_, m.config().num_hidden_layers, v);
   }
   s.tokens_ = v.token_ids;
   s.last_logits_ = v.last_logits;
@@ -27,7 +27,7 @@ Session Session::import_image(std::shared_ptr<ModelService> service, const void*
 
 void Session::eval(const int32_t* tokens, int64_t n, bool all_logits, float* logits) {
   if (n < 1) fail(ErrorCode::kInvalidArgument, "n must be at least 1");
-  LoadedModel& m = service_->model();
+  ModelInstance& m = service_->instance();
   m.require_direct_forward();
   service_->engine().eval(kv_, tokens, n, all_logits, logits);
   tokens_.insert(tokens_.end(), tokens, tokens + n);
@@ -37,7 +37,7 @@ void Session::eval(const int32_t* tokens, int64_t n, bool all_logits, float* log
 }
 
 int64_t Session::vocab_size() const {
-  return service_->model().config().vocab_size;
+  return service_->instance().config().vocab_size;
 }
 
 void Session::truncate(int64_t length) {
@@ -58,9 +58,9 @@ std::vector<uint8_t> Session::export_image() const {
     fail(ErrorCode::kInvalidArgument,
          "the session was truncated since its last evaluation: evaluate a token before exporting (the image "
          "carries the logits after its last token)");
-  LoadedModel& m = service_->model();
+  ModelInstance& m = service_->instance();
   std::lock_guard<std::mutex> lock(m.step_mutex());  // backend copies: not while a forward runs
-  return export_kv(m.model().backend(), m.cache(), kv_, m.config().num_hidden_layers, m.kv_image_shape(),
+  return export_kv(m.network().backend(), m.cache(), kv_, m.config().num_hidden_layers, m.kv_image_shape(),
                    tokens_, last_logits_);
 }
 

@@ -1,7 +1,7 @@
 // A sequence a host evaluates itself (moert_session, moert_model_logits): tokens appended and their logits
 // returned, truncation, and the KV image of its cache (kv/kv_image.h) out and in. Its forwards go through the
 // engine's scheduler, batched with the running requests. One thread at a time; the model outlives it (it
-// holds the ModelService).
+// holds the ServedModel).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -13,15 +13,15 @@
 
 namespace moert {
 
-class ModelService;
+class ServedModel;
 
 class Session {
  public:
-  explicit Session(std::shared_ptr<ModelService> service);
+  explicit Session(std::shared_ptr<ServedModel> service);
   // A sequence from a KV image exported by a model of the same checkpoint: Error(kFormat) naming the check
   // that failed, kOutOfMemory when the cache cannot hold it, kUnsupported with expert parallelism over more
   // than one rank (every forward is the group's).
-  static Session import_image(std::shared_ptr<ModelService> service, const void* data, size_t size);
+  static Session import_image(std::shared_ptr<ServedModel> service, const void* data, size_t size);
 
   // Appends n >= 1 tokens; writes the logits of every row (all_logits) or of the last one, vocab floats each.
   // Throws kInvalidArgument for a bad token id or a context overflow, kOutOfMemory for a full cache (the
@@ -39,7 +39,7 @@ class Session {
   std::shared_ptr<RequestStream> generate(GenerationParams params) &&;
 
  private:
-  std::shared_ptr<ModelService> service_;
+  std::shared_ptr<ServedModel> service_;
   KvSequence kv_;
   std::vector<int32_t> tokens_;     // what kv_ holds
   std::vector<float> last_logits_;  // after tokens_.back() (empty after a truncate)

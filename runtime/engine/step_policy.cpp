@@ -2,7 +2,7 @@
 
 #include <mutex>
 
-#include "engine/loaded_model.h"
+#include "engine/model_instance.h"
 #include "ep/placement.h"
 
 namespace moert {
@@ -20,7 +20,7 @@ class SoloPolicy final : public StepPolicy {
 
 class GroupPolicy final : public StepPolicy {
  public:
-  explicit GroupPolicy(LoadedModel& model) : model_(model), ep_(*model.ep()) {}
+  explicit GroupPolicy(ModelInstance& model) : model_(model), ep_(*model.ep()) {}
   bool waits_for_work() const override { return false; }
   bool collective() const override { return true; }
   Decision agree(bool has_work, bool stopping) override {
@@ -35,12 +35,12 @@ class GroupPolicy final : public StepPolicy {
     std::lock_guard<std::mutex> lock(model_.step_mutex());
     ep::run_collective(ep_.transport(), [&] {
       ep::EplbOptions eo;
-      ep::rebalance(ep_, model_.model(), eo);
+      ep::rebalance(ep_, model_.network(), eo);
     });
   }
 
  private:
-  LoadedModel& model_;
+  ModelInstance& model_;
   ep::ExpertParallel& ep_;
   int64_t steps_ = 0;
 };
@@ -51,7 +51,7 @@ std::unique_ptr<StepPolicy> make_solo_policy() {
   return std::make_unique<SoloPolicy>();
 }
 
-std::unique_ptr<StepPolicy> make_group_policy(LoadedModel& model) {
+std::unique_ptr<StepPolicy> make_group_policy(ModelInstance& model) {
   return std::make_unique<GroupPolicy>(model);
 }
 

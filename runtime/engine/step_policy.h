@@ -5,7 +5,7 @@
 
 namespace moert {
 
-class LoadedModel;
+class ModelInstance;
 
 class StepPolicy {
  public:
@@ -28,6 +28,6 @@ std::unique_ptr<StepPolicy> make_solo_policy();
 // The expert-parallel group of `model` (model.ep() must be set): the ranks all-reduce {ranks with work,
 // ranks stopping} before each step; when any rank has work every rank steps; when none has they idle; they
 // exit together once every rank is stopping. Every eplb_interval steps they re-place the experts (EPLB).
-std::unique_ptr<StepPolicy> make_group_policy(LoadedModel& model);
+std::unique_ptr<StepPolicy> make_group_policy(ModelInstance& model);
 
 }  // namespace moert

@@ -452,7 +452,7 @@ void ExpertParallel::finish(MoeExchange& base, Tensor& out) {
   b_.moe_combine(Y, SR, W, O, out);
 }
 
-Placement rebalance(ExpertParallel& ep, DeepseekModel& model, const EplbOptions& opts, int slots_per_rank) {
+Placement rebalance(ExpertParallel& ep, DeepseekNetwork& model, const EplbOptions& opts, int slots_per_rank) {
   const std::vector<int64_t> load = ep.gather_load();
   const Placement& cur = ep.placement();
   Placement next = eplb_placement(load, cur.num_layers(), cur.experts, cur.ranks,

@@ -1,10 +1,10 @@
 // Expert parallelism on CPU: the routed experts of every MoE layer spread over the ranks of a group
 // (Placement), attention and dense layers data-parallel (each rank runs its own requests, its own batch
 // and KV cache). Per MoE layer, on every rank:
-//   route locally (DeepseekModel::mlp) -> dispatch: each token goes once to every rank that holds one of
+//   route locally (DeepseekNetwork::mlp) -> dispatch: each token goes once to every rank that holds one of
 //   its experts, with the ids (and weights) of those experts -> each rank runs its local experts over the
 //   tokens it received (Backend::moe_experts, the other experts null) -> combine: results go back to the
-//   origin, which sums them in a fixed order -> shared experts run locally (DeepseekModel::mlp).
+//   origin, which sums them in a fixed order -> shared experts run locally (DeepseekNetwork::mlp).
 //
 // Combine, and how it compares with the single-process sum (Backend::moe_experts adds each token's
 // weight * expert output in ascending expert id, from zero):
@@ -31,7 +31,7 @@
 // that routed it; gather_load() sums them over ranks (all-reduce). rebalance() turns them into an EPLB
 // placement, the same on every rank, and re-binds the model's experts (between steps).
 //
-// Two-microbatch overlap (EpOptions::overlap): DeepseekModel::forward splits each batch in two and
+// Two-microbatch overlap (EpOptions::overlap): DeepseekNetwork::forward splits each batch in two and
 // interleaves their layers so one microbatch's dispatch or combine is in flight while the other computes
 // (see runtime/model/two_microbatch.cpp). The exchanges run on an ExchangeLane (a thread of this rank) in
 // the order they were started; every rank starts them in the same order (two per MoE layer each way,
@@ -49,7 +49,7 @@
 #include "ep/exchange_lane.h"
 #include "ep/placement.h"
 #include "ep/transport.h"
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 
 namespace moert::ep {
 
@@ -123,7 +123,7 @@ class ExpertParallel final : public MoeExpertsHook {
 // Collective: gathers the load counters, computes the EPLB placement (identical on every rank), applies it
 // and re-binds `model`'s experts, then clears the counters. slots_per_rank = 0 keeps the current count.
 // Returns the new placement.
-Placement rebalance(ExpertParallel& ep, DeepseekModel& model, const EplbOptions& opts,
+Placement rebalance(ExpertParallel& ep, DeepseekNetwork& model, const EplbOptions& opts,
                     int slots_per_rank = 0);
 
 }  // namespace moert::ep

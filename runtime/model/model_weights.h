@@ -29,7 +29,7 @@ struct LayerWeights {
   Tensor router_bias;   // e_score_correction_bias [1, experts] (V3) or empty
   std::vector<ExpertWeights> experts;
   ExpertSet
-      routed;  // the grouped ops' view of `experts` (set by the model: DeepseekModel::prepare_expert_sets)
+      routed;  // the grouped ops' view of `experts` (set by the model: DeepseekNetwork::prepare_expert_sets)
   bool has_shared = false;
   ExpertWeights shared;
 };

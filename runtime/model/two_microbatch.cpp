@@ -16,12 +16,12 @@
 // the one-batch forward, with fewer rows per call (see tests/ep for what that changes numerically).
 #include <algorithm>
 
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 #include "util/error.h"
 
 namespace moert {
 
-struct DeepseekModel::Microbatch {
+struct DeepseekNetwork::Microbatch {
   const BatchPart* part = nullptr;
   Tensor x;  // the half's row slice of the batch's (default, 0 rows, when the half is empty)
   Tensor xn, y, shared, ids, weights;
@@ -29,7 +29,7 @@ struct DeepseekModel::Microbatch {
   int64_t rows() const { return x.rows; }
 };
 
-void DeepseekModel::run_layers_two_microbatches(Tensor& x, const StepBatch& batch) {
+void DeepseekNetwork::run_layers_two_microbatches(Tensor& x, const StepBatch& batch) {
   MoeExpertsHook& hook = *opts_.moe_hook;
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;

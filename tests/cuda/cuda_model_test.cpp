@@ -15,7 +15,7 @@
 #include "ep/expert_parallel.h"
 #include "ep/transport_nccl.h"
 #include "kv/latent_cache.h"
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 #include "weights/weight_store.h"
 
 namespace moert::testing {
@@ -60,7 +60,7 @@ class CudaModel : public ::testing::Test {
                                 const std::vector<int32_t>& decode, DType cache_dtype = DType::kF32) {
     auto store = std::make_shared<WeightStore>(dir_);
     const ModelConfig cfg = load_model_config(dir_);
-    DeepseekModel m(cfg, store, b, opts);
+    DeepseekNetwork m(cfg, store, b, opts);
     LatentCache cache(b, m.cache_layers(), cfg.kv_cache_width(), 16, 32 << 20, cache_dtype);
     KvSequence kv(&cache);
     const int64_t V = cfg.vocab_size;
@@ -167,7 +167,7 @@ TEST_F(CudaModel, MixedStepIsOneBatchWithOneUploadAndOneDownload) {
   for (int k = 0; k < 2; ++k) {
     Backend& b = *backends[k];
     auto store = std::make_shared<WeightStore>(dir_);
-    DeepseekModel m(cfg, store, b, o);
+    DeepseekNetwork m(cfg, store, b, o);
     LatentCache cache(b, m.cache_layers(), cfg.kv_cache_width(), 16, 32 << 20);
     std::vector<KvSequence> kv;
     for (size_t i = 0; i < prompts.size(); ++i) kv.emplace_back(&cache);
@@ -225,7 +225,7 @@ TEST_F(CudaModel, GraphReplaysEqualUncapturedSteps) {
     ModelOptions o;
     o.load_mtp = false;
     o.graphs = graphs;
-    DeepseekModel m(cfg, std::make_shared<WeightStore>(dir_), *gpu, o);
+    DeepseekNetwork m(cfg, std::make_shared<WeightStore>(dir_), *gpu, o);
     LatentCache cache(*gpu, m.cache_layers(), cfg.kv_cache_width(), 16, 32 << 20);
     std::vector<KvSequence> kv;
     std::vector<std::vector<int32_t>> prompts;

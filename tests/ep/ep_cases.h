@@ -48,7 +48,7 @@ inline size_t max_decode(const Golden& ref) {
 
 // One process's share: the cases `mine` prefilled as one batch, then decoded as batches (a step with no
 // sequence left still runs: the rank takes part in the exchange). Writes out[c].
-inline void run_share(DeepseekModel& model, LatentCache& cache, const Golden& ref,
+inline void run_share(DeepseekNetwork& model, LatentCache& cache, const Golden& ref,
                       const std::vector<int>& mine, std::vector<CaseOut>& out, bool bad = false) {
   const int64_t V = ref.cfg.vocab_size;
   std::vector<std::vector<int32_t>> prompts, decs;

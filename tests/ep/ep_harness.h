@@ -15,7 +15,7 @@ namespace moert::testing {
 struct EpRank {
   std::unique_ptr<Backend> backend;
   std::shared_ptr<ep::ExpertParallel> ep;
-  std::unique_ptr<DeepseekModel> model;
+  std::unique_ptr<DeepseekNetwork> model;
   std::unique_ptr<LatentCache> cache;
 };
 
@@ -44,7 +44,7 @@ struct EpGroup {
       ModelOptions o = mo;
       o.moe_hook = k.ep;
       o.bind_expert = k.ep->bind_filter();
-      k.model = std::make_unique<DeepseekModel>(cfg, store, *k.backend, o);
+      k.model = std::make_unique<DeepseekNetwork>(cfg, store, *k.backend, o);
       k.cache = std::make_unique<LatentCache>(*k.backend, k.model->cache_layers(), cfg.kv_cache_width(), 16,
                                               64 << 20);
     }

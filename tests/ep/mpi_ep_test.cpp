@@ -66,7 +66,7 @@ struct Rank {
   ModelConfig cfg;
   std::unique_ptr<Backend> backend;
   std::shared_ptr<ep::ExpertParallel> ep;
-  std::unique_ptr<DeepseekModel> model;
+  std::unique_ptr<DeepseekNetwork> model;
   std::unique_ptr<LatentCache> cache;
 
   Rank(const std::string& dir, int redundant, ep::EpOptions eo, ep::MpiOptions mo = {}) {
@@ -80,7 +80,7 @@ struct Rank {
     ModelOptions o;
     o.moe_hook = ep;
     o.bind_expert = ep->bind_filter();
-    model = std::make_unique<DeepseekModel>(cfg, store, *backend, o);
+    model = std::make_unique<DeepseekNetwork>(cfg, store, *backend, o);
     cache =
         std::make_unique<LatentCache>(*backend, model->cache_layers(), cfg.kv_cache_width(), 16, 64 << 20);
   }

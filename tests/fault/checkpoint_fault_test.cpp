@@ -1,4 +1,4 @@
-// Broken checkpoints through the C++ layer: load_model_config + WeightStore + DeepseekModel (CPU backend)
+// Broken checkpoints through the C++ layer: load_model_config + WeightStore + DeepseekNetwork (CPU backend)
 // must end in moert::Error with the right code and a message naming the file and the tensor, never a
 // crash. The same catalogue runs through the C API in capi_fault_test.cpp.
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include "config/generation_config.h"
 #include "config/model_config.h"
 #include "corruptions.h"
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 #include "util/error.h"
 #include "weights/layer_check.h"
 #include "weights/weight_scan.h"
@@ -29,7 +29,7 @@ void load_cpp(const std::string& dir) {
   moert::scan_weights(*store, 2);
   moert::load_generation_defaults(dir);
   auto backend = moert::make_cpu_backend(1);
-  moert::DeepseekModel model(cfg, store, *backend, moert::ModelOptions{});
+  moert::DeepseekNetwork model(cfg, store, *backend, moert::ModelOptions{});
 }
 
 class CheckpointFault : public ::testing::TestWithParam<Corruption> {};

@@ -1,4 +1,4 @@
-// The catalogue of broken checkpoints shared by the C++ suite (config + WeightStore + DeepseekModel) and
+// The catalogue of broken checkpoints shared by the C++ suite (config + WeightStore + DeepseekNetwork) and
 // the C-API suite (moert_model_load): each entry copies a fixture into a temp dir, breaks one thing, and
 // says which status the load must end with and what the message must name. "$DIR" in an expected
 // substring stands for the temp checkpoint directory.

@@ -137,7 +137,7 @@ TEST(CliText, MakeModelWritesALoadableCheckpoint) {
   EXPECT_EQ(cfg.n_routed_experts, 8);
   EXPECT_TRUE(cfg.quant.fp8);
   auto backend = make_cpu_backend(1);
-  DeepseekModel m(cfg, std::make_shared<WeightStore>(dir), *backend, ModelOptions{});
+  DeepseekNetwork m(cfg, std::make_shared<WeightStore>(dir), *backend, ModelOptions{});
   EXPECT_EQ(m.weights().mtp.size(), 1u);
   run(kCli + " logits --model " + dir + " --tokens 1,2,3,4 --decode-from 2 --out " + dir + "/l.bin");
   std::ifstream f(dir + "/l.bin", std::ios::binary | std::ios::ate);

@@ -27,12 +27,12 @@ inline Reference load_reference() {
   return r;
 }
 
-inline std::shared_ptr<LoadedModel> load(int64_t kv_bytes = 64 << 20, int64_t max_batch = 16) {
+inline std::shared_ptr<ModelInstance> load(int64_t kv_bytes = 64 << 20, int64_t max_batch = 16) {
   LoadOptions o;
   o.threads = 2;
   o.kv_cache_bytes = kv_bytes;
   o.max_batch = max_batch;
-  return LoadedModel::load(MOERT_DEFAULT_MODEL_DIR, o);
+  return ModelInstance::load(MOERT_DEFAULT_MODEL_DIR, o);
 }
 
 // Collects a request's tokens (and text) until it finishes.

@@ -62,7 +62,7 @@ TEST(Engine, ExpertParallelPathWithOverlapKeepsTheTokens) {
   o.ep_overlap = 1;  // forced: auto is off for in-process ranks
   o.ep_redundant = 1;
   o.eplb_interval = 4;
-  auto model = LoadedModel::load(MOERT_DEFAULT_MODEL_DIR, o);
+  auto model = ModelInstance::load(MOERT_DEFAULT_MODEL_DIR, o);
   ASSERT_NE(model->ep(), nullptr);
   ASSERT_TRUE(model->ep()->two_microbatches());
   Engine engine(model, nullptr);

@@ -36,7 +36,7 @@ TEST(Fp8Activations, TrainedModelAgreesWithFp32) {
   auto store = std::make_shared<WeightStore>(dir);
   const ModelConfig cfg = load_model_config(dir);
   auto backend = make_cpu_backend(2);
-  DeepseekModel m32(cfg, store, *backend, ModelOptions{}), m8(cfg, store, *backend, fp8);
+  DeepseekNetwork m32(cfg, store, *backend, ModelOptions{}), m8(cfg, store, *backend, fp8);
   SafetensorsFile ref(dir + "/reference.safetensors");
   Agreement a;
   const int64_t V = cfg.vocab_size;

@@ -9,7 +9,7 @@
 #include "backend/backend.h"
 #include "config/model_config.h"
 #include "kv/latent_cache.h"
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 #include "weights/safetensors.h"
 #include "weights/weight_store.h"
 
@@ -19,7 +19,7 @@ struct Golden {
   std::string dir;
   ModelConfig cfg;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<DeepseekModel> model;
+  std::unique_ptr<DeepseekNetwork> model;
   std::unique_ptr<SafetensorsFile> ref;
 
   explicit Golden(const std::string& name, ModelOptions opts = {}, int threads = 2,
@@ -27,7 +27,7 @@ struct Golden {
     dir = std::string(MOERT_TEST_DATA) + "/" + name;
     cfg = load_model_config(dir);
     backend = make_cpu_backend(threads, batch_invariant);
-    model = std::make_unique<DeepseekModel>(cfg, std::make_shared<WeightStore>(dir), *backend, opts);
+    model = std::make_unique<DeepseekNetwork>(cfg, std::make_shared<WeightStore>(dir), *backend, opts);
     ref = std::make_unique<SafetensorsFile>(dir + "/reference.safetensors");
   }
   const TensorInfo& t(const std::string& n) const { return ref->tensors().at(n); }

@@ -177,7 +177,7 @@ TEST(PrefixCacheLogits, SuffixAfterACachedPrefixIsBitIdentical) {
 }
 
 // Engine requests on the shipped model with small pages, with and without the prefix cache.
-std::shared_ptr<LoadedModel> load_model(bool prefix, int64_t kv_bytes = 64 << 20, bool ep = false) {
+std::shared_ptr<ModelInstance> load_model(bool prefix, int64_t kv_bytes = 64 << 20, bool ep = false) {
   LoadOptions o;
   o.threads = 2;
   o.kv_cache_bytes = kv_bytes;
@@ -185,7 +185,7 @@ std::shared_ptr<LoadedModel> load_model(bool prefix, int64_t kv_bytes = 64 << 20
   o.batch_invariant = true;
   o.prefix_cache = prefix;
   if (ep) o.ep_transport = "inproc";
-  return LoadedModel::load(MOERT_DEFAULT_MODEL_DIR, o);
+  return ModelInstance::load(MOERT_DEFAULT_MODEL_DIR, o);
 }
 
 GenerationParams sampled(int64_t n, uint64_t seed) {

@@ -84,7 +84,7 @@ TEST(AcceptDrafts, SampledTokensKeepTheModelsDistributionOverManySeeds) {
   }
 }
 
-std::shared_ptr<LoadedModel> load_mtp(bool speculative, int64_t drafts = 1, bool prefix = true) {
+std::shared_ptr<ModelInstance> load_mtp(bool speculative, int64_t drafts = 1, bool prefix = true) {
   LoadOptions o;
   o.threads = 2;
   o.kv_cache_bytes = 64 << 20;
@@ -92,7 +92,7 @@ std::shared_ptr<LoadedModel> load_mtp(bool speculative, int64_t drafts = 1, bool
   o.speculative = speculative ? "auto" : "off";
   o.draft_tokens = drafts;
   o.prefix_cache = prefix;
-  return LoadedModel::load(std::string(MOERT_TEST_DATA) + "/moert-tiny-coder-mtp", o);
+  return ModelInstance::load(std::string(MOERT_TEST_DATA) + "/moert-tiny-coder-mtp", o);
 }
 
 TEST(SpeculativeEngine, GreedyTokensAreTransformersWithDraftsOn) {

@@ -1,4 +1,4 @@
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 
 #include <algorithm>
 #include <string>
@@ -9,8 +9,8 @@
 
 namespace moert {
 
-DeepseekModel::DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend,
-                             ModelOptions opts)
+DeepseekNetwork::DeepseekNetwork(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend,
+                                 ModelOptions opts)
     : cfg_(std::move(cfg)), store_(std::move(store)), backend_(backend), opts_(opts) {
   w_ = bind_model_weights(cfg_, *store_, backend_, opts_.load_mtp, opts_.bind_expert);
   const std::vector<float> f = rope_inv_freq(cfg_);
@@ -25,11 +25,11 @@ DeepseekModel::DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store
   router_ = cfg_.routing();
 }
 
-int64_t DeepseekModel::cache_layers() const {
+int64_t DeepseekNetwork::cache_layers() const {
   return cfg_.num_hidden_layers + static_cast<int64_t>(w_.mtp.size());
 }
 
-void DeepseekModel::prepare_expert_sets() {
+void DeepseekNetwork::prepare_expert_sets() {
   auto prepare = [&](LayerWeights& L) {
     if (!L.moe) return;
     L.routed.experts.assign(L.experts.size(), nullptr);
@@ -41,8 +41,8 @@ void DeepseekModel::prepare_expert_sets() {
   for (MtpWeights& m : w_.mtp) prepare(m.layer);
 }
 
-DeepseekModel::GraphSlot* DeepseekModel::graph_slot(const std::vector<SequenceStep>& steps,
-                                                    int64_t sampling_words) {
+DeepseekNetwork::GraphSlot* DeepseekNetwork::graph_slot(const std::vector<SequenceStep>& steps,
+                                                        int64_t sampling_words) {
   if (!opts_.graphs || opts_.moe_hook || !backend_.graphs_supported()) return nullptr;
   if (!StepBatch::decode_only(steps, opts_.attention)) return nullptr;
   const int64_t n = static_cast<int64_t>(steps.size());
@@ -67,7 +67,8 @@ DeepseekModel::GraphSlot* DeepseekModel::graph_slot(const std::vector<SequenceSt
   return &slot;
 }
 
-StepBatch DeepseekModel::make_batch(std::vector<SequenceStep> steps, const std::vector<SampleRow>* sampling) {
+StepBatch DeepseekNetwork::make_batch(std::vector<SequenceStep> steps,
+                                      const std::vector<SampleRow>* sampling) {
   const bool halves = opts_.moe_hook && opts_.moe_hook->two_microbatches();
   if (GraphSlot* slot = graph_slot(steps, sampling ? StepBatch::sampling_words(*sampling) : 0)) {
     bool same_cache = true;
@@ -78,8 +79,8 @@ StepBatch DeepseekModel::make_batch(std::vector<SequenceStep> steps, const std::
   return StepBatch(backend_, cfg_, opts_.attention, std::move(steps), halves, nullptr, sampling);
 }
 
-void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out,
-                              const BatchPart& part) {
+void DeepseekNetwork::attention(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out,
+                                const BatchPart& part) {
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   const AttentionWeights& a = L.attn;
@@ -140,7 +141,7 @@ void DeepseekModel::attention(const LayerWeights& L, int64_t slot, Tensor& xn, T
   b.linear(o, a.o, out, mode);
 }
 
-void DeepseekModel::ffn(const ExpertWeights& w, const Tensor& x, Tensor& out) {
+void DeepseekNetwork::ffn(const ExpertWeights& w, const Tensor& x, Tensor& out) {
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   const int64_t inter = w.gate.n();
@@ -151,7 +152,7 @@ void DeepseekModel::ffn(const ExpertWeights& w, const Tensor& x, Tensor& out) {
   b.linear(g, w.down, out, mode);
 }
 
-void DeepseekModel::route(const LayerWeights& L, const Tensor& xn, Tensor& ids, Tensor& weights) {
+void DeepseekNetwork::route(const LayerWeights& L, const Tensor& xn, Tensor& ids, Tensor& weights) {
   Backend& b = backend_;
   const int64_t T = xn.rows;
   Tensor logits = b.empty(DType::kF32, T, cfg_.n_routed_experts);
@@ -161,7 +162,7 @@ void DeepseekModel::route(const LayerWeights& L, const Tensor& xn, Tensor& ids, 
   b.moe_route(logits, L.router_bias, router_, ids, weights);
 }
 
-void DeepseekModel::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out) {
+void DeepseekNetwork::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor& out) {
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   if (!L.moe) {
@@ -183,8 +184,8 @@ void DeepseekModel::mlp(const LayerWeights& L, int64_t slot, Tensor& xn, Tensor&
   }
 }
 
-void DeepseekModel::attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& xn, Tensor& y,
-                                    const BatchPart& part) {
+void DeepseekNetwork::attention_block(const LayerWeights& L, int64_t slot, Tensor& x, Tensor& xn, Tensor& y,
+                                      const BatchPart& part) {
   Backend& b = backend_;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   b.rmsnorm(x, L.input_norm, eps, xn);
@@ -193,7 +194,7 @@ void DeepseekModel::attention_block(const LayerWeights& L, int64_t slot, Tensor&
   b.rmsnorm(x, L.post_attention_norm, eps, xn);
 }
 
-void DeepseekModel::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const BatchPart& part) {
+void DeepseekNetwork::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const BatchPart& part) {
   Backend& b = backend_;
   Tensor xn = b.empty(DType::kF32, x.rows, x.cols), y = b.empty(DType::kF32, x.rows, x.cols);
   attention_block(L, slot, x, xn, y, part);
@@ -201,16 +202,17 @@ void DeepseekModel::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x
   b.add(y, x);
 }
 
-void DeepseekModel::run_layers(Tensor& x, const BatchPart& part,
-                               const std::function<void(int64_t, const Tensor&)>& on_hidden) {
+void DeepseekNetwork::run_layers(Tensor& x, const BatchPart& part,
+                                 const std::function<void(int64_t, const Tensor&)>& on_hidden) {
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
     if (on_hidden) on_hidden(i, x);
     decoder_layer(w_.layers[i], i, x, part);
   }
 }
 
-Tensor DeepseekModel::forward(StepBatch& batch, const std::function<void(int64_t, const Tensor&)>& on_hidden,
-                              std::vector<float>* final_hidden) {
+Tensor DeepseekNetwork::forward(StepBatch& batch,
+                                const std::function<void(int64_t, const Tensor&)>& on_hidden,
+                                std::vector<float>* final_hidden) {
   const int64_t T = batch.tokens();
   const bool two = opts_.moe_hook && opts_.moe_hook->two_microbatches();
   if (two && on_hidden)
@@ -279,8 +281,9 @@ Tensor DeepseekModel::forward(StepBatch& batch, const std::function<void(int64_t
   return out;
 }
 
-Tensor DeepseekModel::compute(StepBatch& batch, const std::function<void(int64_t, const Tensor&)>& on_hidden,
-                              std::vector<float>* final_hidden) {
+Tensor DeepseekNetwork::compute(StepBatch& batch,
+                                const std::function<void(int64_t, const Tensor&)>& on_hidden,
+                                std::vector<float>* final_hidden) {
   Backend& b = backend_;
   const int64_t T = batch.tokens();
   const bool two = opts_.moe_hook && opts_.moe_hook->two_microbatches();
@@ -311,16 +314,16 @@ Tensor DeepseekModel::compute(StepBatch& batch, const std::function<void(int64_t
   return out;
 }
 
-void DeepseekModel::forward(std::vector<SequenceStep>& steps, float* logits,
-                            const std::function<void(int64_t, const Tensor&)>& on_hidden,
-                            std::vector<float>* final_hidden) {
+void DeepseekNetwork::forward(std::vector<SequenceStep>& steps, float* logits,
+                              const std::function<void(int64_t, const Tensor&)>& on_hidden,
+                              std::vector<float>* final_hidden) {
   StepBatch batch = make_batch(steps);
   const Tensor out = forward(batch, on_hidden, final_hidden);
   if (logits && batch.logits_wanted() > 0)
     backend_.copy_to_host(out.slice_rows(0, batch.logits_wanted()), logits);
 }
 
-void DeepseekModel::rebind_experts(const ExpertFilter& keep) {
+void DeepseekNetwork::rebind_experts(const ExpertFilter& keep) {
   for (int64_t i = 0; i < static_cast<int64_t>(w_.layers.size()); ++i)
     rebind_layer_experts(cfg_, *store_, backend_, i, w_.layers[i], keep);
   for (size_t j = 0; j < w_.mtp.size(); ++j)
@@ -330,8 +333,8 @@ void DeepseekModel::rebind_experts(const ExpertFilter& keep) {
   prepare_expert_sets();
 }
 
-void DeepseekModel::mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden, const int32_t* next_tokens,
-                              int64_t n, float* logits) {
+void DeepseekNetwork::mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden, const int32_t* next_tokens,
+                                int64_t n, float* logits) {
   if (w_.mtp.empty()) fail(ErrorCode::kInvalidArgument, "this model has no MTP module loaded");
   if (pos0 < 0 || n <= 0 || pos0 + n > kv.length())
     fail(ErrorCode::kInvalidArgument,
@@ -348,9 +351,9 @@ void DeepseekModel::mtp_draft(KvSequence& kv, int64_t pos0, const float* hidden,
   backend_.copy_to_host(out, logits);
 }
 
-Tensor DeepseekModel::mtp_forward(std::vector<SequenceStep> steps, const std::vector<int64_t>& pos0,
-                                  const std::vector<int64_t>& hidden_row, const Tensor& hidden,
-                                  Tensor* mtp_hidden, std::vector<int64_t>* batch_rows) {
+Tensor DeepseekNetwork::mtp_forward(std::vector<SequenceStep> steps, const std::vector<int64_t>& pos0,
+                                    const std::vector<int64_t>& hidden_row, const Tensor& hidden,
+                                    Tensor* mtp_hidden, std::vector<int64_t>* batch_rows) {
   if (w_.mtp.empty()) fail(ErrorCode::kInvalidArgument, "this model has no MTP module loaded");
   if (pos0.size() != steps.size() || hidden_row.size() != steps.size())
     fail(ErrorCode::kInternal, "mtp_forward: one pos0 and one hidden row per step");

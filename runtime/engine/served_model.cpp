@@ -1,4 +1,4 @@
-#include "engine/model_service.h"
+#include "engine/served_model.h"
 
 #include "util/error.h"
 #include "util/file_io.h"
@@ -18,10 +18,10 @@ class StreamTextDecoder final : public TokenTextDecoder {
 
 }  // namespace
 
-std::shared_ptr<ModelService> ModelService::load(const std::string& dir, const LoadOptions& opts,
-                                                 const ProgressFn& progress) {
-  std::shared_ptr<ModelService> s(new ModelService());
-  s->model_ = LoadedModel::load(dir, opts, progress);
+std::shared_ptr<ServedModel> ServedModel::load(const std::string& dir, const LoadOptions& opts,
+                                               const ProgressFn& progress) {
+  std::shared_ptr<ServedModel> s(new ServedModel());
+  s->model_ = ModelInstance::load(dir, opts, progress);
   const std::string tj = dir + "/tokenizer.json", tc = dir + "/tokenizer_config.json";
   if (path_exists(tj))
     s->tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::load(tj, path_exists(tc) ? tc : ""));
@@ -32,27 +32,27 @@ std::shared_ptr<ModelService> ModelService::load(const std::string& dir, const L
   return s;
 }
 
-ModelService::~ModelService() {
+ServedModel::~ServedModel() {
   engine_.reset();
 }  // stop the scheduler before the model goes
 
-const Tokenizer& ModelService::require_tokenizer() const {
+const Tokenizer& ServedModel::require_tokenizer() const {
   if (!tokenizer_)
     fail(ErrorCode::kInvalidArgument,
          model_->dir() + ": the model has no tokenizer.json; pass token ids instead");
   return *tokenizer_;
 }
 
-int64_t ModelService::info_int(const std::string& k) const {
-  LoadedModel& m = *model_;
+int64_t ServedModel::info_int(const std::string& k) const {
+  ModelInstance& m = *model_;
   const ModelConfig& c = m.config();
   if (k == "vocab_size") return c.vocab_size;
   if (k == "context_length") return c.max_position_embeddings;
   if (k == "num_layers") return c.num_hidden_layers;
   if (k == "hidden_size") return c.hidden_size;
   if (k == "num_experts") return c.n_routed_experts;
-  if (k == "num_mtp_layers") return static_cast<int64_t>(m.model().weights().mtp.size());
-  if (k == "parameters") return m.model().weights().parameter_count;
+  if (k == "num_mtp_layers") return static_cast<int64_t>(m.network().weights().mtp.size());
+  if (k == "parameters") return m.network().weights().parameter_count;
   if (k == "kv_bytes_per_token") return m.cache().bytes_per_token();
   if (k == "kv_capacity_tokens") return m.cache().capacity_tokens();
   if (k == "bos_token_id") return c.bos_token_id;
@@ -63,11 +63,11 @@ int64_t ModelService::info_int(const std::string& k) const {
   fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
 }
 
-std::string ModelService::config_json() const {
+std::string ServedModel::config_json() const {
   return model_config_to_json(model_->config());
 }
 
-Engine& ModelService::engine() {
+Engine& ServedModel::engine() {
   std::lock_guard<std::mutex> lock(engine_mu_);
   if (!engine_) {
     TextDecoderFactory factory;

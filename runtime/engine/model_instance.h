@@ -12,7 +12,7 @@
 #include "ep/expert_parallel.h"
 #include "kv/kv_image.h"
 #include "kv/latent_cache.h"
-#include "model/deepseek_model.h"
+#include "model/deepseek_network.h"
 #include "weights/weight_store.h"
 
 namespace moert {
@@ -61,13 +61,13 @@ struct LoadOptions {
 // Load progress: fraction in [0, 1] and a stage name; return false to cancel (load throws kCancelled).
 using ProgressFn = std::function<bool(double fraction, const char* stage)>;
 
-class LoadedModel {
+class ModelInstance {
  public:
-  static std::shared_ptr<LoadedModel> load(const std::string& dir, const LoadOptions& opts,
-                                           const ProgressFn& progress = nullptr);
+  static std::shared_ptr<ModelInstance> load(const std::string& dir, const LoadOptions& opts,
+                                             const ProgressFn& progress = nullptr);
 
   const ModelConfig& config() const { return cfg_; }
-  DeepseekModel& model() { return *model_; }
+  DeepseekNetwork& network() { return *model_; }
   LatentCache& cache() { return *cache_; }
   std::mutex& step_mutex() { return step_mu_; }
   const LoadOptions& options() const { return opts_; }
@@ -85,14 +85,14 @@ class LoadedModel {
   KvImageShape kv_image_shape();
 
  private:
-  LoadedModel() = default;
+  ModelInstance() = default;
   std::string dir_;
   LoadOptions opts_;
   ModelConfig cfg_;
   std::shared_ptr<WeightStore> store_;
   std::unique_ptr<Backend> backend_;
   std::shared_ptr<ep::ExpertParallel> ep_;
-  std::unique_ptr<DeepseekModel> model_;
+  std::unique_ptr<DeepseekNetwork> model_;
   std::unique_ptr<LatentCache> cache_;
   std::mutex step_mu_;
   std::once_flag fingerprint_once_;

@@ -72,9 +72,9 @@ struct ModelOptions {
   ExpertFilter bind_expert;  // which routed experts this process binds (see bind_model_weights)
 };
 
-class DeepseekModel {
+class DeepseekNetwork {
  public:
-  DeepseekModel(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend, ModelOptions opts);
+  DeepseekNetwork(ModelConfig cfg, std::shared_ptr<WeightStore> store, Backend& backend, ModelOptions opts);
 
   const ModelConfig& config() const { return cfg_; }
   const ModelWeights& weights() const { return w_; }

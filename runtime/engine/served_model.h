@@ -8,19 +8,19 @@
 
 #include "config/generation_config.h"
 #include "engine/engine.h"
-#include "engine/loaded_model.h"
+#include "engine/model_instance.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moert {
 
-class ModelService {
+class ServedModel {
  public:
-  static std::shared_ptr<ModelService> load(const std::string& dir, const LoadOptions& opts,
-                                            const ProgressFn& progress = nullptr);
-  ~ModelService();
+  static std::shared_ptr<ServedModel> load(const std::string& dir, const LoadOptions& opts,
+                                           const ProgressFn& progress = nullptr);
+  ~ServedModel();
 
-  LoadedModel& model() { return *model_; }
-  const std::shared_ptr<LoadedModel>& loaded() const { return model_; }
+  ModelInstance& instance() { return *model_; }
+  const std::shared_ptr<ModelInstance>& loaded() const { return model_; }
   // Null when the checkpoint has no tokenizer.json.
   const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
   // The tokenizer, or Error(kInvalidArgument) saying the model has none.
@@ -36,8 +36,8 @@ class ModelService {
   const GenerationDefaults& generation_defaults() const { return generation_defaults_; }
 
  private:
-  ModelService() = default;
-  std::shared_ptr<LoadedModel> model_;
+  ServedModel() = default;
+  std::shared_ptr<ModelInstance> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   GenerationDefaults generation_defaults_;
   std::mutex engine_mu_;

@@ -1,4 +1,4 @@
-#include "engine/loaded_model.h"
+#include "engine/model_instance.h"
 
 #include <algorithm>
 
@@ -10,12 +10,12 @@
 
 namespace moert {
 
-std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const LoadOptions& opts,
-                                               const ProgressFn& progress) {
+std::shared_ptr<ModelInstance> ModelInstance::load(const std::string& dir, const LoadOptions& opts,
+                                                   const ProgressFn& progress) {
   auto step = [&](double f, const char* stage) {
     if (progress && !progress(f, stage)) fail(ErrorCode::kCancelled, "model load cancelled");
   };
-  std::shared_ptr<LoadedModel> m(new LoadedModel());
+  std::shared_ptr<ModelInstance> m(new ModelInstance());
   m->dir_ = dir;
   m->opts_ = opts;
   step(0.0, "config");
@@ -109,7 +109,7 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
     mo.moe_hook = m->ep_;
     mo.bind_expert = m->ep_->bind_filter();
   }
-  m->model_ = std::make_unique<DeepseekModel>(m->cfg_, m->store_, *m->backend_, mo);
+  m->model_ = std::make_unique<DeepseekNetwork>(m->cfg_, m->store_, *m->backend_, mo);
   step(0.9, "kv cache");
   DType cache_dtype = opts.device == "cpu" ? DType::kF32 : DType::kBF16;
   if (opts.kv_cache_dtype == "fp32")
@@ -127,7 +127,7 @@ std::shared_ptr<LoadedModel> LoadedModel::load(const std::string& dir, const Loa
   return m;
 }
 
-void LoadedModel::require_direct_forward() const {
+void ModelInstance::require_direct_forward() const {
   if (ep_ && ep_->size() > 1)
     fail(ErrorCode::kUnsupported,
          "with expert parallelism over " + std::to_string(ep_->size()) +
@@ -135,7 +135,7 @@ void LoadedModel::require_direct_forward() const {
              "ranks step together), not direct logits");
 }
 
-KvImageShape LoadedModel::kv_image_shape() {
+KvImageShape ModelInstance::kv_image_shape() {
   std::call_once(fingerprint_once_, [&] {
     const std::string config = model_config_to_json(cfg_);
     uint64_t h = fnv1a64(config.data(), config.size());
