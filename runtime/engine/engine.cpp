@@ -100,6 +100,7 @@ std::shared_ptr<RequestStream> Engine::submit_resumed(std::vector<int32_t> token
     r->prefilled = static_cast<int64_t>(r->prompt.size());
     r->prefix_looked_up = true;
     r->resume_logits = std::move(last_logits);
+    r->resumed = true;
     stream = r->stream;
     queue_.push_back(std::move(r));
   }
@@ -169,8 +170,9 @@ void Engine::publish(RequestState& r) {
   LatentCache& cache = model_->cache();
   const int64_t len = r.kv.length();
   if (!cache.prefix_cache() || len < r.kv.page_rows()) return;
-  // With speculation cached pages carry the MTP layer's entries too: only requests that wrote them publish.
-  if (speculative() && !r.speculative) return;
+  // With speculation cached pages carry the MTP layer's entries too: only requests that wrote them publish
+  // (a resumed request's image carries the main layers alone, so its prompt pages have no MTP entries).
+  if (speculative() && (!r.speculative || r.resumed)) return;
   std::vector<int32_t> tokens(r.prompt.begin(), r.prompt.begin() + std::min<int64_t>(len, r.prompt.size()));
   for (size_t i = 0; static_cast<int64_t>(tokens.size()) < len && i < r.output.size(); ++i)
     tokens.push_back(r.output[i]);

@@ -21,6 +21,7 @@ struct RequestState {
   KvSequence kv;
   bool prefix_looked_up = false;
   std::vector<float> resume_logits;  // a resumed request's: its first token is sampled from them
+  bool resumed = false;              // its cache came from a KV image (main layers only, no MTP slot)
   bool speculative = false;          // drafts with the MTP module (the engine's setting, no penalties)
   std::vector<int32_t> drafts;       // drafted tokens to follow last_token, verified by the next step
   std::vector<int32_t> feed;         // this step's tokens: last_token then the drafts

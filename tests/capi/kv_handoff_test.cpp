@@ -186,3 +186,41 @@ TEST(KvHandoff, BadImagesAreFormatErrorsNamingTheCheck) {
 }
 
 }  // namespace
+
+// With speculation the prefix cache's pages carry the MTP layer's entries, which a KV image does not: a
+// resumed request must not publish its prompt's pages (a later request would draft from empty MTP entries).
+// Without speculation the same resumed request does publish them (the control: the check can fail).
+TEST(KvHandoff, ResumedRequestsPublishPagesOnlyWithoutSpeculation) {
+  const std::string mtp_model = std::string(MOERT_TEST_DATA) + "/moert-tiny-coder-mtp";
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 150; ++i) prompt.push_back(static_cast<int32_t>(100 + (i * 37) % 5000));
+  auto cached_after_resume = [&](const char* speculative) {
+    moert_options* o = nullptr;
+    moert_options_create(&o);
+    moert_options_set_int(o, "threads", 2);
+    moert_options_set_string(o, "speculative", speculative);
+    moert_model* m = nullptr;
+    EXPECT_EQ(moert_model_load(mtp_model.c_str(), o, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+    moert_options_free(o);
+    const std::vector<uint8_t> image = export_prompt(m, prompt);
+    moert_options* g = greedy(8);
+    moert_stream* s = nullptr;
+    EXPECT_EQ(moert_generate_resume(m, image.data(), image.size(), g, &s), MOERT_OK) << moert_last_error();
+    EXPECT_EQ(drain(s).size(), 8u);
+    // The same prompt again: its cached prefix is what the resumed request published.
+    EXPECT_EQ(moert_generate_tokens(m, prompt.data(), prompt.size(), g, &s), MOERT_OK);
+    for (;;) {
+      int32_t tok = -1, fin = 0;
+      EXPECT_EQ(moert_stream_next(s, 60000, &tok, &fin), MOERT_OK);
+      if (fin != MOERT_FINISH_NONE) break;
+    }
+    int64_t cached = -1;
+    EXPECT_EQ(moert_stream_counter(s, "cached_prompt_tokens", &cached), MOERT_OK) << moert_last_error();
+    moert_stream_free(s);
+    moert_options_free(g);
+    moert_model_free(m);
+    return cached;
+  };
+  EXPECT_EQ(cached_after_resume("auto"), 0);
+  EXPECT_GE(cached_after_resume("off"), 128);
+}
