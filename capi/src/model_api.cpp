@@ -6,6 +6,7 @@
 #include "kv/kv_transfer.h"
 #include "model/random_checkpoint.h"
 #include "options.h"
+#include "weights/checkpoint_quantize.h"
 
 using moert::ErrorCode;
 using moert::fail;
@@ -294,6 +295,27 @@ MOERT_API moert_status moert_checkpoint_write_random_v2(const char* dir, const m
                                             std::to_string(s.topk_group) + ", top_k " +
                                             std::to_string(s.top_k));
     moert::write_random_checkpoint(dir, s);
+  });
+}
+
+MOERT_API moert_status moert_checkpoint_quantize(const char* model_dir, const char* out_dir,
+                                                 const moert_options* options, moert_progress_fn progress,
+                                                 void* user_data) {
+  return guarded([&] {
+    require(model_dir, "model_dir");
+    require(out_dir, "out_dir");
+    moert::capi::options_require_scope(options, moert::capi::OptionScope::kQuantize);
+    moert::QuantizeSpec s;
+    if (options) {
+      s.group = options->get_int("quantize.group_size", s.group);
+      s.threads = static_cast<int>(options->get_int("quantize.threads", 0));
+    }
+    if (s.group != 32 && s.group != 64 && s.group != 128)
+      fail(ErrorCode::kInvalidArgument,
+           "option 'quantize.group_size' value " + std::to_string(s.group) + " is not one of 32, 64, 128");
+    if (progress)
+      s.progress = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
+    moert::quantize_checkpoint(model_dir, out_dir, s);
   });
 }
 

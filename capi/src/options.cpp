@@ -75,6 +75,10 @@ const std::vector<KeySpec>& specs() {
       {"model.mtp", OptionScope::kShape, Kind::kInt, 0, 8, {}},
       {"model.fp8", OptionScope::kShape, Kind::kInt, 0, 1, {}},
       {"model.seed", OptionScope::kShape, Kind::kInt, 0, 9.2e18, {}},
+      // checkpoint quantisation (moert_checkpoint_quantize)
+      {"quantize.experts", OptionScope::kQuantize, Kind::kString, 0, 0, {"q4"}},
+      {"quantize.group_size", OptionScope::kQuantize, Kind::kInt, 32, 128, {}},
+      {"quantize.threads", OptionScope::kQuantize, Kind::kInt, 0, 4096, {}},
   };
   return kSpecs;
 }
@@ -111,6 +115,8 @@ const char* scope_name(OptionScope s) {
       return "a generation option (moert_generate_*)";
     case OptionScope::kShape:
       return "a checkpoint shape option (moert_checkpoint_write_random)";
+    case OptionScope::kQuantize:
+      return "a quantisation option (moert_checkpoint_quantize)";
   }
   return "?";
 }

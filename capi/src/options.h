@@ -20,7 +20,7 @@ struct moert_options {
 
 namespace moert::capi {
 // Where a key is read: each call that takes options reads only its own scope's keys.
-enum class OptionScope { kLoad, kGeneration, kShape };
+enum class OptionScope { kLoad, kGeneration, kShape, kQuantize };
 // Throws Error(kInvalidArgument) naming the first key of another scope (which that call would ignore).
 void options_require_scope(const moert_options* o, OptionScope scope);
 // Validates and stores; throws Error(kInvalidArgument) naming the key.
