@@ -1,7 +1,7 @@
 // moert_q4 against the checkpoint it was made from, in one run.
 //
-// usage: moert_q4_bench [--model DIR] [--group-size 32] [--threads 2] [--speed-model DIR] [--decode 64]
-//                       [--depth 16] [--repeat 5] [--no-fidelity] [--no-speed] [--help]
+// usage: moert_q4_bench [--model DIR] [--group-size 32] [--threads 2] [--speed-model DIR] [--speed-q4 DIR]
+//                       [--decode 64] [--depth 16] [--repeat 5] [--no-fidelity] [--no-speed] [--help]
 // Fidelity (--model, default the shipped moert-tiny-coder, which has reference.safetensors): the model is
 // quantised into a temporary directory twice, with the least-squares search (what `moert quantize` writes)
 // and with plain round-to-nearest, and each is compared with the original: per reference prompt, the
@@ -9,7 +9,8 @@
 // and, teacher-forced over prompt + reference continuation, top-1 agreement with the original's logits and
 // the max and mean absolute logit error; also the expert weights' relative RMS error.
 // Speed (--speed-model, default --model; e.g. the wide random model of moert_model_bench --generate-wide):
-// decode tokens/s of the original and of its q4 copy after a --depth-token prompt, runs alternated, medians.
+// decode tokens/s of the original and of its q4 copy (--speed-q4: one made before, e.g. by moert quantize;
+// else quantised here) after a --depth-token prompt, runs alternated, medians.
 #include <unistd.h>
 #include <algorithm>
 #include <chrono>
@@ -37,11 +38,12 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* kUsage =
-    "usage: moert_q4_bench [--model DIR] [--group-size 32] [--threads 2] [--speed-model DIR] [--decode 64]\n"
-    "                      [--depth 16] [--repeat 5] [--no-fidelity] [--no-speed] [--help]\n";
+    "usage: moert_q4_bench [--model DIR] [--group-size 32] [--threads 2] [--speed-model DIR] [--speed-q4 "
+    "DIR]\n"
+    "                      [--decode 64] [--depth 16] [--repeat 5] [--no-fidelity] [--no-speed] [--help]\n";
 
-const std::set<std::string> kValued = {"--model",  "--group-size", "--threads", "--speed-model",
-                                       "--decode", "--depth",      "--repeat"};
+const std::set<std::string> kValued = {"--model",    "--group-size", "--threads", "--speed-model",
+                                       "--speed-q4", "--decode",     "--depth",   "--repeat"};
 const std::set<std::string> kSwitches = {"--no-fidelity", "--no-speed", "--help", "-h"};
 
 void check_args(int argc, char** argv) {
@@ -288,11 +290,14 @@ int main(int argc, char** argv) {
     if (!flag(argc, argv, "--no-speed")) {
       QuantizeSpec spec;
       spec.group = group;
-      const std::string out = tmp + "_speed";
-      auto t0 = Clock::now();
-      quantize_checkpoint(speed_dir, out, spec);
-      std::printf("speed model %s quantised in %.1f s (group %d)\n", speed_dir.c_str(), seconds_since(t0),
-                  group);
+      const std::string given = arg(argc, argv, "--speed-q4", "");
+      const std::string out = given.empty() ? tmp + "_speed" : given;
+      if (given.empty()) {
+        auto t0 = Clock::now();
+        quantize_checkpoint(speed_dir, out, spec);
+        std::printf("speed model %s quantised in %.1f s (group %d)\n", speed_dir.c_str(), seconds_since(t0),
+                    group);
+      }
       {
         Loaded base(speed_dir, *backend, depth + decode);
         Loaded q(out, *backend, depth + decode);
@@ -319,7 +324,7 @@ int main(int argc, char** argv) {
             *std::max_element(rb.begin(), rb.end()), median(rq), *std::min_element(rq.begin(), rq.end()),
             *std::max_element(rq.begin(), rq.end()), median(ratio));
       }
-      std::filesystem::remove_all(out);
+      if (given.empty()) std::filesystem::remove_all(out);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moert_q4_bench: %s\n", e.what());
