@@ -15,6 +15,14 @@ using kernels::float_to_f16;
 
 constexpr int kMaxGroup = 128;
 
+// v clamped to [0, 15] and rounded to nearest (ties up; NaN to 0). Inline arithmetic: std::nearbyint is a
+// libm call on baseline x86-64, and the search calls this ~50 times per weight.
+inline uint8_t code_of(float v) {
+  if (!(v > 0.0f)) return 0;
+  if (v >= 15.0f) return 15;
+  return static_cast<uint8_t>(v + 0.5f);
+}
+
 // The best codes for a given (d, m): nearest, clamped to 0..15.
 void assign(const float* x, int g, float d, float m, uint8_t* l) {
   if (!(d > 0.0f)) {
@@ -22,10 +30,7 @@ void assign(const float* x, int g, float d, float m, uint8_t* l) {
     return;
   }
   const float inv = 1.0f / d;
-  for (int i = 0; i < g; ++i) {
-    const float q = std::nearbyint((x[i] - m) * inv);
-    l[i] = static_cast<uint8_t>(std::clamp(q, 0.0f, 15.0f));
-  }
+  for (int i = 0; i < g; ++i) l[i] = code_of((x[i] - m) * inv);
 }
 
 double sq_error(const float* x, int g, float d, float m, const uint8_t* l) {
@@ -93,8 +98,7 @@ GroupResult quantize_group(const float* x, int g, Q4Search search, uint8_t* out)
   // Candidate assignments from scales (15 + t) / (hi - lo), t in [-1.5, 1.5], each refitted.
   for (int s = 0; s <= 24; ++s) {
     const float iscale = (15.0f - 1.5f + 0.125f * static_cast<float>(s)) / (hi - lo);
-    for (int i = 0; i < g; ++i)
-      l[i] = static_cast<uint8_t>(std::clamp(std::nearbyint((x[i] - lo) * iscale), 0.0f, 15.0f));
+    for (int i = 0; i < g; ++i) l[i] = code_of((x[i] - lo) * iscale);
     float d, m;
     if (!fit(x, g, l, d, m)) continue;
     assign(x, g, d, m, l);  // the best codes for the fitted pair (never worse than the candidate's)
