@@ -3,6 +3,8 @@
 //   cold: 192 matrices (554 MB, more than the L3) one after another, as decode walks the layers;
 //   hot:  one matrix again and again (each thread's half fits its L2): the kernel's compute ceiling.
 // Runs alternate (stream, cold, hot, ...) and the medians are printed, with the ratio cold / stream.
+// Each round also runs the cold pass over the same matrices in moert_q4 (4-bit, group 32): G weights/s and
+// its ratio to FP8's (whose bytes are its weights).
 //   moert_decode_bw_bench [--threads 2] [--rounds 7] [--isa portable|avx2|avx512] [--n 1408 --k 2048]
 //                         [--mats 192] [--prefill-m M]
 // --prefill-m M: instead, the FP8-activation GEMM at M rows on the AVX-512-BF16 path (gemm_xwt_fp8act)
