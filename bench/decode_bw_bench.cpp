@@ -3,6 +3,8 @@
 //   cold: 192 matrices (554 MB, more than the L3) one after another, as decode walks the layers;
 //   hot:  one matrix again and again (each thread's half fits its L2): the kernel's compute ceiling.
 // Runs alternate (stream, cold, hot, ...) and the medians are printed, with the ratio cold / stream.
+// Each round also runs the cold pass over the same matrices in moert_q4 (4-bit, group 32): G weights/s and
+// its ratio to FP8's (whose bytes are its weights).
 //   moert_decode_bw_bench [--threads 2] [--rounds 7] [--isa portable|avx2|avx512] [--n 1408 --k 2048]
 //                         [--mats 192] [--prefill-m M]
 // --prefill-m M: instead, the FP8-activation GEMM at M rows on the AVX-512-BF16 path (gemm_xwt_fp8act)
@@ -23,6 +25,7 @@
 #include "cpu/thread_pool.h"
 
 using namespace moert::kernels;
+using moert::DType;
 
 namespace {
 
@@ -134,12 +137,36 @@ int main(int argc, char** argv) {
         (long long)pm, (long long)n, (long long)k, cpu_matmul_path(), median(on), median(off));
     return 0;
   }
-  std::vector<double> st, cold, hot;
+  // The same matrices in moert_q4 (random codes, group 32, fp16 scale and offset per group): the 4-bit
+  // expert format's decode kernel over the same weights, alternated with the FP8 one in each round.
+  const int64_t groups = k / 32;
+  std::vector<uint8_t> q4(per / 2 * mats);
+  for (size_t i = 0; i < q4.size(); ++i) q4[i] = static_cast<uint8_t>(rng());
+  std::vector<uint16_t> q4s(static_cast<size_t>(n * groups * mats), 0x1400), q4m(q4s.size(), 0x9400);
+  auto ref4 = [&](int64_t m) {
+    WeightRef w;
+    w.type = DType::kQ4;
+    w.data = q4.data() + per / 2 * m;
+    w.n = n;
+    w.k = k;
+    w.ld = k;
+    w.q4_scale = q4s.data() + n * groups * m;
+    w.q4_min = q4m.data() + n * groups * m;
+    w.q4_ld = groups;
+    w.group = 32;
+    return w;
+  };
+  std::vector<double> st, cold, hot, cold4;
   for (int r = 0; r < rounds; ++r) {
     st.push_back(stream_read(q.data(), q.size(), threads));
     double t0 = now();
     for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), 1, k, ref(m), y.data(), n, &pool);
     cold.push_back(q.size() / (now() - t0) / 1e9);
+    if (k % 32 == 0) {
+      t0 = now();
+      for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), 1, k, ref4(m), y.data(), n, &pool);
+      cold4.push_back(q.size() / (now() - t0) / 1e9);  // weights (G/s), as the FP8 figure's bytes are
+    }
     const WeightRef w0 = ref(0);
     const int reps = 64;
     gemm_xwt(x.data(), 1, k, w0, y.data(), n, &pool);
@@ -150,5 +177,8 @@ int main(int argc, char** argv) {
   const double ms = median(st), mc = median(cold), mh = median(hot);
   std::printf("streaming read %.2f GB/s; M=1 gemm cold %.2f GB/s (%.3f of streaming); hot (L2) %.2f GB/s\n",
               ms, mc, mc / ms, mh);
+  if (!cold4.empty())
+    std::printf("the same weights in moert_q4 (group 32), M=1 cold: %.2f G weights/s = %.2fx FP8's %.2f\n",
+                median(cold4), median(cold4) / mc, mc);
   return 0;
 }

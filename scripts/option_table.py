@@ -24,7 +24,7 @@ import textwrap
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = os.path.join(ROOT, "capi", "src", "option_table.inc")
 HEADER = os.path.join(ROOT, "capi", "include", "moert", "moert.h")
-SCOPES = {"Load": "load", "Generate": "generate", "Checkpoint": "checkpoint"}
+SCOPES = {"Load": "load", "Generate": "generate", "Checkpoint": "checkpoint", "Quantize": "quantize"}
 KINDS = ("Int", "Float", "String", "StringList", "IntList")
 LINE = re.compile(r'^MOERT_OPTION\(("(?:[^"\\]|\\.)*"),\s*(\w+),\s*(\w+),\s*(.*)\)\s*$')
 
@@ -68,7 +68,8 @@ END = " * END option keys"
 WIDTH = 110
 HEADINGS = {"load": "Model load keys (moert_model_load):",
             "generate": "Generation keys (moert_generate_*):",
-            "checkpoint": "Checkpoint shape keys (moert_checkpoint_write_random):"}
+            "checkpoint": "Checkpoint shape keys (moert_checkpoint_write_random):",
+            "quantize": "Checkpoint quantisation keys (moert_checkpoint_quantize):"}
 
 
 def number(v):
@@ -84,7 +85,9 @@ def quoted_choices(choices):
 
 def describe(o):
     """'"key" int, 0 to 4096, default 0: doc' (the table's facts, then its doc)."""
-    if o.kind == "Int":
+    if o.kind == "Int" and o.choices:
+        facts = "int, " + (o.choices[0] if len(o.choices) == 1 else ", ".join(o.choices[:-1]) + " or " + o.choices[-1])
+    elif o.kind == "Int":
         facts = "int, %s %s %s" % (number(o.min), "or" if o.max - o.min == 1 else "to", number(o.max))
     elif o.kind == "Float":
         facts = "number, %s to %s" % (number(o.min), number(o.max))

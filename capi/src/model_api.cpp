@@ -2,6 +2,7 @@
 #include <cstring>
 #include <memory>
 
+#include "checkpoint/checkpoint_quantize.h"
 #include "checkpoint/random_checkpoint.h"
 #include "handles.h"
 #include "option_values.h"
@@ -140,6 +141,19 @@ MOERT_API moert_status moert_checkpoint_write_random_v2(const char* dir, const m
     if (progress)
       s.progress = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
     moert::write_random_checkpoint(dir, s);
+  });
+}
+
+MOERT_API moert_status moert_checkpoint_quantize(const char* model_dir, const char* out_dir,
+                                                 const moert_options* options, moert_progress_fn progress,
+                                                 void* user_data) {
+  return guarded([&] {
+    require(model_dir, "model_dir");
+    require(out_dir, "out_dir");
+    moert::QuantizeSpec s = moert::capi::quantize_spec(options);
+    if (progress)
+      s.progress = [&](double f, const char* stage) { return progress(user_data, f, stage) == 0; };
+    moert::quantize_checkpoint(model_dir, out_dir, s);
   });
 }
 

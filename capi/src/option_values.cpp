@@ -116,4 +116,13 @@ RandomCheckpointSpec checkpoint_spec(const moert_options* options) {
   return s;
 }
 
+QuantizeSpec quantize_spec(const moert_options* options) {
+  options_require_scope(options, OptionScope::kQuantize);
+  const moert_options& o = options ? *options : kNone;
+  QuantizeSpec s;
+  read_int(o, "quantize.group_size", s.group);  // 32, 64 or 128: the table's choices
+  read_int(o, "quantize.threads", s.threads);
+  return s;
+}
+
 }  // namespace moert::capi

@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 
+#include "checkpoint/checkpoint_quantize.h"
 #include "checkpoint/random_checkpoint.h"
 #include "engine/engine.h"
 #include "engine/model_instance.h"
@@ -32,5 +33,9 @@ GenerateOptions generate_options(const moert_options* o, const GenerationDefault
 // moert_checkpoint_write_random's keys. o may be null. Throws Error(kInvalidArgument) for a key of
 // another scope or an inconsistent shape.
 RandomCheckpointSpec checkpoint_spec(const moert_options* o);
+
+// moert_checkpoint_quantize's keys (the format is moert_q4's). o may be null. Throws Error(kInvalidArgument)
+// for a key of another scope.
+QuantizeSpec quantize_spec(const moert_options* o);
 
 }  // namespace moert::capi

@@ -72,6 +72,8 @@ const char* scope_name(OptionScope s) {
       return "a generation option (moert_generate_*)";
     case OptionScope::kCheckpoint:
       return "a checkpoint shape option (moert_checkpoint_write_random)";
+    case OptionScope::kQuantize:
+      return "a quantisation option (moert_checkpoint_quantize)";
   }
   return "?";
 }
@@ -121,6 +123,18 @@ void options_set(moert_options& o, const std::string& key, std::variant<int64_t,
                (spec->kind == Kind::kInt ? std::to_string(std::get<int64_t>(value))
                                          : std::to_string(std::get<double>(value))) +
                " is out of range [" + std::to_string(spec->min) + ", " + std::to_string(spec->max) + "]");
+    // An int key may list its values too (quantize.group_size: 32|64|128).
+    if (spec->kind == Kind::kInt && !spec->choices.empty()) {
+      const std::string v = std::to_string(std::get<int64_t>(value));
+      std::string list;
+      bool found = false;
+      for (const std::string& c : spec->choices) {
+        found |= v == c;
+        list += (list.empty() ? "" : ", ") + c;
+      }
+      if (!found)
+        fail(ErrorCode::kInvalidArgument, "option '" + key + "' value " + v + " is not one of " + list);
+    }
   } else if (!spec->choices.empty()) {
     const std::string& v = std::get<std::string>(value);
     bool found = false;

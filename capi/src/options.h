@@ -30,7 +30,7 @@ struct moert_options {
 namespace moert::capi {
 
 // Where a key is read: each call that takes options reads only its own scope's keys.
-enum class OptionScope { kLoad, kGenerate, kCheckpoint };
+enum class OptionScope { kLoad, kGenerate, kCheckpoint, kQuantize };
 enum class OptionKind { kInt, kFloat, kString, kStringList, kIntList };
 
 // One line of option_table.inc.

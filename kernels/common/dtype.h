@@ -7,7 +7,9 @@
 
 namespace moert {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kF8E4M3, kI32, kI64, kU8 };
+// kQ4 is a kernel weight view only (moert_q4 expert weights: 4-bit codes two per byte, with an fp16 scale and
+// offset per group, docs/DESIGN.md "Weights"); in a checkpoint those tensors are U8 and F16.
+enum class DType : uint8_t { kF32, kF16, kBF16, kF8E4M3, kI32, kI64, kU8, kQ4 };
 
 constexpr size_t dtype_size(DType t) {
   switch (t) {
@@ -25,6 +27,8 @@ constexpr size_t dtype_size(DType t) {
       return 8;
     case DType::kU8:
       return 1;
+    case DType::kQ4:
+      return 0;  // half a byte: sized by its group layout instead
   }
   return 0;
 }
@@ -46,6 +50,8 @@ constexpr const char* dtype_name(DType t) {
       return "I64";
     case DType::kU8:
       return "U8";
+    case DType::kQ4:
+      return "Q4";
   }
   return "?";
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "dispatch.h"
+#include "gemm_q4.h"
 #include "numeric_types.h"
 
 namespace moert::kernels {
@@ -21,6 +22,7 @@ const E4m3Table kE4m3;
 
 void dequant_row(const WeightRef& w, int64_t row, int64_t col0, int64_t count, float* out) {
   if (count <= 0) return;
+  if (w.type == DType::kQ4) return dequant_q4_row(w, row, col0, count, out);
   MOERT_DISPATCH(dequant_row, w, row, col0, count, out);
   const int64_t base = row * w.ld + col0;
   switch (w.type) {
@@ -49,7 +51,8 @@ void dequant_row(const WeightRef& w, int64_t row, int64_t col0, int64_t count, f
       }
       return;
     }
-    default:  // not a weight type: the backends' op checks let none through
+    case DType::kQ4:  // routed above
+    default:          // not a weight type: the backends' op checks let none through
       return;
   }
 }

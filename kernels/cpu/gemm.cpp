@@ -9,6 +9,7 @@
 #include "dequant.h"
 #include "dispatch.h"
 #include "gemm.h"
+#include "gemm_q4.h"
 #include "scratch.h"
 
 namespace moert::kernels {
@@ -67,6 +68,7 @@ void xw_chunks(const Args& a, int64_t cb, int64_t ce) {
 
 void gemm_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
               ThreadPool* pool, bool row_invariant) {
+  if (w.type == DType::kQ4) return gemm_q4_xwt(x, m, ldx, w, y, ldy, pool, row_invariant);
   MOERT_DISPATCH(gemm_xwt, x, m, ldx, w, y, ldy, pool, row_invariant);
   (void)row_invariant;  // the portable path is one dot product per (row, column) at every m
   if (m <= 0) return;

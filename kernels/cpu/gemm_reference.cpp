@@ -1,4 +1,5 @@
 #include "gemm.h"
+#include "gemm_q4.h"
 #include "numeric_types.h"
 
 namespace moert::kernels {
@@ -14,6 +15,8 @@ float weight_at(const WeightRef& w, int64_t row, int64_t col) {
       return f16_to_float(static_cast<const uint16_t*>(w.data)[i]);
     case DType::kF8E4M3:
       return e4m3_to_float(static_cast<const uint8_t*>(w.data)[i]) * w.block_scale(row, col);
+    case DType::kQ4:
+      return q4_weight_at(w, row, col);
     default:  // not a weight type
       break;
   }

@@ -40,6 +40,20 @@ inline float f16_to_float(uint16_t h) {
   return bits_to_float(sign | ((exp + 112) << 23) | (man << 13));
 }
 
+// Round to nearest even, overflow to infinity, as numpy's and torch's float16 casts.
+inline uint16_t float_to_f16(float f) {
+  const uint32_t u = float_to_bits(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to 65536 and above: Inf
+  if (a < 0x38800000u)  // below 2^-14: subnormal, step 2^-24 (a * 2^24 is exact)
+    return static_cast<uint16_t>(sign |
+                                 static_cast<uint16_t>(std::nearbyint(bits_to_float(a) * 16777216.0f)));
+  const uint32_t r = a + 0xfffu + ((a >> 13) & 1u);  // keep 10 mantissa bits, to nearest even
+  return static_cast<uint16_t>(sign | ((r >> 13) - (112u << 10)));
+}
+
 // e4m3fn: 1 sign, 4 exponent (bias 7), 3 mantissa bits; no infinities; 0x7f/0xff are NaN; max 448.
 inline float e4m3_to_float(uint8_t b) {
   uint32_t sign = static_cast<uint32_t>(b & 0x80u) << 24;

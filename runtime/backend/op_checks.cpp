@@ -68,6 +68,20 @@ const OpCheck& OpCheck::weight(const char* arg, const Tensor& w, int64_t n, int6
 }
 
 const OpCheck& OpCheck::weight(const char* arg, const WeightMatrix& w, int64_t n, int64_t k) const {
+  if (w.q4()) {
+    // moert_q4: U8 codes [n, k / 2] with F16 scales and offsets [n, k / group] (docs/DESIGN.md, "Weights").
+    if (w.q4_group != 32 && w.q4_group != 64 && w.q4_group != 128)
+      fail(arg, "is moert_q4 with group " + std::to_string(w.q4_group) + ", not 32, 64 or 128");
+    const int64_t cols = k == kAny ? w.k() : k;  // kAny: the caller checks no width
+    if (cols % w.q4_group)
+      fail(arg, "is moert_q4 with " + std::to_string(cols) + " columns: not whole groups");
+    tensor(arg, w.w, DType::kU8, n, cols / 2);
+    if (holds_elements(w.w)) {
+      tensor(arg, w.scale, DType::kF16, w.n(), cols / w.q4_group);
+      tensor(arg, w.min, DType::kF16, w.n(), cols / w.q4_group);
+    }
+    return *this;
+  }
   weight(arg, w.w, n, k);
   if (w.fp8() && holds_elements(w.w)) {
     if (w.scale.empty()) fail(arg, "is FP8 without its block scales");

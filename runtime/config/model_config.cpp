@@ -256,26 +256,55 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
 
   parse_rope_scaling(j, src, c);
 
+  // DeepSeek's fp8 quantization_config (at `field`: quantization_config, or moert_q4's base).
+  auto parse_fp8 = [&](const json& q, const std::string& field) {
+    std::string fmt = get_string(q, src, "fmt", "e4m3");
+    if (fmt != "e4m3") bad(src, field + ".fmt", "has value \"" + fmt + "\"; moert supports \"e4m3\"");
+    std::string act = get_string(q, src, "activation_scheme", "dynamic");
+    if (act != "dynamic")
+      bad(src, field + ".activation_scheme", "has value \"" + act + "\"; moert supports \"dynamic\"");
+    auto b = q.find("weight_block_size");
+    if (b == q.end() || !b->is_array() || b->size() != 2 || !(*b)[0].is_number_integer() ||
+        !(*b)[1].is_number_integer() || (*b)[0].get<int64_t>() != 128 || (*b)[1].get<int64_t>() != 128)
+      bad(src, field + ".weight_block_size",
+          "has value " + (b == q.end() ? std::string("(missing)") : show(*b)) +
+              "; moert supports [128, 128]");
+    c.quant.fp8 = true;
+  };
   auto q = j.find("quantization_config");
   if (q != j.end() && !q->is_null()) {
     if (!q->is_object()) bad(src, "quantization_config", "must be an object");
     std::string method = get_string(*q, src, "quant_method", "");
-    if (method != "fp8")
-      bad(src, "quantization_config.quant_method", "has value \"" + method + "\"; moert supports \"fp8\"");
-    std::string fmt = get_string(*q, src, "fmt", "e4m3");
-    if (fmt != "e4m3")
-      bad(src, "quantization_config.fmt", "has value \"" + fmt + "\"; moert supports \"e4m3\"");
-    std::string act = get_string(*q, src, "activation_scheme", "dynamic");
-    if (act != "dynamic")
-      bad(src, "quantization_config.activation_scheme",
-          "has value \"" + act + "\"; moert supports \"dynamic\"");
-    auto b = q->find("weight_block_size");
-    if (b == q->end() || !b->is_array() || b->size() != 2 || !(*b)[0].is_number_integer() ||
-        !(*b)[1].is_number_integer() || (*b)[0].get<int64_t>() != 128 || (*b)[1].get<int64_t>() != 128)
-      bad(src, "quantization_config.weight_block_size",
-          "has value " + (b == q->end() ? std::string("(missing)") : show(*b)) +
-              "; moert supports [128, 128]");
-    c.quant.fp8 = true;
+    if (method == "fp8") {
+      parse_fp8(*q, "quantization_config");
+    } else if (method == "moert_q4") {
+      auto g = q->find("group_size");
+      if (g == q->end() || !g->is_number_integer() ||
+          (g->get<int64_t>() != 32 && g->get<int64_t>() != 64 && g->get<int64_t>() != 128))
+        bad(src, "quantization_config.group_size",
+            "has value " + (g == q->end() ? std::string("(missing)") : show(*g)) +
+                "; moert_q4 supports 32, 64 or 128");
+      c.quant.expert_q4_group = g->get<int64_t>();
+      std::string modules = get_string(*q, src, "modules", "");
+      if (modules != "experts")
+        bad(src, "quantization_config.modules",
+            "has value \"" + modules + "\"; moert_q4 supports \"experts\"");
+      auto bits = q->find("bits");
+      if (bits != q->end() && !(bits->is_number_integer() && bits->get<int64_t>() == 4))
+        bad(src, "quantization_config.bits", "has value " + show(*bits) + "; moert_q4 is 4-bit");
+      auto base = q->find("base");
+      if (base != q->end() && !base->is_null()) {
+        if (!base->is_object()) bad(src, "quantization_config.base", "must be an object or null");
+        std::string bm = get_string(*base, src, "quant_method", "");
+        if (bm != "fp8")
+          bad(src, "quantization_config.base.quant_method",
+              "has value \"" + bm + "\"; moert_q4 stacks on \"fp8\" or unquantised (null) weights");
+        parse_fp8(*base, "quantization_config.base");
+      }
+    } else {
+      bad(src, "quantization_config.quant_method",
+          "has value \"" + method + "\"; moert supports \"fp8\" and \"moert_q4\"");
+    }
   }
   return c;
 }
@@ -329,6 +358,8 @@ std::string model_config_to_json(const ModelConfig& c) {
   }
   j["softmax_scale"] = c.softmax_scale();
   j["weights"] = c.quant.fp8 ? "fp8_e4m3_block128" : "unquantized";
+  j["expert_weights"] = c.quant.expert_q4_group ? "moert_q4_group" + std::to_string(c.quant.expert_q4_group)
+                                                : j["weights"].get<std::string>();
   j["bos_token_id"] = c.bos_token_id;
   j["eos_token_id"] = c.eos_token_id;
   return j.dump(2);

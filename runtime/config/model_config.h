@@ -30,6 +30,10 @@ struct QuantConfig {
   bool fp8 = false;  // e4m3 weights with block scales
   int block_n = 128;
   int block_k = 128;
+  // moert_q4 (moert quantize, docs/DESIGN.md "Weights"): the routed and shared experts' linear weights are
+  // 4-bit with an fp16 scale and offset per group of this many columns (32, 64 or 128); the other weights
+  // are as `fp8` says (the original checkpoint's quantization_config, kept as "base"). 0: not moert_q4.
+  int64_t expert_q4_group = 0;
 };
 
 struct ModelConfig {

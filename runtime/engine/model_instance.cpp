@@ -20,6 +20,12 @@ std::shared_ptr<ModelInstance> ModelInstance::load(const std::string& dir, const
   m->opts_ = opts;
   step(0.0, "config");
   m->cfg_ = load_model_config(dir);
+  // The 4-bit expert kernels exist on the CPU backend only: say so before anything is mapped or started.
+  if (m->cfg_.quant.expert_q4_group > 0 && opts.device != "cpu")
+    fail(ErrorCode::kUnsupported, dir +
+                                      "/config.json: quantization_config.quant_method \"moert_q4\" (4-bit "
+                                      "experts) runs on device \"cpu\" only, not \"" +
+                                      opts.device + "\"; load the original checkpoint there");
   step(0.05, "weights");
   m->store_ = std::make_shared<WeightStore>(dir);
   check_layer_count(*m->store_, m->cfg_.num_hidden_layers, m->cfg_.num_nextn_predict_layers,

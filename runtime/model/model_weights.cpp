@@ -42,8 +42,29 @@ class Binder {
     return m;
   }
 
-  ExpertWeights mlp(const std::string& p, int64_t inter) {
+  // A moert_q4 expert weight [n, k]: U8 codes [n, k / 2] with F16 `<name>_scale` and `<name>_min`
+  // [n, k / group] (docs/DESIGN.md, "Weights").
+  WeightMatrix q4_linear(const std::string& name, int64_t n, int64_t k) {
+    const int64_t group = cfg_.quant.expert_q4_group;
+    if (k % group != 0)
+      fail(ErrorCode::kFormat, store_.file_of(name) + ": tensor '" + name + "' has " + std::to_string(k) +
+                                   " columns, not a multiple of the moert_q4 group_size " +
+                                   std::to_string(group));
+    WeightMatrix m;
+    m.w = backend_.weight(store_.require(name, {DType::kU8}, {n, k / 2}), n, k / 2);
+    m.scale = backend_.weight(store_.require(name + "_scale", {DType::kF16}, {n, k / group}), n, k / group);
+    m.min = backend_.weight(store_.require(name + "_min", {DType::kF16}, {n, k / group}), n, k / group);
+    m.q4_group = group;
+    count_ += n * k;
+    return m;
+  }
+
+  // A gate/up/down MLP; `expert` (routed and shared experts): 4-bit in a moert_q4 checkpoint.
+  ExpertWeights mlp(const std::string& p, int64_t inter, bool expert = false) {
     const int64_t h = cfg_.hidden_size;
+    if (expert && cfg_.quant.expert_q4_group > 0)
+      return {q4_linear(p + "gate_proj.weight", inter, h), q4_linear(p + "up_proj.weight", inter, h),
+              q4_linear(p + "down_proj.weight", h, inter)};
     return {linear(p + "gate_proj.weight", inter, h), linear(p + "up_proj.weight", inter, h),
             linear(p + "down_proj.weight", h, inter)};
   }
@@ -80,7 +101,7 @@ class Binder {
     experts(i, L);
     if (cfg_.n_shared_experts > 0) {
       L.has_shared = true;
-      L.shared = mlp(mp + "shared_experts.", cfg_.moe_intermediate_size * cfg_.n_shared_experts);
+      L.shared = mlp(mp + "shared_experts.", cfg_.moe_intermediate_size * cfg_.n_shared_experts, true);
     }
     return L;
   }
@@ -95,7 +116,7 @@ class Binder {
         L.experts.emplace_back();
         continue;
       }
-      L.experts.push_back(mlp(mp + "experts." + std::to_string(e) + ".", cfg_.moe_intermediate_size));
+      L.experts.push_back(mlp(mp + "experts." + std::to_string(e) + ".", cfg_.moe_intermediate_size, true));
     }
   }
 

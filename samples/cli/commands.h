@@ -10,4 +10,5 @@ int cmd_tokenize(int argc, char** argv);
 int cmd_detokenize(int argc, char** argv);
 int cmd_chat_template(int argc, char** argv);
 int cmd_make_model(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);
 }  // namespace cli

@@ -26,6 +26,7 @@ void usage(FILE* out) {
       "  detokenize     token ids on stdin -> text\n"
       "  chat-template  JSON messages on stdin -> prompt text\n"
       "  make-model     write a random-weight DeepSeek-V3-shaped checkpoint\n"
+      "  quantize       write a copy of a checkpoint with 4-bit experts (--experts q4) for the CPU\n"
       "  serve          an OpenAI-compatible HTTP server (moert-serve, beside moert)\n"
       "  version        print the library version (also --version)\n",
       moert_version_string());
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   if (cmd == "detokenize") return cli::cmd_detokenize(argc, argv);
   if (cmd == "chat-template") return cli::cmd_chat_template(argc, argv);
   if (cmd == "make-model") return cli::cmd_make_model(argc, argv);
+  if (cmd == "quantize") return cli::cmd_quantize(argc, argv);
   if (cmd == "serve") {
     // The server is its own program (it links an HTTP library; moert does not): run it in our place.
     const std::string prog = cli::serve_program();

@@ -305,4 +305,48 @@ TEST(CapiFault, RandomCheckpointProgressAndCancel) {
   moert_options_free(o);
 }
 
+// moert_checkpoint_quantize through the C API: progress on the calling thread up to 1, a result that
+// loads on the CPU and is UNSUPPORTED (naming the format) on device cuda; bad arguments and options named.
+TEST(CapiFault, QuantizeCheckpoint) {
+  TempDir tmp;
+  const std::string src = (kData / "tiny-v3-fp8").string(), out = (tmp.path() / "q4").string();
+  moert_options* o = nullptr;
+  ASSERT_EQ(moert_options_create(&o), MOERT_OK);
+  ASSERT_EQ(moert_options_set_int(o, "quantize.group_size", 64), MOERT_OK);
+  std::vector<double> fractions;
+  auto cb = [](void* user, double f, const char*) -> int32_t {
+    static_cast<std::vector<double>*>(user)->push_back(f);
+    return 0;
+  };
+  ASSERT_EQ(moert_checkpoint_quantize(src.c_str(), out.c_str(), o, cb, &fractions), MOERT_OK)
+      << moert_last_error();
+  ASSERT_FALSE(fractions.empty());
+  EXPECT_EQ(fractions.back(), 1.0);
+  moert_model* m = nullptr;
+  ASSERT_EQ(moert_model_load(out.c_str(), nullptr, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+  moert_model_free(m);
+  moert_options* cuda = nullptr;
+  ASSERT_EQ(moert_options_create(&cuda), MOERT_OK);
+  ASSERT_EQ(moert_options_set_string(cuda, "device", "cuda"), MOERT_OK);
+  m = nullptr;
+  EXPECT_EQ(moert_model_load(out.c_str(), cuda, nullptr, nullptr, &m), MOERT_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(moert_last_error()).find("moert_q4"), std::string::npos) << moert_last_error();
+  EXPECT_EQ(m, nullptr);
+  moert_options_free(cuda);
+
+  EXPECT_EQ(moert_checkpoint_quantize(nullptr, out.c_str(), nullptr, nullptr, nullptr),
+            MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(moert_last_error()).find("model_dir"), std::string::npos);
+  EXPECT_EQ(moert_checkpoint_quantize(src.c_str(), src.c_str(), nullptr, nullptr, nullptr),
+            MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moert_options_set_int(o, "quantize.group_size", 48), MOERT_ERR_INVALID_ARGUMENT);  // not a size
+  EXPECT_NE(std::string(moert_last_error()).find("quantize.group_size"), std::string::npos)
+      << moert_last_error();
+  EXPECT_EQ(moert_options_set_int(o, "threads", 2), MOERT_OK);  // a load option: the wrong scope here
+  EXPECT_EQ(moert_checkpoint_quantize(src.c_str(), (tmp.path() / "s").c_str(), o, nullptr, nullptr),
+            MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(moert_last_error()).find("threads"), std::string::npos) << moert_last_error();
+  moert_options_free(o);
+}
+
 }  // namespace

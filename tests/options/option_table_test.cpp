@@ -38,6 +38,10 @@ bool same_reading(OptionScope scope, const moert_options* a, const moert_options
       return moert::capi::generate_options(a, none, seed) == moert::capi::generate_options(b, none, seed);
     case OptionScope::kCheckpoint:
       return shape(moert::capi::checkpoint_spec(a)) == shape(moert::capi::checkpoint_spec(b));
+    case OptionScope::kQuantize: {
+      const moert::QuantizeSpec x = moert::capi::quantize_spec(a), y = moert::capi::quantize_spec(b);
+      return x.group == y.group && x.threads == y.threads && x.search == y.search;
+    }
   }
   return false;
 }
@@ -61,6 +65,11 @@ void set_other(moert_options& o, const OptionSpec& s) {
   const bool has_default = *s.dflt != 0;
   switch (s.kind) {
     case OptionKind::kInt: {
+      for (const std::string& c : s.choices)  // an int key that lists its values
+        if (c != s.dflt) {
+          moert::capi::options_set(o, s.key, static_cast<int64_t>(std::strtoll(c.c_str(), nullptr, 10)));
+          return;
+        }
       const int64_t d = has_default ? std::strtoll(s.dflt, nullptr, 10) : static_cast<int64_t>(s.min);
       moert::capi::options_set(o, s.key, static_cast<int64_t>(d + 1 <= s.max ? d + 1 : d - 1));
       break;
@@ -159,7 +168,8 @@ TEST(OptionTable, EveryKeyIsRead) {
 
 // A key passed to a call of another scope is an error naming the key and its scope.
 TEST(OptionTable, KeyOfAnotherScopeIsNamed) {
-  const OptionScope scopes[] = {OptionScope::kLoad, OptionScope::kGenerate, OptionScope::kCheckpoint};
+  const OptionScope scopes[] = {OptionScope::kLoad, OptionScope::kGenerate, OptionScope::kCheckpoint,
+                                OptionScope::kQuantize};
   for (const OptionSpec& s : moert::capi::option_specs()) {
     moert_options o;
     set_other(o, s);

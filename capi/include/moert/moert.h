@@ -29,8 +29,8 @@ extern "C" {
  * function gets a new _v2 name). */
 /* API history: 2 added moert_stream_info_int and moert_checkpoint_write_random_v2; 3 added
  * moert_stream_counter and the KV hand-off (moert_session_export, moert_session_import,
- * moert_generate_resume). */
-#define MOERT_API_VERSION 3
+ * moert_generate_resume); 4 added moert_checkpoint_quantize. */
+#define MOERT_API_VERSION 4
 
 typedef int32_t moert_status;
 #define MOERT_OK 0
@@ -171,6 +171,11 @@ MOERT_API const char* moert_status_name(moert_status status);
  *   "model.mtp" int, 0 to 8, default 0: MTP modules
  *   "model.fp8" int, 0 or 1, default 1: FP8 e4m3 weights with 128x128 block scales (0: BF16)
  *   "model.seed" int, 0 to 9.2e+18, default 1: the weights' random seed
+ * Checkpoint quantisation keys (moert_checkpoint_quantize):
+ *   "quantize.group_size" int, 32, 64 or 128, default 32: columns per scale group of the moert_q4 expert
+ *       weights (every expert weight's columns must split into groups: UNSUPPORTED naming the tensor
+ *       otherwise)
+ *   "quantize.threads" int, 0 to 4096, default 0: quantiser threads (0 = all cores)
  * END option keys
  * Free with moert_options_free. */
 typedef struct moert_options moert_options;
@@ -232,6 +237,22 @@ MOERT_API moert_status moert_checkpoint_write_random(const char* dir, const moer
  * moert_checkpoint_write_random, CANCELLED. Since API 2. */
 MOERT_API moert_status moert_checkpoint_write_random_v2(const char* dir, const moert_options* shape,
                                                         moert_progress_fn progress, void* user_data);
+
+/* Writes a copy of the checkpoint in model_dir (FP8 as released, or BF16/F16/F32) into out_dir (created if
+ * needed; not model_dir) with its routed and shared expert weights in moert_q4, 4-bit codes with an fp16
+ * scale and offset per group of columns chosen for the least squared error (README, "4-bit experts"); the
+ * other tensors are copied byte for byte in the same shards, config.json gets moert_q4's
+ * quantization_config (the original kept as its "base"), and generation_config.json and the tokenizer
+ * files are copied. moert_model_load loads the result on device "cpu" (other devices: UNSUPPORTED).
+ * options (may be NULL; read only during the call): the quantisation keys listed with the option keys above.
+ * progress (may be NULL) is called on the calling thread after each expert weight and at the end, with the
+ * fraction done and a stage (borrowed for the call); nonzero cancels (CANCELLED; out_dir is left
+ * incomplete). user_data is passed through untouched. Errors: INVALID_ARGUMENT (NULL dir, out_dir the
+ * same as model_dir, a checkpoint already moert_q4, a bad option or one of another scope), IO, FORMAT and
+ * UNSUPPORTED (as loading the source would give), CANCELLED. Since API 4. */
+MOERT_API moert_status moert_checkpoint_quantize(const char* model_dir, const char* out_dir,
+                                                 const moert_options* options, moert_progress_fn progress,
+                                                 void* user_data);
 
 /* ---- evaluation -------------------------------------------------------------------------------- */
 

@@ -44,6 +44,19 @@ WeightRef ref(const Tensor& w) {
 }
 
 WeightRef ref(const WeightMatrix& m) {
+  if (m.q4()) {
+    WeightRef r;
+    r.type = DType::kQ4;
+    r.data = m.w.data;
+    r.n = m.w.rows;
+    r.k = m.k();
+    r.ld = 2 * m.w.ld;
+    r.q4_scale = m.scale.ptr<const uint16_t>();
+    r.q4_min = m.min.ptr<const uint16_t>();
+    r.q4_ld = m.scale.ld;
+    r.group = m.q4_group;
+    return r;
+  }
   WeightRef r = ref(m.w);
   if (m.fp8()) {
     r.scale = m.scale.ptr<const float>();
