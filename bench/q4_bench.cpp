@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "bench_args.h"
 #include "checkpoint/checkpoint_quantize.h"
 #include "config/model_config.h"
 #include "cpu/dequant.h"
@@ -47,41 +48,11 @@ const std::set<std::string> kValued = {"--model",    "--group-size", "--threads"
 const std::set<std::string> kSwitches = {"--no-fidelity", "--no-speed", "--help", "-h"};
 
 void check_args(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    if (kSwitches.count(a)) continue;
-    if (kValued.count(a) && i + 1 < argc) {
-      ++i;
-      continue;
-    }
-    std::fprintf(stderr, "moert_q4_bench: bad argument '%s'\n%s", a.c_str(), kUsage);
-    std::exit(2);
-  }
+  bench::check_args(argc, argv, "moert_q4_bench", kUsage, kValued, kSwitches);
 }
-std::string arg(int argc, char** argv, const char* key, const std::string& dflt) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], key)) return argv[i + 1];
-  return dflt;
-}
-bool flag(int argc, char** argv, const char* key) {
-  for (int i = 1; i < argc; ++i)
-    if (!std::strcmp(argv[i], key)) return true;
-  return false;
-}
-int int_arg(int argc, char** argv, const char* key, int dflt) {
-  const std::string v = arg(argc, argv, key, std::to_string(dflt));
-  char* end = nullptr;
-  const long r = std::strtol(v.c_str(), &end, 10);
-  if (v.empty() || *end || r < 0) {
-    std::fprintf(stderr, "moert_q4_bench: %s wants a non-negative integer, got '%s'\n", key, v.c_str());
-    std::exit(2);
-  }
-  return static_cast<int>(r);
-}
+using bench::arg;
+using bench::flag;
+using bench::int_arg;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
