@@ -109,6 +109,7 @@ MOERT_API moert_status moert_session_import(moert_model* model, const void* data
     require(model, "model");
     require(out, "out");
     if (size) require(data, "data");
+    model->service->instance().require_direct_forward();  // a session evaluates directly
     *out = new moert_session{moert::Session::import_image(model->service, data, size)};
   });
 }

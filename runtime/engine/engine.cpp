@@ -279,7 +279,8 @@ void Engine::loop() {
         group_error = e.what();  // the group is gone
         end_all(running, FinishReason::kError, group_error);
       } else {
-        // Alone, a step fails its own requests (its evaluations answered inside step): later ones still run.
+        // Alone, a step fails its own requests (its evaluations are answered inside step): later ones still
+        // run.
         for (auto& r : running)
           if (!r->finished) finish(*r, FinishReason::kError, e.what());
         running.clear();
@@ -468,7 +469,14 @@ void Engine::draft(StepPlan& p, const Tensor& hidden, const std::vector<std::vec
 void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective) {
   DeepseekNetwork& model = model_->network();
   StepPlan p;
-  plan(running, p);
+  try {
+    plan(running, p);
+  } catch (...) {
+    // Not one of the step's own errors (those fail their requests inside plan): the loop fails the running
+    // requests; the evaluations are answered here, or their callers would wait for ever.
+    for (EvalJob* j : evals) j->finish(std::current_exception());
+    throw;
+  }
   // Evaluation jobs join the batch after the requests; each is checked alone so a bad one fails alone.
   const ModelConfig& cfg = model_->config();
   std::vector<EvalJob*> eval_in_step;

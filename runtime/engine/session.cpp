@@ -13,7 +13,6 @@ Session::Session(std::shared_ptr<ServedModel> service)
 
 Session Session::import_image(std::shared_ptr<ServedModel> service, const void* data, size_t size) {
   ModelInstance& m = service->instance();
-  m.require_direct_forward();
   const KvImageView v = parse_kv_image(data, size, m.kv_image_shape());
   Session s(std::move(service));
   {

@@ -19,8 +19,9 @@ class Session {
  public:
   explicit Session(std::shared_ptr<ServedModel> service);
   // A sequence from a KV image exported by a model of the same checkpoint: Error(kFormat) naming the check
-  // that failed, kOutOfMemory when the cache cannot hold it, kUnsupported with expert parallelism over more
-  // than one rank (every forward is the group's).
+  // that failed, kOutOfMemory when the cache cannot hold it. It may continue as a generation (generate(),
+  // which expert parallelism allows); eval() needs a direct forward (kUnsupported with expert parallelism
+  // over more than one rank).
   static Session import_image(std::shared_ptr<ServedModel> service, const void* data, size_t size);
 
   // Appends n >= 1 tokens; writes the logits of every row (all_logits) or of the last one, vocab floats each.

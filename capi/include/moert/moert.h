@@ -365,8 +365,9 @@ MOERT_API moert_status moert_generate_chat(moert_model* model, const char* messa
                                            const moert_options* gen, moert_stream** out);
 /* Continues an exported sequence (moert_session_export's image, data borrowed for the call) as a stream:
  * the first token is sampled from the image's last logits with gen's sampling, as a stream of the same
- * prompt in one process would have, then decoding goes on; only the continuation is streamed. Errors: as
- * moert_session_import's, and INVALID_ARGUMENT for a bad option. Since API 3. */
+ * prompt in one process would have, then decoding goes on; only the continuation is streamed. With
+ * ep_size > 1 every rank's engine takes part as in any generation. Errors: as moert_session_import's (but
+ * not UNSUPPORTED for ep_size > 1), and INVALID_ARGUMENT for a bad option. Since API 3. */
 MOERT_API moert_status moert_generate_resume(moert_model* model, const void* data, size_t size,
                                              const moert_options* gen, moert_stream** out);
 /* Waits up to timeout_ms (-1: no limit) for the next token. On MOERT_OK, *token is the token id (-1 for a
