@@ -298,13 +298,17 @@ int run_resumed(const Args& a) {
   const std::string image = read_file(a.get("resume"), "--resume");
   moert_options* g = generation_options(a);
   moert_model* m = load_model(a);
+  // With expert parallelism every rank resumes the same image (as cmd_run's ranks run the same prompt) and
+  // only rank 0 prints.
+  const bool quiet = a.has("quiet") || ep_rank(m) != 0;
+  if (ep_rank(m) != 0 && !std::freopen("/dev/null", "w", stdout)) die("cannot silence stdout");
   moert_stream* s = nullptr;
   check(moert_generate_resume(m, image.data(), image.size(), g, &s), "--resume");
   moert_options_free(g);
   std::string text;
   stream_out(s, &text, /*interruptible=*/false);
   std::fputs("\n", stdout);
-  report(s, a.has("quiet"));
+  report(s, quiet);
   moert_stream_free(s);
   moert_model_free(m);
   return 0;

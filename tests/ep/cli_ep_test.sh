@@ -36,6 +36,19 @@ for overlap in --ep-overlap --no-ep-overlap; do
     echo "FAILED: the texts differ"; diff "$tmp/single.txt" "$tmp/ep.txt"; exit 1
   fi
 done
+# A KV image made in one process without EP continues under EP (every rank resumes it, rank 0 prints): the
+# continuation of `moert run --resume` in one process.
+"$moert" prefill --model "$model" --prompt-file "$tmp/prompt.txt" --out "$tmp/image.kv" --threads 1 --quiet \
+  || { echo "prefill failed"; exit 1; }
+resume=(run --model "$model" --resume "$tmp/image.kv" --max-tokens 24 --ignore-eos --temperature 0 --quiet --threads 1)
+"$moert" "${resume[@]}" > "$tmp/resumed.txt" || { echo "single-process resume failed"; exit 1; }
+"$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" "$moert" "${resume[@]}" --ep-size "$np" > "$tmp/ep_resumed.txt" \
+  || { echo "resume under mpirun failed"; cat "$tmp/ep_resumed.txt"; exit 1; }
+[ -s "$tmp/resumed.txt" ] || { echo "FAILED: empty resumed output"; exit 1; }
+if ! cmp -s "$tmp/resumed.txt" "$tmp/ep_resumed.txt"; then
+  echo "FAILED: the resumed texts differ"; diff "$tmp/resumed.txt" "$tmp/ep_resumed.txt"; exit 1
+fi
+echo "--- resumed under EP over $np ranks: same continuation"
 if [ "$np" = 2 ]; then
   # Ranks started with different settings (MPMD: rank 1 without the overlap) fail together, naming it.
   if "$MPIRUN" --allow-run-as-root --oversubscribe -np 1 "$moert" "${args[@]}" --ep-size 2 --ep-overlap : \
