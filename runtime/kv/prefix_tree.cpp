@@ -7,6 +7,12 @@ namespace moert {
 
 PrefixTree::PrefixTree(int64_t page_rows) : page_rows_(page_rows) {}
 
+void PrefixTree::touch(int32_t node, uint64_t now) {
+  by_use_.erase({nodes_[node].used, node});
+  nodes_[node].used = now;
+  by_use_.insert({now, node});
+}
+
 int32_t PrefixTree::find_child(int32_t parent, const int32_t* tokens) {
   for (int32_t c : children_of(parent)) {
     const Node& n = nodes_[c];
@@ -24,7 +30,7 @@ PrefixTree::Match PrefixTree::match(const int32_t* tokens, int64_t n) {
   while (m.tokens + page_rows_ <= n) {
     const int32_t c = find_child(at, tokens + m.tokens);
     if (c < 0) break;
-    nodes_[c].used = now;
+    touch(c, now);
     m.pages.push_back(nodes_[c].page);
     m.tokens += page_rows_;
     at = c;
@@ -41,7 +47,7 @@ PrefixTree::Match PrefixTree::match(const int32_t* tokens, int64_t n) {
     if (k > best) best = k, best_child = c;
   }
   if (best_child >= 0) {
-    nodes_[best_child].used = now;
+    touch(best_child, now);
     m.pages.push_back(nodes_[best_child].page);
     m.tokens += best;
   }
@@ -70,11 +76,12 @@ std::vector<int32_t> PrefixTree::insert(const int32_t* tokens, const std::vector
       n.live = true;
       n.tokens.assign(block, block + page_rows_);
       n.children.clear();
+      n.used = 0;  // not in by_use_ yet (touch below puts it there)
       children_of(at).push_back(c);
       adopted.push_back(pages[b]);
       ++live_;
     }
-    nodes_[c].used = now;
+    touch(c, now);
     at = c;
   }
   return adopted;
@@ -84,6 +91,7 @@ void PrefixTree::remove_subtree(int32_t node, std::vector<int32_t>& pages) {
   Node& n = nodes_[node];
   for (int32_t c : n.children) remove_subtree(c, pages);
   pages.push_back(n.page);
+  by_use_.erase({n.used, node});
   n.live = false;
   n.children.clear();
   n.tokens.clear();
@@ -92,11 +100,13 @@ void PrefixTree::remove_subtree(int32_t node, std::vector<int32_t>& pages) {
 }
 
 std::vector<int32_t> PrefixTree::evict_one(const std::function<bool(int32_t)>& tree_only) {
+  // Oldest first: the first node whose page only the tree holds (the ones skipped are running sequences').
   int32_t victim = -1;
-  for (int32_t i = 0; i < static_cast<int32_t>(nodes_.size()); ++i) {
-    const Node& n = nodes_[i];
-    if (n.live && tree_only(n.page) && (victim < 0 || n.used < nodes_[victim].used)) victim = i;
-  }
+  for (const auto& [used, node] : by_use_)
+    if (tree_only(nodes_[node].page)) {
+      victim = node;
+      break;
+    }
   std::vector<int32_t> pages;
   if (victim < 0) return pages;
   std::vector<int32_t>& siblings = children_of(nodes_[victim].parent);
@@ -110,6 +120,7 @@ std::vector<int32_t> PrefixTree::clear() {
   for (const Node& n : nodes_)
     if (n.live) pages.push_back(n.page);
   nodes_.clear();
+  by_use_.clear();
   free_nodes_.clear();
   roots_.clear();
   live_ = 0;

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <set>
+#include <utility>
 #include <vector>
 
 namespace moert {
@@ -49,6 +51,8 @@ class PrefixTree {
   // The child of `parent` whose block equals tokens[0, page_rows), or -1.
   int32_t find_child(int32_t parent, const int32_t* tokens);
   void remove_subtree(int32_t node, std::vector<int32_t>& pages);
+  // Marks a live node used at `now` (its place in by_use_).
+  void touch(int32_t node, uint64_t now);
 
   int64_t page_rows_;
   uint64_t clock_ = 0;
@@ -56,6 +60,8 @@ class PrefixTree {
   std::vector<Node> nodes_;
   std::vector<int32_t> free_nodes_;
   std::vector<int32_t> roots_;
+  // Live nodes by (last use, node): eviction walks it oldest first instead of scanning every node.
+  std::set<std::pair<uint64_t, int32_t>> by_use_;
 };
 
 }  // namespace moert
