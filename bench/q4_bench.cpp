@@ -161,14 +161,8 @@ kernels::WeightRef weight_ref(const WeightStore& st, const std::string& name) {
       r.scale_ld = sc.shape[1];
       break;
     }
-    case DType::kBF16:
-      r.type = DType::kBF16;
-      break;
-    case DType::kF16:
-      r.type = DType::kF16;
-      break;
     default:
-      r.type = DType::kF32;
+      r.type = t.dtype;  // bf16, f16 or f32: the kernels' weight types are the checkpoint's
   }
   return r;
 }

@@ -31,10 +31,6 @@ bool is_expert_weight(const std::string& name) {
   return std::regex_match(name, re);
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The expert weight as fp32 [n, k]: e4m3 times its 128x128 block scales, or bf16/f16/f32 widened.
 std::vector<float> dequantize(const WeightStore& store, const std::string& name, const TensorInfo& t) {
   if (t.shape.size() != 2)
@@ -46,18 +42,13 @@ std::vector<float> dequantize(const WeightStore& store, const std::string& name,
   r.n = n;
   r.k = k;
   r.ld = k;
+  r.type = t.dtype;  // the kernels' weight types are the checkpoint's
   switch (t.dtype) {
     case DType::kF32:
-      r.type = DType::kF32;
-      break;
     case DType::kBF16:
-      r.type = DType::kBF16;
-      break;
     case DType::kF16:
-      r.type = DType::kF16;
       break;
     case DType::kF8E4M3: {
-      r.type = DType::kF8E4M3;
       const int64_t bn = (n + 127) / 128, bk = (k + 127) / 128;
       const TensorInfo& s = store.require(name + "_scale_inv", {DType::kF32}, {bn, bk});
       r.scale = reinterpret_cast<const float*>(s.data);
@@ -128,7 +119,7 @@ void quantize_checkpoint(const std::string& model_dir, const std::string& out_di
     SafetensorsWriter w;
     for (const auto& [name, info] : tensors) {
       // Scales of the weights quantised here describe the FP8 original: not carried over.
-      if (ends_with(name, "_scale_inv") && is_expert_weight(name.substr(0, name.size() - 10))) continue;
+      if (name.ends_with("_scale_inv") && is_expert_weight(name.substr(0, name.size() - 10))) continue;
       if (!is_expert_weight(name)) {
         w.add(name, info->dtype, info->shape, std::vector<uint8_t>(info->data, info->data + info->nbytes));
         continue;

@@ -216,10 +216,14 @@ void Engine::emit(RequestState& r, int32_t token) {
   deliver(r, std::move(ev), "");
 }
 
-void Engine::end_all(Running& running, FinishReason why, const std::string& error) {
+void Engine::end_running(Running& running, FinishReason why, const std::string& error) {
   for (auto& r : running)
     if (!r->finished) finish(*r, why, error);
   running.clear();
+}
+
+void Engine::end_all(Running& running, FinishReason why, const std::string& error) {
+  end_running(running, why, error);
   for (auto& r : queue_) finish(*r, why, error);
   queue_.clear();
   const ErrorCode code = why == FinishReason::kCancelled ? ErrorCode::kCancelled : ErrorCode::kInternal;
@@ -250,7 +254,7 @@ void Engine::loop() {
         if (stop_) return;
         continue;
       }
-      if (policy->waits_for_work())
+      if (!policy->collective())
         cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running.empty() || !evals_.empty(); });
       stopping = stop_;
       if (stopping) end_all(running, FinishReason::kCancelled, "");
@@ -262,7 +266,7 @@ void Engine::loop() {
       const StepPolicy::Decision d = policy->agree(!running.empty() || !evals.empty(), stopping);
       if (d == StepPolicy::Decision::kExit) return;
       if (d == StepPolicy::Decision::kIdle) {
-        if (!policy->waits_for_work()) {
+        if (policy->collective()) {
           // Nobody in the group has work: wait a little for local work, then ask again.
           std::unique_lock<std::mutex> lock(mu_);
           cv_.wait_for(lock, std::chrono::milliseconds(1),
@@ -281,9 +285,7 @@ void Engine::loop() {
       } else {
         // Alone, a step fails its own requests (its evaluations are answered inside step): later ones still
         // run.
-        for (auto& r : running)
-          if (!r->finished) finish(*r, FinishReason::kError, e.what());
-        running.clear();
+        end_running(running, FinishReason::kError, e.what());
       }
       continue;
     }

@@ -64,6 +64,8 @@ class Engine {
   void step(Running& running, std::vector<EvalJob*> evals, bool collective);
   // Continuous batching: waiting requests join `running` between steps, up to max_batch (mu_ held).
   void admit_queued(Running& running);
+  // The running requests end with `why` (those not finished yet).
+  void end_running(Running& running, FinishReason why, const std::string& error);
   // Every request and evaluation ends with `why` (mu_ held): the engine stops, or its group failed.
   void end_all(Running& running, FinishReason why, const std::string& error);
   void finish(RequestState& r, FinishReason why, const std::string& error = "");

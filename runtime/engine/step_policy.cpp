@@ -10,7 +10,6 @@ namespace {
 
 class SoloPolicy final : public StepPolicy {
  public:
-  bool waits_for_work() const override { return true; }
   bool collective() const override { return false; }
   Decision agree(bool has_work, bool stopping) override {
     if (stopping) return Decision::kExit;
@@ -21,7 +20,6 @@ class SoloPolicy final : public StepPolicy {
 class GroupPolicy final : public StepPolicy {
  public:
   explicit GroupPolicy(ModelInstance& model) : model_(model), ep_(*model.ep()) {}
-  bool waits_for_work() const override { return false; }
   bool collective() const override { return true; }
   Decision agree(bool has_work, bool stopping) override {
     int64_t flags[2] = {has_work ? 1 : 0, stopping ? 1 : 0};

@@ -11,10 +11,9 @@ class StepPolicy {
  public:
   enum class Decision { kStep, kIdle, kExit };
   virtual ~StepPolicy() = default;
-  // True: the loop sleeps until there is local work (or a stop) before it asks; false: it asks every round,
-  // because other ranks may have work when this one has none.
-  virtual bool waits_for_work() const = 0;
-  // Every forward is a collective (a rank with no sequence still steps).
+  // Every forward is a collective (a rank with no sequence still steps). Then the loop asks every round,
+  // because other ranks may have work when this one has none; otherwise it sleeps until there is local work
+  // (or a stop) before it asks.
   virtual bool collective() const = 0;
   // This rank has work / is stopping: step now, idle (no work anywhere), or exit (the engine ends). Throws
   // what a failed agreement threw (the group is then gone).

@@ -106,11 +106,6 @@ bool is_float(DType t) {
   return t == DType::kBF16 || t == DType::kF16 || t == DType::kF32 || t == DType::kF8E4M3;
 }
 
-bool ends_with(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
-
 }  // namespace
 
 int64_t first_bad_element(const uint8_t* data, int64_t n, DType t, bool scale) {
@@ -144,7 +139,7 @@ void scan_weights(const WeightStore& store, int threads) {
     for (size_t c; (c = next.fetch_add(1)) < chunks.size();) {
       const Chunk& ch = chunks[c];
       const TensorInfo& t = *tensors[ch.tensor].second;
-      const bool scale = ends_with(tensors[ch.tensor].first, "_scale_inv");
+      const bool scale = tensors[ch.tensor].first.ends_with("_scale_inv");
       const int64_t i = first_bad_element(t.data + ch.begin * dtype_size(t.dtype), ch.n, t.dtype, scale);
       if (i < 0) continue;
       int64_t cur = bad[ch.tensor].load();
@@ -162,7 +157,7 @@ void scan_weights(const WeightStore& store, int threads) {
     const int64_t at = bad[i].load();
     if (at == INT64_MAX) continue;
     const TensorInfo& t = *tensors[i].second;
-    const bool scale = ends_with(tensors[i].first, "_scale_inv");
+    const bool scale = tensors[i].first.ends_with("_scale_inv");
     std::string what;
     if (t.dtype == DType::kF8E4M3) {
       what = "an e4m3 NaN byte";
