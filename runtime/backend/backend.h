@@ -188,9 +188,14 @@ class Backend {
   // and what the tests use to prove a forward never waits on the host). Zero on the CPU.
   struct Counters {
     int64_t syncs = 0, uploads = 0, downloads = 0;
+    int64_t upload_bytes = 0, download_bytes = 0;
   };
   virtual Counters counters() const { return {}; }
   virtual void reset_counters() {}
+
+  // The device queue the ops run on (a cudaStream_t on CUDA; nullptr on the CPU), for a transport that
+  // must order its exchange after them (runtime/ep: NCCL).
+  virtual void* native_stream() const { return nullptr; }
 
  protected:
   // The backends' compute, called with checked arguments only (see the public ops above for their meaning).

@@ -82,6 +82,8 @@ void ExpertParallel::set_placement(Placement p) {
 
 void ExpertParallel::rebuild_tables() {
   reps_.assign(p_.num_layers(), std::vector<std::vector<int>>(p_.experts));
+  sets_.clear();  // bound anew by the model after a placement change (rebalance)
+  sets_.resize(p_.num_layers());
   for (int64_t l = 0; l < p_.num_layers(); ++l)
     for (int64_t e = 0; e < p_.experts; ++e) reps_[l][e] = p_.replicas(l, e);
 }
@@ -145,8 +147,23 @@ int ExpertParallel::choose_replica(int64_t layer, int64_t t, int64_t e) const {
   return r.size() == 1 ? r[0] : r[static_cast<size_t>((t + rank() + e) % static_cast<int64_t>(r.size()))];
 }
 
-// One microbatch's exchange for one MoE layer: host copies of its inputs, the messages, and what to send
-// back. The lane task (when overlapping) writes only `recv`/`got`, which live here until it ends.
+// One all-to-all of an exchange: per rank r a control message ctl_out[r] (host bytes) and n_out[r] rows of
+// rows_out (a packed backend tensor, ranks in order); it receives ctl_in[r] and n_in[r] rows per rank into
+// rows_in, concatenated in rank order. When the transport moves backend memory (moves_rows) the rows go
+// directly (a control round first tells each receiver its counts, unless it knows them: counts_known);
+// otherwise each message carries its rows after the control bytes (one round, through the host).
+struct ExpertParallel::Round {
+  std::vector<Bytes> ctl_out, ctl_in;
+  Tensor rows_out, rows_in;
+  std::vector<int64_t> n_out, n_in;
+  bool counts_known = false;
+  int64_t width = 0;
+  std::vector<Bytes> msg_out, msg_in;  // the control round (direct) or the whole messages (through the host)
+};
+
+// One microbatch's exchange for one MoE layer: host copies of its routing, the two rounds, and what to
+// send back. The lane task (when overlapping) writes only the round it runs, which lives here until it
+// ends.
 struct ExpertParallel::Exchange final : MoeExchange {
   ~Exchange() override {
     if (pending.valid()) pending.wait();
@@ -154,10 +171,10 @@ struct ExpertParallel::Exchange final : MoeExchange {
   int64_t layer = 0, T = 0, H = 0, K = 0;
   const LayerWeights* L = nullptr;
   ActMode mode = ActMode::kF32;
-  std::vector<float> xh, wh;  // [T, H], [T, K]
+  std::vector<float> wh;      // [T, K]
   std::vector<int32_t> ids;   // [T, K]
   std::vector<int32_t> dest;  // [T, K]: the rank computing each pair
-  std::vector<Bytes> send, recv, back, got;
+  Round dispatch, combine;
   std::vector<std::vector<std::pair<int32_t, int32_t>>> sent;  // per rank: (token, slot) of each pair sent
   std::vector<std::vector<int32_t>> toks;                      // per rank: tokens sent, in order
   struct Arrived {
@@ -167,18 +184,109 @@ struct ExpertParallel::Exchange final : MoeExchange {
   std::future<void> pending;
 };
 
-void ExpertParallel::start(Exchange& ex, std::vector<Bytes>& send, std::vector<Bytes>& recv) {
+namespace {
+
+// The rows [r0, r0 + n) of a packed F32 tensor as bytes appended to a message.
+void append_rows(Bytes& msg, const std::vector<float>& host, int64_t r0, int64_t n, int64_t width) {
+  const size_t at = msg.size(), bytes = static_cast<size_t>(n * width) * sizeof(float);
+  msg.resize(at + bytes);
+  if (bytes) std::memcpy(msg.data() + at, host.data() + r0 * width, bytes);
+}
+
+int64_t total(const std::vector<int64_t>& n) {
+  int64_t s = 0;
+  for (int64_t v : n) s += v;
+  return s;
+}
+
+}  // namespace
+
+void ExpertParallel::start(Exchange& ex, Round& rd) {
+  const int R = size();
+  const bool direct = t_->moves_rows(b_.device());
+  rd.msg_out.assign(R, Bytes());
+  if (!direct) {
+    // Through the host: [rows][control bytes][control][rows' floats] per rank, packed here (this thread owns
+    // the backend), exchanged on the lane when overlapping.
+    std::vector<float> host(static_cast<size_t>(total(rd.n_out) * rd.width));
+    if (!host.empty()) b_.copy_to_host(rd.rows_out, host.data());
+    int64_t r0 = 0;
+    for (int r = 0; r < R; ++r) {
+      Writer w(rd.msg_out[r]);
+      w.put<int32_t>(static_cast<int32_t>(rd.n_out[r]));
+      w.put<int32_t>(static_cast<int32_t>(rd.ctl_out[r].size()));
+      rd.msg_out[r].insert(rd.msg_out[r].end(), rd.ctl_out[r].begin(), rd.ctl_out[r].end());
+      append_rows(rd.msg_out[r], host, r0, rd.n_out[r], rd.width);
+      r0 += rd.n_out[r];
+    }
+  } else if (!rd.counts_known) {
+    for (int r = 0; r < R; ++r) {
+      Writer w(rd.msg_out[r]);
+      w.put<int32_t>(static_cast<int32_t>(rd.n_out[r]));
+      rd.msg_out[r].insert(rd.msg_out[r].end(), rd.ctl_out[r].begin(), rd.ctl_out[r].end());
+    }
+  }
+  // Directly: the control round (unless the counts are known), then the receiving tensor and the rows.
+  auto run = [this, &rd, direct] {
+    if (!direct) {
+      t_->all_to_all(rd.msg_out, rd.msg_in);
+      return;
+    }
+    if (!rd.counts_known) {
+      t_->all_to_all(rd.msg_out, rd.msg_in);
+      rd.n_in.assign(size(), 0);
+      rd.ctl_in.assign(size(), Bytes());
+      for (int s = 0; s < size(); ++s) {
+        Reader r(rd.msg_in[s]);
+        rd.n_in[s] = r.get<int32_t>();
+        rd.ctl_in[s].assign(rd.msg_in[s].begin() + 4, rd.msg_in[s].end());
+      }
+    }
+    const int64_t n = total(rd.n_in);
+    rd.rows_in = n ? b_.empty(DType::kF32, n, rd.width) : Tensor{};
+    t_->all_to_all_rows(b_, rd.rows_out, rd.n_out, rd.rows_in, rd.n_in);
+  };
   if (!opts_.overlap) {
-    t_->all_to_all(send, recv);
+    run();
     return;
   }
   if (!lane_) lane_ = std::make_unique<ExchangeLane>();
-  Transport* t = t_.get();
-  ex.pending = lane_->submit([t, &send, &recv] { t->all_to_all(send, recv); });
+  ex.pending = lane_->submit(run);
 }
 
-void ExpertParallel::wait(Exchange& ex) {
+void ExpertParallel::wait(Exchange& ex, Round& rd) {
   if (ex.pending.valid()) ex.pending.get();  // rethrows the transport's error
+  if (t_->moves_rows(b_.device())) return;
+  // Through the host: split the messages, and the rows into one tensor.
+  const int R = size();
+  std::vector<int64_t> n(R);
+  rd.ctl_in.assign(R, Bytes());
+  std::vector<const uint8_t*> rows(R);
+  for (int s = 0; s < R; ++s) {
+    Reader r(rd.msg_in[s]);
+    n[s] = r.get<int32_t>();
+    const int32_t c = r.get<int32_t>();
+    if (c < 0 || 8 + static_cast<size_t>(c) + static_cast<size_t>(n[s] * rd.width) * sizeof(float) !=
+                     rd.msg_in[s].size())
+      fail(ErrorCode::kInternal,
+           "expert-parallel message from rank " + std::to_string(s) + " has the wrong size");
+    rd.ctl_in[s].assign(rd.msg_in[s].begin() + 8, rd.msg_in[s].begin() + 8 + c);
+    rows[s] = rd.msg_in[s].data() + 8 + c;
+  }
+  if (rd.counts_known && n != rd.n_in)
+    fail(ErrorCode::kInternal, "expert-parallel combine: a rank returned another number of rows");
+  rd.n_in = n;
+  const int64_t all = total(n);
+  rd.rows_in = all ? b_.empty(DType::kF32, all, rd.width) : Tensor{};
+  if (!all) return;
+  std::vector<float> host(static_cast<size_t>(all * rd.width));
+  size_t at = 0;
+  for (int s = 0; s < R; ++s) {
+    const size_t bytes = static_cast<size_t>(n[s] * rd.width) * sizeof(float);
+    if (bytes) std::memcpy(reinterpret_cast<uint8_t*>(host.data()) + at, rows[s], bytes);
+    at += bytes;
+  }
+  b_.copy_from_host(host.data(), rd.rows_in);
 }
 
 void ExpertParallel::abandon(const std::string& why) {
@@ -226,6 +334,12 @@ void ExpertParallel::route(Exchange& ex) {
   }
 }
 
+Tensor ExpertParallel::upload_i32(const std::vector<int32_t>& v) {
+  Tensor t = b_.empty(DType::kI32, static_cast<int64_t>(v.size()), 1);
+  b_.copy_from_host_i32(v.data(), t);
+  return t;
+}
+
 std::unique_ptr<MoeExchange> ExpertParallel::begin(int64_t layer, const LayerWeights& L, const Tensor& x,
                                                    const Tensor& ids, const Tensor& weights, ActMode mode) {
   if (layer < 0 || layer >= p_.num_layers())
@@ -238,27 +352,31 @@ std::unique_ptr<MoeExchange> ExpertParallel::begin(int64_t layer, const LayerWei
   ex->T = x.rows;
   ex->H = ex->T ? x.cols : 0;
   ex->K = ex->T ? ids.cols : 0;
-  const int64_t T = ex->T, H = ex->H, K = ex->K;
+  const int64_t T = ex->T, K = ex->K;
   const bool exact = opts_.combine == CombineMode::kExact;
   if (T && static_cast<int64_t>(L.experts.size()) != p_.experts)
     fail(ErrorCode::kInternal, "expert parallelism: the layer has " + std::to_string(L.experts.size()) +
                                    " experts, the placement " + std::to_string(p_.experts));
-  ex->xh.resize(static_cast<size_t>(T * H));
+  // The routing comes to the host (T x K ids and weights) to plan the exchange; the rows stay where they are.
   ex->wh.resize(static_cast<size_t>(T * K));
   ex->ids.resize(static_cast<size_t>(T * K));
   if (T) {
-    b_.copy_to_host(x, ex->xh.data());
     b_.copy_to_host(weights, ex->wh.data());
     b_.copy_to_host_i32(ids, ex->ids.data());
   }
   route(*ex);
 
-  // Dispatch: per destination, [n_tok] then per token [row][count][count expert ids][count weights (partial
-  // mode)], then the tokens' rows. `sent[r]` remembers (token, slot) of every pair sent to r, in order.
-  ex->send.resize(R);
+  // Dispatch: per destination a control message, [n_tok] then per token [row][count][count expert ids]
+  // [count weights (partial mode)], and the tokens' rows, gathered into one tensor in destination order.
+  // `sent[r]` remembers (token, slot) of every pair sent to r, in order.
+  Round& d = ex->dispatch;
+  d.ctl_out.resize(R);
+  d.n_out.assign(R, 0);
+  d.width = L.router.k();  // every rank runs the same model: the hidden size
   ex->sent.resize(R);
   ex->toks.resize(R);
   const int32_t* dest = ex->dest.data();
+  std::vector<int32_t> order;  // x's rows in the order they are sent
   for (int r = 0; r < R; ++r) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t s = 0; s < K; ++s)
@@ -266,7 +384,7 @@ std::unique_ptr<MoeExchange> ExpertParallel::begin(int64_t layer, const LayerWei
           ex->toks[r].push_back(static_cast<int32_t>(t));
           break;
         }
-    Writer w(ex->send[r]);
+    Writer w(d.ctl_out[r]);
     w.put<int32_t>(static_cast<int32_t>(ex->toks[r].size()));
     for (int32_t t : ex->toks[r]) {
       std::vector<int32_t> slots;
@@ -281,69 +399,58 @@ std::unique_ptr<MoeExchange> ExpertParallel::begin(int64_t layer, const LayerWei
       if (!exact)
         for (int32_t s : slots) w.put<float>(ex->wh[t * K + s]);
     }
-    for (int32_t t : ex->toks[r]) w.put_floats(ex->xh.data() + t * H, H);
+    d.n_out[r] = static_cast<int64_t>(ex->toks[r].size());
+    order.insert(order.end(), ex->toks[r].begin(), ex->toks[r].end());
   }
-  start(*ex, ex->send, ex->recv);
+  if (!order.empty()) {
+    d.rows_out = b_.empty(DType::kF32, static_cast<int64_t>(order.size()), d.width);
+    b_.gather_rows(x, upload_i32(order), d.rows_out);
+  }
+  start(*ex, d);
   return ex;
 }
 
 void ExpertParallel::compute(MoeExchange& base) {
   Exchange& ex = static_cast<Exchange&>(base);
-  wait(ex);
+  Round& d = ex.dispatch;
+  wait(ex, d);
   const int R = size(), me = rank();
   const int64_t E = p_.experts, layer = ex.layer;
   const LayerWeights& L = *ex.L;
   const bool exact = opts_.combine == CombineMode::kExact;
+  const int64_t width = d.width;
 
-  // Local experts over what arrived. Exact: one row per (token, expert) pair, weight 1; partial: one row per
-  // token with its experts on this rank (the others padded with id E, which is null) and their weights.
+  // Local experts over what arrived (d.rows_in: the tokens, source by source). Exact: one row per (token,
+  // expert) pair, gathered from the token rows, weight 1; partial: the token rows themselves, each with its
+  // experts on this rank (the others padded with id E, which is null) and their weights.
   ex.arr.assign(R, {});
-  std::vector<int32_t> rid;  // ids of the rows computed here
-  std::vector<float> rw;     // their weights
-  std::vector<float> rx;     // their inputs
-  // Rows follow the headers; every rank runs the same model, so the width is the hidden size (router's k).
-  const int64_t width = L.router.k();
-  int64_t rows = 0;
+  std::vector<int32_t> rid;                                 // exact: the expert of each pair row
+  std::vector<int32_t> from;                                // exact: each pair row's token row in d.rows_in
+  std::vector<std::vector<std::pair<int32_t, float>>> per;  // partial: each token row's (expert, weight)
+  int64_t rows = 0, token_row = 0;
   for (int src = 0; src < R; ++src) {
-    Reader rd(ex.recv[src]);
+    Reader rd(d.ctl_in[src]);
     const int32_t n = rd.get<int32_t>();
-    std::vector<std::vector<int32_t>> tok_ids(n);
-    std::vector<std::vector<float>> tok_w(n);
-    for (int32_t i = 0; i < n; ++i) {
+    if (n != d.n_in[src]) fail(ErrorCode::kInternal, "expert-parallel dispatch: token count mismatch");
+    ex.arr[src].row0 = rows;
+    ex.arr[src].tokens = n;
+    for (int32_t i = 0; i < n; ++i, ++token_row) {
       rd.get<int32_t>();  // the origin's row (the origin keeps its own order)
       const int32_t c = rd.get<int32_t>();
       if (c < 1 || c > 1024) fail(ErrorCode::kInternal, "expert-parallel dispatch: bad pair count");
-      for (int32_t j = 0; j < c; ++j) tok_ids[i].push_back(rd.get<int32_t>());
-      if (!exact)
-        for (int32_t j = 0; j < c; ++j) tok_w[i].push_back(rd.get<float>());
-    }
-    ex.arr[src].row0 = rows;
-    ex.arr[src].tokens = n;
-    for (int32_t i = 0; i < n; ++i) {
-      const float* xr = rd.floats(width);
+      std::vector<int32_t> e(c);
+      for (int32_t j = 0; j < c; ++j) e[j] = rd.get<int32_t>();
+      ex.arr[src].pairs += c;
       if (exact) {
-        for (int32_t e : tok_ids[i]) {
-          rid.push_back(e);
-          rw.push_back(1.0f);
-          rx.insert(rx.end(), xr, xr + width);
-          ++rows;
-          ++ex.arr[src].pairs;
+        for (int32_t j = 0; j < c; ++j) {
+          rid.push_back(e[j]);
+          from.push_back(static_cast<int32_t>(token_row));
         }
+        rows += c;
       } else {
-        rx.insert(rx.end(), xr, xr + width);
-        ex.arr[src].pairs += static_cast<int64_t>(tok_ids[i].size());
+        per.emplace_back();
+        for (int32_t j = 0; j < c; ++j) per.back().emplace_back(e[j], rd.get<float>());
         ++rows;
-      }
-    }
-    if (!exact) {
-      // Pad to the widest token's count later; keep per-token lists.
-      for (int32_t i = 0; i < n; ++i) {
-        for (size_t j = 0; j < tok_ids[i].size(); ++j) {
-          rid.push_back(tok_ids[i][j]);
-          rw.push_back(tok_w[i][j]);
-        }
-        rid.push_back(-1);  // token separator, replaced below
-        rw.push_back(0.0f);
       }
     }
   }
@@ -351,31 +458,28 @@ void ExpertParallel::compute(MoeExchange& base) {
   for (const Exchange::Arrived& a : ex.arr) pairs_here += a.pairs;
   work_[layer] += pairs_here;
 
-  // The local experts (id E pads partial rows: null).
-  ExpertSet set;
-  set.experts.assign(E + 1, nullptr);
-  for (int64_t e = 0; e < E; ++e)
-    if (p_.holds(layer, me, e) && !L.experts[e].gate.w.empty()) set.experts[e] = &L.experts[e];
-  std::vector<const ExpertWeights*>& experts = set.experts;
-  std::vector<float> ry(static_cast<size_t>(rows * width));
+  // The local experts (id E pads partial rows: null), prepared once per layer and placement (on a device
+  // that is an upload of its weight table).
+  if (!sets_[layer]) {
+    auto fresh = std::make_unique<ExpertSet>();
+    fresh->experts.assign(E + 1, nullptr);
+    for (int64_t e = 0; e < E; ++e)
+      if (p_.holds(layer, me, e) && !L.experts[e].gate.w.empty()) fresh->experts[e] = &L.experts[e];
+    b_.prepare_experts(*fresh);
+    sets_[layer] = std::move(fresh);
+  }
+  const ExpertSet& set = *sets_[layer];
+  Round& c = ex.combine;
+  c.width = width;
   if (rows) {
     int64_t kk = 1;
     std::vector<int32_t> ids2;
     std::vector<float> w2;
     if (exact) {
       ids2 = rid;
-      w2 = rw;
+      w2.assign(rid.size(), 1.0f);
     } else {
-      // Rebuild [rows, kk] from the separated lists, padding with E (a null expert) and weight 0.
-      std::vector<std::vector<std::pair<int32_t, float>>> per(rows);
-      int64_t r = 0;
-      for (size_t i = 0; i < rid.size(); ++i) {
-        if (rid[i] < 0) {
-          ++r;
-          continue;
-        }
-        per[r].emplace_back(rid[i], rw[i]);
-      }
+      // [rows, kk], padded with E (a null expert) and weight 0.
       for (const auto& v : per) kk = std::max<int64_t>(kk, static_cast<int64_t>(v.size()));
       ids2.assign(rows * kk, static_cast<int32_t>(E));
       w2.assign(rows * kk, 0.0f);
@@ -386,52 +490,53 @@ void ExpertParallel::compute(MoeExchange& base) {
         }
     }
     for (int32_t e : ids2)
-      if (e < E && !experts[e])
+      if (e < E && !set.experts[e])
         fail(ErrorCode::kInternal, "expert parallelism: rank " + std::to_string(me) +
                                        " received tokens for expert " + std::to_string(e) + " of layer " +
                                        std::to_string(layer) + ", which it does not hold");
-    Tensor X = b_.empty(DType::kF32, rows, width), Y = b_.empty(DType::kF32, rows, width);
+    Tensor X = d.rows_in;
+    if (exact) {
+      X = b_.empty(DType::kF32, rows, width);
+      b_.gather_rows(d.rows_in, upload_i32(from), X);
+    }
     Tensor I = b_.empty(DType::kI32, rows, kk), W = b_.empty(DType::kF32, rows, kk);
-    b_.copy_from_host(rx.data(), X);
     b_.copy_from_host_i32(ids2.data(), I);
     b_.copy_from_host(w2.data(), W);
-    b_.prepare_experts(set);
-    moert::routed_experts(b_, set, X, I, W, Y, ex.mode);
-    b_.copy_to_host(Y, ry.data());
+    c.rows_out = b_.empty(DType::kF32, rows, width);
+    moert::routed_experts(b_, set, X, I, W, c.rows_out, ex.mode);
   }
+  d.rows_in = Tensor{};
 
-  // Combine: each source gets its rows back, in the order it sent them.
-  ex.back.assign(R, Bytes());
-  for (int src = 0; src < R; ++src) {
-    Writer w(ex.back[src]);
-    const int64_t n = exact ? ex.arr[src].pairs : ex.arr[src].tokens;
-    w.put_floats(ry.data() + ex.arr[src].row0 * width, n * width);
+  // Combine: each source gets its rows back, in the order it sent them (the counts are known both ways).
+  c.ctl_out.assign(R, Bytes());
+  c.n_out.assign(R, 0);
+  c.n_in.assign(R, 0);
+  for (int r = 0; r < R; ++r) {
+    c.n_out[r] = exact ? ex.arr[r].pairs : ex.arr[r].tokens;
+    c.n_in[r] = static_cast<int64_t>(exact ? ex.sent[r].size() : ex.toks[r].size());
   }
-  start(ex, ex.back, ex.got);
+  c.counts_known = true;
+  start(ex, c);
 }
 
 void ExpertParallel::finish(MoeExchange& base, Tensor& out) {
   Exchange& ex = static_cast<Exchange&>(base);
-  wait(ex);
+  Round& c = ex.combine;
+  wait(ex, c);
   const int R = size();
-  const int64_t T = ex.T, H = ex.H, K = ex.K;
+  const int64_t T = ex.T, K = ex.K;
   if (T == 0) return;
-  // The rows that came back, concatenated, and per (token, slot) the row to add: then the backend's combine
-  // adds weight * row per token in ascending key, from zero (Backend::moe_combine, as the single-process MoE
-  // layer does). Exact: K rows per token, keyed by expert id, with the router's weights. Partial sums: one
-  // row per rank that computed some of the token's experts, keyed by rank, with weight 1.
+  // The rows that came back (c.rows_in, rank by rank) and per (token, slot) the row to add: then the
+  // backend's combine adds weight * row per token in ascending key, from zero (Backend::moe_combine, as the
+  // single-process MoE layer does). Exact: K rows per token, keyed by expert id, with the router's weights.
+  // Partial sums: one row per rank that computed some of the token's experts, keyed by rank, with weight 1.
   const bool exact = opts_.combine == CombineMode::kExact;
   const int64_t C = exact ? K : R;
   std::vector<int32_t> slot_row(static_cast<size_t>(T * C), -1), order(static_cast<size_t>(T * C), 0);
   std::vector<float> w(static_cast<size_t>(T * C), 1.0f);
-  std::vector<float> rows;
   int64_t nrows = 0;
   for (int r = 0; r < R; ++r) {
-    const size_t per = exact ? ex.sent[r].size() : ex.toks[r].size();
-    if (static_cast<int64_t>(ex.got[r].size()) != static_cast<int64_t>(per) * H * 4)
-      fail(ErrorCode::kInternal, "expert-parallel combine: wrong size from rank " + std::to_string(r));
-    const float* p = reinterpret_cast<const float*>(ex.got[r].data());
-    rows.insert(rows.end(), p, p + per * H);
+    const size_t per = static_cast<size_t>(c.n_in[r]);
     for (size_t i = 0; i < per; ++i) {
       const int64_t at = exact ? ex.sent[r][i].first * K + ex.sent[r][i].second : ex.toks[r][i] * C + r;
       slot_row[at] = static_cast<int32_t>(nrows + static_cast<int64_t>(i));
@@ -440,16 +545,11 @@ void ExpertParallel::finish(MoeExchange& base, Tensor& out) {
     }
     nrows += static_cast<int64_t>(per);
   }
-  Tensor Y, SR = b_.empty(DType::kI32, T, C), W = b_.empty(DType::kF32, T, C),
-            O = b_.empty(DType::kI32, T, C);
-  if (nrows > 0) {
-    Y = b_.empty(DType::kF32, nrows, H);
-    b_.copy_from_host(rows.data(), Y);
-  }
+  Tensor SR = b_.empty(DType::kI32, T, C), W = b_.empty(DType::kF32, T, C), O = b_.empty(DType::kI32, T, C);
   b_.copy_from_host_i32(slot_row.data(), SR);
   b_.copy_from_host(w.data(), W);
   b_.copy_from_host_i32(order.data(), O);
-  b_.moe_combine(Y, SR, W, O, out);
+  b_.moe_combine(c.rows_in, SR, W, O, out);
 }
 
 Placement rebalance(ExpertParallel& ep, DeepseekNetwork& model, const EplbOptions& opts, int slots_per_rank) {

@@ -1,17 +1,25 @@
-// Expert parallelism on CPU: the routed experts of every MoE layer spread over the ranks of a group
+// Expert parallelism: the routed experts of every MoE layer spread over the ranks of a group
 // (Placement), attention and dense layers data-parallel (each rank runs its own requests, its own batch
 // and KV cache). Per MoE layer, on every rank:
 //   route locally (DeepseekNetwork::mlp) -> dispatch: each token goes once to every rank that holds one of
 //   its experts, with the ids (and weights) of those experts -> each rank runs its local experts over the
-//   tokens it received (Backend::moe_experts, the other experts null) -> combine: results go back to the
-//   origin, which sums them in a fixed order -> shared experts run locally (DeepseekNetwork::mlp).
+//   tokens it received (the grouped expert FFN, runtime/model/moe_ffn, the other experts null) -> combine:
+//   results go back to the origin, which sums them in a fixed order (Backend::moe_combine) -> shared experts
+//   run locally (DeepseekNetwork::mlp).
 //
-// Combine, and how it compares with the single-process sum (Backend::moe_experts adds each token's
+// Where the data lives: the routing (T x top-k ids and weights) comes to the host to plan the exchange and
+// the small control messages (per token its row, expert ids and, for partial sums, weights) go over
+// Transport::all_to_all. The rows stay in backend memory: gathered per destination on the backend
+// (gather_rows), exchanged by Transport::all_to_all_rows where the transport moves backend memory
+// (in-process ranks on the CPU; NCCL between GPUs, device to device), otherwise carried inside the control
+// messages (MPI), and combined on the backend.
+//
+// Combine, and how it compares with the single-process sum (moe_ffn adds each token's
 // weight * expert output in ascending expert id, from zero):
 //  - CombineMode::kExact (default): ranks return one row per (token, expert) pair, unweighted; the origin
-//    adds weight * row in ascending expert id from zero with the same kernel (kernels::axpy). Bit-exact
-//    with the single-process sum whenever each expert's output rows are (the CPU GEMM's result for a row
-//    does not depend on the other rows of the same call while the call's row count stays in the same
+//    adds weight * row in ascending expert id from zero (Backend::moe_combine, as one process does).
+//    Bit-exact with the single-process sum whenever each expert's output rows are (the CPU GEMM's result for
+//    a row does not depend on the other rows of the same call while the call's row count stays in the same
 //    kernel class; see tests/ep). Costs top-k rows per token on the way back.
 //  - CombineMode::kPartialSums: each rank returns one row per token, the weighted sum over its experts
 //    (in ascending id); the origin adds the ranks' rows in ascending rank order. Same K = top-k products,
@@ -75,7 +83,8 @@ class ExpertParallel final : public MoeExpertsHook {
   // The experts this rank binds under the current placement (for ModelOptions::bind_expert).
   ExpertFilter bind_filter() const;
   // Switches to a new placement (validated; same layer and expert counts). The model must then re-bind:
-  // model.rebind_experts(bind_filter()). Between steps only.
+  // model.rebind_experts(bind_filter()), before the next forward (the expert sets are prepared anew from the
+  // weights bound then). Between steps only.
   void set_placement(Placement p);
 
   std::unique_ptr<MoeExchange> begin(int64_t layer, const LayerWeights& L, const Tensor& x, const Tensor& ids,
@@ -102,19 +111,23 @@ class ExpertParallel final : public MoeExpertsHook {
   int64_t over_limit_tokens() const { return over_limit_; }
 
  private:
+  struct Round;
   struct Exchange;
   void rebuild_tables();
   int choose_replica(int64_t layer, int64_t t, int64_t e) const;
   void route(Exchange& ex);
-  // send -> recv over the transport: on the lane when overlapping (ex.pending), else now.
-  void start(Exchange& ex, std::vector<Bytes>& send, std::vector<Bytes>& recv);
-  static void wait(Exchange& ex);
+  Tensor upload_i32(const std::vector<int32_t>& v);
+  // One round over the transport: on the lane when overlapping (ex.pending), else now. wait() ends it and
+  // leaves rd.ctl_in, rd.n_in and rd.rows_in filled.
+  void start(Exchange& ex, Round& rd);
+  void wait(Exchange& ex, Round& rd);
 
   std::shared_ptr<Transport> t_;
   Backend& b_;
   Placement p_;
   EpOptions opts_;
   std::vector<std::vector<std::vector<int>>> reps_;  // [layer][expert] ranks holding it
+  std::vector<std::unique_ptr<ExpertSet>> sets_;     // [layer] this rank's experts, prepared on first use
   std::vector<int64_t> load_, work_;
   int64_t over_limit_ = 0;
   std::unique_ptr<ExchangeLane> lane_;  // when overlapping

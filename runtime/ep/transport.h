@@ -7,9 +7,10 @@
 //  - Every wait has a time-out. A rank that fails calls abort() (run_collective below does it for any
 //    exception); then every rank's pending and later collectives throw moert::Error (kCancelled, naming the
 //    rank and its reason). A rank that stops answering makes the others throw kTimeout. Never a hang.
-//  - Buffers are host memory. A device transport (NCCL) keeps this interface for the small control data
-//    (counts, load statistics) and adds a device all-to-all over backend tensors with counts exchanged
-//    first (the layout of runtime/ep/expert_parallel.cpp: fixed-width rows after a per-rank header).
+//  - all_to_all's buffers are host memory: the control data (counts, ids, load statistics), and the rows
+//    themselves on transports that cannot move backend memory. A transport that can (moves_rows: in-process
+//    ranks on the CPU, NCCL on CUDA) also exchanges rows of backend tensors directly (all_to_all_rows), so
+//    dispatch and combine never stage activations through the host (runtime/ep/expert_parallel.cpp).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -18,6 +19,13 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "backend/tensor.h"
+#include "util/error.h"
+
+namespace moert {
+class Backend;
+}
 
 namespace moert::ep {
 
@@ -42,6 +50,23 @@ class Transport {
   // True when every rank shares this host's memory (in-process ranks; MPI ranks on one node): the same
   // answer on every rank. Exchanges are then about as fast as memory (the overlap's default uses this).
   virtual bool single_host() const { return false; }
+
+  // Whether all_to_all_rows moves tensors of a backend on `device` (the answer is the same on every rank).
+  virtual bool moves_rows(DeviceKind device) const {
+    (void)device;
+    return false;
+  }
+  // All-to-all of rows of backend tensors, without the host where the transport allows (moves_rows):
+  // send [sum send_rows, cols] and recv [sum recv_rows, cols] are packed (ld == cols, the same dtype and
+  // cols on every rank; empty when they have no rows), rank r's rows after those for ranks < r. recv is
+  // allocated by the caller and recv_rows[r] must equal what rank r sends here (learn it from an
+  // all_to_all first). Returns when recv holds every row (a device transport orders the exchange after the
+  // work queued on b's stream). A count mismatch fails the group (kInternal) where the transport can see it.
+  virtual void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows,
+                               Tensor& recv, const std::vector<int64_t>& recv_rows) {
+    (void)b, (void)send, (void)send_rows, (void)recv, (void)recv_rows;
+    fail(ErrorCode::kUnsupported, "this expert-parallel transport cannot exchange backend memory directly");
+  }
 };
 
 // The all_reduce_sum rule, for implementations: data[i] = the sum over ranks s = 0, 1, ... (in that order,
@@ -67,12 +92,14 @@ void run_collective(Transport& t, const std::function<void()>& fn);
 // to other ranks) / bytes_per_second (0: no bandwidth term).
 void emulate_slow_link(std::chrono::microseconds delay, double bytes_per_second,
                        const std::vector<Bytes>& send, int self);
+void emulate_slow_link(std::chrono::microseconds delay, double bytes_per_second, size_t bytes_to_others);
 
 // In-process ranks: threads sharing one group object (tests, single-host CPU use).
 struct InProcessOptions {
   std::chrono::milliseconds timeout{30000};  // every wait
   std::chrono::microseconds delay{0};        // injected before each all-to-all (emulates a slow link)
   double bytes_per_second = 0;               // and its bandwidth (0: unlimited)
+  bool rows_in_messages = false;  // carry rows inside all_to_all's messages, as MPI does (moves_rows false)
 };
 
 class InProcessGroup;

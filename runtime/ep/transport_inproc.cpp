@@ -1,4 +1,5 @@
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -24,6 +25,7 @@ class InProcessGroup {
     mail_.assign(size, std::vector<Bytes>(size));
     contrib_i_.resize(size);
     contrib_d_.resize(size);
+    rows_.resize(size);
   }
 
   int size() const { return size_; }
@@ -37,6 +39,9 @@ class InProcessGroup {
     }
     cv_.notify_all();
   }
+
+  // Fails the group from inside a round's collect (the lock is held there).
+  [[noreturn]] void fail_in_round(const std::string& why) { fail_locked(why); }
 
   template <class Deposit, class Collect>
   void round(int rank, const char* op, Deposit&& deposit, Collect&& collect) {
@@ -66,6 +71,14 @@ class InProcessGroup {
   }
 
   std::vector<std::vector<Bytes>> mail_;  // [src][dst]
+  // all_to_all_rows: each rank's send tensor (its owner keeps the memory alive until that rank's next
+  // round) and its row counts per destination.
+  struct RowsPost {
+    Tensor send;
+    std::vector<int64_t> rows;
+    size_t row_bytes = 0;
+  };
+  std::vector<RowsPost> rows_;
   std::vector<std::vector<int64_t>> contrib_i_;
   std::vector<std::vector<double>> contrib_d_;
 
@@ -121,6 +134,62 @@ class InProcessTransport final : public Transport {
         rank_, "all_to_all", [&] { g_->mail_[rank_] = send; },
         [&] {
           for (int s = 0; s < size(); ++s) recv[s] = std::move(g_->mail_[s][rank_]);
+        });
+  }
+
+  bool moves_rows(DeviceKind device) const override {
+    return device == DeviceKind::kCpu && !g_->options().rows_in_messages;
+  }
+
+  // One round: every rank posts its send tensor, then copies its rows out of every sender's tensor.
+  void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows, Tensor& recv,
+                       const std::vector<int64_t>& recv_rows) override {
+    if (g_->options().rows_in_messages) Transport::all_to_all_rows(b, send, send_rows, recv, recv_rows);
+    const int R = size();
+    if (static_cast<int>(send_rows.size()) != R || static_cast<int>(recv_rows.size()) != R)
+      fail(ErrorCode::kInternal, "all_to_all_rows: row counts for " + std::to_string(send_rows.size()) +
+                                     " and " + std::to_string(recv_rows.size()) + " ranks in a group of " +
+                                     std::to_string(R));
+    int64_t ns = 0, nr = 0;
+    for (int r = 0; r < R; ++r) ns += send_rows[r], nr += recv_rows[r];
+    auto packed = [](const Tensor& t, int64_t rows, const char* what) {
+      if (rows == 0) return;
+      if (t.device != DeviceKind::kCpu || t.rows != rows || t.ld != t.cols)
+        fail(ErrorCode::kInternal, std::string("all_to_all_rows: the ") + what +
+                                       " tensor is not a packed host tensor of " + std::to_string(rows) +
+                                       " rows");
+    };
+    packed(send, ns, "send");
+    packed(recv, nr, "receive");
+    const size_t rb =
+        static_cast<size_t>((ns ? send.cols : recv.cols) * dtype_size(ns ? send.dtype : recv.dtype));
+    size_t bytes_to_others = 0;
+    for (int r = 0; r < R; ++r)
+      if (r != rank_) bytes_to_others += static_cast<size_t>(send_rows[r]) * rb;
+    emulate_slow_link(g_->options().delay, g_->options().bytes_per_second, bytes_to_others);
+    g_->round(
+        rank_, "all_to_all_rows",
+        [&] {
+          g_->rows_[rank_] = {send, send_rows, rb};
+        },
+        [&] {
+          int64_t at = 0;
+          for (int s = 0; s < R; ++s) {
+            const InProcessGroup::RowsPost& p = g_->rows_[s];
+            const int64_t n = p.rows[rank_];
+            if (n != recv_rows[s] || (n && p.row_bytes != rb))
+              g_->fail_in_round("all_to_all_rows: rank " + std::to_string(rank_) + " expects " +
+                                std::to_string(recv_rows[s]) + " rows of " + std::to_string(rb) +
+                                " bytes from rank " + std::to_string(s) + ", which sends " +
+                                std::to_string(n) + " of " + std::to_string(p.row_bytes));
+            int64_t off = 0;
+            for (int d = 0; d < rank_; ++d) off += p.rows[d];
+            if (n)
+              std::memcpy(static_cast<uint8_t*>(recv.data) + static_cast<size_t>(at) * rb,
+                          static_cast<const uint8_t*>(p.send.data) + static_cast<size_t>(off) * rb,
+                          static_cast<size_t>(n) * rb);
+            at += n;
+          }
         });
   }
 

@@ -1,5 +1,6 @@
 #include "ep/transport_nccl.h"
 
+#include "backend/backend.h"
 #include "util/error.h"
 
 #ifdef MOERT_HAVE_NCCL
@@ -310,6 +311,36 @@ class NcclTransportImpl final : public NcclTransport {
     DeviceScope dev(device_);
     const auto deadline = begin_locked(dev);
     gather_header_locked(kBarrier, ++seq_, 0, deadline);
+  }
+
+  bool moves_rows(DeviceKind device) const override { return device == DeviceKind::kCuda; }
+
+  // Rows of device tensors: all_to_all_device over their bytes, after the work queued on b's stream.
+  void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows, Tensor& recv,
+                       const std::vector<int64_t>& recv_rows) override {
+    if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_)
+      fail(ErrorCode::kInternal, "all_to_all_rows: row counts for " + std::to_string(send_rows.size()) +
+                                     " and " + std::to_string(recv_rows.size()) + " ranks in a group of " +
+                                     std::to_string(size_));
+    int64_t ns = 0, nr = 0;
+    for (int r = 0; r < size_; ++r) ns += send_rows[r], nr += recv_rows[r];
+    auto packed = [](const Tensor& t, int64_t rows, const char* what) {
+      if (rows == 0) return;
+      if (t.device != DeviceKind::kCuda || t.rows != rows || t.ld != t.cols)
+        fail(ErrorCode::kInternal, std::string("all_to_all_rows: the ") + what +
+                                       " tensor is not a packed device tensor of " + std::to_string(rows) +
+                                       " rows");
+    };
+    packed(send, ns, "send");
+    packed(recv, nr, "receive");
+    const Tensor& any = ns ? send : recv;
+    const size_t rb = static_cast<size_t>(any.cols) * dtype_size(any.dtype);
+    std::vector<size_t> sb(size_), rbytes(size_);
+    for (int r = 0; r < size_; ++r) {
+      sb[r] = static_cast<size_t>(send_rows[r]) * rb;
+      rbytes[r] = static_cast<size_t>(recv_rows[r]) * rb;
+    }
+    all_to_all_device(send.data, sb, recv.data, rbytes, b.native_stream());
   }
 
   void all_to_all_device(const void* send, const std::vector<size_t>& send_bytes, void* recv,

@@ -259,9 +259,9 @@ TEST_F(CudaModel, GraphReplaysEqualUncapturedSteps) {
   EXPECT_EQ(graphed, eager);
 }
 
-// Expert parallelism on a GPU: the routed experts through ExpertParallel over a one-rank NCCL group (the
-// exchange staged through the host), with and without the two-microbatch overlap, against the CUDA
-// backend without EP: the same function.
+// Expert parallelism on a GPU: the routed experts through ExpertParallel over a one-rank NCCL group (rows
+// exchanged device to device by all_to_all_rows; only the routing comes to the host), with and without the
+// two-microbatch overlap, against the CUDA backend without EP: the same function.
 TEST_F(CudaModel, ExpertParallelOverOneRankNccl) {
   if (!ep::nccl_built()) GTEST_SKIP() << "this build has no NCCL";
   std::mt19937 rng(11);
@@ -272,8 +272,15 @@ TEST_F(CudaModel, ExpertParallelOverOneRankNccl) {
   ModelOptions o;
   o.load_mtp = false;
   auto plain_backend = make_cuda_backend(0);
+  plain_backend->reset_counters();
   const std::vector<float> want = run(*plain_backend, o, prompt, decode);
+  const int64_t plain_down = plain_backend->counters().download_bytes;
   const ModelConfig cfg = load_model_config(dir_);
+  int64_t moe_layers = 0;
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) moe_layers += cfg.is_moe_layer(l);
+  // What EP may add: per MoE layer and token its routing (top-k ids and weights), never the hidden rows.
+  const int64_t tokens = static_cast<int64_t>(prompt.size() + decode.size());
+  const int64_t routing_bytes = moe_layers * tokens * cfg.num_experts_per_tok * 8;
   for (bool overlap : {false, true}) {
     auto nccl = ep::make_nccl_transport({});
     auto gpu = make_cuda_backend(nccl->device());
@@ -284,10 +291,16 @@ TEST_F(CudaModel, ExpertParallelOverOneRankNccl) {
     ModelOptions oe = o;
     oe.moe_hook = hook;
     oe.bind_expert = hook->bind_filter();
+    gpu->reset_counters();
     const std::vector<float> got = run(*gpu, oe, prompt, decode);
+    const int64_t extra_down = gpu->counters().download_bytes - plain_down;
     const double e = rel_err(got, want);
-    std::printf("EP over one-rank NCCL, overlap %s: rel err vs no EP %.3g\n", overlap ? "on" : "off", e);
+    std::printf(
+        "EP over one-rank NCCL, overlap %s: rel err vs no EP %.3g, %lld bytes more downloaded "
+        "(routing: %lld)\n",
+        overlap ? "on" : "off", e, static_cast<long long>(extra_down), static_cast<long long>(routing_bytes));
     EXPECT_LT(e, 1e-4);
+    EXPECT_LE(extra_down, routing_bytes) << "the exchange staged rows through the host";
   }
 }
 

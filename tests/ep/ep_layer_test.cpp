@@ -31,9 +31,11 @@ struct LayerRun {
 };
 
 LayerRun run_layer(const LayerWeights& L, int64_t layer, int64_t H, int64_t K, const ep::Placement& p,
-                   const std::vector<Tokens>& tok, const ep::EpOptions& eo) {
+                   const std::vector<Tokens>& tok, const ep::EpOptions& eo, bool rows_in_messages = false) {
   const int R = static_cast<int>(tok.size());
-  auto tr = ep::make_in_process_group(R);
+  ep::InProcessOptions io;
+  io.rows_in_messages = rows_in_messages;
+  auto tr = ep::make_in_process_group(R, io);
   LayerRun run;
   run.out.resize(R);
   run.err.resize(R);
@@ -126,33 +128,38 @@ TEST(EpLayer, ExchangeMatchesSingleProcessSum) {
               for (int64_t h = 0; h < H; ++h) absum[i * H + h] += std::fabs(uw[i * K + s] * y1[i * H + h]);
           }
         }
-        // EP.
-        ep::EpOptions eo;
-        eo.combine = mode;
-        const LayerRun run = run_layer(
-            L, layer, H, K, ep::contiguous_placement(g.model->cache_layers(), E, R, redundant), tok, eo);
-        const std::vector<std::vector<float>>& got = run.out;
-        const std::vector<std::string>& err = run.err;
-        const double u = std::ldexp(1.0, -24), gK = K * u / (1 - K * u);
-        int64_t over = 0, differ = 0;
-        double worst = 0;
-        for (int r = 0; r < R; ++r) {
-          ASSERT_EQ(err[r], "");
-          const float* w0 = want.data() + r * Tr * H;
-          differ += std::memcmp(got[r].data(), w0, Tr * H * sizeof(float)) != 0;
-          for (int64_t k = 0; k < Tr * H; ++k) {
-            const double d = std::fabs(double(got[r][k]) - w0[k]), bound = 2 * gK * absum[r * Tr * H + k];
-            worst = std::max(worst, bound > 0 ? d / bound : d);
-            over += d > bound;
+        // EP, the rows exchanged between the ranks' tensors and carried in the host messages (as MPI does).
+        for (bool in_messages : {false, true}) {
+          ep::EpOptions eo;
+          eo.combine = mode;
+          const LayerRun run =
+              run_layer(L, layer, H, K, ep::contiguous_placement(g.model->cache_layers(), E, R, redundant),
+                        tok, eo, in_messages);
+          const std::vector<std::vector<float>>& got = run.out;
+          const std::vector<std::string>& err = run.err;
+          const double u = std::ldexp(1.0, -24), gK = K * u / (1 - K * u);
+          int64_t over = 0, differ = 0;
+          double worst = 0;
+          for (int r = 0; r < R; ++r) {
+            ASSERT_EQ(err[r], "");
+            const float* w0 = want.data() + r * Tr * H;
+            differ += std::memcmp(got[r].data(), w0, Tr * H * sizeof(float)) != 0;
+            for (int64_t k = 0; k < Tr * H; ++k) {
+              const double d = std::fabs(double(got[r][k]) - w0[k]), bound = 2 * gK * absum[r * Tr * H + k];
+              worst = std::max(worst, bound > 0 ? d / bound : d);
+              over += d > bound;
+            }
           }
+          std::printf(
+              "[ep] layer exchange R=%d redundant=%d %s, rows %s: %s, worst |diff| / (2 g_K sum|w y|) = "
+              "%.3f\n",
+              R, redundant, mode == ep::CombineMode::kExact ? "exact" : "partial",
+              in_messages ? "in messages" : "direct", differ ? "differs" : "bit-exact", worst);
+          if (mode == ep::CombineMode::kExact) {
+            EXPECT_EQ(differ, 0);
+          }
+          EXPECT_EQ(over, 0);
         }
-        std::printf("[ep] layer exchange R=%d redundant=%d %s: %s, worst |diff| / (2 g_K sum|w y|) = %.3f\n",
-                    R, redundant, mode == ep::CombineMode::kExact ? "exact" : "partial",
-                    differ ? "differs" : "bit-exact", worst);
-        if (mode == ep::CombineMode::kExact) {
-          EXPECT_EQ(differ, 0);
-        }
-        EXPECT_EQ(over, 0);
       }
 }
 

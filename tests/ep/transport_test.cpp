@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "backend/backend.h"
 #include "ep/transport.h"
 #include "util/error.h"
 
@@ -46,6 +47,79 @@ TEST(InProcessTransport, AllToAllVariableSizes) {
       }
     });
     for (auto& e : err) EXPECT_EQ(e, "");
+  }
+}
+
+// Rows of CPU backend tensors between the ranks: rank s sends (s + 2 d + round) % 4 rows to rank d, each
+// value naming (source, destination, row, column); empty sends and receives included.
+TEST(InProcessTransport, AllToAllRowsMovesTensorRows) {
+  const int64_t cols = 5;
+  auto count = [](int s, int d, int round) { return static_cast<int64_t>((s + 2 * d + round) % 4); };
+  for (int n : {1, 2, 3}) {
+    auto t = make_in_process_group(n);
+    auto err = run_ranks(n, t, [&](Transport& tr) {
+      ASSERT_TRUE(tr.moves_rows(DeviceKind::kCpu));
+      EXPECT_FALSE(tr.moves_rows(DeviceKind::kCuda));
+      auto b = make_cpu_backend(1);
+      const int me = tr.rank();
+      for (int round = 0; round < 6; ++round) {
+        std::vector<int64_t> ns(n), nr(n);
+        std::vector<float> host;
+        for (int d = 0; d < n; ++d) {
+          ns[d] = count(me, d, round);
+          nr[d] = count(d, me, round);
+          for (int64_t i = 0; i < ns[d]; ++i)
+            for (int64_t c = 0; c < cols; ++c) host.push_back(float(me * 1000 + d * 100 + i * 10 + c));
+        }
+        int64_t S = 0, Rn = 0;
+        for (int d = 0; d < n; ++d) S += ns[d], Rn += nr[d];
+        Tensor send, recv;
+        if (S) {
+          send = b->empty(DType::kF32, S, cols);
+          b->copy_from_host(host.data(), send);
+        }
+        if (Rn) recv = b->empty(DType::kF32, Rn, cols);
+        tr.all_to_all_rows(*b, send, ns, recv, nr);
+        std::vector<float> got(static_cast<size_t>(Rn * cols));
+        if (Rn) b->copy_to_host(recv, got.data());
+        size_t at = 0;
+        for (int s = 0; s < n; ++s)
+          for (int64_t i = 0; i < nr[s]; ++i)
+            for (int64_t c = 0; c < cols; ++c)
+              EXPECT_EQ(got[at++], float(s * 1000 + me * 100 + i * 10 + c)) << "from " << s << " row " << i;
+      }
+    });
+    for (auto& e : err) EXPECT_EQ(e, "");
+  }
+}
+
+// A receiver expecting other counts than its sender sends fails the whole group (it throws, the others'
+// next collective does), and a group whose rows go
+// in messages (as MPI's) does not move tensors.
+TEST(InProcessTransport, AllToAllRowsCountMismatchFailsTheGroup) {
+  auto t = make_in_process_group(2, {std::chrono::milliseconds(5000), {}});
+  auto err = run_ranks(2, t, [&](Transport& tr) {
+    auto b = make_cpu_backend(1);
+    const int64_t from0 = tr.rank() == 0 ? 2 : 1;  // rank 0 sends itself 1 row
+    Tensor send = b->empty(DType::kF32, 2, 3), recv = b->empty(DType::kF32, from0 + 1, 3);
+    b->fill_zero(send);
+    tr.all_to_all_rows(*b, send, {1, 1}, recv, {from0, 1});
+    tr.barrier();  // rank 1 may have collected before rank 0 failed: its next collective fails
+  });
+  for (auto& e : err) EXPECT_NE(e.find("Error:"), std::string::npos) << e;
+  EXPECT_NE((err[0] + err[1]).find("expects 2 rows"), std::string::npos) << err[0] << " / " << err[1];
+
+  InProcessOptions io;
+  io.rows_in_messages = true;
+  auto m = make_in_process_group(1, io);
+  EXPECT_FALSE(m[0]->moves_rows(DeviceKind::kCpu));
+  auto b = make_cpu_backend(1);
+  Tensor x;
+  try {
+    m[0]->all_to_all_rows(*b, x, {0}, x, {0});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
   }
 }
 

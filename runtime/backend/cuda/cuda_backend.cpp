@@ -521,6 +521,7 @@ class CudaBackend final : public Backend {
 
   Counters counters() const override { return counters_; }
   void reset_counters() override { counters_ = Counters{}; }
+  void* native_stream() const override { return stream_; }
 
  public:
   void synchronize() {
@@ -543,6 +544,7 @@ class CudaBackend final : public Backend {
     check_cuda(cudaStreamSynchronize(stream_), "copy_to_host");
     ++counters_.downloads;
     ++counters_.syncs;
+    counters_.download_bytes += src.rows * src.cols * 4;
   }
   void upload(const void* src, Tensor& dst, size_t es) {
     select();
@@ -556,6 +558,7 @@ class CudaBackend final : public Backend {
                "copy_from_host");
     check_cuda(cudaEventRecord(pending_event_, stream_), "copy_from_host (event)");
     ++counters_.uploads;
+    counters_.upload_bytes += static_cast<int64_t>(bytes);
   }
 
   static cuda::DevPool pool(const LatentPool& c) {
