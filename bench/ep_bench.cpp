@@ -3,7 +3,8 @@
 //     EPLB, for the global and hierarchical policies, at DeepSeek-V3's shape (256 experts, top-8, 8 groups)
 //     over 8/16/32/64 ranks with 0..2 redundant slots per rank;
 //  2. the time per MoE layer through the model's forward with EP = 2 in-process ranks over an emulated slow
-//     link, with the two-microbatch overlap off and on, in prefill and in decode.
+//     link, with the two-microbatch overlap off and on, in prefill and in decode;
+//  3. the same with the rows moved between the ranks' tensors and carried inside the host messages.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -92,12 +93,14 @@ struct Scenario {
 };
 
 double forward_ms(const std::string& dir, int R, const Scenario& sc, bool overlap,
-                  std::chrono::microseconds latency, double bytes_per_second, int iters) {
+                  std::chrono::microseconds latency, double bytes_per_second, int iters,
+                  bool rows_in_messages = false) {
   const ModelConfig cfg = load_model_config(dir);
   auto store = std::make_shared<WeightStore>(dir);
   InProcessOptions io;
   io.delay = latency;
   io.bytes_per_second = bytes_per_second;
+  io.rows_in_messages = rows_in_messages;
   auto group = make_in_process_group(R, io);
   const Placement p = contiguous_placement(cfg.num_hidden_layers, cfg.n_routed_experts, R);
   EpOptions eo;
@@ -172,6 +175,24 @@ void overlap_table(const std::string& dir) {
     }
 }
 
+// The rows moved between the ranks' tensors (Transport::all_to_all_rows: a control round, then one copy)
+// against carried inside the host messages (as over MPI: packed, copied twice more, one round).
+void rows_table(const std::string& dir) {
+  std::printf(
+      "\nTime per MoE layer, rows between tensors vs in the host messages (same model, EP = 2, overlap off, "
+      "free link; best of 3 alternating runs of the median of 5 forwards):\n");
+  std::printf("%-26s | %12s %12s %8s\n", "scenario (per rank)", "direct ms", "messages ms", "msg/dir");
+  const Scenario scenarios[] = {{"prefill 2 x 64 tokens", 2, 64, 0}, {"decode 64 seqs, ctx 128", 64, 1, 128}};
+  for (const Scenario& sc : scenarios) {
+    double direct = 1e30, msgs = 1e30;
+    for (int round = 0; round < 3; ++round) {
+      direct = std::min(direct, forward_ms(dir, 2, sc, false, {}, 0, 5, false));
+      msgs = std::min(msgs, forward_ms(dir, 2, sc, false, {}, 0, 5, true));
+    }
+    std::printf("%-26s | %12.2f %12.2f %7.2fx\n", sc.name, direct, msgs, msgs / direct);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,5 +220,6 @@ int main(int argc, char** argv) {
     write_random_checkpoint(dir, spec);
   }
   overlap_table(dir);
+  rows_table(dir);
   return 0;
 }

@@ -20,7 +20,8 @@
 namespace moert::provider {
 
 // Raised whenever a table below changes.
-constexpr int kAbi = 2;  // 2: the step-batch Backend interface (graphs, grouped MoE, sample)
+constexpr int kAbi = 3;  // 2: the step-batch Backend interface (graphs, grouped MoE, sample); 3: Transport
+                         // moves rows (all_to_all_rows), Backend::native_stream and byte counters
 
 // libmoert_cuda: the CUDA backend (cuBLASLt) and the NCCL transport.
 struct CudaTable {
