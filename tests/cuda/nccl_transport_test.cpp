@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "ep/transport_nccl.h"
 #include "util/error.h"
@@ -261,6 +262,35 @@ TEST(NcclTransport, OneRankDeviceAllToAll) {
             code(ErrorCode::kInvalidArgument));
   EXPECT_EQ(code_of([&] { t->all_to_all_device(nullptr, {4}, nullptr, {8}, nullptr); }),
             code(ErrorCode::kInvalidArgument));
+  t->barrier();  // still usable
+}
+
+// Rows of CUDA backend tensors (what expert parallelism's dispatch and combine move): moves_rows says so,
+// rows arrive intact, empty exchanges work, and a host tensor is refused.
+TEST(NcclTransport, OneRankRowsOfBackendTensors) {
+  NEED_DEVICES(1);
+  auto t = make_nccl_transport({});
+  EXPECT_TRUE(t->moves_rows(DeviceKind::kCuda));
+  EXPECT_FALSE(t->moves_rows(DeviceKind::kCpu));
+  auto b = make_cuda_backend(t->device());
+  for (int64_t rows : {int64_t{37}, int64_t{0}, int64_t{1}}) {
+    const int64_t cols = 96;
+    std::vector<float> host(static_cast<size_t>(rows * cols));
+    for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>(i) * 0.5f - 7.0f;
+    Tensor send, recv;
+    if (rows) {
+      send = b->empty(DType::kF32, rows, cols);
+      recv = b->empty(DType::kF32, rows, cols);
+      b->copy_from_host(host.data(), send);  // queued on the backend's stream, before the exchange
+    }
+    t->all_to_all_rows(*b, send, {rows}, recv, {rows});
+    std::vector<float> got(host.size());
+    if (rows) b->copy_to_host(recv, got.data());
+    EXPECT_EQ(got, host) << rows << " rows";
+  }
+  auto cpu = make_cpu_backend(1);
+  Tensor h = cpu->empty(DType::kF32, 2, 4);
+  EXPECT_EQ(code_of([&] { t->all_to_all_rows(*b, h, {2}, h, {2}); }), code(ErrorCode::kInternal));
   t->barrier();  // still usable
 }
 
