@@ -196,6 +196,10 @@ class Backend {
   // The device queue the ops run on (a cudaStream_t on CUDA; nullptr on the CPU), for a transport that
   // must order its exchange after them (runtime/ep: NCCL).
   virtual void* native_stream() const { return nullptr; }
+  // A point in the device queue: the ops queued so far (a recorded cudaEvent_t on CUDA, freed with the
+  // pointer; null on the CPU, whose ops are done when they return). Lets another thread order work after
+  // exactly these ops, not after whatever this thread queues meanwhile (the overlapped EP exchange).
+  virtual std::shared_ptr<void> queue_point() { return nullptr; }
 
  protected:
   // The backends' compute, called with checked arguments only (see the public ops above for their meaning).

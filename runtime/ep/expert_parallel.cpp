@@ -158,6 +158,7 @@ struct ExpertParallel::Round {
   std::vector<int64_t> n_out, n_in;
   bool counts_known = false;
   int64_t width = 0;
+  std::shared_ptr<void> ready;         // direct: the backend's queue point after rows_out was written
   std::vector<Bytes> msg_out, msg_in;  // the control round (direct) or the whole messages (through the host)
 };
 
@@ -226,7 +227,9 @@ void ExpertParallel::start(Exchange& ex, Round& rd) {
       rd.msg_out[r].insert(rd.msg_out[r].end(), rd.ctl_out[r].begin(), rd.ctl_out[r].end());
     }
   }
-  // Directly: the control round (unless the counts are known), then the receiving tensor and the rows.
+  // Directly: the control round (unless the counts are known), then the receiving tensor and the rows, after
+  // the ops that wrote rows_out (not after what this thread queues meanwhile: the other microbatch).
+  if (direct) rd.ready = b_.queue_point();
   auto run = [this, &rd, direct] {
     if (!direct) {
       t_->all_to_all(rd.msg_out, rd.msg_in);
@@ -244,7 +247,7 @@ void ExpertParallel::start(Exchange& ex, Round& rd) {
     }
     const int64_t n = total(rd.n_in);
     rd.rows_in = n ? b_.empty(DType::kF32, n, rd.width) : Tensor{};
-    t_->all_to_all_rows(b_, rd.rows_out, rd.n_out, rd.rows_in, rd.n_in);
+    t_->all_to_all_rows(b_, rd.rows_out, rd.n_out, rd.rows_in, rd.n_in, rd.ready);
   };
   if (!opts_.overlap) {
     run();

@@ -60,11 +60,13 @@ class Transport {
   // send [sum send_rows, cols] and recv [sum recv_rows, cols] are packed (ld == cols, the same dtype and
   // cols on every rank; empty when they have no rows), rank r's rows after those for ranks < r. recv is
   // allocated by the caller and recv_rows[r] must equal what rank r sends here (learn it from an
-  // all_to_all first). Returns when recv holds every row (a device transport orders the exchange after the
-  // work queued on b's stream). A count mismatch fails the group (kInternal) where the transport can see it.
+  // all_to_all first). Returns when recv holds every row. A device transport orders the exchange after
+  // `after` (a b.queue_point() taken when send was written; null: after everything queued on b's stream
+  // now). A count mismatch fails the group (kInternal) where the transport can see it.
   virtual void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows,
-                               Tensor& recv, const std::vector<int64_t>& recv_rows) {
-    (void)b, (void)send, (void)send_rows, (void)recv, (void)recv_rows;
+                               Tensor& recv, const std::vector<int64_t>& recv_rows,
+                               const std::shared_ptr<void>& after) {
+    (void)b, (void)send, (void)send_rows, (void)recv, (void)recv_rows, (void)after;
     fail(ErrorCode::kUnsupported, "this expert-parallel transport cannot exchange backend memory directly");
   }
 };

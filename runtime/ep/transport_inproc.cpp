@@ -143,8 +143,9 @@ class InProcessTransport final : public Transport {
 
   // One round: every rank posts its send tensor, then copies its rows out of every sender's tensor.
   void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows, Tensor& recv,
-                       const std::vector<int64_t>& recv_rows) override {
-    if (g_->options().rows_in_messages) Transport::all_to_all_rows(b, send, send_rows, recv, recv_rows);
+                       const std::vector<int64_t>& recv_rows, const std::shared_ptr<void>& after) override {
+    if (g_->options().rows_in_messages)
+      Transport::all_to_all_rows(b, send, send_rows, recv, recv_rows, after);
     const int R = size();
     if (static_cast<int>(send_rows.size()) != R || static_cast<int>(recv_rows.size()) != R)
       fail(ErrorCode::kInternal, "all_to_all_rows: row counts for " + std::to_string(send_rows.size()) +

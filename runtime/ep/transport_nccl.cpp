@@ -317,7 +317,7 @@ class NcclTransportImpl final : public NcclTransport {
 
   // Rows of device tensors: all_to_all_device over their bytes, after the work queued on b's stream.
   void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows, Tensor& recv,
-                       const std::vector<int64_t>& recv_rows) override {
+                       const std::vector<int64_t>& recv_rows, const std::shared_ptr<void>& after) override {
     if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_)
       fail(ErrorCode::kInternal, "all_to_all_rows: row counts for " + std::to_string(send_rows.size()) +
                                      " and " + std::to_string(recv_rows.size()) + " ranks in a group of " +
@@ -340,11 +340,17 @@ class NcclTransportImpl final : public NcclTransport {
       sb[r] = static_cast<size_t>(send_rows[r]) * rb;
       rbytes[r] = static_cast<size_t>(recv_rows[r]) * rb;
     }
-    all_to_all_device(send.data, sb, recv.data, rbytes, b.native_stream());
+    device_round(send.data, sb, recv.data, rbytes, b.native_stream(), static_cast<cudaEvent_t>(after.get()));
   }
 
   void all_to_all_device(const void* send, const std::vector<size_t>& send_bytes, void* recv,
                          const std::vector<size_t>& recv_bytes, void* stream) override {
+    device_round(send, send_bytes, recv, recv_bytes, stream, nullptr);
+  }
+
+  // all_to_all_device, ordered after `after` when given, else after the work queued on `stream` now.
+  void device_round(const void* send, const std::vector<size_t>& send_bytes, void* recv,
+                    const std::vector<size_t>& recv_bytes, void* stream, cudaEvent_t after) {
     if (static_cast<int>(send_bytes.size()) != size_ || static_cast<int>(recv_bytes.size()) != size_)
       fail(ErrorCode::kInvalidArgument, "all_to_all_device: " + std::to_string(send_bytes.size()) +
                                             " send and " + std::to_string(recv_bytes.size()) +
@@ -358,9 +364,12 @@ class NcclTransportImpl final : public NcclTransport {
     const auto deadline = begin_locked(dev);
     ++seq_;
     const char* op = op_name(kAllToAllDevice);
-    // After the caller's queued work, on the private stream.
-    cuda_locked(cudaEventRecord(ev_, static_cast<cudaStream_t>(stream)), "cudaEventRecord");
-    cuda_locked(cudaStreamWaitEvent(stream_, ev_, 0), "cudaStreamWaitEvent");
+    // After the caller's queued work (or its queue point), on the private stream.
+    if (!after) {
+      cuda_locked(cudaEventRecord(ev_, static_cast<cudaStream_t>(stream)), "cudaEventRecord");
+      after = ev_;
+    }
+    cuda_locked(cudaStreamWaitEvent(stream_, after, 0), "cudaStreamWaitEvent");
     const auto* s = static_cast<const uint8_t*>(send);
     auto* d = static_cast<uint8_t*>(recv);
     group_locked(deadline, op, "payload", [&](ncclResult_t& r) {

@@ -283,14 +283,14 @@ TEST(NcclTransport, OneRankRowsOfBackendTensors) {
       recv = b->empty(DType::kF32, rows, cols);
       b->copy_from_host(host.data(), send);  // queued on the backend's stream, before the exchange
     }
-    t->all_to_all_rows(*b, send, {rows}, recv, {rows});
+    t->all_to_all_rows(*b, send, {rows}, recv, {rows}, rows % 2 ? b->queue_point() : nullptr);
     std::vector<float> got(host.size());
     if (rows) b->copy_to_host(recv, got.data());
     EXPECT_EQ(got, host) << rows << " rows";
   }
   auto cpu = make_cpu_backend(1);
   Tensor h = cpu->empty(DType::kF32, 2, 4);
-  EXPECT_EQ(code_of([&] { t->all_to_all_rows(*b, h, {2}, h, {2}); }), code(ErrorCode::kInternal));
+  EXPECT_EQ(code_of([&] { t->all_to_all_rows(*b, h, {2}, h, {2}, nullptr); }), code(ErrorCode::kInternal));
   t->barrier();  // still usable
 }
 

@@ -375,8 +375,8 @@ class FailingLink final : public ep::Transport {
   std::chrono::milliseconds timeout() const override { return t_->timeout(); }
   bool moves_rows(DeviceKind d) const override { return t_->moves_rows(d); }
   void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows, Tensor& recv,
-                       const std::vector<int64_t>& recv_rows) override {
-    t_->all_to_all_rows(b, send, send_rows, recv, recv_rows);
+                       const std::vector<int64_t>& recv_rows, const std::shared_ptr<void>& after) override {
+    t_->all_to_all_rows(b, send, send_rows, recv, recv_rows, after);
   }
 
  private:

@@ -79,7 +79,7 @@ TEST(InProcessTransport, AllToAllRowsMovesTensorRows) {
           b->copy_from_host(host.data(), send);
         }
         if (Rn) recv = b->empty(DType::kF32, Rn, cols);
-        tr.all_to_all_rows(*b, send, ns, recv, nr);
+        tr.all_to_all_rows(*b, send, ns, recv, nr, nullptr);
         std::vector<float> got(static_cast<size_t>(Rn * cols));
         if (Rn) b->copy_to_host(recv, got.data());
         size_t at = 0;
@@ -103,7 +103,7 @@ TEST(InProcessTransport, AllToAllRowsCountMismatchFailsTheGroup) {
     const int64_t from0 = tr.rank() == 0 ? 2 : 1;  // rank 0 sends itself 1 row
     Tensor send = b->empty(DType::kF32, 2, 3), recv = b->empty(DType::kF32, from0 + 1, 3);
     b->fill_zero(send);
-    tr.all_to_all_rows(*b, send, {1, 1}, recv, {from0, 1});
+    tr.all_to_all_rows(*b, send, {1, 1}, recv, {from0, 1}, nullptr);
     tr.barrier();  // rank 1 may have collected before rank 0 failed: its next collective fails
   });
   for (auto& e : err) EXPECT_NE(e.find("Error:"), std::string::npos) << e;
@@ -116,7 +116,7 @@ TEST(InProcessTransport, AllToAllRowsCountMismatchFailsTheGroup) {
   auto b = make_cpu_backend(1);
   Tensor x;
   try {
-    m[0]->all_to_all_rows(*b, x, {0}, x, {0});
+    m[0]->all_to_all_rows(*b, x, {0}, x, {0}, nullptr);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kUnsupported);

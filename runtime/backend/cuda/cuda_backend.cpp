@@ -522,6 +522,15 @@ class CudaBackend final : public Backend {
   Counters counters() const override { return counters_; }
   void reset_counters() override { counters_ = Counters{}; }
   void* native_stream() const override { return stream_; }
+  std::shared_ptr<void> queue_point() override {
+    select();
+    cudaEvent_t e = nullptr;
+    check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "queue_point");
+    const cudaError_t r = cudaEventRecord(e, stream_);
+    if (r != cudaSuccess) cudaEventDestroy(e);
+    check_cuda(r, "queue_point");
+    return std::shared_ptr<void>(e, [](void* p) { cudaEventDestroy(static_cast<cudaEvent_t>(p)); });
+  }
 
  public:
   void synchronize() {
