@@ -4,7 +4,8 @@
 # 1. ldd: every library the binaries need is found on the GPU machine (fails early, naming the missing one);
 # 2. each test suite in its own process under a time-out (the ops against the CPU backend, the whole random
 #    model, the NCCL transport), printing each test's seed and errors;
-# 3. the benchmarks (FP8 GEMMs, NCCL all-to-all at DeepEP's sizes);
+# 3. the benchmarks (FP8 GEMMs, NCCL all-to-all at DeepEP's sizes), and the host CPU's AMX GEMM where it has
+#    AMX (tests/kernels' GemmFp8Act, when that binary was carried);
 # then a summary table. Full logs go to $OUT (or /tmp): ldd.log, <step>.log. Whole run: < 8 minutes on an
 # H100/H200. BUILD_DIR needs tests/cuda/{moert_cuda_test,moert_cuda_bench,moert_nccl_test,moert_nccl_bench}
 # (GoogleTest and cudart linked statically; cuBLASLt and NCCL from the machine). The device tool sends at
@@ -62,6 +63,13 @@ step cuda_ops 150 "$T" --gtest_color=no --gtest_filter='CudaOps.*:CudaCache.*' |
 step cuda_model 200 "$T" --gtest_color=no --gtest_filter='CudaModel.*' || rc=1
 step nccl_test 90 "$NT" --gtest_color=no || rc=1
 step gemm_bench 90 "$X" "$ITERS" || rc=1
+# The host CPU's AMX tiles (the FP8-activation prefill GEMM), where it has them: checked against the
+# portable reference and their scalar model (the first real run of that kernel).
+K=$B/tests/kernels/moert_kernels_test
+if [ -x "$K" ]; then
+  step cpu_amx 60 "$K" --gtest_color=no --gtest_filter='GemmFp8Act.*' || rc=1
+  grep -E "^avx512_bf16|tiles not usable" "$LOG/cpu_amx.log"
+fi
 step nccl_bench 60 "$NB" "$ITERS" || rc=1
 
 echo

@@ -5,10 +5,13 @@
 // 64 pairs per block, then total += block sum * (x scale * w scale). Threads split the panels.
 #include "gemm_fp8act.h"
 
+#include "gemm_fp8act_amx.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "scratch.h"
@@ -58,14 +61,33 @@ CpuMatmulFeatures detect() {
 
 // Off unless asked for: on the one CPU measured (a 2-core Xeon, Emerald Rapids, AMX not exposed by its
 // hypervisor) vdpbf16ps gave 0.6-0.8x of the fp32 FMA kernel (bench/RESULTS.md), so it is not a default.
-bool initial_enabled() {
+bool env_is(std::initializer_list<const char*> values) {
   const char* e = std::getenv("MOERT_CPU_MATMUL");
-  return e && (!std::strcmp(e, "on") || !std::strcmp(e, "1") || !std::strcmp(e, "avx512-bf16"));
+  if (!e) return false;
+  for (const char* v : values)
+    if (!std::strcmp(e, v)) return true;
+  return false;
 }
 
 std::atomic<bool>& enabled_flag() {
-  static std::atomic<bool> v{initial_enabled()};
+  static std::atomic<bool> v{env_is({"on", "1", "avx512-bf16"})};
   return v;
+}
+
+std::atomic<AmxUse>& amx_flag() {
+  static std::atomic<AmxUse> v{env_is({"off", "0", "none"}) ? AmxUse::kOff : AmxUse::kAuto};
+  return v;
+}
+
+enum class Path { kNone, kAvx512, kAmx, kAmxModel };
+
+Path current_path() {
+  const CpuMatmulFeatures& f = cpu_matmul_features();
+  const AmxUse amx = amx_use();
+  if (amx == AmxUse::kModel && f.avx512_bf16 && amx::amx_built()) return Path::kAmxModel;
+  if (amx == AmxUse::kAuto && amx_ready()) return Path::kAmx;
+  if (cpu_matmul_enabled() && f.avx512_bf16) return Path::kAvx512;
+  return Path::kNone;
 }
 
 }  // namespace
@@ -80,8 +102,30 @@ bool cpu_matmul_enabled() {
 void set_cpu_matmul(bool on) {
   enabled_flag().store(on, std::memory_order_relaxed);
 }
+void set_amx_use(AmxUse use) {
+  amx_flag().store(use, std::memory_order_relaxed);
+}
+AmxUse amx_use() {
+  return amx_flag().load(std::memory_order_relaxed);
+}
+bool amx_ready() {
+  const CpuMatmulFeatures& f = cpu_matmul_features();
+  static const bool ready = f.amx_tile && f.amx_bf16 && f.amx_permitted && f.avx512_bf16 &&
+                            amx::amx_built() && amx::amx_self_check();
+  return ready;
+}
 const char* cpu_matmul_path() {
-  return cpu_matmul_enabled() && cpu_matmul_features().avx512_bf16 ? "avx512-bf16" : "none";
+  switch (current_path()) {
+    case Path::kAmx:
+      return "amx-bf16";
+    case Path::kAmxModel:
+      return "amx-model";
+    case Path::kAvx512:
+      return "avx512-bf16";
+    case Path::kNone:
+      break;
+  }
+  return "none";
 }
 
 #if defined(MOERT_KERNELS_X86)
@@ -256,12 +300,13 @@ MOERT_BF16_TARGET void tile_rec(int mr, const uint32_t* xq, int64_t ldq, const f
 }
 
 struct Ctx {
-  const uint16_t* q;
+  const uint16_t* q;  // [m (AMX: padded to amx::kRowStep)][Kp]
   const float* s;
   int64_t m, Kp;
   const WeightRef* w;
   float* y;
   int64_t ldy;
+  Path path;
 };
 
 MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
@@ -272,6 +317,11 @@ MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
   float* ws = tls_scratch(6, static_cast<size_t>(blocks));
   const float* srow = w.scale + ((w.row0 + r0) >> 7) * w.scale_ld;
   for (int64_t b = 0; b < blocks; ++b) ws[b] = srow[b];
+  if (c.path == Path::kAmx || c.path == Path::kAmxModel) {
+    amx::panel(c.q, c.m, c.Kp, c.s, pk, ws, c.y + r0, c.ldy, static_cast<int>(rows),
+               c.path == Path::kAmxModel);
+    return;
+  }
   const int64_t ldq = c.Kp / 2;
   const uint32_t* xq = reinterpret_cast<const uint32_t*>(c.q);
   for (int64_t m0 = 0; m0 < c.m; m0 += kMR) {
@@ -285,18 +335,26 @@ MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
 
 bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
                      ThreadPool* pool) {
-  if (!cpu_matmul_enabled() || !cpu_matmul_features().avx512_bf16) return false;
+  const Path path = current_path();
+  if (path == Path::kNone) return false;
   if (w.type != DType::kF8E4M3 || w.row0 % kPanel != 0 || m <= 0 || w.n <= 0 || w.k <= 0) return false;
   const int64_t Kp = (w.k + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock;
+  // The tiles take x's rows amx::kRowStep at a time: zero rows (zero scales) pad the last step.
+  const bool tiles = path == Path::kAmx || path == Path::kAmxModel;
+  const int64_t mp = tiles ? (m + amx::kRowStep - 1) / amx::kRowStep * amx::kRowStep : m;
   // Quantised x in per-call buffers (the threads' scratch is for the panels).
   static thread_local std::vector<uint16_t> qbuf;
   static thread_local std::vector<float> sbuf;
-  qbuf.resize(static_cast<size_t>(m * Kp));
-  sbuf.resize(static_cast<size_t>(m * blocks));
+  qbuf.resize(static_cast<size_t>(mp * Kp));
+  sbuf.resize(static_cast<size_t>(mp * blocks));
   uint16_t* q = qbuf.data();
   float* s = sbuf.data();
+  if (mp > m) {
+    std::memset(q + m * Kp, 0, static_cast<size_t>((mp - m) * Kp) * sizeof(uint16_t));
+    std::memset(s + m * blocks, 0, static_cast<size_t>((mp - m) * blocks) * sizeof(float));
+  }
   parallel_for(pool, m, 16, [=](int64_t b, int64_t e, int) { quantise_rows(x, b, e, ldx, w.k, Kp, q, s); });
-  const Ctx c{q, s, m, Kp, &w, y, ldy};
+  const Ctx c{q, s, m, Kp, &w, y, ldy, path};
   const Ctx* cp = &c;
   parallel_for(pool, (w.n + kPanel - 1) / kPanel, 1, [cp](int64_t b, int64_t e, int) {
     for (int64_t p = b; p < e; ++p) panel_task(*cp, p);

@@ -1,8 +1,9 @@
 // x @ W^T for FP8 weights with FP8 activations (DeepSeek's FP8 GEMM) on the CPU's matrix instructions:
 // x quantised per 1x128 tile (scale = amax / 448, e4m3 codes, as act_quant), the e4m3 codes of x and W
 // held exactly as bf16, their products summed in fp32 per 128-wide K block by AVX-512-BF16 vdpbf16ps, each
-// block sum scaled by x's tile scale times W's block scale. The same products as gemm_xwt on
-// act_quant_dequant(x) (the reference), summed in another order (differences at fp32 rounding level).
+// block sum scaled by x's tile scale times W's block scale; or the same on AMX tiles (tdpbf16ps). The same
+// products as gemm_xwt on act_quant_dequant(x) (the reference), summed in another order (differences at
+// fp32 rounding level).
 #pragma once
 #include <cstdint>
 
@@ -11,20 +12,30 @@
 
 namespace moert::kernels {
 
-// The matrix-unit paths this CPU has (CPUID; AMX also needs Linux's permission, asked for once), and whether
-// gemm_xwt_fp8act is in use: only when asked for, with MOERT_CPU_MATMUL=on (or avx512-bf16) or
-// set_cpu_matmul(true), since on the CPU measured it was slower than the fp32 FMA kernel. Only the
-// AVX-512-BF16 path exists; AMX tiles are detected and reported, not used yet.
+// The matrix-unit paths this CPU has (CPUID; AMX also needs Linux's permission, asked for once).
 struct CpuMatmulFeatures {
   bool avx512_bf16 = false, avx512_vnni = false, amx_tile = false, amx_bf16 = false, amx_int8 = false;
   bool amx_permitted = false;  // Linux granted the AMX tile data state (arch_prctl ARCH_REQ_XCOMP_PERM)
 };
 const CpuMatmulFeatures& cpu_matmul_features();
-bool cpu_matmul_enabled();
-void set_cpu_matmul(bool on);   // for tests and benchmarks; not thread-safe with kernels running
-const char* cpu_matmul_path();  // "avx512-bf16" or "none" (the path gemm_xwt_fp8act takes)
 
-// y = act_quant(x) @ W^T as above, for m rows. False (nothing written) when no matrix path is enabled or
+// Which path gemm_xwt_fp8act takes:
+//  - AMX tiles (gemm_fp8act_amx.h) by default where the CPU has AMX-BF16, Linux permits the tile state and
+//    the tiles agreed once with their scalar model (amx_ready); MOERT_CPU_MATMUL=off or set_amx_use(kOff)
+//    turns them off; kModel runs the same kernel on the scalar model (tests, on CPUs without AMX; needs
+//    AVX-512-BF16 for the packing);
+//  - else AVX-512-BF16 vdpbf16ps, only when asked for (MOERT_CPU_MATMUL=on or avx512-bf16, or
+//    set_cpu_matmul(true)): on the CPU measured it was slower than the fp32 FMA kernel;
+//  - else none (the caller quantises and uses gemm_xwt).
+enum class AmxUse { kAuto, kModel, kOff };
+void set_amx_use(AmxUse use);  // for tests and benchmarks; not thread-safe with kernels running
+AmxUse amx_use();
+bool amx_ready();  // AMX-BF16 + permission + the one-time self-check
+bool cpu_matmul_enabled();
+void set_cpu_matmul(bool on);   // the AVX-512-BF16 path; not thread-safe with kernels running
+const char* cpu_matmul_path();  // "amx-bf16", "amx-model", "avx512-bf16" or "none"
+
+// y = act_quant(x) @ W^T as above, for m rows. False (nothing written) when no matrix path is in use or
 // the weight is not FP8 or its row slice does not start on a 32-row boundary: the caller then uses
 // act_quant_dequant + gemm_xwt. Every row's result is independent of m and of the threads.
 bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,

@@ -1,6 +1,7 @@
 // gemm_xwt_fp8act (FP8 x FP8 on the CPU's matrix instructions) against the portable reference: x through
 // act_quant_dequant, then gemm_xwt_reference. Shapes with partial 128 blocks, K odd, N not a multiple of 32,
-// row slices, 1 and 2 threads; rows independent of m. Skips (with a message) where the CPU has no
+// row slices, 1 and 2 threads; rows independent of m; on every path this CPU runs (AVX-512-BF16, the AMX
+// kernel on its tile model, the AMX tiles where usable). Skips (with a message) where the CPU has no
 // AVX-512-BF16.
 #include <gtest/gtest.h>
 
@@ -16,12 +17,34 @@
 namespace moert::kernels::test {
 namespace {
 
-// Turns the (opt-in) matrix path on for a test and restores the setting.
+// Sets the matrix paths for a test and restores them.
 struct MatmulScope {
   bool saved = cpu_matmul_enabled();
-  MatmulScope() { set_cpu_matmul(true); }
-  ~MatmulScope() { set_cpu_matmul(saved); }
+  AmxUse saved_amx = amx_use();
+  MatmulScope(bool avx512 = true, AmxUse amx = AmxUse::kOff) {
+    set_cpu_matmul(avx512);
+    set_amx_use(amx);
+  }
+  ~MatmulScope() {
+    set_cpu_matmul(saved);
+    set_amx_use(saved_amx);
+  }
 };
+
+// The paths this CPU can run: AVX-512-BF16, the AMX kernel on the tile model, and on the tiles themselves.
+struct PathCase {
+  const char* name;
+  bool avx512;
+  AmxUse amx;
+};
+std::vector<PathCase> paths_here() {
+  std::vector<PathCase> p;
+  if (!cpu_matmul_features().avx512_bf16) return p;
+  p.push_back({"avx512-bf16", true, AmxUse::kOff});
+  p.push_back({"amx-model", false, AmxUse::kModel});
+  if (amx_ready()) p.push_back({"amx-bf16", false, AmxUse::kAuto});
+  return p;
+}
 
 struct Case {
   int64_t m, n, k;
@@ -29,45 +52,49 @@ struct Case {
 
 TEST(GemmFp8Act, MatchesQuantisedReference) {
   if (!cpu_matmul_features().avx512_bf16) GTEST_SKIP() << "no AVX-512-BF16 on this CPU: path not tested here";
-  MatmulScope on;
-  std::mt19937 rng(3);
-  ThreadPool pool2(2);
-  const Case cases[] = {{17, 96, 384}, {64, 100, 300}, {130, 37, 1100},
-                        {7, 64, 128},  {33, 200, 257}, {1, 40, 77}};
-  for (const Case& cs : cases)
-    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
-      TestWeight w = make_weight(DType::kF8E4M3, cs.n, cs.k, rng);
-      std::vector<float> x = randn(static_cast<size_t>(cs.m * (cs.k + 3)), rng, 2.0f);
-      const int64_t ldx = cs.k + 3, ldy = cs.n + 5;
-      std::vector<float> xq = x, want(cs.m * ldy, 0.0f), got(cs.m * ldy, -1.0f);
-      act_quant_dequant(xq.data(), cs.m, ldx, cs.k);
-      gemm_xwt_reference(xq.data(), cs.m, ldx, w.ref(), want.data(), ldy);
-      ASSERT_TRUE(gemm_xwt_fp8act(x.data(), cs.m, ldx, w.ref(), got.data(), ldy, pool));
-      int bad = 0;
-      for (int64_t i = 0; i < cs.m && bad < 5; ++i)
-        for (int64_t j = 0; j < cs.n && bad < 5; ++j) {
-          double abs_acc = 0;
-          for (int64_t c = 0; c < cs.k; ++c) abs_acc += std::fabs(xq[i * ldx + c] * w.value[j * cs.k + c]);
-          const double tol = 1e-6 * std::sqrt(static_cast<double>(cs.k)) * abs_acc + 1e-30;
-          if (!(std::fabs(got[i * ldy + j] - want[i * ldy + j]) <= tol)) {
-            ADD_FAILURE() << "m " << cs.m << " n " << cs.n << " k " << cs.k << ": y[" << i << ", " << j
-                          << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j] << " (tol "
-                          << tol << ")";
-            ++bad;
+  if (!amx_ready()) std::printf("AMX tiles not usable here: their kernel runs on the tile model only\n");
+  for (const PathCase& path : paths_here()) {
+    MatmulScope on(path.avx512, path.amx);
+    ASSERT_STREQ(path.name, cpu_matmul_path());
+    std::mt19937 rng(3);
+    ThreadPool pool2(2);
+    const Case cases[] = {{17, 96, 384}, {64, 100, 300}, {130, 37, 1100},
+                          {7, 64, 128},  {33, 200, 257}, {1, 40, 77}};
+    for (const Case& cs : cases)
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+        TestWeight w = make_weight(DType::kF8E4M3, cs.n, cs.k, rng);
+        std::vector<float> x = randn(static_cast<size_t>(cs.m * (cs.k + 3)), rng, 2.0f);
+        const int64_t ldx = cs.k + 3, ldy = cs.n + 5;
+        std::vector<float> xq = x, want(cs.m * ldy, 0.0f), got(cs.m * ldy, -1.0f);
+        act_quant_dequant(xq.data(), cs.m, ldx, cs.k);
+        gemm_xwt_reference(xq.data(), cs.m, ldx, w.ref(), want.data(), ldy);
+        ASSERT_TRUE(gemm_xwt_fp8act(x.data(), cs.m, ldx, w.ref(), got.data(), ldy, pool));
+        int bad = 0;
+        for (int64_t i = 0; i < cs.m && bad < 5; ++i)
+          for (int64_t j = 0; j < cs.n && bad < 5; ++j) {
+            double abs_acc = 0;
+            for (int64_t c = 0; c < cs.k; ++c) abs_acc += std::fabs(xq[i * ldx + c] * w.value[j * cs.k + c]);
+            const double tol = 1e-6 * std::sqrt(static_cast<double>(cs.k)) * abs_acc + 1e-30;
+            if (!(std::fabs(got[i * ldy + j] - want[i * ldy + j]) <= tol)) {
+              ADD_FAILURE() << path.name << " m " << cs.m << " n " << cs.n << " k " << cs.k << ": y[" << i
+                            << ", " << j << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j]
+                            << " (tol " << tol << ")";
+              ++bad;
+            }
           }
-        }
-      // Row-invariant: the first rows alone give the same bits.
-      const int64_t few = std::min<int64_t>(cs.m, 5);
-      std::vector<float> part(few * ldy, -1.0f);
-      ASSERT_TRUE(gemm_xwt_fp8act(x.data(), few, ldx, w.ref(), part.data(), ldy, pool));
-      for (int64_t i = 0; i < few; ++i)
-        EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float)))
-            << "row " << i;
-    }
+        // Row-invariant: the first rows alone give the same bits.
+        const int64_t few = std::min<int64_t>(cs.m, 5);
+        std::vector<float> part(few * ldy, -1.0f);
+        ASSERT_TRUE(gemm_xwt_fp8act(x.data(), few, ldx, w.ref(), part.data(), ldy, pool));
+        for (int64_t i = 0; i < few; ++i)
+          EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float)))
+              << path.name << " row " << i;
+      }
+  }
 }
 
 TEST(GemmFp8Act, RowSlicesAndFallbacks) {
-  MatmulScope on;
+  MatmulScope on(true, AmxUse::kOff);
   std::mt19937 rng(5);
   TestWeight w = make_weight(DType::kF8E4M3, 256, 384, rng);
   std::vector<float> x = randn(20 * 384, rng), y(20 * 96);
@@ -78,22 +105,46 @@ TEST(GemmFp8Act, RowSlicesAndFallbacks) {
   set_cpu_matmul(false);
   EXPECT_FALSE(gemm_xwt_fp8act(x.data(), 20, 384, w.ref(), y.data(), 96, nullptr));
   EXPECT_STREQ("none", cpu_matmul_path());
-  set_cpu_matmul(true);
   if (!cpu_matmul_features().avx512_bf16) GTEST_SKIP() << "no AVX-512-BF16 on this CPU: path not tested here";
-  // a slice on the grid whose rows cross a 128-row scale block (rows 96 .. 191)
+  // a slice on the grid whose rows cross a 128-row scale block (rows 96 .. 191), on every path
   const WeightRef s = w.ref().rows(96, 96);
   std::vector<float> xq = x, want(20 * 96);
   act_quant_dequant(xq.data(), 20, 384, 384);
   gemm_xwt_reference(xq.data(), 20, 384, s, want.data(), 96);
-  ASSERT_TRUE(gemm_xwt_fp8act(x.data(), 20, 384, s, y.data(), 96, nullptr));
-  for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << i;
+  for (const PathCase& path : paths_here()) {
+    MatmulScope p(path.avx512, path.amx);
+    std::fill(y.begin(), y.end(), -1.0f);
+    ASSERT_TRUE(gemm_xwt_fp8act(x.data(), 20, 384, s, y.data(), 96, nullptr)) << path.name;
+    for (size_t i = 0; i < y.size(); ++i)
+      EXPECT_NEAR(y[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << path.name << " " << i;
+  }
+}
+
+// The AMX switch: off turns the tiles off; the model is only what it is asked for; auto is the tiles where
+// they are ready, else the opt-in AVX-512-BF16 path or none.
+TEST(GemmFp8Act, AmxUseSelectsThePath) {
+  MatmulScope scope(false, AmxUse::kOff);
+  EXPECT_STREQ("none", cpu_matmul_path());
+  set_amx_use(AmxUse::kAuto);
+  EXPECT_STREQ(amx_ready() ? "amx-bf16" : "none", cpu_matmul_path());
+  set_cpu_matmul(true);
+  EXPECT_STREQ(amx_ready()                         ? "amx-bf16"
+               : cpu_matmul_features().avx512_bf16 ? "avx512-bf16"
+                                                   : "none",
+               cpu_matmul_path());
+  set_amx_use(AmxUse::kModel);
+  if (cpu_matmul_features().avx512_bf16) {
+    EXPECT_STREQ("amx-model", cpu_matmul_path());
+  }
 }
 
 TEST(GemmFp8Act, ReportsFeatures) {
   const CpuMatmulFeatures& f = cpu_matmul_features();
-  std::printf("avx512_bf16 %d avx512_vnni %d amx_tile %d amx_bf16 %d amx_int8 %d (permitted %d); path %s\n",
-              f.avx512_bf16, f.avx512_vnni, f.amx_tile, f.amx_bf16, f.amx_int8, f.amx_permitted,
-              cpu_matmul_path());
+  std::printf(
+      "avx512_bf16 %d avx512_vnni %d amx_tile %d amx_bf16 %d amx_int8 %d (permitted %d, tiles ready %d); "
+      "path %s\n",
+      f.avx512_bf16, f.avx512_vnni, f.amx_tile, f.amx_bf16, f.amx_int8, f.amx_permitted, amx_ready(),
+      cpu_matmul_path());
 }
 
 }  // namespace

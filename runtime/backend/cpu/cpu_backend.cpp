@@ -133,9 +133,10 @@ class CpuBackend final : public Backend {
   }
 
   void linear_impl(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
-    // FP8 activations at prefill sizes: the CPU's matrix instructions where present (AVX-512-BF16), the same
-    // products as the quantise-dequantise path below. Not in batch-invariant mode (whose rows must not
-    // depend on how many there are) nor at decode sizes (memory-bound: the dot-product path is as fast).
+    // FP8 activations at prefill sizes: the CPU's matrix instructions where present (AMX tiles, or
+    // AVX-512-BF16 when asked for), the same products as the quantise-dequantise path below. Not in
+    // batch-invariant mode (whose rows must not depend on how many there are) nor at decode sizes
+    // (memory-bound: the dot-product path is as fast).
     if (mode == ActMode::kFp8 && w.fp8() && !batch_invariant_ && x.rows > 4 * kFuseRows &&
         kernels::gemm_xwt_fp8act(x.ptr<float>(), x.rows, x.ld, ref(w), out.ptr<float>(), out.ld, &pool_))
       return;
