@@ -73,8 +73,8 @@ cudaError_t act_quant_dequant(const DevAct& x, int64_t rows, int64_t segs, int64
   const int64_t warps = rows * segs * ((width + 127) / 128);
   if (warps <= 0) return cudaSuccess;
   MOERT_CUDA_ACT_SWITCH(x.bf16, T, {
-    act_quant_dequant_kernel<T><<<blocks_for(warps * 32, 256), 256, 0, s>>>(act_ptr<const T>(x), rows, x.ld,
-                                                                            segs, seg_stride, width, out, ldo);
+    act_quant_dequant_kernel<T><<<blocks_for(warps * 32, 256), 256, 0, s>>>(
+        act_ptr<const T>(x), rows, x.ld, segs, seg_stride, width, out, ldo);
   });
   return launch_status();
 }

@@ -144,8 +144,8 @@ cudaError_t attention_expanded(const DevAct& q, int64_t t, const DevAct& k, cons
 
 cudaError_t attention_latent(const DevAct& q_lat, const DevAct& q_rope, int64_t rope_stride, int64_t t,
                              const DevPool& cache, const DevPagedKv& kv, const int32_t* row_seq, int64_t lat,
-                             int64_t rope, int64_t heads, const int32_t* q_pos, float scale, const DevAct& out,
-                             cudaStream_t s) {
+                             int64_t rope, int64_t heads, const int32_t* q_pos, float scale,
+                             const DevAct& out, cudaStream_t s) {
   if (t <= 0 || heads <= 0) return cudaSuccess;
   if (lat + rope > kMaxQ || lat > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
   if (q_rope.bf16 != q_lat.bf16 || out.bf16 != q_lat.bf16) return cudaErrorInvalidValue;

@@ -39,8 +39,9 @@ cudaError_t dequant_rows(const DevWeight& w, const int32_t* ids, int64_t rows, i
                          const DevAct& out, cudaStream_t s);
 // k [s, heads*(nope+rope)], v [s, heads*vdim] from kvb [s, heads*(nope+vdim)] and k_rope [s, rope]; the four
 // share kvb's type.
-cudaError_t mla_expand_kv(const DevAct& kvb, const DevAct& k_rope, int64_t s_rows, int64_t heads, int64_t nope,
-                          int64_t rope, int64_t vdim, const DevAct& k, const DevAct& v, cudaStream_t s);
+cudaError_t mla_expand_kv(const DevAct& kvb, const DevAct& k_rope, int64_t s_rows, int64_t heads,
+                          int64_t nope, int64_t rope, int64_t vdim, const DevAct& k, const DevAct& v,
+                          cudaStream_t s);
 // One layer of the paged latent cache: the row of slot q (= page * page_rows + r) is at element
 // (q / page_rows) * page_stride + (q % page_rows) * width of base: fp32, or bf16 (rounded to nearest even
 // when written, read back in fp32).
@@ -56,8 +57,10 @@ struct DevPagedKv {
 };
 // rows [n, width] -> the cache slots slots[0 .. n); out[j] = the row at slots[j] (any of the four
 // combinations of the rows' and the pool's types).
-cudaError_t cache_write(const DevAct& rows, int64_t n, const DevPool& c, const int32_t* slots, cudaStream_t s);
-cudaError_t cache_gather(const DevPool& c, const int32_t* slots, int64_t n, const DevAct& out, cudaStream_t s);
+cudaError_t cache_write(const DevAct& rows, int64_t n, const DevPool& c, const int32_t* slots,
+                        cudaStream_t s);
+cudaError_t cache_gather(const DevPool& c, const int32_t* slots, int64_t n, const DevAct& out,
+                         cudaStream_t s);
 
 // ---- element-wise (elementwise.cu)
 // gate, up and out share one type; add's x and y each have their own.
@@ -130,8 +133,8 @@ cudaError_t attention_expanded(const DevAct& q, int64_t t, const DevAct& k, cons
 // Latent: query row i belongs to sequence row_seq[i] of kv and attends its cache rows 0 .. q_pos[i].
 cudaError_t attention_latent(const DevAct& q_lat, const DevAct& q_rope, int64_t rope_stride, int64_t t,
                              const DevPool& cache, const DevPagedKv& kv, const int32_t* row_seq, int64_t lat,
-                             int64_t rope, int64_t heads, const int32_t* q_pos, float scale, const DevAct& out,
-                             cudaStream_t s);
+                             int64_t rope, int64_t heads, const int32_t* q_pos, float scale,
+                             const DevAct& out, cudaStream_t s);
 
 // ---- MoE router (moe_route.cu), exactly kernels/cpu/moe_routing.cpp; logits packed [tokens, experts].
 // bias: the correction bias [experts] on the device (may be null).

@@ -34,9 +34,8 @@ cudaError_t silu_mul(const DevAct& gate, const DevAct& up, int64_t rows, int64_t
   if (rows <= 0 || cols <= 0) return cudaSuccess;
   if (up.bf16 != gate.bf16 || out.bf16 != gate.bf16) return cudaErrorInvalidValue;
   MOERT_CUDA_ACT_SWITCH(gate.bf16, T, {
-    silu_mul_kernel<T><<<grid2(cols, rows), 256, 0, s>>>(rows, act_ptr<const T>(gate), gate.ld,
-                                                         act_ptr<const T>(up), up.ld, cols, act_ptr<T>(out),
-                                                         out.ld);
+    silu_mul_kernel<T><<<grid2(cols, rows), 256, 0, s>>>(
+        rows, act_ptr<const T>(gate), gate.ld, act_ptr<const T>(up), up.ld, cols, act_ptr<T>(out), out.ld);
   });
   return launch_status();
 }
@@ -45,8 +44,8 @@ cudaError_t add_inplace(const DevAct& x, int64_t rows, int64_t cols, const DevAc
   if (rows <= 0 || cols <= 0) return cudaSuccess;
   MOERT_CUDA_ACT_SWITCH(x.bf16, TX, {
     MOERT_CUDA_ACT_SWITCH(y.bf16, TY, {
-      add_kernel<TX, TY><<<grid2(cols, rows), 256, 0, s>>>(rows, act_ptr<const TX>(x), x.ld, cols,
-                                                           act_ptr<TY>(y), y.ld);
+      add_kernel<TX, TY>
+          <<<grid2(cols, rows), 256, 0, s>>>(rows, act_ptr<const TX>(x), x.ld, cols, act_ptr<TY>(y), y.ld);
     });
   });
   return launch_status();

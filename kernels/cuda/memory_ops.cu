@@ -84,8 +84,9 @@ cudaError_t dequant_rows(const DevWeight& w, const int32_t* ids, int64_t rows, i
   return launch_status();
 }
 
-cudaError_t mla_expand_kv(const DevAct& kvb, const DevAct& k_rope, int64_t s_rows, int64_t heads, int64_t nope,
-                          int64_t rope, int64_t vdim, const DevAct& k, const DevAct& v, cudaStream_t s) {
+cudaError_t mla_expand_kv(const DevAct& kvb, const DevAct& k_rope, int64_t s_rows, int64_t heads,
+                          int64_t nope, int64_t rope, int64_t vdim, const DevAct& k, const DevAct& v,
+                          cudaStream_t s) {
   if (s_rows <= 0) return cudaSuccess;
   if (k_rope.bf16 != kvb.bf16 || k.bf16 != kvb.bf16 || v.bf16 != kvb.bf16) return cudaErrorInvalidValue;
   const int64_t total = heads * (nope + rope + vdim);
@@ -98,7 +99,8 @@ cudaError_t mla_expand_kv(const DevAct& kvb, const DevAct& k_rope, int64_t s_row
   return launch_status();
 }
 
-cudaError_t cache_write(const DevAct& rows, int64_t n, const DevPool& c, const int32_t* slots, cudaStream_t s) {
+cudaError_t cache_write(const DevAct& rows, int64_t n, const DevPool& c, const int32_t* slots,
+                        cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
   MOERT_CUDA_ACT_SWITCH(rows.bf16, T, {
     cache_write_kernel<T><<<dim3(1, ydim(n)), 256, 0, s>>>(n, act_ptr<const T>(rows), rows.ld, c, slots);
@@ -106,7 +108,8 @@ cudaError_t cache_write(const DevAct& rows, int64_t n, const DevPool& c, const i
   return launch_status();
 }
 
-cudaError_t cache_gather(const DevPool& c, const int32_t* slots, int64_t n, const DevAct& out, cudaStream_t s) {
+cudaError_t cache_gather(const DevPool& c, const int32_t* slots, int64_t n, const DevAct& out,
+                         cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
   MOERT_CUDA_ACT_SWITCH(out.bf16, T, {
     cache_gather_kernel<T><<<dim3(1, ydim(n)), 256, 0, s>>>(n, c, slots, act_ptr<T>(out), out.ld);

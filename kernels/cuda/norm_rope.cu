@@ -28,7 +28,8 @@ __global__ void rmsnorm_kernel(const TX* x, int64_t rows, int64_t ldx, int64_t d
     __syncthreads();  // partial is reused by the next row
     const float inv = 1.0f / sqrtf(total / static_cast<float>(d) + eps);
     TY* yr = y + r * ldy;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) st_act(yr, i, load_any(w, wtype, i) * (ld_act(xr, i) * inv));
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+      st_act(yr, i, load_any(w, wtype, i) * (ld_act(xr, i) * inv));
   }
 }
 

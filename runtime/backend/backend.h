@@ -1,10 +1,10 @@
 // The op interface the model graph is written against: one declaration per op, its argument checks once
 // (backend.cpp), one compute per backend (cpu_backend.cpp, cuda_backend.cpp). Activations are tensors of the
-// backend's activation dtype (act_dtype(): F32, or BF16 on a GPU that allows it) on its device, with fp32 math
-// inside every op; weights are WeightMatrix views in their stored type. Index tensors (ids,
-// positions, slots, page tables) live in the backend's memory too: the step's tables arrive in one upload
-// (see runtime/model/step_batch.h) and no op reads device memory on the host, so a forward on a GPU never
-// waits for it until the sampled ids come back.
+// backend's activation dtype (act_dtype(): F32, or BF16 on a GPU that allows it) on its device, with fp32
+// math inside every op; weights are WeightMatrix views in their stored type. Index tensors (ids, positions,
+// slots, page tables) live in the backend's memory too: the step's tables arrive in one upload (see
+// runtime/model/step_batch.h) and no op reads device memory on the host, so a forward on a GPU never waits
+// for it until the sampled ids come back.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -181,12 +181,12 @@ class Backend {
   void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
                    Tensor& out);
 
-  // Samples one token per logits row (F32 [R, vocab], rows.size() == R; every row with its RNG) into ids[0 .. R)
-  // (host memory): greedy,
-  // temperature, top-k, top-p, min-p, repetition and presence penalties, each row with its own seeded RNG.
-  // A row whose logits hold a NaN or an infinity gets id -1. The only transfer to the host of a step. With
-  // `packed` (the rows as the step batch uploaded them) a device samples on the device and returns the ids
-  // only; the CPU samples from `rows` (its seeded results do not depend on packing).
+  // Samples one token per logits row (F32 [R, vocab], rows.size() == R; every row with its RNG) into ids[0 ..
+  // R) (host memory): greedy, temperature, top-k, top-p, min-p, repetition and presence penalties, each row
+  // with its own seeded RNG. A row whose logits hold a NaN or an infinity gets id -1. The only transfer to
+  // the host of a step. With `packed` (the rows as the step batch uploaded them) a device samples on the
+  // device and returns the ids only; the CPU samples from `rows` (its seeded results do not depend on
+  // packing).
   void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
               int32_t* ids);
 

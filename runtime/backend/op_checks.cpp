@@ -49,8 +49,8 @@ const OpCheck& OpCheck::tensor(const char* arg, const Tensor& t, DType dtype, in
 const OpCheck& OpCheck::act(const char* arg, const Tensor& t, int64_t rows, int64_t cols) const {
   if (bf16_ && holds_elements(t) && t.dtype != DType::kF32 && t.dtype != DType::kBF16)
     fail(arg, "is " + describe(t) + ", expected F32 or BF16");
-  return tensor(arg, t, bf16_ && holds_elements(t) && t.dtype == DType::kBF16 ? DType::kBF16 : DType::kF32, rows,
-                cols);
+  return tensor(arg, t, bf16_ && holds_elements(t) && t.dtype == DType::kBF16 ? DType::kBF16 : DType::kF32,
+                rows, cols);
 }
 
 const OpCheck& OpCheck::same_dtype(const char* arg, const Tensor& t, const char* ref_arg,

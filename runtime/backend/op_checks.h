@@ -14,7 +14,8 @@ class OpCheck {
  public:
   static constexpr int64_t kAny = -1;  // a dimension any size passes
 
-  // bf16_activations: the backend has bf16 kernels (Backend::supports_bf16_activations), so act() passes BF16.
+  // bf16_activations: the backend has bf16 kernels (Backend::supports_bf16_activations), so act() passes
+  // BF16.
   OpCheck(const char* op, DeviceKind device, bool bf16_activations = false)
       : op_(op), device_(device), bf16_(bf16_activations) {}
 

@@ -22,7 +22,8 @@ void routed_experts(Backend& b, const ExpertSet& set, const Tensor& x, const Ten
   b.moe_group(ids, set, g);
   Tensor yg;
   if (g.rows > 0) {
-    // The grouped rows in the activation dtype; `out` is what the caller gave (F32: the residual's increment).
+    // The grouped rows in the activation dtype; `out` is what the caller gave (F32: the residual's
+    // increment).
     Tensor xg = b.empty(b.act_dtype(), g.rows, x.cols);
     b.gather_rows(x, g.token, xg);
     yg = b.empty(b.act_dtype(), g.rows, x.cols);

@@ -327,9 +327,9 @@ class CudaBackend final : public Backend {
     cuda::DevPagedKv table;
     table.indptr = kv.indptr.ptr<int32_t>();
     table.pages = kv.pages.ptr<int32_t>();
-    check_cuda(cuda::attention_latent(act(q_lat), act(q_rope), rope_head_stride, q_lat.rows, pool(cache), table,
-                                      row_seq.ptr<int32_t>(), lat, rope, heads, positions.ptr<int32_t>(), scale,
-                                      act(out), stream_),
+    check_cuda(cuda::attention_latent(act(q_lat), act(q_rope), rope_head_stride, q_lat.rows, pool(cache),
+                                      table, row_seq.ptr<int32_t>(), lat, rope, heads,
+                                      positions.ptr<int32_t>(), scale, act(out), stream_),
                "attention_latent");
   }
 
@@ -360,7 +360,8 @@ class CudaBackend final : public Backend {
     Tensor b;
     if (!bias.empty()) {
       b = empty(DType::kF32, 1, p.experts);
-      check_cuda(cuda::dequant_rows(dev(bias), nullptr, 1, 0, p.experts, act(b), stream_), "moe_route (bias)");
+      check_cuda(cuda::dequant_rows(dev(bias), nullptr, 1, 0, p.experts, act(b), stream_),
+                 "moe_route (bias)");
     }
     check_cuda(cuda::moe_route(logits.ptr<float>(), logits.rows, p, b.empty() ? nullptr : b.ptr<float>(),
                                ids.ptr<int32_t>(), ids.ld, weights.ptr<float>(), weights.ld, stream_),
@@ -440,8 +441,9 @@ class CudaBackend final : public Backend {
       // The reference numerics: the activations' e4m3 round trip per 1x128 tile (an fp32 result, from fp32 or
       // bf16 activations), then an fp32 product.
       quant = empty(DType::kF32, x.rows, x.cols);
-      check_cuda(cuda::act_quant_dequant(xin, x.rows, 1, x.cols, x.cols, quant.ptr<float>(), quant.ld, stream_),
-                 "act_quant_dequant");
+      check_cuda(
+          cuda::act_quant_dequant(xin, x.rows, 1, x.cols, x.cols, quant.ptr<float>(), quant.ld, stream_),
+          "act_quant_dequant");
       xin = act(quant);
     }
     ++stats_.tiled;
@@ -610,11 +612,13 @@ class CudaBackend final : public Backend {
       if (try_lt && lt_->ok() && lt_shape_ok(m, w)) {
         const int64_t tiles = (w.k + 127) / 128;
         Tensor q = empty(DType::kU8, m, w.k), sc = empty(DType::kF32, tiles, m);
-        check_cuda(cuda::act_quant(xin, m, w.k, q.ptr<uint8_t>(), w.k, sc.ptr<float>(), m, stream_), "act_quant");
+        check_cuda(cuda::act_quant(xin, m, w.k, q.ptr<uint8_t>(), w.k, sc.ptr<float>(), m, stream_),
+                   "act_quant");
         // cuBLASLt writes fp32 (its D here); a BF16 out gets that result rounded once, after.
         Tensor y = out.dtype == DType::kF32 ? out : empty(DType::kF32, m, w.n);
         const char* err = nullptr;
-        if (lt_->fp8_block_scaled(q.ptr<uint8_t>(), sc.ptr<float>(), m, w, y.ptr<float>(), y.ld, stream_, &err)) {
+        if (lt_->fp8_block_scaled(q.ptr<uint8_t>(), sc.ptr<float>(), m, w, y.ptr<float>(), y.ld, stream_,
+                                  &err)) {
           if (out.dtype != DType::kF32) convert(y, out);
           ++stats_.lt_fp8;
           return;
