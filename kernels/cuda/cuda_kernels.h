@@ -115,8 +115,17 @@ class LtGemm {
   bool ok() const { return handle_ != nullptr; }
   bool fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t m, const DevWeight& w, float* y,
                         int64_t ldy, cudaStream_t s, const char** err);
+  // y [m, n] (fp32 or bf16, row stride ldy) = x @ W^T with x bf16 [m, k] (row stride ldx) and W bf16 [n, k]:
+  // bf16 tensor cores with fp32 accumulation (the products of two bf16 values are exact in fp32), y rounded
+  // once when bf16. Returns false as fp8_block_scaled does.
+  bool bf16(const void* x, int64_t ldx, int64_t m, const DevWeight& w, void* y, int64_t ldy, bool y_bf16,
+            cudaStream_t s, const char** err);
 
  private:
+  // The matmul described by `descs` (this file's descriptors), its algorithm cached per shape, strides,
+  // alignments and kind.
+  bool run(const void* descs, int64_t m, int64_t n, int64_t k, int64_t strides, uint32_t kind, const void* a,
+           const void* b, void* y, cudaStream_t s, const char** err);
   void* handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;

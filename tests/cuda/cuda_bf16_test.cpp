@@ -45,7 +45,8 @@ namespace {
 
 constexpr double kOneRounding = 4e-3;
 constexpr double kF32 = 2e-5;
-constexpr double kFp8Lt = 1e-2;  // cuBLASLt's FP8 tensor cores on the same quantised activations
+constexpr double kFp8Lt = 1e-2;   // cuBLASLt's FP8 tensor cores on the same quantised activations
+constexpr double kLtBf16 = 1e-4;  // cuBLASLt's BF16 tensor cores: exact products, fp32 sums in their order
 constexpr double kExpertFfn = 1.6e-2, kExpertFfnFp8 = 5e-2;
 constexpr double kModel = 5e-2;
 
@@ -173,12 +174,20 @@ TEST_F(CudaBf16Ops, LinearBf16InputsAndOutputs) {
         cpu->linear(xc, w->cpu, oc, mode);
         gpu->linear(xg, w->gpu, og, mode);
         const bool lt_possible = mode == ActMode::kFp8 && c.dt == DType::kF8E4M3 && c.m > 16;
-        const double bound = (lt_possible ? kFp8Lt : kF32) + (variant == 1 ? 0.0 : kOneRounding);
+        // bf16 x bf16 through cuBLASLt: the same exact products, summed in another order on tensor cores.
+        const bool lt_bf16 = c.dt == DType::kBF16 && c.m > 16 && variant != 2;
+        const double bound = (lt_possible ? kFp8Lt
+                              : lt_bf16   ? kLtBf16
+                                          : kF32) +
+                             (variant == 1 ? 0.0 : kOneRounding);
         EXPECT_REL(host(*gpu, og), host(*cpu, oc), bound);
       }
   const CudaGemmStats st = cuda_gemm_stats(*gpu);
-  std::printf("bf16 gemm paths: cuBLASLt fp8 %lld, small-M %lld, tiled %lld, cuBLASLt fallbacks %lld\n",
-              st.lt_fp8, st.small_m, st.tiled, st.lt_fallbacks);
+  std::printf(
+      "bf16 gemm paths: cuBLASLt fp8 %lld, cuBLASLt bf16 %lld, small-M %lld, tiled %lld, cuBLASLt fallbacks "
+      "%lld\n",
+      st.lt_fp8, st.lt_bf16, st.small_m, st.tiled, st.lt_fallbacks);
+  EXPECT_GT(st.lt_bf16, 0);  // the BF16 case of 40 rows with bf16 x
 }
 
 TEST_F(CudaBf16Ops, RopeSiluMulAdd) {

@@ -637,6 +637,21 @@ class CudaBackend final : public Backend {
       f32_gemm(act(xq), m, w, out);
       return;
     }
+    if (xin.bf16 && w.type == DType::kBF16 && lt_->ok() &&
+        (policy_ == GemmPolicy::kLt || (policy_ == GemmPolicy::kAuto && m > 16))) {
+      // bf16 x bf16 on the tensor cores, fp32 accumulation; out in its own type.
+      const char* err = nullptr;
+      if (lt_->bf16(x.data, x.ld, m, w, out.data, out.ld, out.dtype == DType::kBF16, stream_, &err)) {
+        ++stats_.lt_bf16;
+        return;
+      }
+      if (err && !lt_warned_) {
+        std::fprintf(stderr, "moert cuda backend: cublasLtMatmul (bf16) failed (%s); using the own kernels\n",
+                     err);
+        lt_warned_ = true;
+      }
+      ++stats_.lt_fallbacks;
+    }
     f32_gemm(xin, m, w, out);
   }
 
