@@ -12,9 +12,15 @@
 //   kExpertFfn = 4u = 1.6e-2; with FP8 activations a rounding that moves a value across an e4m3 rounding
 //   boundary changes its code by one e4m3 step (2^-3 relative): about u / 2^-3 = 1/32 of the values, which
 //   is sqrt(1/32) * 2^-3 = 2.2e-2 of the norm, so kExpertFfnFp8 = 5e-2;
-// - the whole model (2 layers: about a dozen stored activations on a token's path, and a random router whose
-//   near-ties a perturbation of u can flip): kModel = 5e-2 against fp32 activations; the fp32 path is the
-//   existing 1e-3 (cuda_model_test.cpp). Graph replays stay bit-equal to eager steps.
+// - the whole model, per logits row: about a dozen stored activations on a token's path, each rounding
+//   incoherent (RMS about u / sqrt(3) / 1.2 = 1.6e-3), give a few 1e-3; kModelRow = 2e-2 for at least 3/4 of
+//   the rows. The rest may be tokens whose random router choice sat at a near-tie that a perturbation of u
+//   flips (one expert of four swapped: O(10%) of that row), so the whole comparison only bounds those,
+//   kModel = 2e-1. With FP8 activations a bf16 rounding moves a GEMM input across an e4m3 rounding boundary
+//   for about 2^-8 / 2^-3.5 = 4% of the values, each by one e4m3 step (about 2^-3.5 = 9% of it): 2e-2 per
+//   quantised GEMM input, so kModelRowFp8 = 1e-1. The fp32 path keeps cuda_model_test's 1e-3. Expert
+//   parallelism changes no rounding (the exchange carries bf16 values widened exactly, fp32 partial sums):
+//   kEp = 1e-4, as the fp32 EP test. Graph replays stay bit-equal to eager steps.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -26,6 +32,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <string>
 
 #include "backend/cuda/cuda_backend.h"
 #include "checkpoint/random_checkpoint.h"
@@ -48,7 +55,7 @@ constexpr double kF32 = 2e-5;
 constexpr double kFp8Lt = 1e-2;   // cuBLASLt's FP8 tensor cores on the same quantised activations
 constexpr double kLtBf16 = 1e-4;  // cuBLASLt's BF16 tensor cores: exact products, fp32 sums in their order
 constexpr double kExpertFfn = 1.6e-2, kExpertFfnFp8 = 5e-2;
-constexpr double kModel = 5e-2;
+constexpr double kModel = 2e-1, kModelRow = 2e-2, kModelRowFp8 = 1e-1, kEp = 1e-4;
 
 #define EXPECT_REL(got, ref, bound) EXPECT_LT(rel_err(got, ref), bound)
 
@@ -489,6 +496,25 @@ class CudaBf16Model : public ::testing::Test {
 };
 std::string CudaBf16Model::dir_;
 
+// Rows (of V logits) whose relative error is under `bound`.
+int rows_within(const std::vector<float>& got, const std::vector<float>& ref, int64_t V, double bound) {
+  int n = 0;
+  for (size_t r = 0; r + V <= got.size() && r + V <= ref.size(); r += V)
+    n += rel_err(std::vector<float>(got.begin() + r, got.begin() + r + V),
+                 std::vector<float>(ref.begin() + r, ref.begin() + r + V)) < bound;
+  return n;
+}
+// At least 3/4 of the rows within `row_bound`, and the whole within kModel; prints what it measured.
+void expect_close(const char* what, const std::vector<float>& got, const std::vector<float>& ref, int64_t V,
+                  double row_bound) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  const int rows = static_cast<int>(ref.size() / V), within = rows_within(got, ref, V, row_bound);
+  const double e = rel_err(got, ref);
+  std::printf("bf16 %s: rel err %.3g, %d/%d rows within %.3g\n", what, e, within, rows, row_bound);
+  EXPECT_GE(4 * within, 3 * rows) << what;
+  EXPECT_LT(e, kModel) << what;
+}
+
 // Rows (of V logits) whose argmax agrees: printed, a measure of what the errors mean for greedy decoding.
 int same_argmax(const std::vector<float>& a, const std::vector<float>& b, int64_t V) {
   int same = 0;
@@ -531,16 +557,14 @@ TEST_F(CudaBf16Model, Bf16ActivationsStayCloseToFp32) {
     const std::vector<float> b16 = run(*g16, o, prompt, decode, DType::kF32);
     const std::vector<float> ref_p(ref.begin(), ref.begin() + P * V), ref_d(ref.begin() + P * V, ref.end());
     const std::vector<float> b16_p(b16.begin(), b16.begin() + P * V), b16_d(b16.begin() + P * V, b16.end());
-    const double e32 = rel_err(f32, ref), ep = rel_err(b16_p, ref_p), ed = rel_err(b16_d, ref_d),
-                 e16 = rel_err(b16, f32);
-    std::printf(
-        "bf16 model %s: fp32 acts vs CPU %.3g; bf16 acts vs CPU prefill %.3g decode %.3g, vs GPU fp32 "
-        "%.3g; argmax equal %d/%lld\n",
-        name, e32, ep, ed, e16, same_argmax(b16, ref, V), static_cast<long long>(ref.size() / V));
+    const double e32 = rel_err(f32, ref);
+    std::printf("bf16 model %s: fp32 acts vs CPU %.3g; bf16 acts' argmax equal to the CPU's %d/%lld\n", name,
+                e32, same_argmax(b16, ref, V), static_cast<long long>(ref.size() / V));
     EXPECT_LT(e32, c.mode == ActMode::kFp8 ? 3e-2 : 1e-3);
-    EXPECT_LT(ep, kModel);
-    EXPECT_LT(ed, kModel);
-    EXPECT_LT(e16, kModel);
+    const double row = c.mode == ActMode::kFp8 ? kModelRowFp8 : kModelRow;
+    expect_close((std::string(name) + " prefill vs CPU").c_str(), b16_p, ref_p, V, row);
+    expect_close((std::string(name) + " decode vs CPU").c_str(), b16_d, ref_d, V, row);
+    expect_close((std::string(name) + " vs GPU fp32").c_str(), b16, f32, V, row);
   }
   // The CUDA defaults: bf16 activations and a bf16 cache.
   ModelOptions o;
@@ -550,9 +574,7 @@ TEST_F(CudaBf16Model, Bf16ActivationsStayCloseToFp32) {
   g16->set_act_dtype(DType::kBF16);
   const std::vector<float> ref = run(*cpu, o, prompt, decode, DType::kF32);
   const std::vector<float> got = run(*g16, o, prompt, decode, DType::kBF16);
-  const double e = rel_err(got, ref);
-  std::printf("bf16 model, bf16 activations + bf16 cache vs CPU: %.3g\n", e);
-  EXPECT_LT(e, kModel);
+  expect_close("activations + bf16 cache vs CPU", got, ref, V, kModelRow);
 }
 
 // The MTP module with bf16 activations (its concatenated input is an activation; the hidden states it is fed
@@ -569,10 +591,9 @@ TEST_F(CudaBf16Model, MtpDraftWithBf16Activations) {
   const std::vector<float> got = run(*g16, o, prompt, {}, DType::kF32, true);
   const int64_t V = 1024, P = static_cast<int64_t>(prompt.size());
   const std::vector<float> ref_m(ref.begin() + P * V, ref.end()), got_m(got.begin() + P * V, got.end());
-  const double e = rel_err(got, ref), em = rel_err(got_m, ref_m);
-  std::printf("bf16 model, MTP drafts vs CPU: %.3g (all logits %.3g)\n", em, e);
-  EXPECT_LT(em, kModel);
-  EXPECT_LT(e, kModel);
+  expect_close("MTP drafts vs CPU", got_m, ref_m, V, kModelRow);
+  expect_close("main logits vs CPU", std::vector<float>(got.begin(), got.begin() + P * V),
+               std::vector<float>(ref.begin(), ref.begin() + P * V), V, kModelRow);
 }
 
 // Captured decode steps with bf16 activations replay to the same bits as eager steps.
@@ -643,7 +664,7 @@ TEST_F(CudaBf16Model, ExpertParallelOverOneRankNcclInBf16) {
   const std::vector<float> got = run(*gpu, oe, prompt, decode, DType::kBF16);
   const double e = rel_err(got, want);
   std::printf("bf16 model, EP over one-rank NCCL: rel err vs no EP %.3g\n", e);
-  EXPECT_LT(e, kModel);
+  EXPECT_LT(e, kEp);
 }
 
 }  // namespace
