@@ -248,6 +248,10 @@ type LoadOptions struct {
 	// KVCacheDtype: the latent cache's storage, "auto" (the default: bf16 with Device "cuda", fp32 on the
 	// CPU), "fp32" or "bf16" (ErrUnsupported on the CPU); "" = default.
 	KVCacheDtype string
+	// ActivationDtype: the storage of activations between ops, "auto" (the default: bf16 with Device
+	// "cuda", fp32 on the CPU), "fp32" or "bf16" (ErrUnsupported on the CPU); the math is fp32 either way;
+	// "" = default.
+	ActivationDtype string
 	// Progress, when set, is called on the loading goroutine with fraction in [0, 1] and a stage name;
 	// returning true cancels the load (Load then returns ErrCancelled).
 	Progress func(fraction float64, stage string) bool
@@ -315,6 +319,9 @@ func (l *LoadOptions) build() (*options, error) {
 	add(o.setBool("cuda_graphs", l.CUDAGraphs))
 	if l.KVCacheDtype != "" {
 		add(o.setString("kv_cache_dtype", l.KVCacheDtype))
+	}
+	if l.ActivationDtype != "" {
+		add(o.setString("activation_dtype", l.ActivationDtype))
 	}
 	for _, e := range errs {
 		if e != nil {

@@ -636,7 +636,8 @@ func TestSpeculativeDecodingWithMTPModule(t *testing.T) {
 // error naming the key).
 func TestCacheAndWeightCheckOptionsReachTheLibrary(t *testing.T) {
 	m, err := moert.Load(mtpModelDir(), &moert.LoadOptions{Threads: 1, Attention: "absorbed", MTP: moert.Bool(false),
-		CheckWeights: moert.Bool(false), CUDAGraphs: moert.Bool(false), KVCacheDtype: "fp32"})
+		CheckWeights: moert.Bool(false), CUDAGraphs: moert.Bool(false), KVCacheDtype: "fp32",
+		ActivationDtype: "fp32"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,6 +656,10 @@ func TestCacheAndWeightCheckOptionsReachTheLibrary(t *testing.T) {
 	_, err = moert.Load(modelDir(), &moert.LoadOptions{KVCacheDtype: "bf16"})
 	if !errors.Is(err, moert.ErrUnsupported) || !strings.Contains(err.Error(), "kv_cache_dtype bf16 needs device cuda") {
 		t.Errorf("kv_cache_dtype bf16 on the CPU: %v", err)
+	}
+	_, err = moert.Load(modelDir(), &moert.LoadOptions{ActivationDtype: "bf16"})
+	if !errors.Is(err, moert.ErrUnsupported) || !strings.Contains(err.Error(), "activation_dtype bf16 needs device cuda") {
+		t.Errorf("activation_dtype bf16 on the CPU: %v", err)
 	}
 	_, err = moert.Load(modelDir(), &moert.LoadOptions{Attention: "sideways"})
 	if !errors.Is(err, moert.ErrInvalidArgument) || !strings.Contains(err.Error(), `'attention' value "sideways"`) {

@@ -41,6 +41,7 @@ LoadOptions load_options(const moert_options* options) {
   read_bool(o, "batch_invariant", lo.batch_invariant);
   read_bool(o, "cuda_graphs", lo.cuda_graphs);
   read_string(o, "kv_cache_dtype", lo.kv_cache_dtype);
+  read_string(o, "activation_dtype", lo.activation_dtype);
   read_int(o, "ep_size", lo.ep_size);
   read_string(o, "ep_transport", lo.ep_transport);
   read_int(o, "ep_redundant", lo.ep_redundant);

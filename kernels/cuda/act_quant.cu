@@ -1,25 +1,27 @@
 // DeepSeek's activation quantisation: per row, per 128-column tile, scale = amax / 448, q = e4m3(x / scale).
-// One warp per tile (4 values per lane).
+// One warp per tile (4 values per lane), over fp32 or bf16 activations (widened to fp32 first).
 #include "common.cuh"
 
 namespace moert::cuda {
 namespace {
 
 // Quantises one tile of n (<= 128) values at `src`; lane l handles values l, l+32, l+64, l+96.
-__device__ inline float tile_scale(const float* src, int64_t n, float v[4]) {
+template <class T>
+__device__ inline float tile_scale(const T* src, int64_t n, float v[4]) {
   const int lane = threadIdx.x & 31;
   float amax = 0.0f;
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const int64_t i = lane + 32 * j;
-    v[j] = i < n ? src[i] : 0.0f;
+    v[j] = i < n ? ld_act(src, i) : 0.0f;
     amax = fmaxf(amax, fabsf(v[j]));
   }
   return warp_max(amax) / 448.0f;
 }
 
-__global__ void act_quant_kernel(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q,
-                                 int64_t ldq, float* scales, int64_t scale_ld) {
+template <class T>
+__global__ void act_quant_kernel(const T* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq,
+                                 float* scales, int64_t scale_ld) {
   const int64_t tiles = (cols + 127) / 128;
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   if (warp >= rows * tiles) return;
@@ -35,7 +37,8 @@ __global__ void act_quant_kernel(const float* x, int64_t rows, int64_t ldx, int6
   }
 }
 
-__global__ void act_quant_dequant_kernel(const float* x, int64_t rows, int64_t ldx, int64_t segs,
+template <class T>
+__global__ void act_quant_dequant_kernel(const T* x, int64_t rows, int64_t ldx, int64_t segs,
                                          int64_t seg_stride, int64_t width, float* out, int64_t ldo) {
   const int64_t tiles = (width + 127) / 128;
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
@@ -54,20 +57,25 @@ __global__ void act_quant_dequant_kernel(const float* x, int64_t rows, int64_t l
 
 }  // namespace
 
-cudaError_t act_quant(const float* x, int64_t rows, int64_t ldx, int64_t cols, uint8_t* q, int64_t ldq,
-                      float* scales, int64_t scale_ld, cudaStream_t s) {
+cudaError_t act_quant(const DevAct& x, int64_t rows, int64_t cols, uint8_t* q, int64_t ldq, float* scales,
+                      int64_t scale_ld, cudaStream_t s) {
   const int64_t warps = rows * ((cols + 127) / 128);
   if (warps <= 0) return cudaSuccess;
-  act_quant_kernel<<<blocks_for(warps * 32, 256), 256, 0, s>>>(x, rows, ldx, cols, q, ldq, scales, scale_ld);
+  MOERT_CUDA_ACT_SWITCH(x.bf16, T, {
+    act_quant_kernel<T><<<blocks_for(warps * 32, 256), 256, 0, s>>>(act_ptr<const T>(x), rows, x.ld, cols, q,
+                                                                    ldq, scales, scale_ld);
+  });
   return launch_status();
 }
 
-cudaError_t act_quant_dequant(const float* x, int64_t rows, int64_t ldx, int64_t segs, int64_t seg_stride,
-                              int64_t width, float* out, int64_t ldo, cudaStream_t s) {
+cudaError_t act_quant_dequant(const DevAct& x, int64_t rows, int64_t segs, int64_t seg_stride, int64_t width,
+                              float* out, int64_t ldo, cudaStream_t s) {
   const int64_t warps = rows * segs * ((width + 127) / 128);
   if (warps <= 0) return cudaSuccess;
-  act_quant_dequant_kernel<<<blocks_for(warps * 32, 256), 256, 0, s>>>(x, rows, ldx, segs, seg_stride, width,
-                                                                       out, ldo);
+  MOERT_CUDA_ACT_SWITCH(x.bf16, T, {
+    act_quant_dequant_kernel<T><<<blocks_for(warps * 32, 256), 256, 0, s>>>(
+        act_ptr<const T>(x), rows, x.ld, segs, seg_stride, width, out, ldo);
+  });
   return launch_status();
 }
 

@@ -1,5 +1,7 @@
 // Causal attention for MLA, both forms, one block per (query, head): keys in chunks of 32, scores by warps,
-// online softmax in fp32 (running maximum subtracted), each thread owning up to 8 output columns.
+// online softmax in fp32 (running maximum subtracted), each thread owning up to 8 output columns. Queries,
+// keys, values and the output are fp32 or bf16 (one type T, the kernel's template parameter), the scores,
+// the softmax and the accumulators fp32.
 #include "common.cuh"
 
 namespace moert::cuda {
@@ -9,17 +11,17 @@ constexpr int kThreads = 128, kChunk = 32, kMaxQ = 1024, kMaxV = kThreads * 8;
 
 struct AttnArgs {
   // expanded
-  const float* q = nullptr;
+  const void* q = nullptr;
   int64_t ldq = 0;
-  const float* k = nullptr;
+  const void* k = nullptr;
   int64_t ldk = 0;
-  const float* v = nullptr;
+  const void* v = nullptr;
   int64_t ldv = 0, dqk = 0, dv = 0;
   const int32_t* k_start = nullptr;
   // latent
-  const float* q_lat = nullptr;
+  const void* q_lat = nullptr;
   int64_t ldql = 0;
-  const float* q_rope = nullptr;
+  const void* q_rope = nullptr;
   int64_t ldqr = 0, rope_stride = 0, lat = 0, rope = 0;
   DevPool cache;
   DevPagedKv kv;
@@ -28,11 +30,11 @@ struct AttnArgs {
   int64_t heads = 0;
   const int32_t* q_pos = nullptr;
   float scale = 1.0f;
-  float* out = nullptr;
+  void* out = nullptr;
   int64_t ldo = 0;
 };
 
-template <bool LATENT>
+template <bool LATENT, class T>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
   __shared__ float qs[kMaxQ];
   __shared__ float sc[kChunk], p[kChunk];
@@ -43,12 +45,17 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
   const int64_t n = std::max<int64_t>(0, pos1);
   const int32_t* table = LATENT ? a.kv.pages + a.kv.indptr[a.row_seq[i]] : nullptr;
   const int64_t k0 = LATENT ? 0 : a.k_start[i];
+  const T* q = static_cast<const T*>(a.q);
+  const T* kk = static_cast<const T*>(a.k);
+  const T* vv = static_cast<const T*>(a.v);
+  const T* q_lat = static_cast<const T*>(a.q_lat);
+  const T* q_rope = static_cast<const T*>(a.q_rope);
   for (int64_t c = tid; c < dq; c += kThreads) {
     if (LATENT)
-      qs[c] = c < a.lat ? a.q_lat[i * a.ldql + h * a.lat + c]
-                        : a.q_rope[i * a.ldqr + h * a.rope_stride + (c - a.lat)];
+      qs[c] = c < a.lat ? ld_act(q_lat, i * a.ldql + h * a.lat + c)
+                        : ld_act(q_rope, i * a.ldqr + h * a.rope_stride + (c - a.lat));
     else
-      qs[c] = a.q[i * a.ldq + h * a.dqk + c];
+      qs[c] = ld_act(q, i * a.ldq + h * a.dqk + c);
   }
   __syncthreads();
   // Key j's element c, and value j's element c (the latent row itself in the absorbed form).
@@ -60,11 +67,11 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
   };
   auto key_at = [&](int64_t j, int64_t c) -> float {
     if (LATENT) return cache_load(latent_row(j), a.cache.bf16, c);
-    return a.k[(k0 + j) * a.ldk + h * a.dqk + c];
+    return ld_act(kk, (k0 + j) * a.ldk + h * a.dqk + c);
   };
   auto value_at = [&](int64_t j, int64_t c) -> float {
     if (LATENT) return cache_load(latent_row(j), a.cache.bf16, c);
-    return a.v[(k0 + j) * a.ldv + h * a.dv + c];
+    return ld_act(vv, (k0 + j) * a.ldv + h * a.dv + c);
   };
   float m = -INFINITY, l = 0.0f, acc[8];
 #pragma unroll
@@ -103,49 +110,50 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs a) {
 #pragma unroll
   for (int u = 0; u < 8; ++u) {
     const int64_t c = tid + kThreads * u;
-    if (c < dv) a.out[i * a.ldo + h * dv + c] = acc[u] * inv;
+    if (c < dv) st_act(static_cast<T*>(a.out), i * a.ldo + h * dv + c, acc[u] * inv);
   }
 }
 
 }  // namespace
 
-cudaError_t attention_expanded(const float* q, int64_t t, int64_t ldq, const float* k, int64_t ldk,
-                               const float* v, int64_t ldv, const int32_t* k_start, int64_t heads,
-                               int64_t dqk, int64_t dv, const int32_t* q_pos, float scale, float* out,
-                               int64_t ldo, cudaStream_t s) {
+cudaError_t attention_expanded(const DevAct& q, int64_t t, const DevAct& k, const DevAct& v,
+                               const int32_t* k_start, int64_t heads, int64_t dqk, int64_t dv,
+                               const int32_t* q_pos, float scale, const DevAct& out, cudaStream_t s) {
   if (t <= 0 || heads <= 0) return cudaSuccess;
   if (dqk > kMaxQ || dv > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
+  if (k.bf16 != q.bf16 || v.bf16 != q.bf16 || out.bf16 != q.bf16) return cudaErrorInvalidValue;
   AttnArgs a;
-  a.q = q;
-  a.ldq = ldq;
-  a.k = k;
-  a.ldk = ldk;
-  a.v = v;
-  a.ldv = ldv;
+  a.q = q.data;
+  a.ldq = q.ld;
+  a.k = k.data;
+  a.ldk = k.ld;
+  a.v = v.data;
+  a.ldv = v.ld;
   a.k_start = k_start;
   a.dqk = dqk;
   a.dv = dv;
   a.heads = heads;
   a.q_pos = q_pos;
   a.scale = scale;
-  a.out = out;
-  a.ldo = ldo;
-  attention_kernel<false>
-      <<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
+  a.out = out.data;
+  a.ldo = out.ld;
+  const dim3 grid(static_cast<unsigned>(t), static_cast<unsigned>(heads));
+  MOERT_CUDA_ACT_SWITCH(q.bf16, T, { attention_kernel<false, T><<<grid, kThreads, 0, s>>>(a); });
   return launch_status();
 }
 
-cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_rope, int64_t ldqr,
-                             int64_t rope_stride, int64_t t, const DevPool& cache, const DevPagedKv& kv,
-                             const int32_t* row_seq, int64_t lat, int64_t rope, int64_t heads,
-                             const int32_t* q_pos, float scale, float* out, int64_t ldo, cudaStream_t s) {
+cudaError_t attention_latent(const DevAct& q_lat, const DevAct& q_rope, int64_t rope_stride, int64_t t,
+                             const DevPool& cache, const DevPagedKv& kv, const int32_t* row_seq, int64_t lat,
+                             int64_t rope, int64_t heads, const int32_t* q_pos, float scale,
+                             const DevAct& out, cudaStream_t s) {
   if (t <= 0 || heads <= 0) return cudaSuccess;
   if (lat + rope > kMaxQ || lat > kMaxV || heads > 65535 || t > 0x7fffffff) return cudaErrorInvalidValue;
+  if (q_rope.bf16 != q_lat.bf16 || out.bf16 != q_lat.bf16) return cudaErrorInvalidValue;
   AttnArgs a;
-  a.q_lat = q_lat;
-  a.ldql = ldql;
-  a.q_rope = q_rope;
-  a.ldqr = ldqr;
+  a.q_lat = q_lat.data;
+  a.ldql = q_lat.ld;
+  a.q_rope = q_rope.data;
+  a.ldqr = q_rope.ld;
   a.rope_stride = rope_stride;
   a.lat = lat;
   a.rope = rope;
@@ -155,9 +163,10 @@ cudaError_t attention_latent(const float* q_lat, int64_t ldql, const float* q_ro
   a.heads = heads;
   a.q_pos = q_pos;
   a.scale = scale;
-  a.out = out;
-  a.ldo = ldo;
-  attention_kernel<true><<<dim3(static_cast<unsigned>(t), static_cast<unsigned>(heads)), kThreads, 0, s>>>(a);
+  a.out = out.data;
+  a.ldo = out.ld;
+  const dim3 grid(static_cast<unsigned>(t), static_cast<unsigned>(heads));
+  MOERT_CUDA_ACT_SWITCH(q_lat.bf16, T, { attention_kernel<true, T><<<grid, kThreads, 0, s>>>(a); });
   return launch_status();
 }
 

@@ -62,6 +62,36 @@ __device__ inline float cache_load(const void* row, bool bf16, int64_t i) {
   return bf16 ? bf16_to_f32(static_cast<const uint16_t*>(row)[i]) : static_cast<const float*>(row)[i];
 }
 
+// Activation elements (DevAct): the kernels are templated on the stored type T, float or Bf16, and do their
+// math in fp32: ld_act widens, st_act rounds to nearest even (as kernels/cpu's f32_to_bf16). For float both
+// are plain loads and stores, so the fp32 path computes exactly what it did before bf16 existed.
+struct Bf16 {
+  uint16_t bits;
+};
+__device__ inline float ld_act(const float* p, int64_t i) {
+  return p[i];
+}
+__device__ inline float ld_act(const Bf16* p, int64_t i) {
+  return bf16_to_f32(p[i].bits);
+}
+__device__ inline void st_act(float* p, int64_t i, float v) {
+  p[i] = v;
+}
+__device__ inline void st_act(Bf16* p, int64_t i, float v) {
+  p[i].bits = f32_to_bf16(v);
+}
+// The same for an operand whose type is known only at run time (a uniform branch: outputs written once).
+__device__ inline void st_any(void* p, bool bf16, int64_t i, float v) {
+  if (bf16)
+    static_cast<uint16_t*>(p)[i] = f32_to_bf16(v);
+  else
+    static_cast<float*>(p)[i] = v;
+}
+template <class T>
+__host__ __device__ inline T* act_ptr(const DevAct& a) {
+  return static_cast<T*>(a.data);
+}
+
 __device__ inline float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ffu;
@@ -112,6 +142,16 @@ __device__ inline float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+
+// Dispatches a templated launch on an activation's element type (T = float or Bf16).
+#define MOERT_CUDA_ACT_SWITCH(is_bf16, T, ...) \
+  if (is_bf16) {                               \
+    using T = Bf16;                            \
+    __VA_ARGS__;                               \
+  } else {                                     \
+    using T = float;                           \
+    __VA_ARGS__;                               \
+  }
 
 // Dispatches a templated launch on the weight type.
 #define MOERT_CUDA_WTYPE_SWITCH(type, WT, ...) \

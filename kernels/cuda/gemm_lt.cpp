@@ -1,7 +1,8 @@
 // cuBLASLt FP8 GEMM with DeepSeek's block scaling (cuBLAS >= 12.9, Hopper): activations 1x128
 // (CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F, scales M-major [ceil(K/128), M]) times weights with 128x128
 // blocks (CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, scales [ceil(N/128), ld % 4 == 0] as in the
-// checkpoint), fp32 accumulation and fp32 output.
+// checkpoint), fp32 accumulation and fp32 output; and the plain BF16 GEMM (bf16 activations times bf16
+// weights, fp32 accumulation, fp32 or bf16 output).
 //
 // cuBLASLt is column-major: y[m, n] row-major is D = [N, M] column-major, D = op(A) * op(B) with
 // A = W ([K, N] column-major, ld = K, transposed) and B = xq ([K, M] column-major, ld = K): the "TN" layout
@@ -99,10 +100,37 @@ bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t 
   ok = ok && cublasLtMatrixLayoutCreate(&d.d, CUDA_R_32F, N, m, ldy) == CUBLAS_STATUS_SUCCESS;
   if (!ok) return false;  // this cuBLASLt does not know the attributes: no block-scaled path
 
+  return run(&d, m, N, K, ldy * 1000003 + w.ld, 0, w.data, xq, y, s, err);
+}
+
+bool LtGemm::bf16(const void* x, int64_t ldx, int64_t m, const DevWeight& w, void* y, int64_t ldy,
+                  bool y_bf16, cudaStream_t s, const char** err) {
+  *err = nullptr;
+  if (!handle_ || w.type != DType::kBF16 || m <= 0 || w.n <= 0 || w.k <= 0) return false;
+  const int64_t N = w.n, K = w.k;
+  Descs d;
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  bool ok = cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS;
+  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)) ==
+                 CUBLAS_STATUS_SUCCESS;
+  ok = ok && cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)) ==
+                 CUBLAS_STATUS_SUCCESS;
+  ok = ok && cublasLtMatrixLayoutCreate(&d.a, CUDA_R_16BF, K, N, w.ld) == CUBLAS_STATUS_SUCCESS;
+  ok = ok && cublasLtMatrixLayoutCreate(&d.b, CUDA_R_16BF, K, m, ldx) == CUBLAS_STATUS_SUCCESS;
+  ok = ok && cublasLtMatrixLayoutCreate(&d.d, y_bf16 ? CUDA_R_16BF : CUDA_R_32F, N, m, ldy) ==
+                 CUBLAS_STATUS_SUCCESS;
+  if (!ok) return false;
+  // The plan key tells the two kinds and the output types apart (bits 27.. of the alignment word).
+  return run(&d, m, N, K, (ldy * 1000003 + w.ld) * 1000003 + ldx, y_bf16 ? 2u : 1u, w.data, x, y, s, err);
+}
+
+bool LtGemm::run(const void* descs, int64_t m, int64_t n, int64_t k, int64_t strides, uint32_t kind,
+                 const void* a, const void* b, void* y, cudaStream_t s, const char** err) {
+  const Descs& d = *static_cast<const Descs*>(descs);
   Plans::Plan plan;
   // Heuristics assume 256-byte aligned operands unless told otherwise: tell them what these pointers give.
-  const uint32_t al_a = alignment(w.data), al_b = alignment(xq), al_d = alignment(y);
-  const auto key = std::make_tuple(m, N, K, ldy * 1000003 + w.ld, al_a | (al_b << 9) | (al_d << 18));
+  const uint32_t al_a = alignment(a), al_b = alignment(b), al_d = alignment(y);
+  const auto key = std::make_tuple(m, n, k, strides, al_a | (al_b << 9) | (al_d << 18) | (kind << 27));
   {
     std::lock_guard<std::mutex> lock(plans_->mu);
     auto it = plans_->by_shape.find(key);
@@ -136,8 +164,8 @@ bool LtGemm::fp8_block_scaled(const uint8_t* xq, const float* x_scales, int64_t 
   if (!plan.supported) return false;
   const float alpha = 1.0f, beta = 0.0f;
   const cublasStatus_t st =
-      cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), d.op, &alpha, w.data, d.a, xq, d.b, &beta, y,
-                     d.d, y, d.d, &plan.algo, workspace_, workspace_bytes_, s);
+      cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), d.op, &alpha, a, d.a, b, d.b, &beta, y, d.d, y,
+                     d.d, &plan.algo, workspace_, workspace_bytes_, s);
   if (st != CUBLAS_STATUS_SUCCESS) {
     *err = cublasLtGetStatusString(st);
     return false;

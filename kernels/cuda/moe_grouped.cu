@@ -1,6 +1,7 @@
 // The grouped MoE primitives: a counting sort of the router's (token, slot) pairs by expert, a tiled
 // fp32-accumulating GEMM over every expert's rows at once (each expert's weight from a device table, its
-// rows from the device offsets, so the host never learns the counts), and the ordered weighted combine.
+// rows from the device offsets, so the host never learns the counts), and the ordered weighted combine. The
+// activations (the grouped rows, the outputs) are fp32 or bf16; the sums fp32.
 #include "common.cuh"
 
 namespace moert::cuda {
@@ -45,10 +46,10 @@ __global__ void __launch_bounds__(kGroupThreads)
 constexpr int BM = 64, BN = 64, BK = 16, kThreads = 256;
 
 // y[rows of expert e] = x[same rows] @ W_e^T, blockIdx.z = e.
-template <DType WT>
+template <DType WT, class TX>
 __global__ void __launch_bounds__(kThreads)
-    grouped_gemm_kernel(const float* x, int64_t ldx, const DevWeight* ws, const int32_t* offsets, float* y,
-                        int64_t ldy) {
+    grouped_gemm_kernel(const TX* x, int64_t ldx, const DevWeight* ws, const int32_t* offsets, void* y,
+                        bool y_bf16, int64_t ldy) {
   __shared__ float As[BK][BM + 1];
   __shared__ float Bs[BK][BN + 1];
   const DevWeight w = ws[blockIdx.z];
@@ -58,7 +59,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t N = w.n, K = w.k;
   if (m0 >= rows || n0 >= N) return;
   x += r0 * ldx;
-  y += r0 * ldy;
+  const int64_t y0 = r0 * ldy;
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   float acc[4][4] = {};
   for (int64_t k0 = 0; k0 < K; k0 += BK) {
@@ -67,7 +68,7 @@ __global__ void __launch_bounds__(kThreads)
       const int idx = tid + kThreads * r;
       const int ml = idx / BK, kl = idx % BK;
       const int64_t m = m0 + ml, k = k0 + kl;
-      As[kl][ml] = (m < rows && k < K) ? x[m * ldx + k] : 0.0f;
+      As[kl][ml] = (m < rows && k < K) ? ld_act(x, m * ldx + k) : 0.0f;
       const int64_t n = n0 + ml;
       Bs[kl][ml] = (n < N && k < K) ? load_weight<WT>(w, n, k) : 0.0f;
     }
@@ -93,16 +94,17 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int64_t n = n0 + tx + 16 * j;
-      if (n < N) y[m * ldy + n] = acc[i][j];
+      if (n < N) st_any(y, y_bf16, y0 + m * ldy + n, acc[i][j]);
     }
   }
 }
 
 constexpr int kMaxCombineSlots = 32;
 
-__global__ void combine_kernel(int64_t tokens, const float* y, int64_t ldy, const int32_t* slot_row,
+template <class TY>
+__global__ void combine_kernel(int64_t tokens, const TY* y, int64_t ldy, const int32_t* slot_row,
                                int64_t ldsr, const float* w, int64_t ldw, const int32_t* order, int64_t ldo_k,
-                               int64_t k, int64_t cols, float* out, int64_t ldo) {
+                               int64_t k, int64_t cols, void* out, bool out_bf16, int64_t ldo) {
   for (int64_t t = blockIdx.y; t < tokens; t += gridDim.y) {
     // The token's slots in ascending (key, slot), as the CPU adds them.
     int32_t slot[kMaxCombineSlots];
@@ -120,9 +122,9 @@ __global__ void combine_kernel(int64_t tokens, const float* y, int64_t ldy, cons
       float acc = 0.0f;
       for (int64_t s = 0; s < k; ++s) {
         const int32_t r = slot_row[t * ldsr + slot[s]];
-        if (r >= 0) acc = fmaf(w[t * ldw + slot[s]], y[r * ldy + i], acc);
+        if (r >= 0) acc = fmaf(w[t * ldw + slot[s]], ld_act(y, r * ldy + i), acc);
       }
-      out[t * ldo + i] = acc;
+      st_any(out, out_bf16, t * ldo + i, acc);
     }
   }
 }
@@ -139,38 +141,47 @@ cudaError_t moe_group(const int32_t* ids, int64_t ldi, int64_t tokens, int64_t t
   return launch_status();
 }
 
-cudaError_t grouped_gemm(const float* x, int64_t ldx, const DevWeight* weights, DType wtype,
-                         const int32_t* offsets, int64_t experts, int64_t max_rows, int64_t max_n, float* y,
-                         int64_t ldy, cudaStream_t s) {
+template <DType WT>
+void launch_grouped(const DevAct& x, const DevWeight* weights, const int32_t* offsets, const DevAct& y,
+                    const dim3& grid, cudaStream_t s) {
+  MOERT_CUDA_ACT_SWITCH(x.bf16, TX, {
+    grouped_gemm_kernel<WT, TX>
+        <<<grid, kThreads, 0, s>>>(act_ptr<const TX>(x), x.ld, weights, offsets, y.data, y.bf16, y.ld);
+  });
+}
+
+cudaError_t grouped_gemm(const DevAct& x, const DevWeight* weights, DType wtype, const int32_t* offsets,
+                         int64_t experts, int64_t max_rows, int64_t max_n, const DevAct& y, cudaStream_t s) {
   if (experts <= 0 || max_rows <= 0 || max_n <= 0) return cudaSuccess;
   if (experts > 65535) return cudaErrorInvalidValue;
   const dim3 grid(blocks_for(max_n, BN), blocks_for(max_rows, BM), static_cast<unsigned>(experts));
   switch (wtype) {
     case DType::kF8E4M3:
-      grouped_gemm_kernel<DType::kF8E4M3><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      launch_grouped<DType::kF8E4M3>(x, weights, offsets, y, grid, s);
       break;
     case DType::kBF16:
-      grouped_gemm_kernel<DType::kBF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      launch_grouped<DType::kBF16>(x, weights, offsets, y, grid, s);
       break;
     case DType::kF16:
-      grouped_gemm_kernel<DType::kF16><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      launch_grouped<DType::kF16>(x, weights, offsets, y, grid, s);
       break;
     default:
-      grouped_gemm_kernel<DType::kF32><<<grid, kThreads, 0, s>>>(x, ldx, weights, offsets, y, ldy);
+      launch_grouped<DType::kF32>(x, weights, offsets, y, grid, s);
       break;
   }
   return launch_status();
 }
 
-cudaError_t moe_combine_ordered(const float* y, int64_t ldy, const int32_t* slot_row, int64_t ldsr,
-                                const float* w, int64_t ldw, const int32_t* order, int64_t ldo_k,
-                                int64_t tokens, int64_t k, int64_t cols, float* out, int64_t ldo,
-                                cudaStream_t s) {
+cudaError_t moe_combine_ordered(const DevAct& y, const int32_t* slot_row, int64_t ldsr, const float* w,
+                                int64_t ldw, const int32_t* order, int64_t ldo_k, int64_t tokens, int64_t k,
+                                int64_t cols, const DevAct& out, cudaStream_t s) {
   if (tokens <= 0 || cols <= 0) return cudaSuccess;
   if (k > kMaxCombineSlots) return cudaErrorInvalidValue;
   const dim3 grid(std::min<unsigned>(blocks_for(cols, 256), 64), ydim(tokens));
-  combine_kernel<<<grid, 256, 0, s>>>(tokens, y, ldy, slot_row, ldsr, w, ldw, order, ldo_k, k, cols, out,
-                                      ldo);
+  MOERT_CUDA_ACT_SWITCH(y.bf16, TY, {
+    combine_kernel<TY><<<grid, 256, 0, s>>>(tokens, act_ptr<const TY>(y), y.ld, slot_row, ldsr, w, ldw, order,
+                                            ldo_k, k, cols, out.data, out.bf16, out.ld);
+  });
   return launch_status();
 }
 

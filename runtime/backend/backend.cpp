@@ -5,6 +5,7 @@
 #include "backend/backend.h"
 
 #include "backend/op_checks.h"
+#include "util/error.h"
 #include "weights/safetensors.h"
 
 namespace moert {
@@ -30,6 +31,16 @@ void check_pool(const OpCheck& c, const LatentPool& cache) {
 
 }  // namespace
 
+void Backend::set_act_dtype(DType dtype) {
+  if (dtype != DType::kF32 && dtype != DType::kBF16)
+    fail(ErrorCode::kInvalidArgument, std::string("backend ") + name() + ": activations cannot be " +
+                                          dtype_name(dtype) + " (F32 or BF16)");
+  if (dtype == DType::kBF16 && !supports_bf16_activations())
+    fail(ErrorCode::kUnsupported,
+         std::string("backend ") + name() + " has no bf16 activation kernels (its activations are fp32)");
+  act_dtype_ = dtype;
+}
+
 Tensor Backend::empty(DType dtype, int64_t rows, int64_t cols) {
   if (rows < 0 || cols < 0)
     OpCheck("empty", device()).fail("shape", "[" + n_str(rows) + ", " + n_str(cols) + "] is negative");
@@ -52,8 +63,8 @@ Tensor Backend::weight(const TensorInfo& info, int64_t rows, int64_t cols) {
 }
 
 void Backend::copy_to_host(const Tensor& src, float* dst) {
-  OpCheck("copy_to_host", device())
-      .tensor("src", src, DType::kF32)
+  OpCheck("copy_to_host", device(), supports_bf16_activations())
+      .act("src", src)
       .that(dst || src.rows * src.cols == 0, "dst", "is null");
   copy_to_host_impl(src, dst);
 }
@@ -64,8 +75,8 @@ void Backend::copy_to_host_i32(const Tensor& src, int32_t* dst) {
   copy_to_host_impl(src, dst);
 }
 void Backend::copy_from_host(const float* src, Tensor& dst) {
-  OpCheck("copy_from_host", device())
-      .tensor("dst", dst, DType::kF32)
+  OpCheck("copy_from_host", device(), supports_bf16_activations())
+      .act("dst", dst)
       .that(src || dst.rows * dst.cols == 0, "src", "is null");
   copy_from_host_impl(src, dst);
 }
@@ -77,36 +88,37 @@ void Backend::copy_from_host_i32(const int32_t* src, Tensor& dst) {
 }
 
 void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
-  const OpCheck c("embedding", device());
+  const OpCheck c("embedding", device(), supports_bf16_activations());
   c.weight("table", table)
       .that(table.dtype != DType::kF8E4M3, "table", "is FP8 (an embedding has no block scales)");
-  c.index("ids", ids).f32("out", out, ids.rows, table.cols);
+  c.index("ids", ids).act("out", out, ids.rows, table.cols);
   embedding_impl(table, ids, out);
 }
 
 void Backend::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
-  const OpCheck c("rmsnorm", device());
-  c.f32("x", x).weight("w", w).that(w.dtype != DType::kF8E4M3, "w",
+  const OpCheck c("rmsnorm", device(), supports_bf16_activations());
+  c.act("x", x).weight("w", w).that(w.dtype != DType::kF8E4M3, "w",
                                     "is FP8 (a norm weight has no block scales)");
   if (w.rows * w.cols != x.cols)
     c.fail("w", "is " + describe(w) + ", expected " + n_str(x.cols) + " elements (x's columns)");
-  c.f32("out", out, x.rows, x.cols);
+  c.act("out", out, x.rows, x.cols);
+  if (out.dtype != x.dtype) c.disjoint("out", out, "x", x);  // in place only in one type
   rmsnorm_impl(x, w, eps, out);
 }
 
 void Backend::linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) {
-  const OpCheck c("linear", device());
-  c.weight("w", w).f32("x", x, kAny, w.k()).f32("out", out, x.rows, w.n()).disjoint("out", out, "x", x);
+  const OpCheck c("linear", device(), supports_bf16_activations());
+  c.weight("w", w).act("x", x, kAny, w.k()).act("out", out, x.rows, w.n()).disjoint("out", out, "x", x);
   linear_impl(x, w, out, mode);
 }
 
 void Backend::rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
                    const Tensor& inv_freq, float attention_factor) {
-  const OpCheck c("rope", device());
+  const OpCheck c("rope", device(), supports_bf16_activations());
   if (heads < 0 || dim < 0 || dim % 2 != 0 || head_stride < dim)
     c.fail("dim", "heads " + n_str(heads) + ", head_stride " + n_str(head_stride) + ", dim " + n_str(dim) +
                       ": expected an even dim <= head_stride");
-  c.f32("x", x);
+  c.act("x", x);
   if (heads > 0 && (heads - 1) * head_stride + dim > x.cols)
     c.fail("x", "is " + describe(x) + ", narrower than its " + n_str(heads) + " heads");
   c.index("positions", positions, x.rows).f32("inv_freq", inv_freq);
@@ -116,29 +128,31 @@ void Backend::rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, c
 }
 
 void Backend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  const OpCheck c("silu_mul", device());
-  c.f32("gate", gate).f32("up", up, gate.rows, gate.cols).f32("out", out, gate.rows, gate.cols);
+  const OpCheck c("silu_mul", device(), supports_bf16_activations());
+  c.act("gate", gate).act("up", up, gate.rows, gate.cols).act("out", out, gate.rows, gate.cols);
+  c.same_dtype("up", up, "gate", gate).same_dtype("out", out, "gate", gate);
   silu_mul_impl(gate, up, out);
 }
 
 void Backend::add(const Tensor& x, Tensor& y) {
-  OpCheck("add", device()).f32("x", x).f32("y", y, x.rows, x.cols);
+  OpCheck("add", device(), supports_bf16_activations()).act("x", x).act("y", y, x.rows, x.cols);
   add_impl(x, y);
 }
 
 void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
-  const OpCheck c("gather_rows", device());
-  c.f32("x", x).index("rows", rows).f32("out", out, rows.rows, x.cols).disjoint("out", out, "x", x);
+  const OpCheck c("gather_rows", device(), supports_bf16_activations());
+  c.act("x", x).index("rows", rows).act("out", out, rows.rows, x.cols).disjoint("out", out, "x", x);
   gather_rows_impl(x, rows, out);
 }
 
 void Backend::attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                                  const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) {
-  const OpCheck c("attention_expanded", device());
+  const OpCheck c("attention_expanded", device(), supports_bf16_activations());
   if (heads <= 0 || q.cols % heads != 0 || v.cols % heads != 0)
     c.fail("heads", n_str(heads) + " does not divide q " + describe(q) + " and v " + describe(v));
   const int64_t t = q.rows;
-  c.f32("q", q).f32("k", k, kAny, q.cols).f32("v", v, k.rows).f32("out", out, t, v.cols);
+  c.act("q", q).act("k", k, kAny, q.cols).act("v", v, k.rows).act("out", out, t, v.cols);
+  c.same_dtype("k", k, "q", q).same_dtype("v", v, "q", q).same_dtype("out", out, "q", q);
   c.index("positions", positions, t).index("k_start", k_start, t);
   c.disjoint("out", out, "q", q).disjoint("out", out, "k", k).disjoint("out", out, "v", v);
   attention_expanded_impl(q, k, v, heads, positions, k_start, scale, out);
@@ -146,27 +160,27 @@ void Backend::attention_expanded(const Tensor& q, const Tensor& k, const Tensor&
 
 void Backend::mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
                            int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) {
-  const OpCheck c("mla_absorb_q", device());
+  const OpCheck c("mla_absorb_q", device(), supports_bf16_activations());
   if (heads <= 0 || nope <= 0 || vdim < 0 || head_stride < nope)
     c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
                         ", head_stride " + n_str(head_stride) +
                         ": expected positive sizes, nope <= head_stride");
   c.weight("kv_b", kv_b, heads * (nope + vdim));
-  c.f32("q_nope", q_nope);
+  c.act("q_nope", q_nope);
   if ((heads - 1) * head_stride + nope > q_nope.cols)
     c.fail("q_nope", "is " + describe(q_nope) + ", narrower than its " + n_str(heads) + " heads");
-  c.f32("q_lat", q_lat, q_nope.rows, heads * kv_b.k()).disjoint("q_lat", q_lat, "q_nope", q_nope);
+  c.act("q_lat", q_lat, q_nope.rows, heads * kv_b.k()).disjoint("q_lat", q_lat, "q_nope", q_nope);
   mla_absorb_q_impl(q_nope, head_stride, kv_b, heads, nope, vdim, q_lat, mode);
 }
 
 void Backend::mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
                              int64_t vdim, Tensor& out, ActMode mode) {
-  const OpCheck c("mla_absorb_out", device());
+  const OpCheck c("mla_absorb_out", device(), supports_bf16_activations());
   if (heads <= 0 || nope < 0 || vdim <= 0)
     c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
                         ": expected positive sizes");
   c.weight("kv_b", kv_b, heads * (nope + vdim));
-  c.f32("o_lat", o_lat, kAny, heads * kv_b.k()).f32("out", out, o_lat.rows, heads * vdim);
+  c.act("o_lat", o_lat, kAny, heads * kv_b.k()).act("out", out, o_lat.rows, heads * vdim);
   c.disjoint("out", out, "o_lat", o_lat);
   mla_absorb_out_impl(o_lat, kv_b, heads, nope, vdim, out, mode);
 }
@@ -175,14 +189,14 @@ void Backend::attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_
                                const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq,
                                int64_t heads, int64_t lat, int64_t rope, const Tensor& positions, float scale,
                                Tensor& out) {
-  const OpCheck c("attention_latent", device());
+  const OpCheck c("attention_latent", device(), supports_bf16_activations());
   if (heads <= 0 || lat <= 0 || rope < 0 || rope_head_stride < rope)
     c.fail("heads", "heads " + n_str(heads) + ", lat " + n_str(lat) + ", rope " + n_str(rope) +
                         ", rope_head_stride " + n_str(rope_head_stride) +
                         ": expected positive sizes, rope <= rope_head_stride");
   const int64_t t = q_lat.rows;
-  c.f32("q_lat", q_lat, kAny, heads * lat);
-  c.f32("q_rope", q_rope, t);
+  c.act("q_lat", q_lat, kAny, heads * lat);
+  c.act("q_rope", q_rope, t).same_dtype("q_rope", q_rope, "q_lat", q_lat);
   if ((heads - 1) * rope_head_stride + rope > q_rope.cols)
     c.fail("q_rope", "is " + describe(q_rope) + ", narrower than its " + n_str(heads) + " heads");
   check_pool(c, cache);
@@ -194,7 +208,8 @@ void Backend::attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_
     c.fail("kv.indptr", "is " + describe(kv.indptr) + ", expected " + n_str(kv.seqs + 1) + " rows");
   c.index("kv.pages", kv.pages);
   c.index("row_seq", row_seq, t).index("positions", positions, t);
-  c.f32("out", out, t, heads * lat)
+  c.act("out", out, t, heads * lat)
+      .same_dtype("out", out, "q_lat", q_lat)
       .disjoint("out", out, "q_lat", q_lat)
       .disjoint("out", out, "q_rope", q_rope);
   attention_latent_impl(q_lat, q_rope, rope_head_stride, cache, kv, row_seq, heads, lat, rope, positions,
@@ -203,27 +218,28 @@ void Backend::attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_
 
 void Backend::mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
                             int64_t vdim, Tensor& k, Tensor& v) {
-  const OpCheck c("mla_expand_kv", device());
+  const OpCheck c("mla_expand_kv", device(), supports_bf16_activations());
   if (heads <= 0 || nope < 0 || vdim < 0)
     c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
                         ": expected positive sizes");
   const int64_t s = kvb.rows, rope = k_rope.cols;
-  c.f32("kvb", kvb, kAny, heads * (nope + vdim)).f32("k_rope", k_rope, s);
-  c.f32("k", k, s, heads * (nope + rope)).f32("v", v, s, heads * vdim).disjoint("k", k, "v", v);
+  c.act("kvb", kvb, kAny, heads * (nope + vdim)).act("k_rope", k_rope, s);
+  c.act("k", k, s, heads * (nope + rope)).act("v", v, s, heads * vdim).disjoint("k", k, "v", v);
+  c.same_dtype("k_rope", k_rope, "kvb", kvb).same_dtype("k", k, "kvb", kvb).same_dtype("v", v, "kvb", kvb);
   mla_expand_kv_impl(kvb, k_rope, heads, nope, vdim, k, v);
 }
 
 void Backend::cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) {
-  const OpCheck c("cache_write", device());
+  const OpCheck c("cache_write", device(), supports_bf16_activations());
   check_pool(c, cache);
-  c.f32("rows", rows, kAny, cache.width).index("slots", slots, rows.rows);
+  c.act("rows", rows, kAny, cache.width).index("slots", slots, rows.rows);
   cache_write_impl(rows, cache, slots);
 }
 
 void Backend::cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) {
-  const OpCheck c("cache_gather", device());
+  const OpCheck c("cache_gather", device(), supports_bf16_activations());
   check_pool(c, cache);
-  c.index("slots", slots).f32("out", out, slots.rows, cache.width);
+  c.index("slots", slots).act("out", out, slots.rows, cache.width);
   cache_gather_impl(cache, slots, out);
 }
 
@@ -255,8 +271,8 @@ void Backend::moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g)
 
 void Backend::moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
                                 Tensor& out, ActMode mode) {
-  const OpCheck c("moe_expert_linear", device());
-  c.index("g.offsets", g.offsets, set.size() + 1).f32("x", x, g.rows).f32("out", out, g.rows);
+  const OpCheck c("moe_expert_linear", device(), supports_bf16_activations());
+  c.index("g.offsets", g.offsets, set.size() + 1).act("x", x, g.rows).act("out", out, g.rows);
   c.disjoint("out", out, "x", x);
   for (const ExpertWeights* e : set.experts) {
     if (!e) continue;
@@ -271,11 +287,11 @@ void Backend::moe_expert_linear(const Tensor& x, const MoeGrouping& g, const Exp
 
 void Backend::moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
                           const Tensor& order, Tensor& out) {
-  const OpCheck c("moe_combine", device());
+  const OpCheck c("moe_combine", device(), supports_bf16_activations());
   const int64_t t = out.rows, k = slot_row.cols;
-  c.f32("out", out).tensor("slot_row", slot_row, DType::kI32, t).f32("weights", weights, t, k);
+  c.act("out", out).tensor("slot_row", slot_row, DType::kI32, t).f32("weights", weights, t, k);
   c.tensor("order", order, DType::kI32, t, k);
-  if (!rows.empty()) c.f32("rows", rows, kAny, out.cols).disjoint("out", out, "rows", rows);
+  if (!rows.empty()) c.act("rows", rows, kAny, out.cols).disjoint("out", out, "rows", rows);
   moe_combine_impl(rows, slot_row, weights, order, out);
 }
 

@@ -1,9 +1,10 @@
 // The op interface the model graph is written against: one declaration per op, its argument checks once
-// (backend.cpp), one compute per backend (cpu_backend.cpp, cuda_backend.cpp). Activations are F32 tensors
-// on the backend's device; weights are WeightMatrix views in their stored type. Index tensors (ids,
-// positions, slots, page tables) live in the backend's memory too: the step's tables arrive in one upload
-// (see runtime/model/step_batch.h) and no op reads device memory on the host, so a forward on a GPU never
-// waits for it until the sampled ids come back.
+// (backend.cpp), one compute per backend (cpu_backend.cpp, cuda_backend.cpp). Activations are tensors of the
+// backend's activation dtype (act_dtype(): F32, or BF16 on a GPU that allows it) on its device, with fp32
+// math inside every op; weights are WeightMatrix views in their stored type. Index tensors (ids, positions,
+// slots, page tables) live in the backend's memory too: the step's tables arrive in one upload (see
+// runtime/model/step_batch.h) and no op reads device memory on the host, so a forward on a GPU never waits
+// for it until the sampled ids come back.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -95,19 +96,33 @@ class Backend {
   virtual const char* name() const = 0;
   virtual DeviceKind device() const = 0;
 
+  // The element type the model stores its activations in between ops (docs/DESIGN.md, "Numerics"): F32 (the
+  // default and the CPU's, always) or BF16 where supports_bf16_activations() (CUDA). Every op's math and
+  // accumulation stay fp32; an op whose operands the checks allow in either type reads and writes each in its
+  // own (e.g. a bf16 GEMM input with an fp32 output). Set once, before the model is built.
+  DType act_dtype() const { return act_dtype_; }
+  // Throws Error(kUnsupported) for BF16 on a backend without bf16 kernels, Error(kInvalidArgument) for any
+  // type but F32 and BF16.
+  void set_act_dtype(DType dtype);
+  virtual bool supports_bf16_activations() const { return false; }
+
   // Memory. New tensors are uninitialised, row-major with ld = cols.
   Tensor empty(DType dtype, int64_t rows, int64_t cols);
   void fill_zero(Tensor& t);
   // A checkpoint tensor ([rows, cols]) on this device: a view of the mapping on CPU, a copy elsewhere.
   Tensor weight(const TensorInfo& info, int64_t rows, int64_t cols);
-  void copy_to_host(const Tensor& src, float* dst);        // F32 [rows, cols] packed
+  // src F32 (or BF16 where the backend allows bf16 activations: widened on the device) -> dst fp32 packed.
+  void copy_to_host(const Tensor& src, float* dst);
   void copy_to_host_i32(const Tensor& src, int32_t* dst);  // I32 [rows, cols] packed
-  void copy_from_host(const float* src, Tensor& dst);      // F32 [rows, cols] packed
+  // fp32 [rows, cols] packed -> dst F32 (or BF16 as copy_to_host: rounded to nearest even on the device).
+  void copy_from_host(const float* src, Tensor& dst);
   void copy_from_host_i32(const int32_t* src, Tensor& dst);
 
-  // out[i] = table[ids[i]] (as F32). ids: I32 [n, 1].
+  // Activation operands (x, out, q, k, v, rows, ...) are F32 or BF16 (see act_dtype()), each in its own type
+  // unless the op says they share one; index tensors I32; what stays F32 is said.
+  // out[i] = table[ids[i]] (in out's type). ids: I32 [n, 1].
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out);
-  // out = w * x / sqrt(mean(x^2) + eps), per row. x and out may alias.
+  // out = w * x / sqrt(mean(x^2) + eps), per row. x and out may alias (then they share a type).
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out);
   // out = x @ W^T.
   void linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode);
@@ -115,7 +130,7 @@ class Backend {
   // inv_freq: F32 [1, dim / 2] in the backend's memory.
   void rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
             const Tensor& inv_freq, float attention_factor);
-  // out = silu(gate) * up (out may alias gate or up).
+  // out = silu(gate) * up (out may alias gate or up; the three share a type).
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
   // y += x.
   void add(const Tensor& x, Tensor& y);
@@ -125,6 +140,7 @@ class Backend {
   // Expanded causal attention over a batch's sequences at once (varlen, as FlashAttention's cu_seqlens):
   // query row i attends key rows k_start[i] .. k_start[i] + positions[i] of k and v (its sequence's keys,
   // key j at position j). Consecutive rows of one sequence share k_start. positions, k_start: I32 [t, 1].
+  // q, k, v and out share a type.
   void attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                           const Tensor& positions, const Tensor& k_start, float scale, Tensor& out);
   // MLA absorbed into the latent: q_lat[:, h] = q_nope[:, h] @ W_UK[h] (W_UK[h] = kv_b rows of head h's
@@ -136,11 +152,12 @@ class Backend {
   // Attention over the latent cache for a batch's sequences at once: query row i belongs to sequence
   // row_seq[i] of `kv` and attends its cache rows 0 .. positions[i]. q_lat [t, heads * lat]; q_rope: head
   // h's rope query at columns h * rope_head_stride .. + rope; out [t, heads * lat]. row_seq: I32 [t, 1].
+  // q_lat, q_rope and out share a type.
   void attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
                         const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq, int64_t heads,
                         int64_t lat, int64_t rope, const Tensor& positions, float scale, Tensor& out);
   // Expanded keys and values from kv_b's output [s, heads * (nope + vdim)] and the rope keys [s, rope]:
-  // k [s, heads * (nope + rope)] = per head [k_nope | k_rope], v [s, heads * vdim].
+  // k [s, heads * (nope + rope)] = per head [k_nope | k_rope], v [s, heads * vdim]. All four share a type.
   void mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
                      Tensor& k, Tensor& v);
   // Writes rows [t, width] to the cache slots slots[0 .. t) (I32 [t, 1]): every new token of a step, one
@@ -149,7 +166,7 @@ class Backend {
   // out[i] = the cache row at slots[i] ([n, width]).
   void cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out);
 
-  // Router: logits [t, experts] -> ids I32 [t, top_k], weights F32 [t, top_k]. bias may be empty.
+  // Router: logits F32 [t, experts] -> ids I32 [t, top_k], weights F32 [t, top_k]. bias may be empty.
   void moe_route(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
                  Tensor& weights);
   // The grouped MoE primitives; the expert FFN is written once over them (runtime/model). moe_group: ids
@@ -164,12 +181,12 @@ class Backend {
   void moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights, const Tensor& order,
                    Tensor& out);
 
-  // Samples one token per logits row ([R, vocab], rows.size() == R; every row with its RNG) into ids[0 .. R)
-  // (host memory): greedy,
-  // temperature, top-k, top-p, min-p, repetition and presence penalties, each row with its own seeded RNG.
-  // A row whose logits hold a NaN or an infinity gets id -1. The only transfer to the host of a step. With
-  // `packed` (the rows as the step batch uploaded them) a device samples on the device and returns the ids
-  // only; the CPU samples from `rows` (its seeded results do not depend on packing).
+  // Samples one token per logits row (F32 [R, vocab], rows.size() == R; every row with its RNG) into ids[0 ..
+  // R) (host memory): greedy, temperature, top-k, top-p, min-p, repetition and presence penalties, each row
+  // with its own seeded RNG. A row whose logits hold a NaN or an infinity gets id -1. The only transfer to
+  // the host of a step. With `packed` (the rows as the step batch uploaded them) a device samples on the
+  // device and returns the ids only; the CPU samples from `rows` (its seeded results do not depend on
+  // packing).
   void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
               int32_t* ids);
 
@@ -206,7 +223,9 @@ class Backend {
   virtual Tensor empty_impl(DType dtype, int64_t rows, int64_t cols) = 0;
   virtual void fill_zero_impl(Tensor& t) = 0;
   virtual Tensor weight_impl(const TensorInfo& info, int64_t rows, int64_t cols) = 0;
-  virtual void copy_to_host_impl(const Tensor& src, void* dst) = 0;  // 4-byte elements
+  // 4-byte elements (F32 or I32; BF16 tensors where supports_bf16_activations(), converted to or from fp32
+  // host values).
+  virtual void copy_to_host_impl(const Tensor& src, void* dst) = 0;
   virtual void copy_from_host_impl(const void* src, Tensor& dst) = 0;
   virtual void embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
   virtual void rmsnorm_impl(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
@@ -240,6 +259,9 @@ class Backend {
                                 const Tensor& order, Tensor& out) = 0;
   virtual void sample_impl(const Tensor& logits, const std::vector<SampleRow>& rows,
                            const SampleTable* packed, int32_t* ids) = 0;
+
+ private:
+  DType act_dtype_ = DType::kF32;
 };
 
 // batch_invariant: every row's result of every op is the same bits whatever else is in the batch (the GEMMs

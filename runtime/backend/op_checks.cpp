@@ -46,6 +46,21 @@ const OpCheck& OpCheck::tensor(const char* arg, const Tensor& t, DType dtype, in
   return *this;
 }
 
+const OpCheck& OpCheck::act(const char* arg, const Tensor& t, int64_t rows, int64_t cols) const {
+  if (bf16_ && holds_elements(t) && t.dtype != DType::kF32 && t.dtype != DType::kBF16)
+    fail(arg, "is " + describe(t) + ", expected F32 or BF16");
+  return tensor(arg, t, bf16_ && holds_elements(t) && t.dtype == DType::kBF16 ? DType::kBF16 : DType::kF32,
+                rows, cols);
+}
+
+const OpCheck& OpCheck::same_dtype(const char* arg, const Tensor& t, const char* ref_arg,
+                                   const Tensor& ref) const {
+  if (holds_elements(t) && holds_elements(ref) && t.dtype != ref.dtype)
+    fail(arg, "is " + describe(t) + ", " + ref_arg + " " + describe(ref) +
+                  ": this op's kernels take one element type for both");
+  return *this;
+}
+
 const OpCheck& OpCheck::index(const char* arg, const Tensor& t, int64_t rows) const {
   tensor(arg, t, DType::kI32, rows, 1);
   if (t.rows > 1 && t.ld != 1)

@@ -14,7 +14,10 @@ class OpCheck {
  public:
   static constexpr int64_t kAny = -1;  // a dimension any size passes
 
-  OpCheck(const char* op, DeviceKind device) : op_(op), device_(device) {}
+  // bf16_activations: the backend has bf16 kernels (Backend::supports_bf16_activations), so act() passes
+  // BF16.
+  OpCheck(const char* op, DeviceKind device, bool bf16_activations = false)
+      : op_(op), device_(device), bf16_(bf16_activations) {}
 
   // A tensor of `dtype` [rows, cols] on the backend's device, rows ld apart (ld >= cols). Dtype, device and
   // layout are checked only when it holds elements (an empty half-batch passes a default Tensor).
@@ -23,6 +26,10 @@ class OpCheck {
   const OpCheck& f32(const char* arg, const Tensor& t, int64_t rows = kAny, int64_t cols = kAny) const {
     return tensor(arg, t, DType::kF32, rows, cols);
   }
+  // An activation: as tensor() of F32, or of BF16 where the backend has bf16 kernels.
+  const OpCheck& act(const char* arg, const Tensor& t, int64_t rows = kAny, int64_t cols = kAny) const;
+  // `t` has `ref`'s dtype (the op's kernel takes one element type for both); passes when either is empty.
+  const OpCheck& same_dtype(const char* arg, const Tensor& t, const char* ref_arg, const Tensor& ref) const;
   // A packed I32 column [rows, 1] (the kernels read it as a plain array).
   const OpCheck& index(const char* arg, const Tensor& t, int64_t rows = kAny) const;
   // A row-packed tensor (ld == cols): the kernels that read or write it as [rows * cols].
@@ -44,6 +51,7 @@ class OpCheck {
  private:
   const char* op_;
   DeviceKind device_;
+  bool bf16_;
 };
 
 // "F32 [3, 8]".

@@ -90,6 +90,17 @@ std::shared_ptr<ModelInstance> ModelInstance::load(const std::string& dir, const
   } else {
     fail(ErrorCode::kUnsupported, "device \"" + opts.device + "\" is not available in this build");
   }
+  // Activations between ops: bf16 by default on a GPU (half the bytes, fp32 math), fp32 on the CPU.
+  DType act_dtype = opts.device == "cpu" ? DType::kF32 : DType::kBF16;
+  if (opts.activation_dtype == "fp32")
+    act_dtype = DType::kF32;
+  else if (opts.activation_dtype == "bf16")
+    act_dtype = DType::kBF16;
+  else if (opts.activation_dtype != "auto")
+    fail(ErrorCode::kInvalidArgument, "unknown activation_dtype \"" + opts.activation_dtype + "\"");
+  if (act_dtype == DType::kBF16 && !m->backend_->supports_bf16_activations())
+    fail(ErrorCode::kUnsupported, "activation_dtype bf16 needs device cuda (the CPU's activations are fp32)");
+  m->backend_->set_act_dtype(act_dtype);
   ModelOptions mo;
   mo.act_mode = opts.act_mode;
   mo.attention = opts.attention;

@@ -37,6 +37,9 @@ struct LoadOptions {
   std::string speculative = "auto";
   int64_t draft_tokens = 1;
   bool cuda_graphs = true;
+  // Activations between ops (Backend::act_dtype): "auto" (bf16 on cuda, fp32 on the cpu), "fp32" or "bf16"
+  // (cuda only).
+  std::string activation_dtype = "auto";
   std::string kv_cache_dtype =
       "auto";  // "auto" (bf16 on cuda, fp32 on the cpu), "fp32" or "bf16" (cuda only)  // decode steps as
                // CUDA graphs (ModelOptions::graphs); no effect on the CPU

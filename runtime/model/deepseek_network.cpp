@@ -89,10 +89,11 @@ void DeepseekNetwork::attention(const LayerWeights& L, int64_t slot, Tensor& xn,
                 qk = nope + rope;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   const Tensor& positions = part.positions;
+  const DType A = b.act_dtype();  // every activation below; `out` (the residual's increment) is F32
 
-  Tensor q = b.empty(DType::kF32, T, heads * qk);
+  Tensor q = b.empty(A, T, heads * qk);
   if (cfg_.q_lora_rank > 0) {
-    Tensor qa = b.empty(DType::kF32, T, cfg_.q_lora_rank);
+    Tensor qa = b.empty(A, T, cfg_.q_lora_rank);
     b.linear(xn, a.q_a, qa, mode);
     b.rmsnorm(qa, a.q_a_norm, eps, qa);
     b.linear(qa, a.q_b, q, mode);
@@ -101,7 +102,7 @@ void DeepseekNetwork::attention(const LayerWeights& L, int64_t slot, Tensor& xn,
   }
   // The latent row of each token: normalised c, then the rotated shared rope key. This is what the cache
   // holds.
-  Tensor kv = b.empty(DType::kF32, T, lat + rope);
+  Tensor kv = b.empty(A, T, lat + rope);
   b.linear(xn, a.kv_a, kv, mode);
   Tensor c = kv.slice_cols(0, lat), k_rope = kv.slice_cols(lat, rope);
   b.rmsnorm(c, a.kv_a_norm, eps, c);
@@ -112,13 +113,13 @@ void DeepseekNetwork::attention(const LayerWeights& L, int64_t slot, Tensor& xn,
   // Every new token of the part into the cache, then each form's attention over all its sequences.
   const LatentPool pool = cache_->layer(slot);
   b.cache_write(kv, pool, part.slots);
-  Tensor o = b.empty(DType::kF32, T, heads * vdim);
+  Tensor o = b.empty(A, T, heads * vdim);
   const int64_t Ta = part.absorbed_rows, Te = part.expanded_rows();
   if (Ta > 0) {
     // Absorbed: kv_b is applied to q and to the output instead of to every cached token. As in
     // DeepSeek's reference, these products use the dequantised weight with unquantised activations.
     const Tensor qs = q.slice_rows(0, Ta);
-    Tensor q_lat = b.empty(DType::kF32, Ta, heads * lat), o_lat = b.empty(DType::kF32, Ta, heads * lat);
+    Tensor q_lat = b.empty(A, Ta, heads * lat), o_lat = b.empty(A, Ta, heads * lat);
     b.mla_absorb_q(qs, qk, a.kv_b, heads, nope, vdim, q_lat, ActMode::kF32);
     b.attention_latent(q_lat, qs.slice_cols(nope, qs.cols - nope), qk, pool, part.kv, part.row_seq, heads,
                        lat, rope, positions.slice_rows(0, Ta), softmax_scale_, o_lat);
@@ -128,11 +129,11 @@ void DeepseekNetwork::attention(const LayerWeights& L, int64_t slot, Tensor& xn,
   if (Te > 0) {
     // Expanded: every expanded sequence's keys (its whole cache) through kv_b, then one varlen attention.
     const int64_t S = part.key_rows;
-    Tensor rows = b.empty(DType::kF32, S, lat + rope);
+    Tensor rows = b.empty(A, S, lat + rope);
     b.cache_gather(pool, part.key_slots, rows);
-    Tensor kvb = b.empty(DType::kF32, S, heads * (nope + vdim));
+    Tensor kvb = b.empty(A, S, heads * (nope + vdim));
     b.linear(rows.slice_cols(0, lat), a.kv_b, kvb, mode);
-    Tensor k = b.empty(DType::kF32, S, heads * qk), v = b.empty(DType::kF32, S, heads * vdim);
+    Tensor k = b.empty(A, S, heads * qk), v = b.empty(A, S, heads * vdim);
     b.mla_expand_kv(kvb, rows.slice_cols(lat, rope), heads, nope, vdim, k, v);
     Tensor os = o.slice_rows(Ta, Te);
     b.attention_expanded(q.slice_rows(Ta, Te), k, v, heads, positions.slice_rows(Ta, Te), part.k_start,
@@ -145,7 +146,8 @@ void DeepseekNetwork::ffn(const ExpertWeights& w, const Tensor& x, Tensor& out) 
   Backend& b = backend_;
   const ActMode mode = opts_.act_mode;
   const int64_t inter = w.gate.n();
-  Tensor g = b.empty(DType::kF32, x.rows, inter), u = b.empty(DType::kF32, x.rows, inter);
+  const DType A = b.act_dtype();
+  Tensor g = b.empty(A, x.rows, inter), u = b.empty(A, x.rows, inter);
   b.linear(x, w.gate, g, mode);
   b.linear(x, w.up, u, mode);
   b.silu_mul(g, u, g);
@@ -156,7 +158,7 @@ void DeepseekNetwork::route(const LayerWeights& L, const Tensor& xn, Tensor& ids
   Backend& b = backend_;
   const int64_t T = xn.rows;
   Tensor logits = b.empty(DType::kF32, T, cfg_.n_routed_experts);
-  b.linear(xn, L.router, logits, ActMode::kF32);  // the router stays in fp32
+  b.linear(xn, L.router, logits, ActMode::kF32);  // the router stays in fp32 (its logits too)
   ids = b.empty(DType::kI32, T, cfg_.num_experts_per_tok);
   weights = b.empty(DType::kF32, T, cfg_.num_experts_per_tok);
   b.moe_route(logits, L.router_bias, router_, ids, weights);
@@ -196,7 +198,8 @@ void DeepseekNetwork::attention_block(const LayerWeights& L, int64_t slot, Tenso
 
 void DeepseekNetwork::decoder_layer(const LayerWeights& L, int64_t slot, Tensor& x, const BatchPart& part) {
   Backend& b = backend_;
-  Tensor xn = b.empty(DType::kF32, x.rows, x.cols), y = b.empty(DType::kF32, x.rows, x.cols);
+  // x, the residual stream, and y, each block's increment to it, stay F32; xn is an activation.
+  Tensor xn = b.empty(b.act_dtype(), x.rows, x.cols), y = b.empty(DType::kF32, x.rows, x.cols);
   attention_block(L, slot, x, xn, y, part);
   mlp(L, slot, xn, y);
   b.add(y, x);
@@ -306,9 +309,9 @@ Tensor DeepseekNetwork::compute(StepBatch& batch,
   Tensor out;
   const int64_t R = batch.logits_count();
   if (R > 0) {
-    Tensor sel = b.empty(DType::kF32, R, cfg_.hidden_size);
+    Tensor sel = b.empty(b.act_dtype(), R, cfg_.hidden_size);
     b.gather_rows(x, batch.logit_rows(), sel);
-    out = b.empty(DType::kF32, R, cfg_.vocab_size);
+    out = b.empty(DType::kF32, R, cfg_.vocab_size);  // the logits stay F32 (sampling, the host)
     b.linear(sel, w_.lm_head, out, opts_.act_mode);
   }
   return out;
@@ -413,7 +416,7 @@ Tensor DeepseekNetwork::mtp_forward(std::vector<SequenceStep> steps, const std::
   Tensor src_rows = b.empty(DType::kI32, T, 1);
   b.copy_from_host_i32(src.data(), src_rows);
   // h' = eh_proj([enorm(embed(t_{i+1})), hnorm(h_i)])
-  Tensor cat = b.empty(DType::kF32, T, 2 * H);
+  Tensor cat = b.empty(b.act_dtype(), T, 2 * H);
   Tensor e = cat.slice_cols(0, H), h = cat.slice_cols(H, H);
   b.embedding(m.embed, part.ids, e);
   b.rmsnorm(e, m.enorm, eps, e);
@@ -427,7 +430,7 @@ Tensor DeepseekNetwork::mtp_forward(std::vector<SequenceStep> steps, const std::
   Tensor out;
   const int64_t R = batch.logits_count();
   if (R > 0) {
-    Tensor sel = b.empty(DType::kF32, R, H);
+    Tensor sel = b.empty(b.act_dtype(), R, H);
     b.gather_rows(x, batch.logit_rows(), sel);
     out = b.empty(DType::kF32, R, cfg_.vocab_size);
     b.linear(sel, m.head, out, opts_.act_mode);

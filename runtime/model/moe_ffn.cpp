@@ -8,7 +8,7 @@ void grouped_expert_ffn(Backend& b, const ExpertSet& set, const MoeGrouping& g, 
   int64_t inter = 0;
   for (const ExpertWeights* e : set.experts)
     if (e) inter = std::max(inter, e->gate.n());
-  Tensor gate = b.empty(DType::kF32, g.rows, inter), up = b.empty(DType::kF32, g.rows, inter);
+  Tensor gate = b.empty(b.act_dtype(), g.rows, inter), up = b.empty(b.act_dtype(), g.rows, inter);
   b.moe_expert_linear(xg, g, set, ExpertProj::kGate, gate, mode);
   b.moe_expert_linear(xg, g, set, ExpertProj::kUp, up, mode);
   b.silu_mul(gate, up, gate);
@@ -22,9 +22,11 @@ void routed_experts(Backend& b, const ExpertSet& set, const Tensor& x, const Ten
   b.moe_group(ids, set, g);
   Tensor yg;
   if (g.rows > 0) {
-    Tensor xg = b.empty(DType::kF32, g.rows, x.cols);
+    // The grouped rows in the activation dtype; `out` is what the caller gave (F32: the residual's
+    // increment).
+    Tensor xg = b.empty(b.act_dtype(), g.rows, x.cols);
     b.gather_rows(x, g.token, xg);
-    yg = b.empty(DType::kF32, g.rows, x.cols);
+    yg = b.empty(b.act_dtype(), g.rows, x.cols);
     grouped_expert_ffn(b, set, g, xg, yg, mode);
   }
   b.moe_combine(yg, g.slot_row, weights, ids, out);

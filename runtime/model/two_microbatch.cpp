@@ -44,7 +44,7 @@ void DeepseekNetwork::run_layers_two_microbatches(Tensor& x, const StepBatch& ba
   // Attention, then the MLP of a dense layer, or the router and the dispatch of an MoE layer.
   auto begin_layer = [&](Microbatch& m, const LayerWeights& L, int64_t slot) {
     if (m.rows()) {
-      m.xn = b.empty(DType::kF32, m.rows(), H);
+      m.xn = b.empty(b.act_dtype(), m.rows(), H);  // y and shared: F32, as decoder_layer's
       m.y = b.empty(DType::kF32, m.rows(), H);
       attention_block(L, slot, m.x, m.xn, m.y, *m.part);
       if (!L.moe) {

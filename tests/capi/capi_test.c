@@ -101,6 +101,12 @@ static void test_load_errors(void) {
     CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_UNSUPPORTED);
     CHECK(strstr(moert_last_error(), "kv_cache_dtype") != NULL);
     CHECK(moert_options_set_string(o, "kv_cache_dtype", "fp32") == MOERT_OK);
+    /* activation_dtype: bf16 activations need the CUDA kernels; fp32 and auto load on the CPU. */
+    CHECK(moert_options_set_string(o, "activation_dtype", "fp16") == MOERT_ERR_INVALID_ARGUMENT);
+    CHECK(moert_options_set_string(o, "activation_dtype", "bf16") == MOERT_OK);
+    CHECK(moert_model_load(g_dir, o, NULL, NULL, &m) == MOERT_ERR_UNSUPPORTED);
+    CHECK(strstr(moert_last_error(), "activation_dtype bf16 needs device cuda") != NULL);
+    CHECK(moert_options_set_string(o, "activation_dtype", "fp32") == MOERT_OK);
     CHECK(moert_options_set_int(o, "cuda_graphs", 0) == MOERT_OK);
     CHECK(moert_options_set_int(o, "cuda_graphs", 2) == MOERT_ERR_INVALID_ARGUMENT);
     {

@@ -272,5 +272,56 @@ TEST_F(OpChecksTest, IndexContentsOutOfRangeAreRejectedByName) {
   for (const Case& c : cases) expect_rejected(c);
 }
 
+// The CPU's kernels are fp32: its activation dtype is F32 and cannot be set to BF16, and every op that takes
+// an activation rejects a BF16 one by name (the CUDA backend accepts them: tests/cuda/cuda_bf16_test.cpp).
+TEST_F(OpChecksTest, TheCpuRejectsBf16Activations) {
+  EXPECT_FALSE(b->supports_bf16_activations());
+  EXPECT_EQ(b->act_dtype(), DType::kF32);
+  try {
+    b->set_act_dtype(DType::kBF16);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("no bf16 activation kernels"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(b->act_dtype(), DType::kF32);
+  try {
+    b->set_act_dtype(DType::kF16);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  }
+  b->set_act_dtype(DType::kF32);
+  EXPECT_EQ(b->act_dtype(), DType::kF32);
+
+  Backend& be = *b;
+  Tensor xb = be.empty(DType::kBF16, kT, kHidden), norm_w = f32(1, kHidden), gate = f32(kT, kInter);
+  Tensor gate_b = be.empty(DType::kBF16, kT, kInter);
+  be.fill_zero(xb);
+  be.fill_zero(gate_b);
+  const WeightMatrix w = weight(kInter, kHidden);
+  float host[kT * kHidden] = {};
+  const std::vector<Case> cases = {
+      {"rmsnorm", "x", [&] { be.rmsnorm(x, norm_w, 1e-6f, x); }, [&] { be.rmsnorm(xb, norm_w, 1e-6f, x); }},
+      {"rmsnorm", "out", [&] { be.rmsnorm(x, norm_w, 1e-6f, x); }, [&] { be.rmsnorm(x, norm_w, 1e-6f, xb); }},
+      {"linear", "x", [&] { be.linear(x, w, gate, ActMode::kF32); },
+       [&] { be.linear(xb, w, gate, ActMode::kF32); }},
+      {"linear", "out", [&] { be.linear(x, w, gate, ActMode::kF32); },
+       [&] { be.linear(x, w, gate_b, ActMode::kF32); }},
+      {"silu_mul", "gate", [&] { be.silu_mul(gate, gate, gate); }, [&] { be.silu_mul(gate_b, gate, gate); }},
+      {"add", "x", [&] { be.add(x, x); }, [&] { be.add(xb, x); }},
+      {"gather_rows", "out", [&] { be.gather_rows(f32(5, kHidden), ids, x); },
+       [&] { be.gather_rows(f32(5, kHidden), ids, xb); }},
+      {"copy_to_host", "src", [&] { be.copy_to_host(x, host); }, [&] { be.copy_to_host(xb, host); }},
+      {"copy_from_host", "dst", [&] { be.copy_from_host(host, x); }, [&] { be.copy_from_host(host, xb); }},
+  };
+  for (const Case& c : cases) expect_rejected(c);
+  try {
+    be.rmsnorm(xb, norm_w, 1e-6f, x);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is BF16 [3, 8], expected F32"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace moert

@@ -127,7 +127,7 @@ def _load_options(threads=None, device=None, activations=None, kv_cache_bytes=No
                   mtp=None, batch_invariant=None, ep_size=None, ep_transport=None, ep_redundant=None,
                   eplb_interval=None, ep_overlap=None, ep_max_ranks_per_token=None, ep_timeout_ms=None,
                   check_weights=None, prefix_cache=None, speculative=None, draft_tokens=None, cuda_graphs=None,
-                  kv_cache_dtype=None):
+                  kv_cache_dtype=None, activation_dtype=None):
     return _options([("threads", threads), ("device", device), ("activations", activations),
                      ("kv_cache_bytes", kv_cache_bytes), ("max_batch", max_batch), ("attention", attention),
                      ("mtp", mtp), ("batch_invariant", batch_invariant), ("ep_size", ep_size),
@@ -136,7 +136,7 @@ def _load_options(threads=None, device=None, activations=None, kv_cache_bytes=No
                      ("ep_max_ranks_per_token", ep_max_ranks_per_token), ("ep_timeout_ms", ep_timeout_ms),
                      ("check_weights", check_weights), ("prefix_cache", prefix_cache),
                      ("speculative", speculative), ("draft_tokens", draft_tokens), ("cuda_graphs", cuda_graphs),
-                     ("kv_cache_dtype", kv_cache_dtype)])
+                     ("kv_cache_dtype", kv_cache_dtype), ("activation_dtype", activation_dtype)])
 
 
 class _ProgressBar:
@@ -188,7 +188,7 @@ class Model(_Handle):
              attention=None, mtp=None, batch_invariant=None, ep_size=None, ep_transport=None, ep_redundant=None,
              eplb_interval=None, ep_overlap=None, ep_max_ranks_per_token=None, ep_timeout_ms=None, check_weights=None,
              prefix_cache=None, speculative=None, draft_tokens=None, cuda_graphs=None, kv_cache_dtype=None,
-             progress=None):
+             activation_dtype=None, progress=None):
         """Loads a Hugging Face DeepSeek checkpoint directory. Options left None keep moert's defaults.
 
         threads: CPU threads (0 = all cores). device: "cpu" or "cuda". activations: "fp32" or "fp8".
@@ -206,7 +206,9 @@ class Model(_Handle):
         the checkpoint has the MTP module; greedy output unchanged) or "off"; draft_tokens: drafts per step,
         1 to 3 (Stream.usage.draft_tokens / accepted_drafts count them). cuda_graphs: False launches every
         CUDA decode step op by op instead of replaying graphs. kv_cache_dtype: "auto", "fp32" or "bf16" (the
-        latent cache's storage; bf16 needs device "cuda"). See "Model load keys" in moert.h.
+        latent cache's storage; bf16 needs device "cuda"). activation_dtype: "auto", "fp32" or "bf16" (the
+        storage of activations between ops, fp32 math either way; bf16 needs device "cuda"). See "Model load
+        keys" in moert.h.
 
         progress: True for a progress bar on stderr, or a callable(fraction, stage) that may return True to
         cancel the load (then CancelledError is raised; an exception it raises is re-raised)."""
@@ -216,7 +218,8 @@ class Model(_Handle):
                              eplb_interval=eplb_interval, ep_overlap=ep_overlap,
                              ep_max_ranks_per_token=ep_max_ranks_per_token, ep_timeout_ms=ep_timeout_ms,
                              check_weights=check_weights, prefix_cache=prefix_cache, speculative=speculative,
-                             draft_tokens=draft_tokens, cuda_graphs=cuda_graphs, kv_cache_dtype=kv_cache_dtype)
+                             draft_tokens=draft_tokens, cuda_graphs=cuda_graphs, kv_cache_dtype=kv_cache_dtype,
+                             activation_dtype=activation_dtype)
         listener = None
         if progress is True:
             listener = _Listener(_ProgressBar())

@@ -68,6 +68,7 @@ def load(path: Union[str, "os.PathLike[str]"], *, threads: Optional[int] = ..., 
          check_weights: Optional[bool] = ..., prefix_cache: Union[bool, int, None] = ...,
          speculative: Optional[Literal["auto", "off"]] = ..., draft_tokens: Optional[int] = ...,
          cuda_graphs: Optional[bool] = ..., kv_cache_dtype: Optional[Literal["auto", "fp32", "bf16"]] = ...,
+         activation_dtype: Optional[Literal["auto", "fp32", "bf16"]] = ...,
          progress: _Progress = ...) -> "Model": ...
 
 class Model(_Handle):
@@ -82,6 +83,7 @@ class Model(_Handle):
              prefix_cache: Union[bool, int, None] = ..., speculative: Optional[Literal["auto", "off"]] = ...,
              draft_tokens: Optional[int] = ..., cuda_graphs: Optional[bool] = ...,
              kv_cache_dtype: Optional[Literal["auto", "fp32", "bf16"]] = ...,
+             activation_dtype: Optional[Literal["auto", "fp32", "bf16"]] = ...,
              progress: _Progress = ...) -> "Model": ...
     def info(self, key: str) -> int: ...
     @property

@@ -112,11 +112,13 @@ def test_a_key_of_the_wrong_scope_is_named(model):
 
 def test_cache_and_weight_check_options_reach_the_library():
     with moert.load(MTP_MODEL_DIR, threads=1, attention="absorbed", mtp=False, check_weights=False, cuda_graphs=False,
-                    kv_cache_dtype="fp32") as m:
+                    kv_cache_dtype="fp32", activation_dtype="fp32") as m:
         assert m.info("num_mtp_layers") == 0  # mtp=False: the module is not loaded
     with moert.load(MTP_MODEL_DIR, threads=1) as m:
         assert m.info("num_mtp_layers") == 1
     with pytest.raises(moert.UnsupportedError, match="kv_cache_dtype bf16 needs device cuda"):
         moert.load(MODEL_DIR, kv_cache_dtype="bf16")
+    with pytest.raises(moert.UnsupportedError, match="activation_dtype bf16 needs device cuda"):
+        moert.load(MODEL_DIR, activation_dtype="bf16")
     with pytest.raises(moert.InvalidArgumentError, match="'cuda_graphs' value 2 is out of range"):
         moert.load(MODEL_DIR, cuda_graphs=2)

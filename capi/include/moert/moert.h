@@ -87,6 +87,11 @@ MOERT_API const char* moert_status_name(moert_status status);
  *   "kv_cache_dtype" string, "auto", "fp32" or "bf16", default "auto": the latent cache's storage: "auto" is
  *       bf16 with device "cuda", fp32 on the CPU; the attention reads it in fp32; bf16 is UNSUPPORTED on the
  *       CPU
+ *   "activation_dtype" string, "auto", "fp32" or "bf16", default "auto": the storage of activations between
+ *       ops: "auto" is bf16 with device "cuda", fp32 on the CPU; every op computes and accumulates in fp32,
+ *       and the residual stream, router, logits and whatever reaches the host stay fp32; "fp32" on cuda keeps
+ *       the reference numerics; bf16 is UNSUPPORTED on the CPU. Independent of "activations": with "fp8" the
+ *       GEMM inputs are quantised from these
  *   "ep_size" int, 1 to 65536, default 1: expert parallelism: ranks the routed experts are spread over (1 =
  *       off). One rank per process under MPI: run the host under `mpirun -np N` with ep_size N; moert
  *       initialises MPI when the host has not (and then finalises it at exit). Every process loads the model;

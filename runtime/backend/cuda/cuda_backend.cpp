@@ -47,6 +47,15 @@ cuda::DevWeight dev(const Tensor& w) {
   return d;
 }
 
+// An activation operand (the backend's op checked it is F32 or BF16).
+cuda::DevAct act(const Tensor& t) {
+  cuda::DevAct a;
+  a.data = t.data;
+  a.ld = t.ld;
+  a.bf16 = t.dtype == DType::kBF16;
+  return a;
+}
+
 cuda::DevWeight dev(const WeightMatrix& m) {
   cuda::DevWeight d = dev(m.w);
   if (m.fp8()) {
@@ -146,6 +155,7 @@ class CudaBackend final : public Backend {
 
   const char* name() const override { return "cuda"; }
   DeviceKind device() const override { return DeviceKind::kCuda; }
+  bool supports_bf16_activations() const override { return true; }
 
  protected:
   Tensor empty_impl(DType dtype, int64_t rows, int64_t cols) override {
@@ -193,60 +203,62 @@ class CudaBackend final : public Backend {
     return t;
   }
 
-  void copy_to_host_impl(const Tensor& src, void* dst) override { download(src, dst); }
-  void copy_from_host_impl(const void* src, Tensor& dst) override { upload(src, dst, 4); }
+  // BF16 tensors cross as fp32: widened on the device before the download, rounded on the device after the
+  // upload (a temporary F32 tensor; the copy's order on the stream keeps it alive long enough).
+  void copy_to_host_impl(const Tensor& src, void* dst) override {
+    if (src.dtype != DType::kBF16) return download(src, dst);
+    select();
+    Tensor wide = empty(DType::kF32, src.rows, src.cols);
+    convert(src, wide);
+    download(wide, dst);
+  }
+  void copy_from_host_impl(const void* src, Tensor& dst) override {
+    if (dst.dtype != DType::kBF16) return upload(src, dst, 4);
+    select();
+    Tensor wide = empty(DType::kF32, dst.rows, dst.cols);
+    upload(src, wide, 4);
+    convert(wide, dst);
+  }
 
   void embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) override {
     select();
-    check_cuda(cuda::dequant_rows(dev(table), ids.ptr<int32_t>(), ids.rows, 0, table.cols, out.ptr<float>(),
-                                  out.ld, stream_),
+    check_cuda(cuda::dequant_rows(dev(table), ids.ptr<int32_t>(), ids.rows, 0, table.cols, act(out), stream_),
                "embedding");
   }
 
   void rmsnorm_impl(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     select();
-    check_cuda(cuda::rmsnorm(x.ptr<float>(), x.rows, x.ld, x.cols, w.data, w.dtype, eps, out.ptr<float>(),
-                             out.ld, stream_),
-               "rmsnorm");
+    check_cuda(cuda::rmsnorm(act(x), x.rows, x.cols, w.data, w.dtype, eps, act(out), stream_), "rmsnorm");
   }
 
   void linear_impl(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
     select();
-    gemm(x, x.ld, dev(w), out, mode);
+    gemm(x, dev(w), out, mode);
   }
 
   void rope_impl(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
                  const Tensor& inv_freq, float attention_factor) override {
     select();
-    check_cuda(
-        cuda::rope_interleaved(x.ptr<float>(), x.rows, x.ld, heads, head_stride, dim,
-                               positions.ptr<int32_t>(), inv_freq.ptr<float>(), attention_factor, stream_),
-        "rope");
+    check_cuda(cuda::rope_interleaved(act(x), x.rows, heads, head_stride, dim, positions.ptr<int32_t>(),
+                                      inv_freq.ptr<float>(), attention_factor, stream_),
+               "rope");
   }
 
   void gather_rows_impl(const Tensor& x, const Tensor& rows, Tensor& out) override {
     select();
-    cuda::DevWeight xw;
-    xw.type = DType::kF32;
-    xw.data = x.data;
-    xw.n = x.rows;
-    xw.k = x.cols;
-    xw.ld = x.ld;
-    check_cuda(
-        cuda::dequant_rows(xw, rows.ptr<int32_t>(), rows.rows, 0, x.cols, out.ptr<float>(), out.ld, stream_),
-        "gather_rows");
+    // x (F32 or BF16) read as a weight of its type: the rows converted to out's type on the way.
+    check_cuda(cuda::dequant_rows(dev(x), rows.ptr<int32_t>(), rows.rows, 0, x.cols, act(out), stream_),
+               "gather_rows");
   }
 
   void silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) override {
     select();
-    check_cuda(cuda::silu_mul(gate.ptr<float>(), gate.ld, up.ptr<float>(), up.ld, gate.rows, gate.cols,
-                              out.ptr<float>(), out.ld, stream_),
-               "silu_mul");
+    check_cuda(cuda::silu_mul(act(gate), act(up), gate.rows, gate.cols, act(out), stream_), "silu_mul");
   }
 
   void add_impl(const Tensor& x, Tensor& y) override {
     select();
-    check_cuda(cuda::add_inplace(x.ptr<float>(), x.ld, x.rows, x.cols, y.ptr<float>(), y.ld, stream_), "add");
+    check_cuda(cuda::add_inplace(act(x), x.rows, x.cols, act(y), stream_), "add");
   }
 
   void attention_expanded_impl(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
@@ -254,9 +266,8 @@ class CudaBackend final : public Backend {
                                Tensor& out) override {
     select();
     const int64_t dqk = q.cols / heads, dv = v.cols / heads;
-    check_cuda(cuda::attention_expanded(q.ptr<float>(), q.rows, q.ld, k.ptr<float>(), k.ld, v.ptr<float>(),
-                                        v.ld, k_start.ptr<int32_t>(), heads, dqk, dv,
-                                        positions.ptr<int32_t>(), scale, out.ptr<float>(), out.ld, stream_),
+    check_cuda(cuda::attention_expanded(act(q), q.rows, act(k), act(v), k_start.ptr<int32_t>(), heads, dqk,
+                                        dv, positions.ptr<int32_t>(), scale, act(out), stream_),
                "attention_expanded");
   }
 
@@ -265,16 +276,15 @@ class CudaBackend final : public Backend {
     select();
     const int64_t lat = kv_b.k(), T = q_nope.rows;
     // q_lat[:, h] = q_nope[:, h] @ W[h*(nope+vdim) .. + nope, :]  (x @ W, batched over heads)
-    const float* xin = q_nope.ptr<float>();
-    int64_t ldx = q_nope.ld, x_bs = head_stride;
+    cuda::DevAct xin = act(q_nope);
+    int64_t x_bs = head_stride;
     Tensor quant;
     if (mode == ActMode::kFp8 && kv_b.fp8()) {
       quant = empty(DType::kF32, T, heads * nope);
-      check_cuda(cuda::act_quant_dequant(xin, T, ldx, heads, head_stride, nope, quant.ptr<float>(), quant.ld,
-                                         stream_),
-                 "act_quant_dequant");
-      xin = quant.ptr<float>();
-      ldx = quant.ld;
+      check_cuda(
+          cuda::act_quant_dequant(xin, T, heads, head_stride, nope, quant.ptr<float>(), quant.ld, stream_),
+          "act_quant_dequant");
+      xin = act(quant);
       x_bs = nope;
     }
     cuda::GemmBatch b;
@@ -283,9 +293,7 @@ class CudaBackend final : public Backend {
     b.w_row_bs = nope + vdim;
     b.y_bs = lat;
     ++stats_.tiled;
-    check_cuda(
-        cuda::gemm_f32(xin, T, ldx, dev(kv_b), false, lat, nope, q_lat.ptr<float>(), q_lat.ld, b, stream_),
-        "mla_absorb_q");
+    check_cuda(cuda::gemm_f32(xin, T, dev(kv_b), false, lat, nope, act(q_lat), b, stream_), "mla_absorb_q");
   }
 
   void mla_absorb_out_impl(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
@@ -293,15 +301,13 @@ class CudaBackend final : public Backend {
     select();
     const int64_t lat = kv_b.k(), T = o_lat.rows;
     // out[:, h] = o_lat[:, h] @ W[h*(nope+vdim) + nope .. + vdim, :]^T
-    const float* xin = o_lat.ptr<float>();
-    int64_t ldx = o_lat.ld;
+    cuda::DevAct xin = act(o_lat);
     Tensor quant;
     if (mode == ActMode::kFp8 && kv_b.fp8()) {
       quant = empty(DType::kF32, T, heads * lat);
-      check_cuda(cuda::act_quant_dequant(xin, T, ldx, heads, lat, lat, quant.ptr<float>(), quant.ld, stream_),
+      check_cuda(cuda::act_quant_dequant(xin, T, heads, lat, lat, quant.ptr<float>(), quant.ld, stream_),
                  "act_quant_dequant");
-      xin = quant.ptr<float>();
-      ldx = quant.ld;
+      xin = act(quant);
     }
     cuda::GemmBatch b;
     b.batch = heads;
@@ -310,8 +316,7 @@ class CudaBackend final : public Backend {
     b.y_bs = vdim;
     cuda::DevWeight w = dev(kv_b.rows(nope, vdim));
     ++stats_.tiled;
-    check_cuda(cuda::gemm_f32(xin, T, ldx, w, true, vdim, lat, out.ptr<float>(), out.ld, b, stream_),
-               "mla_absorb_out");
+    check_cuda(cuda::gemm_f32(xin, T, w, true, vdim, lat, act(out), b, stream_), "mla_absorb_out");
   }
 
   void attention_latent_impl(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
@@ -322,34 +327,31 @@ class CudaBackend final : public Backend {
     cuda::DevPagedKv table;
     table.indptr = kv.indptr.ptr<int32_t>();
     table.pages = kv.pages.ptr<int32_t>();
-    check_cuda(
-        cuda::attention_latent(q_lat.ptr<float>(), q_lat.ld, q_rope.ptr<float>(), q_rope.ld, rope_head_stride,
-                               q_lat.rows, pool(cache), table, row_seq.ptr<int32_t>(), lat, rope, heads,
-                               positions.ptr<int32_t>(), scale, out.ptr<float>(), out.ld, stream_),
-        "attention_latent");
+    check_cuda(cuda::attention_latent(act(q_lat), act(q_rope), rope_head_stride, q_lat.rows, pool(cache),
+                                      table, row_seq.ptr<int32_t>(), lat, rope, heads,
+                                      positions.ptr<int32_t>(), scale, act(out), stream_),
+               "attention_latent");
   }
 
   void mla_expand_kv_impl(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope, int64_t vdim,
                           Tensor& k, Tensor& v) override {
     select();
     const int64_t rope = k_rope.cols, s = kvb.rows;
-    check_cuda(cuda::mla_expand_kv(kvb.ptr<float>(), kvb.ld, k_rope.ptr<float>(), k_rope.ld, s, heads, nope,
-                                   rope, vdim, k.ptr<float>(), k.ld, v.ptr<float>(), v.ld, stream_),
-               "mla_expand_kv");
+    check_cuda(
+        cuda::mla_expand_kv(act(kvb), act(k_rope), s, heads, nope, rope, vdim, act(k), act(v), stream_),
+        "mla_expand_kv");
   }
 
   void cache_write_impl(const Tensor& rows, const LatentPool& cache, const Tensor& slots) override {
     select();
-    check_cuda(
-        cuda::cache_write(rows.ptr<float>(), rows.ld, rows.rows, pool(cache), slots.ptr<int32_t>(), stream_),
-        "cache_write");
+    check_cuda(cuda::cache_write(act(rows), rows.rows, pool(cache), slots.ptr<int32_t>(), stream_),
+               "cache_write");
   }
 
   void cache_gather_impl(const LatentPool& cache, const Tensor& slots, Tensor& out) override {
     select();
-    check_cuda(
-        cuda::cache_gather(pool(cache), slots.ptr<int32_t>(), out.rows, out.ptr<float>(), out.ld, stream_),
-        "cache_gather");
+    check_cuda(cuda::cache_gather(pool(cache), slots.ptr<int32_t>(), out.rows, act(out), stream_),
+               "cache_gather");
   }
 
   void moe_route_impl(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
@@ -358,7 +360,7 @@ class CudaBackend final : public Backend {
     Tensor b;
     if (!bias.empty()) {
       b = empty(DType::kF32, 1, p.experts);
-      check_cuda(cuda::dequant_rows(dev(bias), nullptr, 1, 0, p.experts, b.ptr<float>(), b.ld, stream_),
+      check_cuda(cuda::dequant_rows(dev(bias), nullptr, 1, 0, p.experts, act(b), stream_),
                  "moe_route (bias)");
     }
     check_cuda(cuda::moe_route(logits.ptr<float>(), logits.rows, p, b.empty() ? nullptr : b.ptr<float>(),
@@ -433,22 +435,20 @@ class CudaBackend final : public Backend {
     select();
     const ExpertTables& t = tables(set);
     if (g.rows == 0) return;
-    const float* xin = x.ptr<float>();
-    int64_t ldx = x.ld;
+    cuda::DevAct xin = act(x);
     Tensor quant;
     if (mode == ActMode::kFp8 && t.wtype == DType::kF8E4M3) {
-      // The reference numerics: the activations' e4m3 round trip per 1x128 tile, then an fp32 product.
+      // The reference numerics: the activations' e4m3 round trip per 1x128 tile (an fp32 result, from fp32 or
+      // bf16 activations), then an fp32 product.
       quant = empty(DType::kF32, x.rows, x.cols);
       check_cuda(
-          cuda::act_quant_dequant(xin, x.rows, ldx, 1, x.cols, x.cols, quant.ptr<float>(), quant.ld, stream_),
+          cuda::act_quant_dequant(xin, x.rows, 1, x.cols, x.cols, quant.ptr<float>(), quant.ld, stream_),
           "act_quant_dequant");
-      xin = quant.ptr<float>();
-      ldx = quant.ld;
+      xin = act(quant);
     }
     ++stats_.tiled;
-    check_cuda(cuda::grouped_gemm(xin, ldx, t.proj(proj), t.wtype, g.offsets.ptr<int32_t>(), t.experts,
-                                  g.max_per_expert, t.max_n[static_cast<int>(proj)], out.ptr<float>(), out.ld,
-                                  stream_),
+    check_cuda(cuda::grouped_gemm(xin, t.proj(proj), t.wtype, g.offsets.ptr<int32_t>(), t.experts,
+                                  g.max_per_expert, t.max_n[static_cast<int>(proj)], act(out), stream_),
                "moe_expert_linear");
   }
 
@@ -456,10 +456,9 @@ class CudaBackend final : public Backend {
                         const Tensor& order, Tensor& out) override {
     select();
     const int64_t T = out.rows, K = slot_row.cols;
-    check_cuda(cuda::moe_combine_ordered(rows.empty() ? nullptr : rows.ptr<float>(), rows.ld,
-                                         slot_row.ptr<int32_t>(), slot_row.ld, weights.ptr<float>(),
-                                         weights.ld, order.ptr<int32_t>(), order.ld, T, K, out.cols,
-                                         out.ptr<float>(), out.ld, stream_),
+    check_cuda(cuda::moe_combine_ordered(rows.empty() ? cuda::DevAct{} : act(rows), slot_row.ptr<int32_t>(),
+                                         slot_row.ld, weights.ptr<float>(), weights.ld, order.ptr<int32_t>(),
+                                         order.ld, T, K, out.cols, act(out), stream_),
                "moe_combine");
   }
 
@@ -543,6 +542,11 @@ class CudaBackend final : public Backend {
  private:
   void select() { check_cuda(cudaSetDevice(device_), "cudaSetDevice"); }
 
+  // dst = src converted to dst's type (F32 <-> BF16; same shape), on the stream.
+  void convert(const Tensor& src, Tensor& dst) {
+    check_cuda(cuda::dequant_rows(dev(src), nullptr, src.rows, 0, src.cols, act(dst), stream_), "convert");
+  }
+
   // Packed host copy of a 4-byte tensor (F32 or I32).
   void download(const Tensor& src, void* dst) {
     select();
@@ -609,22 +613,25 @@ class CudaBackend final : public Backend {
     return b.ptr;
   }
 
-  // y = x @ W^T with x [m, k] (row stride ldx).
-  void gemm(const Tensor& x, int64_t ldx, const cuda::DevWeight& w, Tensor& out, ActMode mode) {
+  // y = x @ W^T with x [m, k] (F32 or BF16; out F32 or BF16).
+  void gemm(const Tensor& x, const cuda::DevWeight& w, Tensor& out, ActMode mode) {
     const int64_t m = x.rows;
     if (m <= 0) return;
-    const float* xin = x.ptr<float>();
+    const cuda::DevAct xin = act(x);
     const bool fp8 = mode == ActMode::kFp8 && w.type == DType::kF8E4M3;
     if (fp8) {
       const bool try_lt = policy_ == GemmPolicy::kLt || (policy_ == GemmPolicy::kAuto && m > 16);
       if (try_lt && lt_->ok() && lt_shape_ok(m, w)) {
         const int64_t tiles = (w.k + 127) / 128;
         Tensor q = empty(DType::kU8, m, w.k), sc = empty(DType::kF32, tiles, m);
-        check_cuda(cuda::act_quant(xin, m, ldx, w.k, q.ptr<uint8_t>(), w.k, sc.ptr<float>(), m, stream_),
+        check_cuda(cuda::act_quant(xin, m, w.k, q.ptr<uint8_t>(), w.k, sc.ptr<float>(), m, stream_),
                    "act_quant");
+        // cuBLASLt writes fp32 (its D here); a BF16 out gets that result rounded once, after.
+        Tensor y = out.dtype == DType::kF32 ? out : empty(DType::kF32, m, w.n);
         const char* err = nullptr;
-        if (lt_->fp8_block_scaled(q.ptr<uint8_t>(), sc.ptr<float>(), m, w, out.ptr<float>(), out.ld, stream_,
+        if (lt_->fp8_block_scaled(q.ptr<uint8_t>(), sc.ptr<float>(), m, w, y.ptr<float>(), y.ld, stream_,
                                   &err)) {
+          if (out.dtype != DType::kF32) convert(y, out);
           ++stats_.lt_fp8;
           return;
         }
@@ -637,12 +644,27 @@ class CudaBackend final : public Backend {
       }
       // The reference numerics: the quantised activations' round trip, then an fp32 product.
       Tensor xq = empty(DType::kF32, m, w.k);
-      check_cuda(cuda::act_quant_dequant(xin, m, ldx, 1, w.k, w.k, xq.ptr<float>(), xq.ld, stream_),
+      check_cuda(cuda::act_quant_dequant(xin, m, 1, w.k, w.k, xq.ptr<float>(), xq.ld, stream_),
                  "act_quant_dequant");
-      f32_gemm(xq.ptr<float>(), m, xq.ld, w, out);
+      f32_gemm(act(xq), m, w, out);
       return;
     }
-    f32_gemm(xin, m, ldx, w, out);
+    if (xin.bf16 && w.type == DType::kBF16 && lt_->ok() &&
+        (policy_ == GemmPolicy::kLt || (policy_ == GemmPolicy::kAuto && m > 16))) {
+      // bf16 x bf16 on the tensor cores, fp32 accumulation; out in its own type.
+      const char* err = nullptr;
+      if (lt_->bf16(x.data, x.ld, m, w, out.data, out.ld, out.dtype == DType::kBF16, stream_, &err)) {
+        ++stats_.lt_bf16;
+        return;
+      }
+      if (err && !lt_warned_) {
+        std::fprintf(stderr, "moert cuda backend: cublasLtMatmul (bf16) failed (%s); using the own kernels\n",
+                     err);
+        lt_warned_ = true;
+      }
+      ++stats_.lt_fallbacks;
+    }
+    f32_gemm(xin, m, w, out);
   }
 
   // cuBLASLt's VEC128 / BLK128x128 FP8 GEMM takes M and N multiples of 4, weight views starting on a scale
@@ -652,9 +674,10 @@ class CudaBackend final : public Backend {
     return m % 4 == 0 && w.n % 4 == 0 && w.row0 % 128 == 0 && w.scale_ld == (kb + 3) / 4 * 4;
   }
 
-  void f32_gemm(const float* x, int64_t m, int64_t ldx, const cuda::DevWeight& w, Tensor& out) {
+  // fp32-accumulating products (x and out each F32 or BF16).
+  void f32_gemm(const cuda::DevAct& x, int64_t m, const cuda::DevWeight& w, Tensor& out) {
     if (m <= 16) {
-      const cudaError_t e = cuda::gemm_small_m(x, m, ldx, w, out.ptr<float>(), out.ld, stream_);
+      const cudaError_t e = cuda::gemm_small_m(x, m, w, act(out), stream_);
       if (e == cudaSuccess) {
         ++stats_.small_m;
         return;
@@ -662,9 +685,7 @@ class CudaBackend final : public Backend {
       if (e != cudaErrorNotSupported) check_cuda(e, "gemm_small_m");
     }
     ++stats_.tiled;
-    check_cuda(
-        cuda::gemm_f32(x, m, ldx, w, true, w.n, w.k, out.ptr<float>(), out.ld, cuda::GemmBatch{}, stream_),
-        "gemm_f32");
+    check_cuda(cuda::gemm_f32(x, m, w, true, w.n, w.k, act(out), cuda::GemmBatch{}, stream_), "gemm_f32");
   }
 
   int device_;

@@ -223,6 +223,8 @@ pub struct LoadOptions {
     pub cuda_graphs: Option<bool>,
     /// See [`LoadOptions::kv_cache_dtype`].
     pub kv_cache_dtype: Option<String>,
+    /// See [`LoadOptions::activation_dtype`].
+    pub activation_dtype: Option<String>,
 }
 
 impl LoadOptions {
@@ -347,6 +349,12 @@ impl LoadOptions {
         self.kv_cache_dtype = Some(dtype.to_owned());
         self
     }
+    /// The storage of activations between ops: "auto" (the default: bf16 with device "cuda", fp32 on the
+    /// CPU), "fp32" or "bf16" (`Status::Unsupported` on the CPU); the math is fp32 either way.
+    pub fn activation_dtype(mut self, dtype: &str) -> Self {
+        self.activation_dtype = Some(dtype.to_owned());
+        self
+    }
     fn raw(&self) -> Result<RawOptions> {
         let mut o = RawOptions::new()?;
         o.int("threads", self.threads)?
@@ -369,7 +377,8 @@ impl LoadOptions {
             .int("draft_tokens", self.draft_tokens)?
             .int("check_weights", self.check_weights.map(i64::from))?
             .int("cuda_graphs", self.cuda_graphs.map(i64::from))?
-            .string("kv_cache_dtype", self.kv_cache_dtype.as_deref())?;
+            .string("kv_cache_dtype", self.kv_cache_dtype.as_deref())?
+            .string("activation_dtype", self.activation_dtype.as_deref())?;
         Ok(o)
     }
 }

@@ -380,7 +380,8 @@ fn cache_and_weight_check_options_reach_the_library() {
         .mtp(false)
         .check_weights(false)
         .cuda_graphs(false)
-        .kv_cache_dtype("fp32");
+        .kv_cache_dtype("fp32")
+        .activation_dtype("fp32");
     let model = Model::load_with(mtp_model_dir(), &opts, None).expect("load with the cache and weight-check options");
     assert_eq!(model.info("num_mtp_layers").unwrap(), 0); // mtp(false): the module is not loaded
     let model = Model::load_with(mtp_model_dir(), &LoadOptions::new().threads(1), None).expect("load the MTP model");
@@ -388,6 +389,9 @@ fn cache_and_weight_check_options_reach_the_library() {
     let e = Model::load_with(model_dir(), &LoadOptions::new().kv_cache_dtype("bf16"), None).unwrap_err();
     assert_eq!(e.status(), Status::Unsupported);
     assert!(e.message().contains("kv_cache_dtype bf16 needs device cuda"), "{}", e);
+    let e = Model::load_with(model_dir(), &LoadOptions::new().activation_dtype("bf16"), None).unwrap_err();
+    assert_eq!(e.status(), Status::Unsupported);
+    assert!(e.message().contains("activation_dtype bf16 needs device cuda"), "{}", e);
     let e = Model::load_with(model_dir(), &LoadOptions::new().attention("sideways"), None).unwrap_err();
     assert_eq!(e.status(), Status::InvalidArgument);
     assert!(e.message().contains("'attention' value \"sideways\""), "{}", e);

@@ -12,7 +12,7 @@ public final class LoadOptions {
     private Boolean prefixCache;
     private String speculative;
     private Long draftTokens;
-    private String attention, kvCacheDtype;
+    private String attention, kvCacheDtype, activationDtype;
     private Boolean mtp, checkWeights, cudaGraphs;
 
     public LoadOptions threads(int n) { threads = (long) n; return this; }
@@ -81,6 +81,11 @@ public final class LoadOptions {
      * "bf16" (UNSUPPORTED on the CPU).
      */
     public LoadOptions kvCacheDtype(String dtype) { kvCacheDtype = dtype; return this; }
+    /**
+     * The storage of activations between ops: "auto" (the default: bf16 with device "cuda", fp32 on the CPU),
+     * "fp32" or "bf16" (UNSUPPORTED on the CPU); the math is fp32 either way.
+     */
+    public LoadOptions activationDtype(String dtype) { activationDtype = dtype; return this; }
 
     org.moert.internal.Options build() {
         org.moert.internal.Options o = moert_native.options_create();
@@ -107,6 +112,8 @@ public final class LoadOptions {
             if (checkWeights != null) moert_native.options_set_int(o, "check_weights", checkWeights ? 1 : 0);
             if (cudaGraphs != null) moert_native.options_set_int(o, "cuda_graphs", cudaGraphs ? 1 : 0);
             if (kvCacheDtype != null) moert_native.options_set_string(o, "kv_cache_dtype", kvCacheDtype);
+            if (activationDtype != null)
+                moert_native.options_set_string(o, "activation_dtype", activationDtype);
             return o;
         } catch (RuntimeException e) {
             moert_native.options_free(o);

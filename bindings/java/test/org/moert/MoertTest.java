@@ -409,7 +409,7 @@ public class MoertTest {
     public void cacheWeightCheckAndChatOptionsReachTheLibrary() {
         Path mtp = Path.of(System.getProperty("moert.mtp.dir", dir.resolve("../../../tests/data/moert-tiny-coder-mtp").toString()));
         LoadOptions all = new LoadOptions().threads(1).attention("absorbed").mtp(false).checkWeights(false)
-                .cudaGraphs(false).kvCacheDtype("fp32");
+                .cudaGraphs(false).kvCacheDtype("fp32").activationDtype("fp32");
         try (Model m = Model.load(mtp, all, null)) {
             assertEquals(0, m.info("num_mtp_layers")); // mtp(false): the module is not loaded
         }
@@ -418,6 +418,8 @@ public class MoertTest {
         }
         assertEquals(MoertException.Status.UNSUPPORTED,
             statusOf(() -> Model.load(dir, new LoadOptions().kvCacheDtype("bf16"), null).close()));
+        assertEquals(MoertException.Status.UNSUPPORTED,
+            statusOf(() -> Model.load(dir, new LoadOptions().activationDtype("bf16"), null).close()));
         try {
             Model.load(dir, new LoadOptions().attention("sideways"), null).close();
             fail();
