@@ -145,13 +145,15 @@ __device__ inline float warp_max(float v) {
 
 // Dispatches a templated launch on an activation's element type (T = float or Bf16).
 #define MOERT_CUDA_ACT_SWITCH(is_bf16, T, ...) \
-  if (is_bf16) {                               \
-    using T = Bf16;                            \
-    __VA_ARGS__;                               \
-  } else {                                     \
-    using T = float;                           \
-    __VA_ARGS__;                               \
-  }
+  do {                                         \
+    if (is_bf16) {                             \
+      using T = Bf16;                          \
+      __VA_ARGS__;                             \
+    } else {                                   \
+      using T = float;                         \
+      __VA_ARGS__;                             \
+    }                                          \
+  } while (0)
 
 // Dispatches a templated launch on the weight type.
 #define MOERT_CUDA_WTYPE_SWITCH(type, WT, ...) \

@@ -117,11 +117,13 @@ std::shared_ptr<ModelInstance> ModelInstance::load(const std::string& dir, const
     m->ep_ = std::make_shared<ep::ExpertParallel>(t, *m->backend_, p, eo);
     // Ranks loaded differently (another model, other options) would pair exchanges of different kinds.
     ep::run_collective(*t, [&] {
-      m->ep_->check_same_settings({{"hidden_size", m->cfg_.hidden_size},
-                                   {"num_experts_per_tok", m->cfg_.num_experts_per_tok},
-                                   {"activations (fp8)", opts.act_mode == ActMode::kFp8 ? 1 : 0},
-                                   {"eplb_interval", opts.eplb_interval},
-                                   {"batch_invariant", opts.batch_invariant ? 1 : 0}});
+      m->ep_->check_same_settings(
+          {{"hidden_size", m->cfg_.hidden_size},
+           {"num_experts_per_tok", m->cfg_.num_experts_per_tok},
+           {"activations (fp8)", opts.act_mode == ActMode::kFp8 ? 1 : 0},
+           {"activation_dtype (bf16)", m->backend_->act_dtype() == DType::kBF16 ? 1 : 0},
+           {"eplb_interval", opts.eplb_interval},
+           {"batch_invariant", opts.batch_invariant ? 1 : 0}});
     });
     mo.moe_hook = m->ep_;
     mo.bind_expert = m->ep_->bind_filter();

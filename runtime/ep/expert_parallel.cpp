@@ -158,6 +158,7 @@ struct ExpertParallel::Round {
   std::vector<int64_t> n_out, n_in;
   bool counts_known = false;
   int64_t width = 0;
+  DType dtype = DType::kF32;           // the rows' (host messages carry them as F32)
   std::shared_ptr<void> ready;         // direct: the backend's queue point after rows_out was written
   std::vector<Bytes> msg_out, msg_in;  // the control round (direct) or the whole messages (through the host)
 };
@@ -246,7 +247,7 @@ void ExpertParallel::start(Exchange& ex, Round& rd) {
       }
     }
     const int64_t n = total(rd.n_in);
-    rd.rows_in = n ? b_.empty(DType::kF32, n, rd.width) : Tensor{};
+    rd.rows_in = n ? b_.empty(rd.dtype, n, rd.width) : Tensor{};
     t_->all_to_all_rows(b_, rd.rows_out, rd.n_out, rd.rows_in, rd.n_in, rd.ready);
   };
   if (!opts_.overlap) {
@@ -280,7 +281,7 @@ void ExpertParallel::wait(Exchange& ex, Round& rd) {
     fail(ErrorCode::kInternal, "expert-parallel combine: a rank returned another number of rows");
   rd.n_in = n;
   const int64_t all = total(n);
-  rd.rows_in = all ? b_.empty(DType::kF32, all, rd.width) : Tensor{};
+  rd.rows_in = all ? b_.empty(rd.dtype, all, rd.width) : Tensor{};
   if (!all) return;
   std::vector<float> host(static_cast<size_t>(all * rd.width));
   size_t at = 0;
@@ -375,7 +376,8 @@ std::unique_ptr<MoeExchange> ExpertParallel::begin(int64_t layer, const LayerWei
   Round& d = ex->dispatch;
   d.ctl_out.resize(R);
   d.n_out.assign(R, 0);
-  d.width = L.router.k();  // every rank runs the same model: the hidden size
+  d.width = L.router.k();    // every rank runs the same model: the hidden size
+  d.dtype = b_.act_dtype();  // x's rows as they are (bf16 activations travel as bf16)
   ex->sent.resize(R);
   ex->toks.resize(R);
   const int32_t* dest = ex->dest.data();
@@ -406,7 +408,7 @@ std::unique_ptr<MoeExchange> ExpertParallel::begin(int64_t layer, const LayerWei
     order.insert(order.end(), ex->toks[r].begin(), ex->toks[r].end());
   }
   if (!order.empty()) {
-    d.rows_out = b_.empty(DType::kF32, static_cast<int64_t>(order.size()), d.width);
+    d.rows_out = b_.empty(d.dtype, static_cast<int64_t>(order.size()), d.width);
     b_.gather_rows(x, upload_i32(order), d.rows_out);
   }
   start(*ex, d);
@@ -474,6 +476,9 @@ void ExpertParallel::compute(MoeExchange& base) {
   const ExpertSet& set = *sets_[layer];
   Round& c = ex.combine;
   c.width = width;
+  // Exact: each row is one expert's output, already in the activation dtype (its weight, 1, rounds
+  // nothing); partial sums are sums, kept in F32.
+  c.dtype = exact ? b_.act_dtype() : DType::kF32;
   if (rows) {
     int64_t kk = 1;
     std::vector<int32_t> ids2;
@@ -499,13 +504,13 @@ void ExpertParallel::compute(MoeExchange& base) {
                                        std::to_string(layer) + ", which it does not hold");
     Tensor X = d.rows_in;
     if (exact) {
-      X = b_.empty(DType::kF32, rows, width);
+      X = b_.empty(d.dtype, rows, width);
       b_.gather_rows(d.rows_in, upload_i32(from), X);
     }
     Tensor I = b_.empty(DType::kI32, rows, kk), W = b_.empty(DType::kF32, rows, kk);
     b_.copy_from_host_i32(ids2.data(), I);
     b_.copy_from_host(w2.data(), W);
-    c.rows_out = b_.empty(DType::kF32, rows, width);
+    c.rows_out = b_.empty(c.dtype, rows, width);
     moert::routed_experts(b_, set, X, I, W, c.rows_out, ex.mode);
   }
   d.rows_in = Tensor{};

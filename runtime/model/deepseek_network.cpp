@@ -420,8 +420,10 @@ Tensor DeepseekNetwork::mtp_forward(std::vector<SequenceStep> steps, const std::
   Tensor e = cat.slice_cols(0, H), h = cat.slice_cols(H, H);
   b.embedding(m.embed, part.ids, e);
   b.rmsnorm(e, m.enorm, eps, e);
-  b.gather_rows(hidden, src_rows, h);
-  b.rmsnorm(h, m.hnorm, eps, h);
+  // hnorm reads the F32 hidden states (one rounding to the activation dtype, at its output).
+  Tensor hf = b.act_dtype() == DType::kF32 ? h : b.empty(DType::kF32, T, H);
+  b.gather_rows(hidden, src_rows, hf);
+  b.rmsnorm(hf, m.hnorm, eps, h);
   Tensor x = b.empty(DType::kF32, T, H);
   b.linear(cat, m.eh_proj, x, opts_.act_mode);
   decoder_layer(m.layer, cfg_.num_hidden_layers, x, part);

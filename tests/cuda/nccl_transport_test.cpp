@@ -273,21 +273,23 @@ TEST(NcclTransport, OneRankRowsOfBackendTensors) {
   EXPECT_TRUE(t->moves_rows(DeviceKind::kCuda));
   EXPECT_FALSE(t->moves_rows(DeviceKind::kCpu));
   auto b = make_cuda_backend(t->device());
-  for (int64_t rows : {int64_t{37}, int64_t{0}, int64_t{1}}) {
-    const int64_t cols = 96;
-    std::vector<float> host(static_cast<size_t>(rows * cols));
-    for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>(i) * 0.5f - 7.0f;
-    Tensor send, recv;
-    if (rows) {
-      send = b->empty(DType::kF32, rows, cols);
-      recv = b->empty(DType::kF32, rows, cols);
-      b->copy_from_host(host.data(), send);  // queued on the backend's stream, before the exchange
+  for (DType dt : {DType::kF32, DType::kBF16})  // bf16 activations travel as bf16 (2-byte rows)
+    for (int64_t rows : {int64_t{37}, int64_t{0}, int64_t{1}}) {
+      const int64_t cols = 96;
+      std::vector<float> host(static_cast<size_t>(rows * cols));
+      for (size_t i = 0; i < host.size(); ++i)
+        host[i] = static_cast<float>(i % 64) * 0.25f - 8.0f;  // bf16-exact
+      Tensor send, recv;
+      if (rows) {
+        send = b->empty(dt, rows, cols);
+        recv = b->empty(dt, rows, cols);
+        b->copy_from_host(host.data(), send);  // queued on the backend's stream, before the exchange
+      }
+      t->all_to_all_rows(*b, send, {rows}, recv, {rows}, rows % 2 ? b->queue_point() : nullptr);
+      std::vector<float> got(host.size());
+      if (rows) b->copy_to_host(recv, got.data());
+      EXPECT_EQ(got, host) << rows << " rows of " << dtype_name(dt);
     }
-    t->all_to_all_rows(*b, send, {rows}, recv, {rows}, rows % 2 ? b->queue_point() : nullptr);
-    std::vector<float> got(host.size());
-    if (rows) b->copy_to_host(recv, got.data());
-    EXPECT_EQ(got, host) << rows << " rows";
-  }
   auto cpu = make_cpu_backend(1);
   Tensor h = cpu->empty(DType::kF32, 2, 4);
   EXPECT_EQ(code_of([&] { t->all_to_all_rows(*b, h, {2}, h, {2}, nullptr); }), code(ErrorCode::kInternal));
