@@ -6,7 +6,8 @@
 // Where the CPU has AVX-512 VBMI each round runs the FP8 passes twice, with the e4m3 table lookup
 // (cpu_vbmi) and with the widening conversion, the order flipped each round, and prints both and their ratio.
 // Each round also runs the cold pass over the same matrices in moert_q4 (4-bit, group 32): G weights/s and
-// its ratio to FP8's (whose bytes are its weights).
+// its ratio to FP8's (whose bytes are its weights), with the int8-activation VNNI kernel and with the fp32
+// one where the CPU has VNNI (gemm_q4.h, q4_int8_enabled).
 //   moert_decode_bw_bench [--threads 2] [--rounds 7] [--isa portable|avx2|avx512] [--n 1408 --k 2048]
 //                         [--mats 192] [--m 1] [--prefill-m M]
 // --m M: the decode GEMM's rows (1: one sequence's token; up to 4 take the same dot-product kernel).
@@ -25,6 +26,7 @@
 #include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_fp8act.h"
+#include "cpu/gemm_q4.h"
 #include "cpu/thread_pool.h"
 
 using namespace moert::kernels;
@@ -164,7 +166,9 @@ int main(int argc, char** argv) {
   x.assign(static_cast<size_t>(dm * k), 0.5f);
   y.assign(static_cast<size_t>(dm * n), 0.0f);
   const bool both = cpu_isa() == CpuIsa::kAvx512 && cpu_vbmi_supported();
-  std::vector<double> st, cold4, cold[2], hot[2];  // [0]: widening conversion, [1]: table lookup
+  const bool both4 = cpu_isa() == CpuIsa::kAvx512 && q4_int8_supported();
+  std::vector<double> st, cold4[2], cold[2],
+      hot[2];  // [0]: widening conversion / fp32 q4, [1]: lookup / int8
   for (int r = 0; r < rounds; ++r) {
     st.push_back(stream_read(q.data(), q.size(), threads));
     for (int pass = 0; pass < (both ? 2 : 1); ++pass) {
@@ -180,10 +184,12 @@ int main(int argc, char** argv) {
       for (int i = 0; i < reps; ++i) gemm_xwt(x.data(), dm, k, w0, y.data(), n, &pool);
       hot[lut].push_back(per * reps / (now() - t0) / 1e9);
     }
-    if (k % 32 == 0) {
+    for (int pass = 0; k % 32 == 0 && pass < (both4 ? 2 : 1); ++pass) {
+      const bool int8 = both4 ? ((pass + r) % 2 == 1) : q4_int8_enabled();
+      set_q4_int8(int8);
       const double t0 = now();
       for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), dm, k, ref4(m), y.data(), n, &pool);
-      cold4.push_back(q.size() / (now() - t0) / 1e9);  // weights (G/s), as the FP8 figure's bytes are
+      cold4[int8].push_back(q.size() / (now() - t0) / 1e9);  // weights (G/s), as the FP8 figure's bytes are
     }
   }
   auto spread = [](const std::vector<double>& v) {
@@ -211,8 +217,17 @@ int main(int argc, char** argv) {
     std::printf("lookup / widening, medians of per-round ratios: cold %s, hot %s\n", spread(rc).c_str(),
                 spread(rh).c_str());
   }
-  if (!cold4.empty())
-    std::printf("the same weights in moert_q4 (group 32), M=%lld cold: %s G weights/s = %.2fx FP8's %.2f\n",
-                (long long)dm, spread(cold4).c_str(), median(cold4) / mc, mc);
+  for (int int8 = 1; int8 >= 0; --int8)
+    if (!cold4[int8].empty())
+      std::printf(
+          "the same weights in moert_q4 (group 32), %s kernel, M=%lld cold: %s G weights/s = %.2fx FP8's "
+          "%.2f\n",
+          int8 ? "int8-activation" : "fp32", (long long)dm, spread(cold4[int8]).c_str(),
+          median(cold4[int8]) / mc, mc);
+  if (both4) {
+    std::vector<double> r4;
+    for (int r = 0; r < rounds; ++r) r4.push_back(cold4[1][r] / cold4[0][r]);
+    std::printf("q4 int8 / fp32 kernel, median of per-round ratios: %s\n", spread(r4).c_str());
+  }
   return 0;
 }
