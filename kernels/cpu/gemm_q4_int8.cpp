@@ -50,6 +50,9 @@ std::atomic<bool>& int8_on() {
 
 constexpr int64_t kChunk = 128;     // columns per step: 64 bytes of codes, 4 blocks of 32
 constexpr int64_t kRowGrain8 = 16;  // output rows per work item
+// Software prefetch distance in weight rows, as the FP8 decode tile's (simd_impl.inc kPrefetchRows): NR
+// interleaved row streams are more than the hardware prefetchers run ahead of.
+constexpr int64_t kPrefetchRows8 = 8;
 
 // The quantised activations of up to kQ4DecodeRows rows, in the kernel's order.
 struct Q8Rows {
@@ -118,6 +121,7 @@ MOERT_Q4_VNNI inline void int8_tile(const Int8Args& a, int64_t n) {
   const __m512i nib = _mm512_set1_epi8(0x0f);
   const int64_t tail_bytes = (w.k - (q.chunks - 1) * kChunk) / 2;  // 16 .. 64
   const __mmask64 tail = tail_bytes >= 64 ? ~__mmask64{0} : ((__mmask64{1} << tail_bytes) - 1);
+  const int64_t pf = kPrefetchRows8 * (w.ld / 2);
   const uint8_t* p[NR];
   const uint16_t* sc[NR];
   for (int r = 0; r < NR; ++r) {
@@ -133,7 +137,12 @@ MOERT_Q4_VNNI inline void int8_tile(const Int8Args& a, int64_t n) {
       win = q.win[ch];
       const int64_t gn = std::min<int64_t>(16, q.groups - win);
       const __mmask16 gm = static_cast<__mmask16>((1u << gn) - 1);
-      for (int r = 0; r < NR; ++r) dv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sc[r] + win));
+      for (int r = 0; r < NR; ++r) {
+        dv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sc[r] + win));
+        _mm_prefetch(reinterpret_cast<const char*>(sc[r] + win + kPrefetchRows8 * w.q4_ld), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w.q4_min + (n + r + kPrefetchRows8) * w.q4_ld + win),
+                     _MM_HINT_T0);
+      }
     }
     const __m512i gi = _mm512_loadu_si512(q.gi + ch * 16);
     const __mmask64 bm = ch + 1 == q.chunks ? tail : ~__mmask64{0};
@@ -145,6 +154,8 @@ MOERT_Q4_VNNI inline void int8_tile(const Int8Args& a, int64_t n) {
       xhi[i] = _mm512_loadu_si512(xi + 64);
       sv[i] = _mm512_loadu_ps(q.sx + i * sstride + ch * 16);
     }
+    for (int r = 0; r < NR; ++r)
+      _mm_prefetch(reinterpret_cast<const char*>(p[r] + ch * (kChunk / 2) + pf), _MM_HINT_T0);
     for (int r = 0; r < NR; ++r) {
       const __m512i codes = _mm512_maskz_loadu_epi8(bm, p[r] + ch * (kChunk / 2));
       const __m512i lo = _mm512_and_si512(codes, nib),
