@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     st.push_back(stream_read(q.data(), q.size(), threads));
     for (int pass = 0; pass < (both ? 2 : 1); ++pass) {
-      const bool lut = both ? ((pass + r) % 2 == 1) : cpu_vbmi();
+      const bool lut = both ? ((pass + r) % 2 == 1) : (cpu_isa() == CpuIsa::kAvx512 && cpu_vbmi());
       set_cpu_vbmi(lut);
       double t0 = now();
       for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), dm, k, ref(m), y.data(), n, &pool);
