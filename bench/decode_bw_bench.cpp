@@ -3,10 +3,14 @@
 //   cold: 192 matrices (554 MB, more than the L3) one after another, as decode walks the layers;
 //   hot:  one matrix again and again (each thread's half fits its L2): the kernel's compute ceiling.
 // Runs alternate (stream, cold, hot, ...) and the medians are printed, with the ratio cold / stream.
+// Where the CPU has AVX-512 VBMI each round runs the FP8 passes twice, with the e4m3 table lookup
+// (cpu_vbmi) and with the widening conversion, the order flipped each round, and prints both and their ratio.
 // Each round also runs the cold pass over the same matrices in moert_q4 (4-bit, group 32): G weights/s and
-// its ratio to FP8's (whose bytes are its weights).
+// its ratio to FP8's (whose bytes are its weights), with the int8-activation VNNI kernel and with the fp32
+// one where the CPU has VNNI (gemm_q4.h, q4_int8_enabled).
 //   moert_decode_bw_bench [--threads 2] [--rounds 7] [--isa portable|avx2|avx512] [--n 1408 --k 2048]
-//                         [--mats 192] [--prefill-m M]
+//                         [--mats 192] [--m 1] [--prefill-m M]
+// --m M: the decode GEMM's rows (1: one sequence's token; up to 4 take the same dot-product kernel).
 // --prefill-m M: instead, the FP8-activation GEMM at M rows on the AVX-512-BF16 path (gemm_xwt_fp8act)
 // against act_quant_dequant + the fp32 kernel, GFLOP/s.
 #include <algorithm>
@@ -22,6 +26,7 @@
 #include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_fp8act.h"
+#include "cpu/gemm_q4.h"
 #include "cpu/thread_pool.h"
 
 using namespace moert::kernels;
@@ -65,7 +70,7 @@ double stream_read(const uint8_t* p, size_t bytes, int threads) {
 
 int main(int argc, char** argv) {
   int threads = 2, rounds = 7;
-  int64_t n = 1408, k = 2048, mats = 192, pm = 0;
+  int64_t n = 1408, k = 2048, mats = 192, pm = 0, dm = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
@@ -83,6 +88,8 @@ int main(int argc, char** argv) {
       k = std::stoll(v);
     else if (a == "--mats")
       mats = std::stoll(v);
+    else if (a == "--m")
+      dm = std::max<int64_t>(1, std::stoll(v));
     else if (a == "--prefill-m")
       pm = std::stoll(v);
     else if (a == "--isa")
@@ -156,29 +163,71 @@ int main(int argc, char** argv) {
     w.group = 32;
     return w;
   };
-  std::vector<double> st, cold, hot, cold4;
+  x.assign(static_cast<size_t>(dm * k), 0.5f);
+  y.assign(static_cast<size_t>(dm * n), 0.0f);
+  const bool both = cpu_isa() == CpuIsa::kAvx512 && cpu_vbmi_supported();
+  const bool both4 = cpu_isa() == CpuIsa::kAvx512 && q4_int8_supported();
+  std::vector<double> st, cold4[2], cold[2],
+      hot[2];  // [0]: widening conversion / fp32 q4, [1]: lookup / int8
   for (int r = 0; r < rounds; ++r) {
     st.push_back(stream_read(q.data(), q.size(), threads));
-    double t0 = now();
-    for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), 1, k, ref(m), y.data(), n, &pool);
-    cold.push_back(q.size() / (now() - t0) / 1e9);
-    if (k % 32 == 0) {
+    for (int pass = 0; pass < (both ? 2 : 1); ++pass) {
+      const bool lut = both ? ((pass + r) % 2 == 1) : (cpu_isa() == CpuIsa::kAvx512 && cpu_vbmi());
+      set_cpu_vbmi(lut);
+      double t0 = now();
+      for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), dm, k, ref(m), y.data(), n, &pool);
+      cold[lut].push_back(q.size() / (now() - t0) / 1e9);
+      const WeightRef w0 = ref(0);
+      const int reps = 64;
+      gemm_xwt(x.data(), dm, k, w0, y.data(), n, &pool);
       t0 = now();
-      for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), 1, k, ref4(m), y.data(), n, &pool);
-      cold4.push_back(q.size() / (now() - t0) / 1e9);  // weights (G/s), as the FP8 figure's bytes are
+      for (int i = 0; i < reps; ++i) gemm_xwt(x.data(), dm, k, w0, y.data(), n, &pool);
+      hot[lut].push_back(per * reps / (now() - t0) / 1e9);
     }
-    const WeightRef w0 = ref(0);
-    const int reps = 64;
-    gemm_xwt(x.data(), 1, k, w0, y.data(), n, &pool);
-    t0 = now();
-    for (int i = 0; i < reps; ++i) gemm_xwt(x.data(), 1, k, w0, y.data(), n, &pool);
-    hot.push_back(per * reps / (now() - t0) / 1e9);
+    for (int pass = 0; k % 32 == 0 && pass < (both4 ? 2 : 1); ++pass) {
+      const bool int8 = both4 ? ((pass + r) % 2 == 1) : q4_int8_enabled();
+      set_q4_int8(int8);
+      const double t0 = now();
+      for (int64_t m = 0; m < mats; ++m) gemm_xwt(x.data(), dm, k, ref4(m), y.data(), n, &pool);
+      cold4[int8].push_back(q.size() / (now() - t0) / 1e9);  // weights (G/s), as the FP8 figure's bytes are
+    }
   }
-  const double ms = median(st), mc = median(cold), mh = median(hot);
-  std::printf("streaming read %.2f GB/s; M=1 gemm cold %.2f GB/s (%.3f of streaming); hot (L2) %.2f GB/s\n",
-              ms, mc, mc / ms, mh);
-  if (!cold4.empty())
-    std::printf("the same weights in moert_q4 (group 32), M=1 cold: %.2f G weights/s = %.2fx FP8's %.2f\n",
-                median(cold4), median(cold4) / mc, mc);
+  auto spread = [](const std::vector<double>& v) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.2f [%.2f-%.2f]", median(v), *std::min_element(v.begin(), v.end()),
+                  *std::max_element(v.begin(), v.end()));
+    return std::string(b);
+  };
+  const double ms = median(st);
+  std::printf("streaming read %s GB/s\n", spread(st).c_str());
+  double mc = 0;
+  for (int lut = 1; lut >= 0; --lut) {
+    if (cold[lut].empty()) continue;
+    if (mc == 0) mc = median(cold[lut]);
+    std::printf("M=%lld gemm, %s: cold %s GB/s (%.3f of streaming); hot (L2) %s GB/s\n", (long long)dm,
+                lut ? "e4m3 table lookup" : "widening e4m3 conversion", spread(cold[lut]).c_str(),
+                median(cold[lut]) / ms, spread(hot[lut]).c_str());
+  }
+  if (both) {
+    std::vector<double> rc, rh;  // per-round ratios lookup / widening
+    for (int r = 0; r < rounds; ++r) {
+      rc.push_back(cold[1][r] / cold[0][r]);
+      rh.push_back(hot[1][r] / hot[0][r]);
+    }
+    std::printf("lookup / widening, medians of per-round ratios: cold %s, hot %s\n", spread(rc).c_str(),
+                spread(rh).c_str());
+  }
+  for (int int8 = 1; int8 >= 0; --int8)
+    if (!cold4[int8].empty())
+      std::printf(
+          "the same weights in moert_q4 (group 32), %s kernel, M=%lld cold: %s G weights/s = %.2fx FP8's "
+          "%.2f\n",
+          int8 ? "int8-activation" : "fp32", (long long)dm, spread(cold4[int8]).c_str(),
+          median(cold4[int8]) / mc, mc);
+  if (both4) {
+    std::vector<double> r4;
+    for (int r = 0; r < rounds; ++r) r4.push_back(cold4[1][r] / cold4[0][r]);
+    std::printf("q4 int8 / fp32 kernel, median of per-round ratios: %s\n", spread(r4).c_str());
+  }
   return 0;
 }

@@ -55,7 +55,37 @@ std::atomic<int>& current() {
   return v;
 }
 
+bool detect_vbmi() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vbmi");
+#else
+  return false;
+#endif
+}
+
+std::atomic<bool>& vbmi_on() {
+  static std::atomic<bool> v{[] {
+    const char* e = std::getenv("MOERT_CPU_VBMI");
+    return cpu_vbmi_supported() && !(e && !std::strcmp(e, "off"));
+  }()};
+  return v;
+}
+
 }  // namespace
+
+bool cpu_vbmi_supported() {
+  static const bool has = detect_vbmi();
+  return has;
+}
+
+bool cpu_vbmi() {
+  return vbmi_on().load(std::memory_order_relaxed);
+}
+
+void set_cpu_vbmi(bool on) {
+  vbmi_on().store(on && cpu_vbmi_supported(), std::memory_order_relaxed);
+}
 
 CpuIsa cpu_isa_supported() {
   static const CpuIsa best = detect();

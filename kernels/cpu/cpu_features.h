@@ -17,4 +17,12 @@ CpuIsa cpu_isa_supported();
 void set_cpu_isa(CpuIsa isa);
 const char* cpu_isa_name(CpuIsa isa);
 
+// AVX-512 VBMI (vpermb, vpermi2b): with it the AVX-512 kernels convert e4m3 weights to fp32 by a 128-entry
+// table lookup instead of widening through fp16 (the same values, fewer instructions per weight). On where
+// the CPU has it, unless MOERT_CPU_VBMI=off; set_cpu_vbmi is for tests and benchmarks (clamped to what the
+// CPU supports, not thread-safe with kernels running).
+bool cpu_vbmi();
+bool cpu_vbmi_supported();
+void set_cpu_vbmi(bool on);
+
 }  // namespace moert::kernels

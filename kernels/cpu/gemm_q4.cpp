@@ -28,6 +28,9 @@ namespace {
 
 constexpr int64_t kPanelRows = 256;  // weight rows dequantised per step of the panel path
 constexpr int64_t kRowGrain = 16;    // output rows per work item of the decode kernel
+// Software prefetch distance of the decode kernels in weight rows (as the FP8 tile's kPrefetchRows): the
+// interleaved row streams are more than the hardware prefetchers run ahead of.
+constexpr int64_t kQ4PrefetchRows = 8;
 
 inline const uint8_t* row_codes(const WeightRef& w, int64_t n) {
   return static_cast<const uint8_t*>(w.data) + n * (w.ld / 2);
@@ -117,14 +120,22 @@ MOERT_Q4_AVX512 inline void decode_tile_avx512(const DecodeArgs& a, int64_t n) {
   for (int r = 0; r < NR; ++r)
     for (int i = 0; i < M; ++i) acc[r][i] = _mm512_setzero_ps();
   const float* xp = a.x;
+  const int64_t pf = kQ4PrefetchRows * (w.ld / 2);
   for (int64_t g0 = 0; g0 < groups; g0 += 16) {
     const int64_t gn = std::min<int64_t>(16, groups - g0);
     const __mmask16 gm = static_cast<__mmask16>((1u << gn) - 1);
     __m512 dv[NR];
-    for (int r = 0; r < NR; ++r) dv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sc[r] + g0));
+    for (int r = 0; r < NR; ++r) {
+      dv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sc[r] + g0));
+      _mm_prefetch(reinterpret_cast<const char*>(sc[r] + g0 + kQ4PrefetchRows * w.q4_ld), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w.q4_min + (n + r + kQ4PrefetchRows) * w.q4_ld + g0),
+                   _MM_HINT_T0);
+    }
     __m512i gi = _mm512_setzero_si512();
     const __m512i one = _mm512_set1_epi32(1);
     for (int64_t g = 0; g < gn; ++g) {
+      if ((g * 16 * BLK) % 64 == 0)  // one prefetch per cache line of codes
+        for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(p[r] + pf), _MM_HINT_T0);
       __m512 part[NR][M];
 #pragma GCC unroll 4
       for (int b = 0; b < BLK; ++b) {
@@ -228,6 +239,10 @@ MOERT_Q4_AVX2 inline void decode_tile_avx2(const DecodeArgs& a, int64_t n) {
         for (int i = 0; i < M; ++i) part[r][i] = _mm256_setzero_ps();
       for (int64_t b = 0; b < blocks; ++b) {
         const int64_t c = (g * blocks + b) * 32;
+        if (c % 128 == 0)  // one prefetch per cache line of codes
+          for (int r = 0; r < NR; ++r)
+            _mm_prefetch(reinterpret_cast<const char*>(p[r] + c / 2 + kQ4PrefetchRows * (w.ld / 2)),
+                         _MM_HINT_T0);
         // bytes 0..7: columns 0..7 (low nibbles) and 16..23 (high); bytes 8..15: columns 8..15 and 24..31.
         for (int h = 0; h < 2; ++h)
           for (int r = 0; r < NR; ++r) {
@@ -347,7 +362,10 @@ void gemm_q4_decode(const float* x, int64_t m, int64_t ldx, const WeightRef& w, 
 void gemm_q4_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
                  ThreadPool* pool, bool row_invariant) {
   if (m <= 0) return;
-  if (m <= kQ4DecodeRows && !row_invariant) return gemm_q4_decode(x, m, ldx, w, y, ldy, pool);
+  if (m <= kQ4DecodeRows && !row_invariant) {
+    if (q4_int8_enabled() && gemm_q4_decode_int8(x, m, ldx, w, y, ldy, pool)) return;
+    return gemm_q4_decode(x, m, ldx, w, y, ldy, pool);
+  }
   const int64_t rows = std::min(kPanelRows, w.n);
   float* panel = tls_scratch(7, static_cast<size_t>(rows * w.k));
   for (int64_t r0 = 0; r0 < w.n; r0 += kPanelRows) {

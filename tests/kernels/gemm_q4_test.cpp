@@ -81,12 +81,16 @@ void check(const std::vector<float>& x, int64_t m, int64_t ldx, const Q4Test& w,
     }
 }
 
+// The fp32 kernels: the int8-activation one (gemm_q4_int8_test.cpp, its own bounds) is switched off.
 class GemmQ4Test : public ::testing::TestWithParam<CpuIsa> {
  protected:
   void SetUp() override {
     if (static_cast<int>(GetParam()) > static_cast<int>(cpu_isa_supported()))
       GTEST_SKIP() << "instruction set not supported here";
+    set_q4_int8(false);
   }
+  void TearDown() override { set_q4_int8(int8_was_); }
+  bool int8_was_ = q4_int8_enabled();
 };
 
 struct Shape {

@@ -1,0 +1,257 @@
+// The int8-activation decode kernel for q4 weights (gemm_q4.h, AVX-512 VNNI), as llama.cpp multiplies its
+// 4-bit blocks with q8 activations. Each row of x is quantised per weight group: s_g = amax_g / 127,
+// xq = round(x / s_g) in int8 (ties to even), and S_g = s_g * sum(xq over g). Then for weight row n
+//   y = sum_g d_g * s_g * (sum_c q_c * xq_c)  +  sum_g m_g * S_g,
+// which is sum_c (d q_c + m) * (s xq_c) exactly in real arithmetic: the only error is the rounding of x
+// (|s xq - x| <= s / 2), the offsets meeting the same rounded x as the codes do (the error then scales
+// with the weights, not with the codes). The integer dot runs on vpdpbusd (the 4-bit codes are unsigned
+// bytes, xq signed): per 128 columns one 64-byte load, a mask and a shift for the nibbles, two vpdpbusd,
+// a conversion and an FMA against the lane's d_g * s_g, where the fp32 kernel spends seven instructions
+// per 32 columns. fp32 from there on: per lane across the row, then one reduction.
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "cpu_features.h"
+#include "gemm_q4.h"
+#include "scratch.h"
+#include "simd.h"
+
+#ifdef MOERT_KERNELS_X86
+// GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
+
+namespace moert::kernels {
+namespace {
+
+bool detect_vnni() {
+#ifdef MOERT_KERNELS_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+std::atomic<bool>& int8_on() {
+  static std::atomic<bool> v{[] {
+    const char* e = std::getenv("MOERT_Q4_INT8");
+    return q4_int8_supported() && !(e && !std::strcmp(e, "off"));
+  }()};
+  return v;
+}
+
+#ifdef MOERT_KERNELS_X86
+#define MOERT_Q4_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+constexpr int64_t kChunk = 128;     // columns per step: 64 bytes of codes, 4 blocks of 32
+constexpr int64_t kRowGrain8 = 16;  // output rows per work item
+// Software prefetch distance in weight rows, as the FP8 decode tile's (simd_impl.inc kPrefetchRows): NR
+// interleaved row streams are more than the hardware prefetchers run ahead of.
+constexpr int64_t kPrefetchRows8 = 8;
+
+// The quantised activations of up to kQ4DecodeRows rows, in the kernel's order.
+struct Q8Rows {
+  const int8_t* xq;    // [m][chunks * 128]: per chunk the 4 blocks' columns 0..15, then their 16..31
+  const float* sx;     // [m][chunks * 16]: lane L of chunk ch: s_g of block L / 4's group (0 past k)
+  const float* xsum;   // [m][groups]: S_g = s_g * sum(xq over g)
+  const int32_t* gi;   // [chunks * 16]: lane L's group minus its 16-group window's first
+  const int32_t* win;  // [chunks]: the window's first group
+  int64_t chunks, groups;
+};
+
+struct Int8Args {
+  Q8Rows q;
+  int64_t m;
+  const WeightRef* w;
+  float* y;
+  int64_t ldy;
+};
+
+// Row i of x quantised into q (its slices of the arrays above).
+MOERT_Q4_VNNI void quantize_row(const float* x, int64_t k, int64_t group, int8_t* xq, float* sx,
+                                float* xsum) {
+  const int64_t groups = k / group, chunks = (k + kChunk - 1) / kChunk;
+  std::memset(xq, 0, static_cast<size_t>(chunks * kChunk));
+  std::memset(sx, 0, static_cast<size_t>(chunks * 16) * sizeof(float));
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* p = x + g * group;
+    __m512 amax = _mm512_setzero_ps();
+    for (int64_t c = 0; c < group; c += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(p + c)));
+    const float a = _mm512_reduce_max_ps(amax);
+    const float s = a / 127.0f, inv = a > 0.0f ? 127.0f / a : 0.0f;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t c = 0; c < group; c += 16) {
+      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + c), vinv));  // ties to even
+      sum = _mm512_add_epi32(sum, q);
+      const int64_t col = g * group + c, ch = col / kChunk, b = (col % kChunk) / 32, half = (col % 32) / 16;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + ch * kChunk + half * 64 + b * 16),
+                       _mm512_cvtsepi32_epi8(q));
+    }
+    xsum[g] = s * static_cast<float>(_mm512_reduce_add_epi32(sum));
+    for (int64_t c = 0; c < group; c += 32) {
+      const int64_t col = g * group + c, ch = col / kChunk, b = (col % kChunk) / 32;
+      for (int l = 0; l < 4; ++l) sx[ch * 16 + b * 4 + l] = s;
+    }
+  }
+}
+
+MOERT_Q4_VNNI inline float offsets(const uint16_t* mn, const float* xsum, int64_t groups) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t g = 0;
+  for (; g + 16 <= groups; g += 16)
+    acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mn + g))),
+                          _mm512_loadu_ps(xsum + g), acc);
+  float s = _mm512_reduce_add_ps(acc);
+  for (; g < groups; ++g) s += _cvtsh_ss(mn[g]) * xsum[g];
+  return s;
+}
+
+// NR output rows (sharing each activation load) times M rows of x.
+template <int M, int NR>
+MOERT_Q4_VNNI inline void int8_tile(const Int8Args& a, int64_t n) {
+  const WeightRef& w = *a.w;
+  const Q8Rows& q = a.q;
+  const int64_t xstride = q.chunks * kChunk, sstride = q.chunks * 16;
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  const int64_t tail_bytes = (w.k - (q.chunks - 1) * kChunk) / 2;  // 16 .. 64
+  const __mmask64 tail = tail_bytes >= 64 ? ~__mmask64{0} : ((__mmask64{1} << tail_bytes) - 1);
+  const int64_t pf = kPrefetchRows8 * (w.ld / 2);
+  const uint8_t* p[NR];
+  const uint16_t* sc[NR];
+  for (int r = 0; r < NR; ++r) {
+    p[r] = static_cast<const uint8_t*>(w.data) + (n + r) * (w.ld / 2);
+    sc[r] = w.q4_scale + (n + r) * w.q4_ld;
+  }
+  __m512 acc[NR][M], dv[NR];
+  for (int r = 0; r < NR; ++r)
+    for (int i = 0; i < M; ++i) acc[r][i] = _mm512_setzero_ps();
+  int64_t win = -1;
+  for (int64_t ch = 0; ch < q.chunks; ++ch) {
+    if (q.win[ch] != win) {  // the next 16 groups' scales, converted once
+      win = q.win[ch];
+      const int64_t gn = std::min<int64_t>(16, q.groups - win);
+      const __mmask16 gm = static_cast<__mmask16>((1u << gn) - 1);
+      for (int r = 0; r < NR; ++r) {
+        dv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sc[r] + win));
+        _mm_prefetch(reinterpret_cast<const char*>(sc[r] + win + kPrefetchRows8 * w.q4_ld), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w.q4_min + (n + r + kPrefetchRows8) * w.q4_ld + win),
+                     _MM_HINT_T0);
+      }
+    }
+    const __m512i gi = _mm512_loadu_si512(q.gi + ch * 16);
+    const __mmask64 bm = ch + 1 == q.chunks ? tail : ~__mmask64{0};
+    __m512i xlo[M], xhi[M];
+    __m512 sv[M];
+    for (int i = 0; i < M; ++i) {
+      const int8_t* xi = q.xq + i * xstride + ch * kChunk;
+      xlo[i] = _mm512_loadu_si512(xi);
+      xhi[i] = _mm512_loadu_si512(xi + 64);
+      sv[i] = _mm512_loadu_ps(q.sx + i * sstride + ch * 16);
+    }
+    for (int r = 0; r < NR; ++r)
+      _mm_prefetch(reinterpret_cast<const char*>(p[r] + ch * (kChunk / 2) + pf), _MM_HINT_T0);
+    for (int r = 0; r < NR; ++r) {
+      const __m512i codes = _mm512_maskz_loadu_epi8(bm, p[r] + ch * (kChunk / 2));
+      const __m512i lo = _mm512_and_si512(codes, nib),
+                    hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nib);
+      const __m512 d = _mm512_permutexvar_ps(gi, dv[r]);
+      for (int i = 0; i < M; ++i) {
+        const __m512i dot =
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo[i]), hi, xhi[i]);
+        acc[r][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, sv[i]), acc[r][i]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    const uint16_t* mn = w.q4_min + (n + r) * w.q4_ld;
+    for (int i = 0; i < M; ++i)
+      a.y[i * a.ldy + n + r] = _mm512_reduce_add_ps(acc[r][i]) + offsets(mn, q.xsum + i * q.groups, q.groups);
+  }
+}
+
+template <int M>
+MOERT_Q4_VNNI void int8_rows(const Int8Args& a, int64_t n0, int64_t n1) {
+  constexpr int NR = M <= 2 ? 4 : 2;
+  int64_t n = n0;
+  for (; n + NR <= n1; n += NR) int8_tile<M, NR>(a, n);
+  for (; n < n1; ++n) int8_tile<M, 1>(a, n);
+}
+
+void int8_rows_any(const Int8Args& a, int64_t n0, int64_t n1) {
+  switch (a.m) {
+    case 1:
+      return int8_rows<1>(a, n0, n1);
+    case 2:
+      return int8_rows<2>(a, n0, n1);
+    case 3:
+      return int8_rows<3>(a, n0, n1);
+    default:
+      return int8_rows<4>(a, n0, n1);
+  }
+}
+#endif
+
+}  // namespace
+
+bool q4_int8_supported() {
+  static const bool has = detect_vnni();
+  return has;
+}
+
+bool q4_int8_enabled() {
+  return int8_on().load(std::memory_order_relaxed) && cpu_isa() == CpuIsa::kAvx512;
+}
+
+void set_q4_int8(bool on) {
+  int8_on().store(on && q4_int8_supported(), std::memory_order_relaxed);
+}
+
+bool gemm_q4_decode_int8(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+                         ThreadPool* pool) {
+#ifdef MOERT_KERNELS_X86
+  // a 128-column step must not straddle two 16-group windows of scales: groups of 32, 64 or 128k columns
+  if (!q4_int8_supported() || w.type != DType::kQ4 || (kChunk % w.group != 0 && w.group % kChunk != 0))
+    return false;
+  const int64_t groups = w.k / w.group, chunks = (w.k + kChunk - 1) / kChunk;
+  for (int64_t i0 = 0; i0 < m; i0 += kQ4DecodeRows) {
+    const int64_t mi = std::min(kQ4DecodeRows, m - i0);
+    // one scratch block: xq, sx, xsum, gi, win (4-byte units)
+    const int64_t xq_words = mi * chunks * kChunk / 4, sx_n = mi * chunks * 16, xs_n = mi * groups;
+    float* base = tls_scratch(7, static_cast<size_t>(xq_words + sx_n + xs_n + chunks * 17 + 16));
+    int8_t* xq = reinterpret_cast<int8_t*>(base);
+    float* sx = base + xq_words;
+    float* xsum = sx + sx_n;
+    int32_t* gi = reinterpret_cast<int32_t*>(xsum + xs_n);
+    int32_t* win = gi + chunks * 16;
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t g0 = ch * kChunk / w.group;
+      win[ch] = static_cast<int32_t>(g0 / 16 * 16);
+      for (int l = 0; l < 16; ++l) {
+        const int64_t col = ch * kChunk + 32 * (l / 4);
+        gi[ch * 16 + l] = col < w.k ? static_cast<int32_t>(col / w.group - win[ch]) : 0;
+      }
+    }
+    for (int64_t i = 0; i < mi; ++i)
+      quantize_row(x + (i0 + i) * ldx, w.k, w.group, xq + i * chunks * kChunk, sx + i * chunks * 16,
+                   xsum + i * groups);
+    const Int8Args a{{xq, sx, xsum, gi, win, chunks, groups}, mi, &w, y + i0 * ldy, ldy};
+    const Int8Args* ap = &a;
+    const int64_t items = (w.n + kRowGrain8 - 1) / kRowGrain8;
+    parallel_for(pool, items, 1, [ap](int64_t b, int64_t e, int) {
+      int8_rows_any(*ap, b * kRowGrain8, std::min(ap->w->n, e * kRowGrain8));
+    });
+  }
+  return true;
+#else
+  (void)x, (void)m, (void)ldx, (void)w, (void)y, (void)ldy, (void)pool;
+  return false;
+#endif
+}
+
+}  // namespace moert::kernels
