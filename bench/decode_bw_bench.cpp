@@ -11,8 +11,8 @@
 //   moert_decode_bw_bench [--threads 2] [--rounds 7] [--isa portable|avx2|avx512] [--n 1408 --k 2048]
 //                         [--mats 192] [--m 1] [--prefill-m M]
 // --m M: the decode GEMM's rows (1: one sequence's token; up to 4 take the same dot-product kernel).
-// --prefill-m M: instead, the FP8-activation GEMM at M rows on the AVX-512-BF16 path (gemm_xwt_fp8act)
-// against act_quant_dequant + the fp32 kernel, GFLOP/s.
+// --prefill-m M: instead, the FP8-activation GEMM at M rows (gemm_xwt_fp8act) on each matrix path the CPU
+// has (AMX tiles where amx_ready, AVX-512-BF16) against act_quant_dequant + the fp32 kernel, GFLOP/s.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -123,25 +123,41 @@ int main(int argc, char** argv) {
   };
   std::printf("isa %s, %d threads, %lld matrices of %lld x %lld fp8 (%.0f MB)\n", cpu_isa_name(cpu_isa()),
               threads, (long long)mats, (long long)n, (long long)k, q.size() / 1e6);
-  if (pm > 0) {  // FP8-activation GEMM at M = pm: matrix path against quantise-dequantise + fp32 kernel
-    set_cpu_matmul(true);
+  if (pm > 0) {  // FP8-activation GEMM at M = pm: each matrix path against quantise-dequantise + fp32 kernel
     std::vector<float> xa(pm * k), ya(pm * n), xq(pm * k);
     for (size_t i = 0; i < xa.size(); ++i) xa[i] = std::sin(0.37 * i);
-    std::vector<double> on, off;
     const double flop = 2.0 * pm * n * k;
-    for (int r = 0; r < rounds; ++r) {
-      double t0 = now();
-      if (!gemm_xwt_fp8act(xa.data(), pm, k, ref(r % mats), ya.data(), n, &pool)) return 1;
-      on.push_back(flop / (now() - t0) / 1e9);
-      t0 = now();
-      xq = xa;
-      act_quant_dequant(xq.data(), pm, k, k);
-      gemm_xwt(xq.data(), pm, k, ref(r % mats), ya.data(), n, &pool);
-      off.push_back(flop / (now() - t0) / 1e9);
+    struct MatPath {
+      bool avx512;
+      AmxUse amx;
+    };
+    std::vector<MatPath> paths;
+    if (amx_ready()) paths.push_back({false, AmxUse::kAuto});
+    if (cpu_matmul_features().avx512_bf16) paths.push_back({true, AmxUse::kOff});
+    if (paths.empty()) {
+      std::printf("fp8-activation GEMM: no matrix path on this CPU (%s)\n", cpu_matmul_path());
+      return 0;
     }
-    std::printf(
-        "fp8-activation GEMM M=%lld N=%lld K=%lld: %s %.1f GFLOP/s, fp32 kernel %.1f GFLOP/s (medians)\n",
-        (long long)pm, (long long)n, (long long)k, cpu_matmul_path(), median(on), median(off));
+    for (const MatPath& p : paths) {
+      set_cpu_matmul(p.avx512);
+      set_amx_use(p.amx);
+      std::vector<double> on, off;
+      for (int r = 0; r < rounds; ++r) {  // alternating, so drifting machine load hits both
+        double t0 = now();
+        if (!gemm_xwt_fp8act(xa.data(), pm, k, ref(r % mats), ya.data(), n, &pool)) return 1;
+        on.push_back(flop / (now() - t0) / 1e9);
+        t0 = now();
+        xq = xa;
+        act_quant_dequant(xq.data(), pm, k, k);
+        gemm_xwt(xq.data(), pm, k, ref(r % mats), ya.data(), n, &pool);
+        off.push_back(flop / (now() - t0) / 1e9);
+      }
+      std::printf(
+          "fp8-activation GEMM M=%lld N=%lld K=%lld: %s %.1f GFLOP/s, fp32 kernel %.1f GFLOP/s (medians), "
+          "%.2fx\n",
+          (long long)pm, (long long)n, (long long)k, cpu_matmul_path(), median(on), median(off),
+          median(on) / median(off));
+    }
     return 0;
   }
   // The same matrices in moert_q4 (random codes, group 32, fp16 scale and offset per group): the 4-bit

@@ -71,6 +71,11 @@ if [ -x "$K" ]; then
   step cpu_amx 60 "$K" --gtest_color=no --gtest_filter='GemmFp8Act.*' || rc=1
   grep -E "^avx512_bf16|tiles not usable" "$LOG/cpu_amx.log"
 fi
+D=$B/bench/moert_decode_bw_bench
+if [ -x "$D" ]; then  # prefill GEMM GFLOP/s per CPU matrix path (AMX, AVX-512-BF16) against the fp32 kernel
+  step cpu_prefill_gemm 60 "$D" --threads "$(nproc)" --mats 8 --rounds 5 --prefill-m 512 || rc=1
+  grep -E "^fp8-activation" "$LOG/cpu_prefill_gemm.log"
+fi
 step nccl_bench 60 "$NB" "$ITERS" || rc=1
 
 echo
