@@ -49,12 +49,6 @@ CpuMatmulFeatures detect() {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & 0xe6) != 0xe6) f.avx512_bf16 = f.avx512_vnni = false;
   }
-#if defined(__linux__)
-  if (f.amx_tile) {
-    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    f.amx_permitted = syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-  }
-#endif
 #endif
   return f;
 }
@@ -108,11 +102,33 @@ void set_amx_use(AmxUse use) {
 AmxUse amx_use() {
   return amx_flag().load(std::memory_order_relaxed);
 }
+namespace {
+// Linux keeps the AMX tile data state off until the process asks (arch_prctl ARCH_REQ_XCOMP_PERM).
+bool request_amx_permission() {
+#if defined(MOERT_KERNELS_X86) && defined(__linux__)
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+enum class AmxState { kUnusable, kSelfCheckFailed, kReady };
+AmxState amx_state() {
+  static const AmxState s = [] {
+    const CpuMatmulFeatures& f = cpu_matmul_features();
+    if (!f.amx_tile || !f.amx_bf16 || !f.avx512_bf16 || !amx::amx_built() || !request_amx_permission())
+      return AmxState::kUnusable;
+    return amx::amx_self_check() ? AmxState::kReady : AmxState::kSelfCheckFailed;
+  }();
+  return s;
+}
+}  // namespace
+
 bool amx_ready() {
-  const CpuMatmulFeatures& f = cpu_matmul_features();
-  static const bool ready = f.amx_tile && f.amx_bf16 && f.amx_permitted && f.avx512_bf16 &&
-                            amx::amx_built() && amx::amx_self_check();
-  return ready;
+  return amx_state() == AmxState::kReady;
+}
+bool amx_self_check_failed() {
+  return amx_state() == AmxState::kSelfCheckFailed;
 }
 const char* cpu_matmul_path() {
   switch (current_path()) {

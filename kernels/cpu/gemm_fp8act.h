@@ -12,10 +12,11 @@
 
 namespace moert::kernels {
 
-// The matrix-unit paths this CPU has (CPUID; AMX also needs Linux's permission, asked for once).
+// The matrix-unit paths this CPU has (CPUID). AMX also needs Linux's permission for the tile state, asked for
+// only when the tiles are first about to be used (amx_ready): once granted, the process's signal stacks must
+// hold the larger state, so a host that never runs an FP8-activation prefill is not asked to.
 struct CpuMatmulFeatures {
   bool avx512_bf16 = false, avx512_vnni = false, amx_tile = false, amx_bf16 = false, amx_int8 = false;
-  bool amx_permitted = false;  // Linux granted the AMX tile data state (arch_prctl ARCH_REQ_XCOMP_PERM)
 };
 const CpuMatmulFeatures& cpu_matmul_features();
 
@@ -30,7 +31,8 @@ const CpuMatmulFeatures& cpu_matmul_features();
 enum class AmxUse { kAuto, kModel, kOff };
 void set_amx_use(AmxUse use);  // for tests and benchmarks; not thread-safe with kernels running
 AmxUse amx_use();
-bool amx_ready();  // AMX-BF16 + permission + the one-time self-check
+bool amx_ready();  // AMX-BF16 + Linux's permission + the one-time self-check, decided on the first call
+bool amx_self_check_failed();  // the tiles were usable but disagreed with their model (so are not used)
 bool cpu_matmul_enabled();
 void set_cpu_matmul(bool on);   // the AVX-512-BF16 path; not thread-safe with kernels running
 const char* cpu_matmul_path();  // "amx-bf16", "amx-model", "avx512-bf16" or "none"

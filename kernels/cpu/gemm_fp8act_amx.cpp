@@ -45,6 +45,8 @@ struct Tiles {
   MOERT_AMX_TARGET static void begin() {
     static const TileConfig cfg;
     _tile_loadconfig(&cfg);
+    // GCC's tileloadd asm names no memory operand: every store to the tiles' sources must be done first.
+    __asm__ volatile("" ::: "memory");
   }
   MOERT_AMX_TARGET static void end() { _tile_release(); }
   MOERT_AMX_TARGET static void zero_acc() {

@@ -108,7 +108,8 @@ void ExpertParallel::check_same_settings(const std::vector<std::pair<std::string
       {"combine mode", opts_.combine == CombineMode::kExact ? 0 : 1},
       {"ep_overlap", opts_.overlap ? 1 : 0},
       {"ep_max_ranks_per_token", opts_.max_ranks_per_token},
-      {"strict rank limit", opts_.strict_rank_limit ? 1 : 0}};
+      {"strict rank limit", opts_.strict_rank_limit ? 1 : 0},
+      {"rows moved in backend memory (transport and device)", t_->moves_rows(b_.device()) ? 1 : 0}};
   s.insert(s.end(), extra.begin(), extra.end());
   // Sums and sums of squares: every rank holds v exactly when sum = n v and sum of squares = n v^2.
   std::vector<double> v(2 * s.size());
@@ -228,33 +229,54 @@ void ExpertParallel::start(Exchange& ex, Round& rd) {
       rd.msg_out[r].insert(rd.msg_out[r].end(), rd.ctl_out[r].begin(), rd.ctl_out[r].end());
     }
   }
-  // Directly: the control round (unless the counts are known), then the receiving tensor and the rows, after
-  // the ops that wrote rows_out (not after what this thread queues meanwhile: the other microbatch).
-  if (direct) rd.ready = b_.queue_point();
-  auto run = [this, &rd, direct] {
+  // Directly: the control round (unless the counts are known), then the receiving tensor and the rows.
+  auto control = [this, &rd] {
+    t_->all_to_all(rd.msg_out, rd.msg_in);
+    rd.n_in.assign(size(), 0);
+    rd.ctl_in.assign(size(), Bytes());
+    for (int s = 0; s < size(); ++s) {
+      Reader r(rd.msg_in[s]);
+      rd.n_in[s] = r.get<int32_t>();
+      rd.ctl_in[s].assign(rd.msg_in[s].begin() + 4, rd.msg_in[s].end());
+    }
+  };
+  auto receive = [this, &rd] {
+    const int64_t n = total(rd.n_in);
+    rd.rows_in = n ? b_.empty(rd.dtype, n, rd.width) : Tensor{};
+  };
+  // Where ops are queued (CUDA), the receiving tensor is taken from the backend's pool on this thread, and
+  // the exchange waits for a queue point after that: a block the host freed may still be read by queued
+  // kernels (the pool is stream-ordered for this thread's work only), and the rows' writers are queued too.
+  // So this thread waits for the control round (run in the lane's order, as every collective, when
+  // overlapping); only the rows overlap the other microbatch. On the CPU ops are done when they return and
+  // the lane does it all.
+  const bool queued = direct && b_.device() != DeviceKind::kCpu;
+  if (!lane_ && opts_.overlap) lane_ = std::make_unique<ExchangeLane>();
+  if (queued) {
+    if (!rd.counts_known) {
+      if (opts_.overlap)
+        lane_->submit(control).get();
+      else
+        control();
+    }
+    receive();
+    if (opts_.overlap) rd.ready = b_.queue_point();
+  }
+  auto run = [this, &rd, direct, queued, control, receive] {
     if (!direct) {
       t_->all_to_all(rd.msg_out, rd.msg_in);
       return;
     }
-    if (!rd.counts_known) {
-      t_->all_to_all(rd.msg_out, rd.msg_in);
-      rd.n_in.assign(size(), 0);
-      rd.ctl_in.assign(size(), Bytes());
-      for (int s = 0; s < size(); ++s) {
-        Reader r(rd.msg_in[s]);
-        rd.n_in[s] = r.get<int32_t>();
-        rd.ctl_in[s].assign(rd.msg_in[s].begin() + 4, rd.msg_in[s].end());
-      }
+    if (!queued) {
+      if (!rd.counts_known) control();
+      receive();
     }
-    const int64_t n = total(rd.n_in);
-    rd.rows_in = n ? b_.empty(rd.dtype, n, rd.width) : Tensor{};
     t_->all_to_all_rows(b_, rd.rows_out, rd.n_out, rd.rows_in, rd.n_in, rd.ready);
   };
   if (!opts_.overlap) {
     run();
     return;
   }
-  if (!lane_) lane_ = std::make_unique<ExchangeLane>();
   ex.pending = lane_->submit(run);
 }
 

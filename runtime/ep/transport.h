@@ -60,7 +60,8 @@ class Transport {
   // send [sum send_rows, cols] and recv [sum recv_rows, cols] are packed (ld == cols, the same dtype and
   // cols on every rank; empty when they have no rows), rank r's rows after those for ranks < r. recv is
   // allocated by the caller and recv_rows[r] must equal what rank r sends here (learn it from an
-  // all_to_all first). Returns when recv holds every row. A device transport orders the exchange after
+  // all_to_all first). Returns when recv holds every row; send must stay unwritten until this rank's next
+  // collective (a peer may still be reading it). A device transport orders the exchange after
   // `after` (a b.queue_point() taken when send was written; null: after everything queued on b's stream
   // now). A count mismatch fails the group (kInternal) where the transport can see it.
   virtual void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows,
@@ -70,6 +71,17 @@ class Transport {
     fail(ErrorCode::kUnsupported, "this expert-parallel transport cannot exchange backend memory directly");
   }
 };
+
+// For all_to_all_rows implementations: the bytes of one row, the same for send and recv when both have
+// rows (ns, nr: their row counts), else Error(kInternal).
+inline size_t row_bytes(const Tensor& send, const Tensor& recv, int64_t ns, int64_t nr) {
+  const size_t s = static_cast<size_t>(send.cols) * dtype_size(send.dtype),
+               r = static_cast<size_t>(recv.cols) * dtype_size(recv.dtype);
+  if (ns > 0 && nr > 0 && s != r)
+    fail(ErrorCode::kInternal, "all_to_all_rows: send rows of " + std::to_string(s) +
+                                   " bytes, receive rows of " + std::to_string(r));
+  return ns > 0 ? s : r;
+}
 
 // The all_reduce_sum rule, for implementations: data[i] = the sum over ranks s = 0, 1, ... (in that order,
 // so every rank gets the same bits) of the i-th T at part(s), rank s's n values (possibly unaligned bytes).

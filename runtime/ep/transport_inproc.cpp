@@ -43,8 +43,12 @@ class InProcessGroup {
   // Fails the group from inside a round's collect (the lock is held there).
   [[noreturn]] void fail_in_round(const std::string& why) { fail_locked(why); }
 
-  template <class Deposit, class Collect>
-  void round(int rank, const char* op, Deposit&& deposit, Collect&& collect) {
+  struct Nothing {
+    void operator()() const {}
+  };
+  // `last` runs once every rank has collected (under the lock, by the last to leave).
+  template <class Deposit, class Collect, class Last = Nothing>
+  void round(int rank, const char* op, Deposit&& deposit, Collect&& collect, Last&& last = Last{}) {
     std::unique_lock<std::mutex> lk(mu_);
     const auto deadline = std::chrono::steady_clock::now() + opts_.timeout;
     wait(lk, deadline, rank, op, [&] { return aborted_ || !collecting_; });
@@ -63,6 +67,7 @@ class InProcessGroup {
     }
     collect();
     if (++left_ == size_) {
+      last();
       arrived_ = left_ = 0;
       collecting_ = false;
       ++gen_;
@@ -162,8 +167,7 @@ class InProcessTransport final : public Transport {
     };
     packed(send, ns, "send");
     packed(recv, nr, "receive");
-    const size_t rb =
-        static_cast<size_t>((ns ? send.cols : recv.cols) * dtype_size(ns ? send.dtype : recv.dtype));
+    const size_t rb = row_bytes(send, recv, ns, nr);
     size_t bytes_to_others = 0;
     for (int r = 0; r < R; ++r)
       if (r != rank_) bytes_to_others += static_cast<size_t>(send_rows[r]) * rb;
@@ -191,6 +195,9 @@ class InProcessTransport final : public Transport {
                           static_cast<size_t>(n) * rb);
             at += n;
           }
+        },
+        [&] {  // every receiver has copied: the senders' tensors are no longer held
+          for (InProcessGroup::RowsPost& p : g_->rows_) p.send = Tensor{};
         });
   }
 

@@ -333,8 +333,7 @@ class NcclTransportImpl final : public NcclTransport {
     };
     packed(send, ns, "send");
     packed(recv, nr, "receive");
-    const Tensor& any = ns ? send : recv;
-    const size_t rb = static_cast<size_t>(any.cols) * dtype_size(any.dtype);
+    const size_t rb = row_bytes(send, recv, ns, nr);
     std::vector<size_t> sb(size_), rbytes(size_);
     for (int r = 0; r < size_; ++r) {
       sb[r] = static_cast<size_t>(send_rows[r]) * rb;
