@@ -152,22 +152,7 @@ class InProcessTransport final : public Transport {
     if (g_->options().rows_in_messages)
       Transport::all_to_all_rows(b, send, send_rows, recv, recv_rows, after);
     const int R = size();
-    if (static_cast<int>(send_rows.size()) != R || static_cast<int>(recv_rows.size()) != R)
-      fail(ErrorCode::kInternal, "all_to_all_rows: row counts for " + std::to_string(send_rows.size()) +
-                                     " and " + std::to_string(recv_rows.size()) + " ranks in a group of " +
-                                     std::to_string(R));
-    int64_t ns = 0, nr = 0;
-    for (int r = 0; r < R; ++r) ns += send_rows[r], nr += recv_rows[r];
-    auto packed = [](const Tensor& t, int64_t rows, const char* what) {
-      if (rows == 0) return;
-      if (t.device != DeviceKind::kCpu || t.rows != rows || t.ld != t.cols)
-        fail(ErrorCode::kInternal, std::string("all_to_all_rows: the ") + what +
-                                       " tensor is not a packed host tensor of " + std::to_string(rows) +
-                                       " rows");
-    };
-    packed(send, ns, "send");
-    packed(recv, nr, "receive");
-    const size_t rb = row_bytes(send, recv, ns, nr);
+    const size_t rb = check_rows(R, DeviceKind::kCpu, send, send_rows, recv, recv_rows).row_bytes;
     size_t bytes_to_others = 0;
     for (int r = 0; r < R; ++r)
       if (r != rank_) bytes_to_others += static_cast<size_t>(send_rows[r]) * rb;

@@ -318,22 +318,7 @@ class NcclTransportImpl final : public NcclTransport {
   // Rows of device tensors: all_to_all_device over their bytes, after the work queued on b's stream.
   void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows, Tensor& recv,
                        const std::vector<int64_t>& recv_rows, const std::shared_ptr<void>& after) override {
-    if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_)
-      fail(ErrorCode::kInternal, "all_to_all_rows: row counts for " + std::to_string(send_rows.size()) +
-                                     " and " + std::to_string(recv_rows.size()) + " ranks in a group of " +
-                                     std::to_string(size_));
-    int64_t ns = 0, nr = 0;
-    for (int r = 0; r < size_; ++r) ns += send_rows[r], nr += recv_rows[r];
-    auto packed = [](const Tensor& t, int64_t rows, const char* what) {
-      if (rows == 0) return;
-      if (t.device != DeviceKind::kCuda || t.rows != rows || t.ld != t.cols)
-        fail(ErrorCode::kInternal, std::string("all_to_all_rows: the ") + what +
-                                       " tensor is not a packed device tensor of " + std::to_string(rows) +
-                                       " rows");
-    };
-    packed(send, ns, "send");
-    packed(recv, nr, "receive");
-    const size_t rb = row_bytes(send, recv, ns, nr);
+    const size_t rb = check_rows(size_, DeviceKind::kCuda, send, send_rows, recv, recv_rows).row_bytes;
     std::vector<size_t> sb(size_), rbytes(size_);
     for (int r = 0; r < size_; ++r) {
       sb[r] = static_cast<size_t>(send_rows[r]) * rb;
