@@ -20,7 +20,7 @@ CC=gcc CXX=g++ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMOERT_CUDA=OF
   -DCMAKE_C_FLAGS_RELEASE="-O1 -g -fsanitize=thread" -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g -fsanitize=thread" \
   -DCMAKE_EXE_LINKER_FLAGS="$link" -DCMAKE_SHARED_LINKER_FLAGS="$link" >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target moert_capi_test_c moert_capi_generate_tests moert_fault_capi_tests \
-  moert_golden_tests moert_capi_kv_handoff_tests
+  moert_golden_tests moert_capi_kv_handoff_tests moert_ep_tests
 
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 
@@ -57,4 +57,8 @@ run "$BUILD/tests/fault/moert_fault_capi_tests" --gtest_filter='CapiFault.*'
 run "$BUILD/tests/capi/moert_capi_kv_handoff_tests"
 # The engine: continuous batching, the prefix cache's shared pages, speculative decoding's verify and drafts.
 run "$BUILD/tests/golden/moert_golden_tests" --gtest_filter='Engine.*:PrefixCacheEngine.*:SpeculativeEngine.*'
+# Expert parallelism: in-process ranks as threads, the exchange lane of the two-microbatch overlap, rows
+# copied between the ranks' tensors.
+run "$BUILD/tests/ep/moert_ep_tests" \
+  --gtest_filter='InProcess*:EpLayer.*:EpBatchInvariant.*:EpFaults.*:Fixtures/EpLogits.*tiny_v3_fp8_ep4*'
 echo "tsan.sh: no data races reported"

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include "ep/transport.h"
 #include "util/error.h"
@@ -46,9 +47,12 @@ class InProcessGroup {
   struct Nothing {
     void operator()() const {}
   };
-  // `last` runs once every rank has collected (under the lock, by the last to leave).
-  template <class Deposit, class Collect, class Last = Nothing>
-  void round(int rank, const char* op, Deposit&& deposit, Collect&& collect, Last&& last = Last{}) {
+  // `last` runs once every rank has collected (under the lock, by the last to leave); `unlocked` after
+  // collect without the lock (the deposits stay as they are until every rank has left), so ranks copy at
+  // once.
+  template <class Deposit, class Collect, class Last = Nothing, class Unlocked = Nothing>
+  void round(int rank, const char* op, Deposit&& deposit, Collect&& collect, Last&& last = Last{},
+             Unlocked&& unlocked = Unlocked{}) {
     std::unique_lock<std::mutex> lk(mu_);
     const auto deadline = std::chrono::steady_clock::now() + opts_.timeout;
     wait(lk, deadline, rank, op, [&] { return aborted_ || !collecting_; });
@@ -66,6 +70,11 @@ class InProcessGroup {
       wait(lk, deadline, rank, op, [&] { return aborted_ || (collecting_ && gen_ == my); });
     }
     collect();
+    if constexpr (!std::is_same_v<std::decay_t<Unlocked>, Nothing>) {
+      lk.unlock();
+      unlocked();
+      lk.lock();
+    }
     if (++left_ == size_) {
       last();
       arrived_ = left_ = 0;
@@ -162,8 +171,7 @@ class InProcessTransport final : public Transport {
         [&] {
           g_->rows_[rank_] = {send, send_rows, rb};
         },
-        [&] {
-          int64_t at = 0;
+        [&] {  // the counts, under the lock (a mismatch fails the group)
           for (int s = 0; s < R; ++s) {
             const InProcessGroup::RowsPost& p = g_->rows_[s];
             const int64_t n = p.rows[rank_];
@@ -172,6 +180,16 @@ class InProcessTransport final : public Transport {
                                 std::to_string(recv_rows[s]) + " rows of " + std::to_string(rb) +
                                 " bytes from rank " + std::to_string(s) + ", which sends " +
                                 std::to_string(n) + " of " + std::to_string(p.row_bytes));
+          }
+        },
+        [&] {  // every receiver has copied: the senders' tensors are no longer held
+          for (InProcessGroup::RowsPost& p : g_->rows_) p.send = Tensor{};
+        },
+        [&] {  // the copies, every rank at once
+          int64_t at = 0;
+          for (int s = 0; s < R; ++s) {
+            const InProcessGroup::RowsPost& p = g_->rows_[s];
+            const int64_t n = p.rows[rank_];
             int64_t off = 0;
             for (int d = 0; d < rank_; ++d) off += p.rows[d];
             if (n)
@@ -180,9 +198,6 @@ class InProcessTransport final : public Transport {
                           static_cast<size_t>(n) * rb);
             at += n;
           }
-        },
-        [&] {  // every receiver has copied: the senders' tensors are no longer held
-          for (InProcessGroup::RowsPost& p : g_->rows_) p.send = Tensor{};
         });
   }
 
