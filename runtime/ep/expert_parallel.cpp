@@ -41,12 +41,6 @@ class Reader {
     at_ += 4;
     return v;
   }
-  const float* floats(int64_t n) {
-    need(n * sizeof(float));
-    const float* p = reinterpret_cast<const float*>(b_.data() + at_);
-    at_ += n * sizeof(float);
-    return p;
-  }
 
  private:
   void need(size_t n) const {
@@ -171,7 +165,7 @@ struct ExpertParallel::Exchange final : MoeExchange {
   ~Exchange() override {
     if (pending.valid()) pending.wait();
   }
-  int64_t layer = 0, T = 0, H = 0, K = 0;
+  int64_t layer = 0, T = 0, K = 0;
   const LayerWeights* L = nullptr;
   ActMode mode = ActMode::kF32;
   std::vector<float> wh;      // [T, K]
@@ -181,20 +175,13 @@ struct ExpertParallel::Exchange final : MoeExchange {
   std::vector<std::vector<std::pair<int32_t, int32_t>>> sent;  // per rank: (token, slot) of each pair sent
   std::vector<std::vector<int32_t>> toks;                      // per rank: tokens sent, in order
   struct Arrived {
-    int64_t tokens = 0, pairs = 0, row0 = 0;
+    int64_t tokens = 0, pairs = 0;
   };
   std::vector<Arrived> arr;  // per source rank
   std::future<void> pending;
 };
 
 namespace {
-
-// The rows [r0, r0 + n) of a packed F32 tensor as bytes appended to a message.
-void append_rows(Bytes& msg, const std::vector<float>& host, int64_t r0, int64_t n, int64_t width) {
-  const size_t at = msg.size(), bytes = static_cast<size_t>(n * width) * sizeof(float);
-  msg.resize(at + bytes);
-  if (bytes) std::memcpy(msg.data() + at, host.data() + r0 * width, bytes);
-}
 
 int64_t total(const std::vector<int64_t>& n) {
   int64_t s = 0;
@@ -219,7 +206,7 @@ void ExpertParallel::start(Exchange& ex, Round& rd) {
       w.put<int32_t>(static_cast<int32_t>(rd.n_out[r]));
       w.put<int32_t>(static_cast<int32_t>(rd.ctl_out[r].size()));
       rd.msg_out[r].insert(rd.msg_out[r].end(), rd.ctl_out[r].begin(), rd.ctl_out[r].end());
-      append_rows(rd.msg_out[r], host, r0, rd.n_out[r], rd.width);
+      w.put_floats(host.data() + r0 * rd.width, rd.n_out[r] * rd.width);
       r0 += rd.n_out[r];
     }
   } else if (!rd.counts_known) {
@@ -376,7 +363,6 @@ std::unique_ptr<MoeExchange> ExpertParallel::begin(int64_t layer, const LayerWei
   ex->L = &L;
   ex->mode = mode;
   ex->T = x.rows;
-  ex->H = ex->T ? x.cols : 0;
   ex->K = ex->T ? ids.cols : 0;
   const int64_t T = ex->T, K = ex->K;
   const bool exact = opts_.combine == CombineMode::kExact;
@@ -459,7 +445,6 @@ void ExpertParallel::compute(MoeExchange& base) {
     Reader rd(d.ctl_in[src]);
     const int32_t n = rd.get<int32_t>();
     if (n != d.n_in[src]) fail(ErrorCode::kInternal, "expert-parallel dispatch: token count mismatch");
-    ex.arr[src].row0 = rows;
     ex.arr[src].tokens = n;
     for (int32_t i = 0; i < n; ++i, ++token_row) {
       rd.get<int32_t>();  // the origin's row (the origin keeps its own order)

@@ -73,36 +73,31 @@ class Transport {
 };
 
 // For all_to_all_rows implementations: checks the arguments (a count per rank, packed tensors on `device`
-// with those rows, the same row bytes on both sides) and returns the rows sent, received and the bytes of
-// one row. Error(kInternal) on a mismatch.
-struct RowsShape {
-  int64_t sent = 0, received = 0;
-  size_t row_bytes = 0;
-};
-inline RowsShape check_rows(int ranks, DeviceKind device, const Tensor& send,
-                            const std::vector<int64_t>& send_rows, const Tensor& recv,
-                            const std::vector<int64_t>& recv_rows) {
+// with those rows, the same row bytes on both sides) and returns the bytes of one row. Error(kInternal) on
+// a mismatch.
+inline size_t check_rows(int ranks, DeviceKind device, const Tensor& send,
+                         const std::vector<int64_t>& send_rows, const Tensor& recv,
+                         const std::vector<int64_t>& recv_rows) {
   if (static_cast<int>(send_rows.size()) != ranks || static_cast<int>(recv_rows.size()) != ranks)
     fail(ErrorCode::kInternal, "all_to_all_rows: row counts for " + std::to_string(send_rows.size()) +
                                    " and " + std::to_string(recv_rows.size()) + " ranks in a group of " +
                                    std::to_string(ranks));
-  RowsShape r;
-  for (int i = 0; i < ranks; ++i) r.sent += send_rows[i], r.received += recv_rows[i];
+  int64_t sent = 0, received = 0;
+  for (int i = 0; i < ranks; ++i) sent += send_rows[i], received += recv_rows[i];
   auto packed = [device](const Tensor& t, int64_t rows, const char* what) {
     if (rows > 0 && (t.device != device || t.rows != rows || t.ld != t.cols))
       fail(ErrorCode::kInternal, std::string("all_to_all_rows: the ") + what + " tensor is not a packed " +
                                      (device == DeviceKind::kCpu ? "host" : "device") + " tensor of " +
                                      std::to_string(rows) + " rows");
   };
-  packed(send, r.sent, "send");
-  packed(recv, r.received, "receive");
+  packed(send, sent, "send");
+  packed(recv, received, "receive");
   const size_t s = static_cast<size_t>(send.cols) * dtype_size(send.dtype),
                v = static_cast<size_t>(recv.cols) * dtype_size(recv.dtype);
-  if (r.sent > 0 && r.received > 0 && s != v)
+  if (sent > 0 && received > 0 && s != v)
     fail(ErrorCode::kInternal, "all_to_all_rows: send rows of " + std::to_string(s) +
                                    " bytes, receive rows of " + std::to_string(v));
-  r.row_bytes = r.sent > 0 ? s : v;
-  return r;
+  return sent > 0 ? s : v;
 }
 
 // The all_reduce_sum rule, for implementations: data[i] = the sum over ranks s = 0, 1, ... (in that order,

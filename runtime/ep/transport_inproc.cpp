@@ -161,7 +161,7 @@ class InProcessTransport final : public Transport {
     if (g_->options().rows_in_messages)
       Transport::all_to_all_rows(b, send, send_rows, recv, recv_rows, after);
     const int R = size();
-    const size_t rb = check_rows(R, DeviceKind::kCpu, send, send_rows, recv, recv_rows).row_bytes;
+    const size_t rb = check_rows(R, DeviceKind::kCpu, send, send_rows, recv, recv_rows);
     size_t bytes_to_others = 0;
     for (int r = 0; r < R; ++r)
       if (r != rank_) bytes_to_others += static_cast<size_t>(send_rows[r]) * rb;

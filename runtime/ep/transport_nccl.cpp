@@ -318,7 +318,7 @@ class NcclTransportImpl final : public NcclTransport {
   // Rows of device tensors: all_to_all_device over their bytes, after the work queued on b's stream.
   void all_to_all_rows(Backend& b, const Tensor& send, const std::vector<int64_t>& send_rows, Tensor& recv,
                        const std::vector<int64_t>& recv_rows, const std::shared_ptr<void>& after) override {
-    const size_t rb = check_rows(size_, DeviceKind::kCuda, send, send_rows, recv, recv_rows).row_bytes;
+    const size_t rb = check_rows(size_, DeviceKind::kCuda, send, send_rows, recv, recv_rows);
     std::vector<size_t> sb(size_), rbytes(size_);
     for (int r = 0; r < size_; ++r) {
       sb[r] = static_cast<size_t>(send_rows[r]) * rb;
