@@ -41,19 +41,23 @@ void Backend::set_act_dtype(DType dtype) {
   act_dtype_ = dtype;
 }
 
+OpCheck Backend::check(const char* op) const {
+  return OpCheck(op, device(), supports_bf16_activations());
+}
+
 Tensor Backend::empty(DType dtype, int64_t rows, int64_t cols) {
   if (rows < 0 || cols < 0)
-    OpCheck("empty", device()).fail("shape", "[" + n_str(rows) + ", " + n_str(cols) + "] is negative");
+    check("empty").fail("shape", "[" + n_str(rows) + ", " + n_str(cols) + "] is negative");
   return empty_impl(dtype, rows, cols);
 }
 
 void Backend::fill_zero(Tensor& t) {
-  OpCheck("fill_zero", device()).tensor("t", t, t.dtype);
+  check("fill_zero").tensor("t", t, t.dtype);
   fill_zero_impl(t);
 }
 
 Tensor Backend::weight(const TensorInfo& info, int64_t rows, int64_t cols) {
-  const OpCheck c("weight", device());
+  const OpCheck c = check("weight");
   if (rows < 0 || cols < 0)
     c.fail(info.name.c_str(), "shape [" + n_str(rows) + ", " + n_str(cols) + "] is negative");
   if (static_cast<size_t>(rows * cols) * dtype_size(info.dtype) > info.nbytes)
@@ -63,32 +67,28 @@ Tensor Backend::weight(const TensorInfo& info, int64_t rows, int64_t cols) {
 }
 
 void Backend::copy_to_host(const Tensor& src, float* dst) {
-  OpCheck("copy_to_host", device(), supports_bf16_activations())
-      .act("src", src)
-      .that(dst || src.rows * src.cols == 0, "dst", "is null");
+  check("copy_to_host").act("src", src).that(dst || src.rows * src.cols == 0, "dst", "is null");
   copy_to_host_impl(src, dst);
 }
 void Backend::copy_to_host_i32(const Tensor& src, int32_t* dst) {
-  OpCheck("copy_to_host_i32", device())
+  check("copy_to_host_i32")
       .tensor("src", src, DType::kI32)
       .that(dst || src.rows * src.cols == 0, "dst", "is null");
   copy_to_host_impl(src, dst);
 }
 void Backend::copy_from_host(const float* src, Tensor& dst) {
-  OpCheck("copy_from_host", device(), supports_bf16_activations())
-      .act("dst", dst)
-      .that(src || dst.rows * dst.cols == 0, "src", "is null");
+  check("copy_from_host").act("dst", dst).that(src || dst.rows * dst.cols == 0, "src", "is null");
   copy_from_host_impl(src, dst);
 }
 void Backend::copy_from_host_i32(const int32_t* src, Tensor& dst) {
-  OpCheck("copy_from_host_i32", device())
+  check("copy_from_host_i32")
       .tensor("dst", dst, DType::kI32)
       .that(src || dst.rows * dst.cols == 0, "src", "is null");
   copy_from_host_impl(src, dst);
 }
 
 void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
-  const OpCheck c("embedding", device(), supports_bf16_activations());
+  const OpCheck c = check("embedding");
   c.weight("table", table)
       .that(table.dtype != DType::kF8E4M3, "table", "is FP8 (an embedding has no block scales)");
   c.index("ids", ids).act("out", out, ids.rows, table.cols);
@@ -96,7 +96,7 @@ void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
 }
 
 void Backend::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
-  const OpCheck c("rmsnorm", device(), supports_bf16_activations());
+  const OpCheck c = check("rmsnorm");
   c.act("x", x).weight("w", w).that(w.dtype != DType::kF8E4M3, "w",
                                     "is FP8 (a norm weight has no block scales)");
   if (w.rows * w.cols != x.cols)
@@ -107,14 +107,14 @@ void Backend::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) 
 }
 
 void Backend::linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) {
-  const OpCheck c("linear", device(), supports_bf16_activations());
+  const OpCheck c = check("linear");
   c.weight("w", w).act("x", x, kAny, w.k()).act("out", out, x.rows, w.n()).disjoint("out", out, "x", x);
   linear_impl(x, w, out, mode);
 }
 
 void Backend::rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
                    const Tensor& inv_freq, float attention_factor) {
-  const OpCheck c("rope", device(), supports_bf16_activations());
+  const OpCheck c = check("rope");
   if (heads < 0 || dim < 0 || dim % 2 != 0 || head_stride < dim)
     c.fail("dim", "heads " + n_str(heads) + ", head_stride " + n_str(head_stride) + ", dim " + n_str(dim) +
                       ": expected an even dim <= head_stride");
@@ -128,26 +128,26 @@ void Backend::rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, c
 }
 
 void Backend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  const OpCheck c("silu_mul", device(), supports_bf16_activations());
+  const OpCheck c = check("silu_mul");
   c.act("gate", gate).act("up", up, gate.rows, gate.cols).act("out", out, gate.rows, gate.cols);
   c.same_dtype("up", up, "gate", gate).same_dtype("out", out, "gate", gate);
   silu_mul_impl(gate, up, out);
 }
 
 void Backend::add(const Tensor& x, Tensor& y) {
-  OpCheck("add", device(), supports_bf16_activations()).act("x", x).act("y", y, x.rows, x.cols);
+  check("add").act("x", x).act("y", y, x.rows, x.cols);
   add_impl(x, y);
 }
 
 void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
-  const OpCheck c("gather_rows", device(), supports_bf16_activations());
+  const OpCheck c = check("gather_rows");
   c.act("x", x).index("rows", rows).act("out", out, rows.rows, x.cols).disjoint("out", out, "x", x);
   gather_rows_impl(x, rows, out);
 }
 
 void Backend::attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                                  const Tensor& positions, const Tensor& k_start, float scale, Tensor& out) {
-  const OpCheck c("attention_expanded", device(), supports_bf16_activations());
+  const OpCheck c = check("attention_expanded");
   if (heads <= 0 || q.cols % heads != 0 || v.cols % heads != 0)
     c.fail("heads", n_str(heads) + " does not divide q " + describe(q) + " and v " + describe(v));
   const int64_t t = q.rows;
@@ -160,7 +160,7 @@ void Backend::attention_expanded(const Tensor& q, const Tensor& k, const Tensor&
 
 void Backend::mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
                            int64_t nope, int64_t vdim, Tensor& q_lat, ActMode mode) {
-  const OpCheck c("mla_absorb_q", device(), supports_bf16_activations());
+  const OpCheck c = check("mla_absorb_q");
   if (heads <= 0 || nope <= 0 || vdim < 0 || head_stride < nope)
     c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
                         ", head_stride " + n_str(head_stride) +
@@ -175,7 +175,7 @@ void Backend::mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const Weig
 
 void Backend::mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
                              int64_t vdim, Tensor& out, ActMode mode) {
-  const OpCheck c("mla_absorb_out", device(), supports_bf16_activations());
+  const OpCheck c = check("mla_absorb_out");
   if (heads <= 0 || nope < 0 || vdim <= 0)
     c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
                         ": expected positive sizes");
@@ -189,7 +189,7 @@ void Backend::attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_
                                const LatentPool& cache, const PagedKv& kv, const Tensor& row_seq,
                                int64_t heads, int64_t lat, int64_t rope, const Tensor& positions, float scale,
                                Tensor& out) {
-  const OpCheck c("attention_latent", device(), supports_bf16_activations());
+  const OpCheck c = check("attention_latent");
   if (heads <= 0 || lat <= 0 || rope < 0 || rope_head_stride < rope)
     c.fail("heads", "heads " + n_str(heads) + ", lat " + n_str(lat) + ", rope " + n_str(rope) +
                         ", rope_head_stride " + n_str(rope_head_stride) +
@@ -218,7 +218,7 @@ void Backend::attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_
 
 void Backend::mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
                             int64_t vdim, Tensor& k, Tensor& v) {
-  const OpCheck c("mla_expand_kv", device(), supports_bf16_activations());
+  const OpCheck c = check("mla_expand_kv");
   if (heads <= 0 || nope < 0 || vdim < 0)
     c.fail("heads", "heads " + n_str(heads) + ", nope " + n_str(nope) + ", vdim " + n_str(vdim) +
                         ": expected positive sizes");
@@ -230,14 +230,14 @@ void Backend::mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t hea
 }
 
 void Backend::cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) {
-  const OpCheck c("cache_write", device(), supports_bf16_activations());
+  const OpCheck c = check("cache_write");
   check_pool(c, cache);
   c.act("rows", rows, kAny, cache.width).index("slots", slots, rows.rows);
   cache_write_impl(rows, cache, slots);
 }
 
 void Backend::cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) {
-  const OpCheck c("cache_gather", device(), supports_bf16_activations());
+  const OpCheck c = check("cache_gather");
   check_pool(c, cache);
   c.index("slots", slots).act("out", out, slots.rows, cache.width);
   cache_gather_impl(cache, slots, out);
@@ -245,7 +245,7 @@ void Backend::cache_gather(const LatentPool& cache, const Tensor& slots, Tensor&
 
 void Backend::moe_route(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
                         Tensor& weights) {
-  const OpCheck c("moe_route", device());
+  const OpCheck c = check("moe_route");
   if (p.experts <= 0 || p.top_k <= 0 || p.top_k > p.experts)
     c.fail("p", "has experts " + n_str(p.experts) + ", top_k " + n_str(p.top_k) +
                     ": expected 0 < top_k <= experts");
@@ -264,14 +264,14 @@ void Backend::moe_route(const Tensor& logits, const Tensor& bias, const RoutingP
 }
 
 void Backend::moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) {
-  const OpCheck c("moe_group", device());
+  const OpCheck c = check("moe_group");
   c.tensor("ids", ids, DType::kI32).that(set.size() > 0 || ids.rows == 0, "set", "holds no experts");
   moe_group_impl(ids, set, g);
 }
 
 void Backend::moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
                                 Tensor& out, ActMode mode) {
-  const OpCheck c("moe_expert_linear", device(), supports_bf16_activations());
+  const OpCheck c = check("moe_expert_linear");
   c.index("g.offsets", g.offsets, set.size() + 1).act("x", x, g.rows).act("out", out, g.rows);
   c.disjoint("out", out, "x", x);
   for (const ExpertWeights* e : set.experts) {
@@ -287,7 +287,7 @@ void Backend::moe_expert_linear(const Tensor& x, const MoeGrouping& g, const Exp
 
 void Backend::moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
                           const Tensor& order, Tensor& out) {
-  const OpCheck c("moe_combine", device(), supports_bf16_activations());
+  const OpCheck c = check("moe_combine");
   const int64_t t = out.rows, k = slot_row.cols;
   c.act("out", out).tensor("slot_row", slot_row, DType::kI32, t).f32("weights", weights, t, k);
   c.tensor("order", order, DType::kI32, t, k);
@@ -297,7 +297,7 @@ void Backend::moe_combine(const Tensor& rows, const Tensor& slot_row, const Tens
 
 void Backend::sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
                      int32_t* ids) {
-  const OpCheck c("sample", device());
+  const OpCheck c = check("sample");
   c.f32("logits", logits, static_cast<int64_t>(rows.size())).that(ids || rows.empty(), "ids", "is null");
   for (const SampleRow& r : rows) c.that(r.rng != nullptr, "rows", "hold a row without its RNG");
   if (packed && packed->rows != logits.rows)

@@ -16,6 +16,8 @@
 
 namespace moert {
 
+class OpCheck;  // backend/op_checks.h
+
 struct TensorInfo;
 
 // Activation numerics of the FP8 GEMMs.
@@ -219,6 +221,9 @@ class Backend {
   virtual std::shared_ptr<void> queue_point() { return nullptr; }
 
  protected:
+  // The argument checks of op `op` on this backend (its device; BF16 activations where it has their kernels).
+  OpCheck check(const char* op) const;
+
   // The backends' compute, called with checked arguments only (see the public ops above for their meaning).
   virtual Tensor empty_impl(DType dtype, int64_t rows, int64_t cols) = 0;
   virtual void fill_zero_impl(Tensor& t) = 0;
