@@ -65,10 +65,7 @@ bool detect_vbmi() {
 }
 
 std::atomic<bool>& vbmi_on() {
-  static std::atomic<bool> v{[] {
-    const char* e = std::getenv("MOERT_CPU_VBMI");
-    return cpu_vbmi_supported() && !(e && !std::strcmp(e, "off"));
-  }()};
+  static std::atomic<bool> v{cpu_vbmi_supported() && !env_is("MOERT_CPU_VBMI", {"off"})};
   return v;
 }
 
@@ -109,6 +106,14 @@ const char* cpu_isa_name(CpuIsa isa) {
     default:
       return "portable";
   }
+}
+
+bool env_is(const char* var, std::initializer_list<const char*> values) {
+  const char* e = std::getenv(var);
+  if (!e) return false;
+  for (const char* v : values)
+    if (!std::strcmp(e, v)) return true;
+  return false;
 }
 
 }  // namespace moert::kernels

@@ -2,6 +2,7 @@
 // with __attribute__((target(...))), so the library builds with plain -O3 and runs on any x86-64 (or any
 // other architecture, where only the portable code exists).
 #pragma once
+#include <initializer_list>
 
 namespace moert::kernels {
 
@@ -22,6 +23,8 @@ const char* cpu_isa_name(CpuIsa isa);
 // the CPU has it, unless MOERT_CPU_VBMI=off; set_cpu_vbmi is for tests and benchmarks (clamped to what the
 // CPU supports, not thread-safe with kernels running).
 bool cpu_vbmi();
+// Whether the environment variable `var` is set to one of `values` (the kernels' run-time switches).
+bool env_is(const char* var, std::initializer_list<const char*> values);
 bool cpu_vbmi_supported();
 void set_cpu_vbmi(bool on);
 

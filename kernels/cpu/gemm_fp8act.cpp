@@ -5,13 +5,13 @@
 // 64 pairs per block, then total += block sum * (x scale * w scale). Threads split the panels.
 #include "gemm_fp8act.h"
 
+#include "cpu_features.h"
 #include "gemm_fp8act_amx.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 #include <vector>
 
 #include "scratch.h"
@@ -55,21 +55,14 @@ CpuMatmulFeatures detect() {
 
 // Off unless asked for: on the one CPU measured (a 2-core Xeon, Emerald Rapids, AMX not exposed by its
 // hypervisor) vdpbf16ps gave 0.6-0.8x of the fp32 FMA kernel (bench/RESULTS.md), so it is not a default.
-bool env_is(std::initializer_list<const char*> values) {
-  const char* e = std::getenv("MOERT_CPU_MATMUL");
-  if (!e) return false;
-  for (const char* v : values)
-    if (!std::strcmp(e, v)) return true;
-  return false;
-}
-
 std::atomic<bool>& enabled_flag() {
-  static std::atomic<bool> v{env_is({"on", "1", "avx512-bf16"})};
+  static std::atomic<bool> v{env_is("MOERT_CPU_MATMUL", {"on", "1", "avx512-bf16"})};
   return v;
 }
 
 std::atomic<AmxUse>& amx_flag() {
-  static std::atomic<AmxUse> v{env_is({"off", "0", "none"}) ? AmxUse::kOff : AmxUse::kAuto};
+  static std::atomic<AmxUse> v{env_is("MOERT_CPU_MATMUL", {"off", "0", "none"}) ? AmxUse::kOff
+                                                                                : AmxUse::kAuto};
   return v;
 }
 

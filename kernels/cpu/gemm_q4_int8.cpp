@@ -38,10 +38,7 @@ bool detect_vnni() {
 }
 
 std::atomic<bool>& int8_on() {
-  static std::atomic<bool> v{[] {
-    const char* e = std::getenv("MOERT_Q4_INT8");
-    return q4_int8_supported() && !(e && !std::strcmp(e, "off"));
-  }()};
+  static std::atomic<bool> v{q4_int8_supported() && !env_is("MOERT_Q4_INT8", {"off"})};
   return v;
 }
 
