@@ -95,6 +95,12 @@ double Args::get_double(const std::string& key, double dflt) const {
   return x;
 }
 
+int32_t print_progress(void* progress, double fraction, const char* stage) {
+  const Progress& p = *static_cast<const Progress*>(progress);
+  if (!p.quiet) std::fprintf(stderr, "%s: %3.0f%% %s\n", p.command, fraction * 100, stage);
+  return 0;
+}
+
 void die(const std::string& message) {
   std::fprintf(stderr, "moert: %s\n", message.c_str());
   std::exit(1);

@@ -1,6 +1,7 @@
 // Command-line parsing for the moert CLI: each command declares its options (long name, short aliases,
 // whether it takes a value); anything else is an error naming it, followed by that command's usage.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -42,6 +43,14 @@ class Args {
   const Command& cmd_;
   std::map<std::string, std::vector<std::string>> values_;
 };
+
+// The progress callback of the C API's long writes (moert_checkpoint_*): "<command>: NN% <stage>" on stderr
+// unless quiet. `progress` is a Progress.
+struct Progress {
+  const char* command;
+  bool quiet;
+};
+int32_t print_progress(void* progress, double fraction, const char* stage);
 
 [[noreturn]] void die(const std::string& message);
 // Exits with moert_last_error() when status is not MOERT_OK.

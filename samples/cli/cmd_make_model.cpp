@@ -43,11 +43,6 @@ const char kUsage[] =
     "128x128 scales unless --bf16, with a tokenizer (DeepSeek-V3's for vocab >= 129280, else the shipped\n"
     "model's when it fits) so that `moert run` works on it.\n";
 
-int32_t progress_line(void* quiet, double fraction, const char* stage) {
-  if (!*static_cast<bool*>(quiet)) std::fprintf(stderr, "make-model: %3.0f%% %s\n", fraction * 100, stage);
-  return 0;
-}
-
 // Copies tokenizer.json and tokenizer_config.json from `from` into `to`; false when `from` has none.
 bool copy_tokenizer(const std::string& from, const std::string& to) {
   namespace fs = std::filesystem;
@@ -73,8 +68,9 @@ int cmd_make_model(int argc, char** argv) {
   for (const ShapeFlag& f : kShape)
     check(moert_options_set_int(o, f.key, a.get_int(f.flag, f.v3)), (std::string("--") + f.flag).c_str());
   if (a.has("bf16")) check(moert_options_set_int(o, "model.fp8", 0), "--bf16");
-  bool quiet = a.has("quiet");
-  check(moert_checkpoint_write_random_v2(out.c_str(), o, progress_line, &quiet), "writing the checkpoint");
+  Progress progress{"make-model", a.has("quiet")};
+  check(moert_checkpoint_write_random_v2(out.c_str(), o, print_progress, &progress),
+        "writing the checkpoint");
   moert_options_free(o);
   // The tokenizer's ids must all be rows of the embedding.
   const long long vocab = a.get_int("vocab", 129280);

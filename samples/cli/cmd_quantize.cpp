@@ -18,11 +18,6 @@ const char kUsage[] =
     "attention, router, norms, embeddings and head are copied as released. `moert run --model OUT` runs it\n"
     "on the CPU.\n";
 
-int32_t progress_line(void* quiet, double fraction, const char* stage) {
-  if (!*static_cast<bool*>(quiet)) std::fprintf(stderr, "quantize: %3.0f%% %s\n", fraction * 100, stage);
-  return 0;
-}
-
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -46,8 +41,8 @@ int cmd_quantize(int argc, char** argv) {
     check(moert_options_set_int(o, "quantize.group_size", a.get_int("group-size", 32)), "--group-size");
   if (a.has("threads"))
     check(moert_options_set_int(o, "quantize.threads", a.get_int("threads", 0)), "--threads");
-  bool quiet = a.has("quiet");
-  check(moert_checkpoint_quantize(model.c_str(), out.c_str(), o, progress_line, &quiet), "quantizing");
+  Progress progress{"quantize", a.has("quiet")};
+  check(moert_checkpoint_quantize(model.c_str(), out.c_str(), o, print_progress, &progress), "quantizing");
   moert_options_free(o);
   std::printf("wrote %s (experts q4, group size %lld)\n", out.c_str(), a.get_int("group-size", 32));
   return 0;
