@@ -479,26 +479,7 @@ class CudaBf16Model : public ::testing::Test {
     if (cuda_device_count() == 0) return;
     dir_ =
         (std::filesystem::temp_directory_path() / ("moert-cuda-bf16-" + std::to_string(getpid()))).string();
-    RandomCheckpointSpec s;
-    s.vocab = 1024;
-    s.hidden = 512;
-    s.intermediate = 1024;
-    s.moe_intermediate = 256;
-    s.layers = 2;
-    s.dense_layers = 1;
-    s.heads = 4;
-    s.q_lora = 384;
-    s.kv_lora = 512;
-    s.experts = 16;
-    s.top_k = 4;
-    s.n_group = 4;
-    s.topk_group = 2;
-    s.shared = 1;
-    s.mtp = 1;
-    s.max_position_embeddings = 8192;
-    s.fp8 = true;
-    s.seed = 7;
-    write_random_checkpoint(dir_, s);
+    write_random_checkpoint(dir_, small_model_spec(/*mtp=*/1));
   }
   static void TearDownTestSuite() {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);

@@ -9,6 +9,29 @@
 
 namespace moert::testing {
 
+RandomCheckpointSpec small_model_spec(int mtp) {
+  RandomCheckpointSpec s;
+  s.vocab = 1024;
+  s.hidden = 512;
+  s.intermediate = 1024;
+  s.moe_intermediate = 256;
+  s.layers = 2;
+  s.dense_layers = 1;
+  s.heads = 4;
+  s.q_lora = 384;
+  s.kv_lora = 512;
+  s.experts = 16;
+  s.top_k = 4;
+  s.n_group = 4;
+  s.topk_group = 2;
+  s.shared = 1;
+  s.mtp = mtp;
+  s.max_position_embeddings = 8192;
+  s.fp8 = true;
+  s.seed = 7;
+  return s;
+}
+
 double rel_err(const std::vector<float>& got, const std::vector<float>& ref) {
   if (got.size() != ref.size()) return std::numeric_limits<double>::infinity();
   double num = 0.0, den = 0.0;

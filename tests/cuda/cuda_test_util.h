@@ -10,11 +10,16 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "checkpoint/random_checkpoint.h"
 #include "weights/safetensors.h"
 
 namespace moert::testing {
 
 double rel_err(const std::vector<float>& got, const std::vector<float>& ref);
+
+// The random model of the whole-model CUDA tests: FP8, 2 layers (one dense, one MoE of 16 experts, top-4 in
+// 4 groups), hidden 512, vocab 1024, with `mtp` MTP layers.
+RandomCheckpointSpec small_model_spec(int mtp);
 
 // A checkpoint-like weight in host memory (kept alive here) and its views on the two backends.
 struct HostWeight {
