@@ -132,21 +132,22 @@ MOERT_Q4_VNNI void vnni_tile(const Q8Batch& q, int64_t i0, const uint8_t* codes,
   }
 }
 
+// The last m % kMR rows: the tile with that many rows.
+template <int MR, int NR>
+MOERT_Q4_VNNI void vnni_tail(int mr, const Q8Batch& q, int64_t i0, const uint8_t* codes, const float* d,
+                             const WeightRef& w, int64_t n, float* y, int64_t ldy) {
+  if constexpr (MR >= 1) {
+    if (mr == MR) return vnni_tile<MR, NR>(q, i0, codes, d, w, n, y, ldy);
+    vnni_tail<MR - 1, NR>(mr, q, i0, codes, d, w, n, y, ldy);
+  }
+}
+
 template <int NR>
 MOERT_Q4_VNNI void vnni_panel_rows(const Q8Batch& q, const uint8_t* codes, const float* d, const WeightRef& w,
                                    int64_t n, float* y, int64_t ldy) {
   int64_t i = 0;
   for (; i + kMR <= q.m; i += kMR) vnni_tile<kMR, NR>(q, i, codes, d, w, n, y, ldy);
-  switch (q.m - i) {
-    case 3:
-      return vnni_tile<3, NR>(q, i, codes, d, w, n, y, ldy);
-    case 2:
-      return vnni_tile<2, NR>(q, i, codes, d, w, n, y, ldy);
-    case 1:
-      return vnni_tile<1, NR>(q, i, codes, d, w, n, y, ldy);
-    default:
-      return;
-  }
+  if (i < q.m) vnni_tail<kMR - 1, NR>(static_cast<int>(q.m - i), q, i, codes, d, w, n, y, ldy);
 }
 
 void prefill_vnni(const Q8Batch& q, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool) {
