@@ -44,7 +44,6 @@ std::atomic<bool>& int8_on() {
 }
 
 #ifdef MOERT_KERNELS_X86
-#define MOERT_Q4_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
 using q4i8::kChunk;
 constexpr int64_t kRowGrain8 = 16;  // output rows per work item
@@ -129,8 +128,7 @@ MOERT_Q4_VNNI inline void int8_tile(const Int8Args& a, int64_t n) {
   for (int r = 0; r < NR; ++r) {
     const uint16_t* mn = w.q4_min + (n + r) * w.q4_ld;
     for (int i = 0; i < M; ++i)
-      a.y[i * a.ldy + n + r] =
-          _mm512_reduce_add_ps(acc[r][i]) + q4i8::offsets(mn, q.xsum + i * q.groups, q.groups);
+      a.y[i * a.ldy + n + r] = q4i8::hsum(acc[r][i]) + q4i8::offsets(mn, q.xsum + i * q.groups, q.groups);
   }
 }
 
@@ -185,17 +183,6 @@ MOERT_Q4_VNNI void quantize_row(const float* x, int64_t k, int64_t group, int8_t
       for (int l = 0; l < 4; ++l) sx[ch * 16 + b * 4 + l] = s;
     }
   }
-}
-
-MOERT_Q4_VNNI float offsets(const uint16_t* mn, const float* xsum, int64_t groups) {
-  __m512 acc = _mm512_setzero_ps();
-  int64_t g = 0;
-  for (; g + 16 <= groups; g += 16)
-    acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mn + g))),
-                          _mm512_loadu_ps(xsum + g), acc);
-  float s = _mm512_reduce_add_ps(acc);
-  for (; g < groups; ++g) s += _cvtsh_ss(mn[g]) * xsum[g];
-  return s;
 }
 
 void lane_groups(int64_t k, int64_t group, int32_t* gi, int32_t* win) {

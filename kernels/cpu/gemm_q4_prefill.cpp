@@ -32,7 +32,6 @@ namespace moert::kernels {
 namespace {
 
 #ifdef MOERT_KERNELS_X86
-#define MOERT_Q4_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
 using q4i8::kChunk;
 constexpr int kMR = 4;             // x rows per VNNI tile
@@ -99,6 +98,37 @@ MOERT_Q4_VNNI void unpack_vnni_panel(const WeightRef& w, const Q8Batch& q, int64
   }
 }
 
+// A 4 x 4 tile's outputs, y = hsum(acc) + offsets(...) for each as the decode kernel computes them (the
+// same additions in the same order), the 32 horizontal sums done 16 at a time by reduce16: lane 4 i + r is
+// weight row r, x row i. The offsets' last groups % 16 groups: one fused multiply-add each, in order.
+MOERT_Q4_VNNI __attribute__((always_inline)) inline void finish_4x4(const __m512 (&acc)[4][4],
+                                                                    const Q8Batch& q, int64_t i0,
+                                                                    const WeightRef& w, int64_t n, float* y,
+                                                                    int64_t ldy) {
+  const int64_t full = q.groups / 16 * 16;
+  __m512 v[16], o[16];
+  for (int r = 0; r < 4; ++r)
+    for (int i = 0; i < 4; ++i) {
+      v[4 * r + i] = acc[r][i];
+      o[4 * r + i] = q4i8::offsets_vector(w.q4_min + (n + r) * w.q4_ld, q.xsum + (i0 + i) * q.groups, full);
+    }
+  const __m512 sums = q4i8::reduce16(v);
+  __m512 off = q4i8::reduce16(o);
+  const __m512i row_of_lane = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  for (int64_t g = full; g < q.groups; ++g) {
+    alignas(16) float mn[4], xs[4];
+    for (int r = 0; r < 4; ++r) mn[r] = _cvtsh_ss(w.q4_min[(n + r) * w.q4_ld + g]);
+    for (int i = 0; i < 4; ++i) xs[i] = q.xsum[(i0 + i) * q.groups + g];
+    const __m512 mv = _mm512_broadcast_f32x4(_mm_load_ps(mn));  // lane 4 i + r: mn of row r
+    const __m512 xv =
+        _mm512_permutexvar_ps(row_of_lane, _mm512_zextps128_ps512(_mm_load_ps(xs)));  // of x row i
+    off = _mm512_fmadd_ps(mv, xv, off);
+  }
+  alignas(64) float out[16];
+  _mm512_store_ps(out, _mm512_add_ps(sums, off));
+  for (int i = 0; i < 4; ++i) std::memcpy(y + (i0 + i) * ldy + n, out + 4 * i, 4 * sizeof(float));
+}
+
 // MR x rows from i0 against NR unpacked weight rows (weight row n of the output).
 template <int MR, int NR>
 MOERT_Q4_VNNI void vnni_tile(const Q8Batch& q, int64_t i0, const uint8_t* codes, const float* d,
@@ -110,10 +140,12 @@ MOERT_Q4_VNNI void vnni_tile(const Q8Batch& q, int64_t i0, const uint8_t* codes,
   const int8_t* xq = q.xq + i0 * cs;
   const float* sx = q.sx + i0 * ds;
   for (int64_t ch = 0; ch < q.chunks; ++ch) {
+#pragma GCC unroll 8  // whole, so that the accumulators stay in registers
     for (int r = 0; r < NR; ++r) {
       const __m512i lo = _mm512_loadu_si512(codes + r * cs + ch * kChunk),
                     hi = _mm512_loadu_si512(codes + r * cs + ch * kChunk + 64);
       const __m512 dv = _mm512_loadu_ps(d + r * ds + ch * 16);
+#pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const int8_t* xi = xq + i * cs + ch * kChunk;
         const __m512i dot =
@@ -124,11 +156,15 @@ MOERT_Q4_VNNI void vnni_tile(const Q8Batch& q, int64_t i0, const uint8_t* codes,
       }
     }
   }
-  for (int r = 0; r < NR; ++r) {
-    const uint16_t* mn = w.q4_min + (n + r) * w.q4_ld;
-    for (int i = 0; i < MR; ++i)
-      y[(i0 + i) * ldy + n + r] =
-          _mm512_reduce_add_ps(acc[r][i]) + q4i8::offsets(mn, q.xsum + (i0 + i) * q.groups, q.groups);
+  if constexpr (MR == 4 && NR == 4) {
+    finish_4x4(acc, q, i0, w, n, y, ldy);
+  } else {
+    for (int r = 0; r < NR; ++r) {
+      const uint16_t* mn = w.q4_min + (n + r) * w.q4_ld;
+      for (int i = 0; i < MR; ++i)
+        y[(i0 + i) * ldy + n + r] =
+            q4i8::hsum(acc[r][i]) + q4i8::offsets(mn, q.xsum + (i0 + i) * q.groups, q.groups);
+    }
   }
 }
 
