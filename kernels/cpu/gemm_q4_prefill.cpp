@@ -24,7 +24,9 @@
 #ifdef MOERT_KERNELS_X86
 // GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #endif
 
