@@ -9,12 +9,17 @@
 // its ratio to FP8's (whose bytes are its weights), with the int8-activation VNNI kernel and with the fp32
 // one where the CPU has VNNI (gemm_q4.h, q4_int8_enabled).
 //   moert_decode_bw_bench [--threads 2] [--rounds 7] [--isa portable|avx2|avx512] [--n 1408 --k 2048]
-//                         [--mats 192] [--m 1] [--prefill-m M]
+//                         [--mats 192] [--m 1] [--prefill-m M] [--q4-model 1]
 // --m M: the decode GEMM's rows (1: one sequence's token; up to 4 take the same dot-product kernel).
 // --prefill-m M: instead, the FP8-activation GEMM at M rows (gemm_xwt_fp8act) on each matrix path the CPU
-// has (AMX tiles where amx_ready, AVX-512-BF16) against act_quant_dequant + the fp32 kernel, GFLOP/s.
+// has (AMX tiles where amx_ready, AVX-512-BF16) against act_quant_dequant + the fp32 kernel, GFLOP/s; then
+// the q4 prefill GEMM at M rows (gemm_q4_prefill, group 32) on each q4 path this CPU has (the fp32 panel
+// path, VNNI int8, AMX-INT8 tiles where amx_int8_ready, and their scalar model unless --q4-model 0: a
+// correctness model, its time is no speed), interleaved per round with the order rotated, G weights/s and
+// GFLOP/s, each against the fp32 panel path of the same round (median and min-max of the ratios).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -66,11 +71,55 @@ double stream_read(const uint8_t* p, size_t bytes, int threads) {
   return bytes / s / 1e9;
 }
 
+std::string spread(const std::vector<double>& v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.2f [%.2f-%.2f]", median(v), *std::min_element(v.begin(), v.end()),
+                *std::max_element(v.begin(), v.end()));
+  return std::string(b);
+}
+
+// The q4 prefill GEMM at M = pm on every q4 path here, interleaved per round (order rotated), against the
+// fp32 panel path of the same round.
+template <class Ref>
+bool prefill_q4(int64_t pm, int64_t n, int64_t k, int64_t mats, int rounds, bool with_model, const Ref& ref4,
+                ThreadPool& pool) {
+  std::vector<Q4PrefillPath> paths = {Q4PrefillPath::kFp32Panel};
+  std::vector<float> xa(pm * k), ya(pm * n);
+  for (size_t i = 0; i < xa.size(); ++i) xa[i] = std::sin(0.37 * i);
+  for (Q4PrefillPath p : {Q4PrefillPath::kVnniInt8, Q4PrefillPath::kAmxInt8, Q4PrefillPath::kAmxInt8Model})
+    if ((p != Q4PrefillPath::kAmxInt8Model || with_model) &&
+        gemm_q4_prefill(xa.data(), 1, k, ref4(0), ya.data(), n, nullptr, p))
+      paths.push_back(p);
+  std::vector<std::vector<double>> t(paths.size());
+  for (int r = 0; r < rounds; ++r)
+    for (size_t j = 0; j < paths.size(); ++j) {
+      const size_t p = (j + r) % paths.size();
+      const double t0 = now();
+      if (!gemm_q4_prefill(xa.data(), pm, k, ref4(r % mats), ya.data(), n, &pool, paths[p])) return false;
+      t[p].push_back(now() - t0);
+    }
+  std::printf("q4 prefill GEMM (group 32) M=%lld N=%lld K=%lld, %d rounds; gemm_xwt takes %s here\n",
+              (long long)pm, (long long)n, (long long)k, rounds, q4_prefill_path_name(q4_prefill_path()));
+  for (size_t p = 0; p < paths.size(); ++p) {
+    std::vector<double> gw, gf, ratio;
+    for (int r = 0; r < rounds; ++r) {
+      gw.push_back(double(n) * k / t[p][r] / 1e9);
+      gf.push_back(2.0 * pm * n * k / t[p][r] / 1e9);
+      ratio.push_back(t[0][r] / t[p][r]);
+    }
+    std::printf("  %-15s %s G weights/s, %s GFLOP/s, %s x the fp32 panel path%s\n",
+                q4_prefill_path_name(paths[p]), spread(gw).c_str(), spread(gf).c_str(), spread(ratio).c_str(),
+                paths[p] == Q4PrefillPath::kAmxInt8Model ? " (scalar model of the tiles: no speed)" : "");
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 2, rounds = 7;
   int64_t n = 1408, k = 2048, mats = 192, pm = 0, dm = 1;
+  bool q4_model = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
@@ -92,6 +141,8 @@ int main(int argc, char** argv) {
       dm = std::max<int64_t>(1, std::stoll(v));
     else if (a == "--prefill-m")
       pm = std::stoll(v);
+    else if (a == "--q4-model")
+      q4_model = v != "0";
     else if (a == "--isa")
       set_cpu_isa(v == "portable" ? CpuIsa::kPortable : v == "avx2" ? CpuIsa::kAvx2 : CpuIsa::kAvx512);
     else {
@@ -123,6 +174,25 @@ int main(int argc, char** argv) {
   };
   std::printf("isa %s, %d threads, %lld matrices of %lld x %lld fp8 (%.0f MB)\n", cpu_isa_name(cpu_isa()),
               threads, (long long)mats, (long long)n, (long long)k, q.size() / 1e6);
+  // The same matrices in moert_q4 (random codes, group 32, fp16 scale and offset per group): the 4-bit
+  // expert format's decode kernel over the same weights, alternated with the FP8 one in each round.
+  const int64_t groups = k / 32;
+  std::vector<uint8_t> q4(per / 2 * mats);
+  for (size_t i = 0; i < q4.size(); ++i) q4[i] = static_cast<uint8_t>(rng());
+  std::vector<uint16_t> q4s(static_cast<size_t>(n * groups * mats), 0x1400), q4m(q4s.size(), 0x9400);
+  auto ref4 = [&](int64_t m) {
+    WeightRef w;
+    w.type = DType::kQ4;
+    w.data = q4.data() + per / 2 * m;
+    w.n = n;
+    w.k = k;
+    w.ld = k;
+    w.q4_scale = q4s.data() + n * groups * m;
+    w.q4_min = q4m.data() + n * groups * m;
+    w.q4_ld = groups;
+    w.group = 32;
+    return w;
+  };
   if (pm > 0) {  // FP8-activation GEMM at M = pm: each matrix path against quantise-dequantise + fp32 kernel
     std::vector<float> xa(pm * k), ya(pm * n), xq(pm * k);
     for (size_t i = 0; i < xa.size(); ++i) xa[i] = std::sin(0.37 * i);
@@ -134,10 +204,8 @@ int main(int argc, char** argv) {
     std::vector<MatPath> paths;
     if (amx_ready()) paths.push_back({false, AmxUse::kAuto});
     if (cpu_matmul_features().avx512_bf16) paths.push_back({true, AmxUse::kOff});
-    if (paths.empty()) {
+    if (paths.empty())
       std::printf("fp8-activation GEMM: no matrix path on this CPU (%s)\n", cpu_matmul_path());
-      return 0;
-    }
     for (const MatPath& p : paths) {
       set_cpu_matmul(p.avx512);
       set_amx_use(p.amx);
@@ -158,27 +226,10 @@ int main(int argc, char** argv) {
           (long long)pm, (long long)n, (long long)k, cpu_matmul_path(), median(on), median(off),
           median(on) / median(off));
     }
-    return 0;
+    set_cpu_matmul(false);
+    set_amx_use(AmxUse::kAuto);
+    return prefill_q4(pm, n, k, mats, rounds, q4_model, ref4, pool) ? 0 : 1;
   }
-  // The same matrices in moert_q4 (random codes, group 32, fp16 scale and offset per group): the 4-bit
-  // expert format's decode kernel over the same weights, alternated with the FP8 one in each round.
-  const int64_t groups = k / 32;
-  std::vector<uint8_t> q4(per / 2 * mats);
-  for (size_t i = 0; i < q4.size(); ++i) q4[i] = static_cast<uint8_t>(rng());
-  std::vector<uint16_t> q4s(static_cast<size_t>(n * groups * mats), 0x1400), q4m(q4s.size(), 0x9400);
-  auto ref4 = [&](int64_t m) {
-    WeightRef w;
-    w.type = DType::kQ4;
-    w.data = q4.data() + per / 2 * m;
-    w.n = n;
-    w.k = k;
-    w.ld = k;
-    w.q4_scale = q4s.data() + n * groups * m;
-    w.q4_min = q4m.data() + n * groups * m;
-    w.q4_ld = groups;
-    w.group = 32;
-    return w;
-  };
   x.assign(static_cast<size_t>(dm * k), 0.5f);
   y.assign(static_cast<size_t>(dm * n), 0.0f);
   const bool both = cpu_isa() == CpuIsa::kAvx512 && cpu_vbmi_supported();
@@ -208,12 +259,6 @@ int main(int argc, char** argv) {
       cold4[int8].push_back(q.size() / (now() - t0) / 1e9);  // weights (G/s), as the FP8 figure's bytes are
     }
   }
-  auto spread = [](const std::vector<double>& v) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%.2f [%.2f-%.2f]", median(v), *std::min_element(v.begin(), v.end()),
-                  *std::max_element(v.begin(), v.end()));
-    return std::string(b);
-  };
   const double ms = median(st);
   std::printf("streaming read %s GB/s\n", spread(st).c_str());
   double mc = 0;

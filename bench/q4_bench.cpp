@@ -7,7 +7,8 @@
 // and with plain round-to-nearest, and each is compared with the original: per reference prompt, the
 // greedy tokens that match transformers' continuation before the first difference (llama.cpp's count),
 // and, teacher-forced over prompt + reference continuation, top-1 agreement with the original's logits and
-// the max and mean absolute logit error; also the expert weights' relative RMS error.
+// the max and mean absolute logit error, token by token (the decode kernels) and in one prefill of the whole
+// sequence (the prefill kernels); also the expert weights' relative RMS error.
 // Speed (--speed-model, default --model; e.g. the wide random model of moert_model_bench --generate-wide):
 // decode tokens/s of the original and of its q4 copy (--speed-q4: one made before, e.g. by moert quantize;
 // else quantised here) after a --depth-token prompt, runs alternated, medians.
@@ -85,6 +86,9 @@ struct Fidelity {
   std::vector<int> kept;
   int64_t positions = 0, top1 = 0;
   double max_err = 0, sum_err = 0;
+  // The same positions teacher-forced in one prefill per prompt (every row at once: the prefill kernels).
+  int64_t prefill_top1 = 0;
+  double prefill_max_err = 0, prefill_sum_err = 0;
 };
 
 // Greedy tokens kept per prompt, then teacher-forced logits against the original's over prompt + reference.
@@ -129,8 +133,25 @@ Fidelity compare(Loaded& base, Loaded& q, const SafetensorsFile& ref) {
         f.sum_err += e;
       }
     }
+    KvSequence pb(base.cache.get()), pq(q.cache.get());
+    const int64_t len = static_cast<int64_t>(seq.size());
+    std::vector<float> all_b(static_cast<size_t>(len * V)), all_q(all_b.size());
+    std::vector<SequenceStep> sb{{&pb, seq.data(), len, true}}, sq{{&pq, seq.data(), len, true}};
+    base.model->forward(sb, all_b.data());
+    q.model->forward(sq, all_q.data());
+    for (int64_t i = ti.numel() - 1; i < len; ++i) {
+      const float* b = all_b.data() + i * V;
+      const float* r = all_q.data() + i * V;
+      f.prefill_top1 += std::max_element(b, b + V) - b == std::max_element(r, r + V) - r;
+      for (int64_t v = 0; v < V; ++v) {
+        const double e = std::fabs(static_cast<double>(b[v]) - r[v]);
+        f.prefill_max_err = std::max(f.prefill_max_err, e);
+        f.prefill_sum_err += e;
+      }
+    }
   }
   f.sum_err /= static_cast<double>(std::max<int64_t>(1, f.positions) * V);
+  f.prefill_sum_err /= static_cast<double>(std::max<int64_t>(1, f.positions) * V);
   return f;
 }
 
@@ -245,9 +266,13 @@ int main(int argc, char** argv) {
         std::printf("%s (quantised in %.1f s; expert weights' relative RMS error %.4f): greedy tokens kept",
                     search == Q4Search::kRmse ? "q4, least-squares search" : "q4, round to nearest", qs, rms);
         for (size_t i = 0; i < f.kept.size(); ++i) std::printf("%s%d", i ? "/" : " ", f.kept[i]);
-        std::printf(" of 48; top-1 agreement %lld/%lld (%.1f%%); logit error max %.4f mean %.5f\n",
+        std::printf(" of 48; top-1 agreement %lld/%lld (%.1f%%); logit error max %.4f mean %.5f",
                     (long long)f.top1, (long long)f.positions,
                     100.0 * f.top1 / std::max<int64_t>(1, f.positions), f.max_err, f.sum_err);
+        std::printf("; in one prefill: top-1 %lld/%lld (%.1f%%), logit error max %.4f mean %.5f\n",
+                    (long long)f.prefill_top1, (long long)f.positions,
+                    100.0 * f.prefill_top1 / std::max<int64_t>(1, f.positions), f.prefill_max_err,
+                    f.prefill_sum_err);
         std::fflush(stdout);
         std::filesystem::remove_all(out);
       }

@@ -64,17 +64,18 @@ step cuda_model 200 "$T" --gtest_color=no --gtest_filter='CudaModel.*' || rc=1
 step cuda_bf16 200 "$T" --gtest_color=no --gtest_filter='CudaBf16Ops.*:CudaBf16Model.*' || rc=1
 step nccl_test 90 "$NT" --gtest_color=no || rc=1
 step gemm_bench 90 "$X" "$ITERS" || rc=1
-# The host CPU's AMX tiles (the FP8-activation prefill GEMM), where it has them: checked against the
-# portable reference and their scalar model (the first real run of that kernel).
+# The host CPU's AMX tiles (the FP8-activation prefill GEMM: AMX-BF16; the q4 prefill GEMM: AMX-INT8), where
+# it has them: checked against the portable reference or the int8 math and their scalar model (the first
+# real runs of those kernels).
 K=$B/tests/kernels/moert_kernels_test
 if [ -x "$K" ]; then
-  step cpu_amx 60 "$K" --gtest_color=no --gtest_filter='GemmFp8Act.*' || rc=1
-  grep -E "^avx512_bf16|tiles not usable" "$LOG/cpu_amx.log"
+  step cpu_amx 90 "$K" --gtest_color=no --gtest_filter='GemmFp8Act.*:GemmQ4Prefill.*' || rc=1
+  grep -E "^avx512_bf16|^avx512_vnni|tiles not usable" "$LOG/cpu_amx.log"
 fi
 D=$B/bench/moert_decode_bw_bench
-if [ -x "$D" ]; then  # prefill GEMM GFLOP/s per CPU matrix path (AMX, AVX-512-BF16) against the fp32 kernel
-  step cpu_prefill_gemm 60 "$D" --threads "$(nproc)" --mats 8 --rounds 5 --prefill-m 512 || rc=1
-  grep -E "^fp8-activation" "$LOG/cpu_prefill_gemm.log"
+if [ -x "$D" ]; then  # prefill GEMMs per CPU matrix path (AMX, AVX-512-BF16, VNNI) against the fp32 kernels
+  step cpu_prefill_gemm 90 "$D" --threads "$(nproc)" --mats 8 --rounds 5 --prefill-m 512 --q4-model 0 || rc=1
+  grep -E "^fp8-activation|^q4 prefill|^  (fp32-panel|vnni-int8|amx-int8)" "$LOG/cpu_prefill_gemm.log"
 fi
 step nccl_bench 60 "$NB" "$ITERS" || rc=1
 

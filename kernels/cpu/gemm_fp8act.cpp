@@ -7,6 +7,7 @@
 
 #include "cpu_features.h"
 #include "gemm_fp8act_amx.h"
+#include "gemm_q4_amx.h"
 
 #include <algorithm>
 #include <atomic>
@@ -105,14 +106,26 @@ bool request_amx_permission() {
   return false;
 #endif
 }
+// The tile state's permission, asked for once per process (whichever tile kernel comes first).
+bool amx_permitted() {
+  static const bool p = cpu_matmul_features().amx_tile && amx::amx_built() && request_amx_permission();
+  return p;
+}
+// The guard of every tile kernel: the CPU's features for it, the permission, then the kernel's own
+// self-check against its scalar model (each decided once, by the caller's static).
 enum class AmxState { kUnusable, kSelfCheckFailed, kReady };
-AmxState amx_state() {
-  static const AmxState s = [] {
-    const CpuMatmulFeatures& f = cpu_matmul_features();
-    if (!f.amx_tile || !f.amx_bf16 || !f.avx512_bf16 || !amx::amx_built() || !request_amx_permission())
-      return AmxState::kUnusable;
-    return amx::amx_self_check() ? AmxState::kReady : AmxState::kSelfCheckFailed;
-  }();
+AmxState amx_guard(bool features, bool (*self_check)()) {
+  if (!features || !amx_permitted()) return AmxState::kUnusable;
+  return self_check() ? AmxState::kReady : AmxState::kSelfCheckFailed;
+}
+AmxState amx_state() {  // AMX-BF16: the FP8-activation GEMM (its packing needs AVX-512-BF16)
+  static const AmxState s =
+      amx_guard(cpu_matmul_features().amx_bf16 && cpu_matmul_features().avx512_bf16, amx::amx_self_check);
+  return s;
+}
+AmxState amx_int8_state() {  // AMX-INT8: the q4 prefill GEMM (its quantiser and packing need AVX-512 VNNI)
+  static const AmxState s =
+      amx_guard(cpu_matmul_features().amx_int8 && cpu_matmul_features().avx512_vnni, amx::q4_int8_self_check);
   return s;
 }
 }  // namespace
@@ -122,6 +135,12 @@ bool amx_ready() {
 }
 bool amx_self_check_failed() {
   return amx_state() == AmxState::kSelfCheckFailed;
+}
+bool amx_int8_ready() {
+  return amx_int8_state() == AmxState::kReady;
+}
+bool amx_int8_self_check_failed() {
+  return amx_int8_state() == AmxState::kSelfCheckFailed;
 }
 const char* cpu_matmul_path() {
   switch (current_path()) {

@@ -33,6 +33,10 @@ void set_amx_use(AmxUse use);  // for tests and benchmarks; not thread-safe with
 AmxUse amx_use();
 bool amx_ready();  // AMX-BF16 + Linux's permission + the one-time self-check, decided on the first call
 bool amx_self_check_failed();  // the tiles were usable but disagreed with their model (so are not used)
+// The same guard for the q4 prefill GEMM's AMX-INT8 tiles (gemm_q4.h): AMX-INT8 + the same permission + their
+// own one-time self-check. AmxUse applies to them too (kOff: never; kModel: the scalar model).
+bool amx_int8_ready();
+bool amx_int8_self_check_failed();
 bool cpu_matmul_enabled();
 void set_cpu_matmul(bool on);   // the AVX-512-BF16 path; not thread-safe with kernels running
 const char* cpu_matmul_path();  // "amx-bf16", "amx-model", "avx512-bf16" or "none"

@@ -13,9 +13,7 @@
 
 #include "simd.h"
 
-#if defined(MOERT_KERNELS_X86) && \
-    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
-#define MOERT_AMX_BUILT 1
+#if MOERT_AMX_BUILT
 #include <immintrin.h>
 #endif
 

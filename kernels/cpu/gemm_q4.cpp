@@ -359,13 +359,9 @@ void gemm_q4_decode(const float* x, int64_t m, int64_t ldx, const WeightRef& w, 
   }
 }
 
-void gemm_q4_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
-                 ThreadPool* pool, bool row_invariant) {
+void gemm_q4_panel_fp32(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+                        ThreadPool* pool, bool row_invariant) {
   if (m <= 0) return;
-  if (m <= kQ4DecodeRows && !row_invariant) {
-    if (q4_int8_enabled() && gemm_q4_decode_int8(x, m, ldx, w, y, ldy, pool)) return;
-    return gemm_q4_decode(x, m, ldx, w, y, ldy, pool);
-  }
   const int64_t rows = std::min(kPanelRows, w.n);
   float* panel = tls_scratch(7, static_cast<size_t>(rows * w.k));
   for (int64_t r0 = 0; r0 < w.n; r0 += kPanelRows) {
@@ -382,6 +378,19 @@ void gemm_q4_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, flo
     f.ld = w.k;
     gemm_xwt(x, m, ldx, f, y + r0, ldy, pool, row_invariant);
   }
+}
+
+void gemm_q4_xwt(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+                 ThreadPool* pool, bool row_invariant) {
+  if (m <= 0) return;
+  if (row_invariant) return gemm_q4_panel_fp32(x, m, ldx, w, y, ldy, pool, true);
+  if (m <= kQ4DecodeRows) {
+    if (q4_int8_enabled() && gemm_q4_decode_int8(x, m, ldx, w, y, ldy, pool)) return;
+    return gemm_q4_decode(x, m, ldx, w, y, ldy, pool);
+  }
+  const Q4PrefillPath path = q4_prefill_path();
+  if (path != Q4PrefillPath::kFp32Panel && gemm_q4_prefill(x, m, ldx, w, y, ldy, pool, path)) return;
+  gemm_q4_panel_fp32(x, m, ldx, w, y, ldy, pool, false);
 }
 
 }  // namespace moert::kernels

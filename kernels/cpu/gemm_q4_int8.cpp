@@ -14,6 +14,7 @@
 
 #include "cpu_features.h"
 #include "gemm_q4.h"
+#include "gemm_q4_int8.h"
 #include "scratch.h"
 #include "simd.h"
 
@@ -43,9 +44,8 @@ std::atomic<bool>& int8_on() {
 }
 
 #ifdef MOERT_KERNELS_X86
-#define MOERT_Q4_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
-constexpr int64_t kChunk = 128;     // columns per step: 64 bytes of codes, 4 blocks of 32
+using q4i8::kChunk;
 constexpr int64_t kRowGrain8 = 16;  // output rows per work item
 // Software prefetch distance in weight rows, as the FP8 decode tile's (simd_impl.inc kPrefetchRows): NR
 // interleaved row streams are more than the hardware prefetchers run ahead of.
@@ -68,46 +68,6 @@ struct Int8Args {
   float* y;
   int64_t ldy;
 };
-
-// Row i of x quantised into q (its slices of the arrays above).
-MOERT_Q4_VNNI void quantize_row(const float* x, int64_t k, int64_t group, int8_t* xq, float* sx,
-                                float* xsum) {
-  const int64_t groups = k / group, chunks = (k + kChunk - 1) / kChunk;
-  std::memset(xq, 0, static_cast<size_t>(chunks * kChunk));
-  std::memset(sx, 0, static_cast<size_t>(chunks * 16) * sizeof(float));
-  for (int64_t g = 0; g < groups; ++g) {
-    const float* p = x + g * group;
-    __m512 amax = _mm512_setzero_ps();
-    for (int64_t c = 0; c < group; c += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(p + c)));
-    const float a = _mm512_reduce_max_ps(amax);
-    const float s = a / 127.0f, inv = a > 0.0f ? 127.0f / a : 0.0f;
-    const __m512 vinv = _mm512_set1_ps(inv);
-    __m512i sum = _mm512_setzero_si512();
-    for (int64_t c = 0; c < group; c += 16) {
-      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + c), vinv));  // ties to even
-      sum = _mm512_add_epi32(sum, q);
-      const int64_t col = g * group + c, ch = col / kChunk, b = (col % kChunk) / 32, half = (col % 32) / 16;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + ch * kChunk + half * 64 + b * 16),
-                       _mm512_cvtsepi32_epi8(q));
-    }
-    xsum[g] = s * static_cast<float>(_mm512_reduce_add_epi32(sum));
-    for (int64_t c = 0; c < group; c += 32) {
-      const int64_t col = g * group + c, ch = col / kChunk, b = (col % kChunk) / 32;
-      for (int l = 0; l < 4; ++l) sx[ch * 16 + b * 4 + l] = s;
-    }
-  }
-}
-
-MOERT_Q4_VNNI inline float offsets(const uint16_t* mn, const float* xsum, int64_t groups) {
-  __m512 acc = _mm512_setzero_ps();
-  int64_t g = 0;
-  for (; g + 16 <= groups; g += 16)
-    acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mn + g))),
-                          _mm512_loadu_ps(xsum + g), acc);
-  float s = _mm512_reduce_add_ps(acc);
-  for (; g < groups; ++g) s += _cvtsh_ss(mn[g]) * xsum[g];
-  return s;
-}
 
 // NR output rows (sharing each activation load) times M rows of x.
 template <int M, int NR>
@@ -168,7 +128,7 @@ MOERT_Q4_VNNI inline void int8_tile(const Int8Args& a, int64_t n) {
   for (int r = 0; r < NR; ++r) {
     const uint16_t* mn = w.q4_min + (n + r) * w.q4_ld;
     for (int i = 0; i < M; ++i)
-      a.y[i * a.ldy + n + r] = _mm512_reduce_add_ps(acc[r][i]) + offsets(mn, q.xsum + i * q.groups, q.groups);
+      a.y[i * a.ldy + n + r] = q4i8::hsum(acc[r][i]) + q4i8::offsets(mn, q.xsum + i * q.groups, q.groups);
   }
 }
 
@@ -196,6 +156,49 @@ void int8_rows_any(const Int8Args& a, int64_t n0, int64_t n1) {
 
 }  // namespace
 
+#ifdef MOERT_KERNELS_X86
+namespace q4i8 {  // gemm_q4_int8.h
+
+MOERT_Q4_VNNI void quantize_row(const float* x, int64_t k, int64_t group, int8_t* xq, float* sx,
+                                float* xsum) {
+  const int64_t groups = k / group, chunks = chunks_of(k);
+  std::memset(xq, 0, static_cast<size_t>(chunks * kChunk));
+  std::memset(sx, 0, static_cast<size_t>(chunks * 16) * sizeof(float));
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* p = x + g * group;
+    __m512 amax = _mm512_setzero_ps();
+    for (int64_t c = 0; c < group; c += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(p + c)));
+    const float a = _mm512_reduce_max_ps(amax);
+    const float s = a / 127.0f, inv = a > 0.0f ? 127.0f / a : 0.0f;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t c = 0; c < group; c += 16) {
+      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + c), vinv));  // ties to even
+      sum = _mm512_add_epi32(sum, q);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + layout_pos(g * group + c)), _mm512_cvtsepi32_epi8(q));
+    }
+    xsum[g] = s * static_cast<float>(_mm512_reduce_add_epi32(sum));
+    for (int64_t c = 0; c < group; c += 32) {
+      const int64_t col = g * group + c, ch = col / kChunk, b = (col % kChunk) / 32;
+      for (int l = 0; l < 4; ++l) sx[ch * 16 + b * 4 + l] = s;
+    }
+  }
+}
+
+void lane_groups(int64_t k, int64_t group, int32_t* gi, int32_t* win) {
+  for (int64_t ch = 0; ch < chunks_of(k); ++ch) {
+    const int64_t g0 = ch * kChunk / group;
+    win[ch] = static_cast<int32_t>(g0 / 16 * 16);
+    for (int l = 0; l < 16; ++l) {
+      const int64_t col = ch * kChunk + 32 * (l / 4);
+      gi[ch * 16 + l] = col < k ? static_cast<int32_t>(col / group - win[ch]) : 0;
+    }
+  }
+}
+
+}  // namespace q4i8
+#endif
+
 bool q4_int8_supported() {
   static const bool has = detect_vnni();
   return has;
@@ -213,9 +216,8 @@ bool gemm_q4_decode_int8(const float* x, int64_t m, int64_t ldx, const WeightRef
                          ThreadPool* pool) {
 #ifdef MOERT_KERNELS_X86
   // a 128-column step must not straddle two 16-group windows of scales: groups of 32, 64 or 128k columns
-  if (!q4_int8_supported() || w.type != DType::kQ4 || (kChunk % w.group != 0 && w.group % kChunk != 0))
-    return false;
-  const int64_t groups = w.k / w.group, chunks = (w.k + kChunk - 1) / kChunk;
+  if (!q4_int8_supported() || w.type != DType::kQ4 || !q4i8::group_supported(w.group)) return false;
+  const int64_t groups = w.k / w.group, chunks = q4i8::chunks_of(w.k);
   for (int64_t i0 = 0; i0 < m; i0 += kQ4DecodeRows) {
     const int64_t mi = std::min(kQ4DecodeRows, m - i0);
     // one scratch block: xq, sx, xsum, gi, win (4-byte units)
@@ -226,17 +228,10 @@ bool gemm_q4_decode_int8(const float* x, int64_t m, int64_t ldx, const WeightRef
     float* xsum = sx + sx_n;
     int32_t* gi = reinterpret_cast<int32_t*>(xsum + xs_n);
     int32_t* win = gi + chunks * 16;
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t g0 = ch * kChunk / w.group;
-      win[ch] = static_cast<int32_t>(g0 / 16 * 16);
-      for (int l = 0; l < 16; ++l) {
-        const int64_t col = ch * kChunk + 32 * (l / 4);
-        gi[ch * 16 + l] = col < w.k ? static_cast<int32_t>(col / w.group - win[ch]) : 0;
-      }
-    }
+    q4i8::lane_groups(w.k, w.group, gi, win);
     for (int64_t i = 0; i < mi; ++i)
-      quantize_row(x + (i0 + i) * ldx, w.k, w.group, xq + i * chunks * kChunk, sx + i * chunks * 16,
-                   xsum + i * groups);
+      q4i8::quantize_row(x + (i0 + i) * ldx, w.k, w.group, xq + i * chunks * kChunk, sx + i * chunks * 16,
+                         xsum + i * groups);
     const Int8Args a{{xq, sx, xsum, gi, win, chunks, groups}, mi, &w, y + i0 * ldy, ldy};
     const Int8Args* ap = &a;
     const int64_t items = (w.n + kRowGrain8 - 1) / kRowGrain8;

@@ -11,6 +11,11 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MOERT_KERNELS_X86 1
 #endif
+// Compilers that know the AMX intrinsics: the tile kernels (gemm_fp8act_amx, gemm_q4_amx) are built.
+#if defined(MOERT_KERNELS_X86) && \
+    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
+#define MOERT_AMX_BUILT 1
+#endif
 
 namespace moert::kernels {
 

@@ -13,108 +13,10 @@
 #include "cpu/numeric_types.h"
 #include "cpu/thread_pool.h"
 #include "kernel_test_util.h"
+#include "q4_int8_test_util.h"
 
 namespace moert::kernels::test {
 namespace {
-
-struct Q4 {
-  int64_t n, k, group;
-  std::vector<uint8_t> codes;
-  std::vector<uint16_t> scale, min;
-  WeightRef ref() const {
-    WeightRef r;
-    r.type = DType::kQ4;
-    r.data = codes.data();
-    r.n = n;
-    r.k = k;
-    r.ld = k;
-    r.q4_scale = scale.data();
-    r.q4_min = min.data();
-    r.q4_ld = k / group;
-    r.group = group;
-    return r;
-  }
-  int code(int64_t row, int64_t col) const {
-    const uint8_t b = codes[row * (k / 2) + (col / 32) * 16 + col % 16];
-    return (col % 32) < 16 ? (b & 0x0f) : (b >> 4);
-  }
-  double d(int64_t row, int64_t g) const { return f16_to_float(scale[row * (k / group) + g]); }
-  double m(int64_t row, int64_t g) const { return f16_to_float(min[row * (k / group) + g]); }
-  double value(int64_t row, int64_t col) const {
-    return d(row, col / group) * code(row, col) + m(row, col / group);
-  }
-};
-
-Q4 make_q4(int64_t n, int64_t k, int64_t group, std::mt19937& rng) {
-  Q4 t{n, k, group, {}, {}, {}};
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> d(0.001f, 0.05f), m(-0.4f, 0.1f);
-  t.codes.resize(static_cast<size_t>(n * k / 2));
-  for (auto& b : t.codes) b = static_cast<uint8_t>(byte(rng));
-  t.scale.resize(static_cast<size_t>(n * (k / group)));
-  t.min.resize(t.scale.size());
-  for (auto& s : t.scale) s = float_to_f16(d(rng));
-  for (auto& s : t.min) s = float_to_f16(m(rng));
-  return t;
-}
-
-// x's int8 form, from the definition: per group s = amax / 127, q = round-half-even(x * (127 / amax)).
-struct Q8 {
-  std::vector<int> q;
-  std::vector<float> s;  // per group
-};
-Q8 quantize(const float* x, int64_t k, int64_t group) {
-  Q8 r{std::vector<int>(static_cast<size_t>(k)), std::vector<float>(static_cast<size_t>(k / group))};
-  for (int64_t g = 0; g < k / group; ++g) {
-    float a = 0.0f;
-    for (int64_t c = g * group; c < (g + 1) * group; ++c) a = std::max(a, std::fabs(x[c]));
-    r.s[g] = a / 127.0f;
-    const float inv = a > 0.0f ? 127.0f / a : 0.0f;
-    for (int64_t c = g * group; c < (g + 1) * group; ++c)
-      r.q[c] = static_cast<int>(std::nearbyint(x[c] * inv));
-  }
-  return r;
-}
-
-struct Expect {
-  double int8;       // the int8 math, exactly (double)
-  double int8_mag;   // sum of |terms| it adds in fp32
-  double exact;      // sum x * w
-  double rounding;   // sum_g s_g / 2 * sum |w| over g: the most x's rounding can move the exact result
-  double exact_mag;  // sum |x w|
-};
-Expect expect(const Q4& w, const float* x, int64_t row) {
-  const Q8 q = quantize(x, w.k, w.group);
-  Expect e{0, 0, 0, 0, 0};
-  for (int64_t g = 0; g < w.k / w.group; ++g) {
-    long long dot = 0, sum = 0;
-    double wabs = 0;
-    for (int64_t c = g * w.group; c < (g + 1) * w.group; ++c) {
-      dot += static_cast<long long>(w.code(row, c)) * q.q[c];
-      sum += q.q[c];
-      const double v = w.value(row, c);
-      e.exact += v * x[c];
-      e.exact_mag += std::fabs(v * x[c]);
-      wabs += std::fabs(v);
-    }
-    const double scaled_sum = static_cast<float>(q.s[g] * static_cast<float>(sum));  // S_g as fp32
-    e.int8 += w.d(row, g) * q.s[g] * static_cast<double>(dot) + w.m(row, g) * scaled_sum;
-    e.int8_mag +=
-        std::fabs(w.d(row, g) * q.s[g] * static_cast<double>(dot)) + std::fabs(w.m(row, g) * scaled_sum);
-    e.rounding += q.s[g] / 2 * wabs;
-  }
-  return e;
-}
-
-bool available() {
-  return q4_int8_supported() && cpu_isa_supported() == CpuIsa::kAvx512;
-}
-
-struct Int8Scope {
-  bool saved;
-  explicit Int8Scope(bool on) : saved(q4_int8_enabled()) { set_q4_int8(on); }
-  ~Int8Scope() { set_q4_int8(saved); }
-};
 
 struct Shape {
   int64_t n, k, group;
@@ -188,8 +90,9 @@ TEST(GemmQ4Int8, RowSlicesReadTheirOwnScales) {
     }
 }
 
-// gemm_xwt takes the int8 kernel at 1-4 rows when enabled, the fp32 kernel when not, and in row-invariant
-// mode the same panel path either way (batch_invariant's bits do not depend on the switch).
+// gemm_xwt takes the int8 kernel at 1-4 rows when enabled, the fp32 kernel when not (beyond 4 rows the int8
+// prefill path when enabled, the fp32 panel path when not), and in row-invariant mode the same panel path
+// either way (batch_invariant's bits do not depend on the switch).
 TEST(GemmQ4Int8, RoutingFollowsTheSwitchAndRowInvariantModeIgnoresIt) {
   if (!available()) GTEST_SKIP() << "no AVX-512 VNNI here";
   IsaScope isa(CpuIsa::kAvx512);
@@ -201,10 +104,16 @@ TEST(GemmQ4Int8, RoutingFollowsTheSwitchAndRowInvariantModeIgnoresIt) {
     const std::vector<float> x = randn(static_cast<size_t>(m * w.k), rng);
     std::vector<float> direct(static_cast<size_t>(m * w.n)), fp32(direct.size()), on(direct.size()),
         off(direct.size()), inv_on(direct.size()), inv_off(direct.size());
-    ASSERT_TRUE(gemm_q4_decode_int8(x.data(), m, w.k, w.ref(), direct.data(), w.n, &pool));
-    gemm_q4_decode(x.data(), m, w.k, w.ref(), fp32.data(), w.n, &pool);
     {
       Int8Scope s(true);
+      if (m <= kQ4DecodeRows) {
+        ASSERT_TRUE(gemm_q4_decode_int8(x.data(), m, w.k, w.ref(), direct.data(), w.n, &pool));
+        gemm_q4_decode(x.data(), m, w.k, w.ref(), fp32.data(), w.n, &pool);
+      } else {
+        ASSERT_NE(q4_prefill_path(), Q4PrefillPath::kFp32Panel);
+        ASSERT_TRUE(gemm_q4_prefill(x.data(), m, w.k, w.ref(), direct.data(), w.n, &pool, q4_prefill_path()));
+        gemm_q4_panel_fp32(x.data(), m, w.k, w.ref(), fp32.data(), w.n, &pool, false);
+      }
       gemm_xwt(x.data(), m, w.k, w.ref(), on.data(), w.n, &pool);
       gemm_xwt(x.data(), m, w.k, w.ref(), inv_on.data(), w.n, &pool, true);
     }
@@ -215,12 +124,8 @@ TEST(GemmQ4Int8, RoutingFollowsTheSwitchAndRowInvariantModeIgnoresIt) {
     }
     int differ = 0;
     for (size_t j = 0; j < direct.size(); ++j) {
-      if (m <= kQ4DecodeRows) {
-        ASSERT_EQ(on[j], direct[j]) << j;
-        ASSERT_EQ(off[j], fp32[j]) << j;
-      } else {
-        ASSERT_EQ(on[j], off[j]) << j;  // the panel path
-      }
+      ASSERT_EQ(on[j], direct[j]) << j;
+      ASSERT_EQ(off[j], fp32[j]) << j;
       ASSERT_EQ(inv_on[j], inv_off[j]) << j;
       differ += direct[j] != fp32[j];
     }
