@@ -4,8 +4,9 @@
 //
 // usage: moert_model_bench [--model DIR | --generate-wide DIR] [--threads N] [--prefill 512] [--decode 128]
 //                          [--compare-depth D] [--activations fp32|fp8] [--batch-invariant] [--repeat 5]
-//                          [--streams N --stream-context 256] [--no-reference] [--help]
-// Every figure is the median over --repeat runs, with the spread (min-max) beside it. Decode runs after a
+//                          [--streams N --stream-context 256] [--no-reference] [--no-warmup] [--help]
+// Every figure is the median over --repeat runs, with the spread (min-max) beside it, after one untimed
+// prefill (as llama-bench warms up; --no-warmup skips it). Decode runs after a
 // D-token prompt (--compare-depth, default --prefill), as llama-bench's `-d D` measures `tg` at depth D.
 // Decode also prints the weight bytes one token reads (every non-expert weight but the embedding table, plus
 // top-k / n_routed of the routed experts), the bandwidth that gives, and the machine's streaming-read
@@ -43,7 +44,8 @@ const char* kUsage =
     "usage: moert_model_bench [--model DIR | --generate-wide DIR] [--threads N] [--prefill 512]\n"
     "                         [--decode 128] [--compare-depth D] [--activations fp32|fp8] "
     "[--batch-invariant]\n"
-    "                         [--repeat 5] [--streams N] [--stream-context 256] [--no-reference] [--help]\n";
+    "                         [--repeat 5] [--streams N] [--stream-context 256] [--no-reference]\n"
+    "                         [--no-warmup] [--help]\n";
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -53,7 +55,8 @@ double seconds_since(Clock::time_point t0) {
 const std::set<std::string> kValued = {"--model",          "--generate-wide", "--threads", "--prefill",
                                        "--decode",         "--activations",   "--repeat",  "--streams",
                                        "--stream-context", "--compare-depth"};
-const std::set<std::string> kSwitches = {"--batch-invariant", "--no-reference", "--help", "-h"};
+const std::set<std::string> kSwitches = {"--batch-invariant", "--no-reference", "--no-warmup", "--help",
+                                         "-h"};
 
 void check_args(int argc, char** argv) {
   bench::check_args(argc, argv, "moert_model_bench", kUsage, kValued, kSwitches);
@@ -226,6 +229,13 @@ int main(int argc, char** argv) {
 
   std::vector<uint64_t> sbuf(size_t{1} << 27, 1);  // 1 GiB, touched
   for (size_t i = 0; i < sbuf.size(); i += 512) sbuf[i] = i;
+  // One untimed prefill first, as llama-bench warms up: the first forward of a process faults the mapped
+  // weights in and sizes the scratch buffers, which no later request pays.
+  if (!flag(argc, argv, "--no-warmup")) {
+    KvSequence kv(&cache);
+    std::vector<SequenceStep> s{{&kv, tokens.data(), prefill, false}};
+    model.forward(s, logits.data());
+  }
   std::vector<double> pre_s, dec_s, bw, bwp;
   for (int r = 0; r < repeat; ++r) {
     {

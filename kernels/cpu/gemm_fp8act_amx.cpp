@@ -46,7 +46,11 @@ struct Tiles {
     // GCC's tileloadd asm names no memory operand: every store to the tiles' sources must be done first.
     __asm__ volatile("" ::: "memory");
   }
-  MOERT_AMX_TARGET static void end() { _tile_release(); }
+  MOERT_AMX_TARGET static void end() {
+    // ... and no store to them may move above the last tile load.
+    __asm__ volatile("" ::: "memory");
+    _tile_release();
+  }
   MOERT_AMX_TARGET static void zero_acc() {
     _tile_zero(0);
     _tile_zero(1);

@@ -19,7 +19,9 @@
 #ifdef MOERT_KERNELS_X86
 // GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__  // a GCC-only warning, unknown to clang
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #endif
 
@@ -30,7 +32,7 @@ constexpr int64_t kPanelRows = 256;  // weight rows dequantised per step of the 
 constexpr int64_t kRowGrain = 16;    // output rows per work item of the decode kernel
 // Software prefetch distance of the decode kernels in weight rows (as the FP8 tile's kPrefetchRows): the
 // interleaved row streams are more than the hardware prefetchers run ahead of.
-constexpr int64_t kQ4PrefetchRows = 8;
+[[maybe_unused]] constexpr int64_t kQ4PrefetchRows = 8;  // the x86 kernels only
 
 inline const uint8_t* row_codes(const WeightRef& w, int64_t n) {
   return static_cast<const uint8_t*>(w.data) + n * (w.ld / 2);

@@ -29,7 +29,7 @@ struct Q4Operands {
 };
 
 // y[i, n] for i < m, n < nrows = sum_g d[g][n] s[g][i] (codes[n] . xq[i] over g) + sum_g mn[g][n] xsum[g][i].
-// The real tiles need the calling thread's tile permission (amx_int8_ready asks Linux for it).
+// The real tiles need Linux's permission for the tile state (process-wide; amx_int8_ready asks for it).
 void q4_int8_panel(const Q4Operands& op, float* y, int64_t ldy, int nrows, bool emulate);
 
 // Runs the real tiles once on fixed problems (K steps of 32 and 64) against the model; true when they agree

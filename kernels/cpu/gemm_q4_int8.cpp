@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "cpu_features.h"
 #include "gemm_q4.h"
@@ -21,7 +22,9 @@
 #ifdef MOERT_KERNELS_X86
 // GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__  // a GCC-only warning, unknown to clang
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #endif
 
@@ -166,10 +169,18 @@ MOERT_Q4_VNNI void quantize_row(const float* x, int64_t k, int64_t group, int8_t
   std::memset(sx, 0, static_cast<size_t>(chunks * 16) * sizeof(float));
   for (int64_t g = 0; g < groups; ++g) {
     const float* p = x + g * group;
-    __m512 amax = _mm512_setzero_ps();
-    for (int64_t c = 0; c < group; c += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(p + c)));
+    __m512 amax = _mm512_setzero_ps(), zero = _mm512_setzero_ps();
+    for (int64_t c = 0; c < group; c += 16) {
+      const __m512 v = _mm512_loadu_ps(p + c);
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+      zero = _mm512_add_ps(zero, _mm512_mul_ps(v, _mm512_setzero_ps()));  // NaN where v is NaN or Inf
+    }
     const float a = _mm512_reduce_max_ps(amax);
-    const float s = a / 127.0f, inv = a > 0.0f ? 127.0f / a : 0.0f;
+    // max drops NaNs, and a NaN or Inf would become a finite int8 code: the group's scale is NaN instead,
+    // so the output is NaN, as the fp32 kernels give, not a plausible number.
+    const bool finite = _mm512_reduce_add_ps(zero) == 0.0f;
+    const float s = finite ? a / 127.0f : std::numeric_limits<float>::quiet_NaN();
+    const float inv = finite && a > 0.0f ? 127.0f / a : 0.0f;
     const __m512 vinv = _mm512_set1_ps(inv);
     __m512i sum = _mm512_setzero_si512();
     for (int64_t c = 0; c < group; c += 16) {

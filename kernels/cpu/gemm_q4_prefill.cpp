@@ -36,10 +36,11 @@ namespace {
 #ifdef MOERT_KERNELS_X86
 
 using q4i8::kChunk;
-constexpr int kMR = 4;             // x rows per VNNI tile
-constexpr int kNR = 4;             // weight rows per VNNI tile (and per unpacked panel)
-constexpr int64_t kItemRows = 16;  // weight rows per work item
-constexpr int kPanelSlot = 6;      // tls_scratch slot of the workers' unpacked panels
+constexpr int kMR = 4;               // x rows per VNNI tile
+constexpr int kNR = 4;               // weight rows per VNNI tile (and per unpacked panel)
+constexpr int64_t kItemRows = 16;    // weight rows per work item
+constexpr int kPanelSlot = 6;        // tls_scratch slot of the workers' unpacked panels
+constexpr int64_t kXBlockRows = 64;  // x rows per pass over an item's panels
 
 // x quantised for the whole call: the rows' slices of the decode kernel's arrays (gemm_q4_int8.h).
 struct Q8Batch {
@@ -180,29 +181,47 @@ MOERT_Q4_VNNI void vnni_tail(int mr, const Q8Batch& q, int64_t i0, const uint8_t
   }
 }
 
+// Rows i0 .. i1 of x against one unpacked panel.
 template <int NR>
-MOERT_Q4_VNNI void vnni_panel_rows(const Q8Batch& q, const uint8_t* codes, const float* d, const WeightRef& w,
-                                   int64_t n, float* y, int64_t ldy) {
-  int64_t i = 0;
-  for (; i + kMR <= q.m; i += kMR) vnni_tile<kMR, NR>(q, i, codes, d, w, n, y, ldy);
-  if (i < q.m) vnni_tail<kMR - 1, NR>(static_cast<int>(q.m - i), q, i, codes, d, w, n, y, ldy);
+MOERT_Q4_VNNI void vnni_panel_rows(const Q8Batch& q, int64_t i0, int64_t i1, const uint8_t* codes,
+                                   const float* d, const WeightRef& w, int64_t n, float* y, int64_t ldy) {
+  int64_t i = i0;
+  for (; i + kMR <= i1; i += kMR) vnni_tile<kMR, NR>(q, i, codes, d, w, n, y, ldy);
+  if (i < i1) vnni_tail<kMR - 1, NR>(static_cast<int>(i1 - i), q, i, codes, d, w, n, y, ldy);
 }
 
+// Each work item unpacks its 16 weight rows once, then takes x in blocks of kXBlockRows rows through all four
+// panels, so a block is read from memory once per item and stays in cache for the other three panels (for
+// a long prompt x is megabytes: read once per panel, it would come from L3 or DRAM four times as often).
 void prefill_vnni(const Q8Batch& q, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool) {
   const Q8Batch* qp = &q;
   const WeightRef* wp = &w;
   parallel_for(pool, (w.n + kItemRows - 1) / kItemRows, 1, [=](int64_t b, int64_t e, int) {
-    const int64_t cs = qp->chunks * kChunk, ds = qp->chunks * 16;
-    float* buf = tls_scratch(kPanelSlot, static_cast<size_t>(kNR * (cs / 4 + ds)));
-    uint8_t* codes = reinterpret_cast<uint8_t*>(buf);
-    float* d = buf + kNR * cs / 4;
-    for (int64_t n = b * kItemRows; n < std::min(wp->n, e * kItemRows); n += kNR) {
-      const int nr = static_cast<int>(std::min<int64_t>(kNR, wp->n - n));
-      unpack_vnni_panel(*wp, *qp, n, nr, codes, d);  // once, for every row of x
-      if (nr == kNR) {
-        vnni_panel_rows<kNR>(*qp, codes, d, *wp, n, y, ldy);
-      } else {
-        for (int r = 0; r < nr; ++r) vnni_panel_rows<1>(*qp, codes + r * cs, d + r * ds, *wp, n + r, y, ldy);
+    const int64_t cs = qp->chunks * kChunk, ds = qp->chunks * 16, per = kNR * (cs / 4 + ds);
+    constexpr int64_t kPanels = kItemRows / kNR;
+    float* buf = tls_scratch(kPanelSlot, static_cast<size_t>(kPanels * per));
+    for (int64_t n0 = b * kItemRows; n0 < std::min(wp->n, e * kItemRows); n0 += kItemRows) {
+      int nr[kPanels] = {};
+      for (int64_t p = 0; p < kPanels; ++p) {
+        const int64_t n = n0 + p * kNR;
+        if (n >= wp->n) break;
+        nr[p] = static_cast<int>(std::min<int64_t>(kNR, wp->n - n));
+        float* pb = buf + p * per;
+        unpack_vnni_panel(*wp, *qp, n, nr[p], reinterpret_cast<uint8_t*>(pb), pb + kNR * cs / 4);
+      }
+      for (int64_t i0 = 0; i0 < qp->m; i0 += kXBlockRows) {
+        const int64_t i1 = std::min(qp->m, i0 + kXBlockRows);
+        for (int64_t p = 0; p < kPanels && nr[p] > 0; ++p) {
+          const int64_t n = n0 + p * kNR;
+          const uint8_t* codes = reinterpret_cast<const uint8_t*>(buf + p * per);
+          const float* d = buf + p * per + kNR * cs / 4;
+          if (nr[p] == kNR) {
+            vnni_panel_rows<kNR>(*qp, i0, i1, codes, d, *wp, n, y, ldy);
+          } else {
+            for (int r = 0; r < nr[p]; ++r)
+              vnni_panel_rows<1>(*qp, i0, i1, codes + r * cs, d + r * ds, *wp, n + r, y, ldy);
+          }
+        }
       }
     }
   });

@@ -47,9 +47,10 @@ std::vector<Q4PrefillPath> int8_paths() {
 struct Shape {
   int64_t n, k, group;
 };
-// n = 37, 33: neither a multiple of the VNNI tile's 4 rows nor of the AMX panel's 32; k = 1408 and 640 end
-// on a partial 128-column step; group 256 spans two steps.
-const Shape kShapes[] = {{37, 256, 32}, {64, 640, 64}, {33, 1408, 32}, {70, 384, 128}, {21, 512, 256}};
+// n = 37, 33, 39: neither a multiple of the VNNI tile's 4 rows nor of the AMX panel's 32 (39: a last VNNI
+// panel of 3 rows); k = 160, 224 and 192 end on a partial 128-column step; group 256 spans two steps.
+const Shape kShapes[] = {{37, 256, 32},  {64, 640, 64}, {33, 1408, 32}, {70, 384, 128},
+                         {21, 512, 256}, {39, 160, 32}, {35, 224, 32},  {33, 192, 64}};
 
 TEST(GemmQ4Prefill, MatchesTheInt8MathAndTheExactProductWithinXsRounding) {
   const std::vector<Q4PrefillPath> paths = int8_paths();
@@ -59,7 +60,7 @@ TEST(GemmQ4Prefill, MatchesTheInt8MathAndTheExactProductWithinXsRounding) {
   ThreadPool pool(2);
   for (const Shape& sh : kShapes) {
     const Q4 w = make_q4(sh.n, sh.k, sh.group, rng);
-    for (int64_t m : {5, 7, 33, 40}) {  // 40: a full and a padded AMX step of 32 rows
+    for (int64_t m : {5, 7, 33, 40, 150}) {  // 40: a full and a padded AMX step of 32 rows; 150: 3 x blocks
       const int64_t ldx = sh.k + 3, ldy = sh.n + 5;
       std::vector<float> x = randn(static_cast<size_t>(m * ldx), rng);
       for (int64_t c = 0; c < sh.group; ++c) x[ldx + c] = 0.0f;  // a group of zeros (amax 0) in row 1
@@ -131,6 +132,37 @@ TEST(GemmQ4Prefill, RowsDoNotDependOnM) {
       }
     }
   }
+}
+
+// A NaN or an Inf in x gives a NaN row, as the fp32 kernels give a non-finite one, not a finite number:
+// the quantiser's max would drop a NaN, and int8 has no code for either.
+TEST(GemmQ4Prefill, NonFiniteXGivesNonFiniteRows) {
+  const std::vector<Q4PrefillPath> paths = int8_paths();
+  if (paths.empty()) GTEST_SKIP() << "no AVX-512 VNNI here";
+  IsaScope isa(CpuIsa::kAvx512);
+  std::mt19937 rng(7);
+  const int64_t n = 20, k = 256, m = 6;
+  const Q4 w = make_q4(n, k, 32, rng);
+  std::vector<float> x = randn(static_cast<size_t>(m * k), rng);
+  x[1 * k + 0] = NAN;        // the first column of a group
+  x[3 * k + 77] = INFINITY;  // mid-group
+  x[4 * k + 255] = -INFINITY;
+  auto check = [&](const std::vector<float>& y, int64_t rows, const char* what) {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        const bool bad = i == 1 || i == 3 || i == 4;
+        EXPECT_EQ(std::isfinite(y[i * n + j]), !bad)
+            << what << " row " << i << ", " << j << ": " << y[i * n + j];
+      }
+  };
+  for (Q4PrefillPath path : paths) {
+    std::vector<float> y(static_cast<size_t>(m * n), 0.0f);
+    ASSERT_TRUE(gemm_q4_prefill(x.data(), m, k, w.ref(), y.data(), n, nullptr, path));
+    check(y, m, q4_prefill_path_name(path));
+  }
+  std::vector<float> y(static_cast<size_t>(m * n), 0.0f);
+  ASSERT_TRUE(gemm_q4_decode_int8(x.data(), m, k, w.ref(), y.data(), n, nullptr));
+  check(y, m, "decode int8");
 }
 
 // A row slice reads its own rows' codes, scales and offsets.
