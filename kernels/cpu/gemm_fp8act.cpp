@@ -34,7 +34,7 @@ CpuMatmulFeatures detect() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
     const bool avx512f = (b >> 16) & 1;
-    f.avx512_vnni = avx512f && ((c >> 11) & 1);
+    f.avx512_vnni = avx512f && ((b >> 30) & 1) && ((c >> 11) & 1);  // with BW: the q4 int8 kernels use both
     f.amx_bf16 = (d >> 22) & 1;
     f.amx_tile = (d >> 24) & 1;
     f.amx_int8 = (d >> 25) & 1;

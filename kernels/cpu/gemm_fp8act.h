@@ -15,7 +15,7 @@ namespace moert::kernels {
 // The matrix-unit paths this CPU has (CPUID). AMX also needs Linux's permission for the tile state, asked for
 // only when the tiles are first about to be used (amx_ready): once granted, the process's signal stacks must
 // hold the larger state, so a host that never runs an FP8-activation prefill is not asked to.
-struct CpuMatmulFeatures {
+struct CpuMatmulFeatures {  // avx512_vnni: with AVX-512 F and BW, and the OS saving the ZMM state
   bool avx512_bf16 = false, avx512_vnni = false, amx_tile = false, amx_bf16 = false, amx_int8 = false;
 };
 const CpuMatmulFeatures& cpu_matmul_features();

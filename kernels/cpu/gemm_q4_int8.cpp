@@ -14,6 +14,7 @@
 #include <limits>
 
 #include "cpu_features.h"
+#include "gemm_fp8act.h"
 #include "gemm_q4.h"
 #include "gemm_q4_int8.h"
 #include "scratch.h"
@@ -30,16 +31,6 @@
 
 namespace moert::kernels {
 namespace {
-
-bool detect_vnni() {
-#ifdef MOERT_KERNELS_X86
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512f");
-#else
-  return false;
-#endif
-}
 
 std::atomic<bool>& int8_on() {
   static std::atomic<bool> v{q4_int8_supported() && !env_is("MOERT_Q4_INT8", {"off"})};
@@ -211,8 +202,7 @@ void lane_groups(int64_t k, int64_t group, int32_t* gi, int32_t* win) {
 #endif
 
 bool q4_int8_supported() {
-  static const bool has = detect_vnni();
-  return has;
+  return cpu_matmul_features().avx512_vnni;
 }
 
 bool q4_int8_enabled() {
