@@ -11,11 +11,8 @@
 #include <random>
 #include <vector>
 
+#include "amx_tiles.h"
 #include "simd.h"
-
-#if MOERT_AMX_BUILT
-#include <immintrin.h>
-#endif
 
 namespace moert::kernels::amx {
 
@@ -27,74 +24,29 @@ namespace {
 
 constexpr int64_t kBlock = 128;
 
-// ldtilecfg's 64-byte operand, palette 1: tiles 0-7 of 16 rows x 64 bytes.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
-  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
-};
-static_assert(sizeof(TileConfig) == 64);
-
-// The kernel's three tile operations: clear the accumulators; one K step (load x's two tiles from a0, a1
-// and the panel's two from b0, b1, then C[i][j] += A[i] B[j]); store the accumulators to blk[4][16][16].
-// (The tile number of an instruction is part of its encoding: GCC's intrinsics take it as a literal.)
-struct Tiles {
-  MOERT_AMX_TARGET static void begin() {
-    static const TileConfig cfg;
-    _tile_loadconfig(&cfg);
-    // GCC's tileloadd asm names no memory operand: every store to the tiles' sources must be done first.
-    __asm__ volatile("" ::: "memory");
-  }
-  MOERT_AMX_TARGET static void end() {
-    // ... and no store to them may move above the last tile load.
-    __asm__ volatile("" ::: "memory");
-    _tile_release();
-  }
-  MOERT_AMX_TARGET static void zero_acc() {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+// The kernel's three tile operations (amx_tiles.h, every tile 16 x 64 bytes): clear the accumulators; one
+// K step (load x's two tiles from a0, a1 and the panel's two from b0, b1, then C[i][j] += A[i] B[j]);
+// store the accumulators to blk[4][16][16].
+struct Tiles : TileOps {
+  static void begin() {
+    static const TileConfig cfg = tile_config(64);
+    configure(&cfg);
   }
   MOERT_AMX_TARGET static void step(const void* a0, const void* a1, int64_t as, const void* b0,
                                     const void* b1, int64_t bs) {
-    _tile_loadd(4, a0, as);
-    _tile_loadd(5, a1, as);
-    _tile_loadd(6, b0, bs);
-    _tile_loadd(7, b1, bs);
+    load(a0, a1, as, b0, b1, bs);
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
-  MOERT_AMX_TARGET static void store_acc(float* blk) {
-    _tile_stored(0, blk, 64);
-    _tile_stored(1, blk + 256, 64);
-    _tile_stored(2, blk + 512, 64);
-    _tile_stored(3, blk + 768, 64);
-  }
 };
 
-// A scalar model of them, for CPUs without AMX: a thread's 8 tiles, each instruction as the SDM defines it.
-struct Model {
-  struct Regs {
-    alignas(64) uint8_t t[8][16][64];
-  };
-  static Regs& regs() {
-    static thread_local Regs r;
-    return r;
-  }
-  static void begin() {}
-  static void end() {}
-  static void zero(int t) { std::memset(regs().t[t], 0, sizeof(regs().t[t])); }
-  // tileloadd: 16 rows of 64 bytes, `stride` bytes apart.
-  static void load(int t, const void* base, int64_t stride) {
-    for (int r = 0; r < 16; ++r)
-      std::memcpy(regs().t[t][r], static_cast<const uint8_t*>(base) + r * stride, 64);
-  }
-  static void store(int t, void* base, int64_t stride) {
-    for (int r = 0; r < 16; ++r) std::memcpy(static_cast<uint8_t*>(base) + r * stride, regs().t[t][r], 64);
+// A scalar model of them, for CPUs without AMX.
+struct Model : TileModel {
+  static void begin() {
+    const TileConfig c = tile_config(64);
+    configure(&c);
   }
   static float bf16(const uint8_t* row, int i) {
     uint16_t h;
@@ -119,21 +71,12 @@ struct Model {
       std::memcpy(g.t[c][m], acc, 64);
     }
   }
-  static void zero_acc() {
-    for (int t = 0; t < 4; ++t) zero(t);
-  }
   static void step(const void* a0, const void* a1, int64_t as, const void* b0, const void* b1, int64_t bs) {
-    load(4, a0, as);
-    load(5, a1, as);
-    load(6, b0, bs);
-    load(7, b1, bs);
+    load(a0, a1, as, b0, b1, bs);
     dp(0, 4, 6);
     dp(1, 4, 7);
     dp(2, 5, 6);
     dp(3, 5, 7);
-  }
-  static void store_acc(float* blk) {
-    for (int t = 0; t < 4; ++t) store(t, blk + 256 * t, 64);
   }
 };
 

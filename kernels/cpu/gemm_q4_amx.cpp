@@ -16,11 +16,8 @@
 #include <random>
 #include <vector>
 
+#include "amx_tiles.h"
 #include "simd.h"
-
-#if MOERT_AMX_BUILT
-#include <immintrin.h>
-#endif
 
 namespace moert::kernels::amx {
 
@@ -31,86 +28,29 @@ namespace {
 #define MOERT_AMX_INT8_TARGET \
   __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
-// ldtilecfg's 64-byte operand, palette 1, for K steps of `ks` bytes.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-static_assert(sizeof(TileConfig) == 64);
-
-TileConfig make_config(int ks) {
-  TileConfig c;
-  for (int t = 0; t < 4; ++t) c.colsb[t] = 64, c.rows[t] = 16;                            // C: 16 x 16 int32
-  for (int t = 4; t < 6; ++t) c.colsb[t] = static_cast<uint16_t>(ks), c.rows[t] = 16;     // A: 16 x ks bytes
-  for (int t = 6; t < 8; ++t) c.colsb[t] = 64, c.rows[t] = static_cast<uint8_t>(ks / 4);  // B: ks / 4 x 64
-  return c;
-}
-
-// The kernel's tile operations: configure for K steps of ks; clear the accumulators; one K step (A[0..1]
-// from a0, a1, B[0..1] from b0, b1, then C[a][b] += A[a] B[b]); store the accumulators to blk[4][16][16].
-struct Tiles {
-  MOERT_AMX_INT8_TARGET static void begin(int ks) {
-    static const TileConfig c32 = make_config(32), c64 = make_config(64);
-    _tile_loadconfig(ks == 32 ? &c32 : &c64);
-    // GCC's tileloadd asm names no memory operand: every store to the tiles' sources must be done first.
-    __asm__ volatile("" ::: "memory");
-  }
-  MOERT_AMX_INT8_TARGET static void end() {
-    // ... and no store to them may move above the last tile load.
-    __asm__ volatile("" ::: "memory");
-    _tile_release();
-  }
-  MOERT_AMX_INT8_TARGET static void zero_acc() {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+// The kernel's tile operations (amx_tiles.h): configure for K steps of ks bytes; clear the accumulators;
+// one K step (A[0..1] from a0, a1, B[0..1] from b0, b1, then C[a][b] += A[a] B[b]); store the
+// accumulators to blk[4][16][16].
+struct Tiles : TileOps {
+  static void begin(int ks) {
+    static const TileConfig c32 = tile_config(32), c64 = tile_config(64);
+    configure(ks == 32 ? &c32 : &c64);
   }
   MOERT_AMX_INT8_TARGET static void step(const void* a0, const void* a1, int64_t as, const void* b0,
                                          const void* b1, int64_t bs) {
-    _tile_loadd(4, a0, as);
-    _tile_loadd(5, a1, as);
-    _tile_loadd(6, b0, bs);
-    _tile_loadd(7, b1, bs);
+    load(a0, a1, as, b0, b1, bs);
     _tile_dpbusd(0, 4, 6);
     _tile_dpbusd(1, 4, 7);
     _tile_dpbusd(2, 5, 6);
     _tile_dpbusd(3, 5, 7);
   }
-  MOERT_AMX_INT8_TARGET static void store_acc(int32_t* blk) {
-    _tile_stored(0, blk, 64);
-    _tile_stored(1, blk + 256, 64);
-    _tile_stored(2, blk + 512, 64);
-    _tile_stored(3, blk + 768, 64);
-  }
 };
 
-// A scalar model of them: a thread's 8 tiles and their configuration, each instruction as the SDM defines
-// it (tileloadd fills rows x colsb bytes and zeroes the rest of the tile; tilestored writes rows x colsb).
-struct Model {
-  struct Regs {
-    alignas(64) uint8_t t[8][16][64];
-    TileConfig cfg;
-  };
-  static Regs& regs() {
-    static thread_local Regs r;
-    return r;
-  }
-  static void begin(int ks) { regs().cfg = make_config(ks); }
-  static void end() {}
-  static void zero(int t) { std::memset(regs().t[t], 0, sizeof(regs().t[t])); }
-  static void load(int t, const void* base, int64_t stride) {
-    Regs& g = regs();
-    zero(t);
-    for (int r = 0; r < g.cfg.rows[t]; ++r)
-      std::memcpy(g.t[t][r], static_cast<const uint8_t*>(base) + r * stride, g.cfg.colsb[t]);
-  }
-  static void store(int t, void* base, int64_t stride) {
-    Regs& g = regs();
-    for (int r = 0; r < g.cfg.rows[t]; ++r)
-      std::memcpy(static_cast<uint8_t*>(base) + r * stride, g.t[t][r], g.cfg.colsb[t]);
+// A scalar model of them.
+struct Model : TileModel {
+  static void begin(int ks) {
+    const TileConfig c = tile_config(ks);
+    configure(&c);
   }
   // tdpbusd: for m < rows(C), k < colsb(A) / 4, n < colsb(C) / 4: C[m].dword[n] += sum over j < 4 of
   // ZEXT(A[m].byte[4 k + j]) * SEXT(B[k].byte[4 n + j]), in int32 (wrapping).
@@ -130,21 +70,12 @@ struct Model {
       std::memcpy(g.t[c][m], acc, 64);
     }
   }
-  static void zero_acc() {
-    for (int t = 0; t < 4; ++t) zero(t);
-  }
   static void step(const void* a0, const void* a1, int64_t as, const void* b0, const void* b1, int64_t bs) {
-    load(4, a0, as);
-    load(5, a1, as);
-    load(6, b0, bs);
-    load(7, b1, bs);
+    load(a0, a1, as, b0, b1, bs);
     dp(0, 4, 6);
     dp(1, 4, 7);
     dp(2, 5, 6);
     dp(3, 5, 7);
-  }
-  static void store_acc(int32_t* blk) {
-    for (int t = 0; t < 4; ++t) store(t, blk + 256 * t, 64);
   }
 };
 

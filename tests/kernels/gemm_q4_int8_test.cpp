@@ -13,7 +13,7 @@
 #include "cpu/numeric_types.h"
 #include "cpu/thread_pool.h"
 #include "kernel_test_util.h"
-#include "q4_int8_test_util.h"
+#include "q4_test_util.h"
 
 namespace moert::kernels::test {
 namespace {

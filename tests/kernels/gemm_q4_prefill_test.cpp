@@ -17,7 +17,7 @@
 #include "cpu/gemm_q4.h"
 #include "cpu/thread_pool.h"
 #include "kernel_test_util.h"
-#include "q4_int8_test_util.h"
+#include "q4_test_util.h"
 
 namespace moert::kernels::test {
 namespace {

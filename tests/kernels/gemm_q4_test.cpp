@@ -13,53 +13,14 @@
 #include "cpu/numeric_types.h"
 #include "cpu/thread_pool.h"
 #include "kernel_test_util.h"
+#include "q4_test_util.h"
 
 namespace moert::kernels::test {
 namespace {
 
-// Random codes with random fp16 scales (positive) and offsets (either sign) per group.
-struct Q4Test {
-  int64_t n, k, group;
-  std::vector<uint8_t> codes;
-  std::vector<uint16_t> scale, min;
-  WeightRef ref() const {
-    WeightRef r;
-    r.type = DType::kQ4;
-    r.data = codes.data();
-    r.n = n;
-    r.k = k;
-    r.ld = k;
-    r.q4_scale = scale.data();
-    r.q4_min = min.data();
-    r.q4_ld = k / group;
-    r.group = group;
-    return r;
-  }
-  // The value of (row, col) from the format's definition (weight_ref.h), in double.
-  double value(int64_t row, int64_t col) const {
-    const uint8_t b = codes[row * (k / 2) + (col / 32) * 16 + (col % 32) % 16];
-    const int q = (col % 32) < 16 ? (b & 0x0f) : (b >> 4);
-    const int64_t g = row * (k / group) + col / group;
-    return static_cast<double>(f16_to_float(scale[g])) * q + f16_to_float(min[g]);
-  }
-};
-
-Q4Test make_q4(int64_t n, int64_t k, int64_t group, std::mt19937& rng) {
-  Q4Test t{n, k, group, {}, {}, {}};
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> d(0.001f, 0.05f), m(-0.4f, 0.1f);
-  t.codes.resize(static_cast<size_t>(n * k / 2));
-  for (auto& b : t.codes) b = static_cast<uint8_t>(byte(rng));
-  t.scale.resize(static_cast<size_t>(n * (k / group)));
-  t.min.resize(t.scale.size());
-  for (auto& s : t.scale) s = float_to_f16(d(rng));
-  for (auto& s : t.min) s = float_to_f16(m(rng));
-  return t;
-}
-
 // y [m, rows] against the double-precision formula over rows row0 .. row0 + rows; the bound scales with
 // sum |x| (|d q| + |m|), the magnitudes the kernel sums (scale and offset parts apart).
-void check(const std::vector<float>& x, int64_t m, int64_t ldx, const Q4Test& w, int64_t row0, int64_t rows,
+void check(const std::vector<float>& x, int64_t m, int64_t ldx, const Q4& w, int64_t row0, int64_t rows,
            const std::vector<float>& y, int64_t ldy) {
   int bad = 0;
   for (int64_t i = 0; i < m && bad < 5; ++i)
@@ -82,7 +43,7 @@ void check(const std::vector<float>& x, int64_t m, int64_t ldx, const Q4Test& w,
 }
 
 // The fp32 kernels: the int8-activation one (gemm_q4_int8_test.cpp, its own bounds) is switched off.
-class GemmQ4Test : public ::testing::TestWithParam<CpuIsa> {
+class GemmQ4 : public ::testing::TestWithParam<CpuIsa> {
  protected:
   void SetUp() override {
     if (static_cast<int>(GetParam()) > static_cast<int>(cpu_isa_supported()))
@@ -98,12 +59,12 @@ struct Shape {
 };
 const Shape kShapes[] = {{37, 256, 32}, {64, 512, 64}, {130, 384, 128}, {5, 32, 32}, {300, 1408, 32}};
 
-TEST_P(GemmQ4Test, XwtMatchesFormula) {
+TEST_P(GemmQ4, XwtMatchesFormula) {
   IsaScope scope(GetParam());
   std::mt19937 rng(4242);
   ThreadPool pool(2);
   for (const Shape& sh : kShapes) {
-    const Q4Test w = make_q4(sh.n, sh.k, sh.group, rng);
+    const Q4 w = make_q4(sh.n, sh.k, sh.group, rng);
     for (int64_t m : {1, 2, 3, 4, 5, 17, 64}) {
       const int64_t ldx = sh.k + 3, ldy = sh.n + 5;
       const std::vector<float> x = randn(static_cast<size_t>(m * ldx), rng);
@@ -122,11 +83,11 @@ TEST_P(GemmQ4Test, XwtMatchesFormula) {
 }
 
 // The decode kernel by itself at every m (the public path sends m > 4 to the panels).
-TEST_P(GemmQ4Test, DecodeKernelMatchesFormulaAtAnyRows) {
+TEST_P(GemmQ4, DecodeKernelMatchesFormulaAtAnyRows) {
   IsaScope scope(GetParam());
   std::mt19937 rng(77);
   ThreadPool pool(2);
-  const Q4Test w = make_q4(100, 640, 64, rng);
+  const Q4 w = make_q4(100, 640, 64, rng);
   for (int64_t m : {1, 4, 5, 9}) {
     SCOPED_TRACE(::testing::Message() << "m=" << m);
     const std::vector<float> x = randn(static_cast<size_t>(m * w.k), rng);
@@ -136,10 +97,10 @@ TEST_P(GemmQ4Test, DecodeKernelMatchesFormulaAtAnyRows) {
   }
 }
 
-TEST_P(GemmQ4Test, RowSlicesReadTheirOwnScales) {
+TEST_P(GemmQ4, RowSlicesReadTheirOwnScales) {
   IsaScope scope(GetParam());
   std::mt19937 rng(5);
-  const Q4Test w = make_q4(200, 256, 32, rng);
+  const Q4 w = make_q4(200, 256, 32, rng);
   for (const auto& [r0, count] : {std::pair<int64_t, int64_t>{37, 32}, {1, 1}, {100, 100}, {199, 1}})
     for (int64_t m : {1, 3, 8}) {
       SCOPED_TRACE(::testing::Message() << "rows " << r0 << "+" << count << " m=" << m);
@@ -151,11 +112,11 @@ TEST_P(GemmQ4Test, RowSlicesReadTheirOwnScales) {
 }
 
 // Row-invariant mode: a row's result is the same bits whatever m (as batch_invariant needs).
-TEST_P(GemmQ4Test, RowInvariantResultsDoNotDependOnRows) {
+TEST_P(GemmQ4, RowInvariantResultsDoNotDependOnRows) {
   IsaScope scope(GetParam());
   std::mt19937 rng(9);
   ThreadPool pool(2);
-  const Q4Test w = make_q4(70, 384, 128, rng);
+  const Q4 w = make_q4(70, 384, 128, rng);
   const std::vector<float> x = randn(static_cast<size_t>(17 * w.k), rng);
   std::vector<float> one(static_cast<size_t>(w.n)), many(static_cast<size_t>(17 * w.n));
   gemm_xwt(x.data(), 1, w.k, w.ref(), one.data(), w.n, &pool, true);
@@ -164,10 +125,10 @@ TEST_P(GemmQ4Test, RowInvariantResultsDoNotDependOnRows) {
 }
 
 // dequant_row (the panel path's and any caller's) gives d * q + m for every column span.
-TEST_P(GemmQ4Test, DequantRowIsTheFormula) {
+TEST_P(GemmQ4, DequantRowIsTheFormula) {
   IsaScope scope(GetParam());
   std::mt19937 rng(11);
-  const Q4Test w = make_q4(3, 256, 64, rng);
+  const Q4 w = make_q4(3, 256, 64, rng);
   std::vector<float> out(256);
   for (const auto& [c0, count] : {std::pair<int64_t, int64_t>{0, 256}, {5, 100}, {31, 2}, {32, 64}, {255, 1}})
     for (int64_t r = 0; r < w.n; ++r) {
@@ -178,7 +139,7 @@ TEST_P(GemmQ4Test, DequantRowIsTheFormula) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, GemmQ4Test,
+INSTANTIATE_TEST_SUITE_P(Kernels, GemmQ4,
                          ::testing::Values(CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512),
                          [](const ::testing::TestParamInfo<CpuIsa>& i) { return isa_param_name(i.param); });
 

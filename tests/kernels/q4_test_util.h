@@ -1,6 +1,8 @@
-// Helpers of the int8-activation q4 tests (gemm_q4_int8_test.cpp: decode; gemm_q4_prefill_test.cpp:
-// prefill): random q4 weights, x's int8 form from its definition, and what a row's result must be: the int8
-// math exactly (double) and the exact fp32-weight product with the bound x's rounding allows.
+// Helpers of the q4 tests (gemm_q4_test.cpp; the int8-activation ones, gemm_q4_int8_test.cpp: decode,
+// gemm_q4_prefill_test.cpp: prefill): random q4 weights (random codes, positive fp16 scales and offsets of
+// either sign per group) with each weight's value from the format's definition (weight_ref.h), x's int8
+// form from its definition, and what a row's result must be: the int8 math exactly (double) and the exact
+// fp32-weight product with the bound x's rounding allows.
 #pragma once
 #include <algorithm>
 #include <cmath>
