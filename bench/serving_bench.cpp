@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
 
   // 2. MTP speculation: decode tokens/s with and without drafts, 1 and 16 streams.
   for (int streams : {1, 16}) {
-    moert_model* spec = load(model_mtp, threads, {{"speculative", "auto"}}, {{"max_batch", 16}});
+    moert_model* spec = load(model_mtp, threads, {{"speculative", "on"}}, {{"max_batch", 16}});
     moert_model* plain = load(model_mtp, threads, {{"speculative", "off"}}, {{"max_batch", 16}});
     Stat with, without;
     Run totals;

@@ -230,9 +230,9 @@ type LoadOptions struct {
 	// (on): requests whose prompts share a prefix reuse the KV pages (whole 64-token pages) an earlier
 	// request computed, with the same logits. Usage.CachedPromptTokens says how many a request took.
 	PrefixCache *bool
-	// Speculative: "auto" (moert's default: MTP speculative decoding when the checkpoint has the MTP
-	// module; greedy output is unchanged, sampled output keeps the model's distribution) or "off";
-	// "" = default. Usage.DraftTokens and Usage.AcceptedDrafts count the drafts.
+	// Speculative: "on" (MTP speculative decoding when the checkpoint has the MTP module; greedy output is
+	// unchanged, sampled output keeps the model's distribution), "auto" (moert's default: on with device
+	// "cuda", off on the CPU, where it decodes slower) or "off"; "" = default. Usage.DraftTokens and Usage.AcceptedDrafts count the drafts.
 	Speculative string
 	// DraftTokens: drafts per decode step, 1 to 3 (0 = moert's default, 1).
 	DraftTokens int

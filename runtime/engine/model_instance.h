@@ -32,8 +32,9 @@ struct LoadOptions {
   int64_t page_rows = 64;
   // Requests sharing a prompt prefix reuse its cached KV pages (LatentCache's prefix cache).
   bool prefix_cache = true;
-  // Speculative decoding with the MTP module: "auto" (when the checkpoint has it and it is loaded; not with
-  // expert parallelism) or "off"; draft_tokens drafts per step (1-3, chained through the module).
+  // Speculative decoding with the MTP module: "on" (when the checkpoint has it and it is loaded; not with
+  // expert parallelism), "auto" ("on" on cuda, off on the cpu, where it does not pay) or "off";
+  // draft_tokens drafts per step (1-3, chained through the module).
   std::string speculative = "auto";
   int64_t draft_tokens = 1;
   bool cuda_graphs = true;

@@ -221,6 +221,6 @@ TEST(KvHandoff, ResumedRequestsPublishPagesOnlyWithoutSpeculation) {
     moert_model_free(m);
     return cached;
   };
-  EXPECT_EQ(cached_after_resume("auto"), 0);
+  EXPECT_EQ(cached_after_resume("on"), 0);
   EXPECT_GE(cached_after_resume("off"), 128);
 }

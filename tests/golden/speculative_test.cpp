@@ -89,7 +89,7 @@ std::shared_ptr<ModelInstance> load_mtp(bool speculative, int64_t drafts = 1, bo
   o.threads = 2;
   o.kv_cache_bytes = 64 << 20;
   o.batch_invariant = true;
-  o.speculative = speculative ? "auto" : "off";
+  o.speculative = speculative ? "on" : "off";
   o.draft_tokens = drafts;
   o.prefix_cache = prefix;
   return ModelInstance::load(std::string(MOERT_TEST_DATA) + "/moert-tiny-coder-mtp", o);
@@ -189,6 +189,14 @@ TEST(SpeculativeEngine, OffOrPenalisedRequestsDecodeWithoutDrafts) {
   const Reference ref = load_reference();
   Engine off(load_mtp(false), nullptr);
   EXPECT_FALSE(off.speculative());
+  {
+    // "auto" is off on the CPU (a step with a draft costs about twice a plain one there), on on cuda.
+    LoadOptions o;
+    o.threads = 2;
+    o.speculative = "auto";
+    Engine cpu_auto(ModelInstance::load(std::string(MOERT_TEST_DATA) + "/moert-tiny-coder-mtp", o), nullptr);
+    EXPECT_FALSE(cpu_auto.speculative());
+  }
   auto r = off.submit(ref.prompts[0], greedy(16));
   EXPECT_EQ(drain(*r).tokens, std::vector<int32_t>(ref.greedy[0].begin(), ref.greedy[0].begin() + 16));
   EXPECT_EQ(r->usage().draft_tokens, 0);

@@ -202,8 +202,9 @@ class Model(_Handle):
         is in effect), ep_max_ranks_per_token (0 = no preference), ep_timeout_ms (longest wait for the other
         ranks in one exchange). check_weights: False skips the load-time scan for NaN/Inf weights.
         prefix_cache: False/0 turns off the prefix cache (requests sharing a prompt prefix reuse its KV pages;
-        Stream.usage.cached_prompt_tokens says how many). speculative: "auto" (MTP speculative decoding when
-        the checkpoint has the MTP module; greedy output unchanged) or "off"; draft_tokens: drafts per step,
+        Stream.usage.cached_prompt_tokens says how many). speculative: "on" (MTP speculative decoding when
+        the checkpoint has the MTP module; greedy output unchanged), "auto" (on with device "cuda", off on
+        the CPU, where it decodes slower) or "off"; draft_tokens: drafts per step,
         1 to 3 (Stream.usage.draft_tokens / accepted_drafts count them). cuda_graphs: False launches every
         CUDA decode step op by op instead of replaying graphs. kv_cache_dtype: "auto", "fp32" or "bf16" (the
         latent cache's storage; bf16 needs device "cuda"). activation_dtype: "auto", "fp32" or "bf16" (the

@@ -310,7 +310,11 @@ def test_kv_handoff(model, reference):
 
 def test_speculative_decoding_with_mtp_module(reference):
     ids = reference[0][0]
-    with moert.load(MTP_MODEL_DIR, threads=2) as m:
+    with moert.load(MTP_MODEL_DIR, threads=2) as m:  # "auto": no drafts on the CPU, where they do not pay
+        with m.generate(ids, max_tokens=8, ignore_eos=True, temperature=0) as s:
+            s.token_ids()
+            assert s.usage.draft_tokens == 0
+    with moert.load(MTP_MODEL_DIR, threads=2, speculative="on") as m:
         assert m.info("num_mtp_layers") == 1
         with m.generate(ids, max_tokens=48, ignore_eos=True, temperature=0) as s:
             auto = s.token_ids()

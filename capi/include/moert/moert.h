@@ -127,12 +127,14 @@ MOERT_API const char* moert_status_name(moert_status status);
  *       recently used first when the budget is needed: a running request never loses pages to it); the logits
  *       are the same as without it (bit for bit with batch_invariant). moert_stream_counter(stream,
  *       "cached_prompt_tokens") says how many prompt tokens a request took from it. 0: off
- *   "speculative" string, "auto" or "off", default "auto": "auto": when the checkpoint has the MTP module
+ *   "speculative" string, "auto", "on" or "off", default "auto": "on": when the checkpoint has the MTP module
  *       (and "mtp" is 1), each decode step drafts the next token with it and the main model checks draft and
  *       current token in one forward; greedy output is the same as without it, sampled output keeps the
  *       model's distribution (speculative rejection sampling). Requests with repetition, presence or
  *       frequency penalties, and expert parallelism, decode without drafts. moert_stream_counter gives
- *       "draft_tokens" and "accepted_drafts". "off": never
+ *       "draft_tokens" and "accepted_drafts". "auto": "on" on device "cuda", off on the cpu, where a step
+ *       with a draft costs about twice a plain one (the second token reads other experts, and the MTP layer
+ *       adds half a step) for about 1.6 tokens, so it decodes slower (bench/RESULTS.md). "off": never
  *   "draft_tokens" int, 1 to 3, default 1: drafts per step (1 is DeepSeek's setting; more are chained through
  *       the module)
  * Generation keys (moert_generate_*):

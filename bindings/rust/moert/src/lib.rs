@@ -320,8 +320,9 @@ impl LoadOptions {
         self.prefix_cache = Some(on);
         self
     }
-    /// MTP speculative decoding: "auto" (the default: drafts with the checkpoint's MTP module when it
-    /// has one; greedy output is unchanged, sampled output keeps the model's distribution) or "off".
+    /// MTP speculative decoding: "on" (drafts with the checkpoint's MTP module when it has one; greedy
+    /// output is unchanged, sampled output keeps the model's distribution), "auto" (the default: on with
+    /// device "cuda", off on the CPU, where it decodes slower) or "off".
     /// [`Usage::draft_tokens`] and [`Usage::accepted_drafts`] count the drafts.
     pub fn speculative(mut self, mode: &str) -> Self {
         self.speculative = Some(mode.to_owned());

@@ -58,8 +58,9 @@ public final class LoadOptions {
      */
     public LoadOptions prefixCache(boolean on) { prefixCache = on; return this; }
     /**
-     * MTP speculative decoding: "auto" (the default: drafts with the checkpoint's MTP module when it has one;
-     * greedy output is unchanged, sampled output keeps the model's distribution) or "off".
+     * MTP speculative decoding: "on" (drafts with the checkpoint's MTP module when it has one; greedy output
+     * is unchanged, sampled output keeps the model's distribution), "auto" (the default: on with device
+     * "cuda", off on the CPU, where it decodes slower) or "off".
      * {@link Usage#draftTokens()} and {@link Usage#acceptedDrafts()} count the drafts.
      */
     public LoadOptions speculative(String mode) { speculative = mode; return this; }
