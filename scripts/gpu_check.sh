@@ -3,7 +3,8 @@
 #   scripts/gpu_check.sh BUILD_DIR [bench iterations]
 # 1. ldd: every library the binaries need is found on the GPU machine (fails early, naming the missing one);
 # 2. each test suite in its own process under a time-out (the ops against the CPU backend, the whole random
-#    model, bf16 activations (ops and model), the NCCL transport), printing each test's seed and errors;
+#    model, bf16 activations (ops and model), MTP speculation, the NCCL transport), printing each test's seed
+#    and errors;
 # 3. the benchmarks (FP8 GEMMs, NCCL all-to-all at DeepEP's sizes), and the host CPU's AMX GEMM where it has
 #    AMX (tests/kernels' GemmFp8Act, when that binary was carried);
 # then a summary table. Full logs go to $OUT (or /tmp): ldd.log, <step>.log. Whole run: < 8 minutes on an
@@ -35,7 +36,7 @@ step() {
   echo "== $name: $* (time-out ${limit}s)"
   timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
   local rc=$?
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ seed|^gemm paths|^model |^bf16 |^decode step|^mixed step|^EP over|Failure|Expected|Which is|rel_err|error" "$log" | head -60
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ seed|^gemm paths|^model |^bf16 |^decode step|^mixed step|^EP over|^speculation on cuda|Failure|Expected|Which is|rel_err|error" "$log" | head -60
   local what=ok
   [ $rc -ne 0 ] && what="FAILED (exit $rc)"
   [ $rc -eq 124 ] || [ $rc -eq 137 ] && what="TIMED OUT after ${limit}s"
@@ -62,6 +63,8 @@ fi
 step cuda_ops 150 "$T" --gtest_color=no --gtest_filter='CudaOps.*:CudaCache.*' || rc=1
 step cuda_model 200 "$T" --gtest_color=no --gtest_filter='CudaModel.*' || rc=1
 step cuda_bf16 200 "$T" --gtest_color=no --gtest_filter='CudaBf16Ops.*:CudaBf16Model.*' || rc=1
+# MTP speculation on cuda: greedy tokens the same with drafts, and a step with a draft against a plain one.
+step cuda_speculative 150 "$T" --gtest_color=no --gtest_filter='CudaSpeculative.*' || rc=1
 step nccl_test 90 "$NT" --gtest_color=no || rc=1
 step gemm_bench 90 "$X" "$ITERS" || rc=1
 # The host CPU's AMX tiles (the FP8-activation prefill GEMM: AMX-BF16; the q4 prefill GEMM: AMX-INT8), where
