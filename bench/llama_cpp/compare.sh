@@ -66,13 +66,26 @@ name="$(basename "$model")"
 f16="$work/$name-f16.gguf"
 synthetic=()
 [ -f "$model/tokenizer.json" ] || synthetic=(--synthetic-vocab)
-[ -f "$f16" ] || "$py" "$here/to_gguf.py" --model "$model" --out "$f16" --gguf-py "$llama/gguf-py" "${synthetic[@]}"
+# Each written under a temporary name and moved into place, so an interrupted run leaves nothing to reuse.
+if [ ! -f "$f16" ]; then
+  "$py" "$here/to_gguf.py" --model "$model" --out "$f16.tmp" --gguf-py "$llama/gguf-py" "${synthetic[@]}"
+  mv "$f16.tmp" "$f16"
+fi
 for q in Q4_K_M Q8_0; do
-  [ -f "$work/$name-$q.gguf" ] ||
-    "$llama/build/bin/llama-quantize" "$f16" "$work/$name-$q.gguf" "$q" "$threads" >"$work/quantize-$q.log" 2>&1
+  out="$work/$name-$q.gguf"
+  if [ ! -f "$out" ]; then
+    "$llama/build/bin/llama-quantize" "$f16" "$out.tmp" "$q" "$threads" >"$work/quantize-$q.log" 2>&1 ||
+      { echo "compare.sh: llama-quantize $q failed (see $work/quantize-$q.log)" >&2; exit 1; }
+    mv "$out.tmp" "$out"
+  fi
 done
 q4="$work/$name-moert-q4"
-[ -f "$q4/config.json" ] || "$moert_cli" quantize --model "$model" --out "$q4" --experts q4 >/dev/null
+if [ ! -f "$q4/config.json" ]; then
+  rm -rf "$q4.tmp"
+  "$moert_cli" quantize --model "$model" --out "$q4.tmp" --experts q4 >"$work/moert-quantize.log" 2>&1 ||
+    { echo "compare.sh: moert quantize failed (see $work/moert-quantize.log)" >&2; exit 1; }
+  mv "$q4.tmp" "$q4"
+fi
 
 # 3. Fidelity, where the checkpoint has reference.safetensors (the shipped default model does): llama.cpp's
 # quantisations against its F16 GGUF, and moert's q4 copy against the FP8 original (moert_q4_bench), scored
@@ -103,11 +116,15 @@ moert_run() {
     awk 'function ts() { for (i = 1; i <= NF; i++) if ($i == "tokens/s") return $(i - 1) }
          /^prefill [0-9]+ tokens:/ { p = ts() } /^decode [0-9]+ tokens after/ { d = ts() } END { print p, d }'
 }
+record() {  # round, configuration, "prefill decode" figures: both must be numbers
+  [[ "$3" =~ ^[0-9.]+\ [0-9.]+$ ]] || { echo "compare.sh: round $1: $2 gave no figures ('$3')" >&2; exit 1; }
+  echo "round $1: $3 $2" | tee -a "$log"
+}
 for r in $(seq 1 "$rounds"); do
-  echo "round $r: $(llama_run "$work/$name-Q4_K_M.gguf") llama-q4km" | tee -a "$log"
-  echo "round $r: $(moert_run "$model") moert-fp8" | tee -a "$log"
-  echo "round $r: $(llama_run "$work/$name-Q8_0.gguf") llama-q8" | tee -a "$log"
-  echo "round $r: $(moert_run "$q4") moert-q4" | tee -a "$log"
+  record "$r" llama-q4km "$(llama_run "$work/$name-Q4_K_M.gguf")"
+  record "$r" moert-fp8 "$(moert_run "$model")"
+  record "$r" llama-q8 "$(llama_run "$work/$name-Q8_0.gguf")"
+  record "$r" moert-q4 "$(moert_run "$q4")"
 done
 
 "$py" - "$log" "$threads" "$prefill" "$decode" "$depth" <<'EOF'

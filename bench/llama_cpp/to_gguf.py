@@ -1,6 +1,9 @@
 #!/usr/bin/python3
-"""Writes a moert/Hugging Face DeepSeek-V3 checkpoint as a llama.cpp GGUF (architecture deepseek2, MLA with
-the split k_b/v_b that llama.cpp's absorbed attention reads), for the side-by-side benchmark in compare.sh.
+"""Writes a moert/Hugging Face DeepSeek-V3-architecture checkpoint as a llama.cpp GGUF (architecture deepseek2,
+MLA with the split k_b/v_b that llama.cpp's absorbed attention reads), for the side-by-side benchmark in
+compare.sh. For the small checkpoints the bench uses: every tensor is held in memory until the file is
+written (as gguf-py's writer does), so not for the 671B release. Like llama.cpp's own converter it needs a
+q_lora_rank (V3 layouts; V2-Lite's q_proj-only attention does not load in llama.cpp's deepseek2).
 
 Why our own writer: llama.cpp's convert_hf_to_gguf.py needs torch and transformers, which Debian 12 does not
 ship (no PyPI here). This reads the safetensors itself (FP8 e4m3 blocks dequantised with weight_scale_inv,

@@ -9,6 +9,7 @@
 // a conversion and an FMA against the lane's d_g * s_g, where the fp32 kernel spends seven instructions
 // per 32 columns. fp32 from there on: per lane across the row, then one reduction.
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -171,7 +172,7 @@ MOERT_Q4_VNNI void quantize_row(const float* x, int64_t k, int64_t group, int8_t
     // so the output is NaN, as the fp32 kernels give, not a plausible number.
     const bool finite = _mm512_reduce_add_ps(zero) == 0.0f;
     const float s = finite ? a / 127.0f : std::numeric_limits<float>::quiet_NaN();
-    const float inv = finite && a > 0.0f ? 127.0f / a : 0.0f;
+    const float inv = finite && a > 0.0f && std::isfinite(127.0f / a) ? 127.0f / a : 0.0f;  // tiny amax: 0s
     const __m512 vinv = _mm512_set1_ps(inv);
     __m512i sum = _mm512_setzero_si512();
     for (int64_t c = 0; c < group; c += 16) {

@@ -48,7 +48,8 @@ class Engine {
   void eval(KvSequence& kv, const int32_t* tokens, int64_t n, bool all_logits, float* logits);
 
   // Speculative decoding with the checkpoint's MTP module (load options speculative, draft_tokens): on
-  // when the module is loaded and speculative is "auto", without expert parallelism.
+  // when the module is loaded and speculative is "on" (or "auto" on device cuda), without expert
+  // parallelism.
   bool speculative() const { return draft_tokens_ > 0; }
 
   int64_t prefill_chunk() const { return prefill_chunk_; }
