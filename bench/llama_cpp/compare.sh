@@ -52,11 +52,13 @@ llama="$work/llama.cpp"
 if [ ! -x "$llama/build/bin/llama-bench" ]; then
   if [ ! -d "$llama" ]; then
     (cd "$work" && npm i --silent --no-audit --no-fund --ignore-scripts -E node-llama-cpp@3.22.1 >/dev/null)
-    git clone -q "$work/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$llama"
+    git -c advice.detachedHead=false clone -q "$work/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$llama"
   fi
-  cmake -S "$llama" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
-  cmake --build "$llama/build" -j2 --target llama-bench llama-quantize >/dev/null
+  echo "building llama.cpp (log: $work/llama-build.log)"
+  { cmake -S "$llama" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+      -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF &&
+      cmake --build "$llama/build" -j2 --target llama-bench llama-quantize; } >"$work/llama-build.log" 2>&1 ||
+    { echo "compare.sh: building llama.cpp failed (see $work/llama-build.log)" >&2; exit 1; }
 fi
 echo "llama.cpp: $(cat "$work/node_modules/node-llama-cpp/llama/llama.cpp.info.json" 2>/dev/null | tr -d '\n ' ||
   echo "$llama")"
