@@ -233,25 +233,38 @@ struct AmxX {
   const uint32_t* xb;
   const float *s, *xsum;
 };
-MOERT_Q4_VNNI AmxX pack_amx_x(const Q8Batch& q, int64_t k, int64_t group) {
+// Rows in parallel (each writes only its own lanes), padded rows zeroed by the same loop.
+AmxX pack_amx_x(const Q8Batch& q, int64_t k, int64_t group, ThreadPool* pool) {
   static thread_local std::vector<uint32_t> xb;
   static thread_local std::vector<float> s, xsum;
   const int64_t mp = (q.m + 31) / 32 * 32, quads = k / 4;
-  xb.assign(static_cast<size_t>(mp * quads), 0);
-  s.assign(static_cast<size_t>(mp * q.groups), 0.0f);
-  xsum.assign(s.size(), 0.0f);
-  for (int64_t i = 0; i < q.m; ++i) {
-    const int64_t t = i / amx::kQ4XTile, l = i % amx::kQ4XTile;
-    const int8_t* xi = q.xq + i * q.chunks * kChunk;
-    uint32_t* bt = xb.data() + t * quads * 16 + l;
-    for (int64_t p = 0; p < quads; ++p)  // 4 columns from 4p on are 4 bytes in a row of the layout
-      std::memcpy(bt + p * 16, xi + q4i8::layout_pos(4 * p), 4);
-    for (int64_t g = 0; g < q.groups; ++g) {
-      const int64_t c = g * group;  // the group's first 32-column block: its lane 4 b of chunk c / 128
-      s[(t * q.groups + g) * 16 + l] = q.sx[i * q.chunks * 16 + (c / kChunk) * 16 + ((c % kChunk) / 32) * 4];
-      xsum[(t * q.groups + g) * 16 + l] = q.xsum[i * q.groups + g];
+  xb.resize(static_cast<size_t>(mp * quads));
+  s.resize(static_cast<size_t>(mp * q.groups));
+  xsum.resize(s.size());
+  uint32_t* xbp = xb.data();
+  float *sp = s.data(), *xsp = xsum.data();
+  const Q8Batch* qp = &q;
+  parallel_for(pool, mp, 8, [=](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t t = i / amx::kQ4XTile, l = i % amx::kQ4XTile, groups = qp->groups;
+      uint32_t* bt = xbp + t * quads * 16 + l;
+      if (i >= qp->m) {
+        for (int64_t p = 0; p < quads; ++p) bt[p * 16] = 0;
+        for (int64_t g = 0; g < groups; ++g)
+          sp[(t * groups + g) * 16 + l] = xsp[(t * groups + g) * 16 + l] = 0.0f;
+        continue;
+      }
+      const int8_t* xi = qp->xq + i * qp->chunks * kChunk;
+      for (int64_t p = 0; p < quads; ++p)  // 4 columns from 4p on are 4 bytes in a row of the layout
+        std::memcpy(bt + p * 16, xi + q4i8::layout_pos(4 * p), 4);
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t c = g * group;  // the group's first 32-column block: its lane 4 b of chunk c / 128
+        sp[(t * groups + g) * 16 + l] =
+            qp->sx[i * qp->chunks * 16 + (c / kChunk) * 16 + ((c % kChunk) / 32) * 4];
+        xsp[(t * groups + g) * 16 + l] = qp->xsum[i * groups + g];
+      }
     }
-  }
+  });
   return {xb.data(), s.data(), xsum.data()};
 }
 
@@ -281,7 +294,7 @@ MOERT_Q4_VNNI void unpack_amx_panel(const WeightRef& w, int64_t n, int nr, uint8
 
 void prefill_amx(const Q8Batch& q, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool,
                  bool emulate) {
-  const AmxX ax = pack_amx_x(q, w.k, w.group);
+  const AmxX ax = pack_amx_x(q, w.k, w.group, pool);
   const Q8Batch* qp = &q;
   const WeightRef* wp = &w;
   const AmxX* axp = &ax;
