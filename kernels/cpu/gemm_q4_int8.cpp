@@ -13,12 +13,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "cpu_features.h"
 #include "gemm_fp8act.h"
 #include "gemm_q4.h"
 #include "gemm_q4_int8.h"
-#include "scratch.h"
 #include "simd.h"
 
 #ifdef MOERT_KERNELS_X86
@@ -46,19 +46,10 @@ constexpr int64_t kRowGrain8 = 16;  // output rows per work item
 // interleaved row streams are more than the hardware prefetchers run ahead of.
 constexpr int64_t kPrefetchRows8 = 8;
 
-// The quantised activations of up to kQ4DecodeRows rows, in the kernel's order.
-struct Q8Rows {
-  const int8_t* xq;    // [m][chunks * 128]: per chunk the 4 blocks' columns 0..15, then their 16..31
-  const float* sx;     // [m][chunks * 16]: lane L of chunk ch: s_g of block L / 4's group (0 past k)
-  const float* xsum;   // [m][groups]: S_g = s_g * sum(xq over g)
-  const int32_t* gi;   // [chunks * 16]: lane L's group minus its 16-group window's first
-  const int32_t* win;  // [chunks]: the window's first group
-  int64_t chunks, groups;
-};
+using q4i8::Q8Rows;
 
 struct Int8Args {
-  Q8Rows q;
-  int64_t m;
+  Q8Rows q;  // up to kQ4DecodeRows rows
   const WeightRef* w;
   float* y;
   int64_t ldy;
@@ -136,7 +127,7 @@ MOERT_Q4_VNNI void int8_rows(const Int8Args& a, int64_t n0, int64_t n1) {
 }
 
 void int8_rows_any(const Int8Args& a, int64_t n0, int64_t n1) {
-  switch (a.m) {
+  switch (a.q.m) {
     case 1:
       return int8_rows<1>(a, n0, n1);
     case 2:
@@ -188,6 +179,26 @@ MOERT_Q4_VNNI void quantize_row(const float* x, int64_t k, int64_t group, int8_t
   }
 }
 
+Q8Rows quantize_rows(const float* x, int64_t m, int64_t ldx, int64_t k, int64_t group, ThreadPool* pool) {
+  static thread_local std::vector<int8_t> xq;
+  static thread_local std::vector<float> sx, xsum;
+  static thread_local std::vector<int32_t> gi, win;
+  const int64_t chunks = chunks_of(k), groups = k / group;
+  xq.resize(static_cast<size_t>(m * chunks * kChunk));
+  sx.resize(static_cast<size_t>(m * chunks * 16));
+  xsum.resize(static_cast<size_t>(m * groups));
+  gi.resize(static_cast<size_t>(chunks * 16));
+  win.resize(static_cast<size_t>(chunks));
+  lane_groups(k, group, gi.data(), win.data());
+  int8_t* q = xq.data();
+  float *s = sx.data(), *xs = xsum.data();
+  parallel_for(pool, m, 8, [=](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i)
+      quantize_row(x + i * ldx, k, group, q + i * chunks * kChunk, s + i * chunks * 16, xs + i * groups);
+  });
+  return {xq.data(), sx.data(), xsum.data(), gi.data(), win.data(), m, chunks, groups};
+}
+
 void lane_groups(int64_t k, int64_t group, int32_t* gi, int32_t* win) {
   for (int64_t ch = 0; ch < chunks_of(k); ++ch) {
     const int64_t g0 = ch * kChunk / group;
@@ -219,22 +230,9 @@ bool gemm_q4_decode_int8(const float* x, int64_t m, int64_t ldx, const WeightRef
 #ifdef MOERT_KERNELS_X86
   // a 128-column step must not straddle two 16-group windows of scales: groups of 32, 64 or 128k columns
   if (!q4_int8_supported() || w.type != DType::kQ4 || !q4i8::group_supported(w.group)) return false;
-  const int64_t groups = w.k / w.group, chunks = q4i8::chunks_of(w.k);
+  const Q8Rows all = q4i8::quantize_rows(x, m, ldx, w.k, w.group, pool);
   for (int64_t i0 = 0; i0 < m; i0 += kQ4DecodeRows) {
-    const int64_t mi = std::min(kQ4DecodeRows, m - i0);
-    // one scratch block: xq, sx, xsum, gi, win (4-byte units)
-    const int64_t xq_words = mi * chunks * kChunk / 4, sx_n = mi * chunks * 16, xs_n = mi * groups;
-    float* base = tls_scratch(7, static_cast<size_t>(xq_words + sx_n + xs_n + chunks * 17 + 16));
-    int8_t* xq = reinterpret_cast<int8_t*>(base);
-    float* sx = base + xq_words;
-    float* xsum = sx + sx_n;
-    int32_t* gi = reinterpret_cast<int32_t*>(xsum + xs_n);
-    int32_t* win = gi + chunks * 16;
-    q4i8::lane_groups(w.k, w.group, gi, win);
-    for (int64_t i = 0; i < mi; ++i)
-      q4i8::quantize_row(x + (i0 + i) * ldx, w.k, w.group, xq + i * chunks * kChunk, sx + i * chunks * 16,
-                         xsum + i * groups);
-    const Int8Args a{{xq, sx, xsum, gi, win, chunks, groups}, mi, &w, y + i0 * ldy, ldy};
+    const Int8Args a{all.rows(i0, std::min(kQ4DecodeRows, m - i0)), &w, y + i0 * ldy, ldy};
     const Int8Args* ap = &a;
     const int64_t items = (w.n + kRowGrain8 - 1) / kRowGrain8;
     parallel_for(pool, items, 1, [ap](int64_t b, int64_t e, int) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "simd.h"
+#include "thread_pool.h"
 
 #ifdef MOERT_KERNELS_X86
 // GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp).
@@ -41,6 +42,25 @@ inline int64_t layout_pos(int64_t c) {
 // One row of x (k columns, groups of `group`): xq [chunks * 128] in the layout above (zero past k), sx
 // [chunks * 16] (lane L of chunk ch: s_g of block L / 4's group, 0 past k), xsum [k / group] (S_g).
 void quantize_row(const float* x, int64_t k, int64_t group, int8_t* xq, float* sx, float* xsum);
+
+// m rows of x quantised, in the kernels' order, with the lane tables of their k x group layout.
+struct Q8Rows {
+  const int8_t* xq;    // [m][chunks * 128]: per chunk the 4 blocks' columns 0..15, then their 16..31
+  const float* sx;     // [m][chunks * 16]: lane L of chunk ch: s_g of block L / 4's group (0 past k)
+  const float* xsum;   // [m][groups]: S_g = s_g * sum(xq over g)
+  const int32_t* gi;   // [chunks * 16]: lane L's group minus its 16-group window's first
+  const int32_t* win;  // [chunks]: the window's first group
+  int64_t m, chunks, groups;
+
+  // Rows i0 .. i0 + n of these.
+  Q8Rows rows(int64_t i0, int64_t n) const {
+    return {xq + i0 * chunks * kChunk, sx + i0 * chunks * 16, xsum + i0 * groups, gi, win, n, chunks, groups};
+  }
+};
+
+// Quantises x [m][k] (rows ldx apart), the rows split over the pool, into the calling thread's buffers
+// (valid until its next call).
+Q8Rows quantize_rows(const float* x, int64_t m, int64_t ldx, int64_t k, int64_t group, ThreadPool* pool);
 
 // Lane-to-group tables of a k x group layout: gi [chunks * 16] (lane L's group minus its 16-group window's
 // first, 0 past k), win [chunks] (the window's first group).

@@ -1,10 +1,11 @@
 // The int8-activation q4 GEMM at prefill sizes (gemm_q4.h, gemm_q4_prefill): x quantised once per call by
 // the decode kernel's quantiser (gemm_q4_int8.h), then either
-//  - VNNI: per work item of 16 weight rows, each 4 rows' codes unpacked once (low and high nibbles as
-//    bytes, in the quantised x's layout) with each lane's group scale, then multiplied against every row of
-//    x, 4 x rows x 4 weight rows per tile: per 128 columns two vpdpbusd, a conversion and an FMA against
-//    d * s per (x row, weight row). The arithmetic per output is the decode int8 kernel's, step for step,
-//    so a row's result is the same to the bit at any m, through either kernel;
+//  - VNNI: per work item of 16 weight rows, their codes unpacked once (low and high nibbles as bytes, in
+//    the quantised x's layout) with each lane's group scale, then x in blocks of 64 rows through the
+//    item's four 4-row panels (a block read once per item), 4 x rows x 4 weight rows per tile: per 128
+//    columns two vpdpbusd, a conversion and an FMA against d * s per (x row, weight row). The arithmetic per
+//    output is the decode int8 kernel's, step for step, so a row's result is the same to the bit at any m,
+//    through either kernel;
 //  - AMX-INT8 (gemm_q4_amx.h): 32 weight rows' codes unpacked in column order, x's codes packed into
 //    tdpbusd's B layout once per call, per-group int32 tile sums scaled into fp32 totals.
 // Offsets (sum_g m_g S_g) as in the decode kernel. Threads split the weight rows.
@@ -42,43 +43,12 @@ constexpr int64_t kItemRows = 16;    // weight rows per work item
 constexpr int kPanelSlot = 6;        // tls_scratch slot of the workers' unpacked panels
 constexpr int64_t kXBlockRows = 64;  // x rows per pass over an item's panels
 
-// x quantised for the whole call: the rows' slices of the decode kernel's arrays (gemm_q4_int8.h).
-struct Q8Batch {
-  const int8_t* xq;    // [m][chunks * 128]
-  const float* sx;     // [m][chunks * 16]
-  const float* xsum;   // [m][groups]
-  const int32_t* gi;   // [chunks * 16]
-  const int32_t* win;  // [chunks]
-  int64_t m, chunks, groups;
-};
-
-// Per call, in the calling thread's buffers (the workers' scratch slots hold their panels).
-Q8Batch quantize_batch(const float* x, int64_t m, int64_t ldx, const WeightRef& w, ThreadPool* pool) {
-  static thread_local std::vector<int8_t> xq;
-  static thread_local std::vector<float> sx, xsum;
-  static thread_local std::vector<int32_t> gi, win;
-  const int64_t chunks = q4i8::chunks_of(w.k), groups = w.k / w.group;
-  xq.resize(static_cast<size_t>(m * chunks * kChunk));
-  sx.resize(static_cast<size_t>(m * chunks * 16));
-  xsum.resize(static_cast<size_t>(m * groups));
-  gi.resize(static_cast<size_t>(chunks * 16));
-  win.resize(static_cast<size_t>(chunks));
-  q4i8::lane_groups(w.k, w.group, gi.data(), win.data());
-  int8_t* q = xq.data();
-  float *s = sx.data(), *xs = xsum.data();
-  const int64_t k = w.k, group = w.group;
-  parallel_for(pool, m, 8, [=](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i)
-      q4i8::quantize_row(x + i * ldx, k, group, q + i * chunks * kChunk, s + i * chunks * 16,
-                         xs + i * groups);
-  });
-  return {xq.data(), sx.data(), xsum.data(), gi.data(), win.data(), m, chunks, groups};
-}
+using q4i8::Q8Rows;  // x quantised for the whole call (gemm_q4_int8.h)
 
 // Weight rows n .. n + nr unpacked: codes [nr][chunks * 128] (per chunk the 64 bytes' low nibbles, then
 // their high nibbles: the quantised x's layout), d [nr][chunks * 16] (each lane's group scale, as the
 // decode kernel permutes them).
-MOERT_Q4_VNNI void unpack_vnni_panel(const WeightRef& w, const Q8Batch& q, int64_t n, int nr, uint8_t* codes,
+MOERT_Q4_VNNI void unpack_vnni_panel(const WeightRef& w, const Q8Rows& q, int64_t n, int nr, uint8_t* codes,
                                      float* d) {
   const __m512i nib = _mm512_set1_epi8(0x0f);
   const int64_t tail_bytes = (w.k - (q.chunks - 1) * kChunk) / 2;  // 16 .. 64
@@ -105,7 +75,7 @@ MOERT_Q4_VNNI void unpack_vnni_panel(const WeightRef& w, const Q8Batch& q, int64
 // same additions in the same order), the 32 horizontal sums done 16 at a time by reduce16: lane 4 i + r is
 // weight row r, x row i. The offsets' last groups % 16 groups: one fused multiply-add each, in order.
 MOERT_Q4_VNNI __attribute__((always_inline)) inline void finish_4x4(const __m512 (&acc)[4][4],
-                                                                    const Q8Batch& q, int64_t i0,
+                                                                    const Q8Rows& q, int64_t i0,
                                                                     const WeightRef& w, int64_t n, float* y,
                                                                     int64_t ldy) {
   const int64_t full = q.groups / 16 * 16;
@@ -134,7 +104,7 @@ MOERT_Q4_VNNI __attribute__((always_inline)) inline void finish_4x4(const __m512
 
 // MR x rows from i0 against NR unpacked weight rows (weight row n of the output).
 template <int MR, int NR>
-MOERT_Q4_VNNI void vnni_tile(const Q8Batch& q, int64_t i0, const uint8_t* codes, const float* d,
+MOERT_Q4_VNNI void vnni_tile(const Q8Rows& q, int64_t i0, const uint8_t* codes, const float* d,
                              const WeightRef& w, int64_t n, float* y, int64_t ldy) {
   const int64_t cs = q.chunks * kChunk, ds = q.chunks * 16;
   __m512 acc[NR][MR];
@@ -173,7 +143,7 @@ MOERT_Q4_VNNI void vnni_tile(const Q8Batch& q, int64_t i0, const uint8_t* codes,
 
 // The last m % kMR rows: the tile with that many rows.
 template <int MR, int NR>
-MOERT_Q4_VNNI void vnni_tail(int mr, const Q8Batch& q, int64_t i0, const uint8_t* codes, const float* d,
+MOERT_Q4_VNNI void vnni_tail(int mr, const Q8Rows& q, int64_t i0, const uint8_t* codes, const float* d,
                              const WeightRef& w, int64_t n, float* y, int64_t ldy) {
   if constexpr (MR >= 1) {
     if (mr == MR) return vnni_tile<MR, NR>(q, i0, codes, d, w, n, y, ldy);
@@ -183,7 +153,7 @@ MOERT_Q4_VNNI void vnni_tail(int mr, const Q8Batch& q, int64_t i0, const uint8_t
 
 // Rows i0 .. i1 of x against one unpacked panel.
 template <int NR>
-MOERT_Q4_VNNI void vnni_panel_rows(const Q8Batch& q, int64_t i0, int64_t i1, const uint8_t* codes,
+MOERT_Q4_VNNI void vnni_panel_rows(const Q8Rows& q, int64_t i0, int64_t i1, const uint8_t* codes,
                                    const float* d, const WeightRef& w, int64_t n, float* y, int64_t ldy) {
   int64_t i = i0;
   for (; i + kMR <= i1; i += kMR) vnni_tile<kMR, NR>(q, i, codes, d, w, n, y, ldy);
@@ -193,8 +163,8 @@ MOERT_Q4_VNNI void vnni_panel_rows(const Q8Batch& q, int64_t i0, int64_t i1, con
 // Each work item unpacks its 16 weight rows once, then takes x in blocks of kXBlockRows rows through all four
 // panels, so a block is read from memory once per item and stays in cache for the other three panels (for
 // a long prompt x is megabytes: read once per panel, it would come from L3 or DRAM four times as often).
-void prefill_vnni(const Q8Batch& q, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool) {
-  const Q8Batch* qp = &q;
+void prefill_vnni(const Q8Rows& q, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool) {
+  const Q8Rows* qp = &q;
   const WeightRef* wp = &w;
   parallel_for(pool, (w.n + kItemRows - 1) / kItemRows, 1, [=](int64_t b, int64_t e, int) {
     const int64_t cs = qp->chunks * kChunk, ds = qp->chunks * 16, per = kNR * (cs / 4 + ds);
@@ -234,7 +204,7 @@ struct AmxX {
   const float *s, *xsum;
 };
 // Rows in parallel (each writes only its own lanes), padded rows zeroed by the same loop.
-AmxX pack_amx_x(const Q8Batch& q, int64_t k, int64_t group, ThreadPool* pool) {
+AmxX pack_amx_x(const Q8Rows& q, int64_t k, int64_t group, ThreadPool* pool) {
   static thread_local std::vector<uint32_t> xb;
   static thread_local std::vector<float> s, xsum;
   const int64_t mp = (q.m + 31) / 32 * 32, quads = k / 4;
@@ -243,7 +213,7 @@ AmxX pack_amx_x(const Q8Batch& q, int64_t k, int64_t group, ThreadPool* pool) {
   xsum.resize(s.size());
   uint32_t* xbp = xb.data();
   float *sp = s.data(), *xsp = xsum.data();
-  const Q8Batch* qp = &q;
+  const Q8Rows* qp = &q;
   parallel_for(pool, mp, 8, [=](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t t = i / amx::kQ4XTile, l = i % amx::kQ4XTile, groups = qp->groups;
@@ -292,10 +262,9 @@ MOERT_Q4_VNNI void unpack_amx_panel(const WeightRef& w, int64_t n, int nr, uint8
   }
 }
 
-void prefill_amx(const Q8Batch& q, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool,
-                 bool emulate) {
+void prefill_amx(const Q8Rows& q, const WeightRef& w, float* y, int64_t ldy, ThreadPool* pool, bool emulate) {
   const AmxX ax = pack_amx_x(q, w.k, w.group, pool);
-  const Q8Batch* qp = &q;
+  const Q8Rows* qp = &q;
   const WeightRef* wp = &w;
   const AmxX* axp = &ax;
   parallel_for(pool, (w.n + amx::kQ4PanelRows - 1) / amx::kQ4PanelRows, 1, [=](int64_t b, int64_t e, int) {
@@ -363,7 +332,7 @@ bool gemm_q4_prefill(const float* x, int64_t m, int64_t ldx, const WeightRef& w,
 #if !MOERT_AMX_BUILT
   if (path != Q4PrefillPath::kVnniInt8) return false;
 #endif
-  const Q8Batch q = quantize_batch(x, m, ldx, w, pool);
+  const Q8Rows q = q4i8::quantize_rows(x, m, ldx, w.k, w.group, pool);
 #if MOERT_AMX_BUILT
   if (path != Q4PrefillPath::kVnniInt8) {
     prefill_amx(q, w, y, ldy, pool, path == Q4PrefillPath::kAmxInt8Model);
