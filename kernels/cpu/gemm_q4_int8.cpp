@@ -21,15 +21,6 @@
 #include "gemm_q4_int8.h"
 #include "simd.h"
 
-#ifdef MOERT_KERNELS_X86
-// GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#ifndef __clang__  // a GCC-only warning, unknown to clang
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#endif
-
 namespace moert::kernels {
 namespace {
 

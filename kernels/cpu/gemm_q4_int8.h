@@ -9,7 +9,8 @@
 #include "thread_pool.h"
 
 #ifdef MOERT_KERNELS_X86
-// GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp).
+// GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp); set here, for the rest of the two
+// files that include this (gemm_q4_int8.cpp, gemm_q4_prefill.cpp).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

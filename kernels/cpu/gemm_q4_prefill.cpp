@@ -22,15 +22,6 @@
 #include "scratch.h"
 #include "simd.h"
 
-#ifdef MOERT_KERNELS_X86
-// GCC 12 warns inside its own AVX-512 headers (as in simd_avx512.cpp).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#ifndef __clang__
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#endif
-
 namespace moert::kernels {
 namespace {
 
