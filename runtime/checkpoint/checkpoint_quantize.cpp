@@ -165,8 +165,8 @@ void quantize_checkpoint(const std::string& model_dir, const std::string& out_di
   config["quantization_config"] = qc;
   write_text(out_dir + "/config.json", config.dump(2) + "\n");
   // The files a load or a tokenizer reads besides the weights, as they are.
-  for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                           "special_tokens_map.json", "chat_template.jinja"}) {
+  for (const char* name : {"generation_config.json", "tokenizer.json", "tiktoken.model",
+                           "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
     const std::string src = model_dir + "/" + name;
     if (path_exists(src)) write_text(out_dir + "/" + name, read_regular_file(src));
   }

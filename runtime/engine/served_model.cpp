@@ -22,9 +22,9 @@ std::shared_ptr<ServedModel> ServedModel::load(const std::string& dir, const Loa
                                                const ProgressFn& progress) {
   std::shared_ptr<ServedModel> s(new ServedModel());
   s->model_ = ModelInstance::load(dir, opts, progress);
-  const std::string tj = dir + "/tokenizer.json", tc = dir + "/tokenizer_config.json";
-  if (path_exists(tj))
-    s->tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::load(tj, path_exists(tc) ? tc : ""));
+  const std::string tf = Tokenizer::find_in_dir(dir), tc = dir + "/tokenizer_config.json";
+  if (!tf.empty())
+    s->tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::load(tf, path_exists(tc) ? tc : ""));
   s->generation_defaults_ = load_generation_defaults(dir);
   // With expert parallelism the engine runs from the start: every rank's engine takes part in every step,
   // whether or not this rank's host ever generates.
@@ -39,7 +39,8 @@ ServedModel::~ServedModel() {
 const Tokenizer& ServedModel::require_tokenizer() const {
   if (!tokenizer_)
     fail(ErrorCode::kInvalidArgument,
-         model_->dir() + ": the model has no tokenizer.json; pass token ids instead");
+         model_->dir() +
+             ": the model has no tokenizer (tokenizer.json or tiktoken.model); pass token ids instead");
   return *tokenizer_;
 }
 

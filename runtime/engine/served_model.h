@@ -1,6 +1,6 @@
 // What one loaded model offers a host: the model (logits), its tokenizer (when the checkpoint has
-// tokenizer.json) and the generation engine, started on first use. Shared by every handle that refers
-// to the model; the last reference stops the engine.
+// tokenizer.json or tiktoken.model) and the generation engine, started on first use. Shared by every handle
+// that refers to the model; the last reference stops the engine.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -21,7 +21,7 @@ class ServedModel {
 
   ModelInstance& instance() { return *model_; }
   const std::shared_ptr<ModelInstance>& loaded() const { return model_; }
-  // Null when the checkpoint has no tokenizer.json.
+  // Null when the checkpoint has neither tokenizer.json nor tiktoken.model.
   const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
   // The tokenizer, or Error(kInvalidArgument) saying the model has none.
   const Tokenizer& require_tokenizer() const;

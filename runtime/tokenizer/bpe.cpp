@@ -1,6 +1,7 @@
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <queue>
 
 #include "tokenizer/utf8.h"
@@ -50,26 +51,8 @@ int char_to_byte(uint32_t c) {
 BpeModel::BpeModel(std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab,
                    const std::vector<std::pair<std::string, std::string>>& merges, bool byte_fallback)
     : vocab_(std::move(vocab)), shards_(new Shard[kShards]) {
-  for (const auto& [tok, id] : vocab_) max_id_ = std::max(max_id_, id);
-  const auto& b2c = byte_to_char();
-  for (int b = 0; b < 256; ++b) {
-    std::string s;
-    utf8_append(b2c[b], &s);
-    auto it = vocab_.find(s);
-    byte_id_[b] = it == vocab_.end() ? -1 : it->second;
-    byte_fallback_id_[b] = -1;
-    if (byte_fallback) {
-      char buf[8];
-      snprintf(buf, sizeof(buf), "<0x%02X>", b);
-      auto f = vocab_.find(std::string_view(buf));
-      if (f != vocab_.end()) byte_fallback_id_[b] = f->second;
-    }
-  }
-  size_t cap = 16;
-  while (cap < merges.size() * 2 + 16) cap <<= 1;
-  table_.assign(cap, MergeSlot{kEmpty, 0, 0});
-  mask_ = cap - 1;
-  shift_ = 64 - __builtin_ctzll(cap);
+  init_bytes(byte_fallback);
+  init_table(merges.size());
   std::string joined;
   for (size_t r = 0; r < merges.size(); ++r) {
     const auto& [a, b] = merges[r];
@@ -86,6 +69,76 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t, StringHash, std::equ
            "tokenizer.json: merge '" + a + " " + b + "' makes a token not in the vocabulary");
     insert_merge(ia->second, ib->second, static_cast<uint32_t>(r), in->second);
   }
+}
+
+BpeModel::BpeModel(const std::vector<std::pair<std::string, int32_t>>& ranked_bytes)
+    : shards_(new Shard[kShards]) {
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> raw;
+  raw.reserve(ranked_bytes.size());
+  std::vector<uint8_t> seen;
+  for (const auto& [bytes, rank] : ranked_bytes) {
+    if (rank < 0 || rank >= (1 << 24))  // a bound for the rank table: real vocabularies are < 2^18
+      fail(ErrorCode::kFormat, "tiktoken.model: rank " + std::to_string(rank) + " is out of range");
+    if (static_cast<size_t>(rank) >= seen.size()) seen.resize(static_cast<size_t>(rank) + 1, 0);
+    if (seen[rank]++)
+      fail(ErrorCode::kFormat, "tiktoken.model: rank " + std::to_string(rank) + " is used twice");
+    if (!raw.emplace(bytes, rank).second)
+      fail(ErrorCode::kFormat, "tiktoken.model: a token is listed twice (rank " + std::to_string(rank) + ")");
+  }
+  // The vocabulary in the ByteLevel alphabet, as a tokenizer.json converted from this file spells it.
+  vocab_.reserve(raw.size());
+  const auto& b2c = byte_to_char();
+  for (const auto& [bytes, rank] : raw) {
+    std::string s;
+    for (unsigned char b : bytes) utf8_append(b2c[b], &s);
+    vocab_.emplace(std::move(s), rank);
+  }
+  init_bytes(false);
+  for (int b = 0; b < 256; ++b)
+    if (byte_id_[b] < 0) {
+      char buf[64];
+      snprintf(buf, sizeof(buf), "tiktoken.model: byte 0x%02X has no rank", b);
+      fail(ErrorCode::kFormat, buf);
+    }
+  // Pairs (a, b) with a, b and a + b all tokens: every split of every token, looked up by its halves.
+  std::vector<std::array<int32_t, 3>> pairs;
+  for (const auto& [bytes, rank] : raw) {
+    const std::string_view t(bytes);
+    for (size_t cut = 1; cut < t.size(); ++cut) {
+      auto ia = raw.find(t.substr(0, cut));
+      if (ia == raw.end()) continue;
+      auto ib = raw.find(t.substr(cut));
+      if (ib != raw.end()) pairs.push_back({ia->second, ib->second, rank});
+    }
+  }
+  init_table(pairs.size());
+  for (const auto& [a, b, rank] : pairs) insert_merge(a, b, static_cast<uint32_t>(rank), rank);
+}
+
+void BpeModel::init_bytes(bool byte_fallback) {
+  for (const auto& [tok, id] : vocab_) max_id_ = std::max(max_id_, id);
+  const auto& b2c = byte_to_char();
+  for (int b = 0; b < 256; ++b) {
+    std::string s;
+    utf8_append(b2c[b], &s);
+    auto it = vocab_.find(s);
+    byte_id_[b] = it == vocab_.end() ? -1 : it->second;
+    byte_fallback_id_[b] = -1;
+    if (byte_fallback) {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "<0x%02X>", b);
+      auto f = vocab_.find(std::string_view(buf));
+      if (f != vocab_.end()) byte_fallback_id_[b] = f->second;
+    }
+  }
+}
+
+void BpeModel::init_table(size_t merges) {
+  size_t cap = 16;
+  while (cap < merges * 2 + 16) cap <<= 1;
+  table_.assign(cap, MergeSlot{kEmpty, 0, 0});
+  mask_ = cap - 1;
+  shift_ = 64 - __builtin_ctzll(cap);
 }
 
 BpeModel::~BpeModel() = default;

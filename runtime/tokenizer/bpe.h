@@ -22,6 +22,10 @@ class BpeModel {
   // vocab: token string (ByteLevel alphabet) -> id. merges: pairs of token strings in rank order.
   BpeModel(std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab,
            const std::vector<std::pair<std::string, std::string>>& merges, bool byte_fallback);
+  // tiktoken's BPE: ranked_bytes holds each token's raw bytes and rank, and the rank is the token's id.
+  // Every adjacent pair whose concatenation is a token merges, at that token's rank, lowest first and
+  // leftmost on ties: tiktoken's byte_pair_merge. Throws Error(kFormat) for a duplicate token or rank.
+  explicit BpeModel(const std::vector<std::pair<std::string, int32_t>>& ranked_bytes);
   ~BpeModel();
 
   // Appends the ids of one pre-token, given as its raw bytes.
@@ -62,6 +66,8 @@ class BpeModel {
   void merge_small(std::vector<int32_t>* syms) const;
   void merge_heap(std::vector<int32_t>* syms) const;
   void initial_symbols(std::string_view bytes, std::vector<int32_t>* syms) const;
+  void init_bytes(bool byte_fallback);
+  void init_table(size_t merges);
 
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab_;
   std::vector<MergeSlot> table_;

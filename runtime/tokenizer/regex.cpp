@@ -39,6 +39,62 @@ MatchState& match_state() {
   return state;
 }
 
+// Whether \p{name} names a script (Han, Latin, ...), not a general category or a binary property: the
+// names PCRE2 accepts as \p{sc:name}.
+bool is_script(std::string_view name) {
+  if (name.empty() || name.find_first_of(":=") != std::string_view::npos) return false;
+  static constexpr std::string_view kCategories[] = {
+      "C",  "Cc", "Cf", "Cn", "Co", "Cs", "L",  "Ll", "Lm", "Lo", "Lt", "Lu", "L&",
+      "M",  "Mc", "Me", "Mn", "N",  "Nd", "Nl", "No", "P",  "Pc", "Pd", "Pe", "Pf",
+      "Pi", "Po", "Ps", "S",  "Sc", "Sk", "Sm", "So", "Z",  "Zl", "Zp", "Zs", "Any"};
+  for (std::string_view k : kCategories)
+    if (name == k) return false;
+  const std::string probe = "\\p{sc:" + std::string(name) + "}";
+  int err = 0;
+  PCRE2_SIZE off = 0;
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(probe.data()), probe.size(),
+                                   PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+  pcre2_code_free(code);
+  return code != nullptr;
+}
+
+// End of the character class opened at p[open] ('['): the index of its closing ']', with the index of a
+// top-level "&&" in *amp (npos when none). Escapes, POSIX [:name:] and one nested class after "&&" are
+// skipped; a nested class anywhere else is Error(kUnsupported).
+size_t class_end(std::string_view p, size_t open, size_t* amp) {
+  *amp = std::string_view::npos;
+  size_t i = open + 1;
+  const size_t n = p.size();
+  if (i < n && p[i] == '^') ++i;
+  if (i < n && p[i] == ']') ++i;  // a leading ']' is literal
+  while (i < n) {
+    const char c = p[i];
+    if (c == '\\') {
+      i += 2;
+    } else if (c == '&' && i + 1 < n && p[i + 1] == '&' && *amp == std::string_view::npos) {
+      *amp = i;
+      i += 2;
+      if (i < n && p[i] == '[') {
+        size_t inner_amp;
+        i = class_end(p, i, &inner_amp) + 1;
+        if (inner_amp != std::string_view::npos)
+          fail(ErrorCode::kUnsupported, "tokenizer: regex nests class intersections: " + std::string(p));
+      }
+    } else if (c == '[' && i + 1 < n && p[i + 1] == ':') {
+      const size_t e = p.find(":]", i + 2);
+      if (e == std::string_view::npos) fail(ErrorCode::kFormat, "tokenizer: bad regex " + std::string(p));
+      i = e + 2;
+    } else if (c == '[') {
+      fail(ErrorCode::kUnsupported, "tokenizer: regex uses a nested character class: " + std::string(p));
+    } else if (c == ']') {
+      return i;
+    } else {
+      ++i;
+    }
+  }
+  fail(ErrorCode::kFormat, "tokenizer: regex has an unclosed character class: " + std::string(p));
+}
+
 }  // namespace
 
 std::string onig_to_pcre2(std::string_view p) {
@@ -73,10 +129,44 @@ std::string onig_to_pcre2(std::string_view p) {
       if ((d == 'S' || d == 'H') && in_class)
         fail(ErrorCode::kUnsupported,
              "tokenizer: regex uses \\" + std::string(1, d) + " inside a character class: " + std::string(p));
+      if ((d == 'p' || d == 'P') && i + 2 < n && p[i + 2] == '{') {
+        // \p{Han}: Oniguruma and Rust's regex mean the Script property, PCRE2 (10.40 on, as Perl) the
+        // Script_Extensions, which also takes shared punctuation such as U+3002 into Han: say sc: there.
+        const size_t e = p.find('}', i + 3);
+        if (e == std::string_view::npos) fail(ErrorCode::kFormat, "tokenizer: bad regex " + std::string(p));
+        std::string_view name = p.substr(i + 3, e - i - 3);
+        const bool neg = !name.empty() && name[0] == '^';
+        if (neg) name.remove_prefix(1);
+        out += c;
+        out += d;
+        out += neg ? "{^" : "{";
+        if (is_script(name)) out += "sc:";
+        out += name;
+        out += '}';
+        i = e + 1;
+        continue;
+      }
       out += c;
       out += d;
       i += 2;
       continue;
+    }
+    if (c == '[' && !in_class) {
+      size_t amp;
+      const size_t close = class_end(p, i, &amp);
+      if (amp != std::string_view::npos) {
+        // [A&&B] (Oniguruma and Rust's regex: the intersection; PCRE2 10.42 has no such class):
+        // (?:(?=B)[A]), B a class or a single item.
+        if (p[i + 1] == '^')
+          fail(ErrorCode::kUnsupported, "tokenizer: regex negates a class intersection: " + std::string(p));
+        const std::string a = onig_to_pcre2("[" + std::string(p.substr(i + 1, amp - i - 1)) + "]");
+        std::string_view b = p.substr(amp + 2, close - amp - 2);
+        const std::string bt =
+            b.size() > 1 && b[0] == '[' ? onig_to_pcre2(b) : onig_to_pcre2("[" + std::string(b) + "]");
+        out += "(?:(?=" + bt + ")" + a + ")";
+        i = close + 1;
+        continue;
+      }
     }
     if (c == '[') {
       if (in_class) {

@@ -1,6 +1,8 @@
 // A compiled regular expression (PCRE2, JIT, UTF + UCP) with the matching semantics the Hugging Face
 // `tokenizers` library gets from Oniguruma (Ruby syntax): patterns are translated where the two dialects
-// differ (`\s` is Unicode White_Space, `\h` is a hex digit, `^`/`$` are line anchors).
+// differ (`\s` is Unicode White_Space, `\h` is a hex digit, `^`/`$` are line anchors, `\p{Han}` is the Script
+// property, a class intersection `[A&&B]` becomes a lookahead). The same translation serves tiktoken's
+// patterns (Rust's regex, which agrees with Oniguruma on all of these).
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -12,7 +14,8 @@
 namespace moert::tok {
 
 // Translates an Oniguruma (Ruby syntax) pattern into an equivalent PCRE2 pattern. Throws
-// Error(kUnsupported) for constructs PCRE2 cannot express (nested character classes).
+// Error(kUnsupported) for constructs PCRE2 cannot express (a nested character class other than the right
+// side of one `&&`, a negated intersection).
 std::string onig_to_pcre2(std::string_view pattern);
 
 class Regex {

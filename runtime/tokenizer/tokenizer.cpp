@@ -90,6 +90,16 @@ void TokenizerImpl::encode(std::string_view text, bool with_bos, bool parse_spec
     text = repaired;
   }
   if (with_bos && bos >= 0) ids->push_back(bos);
+  if (!tiktoken_chunks) {
+    encode_valid(text, parse_special, ids);
+    return;
+  }
+  std::vector<std::string_view> chunks;
+  split_tiktoken_chunks(text, 400000, 25000, &chunks);
+  for (std::string_view ch : chunks) encode_valid(ch, parse_special, ids);
+}
+
+void TokenizerImpl::encode_valid(std::string_view text, bool parse_special, std::vector<int32_t>* ids) const {
   std::vector<Segment> segs;
   raw_matcher.split(text, !parse_special, &segs);
   std::vector<Segment> segs2;
@@ -117,6 +127,93 @@ void TokenizerImpl::encode(std::string_view text, bool with_bos, bool parse_spec
   }
 }
 
+void TokenizerImpl::finish(std::string_view config_json) {
+  {
+    std::vector<const AddedToken*> raw;
+    for (const AddedToken& t : added)
+      if (!t.normalized) raw.push_back(&t);
+    raw_matcher.build(raw);
+    for (const AddedToken& t : added) {
+      if (!t.normalized) continue;
+      AddedToken n = t;
+      if (!normalizer->identity()) n.content = normalizer->apply(t.content);
+      added_normalized.push_back(std::move(n));
+    }
+    std::vector<const AddedToken*> norm;
+    for (const AddedToken& t : added_normalized) norm.push_back(&t);
+    norm_matcher.build(norm);
+  }
+
+  // Decode tables.
+  int32_t max_id = bpe->max_id();
+  for (const AddedToken& t : added) max_id = std::max(max_id, t.id);
+  vocab_size = max_id + 1;
+  token_strings.assign(static_cast<size_t>(vocab_size), std::string());
+  flags.assign(static_cast<size_t>(vocab_size), 0);
+  for (const auto& [tok, id] : bpe->vocab()) {
+    token_strings[id] = tok;
+    flags[id] = 1;
+  }
+  // Added tokens take precedence (simple_id_to_token first). HF keeps a normalized token's content
+  // normalized there, so id_to_token and decode give the normalized form.
+  for (const AddedToken& t : added) {
+    token_strings[t.id] = t.normalized && !normalizer->identity() ? normalizer->apply(t.content) : t.content;
+    flags[t.id] = 1;
+  }
+  // Special for skip_special as HF's is_special_token: the stored token string is a special token's content
+  // (so a normalized special token whose content the normalizer changes is not skipped, as in HF).
+  {
+    std::unordered_map<std::string, int, StringHash, std::equal_to<>> special_contents;
+    for (const AddedToken& t : added)
+      if (t.special) special_contents.emplace(t.content, 1);
+    for (const AddedToken& t : added)
+      if (special_contents.count(token_strings[t.id])) flags[t.id] |= 2;
+  }
+  decode_offsets.assign(static_cast<size_t>(vocab_size) + 1, 0);
+  for (int32_t id = 0; id < vocab_size; ++id) {
+    decode_offsets[id] = static_cast<uint32_t>(decode_bytes.size());
+    if (flags[id] & 1) decode_bytes += byte_level_bytes(token_strings[id]);
+  }
+  decode_offsets[vocab_size] = static_cast<uint32_t>(decode_bytes.size());
+
+  // tokenizer_config.json.
+  if (!config_json.empty()) {
+    const json c = parse_json(config_json, "tokenizer_config.json");
+    if (!c.is_object()) fail(ErrorCode::kFormat, "tokenizer_config.json: not a JSON object");
+    add_bos = c.value("add_bos_token", false);
+    bos_token = token_content(c, "bos_token");
+    const std::string eos_token = token_content(c, "eos_token");
+    auto find = [&](const std::string& s) -> int32_t {
+      if (s.empty()) return -1;
+      auto it = added_ids.find(s);
+      if (it != added_ids.end()) return it->second;
+      auto v = bpe->vocab().find(s);
+      return v == bpe->vocab().end() ? -1 : v->second;
+    };
+    bos = find(bos_token);
+    eos = find(eos_token);
+    if (!bos_token.empty() && bos < 0)
+      fail(ErrorCode::kFormat, "tokenizer_config.json: bos_token '" + bos_token + "' is not a token");
+    if (!eos_token.empty() && eos < 0)
+      fail(ErrorCode::kFormat, "tokenizer_config.json: eos_token '" + eos_token + "' is not a token");
+    if (c.contains("chat_template")) {
+      const json& ct = c["chat_template"];
+      if (ct.is_string()) {
+        chat_template = ct.get<std::string>();
+      } else if (ct.is_array()) {  // [{"name": "default", "template": "..."}, ...]
+        for (const json& e : ct)
+          if (e.is_object() && e.value("name", std::string()) == "default" && e.contains("template") &&
+              e["template"].is_string())
+            chat_template = e["template"].get<std::string>();
+      }
+      if (!chat_template.empty()) {
+        chat_kind = recognise_chat_template(chat_template);
+        if (!chat_kind) moonshot_chat = recognise_moonshot_template(chat_template);
+      }
+    }
+  }
+}
+
 }  // namespace tok
 
 Tokenizer::Tokenizer(std::unique_ptr<TokenizerImpl> impl) : impl_(std::move(impl)) {}
@@ -124,10 +221,18 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-Tokenizer Tokenizer::load(const std::string& tokenizer_json_path, const std::string& tokenizer_config_path) {
-  const std::string tj = read_file(tokenizer_json_path);
+Tokenizer Tokenizer::load(const std::string& tokenizer_path, const std::string& tokenizer_config_path) {
+  const std::string tj = read_file(tokenizer_path);
   const std::string cj = tokenizer_config_path.empty() ? std::string() : read_file(tokenizer_config_path);
+  const size_t first = tj.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && tj[first] != '{') return from_tiktoken(tj, cj);
   return from_json(tj, cj);
+}
+
+std::string Tokenizer::find_in_dir(const std::string& dir) {
+  for (const char* name : {"tokenizer.json", "tiktoken.model"})
+    if (path_exists(dir + "/" + name)) return dir + "/" + name;
+  return {};
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json) {
@@ -243,88 +348,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     }
     impl->added = std::move(kept);
   }
-  {
-    std::vector<const AddedToken*> raw;
-    for (const AddedToken& t : impl->added)
-      if (!t.normalized) raw.push_back(&t);
-    impl->raw_matcher.build(raw);
-    for (const AddedToken& t : impl->added) {
-      if (!t.normalized) continue;
-      AddedToken n = t;
-      if (!impl->normalizer->identity()) n.content = impl->normalizer->apply(t.content);
-      impl->added_normalized.push_back(std::move(n));
-    }
-    std::vector<const AddedToken*> norm;
-    for (const AddedToken& t : impl->added_normalized) norm.push_back(&t);
-    impl->norm_matcher.build(norm);
-  }
-
-  // Decode tables.
-  int32_t max_id = impl->bpe->max_id();
-  for (const AddedToken& t : impl->added) max_id = std::max(max_id, t.id);
-  impl->vocab_size = max_id + 1;
-  impl->token_strings.assign(static_cast<size_t>(impl->vocab_size), std::string());
-  impl->flags.assign(static_cast<size_t>(impl->vocab_size), 0);
-  for (const auto& [tok, id] : impl->bpe->vocab()) {
-    impl->token_strings[id] = tok;
-    impl->flags[id] = 1;
-  }
-  // Added tokens take precedence (simple_id_to_token first). HF keeps a normalized token's content
-  // normalized there, so id_to_token and decode give the normalized form.
-  for (const AddedToken& t : impl->added) {
-    impl->token_strings[t.id] =
-        t.normalized && !impl->normalizer->identity() ? impl->normalizer->apply(t.content) : t.content;
-    impl->flags[t.id] = 1;
-  }
-  // Special for skip_special as HF's is_special_token: the stored token string is a special token's content
-  // (so a normalized special token whose content the normalizer changes is not skipped, as in HF).
-  {
-    std::unordered_map<std::string, int, StringHash, std::equal_to<>> special_contents;
-    for (const AddedToken& t : impl->added)
-      if (t.special) special_contents.emplace(t.content, 1);
-    for (const AddedToken& t : impl->added)
-      if (special_contents.count(impl->token_strings[t.id])) impl->flags[t.id] |= 2;
-  }
-  impl->decode_offsets.assign(static_cast<size_t>(impl->vocab_size) + 1, 0);
-  for (int32_t id = 0; id < impl->vocab_size; ++id) {
-    impl->decode_offsets[id] = static_cast<uint32_t>(impl->decode_bytes.size());
-    if (impl->flags[id] & 1) impl->decode_bytes += byte_level_bytes(impl->token_strings[id]);
-  }
-  impl->decode_offsets[impl->vocab_size] = static_cast<uint32_t>(impl->decode_bytes.size());
-
-  // tokenizer_config.json.
-  if (!config_json.empty()) {
-    const json c = parse_json(config_json, "tokenizer_config.json");
-    if (!c.is_object()) fail(ErrorCode::kFormat, "tokenizer_config.json: not a JSON object");
-    impl->add_bos = c.value("add_bos_token", false);
-    impl->bos_token = token_content(c, "bos_token");
-    const std::string eos_token = token_content(c, "eos_token");
-    auto find = [&](const std::string& s) -> int32_t {
-      if (s.empty()) return -1;
-      auto it = impl->added_ids.find(s);
-      if (it != impl->added_ids.end()) return it->second;
-      auto v = impl->bpe->vocab().find(s);
-      return v == impl->bpe->vocab().end() ? -1 : v->second;
-    };
-    impl->bos = find(impl->bos_token);
-    impl->eos = find(eos_token);
-    if (!impl->bos_token.empty() && impl->bos < 0)
-      fail(ErrorCode::kFormat, "tokenizer_config.json: bos_token '" + impl->bos_token + "' is not a token");
-    if (!eos_token.empty() && impl->eos < 0)
-      fail(ErrorCode::kFormat, "tokenizer_config.json: eos_token '" + eos_token + "' is not a token");
-    if (c.contains("chat_template")) {
-      const json& ct = c["chat_template"];
-      if (ct.is_string()) {
-        impl->chat_template = ct.get<std::string>();
-      } else if (ct.is_array()) {  // [{"name": "default", "template": "..."}, ...]
-        for (const json& e : ct)
-          if (e.is_object() && e.value("name", std::string()) == "default" && e.contains("template") &&
-              e["template"].is_string())
-            impl->chat_template = e["template"].get<std::string>();
-      }
-      if (!impl->chat_template.empty()) impl->chat_kind = recognise_chat_template(impl->chat_template);
-    }
-  }
+  impl->finish(config_json);
   return Tokenizer(std::move(impl));
 }
 
@@ -394,11 +418,12 @@ std::string Tokenizer::apply_chat_template(const std::string& messages_json,
                                            bool add_generation_prompt) const {
   if (impl_->chat_template.empty())
     fail(ErrorCode::kUnsupported, "tokenizer: no chat template (tokenizer_config.json has no chat_template)");
+  if (impl_->moonshot_chat)
+    return render_moonshot_chat(*impl_->moonshot_chat, messages_json, add_generation_prompt);
   if (!impl_->chat_kind)
     fail(ErrorCode::kUnsupported,
-         "tokenizer: unrecognised chat template (only the DeepSeek-V3/R1 templates are supported; the text "
-         "does "
-         "not match any of them exactly)");
+         "tokenizer: unrecognised chat template (supported: the DeepSeek-V3/R1 templates, matched exactly, "
+         "and Moonlight's, matched by structure)");
   return render_chat(*impl_->chat_kind, impl_->bos_token, messages_json, add_generation_prompt);
 }
 

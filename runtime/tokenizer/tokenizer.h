@@ -29,6 +29,14 @@
 // uses none). The post-processor is not run: BOS comes from add_bos (TemplateProcessing is accepted and
 // ignored).
 //
+// tiktoken (Moonlight, Kimi-K2 as released: tiktoken.model + tokenizer_config.json naming Moonshot's
+// TikTokenTokenizer in its auto_map): from_tiktoken() builds the same pipeline the way that class drives
+// tiktoken: the ranks as a byte-level BPE whose every pair merges at the rank of the token it makes (lowest
+// first, leftmost on ties, a piece that is a token taken whole: tiktoken's byte_pair_merge), the class's
+// pattern as the one Split, the 256 ids after the ranks special (named by added_tokens_decoder, else
+// <|reserved_token_ID|>) and matched in text like added tokens, and the class's slicing of long texts and
+// runs (split_tiktoken_chunks). decode() concatenates the tokens' bytes.
+//
 // Threading: a Tokenizer is immutable after load(); all const methods may be called concurrently.
 // A StreamDecoder is used by one thread at a time.
 #pragma once
@@ -47,11 +55,17 @@ struct TokenizerImpl;
 
 class Tokenizer {
  public:
-  // Loads tokenizer.json; tokenizer_config_path may be empty (then: no BOS/EOS, add_bos default false, no
-  // chat template). Throws Error(kIo / kFormat / kUnsupported).
-  static Tokenizer load(const std::string& tokenizer_json_path, const std::string& tokenizer_config_path);
+  // Loads tokenizer.json, or tiktoken.model (a file that does not start with '{' is read as tiktoken's
+  // format); tokenizer_config_path may be empty for tokenizer.json (then: no BOS/EOS, add_bos default
+  // false, no chat template), not for tiktoken.model. Throws Error(kIo / kFormat / kUnsupported).
+  static Tokenizer load(const std::string& tokenizer_path, const std::string& tokenizer_config_path);
   // The same from in-memory JSON text (config_json may be empty).
   static Tokenizer from_json(std::string_view tokenizer_json, std::string_view config_json);
+  // The same from tiktoken.model's text and tokenizer_config.json's (required: its auto_map names the
+  // tokenizer class, whose pattern and special tokens these are).
+  static Tokenizer from_tiktoken(std::string_view model_text, std::string_view config_json);
+  // The tokenizer file of a checkpoint directory: tokenizer.json, else tiktoken.model; empty when neither.
+  static std::string find_in_dir(const std::string& dir);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

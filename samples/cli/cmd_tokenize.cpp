@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <string>
@@ -19,10 +20,14 @@ std::string read_stdin() {
   return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
 }
 
-// --tokenizer FILE, or the tokenizer.json of --model DIR (default: the shipped model).
+// --tokenizer FILE, or the tokenizer.json (else tiktoken.model) of --model DIR (default: the shipped model).
 moert_tokenizer* load_tokenizer(const Args& a) {
-  const std::string path =
+  std::string path =
       a.has("tokenizer") ? a.get("tokenizer") : a.get("model", default_model_dir()) + "/tokenizer.json";
+  if (!a.has("tokenizer") && !std::filesystem::exists(path)) {
+    const std::string tk = a.get("model", default_model_dir()) + "/tiktoken.model";
+    if (std::filesystem::exists(tk)) path = tk;
+  }
   moert_tokenizer* t = nullptr;
   check(moert_tokenizer_load(path.c_str(), nullptr, &t), "loading the tokenizer");
   return t;

@@ -11,6 +11,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
+#include "tokenizer_test_util.h"
 #include "util/error.h"
 
 using moert::ErrorCode;
@@ -24,28 +25,6 @@ const std::string kData = MOERT_TEST_DATA;
 const std::string kV3Dir = kData + "/tokenizer-deepseek-v3";
 const std::string kCorpus = kData + "/tokenizer-corpus";
 const std::string kTinyDir = std::string(MOERT_SOURCE_DIR) + "/samples/models/moert-tiny-coder";
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EXPECT_TRUE(f.good()) << path;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<json> read_jsonl(const std::string& path) {
-  std::vector<json> rows;
-  std::ifstream f(path);
-  EXPECT_TRUE(f.good()) << path;
-  std::string line;
-  while (std::getline(f, line))
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
-}
-
-std::vector<int32_t> ids_of(const json& j) {
-  return j.get<std::vector<int32_t>>();
-}
 
 const Tokenizer& v3() {
   static const Tokenizer t = Tokenizer::load(kV3Dir + "/tokenizer.json", kV3Dir + "/tokenizer_config.json");

@@ -207,10 +207,10 @@ typedef struct moert_model moert_model;
  * for the call). Return nonzero to cancel the load (moert_model_load then returns MOERT_ERR_CANCELLED). */
 typedef int32_t (*moert_progress_fn)(void* user_data, double fraction, const char* stage);
 
-/* Loads a Hugging Face DeepSeek checkpoint directory (config.json, safetensors shards; tokenizer.json
- * when present). `options` may be NULL (defaults) and is only read during the call; `progress` may be
- * NULL. On success *out owns a reference: release it with moert_model_free. Sessions keep the model alive,
- * so freeing it while sessions exist is safe.
+/* Loads a Hugging Face DeepSeek checkpoint directory (config.json, safetensors shards; tokenizer.json or
+ * tiktoken.model when present). `options` may be NULL (defaults) and is only read during the call;
+ * `progress` may be NULL. On success *out owns a reference: release it with moert_model_free. Sessions keep
+ * the model alive, so freeing it while sessions exist is safe.
  * Errors: INVALID_ARGUMENT, IO, FORMAT (naming the file and tensor), UNSUPPORTED (naming the config field),
  * OUT_OF_MEMORY, CANCELLED. */
 MOERT_API moert_status moert_model_load(const char* model_dir, const moert_options* options,
@@ -310,12 +310,15 @@ MOERT_API moert_status moert_model_logits(moert_model* model, const int32_t* tok
 
 /* ---- tokenizer ---------------------------------------------------------------------------------- */
 
-/* A byte-level BPE tokenizer (tokenizer.json) with its special tokens and chat template
- * (tokenizer_config.json). Immutable: any thread may use it. Free with moert_tokenizer_free. */
+/* A byte-level BPE tokenizer (tokenizer.json, or tiktoken.model as Moonlight and Kimi-K2 ship it) with its
+ * special tokens and chat template (tokenizer_config.json). Immutable: any thread may use it. Free with
+ * moert_tokenizer_free. */
 typedef struct moert_tokenizer moert_tokenizer;
 
-/* Loads tokenizer.json; config_path may be NULL (then tokenizer_config.json beside it is used when it
- * exists). Errors: INVALID_ARGUMENT, IO, FORMAT, UNSUPPORTED (a component type moert does not implement). */
+/* Loads tokenizer.json, or tiktoken.model (any file not starting with '{'); config_path may be NULL (then
+ * tokenizer_config.json beside it is used when it exists; tiktoken.model requires it: its auto_map names
+ * the tokenizer class). Errors: INVALID_ARGUMENT, IO, FORMAT, UNSUPPORTED (a component type or tokenizer
+ * class moert does not implement). */
 MOERT_API moert_status moert_tokenizer_load(const char* tokenizer_json_path, const char* config_path,
                                             moert_tokenizer** out);
 /* The tokenizer of a loaded model (a new handle). Errors: INVALID_ARGUMENT (the checkpoint has none). */

@@ -1,0 +1,252 @@
+// Tokenizer::from_tiktoken: Moonshot's tiktoken tokenizers (Moonlight, Kimi-K2), as their
+// tokenization_moonshot.py / tokenization_kimi.py build them: tiktoken.model's ranks (one "base64 rank" per
+// line), the class's pre-tokenizer pattern, special tokens at the ids after the ranks (names from
+// tokenizer_config.json's added_tokens_decoder, else <|reserved_token_ID|>), encode with every special token
+// allowed, and the class's chunking of long texts and runs.
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/utf8.h"
+#include "util/error.h"
+
+namespace moert {
+
+using nlohmann::json;
+using namespace tok;
+
+namespace {
+
+// TikTokenTokenizer.pat_str (tokenization_kimi.py, the same in tokenization_moonshot.py), as tiktoken's
+// Rust regex reads it: \p{Han} is the Han script; [A&&[^B]] the class intersection.
+constexpr const char* kMoonshotPattern =
+    R"([\p{Han}]+)"
+    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|\p{N}{1,3})"
+    R"(| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+    R"(|\s*[\r\n]+)"
+    R"(|\s+(?!\S))"
+    R"(|\s+)";
+
+// TikTokenTokenizer.num_reserved_special_tokens: the ids after the ranks that are special tokens.
+constexpr int32_t kReservedSpecial = 256;
+
+int b64_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// Standard base64 with padding (what base64.b64encode writes); false when s is not that.
+bool b64_decode(std::string_view s, std::string* out) {
+  out->clear();
+  if (s.empty() || s.size() % 4 != 0) return false;
+  for (size_t i = 0; i < s.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      const unsigned char c = static_cast<unsigned char>(s[i + k]);
+      if (c == '=' && i + 4 == s.size() && k >= 2) {
+        v[k] = 0;
+        ++pad;
+      } else {
+        if (pad) return false;  // data after padding
+        v[k] = b64_value(c);
+        if (v[k] < 0) return false;
+      }
+    }
+    const uint32_t w = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
+    out->push_back(static_cast<char>(w >> 16));
+    if (pad < 2) out->push_back(static_cast<char>((w >> 8) & 0xFF));
+    if (pad < 1) out->push_back(static_cast<char>(w & 0xFF));
+  }
+  return true;
+}
+
+std::vector<std::pair<std::string, int32_t>> parse_ranks(std::string_view text) {
+  std::vector<std::pair<std::string, int32_t>> ranks;
+  size_t pos = 0, line_no = 0;
+  std::string bytes;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.remove_suffix(1);
+    if (line.empty()) continue;  // load_tiktoken_bpe skips blank lines
+    auto bad = [&](const std::string& why) {
+      fail(ErrorCode::kFormat, "tiktoken.model line " + std::to_string(line_no) + ": " + why);
+    };
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
+      bad("expected \"<base64 token> <rank>\"");
+    if (!b64_decode(line.substr(0, sp), &bytes)) bad("the token is not base64");
+    const std::string_view r = line.substr(sp + 1);
+    int64_t rank = 0;
+    if (r.empty() || r.size() > 9) bad("bad rank '" + std::string(r) + "'");
+    for (char c : r) {
+      if (c < '0' || c > '9') bad("bad rank '" + std::string(r) + "'");
+      rank = rank * 10 + (c - '0');
+    }
+    ranks.emplace_back(bytes, static_cast<int32_t>(rank));
+  }
+  if (ranks.empty()) fail(ErrorCode::kFormat, "tiktoken.model: no tokens");
+  return ranks;
+}
+
+// The tokenizer class tokenizer_config.json's auto_map names, e.g. "tokenization_kimi.TikTokenTokenizer".
+std::string auto_tokenizer_class(const json& c) {
+  if (!c.contains("auto_map") || !c["auto_map"].is_object()) return {};
+  const json& m = c["auto_map"];
+  if (!m.contains("AutoTokenizer")) return {};
+  const json& a = m["AutoTokenizer"];
+  if (a.is_string()) return a.get<std::string>();
+  if (a.is_array() && !a.empty() && a[0].is_string()) return a[0].get<std::string>();
+  return {};
+}
+
+// Python's str.isspace (what TikTokenTokenizer's run splitting tests).
+bool py_isspace(uint32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
+}
+
+}  // namespace
+
+namespace tok {
+
+void split_tiktoken_chunks(std::string_view text, size_t max_chars, size_t max_run,
+                           std::vector<std::string_view>* out) {
+  // TikTokenTokenizer.encode: slices of max_chars characters, each split so that no piece holds more than
+  // max_run consecutive whitespace or non-whitespace characters (_split_whitespaces_or_nonwhitespaces).
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t chars = 0, j = i;
+    std::vector<size_t> starts;  // byte offset of each character of the slice
+    while (j < text.size() && chars < max_chars) {
+      starts.push_back(j);
+      utf8_decode(text, &j);
+      ++chars;
+    }
+    const size_t slice_end = j;
+    size_t piece = i, run = 0;
+    bool run_space = false;
+    for (size_t k = 0; k < starts.size(); ++k) {
+      size_t at = starts[k];
+      const bool space = py_isspace(utf8_decode(text, &at));
+      if (k == 0) run_space = space;
+      if (space != run_space) {
+        run = 1;
+        run_space = space;
+      } else if (++run > max_run) {
+        out->push_back(text.substr(piece, starts[k] - piece));
+        piece = starts[k];
+        run = 1;
+      }
+    }
+    out->push_back(text.substr(piece, slice_end - piece));
+    i = slice_end;
+  }
+}
+
+}  // namespace tok
+
+Tokenizer Tokenizer::from_tiktoken(std::string_view model_text, std::string_view config_json) {
+  if (config_json.empty())
+    fail(ErrorCode::kUnsupported,
+         "tiktoken.model: needs tokenizer_config.json, whose auto_map names the tokenizer class (its "
+         "pre-tokenizer pattern lives in that class; moert knows Moonshot's TikTokenTokenizer)");
+  json c;
+  try {
+    c = json::parse(config_json);
+  } catch (const json::exception& e) {
+    fail(ErrorCode::kFormat, std::string("tokenizer_config.json is not valid JSON: ") + e.what());
+  }
+  if (!c.is_object()) fail(ErrorCode::kFormat, "tokenizer_config.json: not a JSON object");
+  const std::string cls = auto_tokenizer_class(c);
+  if (cls != "tokenization_kimi.TikTokenTokenizer" && cls != "tokenization_moonshot.TikTokenTokenizer")
+    fail(ErrorCode::kUnsupported,
+         "tiktoken.model: unknown tokenizer class '" + cls +
+             "' in tokenizer_config.json's auto_map (moert knows tokenization_kimi.TikTokenTokenizer and "
+             "tokenization_moonshot.TikTokenTokenizer: Kimi-K2, Moonlight)");
+
+  auto impl = std::make_unique<TokenizerImpl>();
+  const auto ranks = parse_ranks(model_text);
+  const auto num_base = static_cast<int64_t>(ranks.size());
+  // Special tokens take the ids from len(ranks) on, so the ranks must be 0 .. len - 1 (no duplicates, which
+  // the BPE model rejects, and none past the count).
+  for (const auto& r : ranks)
+    if (r.second >= num_base)
+      fail(ErrorCode::kFormat, "tiktoken.model: rank " + std::to_string(r.second) + " leaves a gap (" +
+                                   std::to_string(num_base) + " tokens must have the ranks 0 .. " +
+                                   std::to_string(num_base - 1) + ")");
+  impl->bpe = std::make_unique<BpeModel>(ranks);
+  impl->ignore_merges = true;  // tiktoken takes a piece that is a token whole, before any merge
+  impl->tiktoken_chunks = true;
+  impl->normalizer = std::make_unique<Normalizer>(json());
+  // As transformers' TikTokenConverter writes it: the pattern's Split, then ByteLevel without its regex.
+  impl->pretokenizer = std::make_unique<PreTokenizer>(
+      json{{"type", "Sequence"},
+           {"pretokenizers",
+            json::array({json{{"type", "Split"},
+                              {"pattern", {{"Regex", kMoonshotPattern}}},
+                              {"behavior", "Isolated"},
+                              {"invert", false}},
+                         json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}});
+
+  // Special tokens: ids num_base .. num_base + 256, named by added_tokens_decoder where it has them, and any
+  // other id it lists.
+  std::map<int64_t, AddedToken> specials;
+  for (int64_t id = num_base; id < num_base + kReservedSpecial; ++id)
+    specials[id] = AddedToken{static_cast<int32_t>(id),
+                              "<|reserved_token_" + std::to_string(id) + "|>",
+                              true,
+                              false,
+                              false,
+                              false,
+                              false};
+  if (c.contains("added_tokens_decoder")) {
+    const json& d = c["added_tokens_decoder"];
+    if (!d.is_object())
+      fail(ErrorCode::kFormat, "tokenizer_config.json: added_tokens_decoder is not an object");
+    for (const auto& [key, v] : d.items()) {
+      int64_t id = -1;
+      try {
+        size_t used = 0;
+        id = std::stoll(key, &used);
+        if (used != key.size()) id = -1;
+      } catch (const std::exception&) {
+      }
+      if (id < 0 || id > 0x7FFFFFFF || !v.is_object() || !v.contains("content") ||
+          !v["content"].is_string() || v["content"].get_ref<const std::string&>().empty())
+        fail(ErrorCode::kFormat, "tokenizer_config.json: bad added_tokens_decoder entry '" + key + "'");
+      if (id < num_base)
+        fail(ErrorCode::kFormat,
+             "tokenizer_config.json: added token " + key + " has the id of a tiktoken.model rank");
+      specials[id] = AddedToken{static_cast<int32_t>(id),
+                                v["content"].get<std::string>(),
+                                v.value("special", true),
+                                v.value("lstrip", false),
+                                v.value("rstrip", false),
+                                v.value("single_word", false),
+                                false};
+    }
+  }
+  for (auto& [id, t] : specials) {
+    if (!impl->added_ids.emplace(t.content, t.id).second)
+      fail(ErrorCode::kFormat, "tokenizer_config.json: two special tokens are '" + t.content + "'");
+    impl->added.push_back(std::move(t));
+  }
+  impl->finish(config_json);
+  return Tokenizer(std::move(impl));
+}
+
+}  // namespace moert
