@@ -733,7 +733,8 @@ type Tokenizer struct {
 	raw *C.moert_tokenizer
 }
 
-// LoadTokenizer loads tokenizer.json (and tokenizer_config.json beside it).
+// LoadTokenizer loads tokenizer.json or tiktoken.model (and tokenizer_config.json beside it, which
+// tiktoken.model needs).
 func LoadTokenizer(path string) (*Tokenizer, error) {
 	p := C.CString(path)
 	defer C.free(unsafe.Pointer(p))

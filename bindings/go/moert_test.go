@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -261,6 +262,16 @@ func TestTokenizerChatLogitsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	t2.Close()
+	// Moonlight/Kimi-K2's tiktoken.model; the ids are tiktoken's (tests/data/tokenizer-tiktoken).
+	t3, err := moert.LoadTokenizer(filepath.Join(modelDir(), "../../../tests/data/tokenizer-tiktoken/tiktoken.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tids, err := t3.Encode("Hello世界，你好World！<|im_end|>", moert.BOSNo)
+	if want := []int32{9906, 3574, 244, 163, 243, 234, 3922, 8687, 254, 161, 98, 121, 10343, 6447, 24002}; err != nil || !reflect.DeepEqual(tids, want) {
+		t.Errorf("tiktoken ids %v, %v; want %v", tids, err, want)
+	}
+	t3.Close()
 
 	r := reference(t)[0]
 	argmax := func(row []float32) int32 {

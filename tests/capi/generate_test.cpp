@@ -6,12 +6,15 @@
 #include <atomic>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "moert/moert.h"
 
@@ -430,6 +433,85 @@ TEST(CapiGenerate, ChatUsesTheTemplate) {
   moert_stream_free(s);
   moert_options_free(g);
   moert_tokenizer_free(t);
+}
+
+// A checkpoint in Moonlight's layout (model_type deepseek_v3, bf16, tiktoken.model with Moonshot's
+// tokenizer_config.json): the model's tokenizer is the tiktoken one, its chat template renders Moonlight's
+// turns, and generation from the chat streams text that detokenizes from its tokens.
+TEST(CapiGenerate, TiktokenCheckpointChatsThroughItsTokenizer) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("moert-tiktoken-model-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  moert_options* o = nullptr;
+  ASSERT_EQ(moert_options_create(&o), MOERT_OK);
+  const std::pair<const char*, int64_t> shape[] = {{"model.vocab", 24256},
+                                                   {"model.hidden", 256},
+                                                   {"model.intermediate", 256},
+                                                   {"model.moe_intermediate", 128},
+                                                   {"model.layers", 2},
+                                                   {"model.dense_layers", 1},
+                                                   {"model.heads", 2},
+                                                   {"model.q_lora", 128},
+                                                   {"model.kv_lora", 128},
+                                                   {"model.experts", 4},
+                                                   {"model.top_k", 2},
+                                                   {"model.groups", 1},
+                                                   {"model.topk_groups", 1},
+                                                   {"model.shared", 1},
+                                                   {"model.fp8", 0}};
+  for (const auto& [k, v] : shape) ASSERT_EQ(moert_options_set_int(o, k, v), MOERT_OK) << k;
+  ASSERT_EQ(moert_checkpoint_write_random_v2(dir.c_str(), o, nullptr, nullptr), MOERT_OK)
+      << moert_last_error();
+  moert_options_free(o);
+  const fs::path tk = fs::path(MOERT_TEST_DATA) / "tokenizer-tiktoken";
+  for (const char* f : {"tiktoken.model", "tokenizer_config.json"}) fs::copy_file(tk / f, dir / f);
+
+  moert_model* m = nullptr;
+  ASSERT_EQ(moert_model_load(dir.c_str(), nullptr, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+  moert_tokenizer* t = nullptr;
+  ASSERT_EQ(moert_model_tokenizer(m, &t), MOERT_OK) << moert_last_error();
+  int64_t vocab = 0, eos = 0;
+  ASSERT_EQ(moert_tokenizer_info_int(t, "vocab_size", &vocab), MOERT_OK);
+  ASSERT_EQ(moert_tokenizer_info_int(t, "eos_token_id", &eos), MOERT_OK);
+  EXPECT_EQ(vocab, 24256);
+  EXPECT_EQ(eos, 24001);  // [EOS]
+  const char* msgs = R"([{"role":"user","content":"Is 123 a prime?"}])";
+  size_t need = 0;
+  ASSERT_EQ(moert_apply_chat_template(t, msgs, 1, nullptr, 0, &need), MOERT_OK) << moert_last_error();
+  std::vector<char> buf(need);
+  ASSERT_EQ(moert_apply_chat_template(t, msgs, 1, buf.data(), buf.size(), &need), MOERT_OK);
+  EXPECT_STREQ(
+      buf.data(),
+      "<|im_system|>system<|im_middle|>You are a helpful assistant<|im_end|><|im_user|>user<|im_middle|>"
+      "Is 123 a prime?<|im_end|><|im_assistant|>assistant<|im_middle|>");
+  moert_options* g = greedy(6);
+  moert_stream* s = nullptr;
+  ASSERT_EQ(moert_generate_chat(m, msgs, g, &s), MOERT_OK) << moert_last_error();
+  Out out = drain(s);
+  EXPECT_EQ(out.tokens.size(), 6u);
+  EXPECT_EQ(out.text, detok(t, out.tokens));
+  int64_t prompt = 0;
+  ASSERT_EQ(moert_stream_usage(s, &prompt, nullptr, nullptr, nullptr), MOERT_OK);
+  // The prompt's ids are tiktoken's for the rendered text (chat_cases.jsonl's second row: this
+  // conversation with the generation prompt, made by make_cases.mjs).
+  std::ifstream cases(tk / "chat_cases.jsonl");
+  std::string line;
+  std::getline(cases, line);
+  std::getline(cases, line);
+  const auto row = nlohmann::json::parse(line);
+  ASSERT_EQ(row["rendered"].get<std::string>(), buf.data());
+  const auto want = row["ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> ids(want.size() + 8);
+  size_t n = 0;
+  ASSERT_EQ(moert_tokenize(t, buf.data(), need - 1, 0, 1, ids.data(), ids.size(), &n), MOERT_OK);
+  ids.resize(n);
+  EXPECT_EQ(ids, want);
+  EXPECT_EQ(prompt, static_cast<int64_t>(n));
+  moert_stream_free(s);
+  moert_options_free(g);
+  moert_tokenizer_free(t);
+  moert_model_free(m);
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -337,7 +337,8 @@ class Tokenizer(_Handle):
 
     @classmethod
     def load(cls, tokenizer_json, config=None):
-        """Loads tokenizer.json (and tokenizer_config.json beside it unless config names another)."""
+        """Loads tokenizer.json or tiktoken.model (and tokenizer_config.json beside it unless config names
+        another; tiktoken.model needs it)."""
         return cls(_n.tokenizer_load(str(tokenizer_json), None if config is None else str(config)))
 
     def info(self, key):

@@ -2,6 +2,7 @@
 concurrent streams, tokenizer, logits, sessions and resource handling."""
 import gc
 import io
+import os
 import threading
 
 import numpy as np
@@ -51,6 +52,14 @@ def test_tokenizer(model):
     assert "Write a function." in chat and "Assistant" in chat
     with moert.Tokenizer.load(MODEL_DIR + "/tokenizer.json") as t2:
         assert t2.encode(PROMPTS[0]) == tok.encode(PROMPTS[0])
+
+
+def test_tiktoken_tokenizer():
+    # Moonlight/Kimi-K2's format; the ids are tiktoken's (tests/data/tokenizer-tiktoken/encode_cases.jsonl).
+    d = os.path.join(os.path.dirname(__file__), "..", "..", "..", "tests", "data", "tokenizer-tiktoken")
+    with moert.Tokenizer.load(os.path.join(d, "tiktoken.model")) as t:
+        assert t.encode("Hello世界，你好World！<|im_end|>") == [9906, 3574, 244, 163, 243, 234, 3922, 8687, 254, 161, 98, 121, 10343, 6447, 24002]
+        assert t.decode(t.encode("Hello世界，你好World！")) == "Hello世界，你好World！"
 
 
 def test_chat(model):

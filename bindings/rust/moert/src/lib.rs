@@ -724,7 +724,8 @@ unsafe impl Send for Tokenizer {}
 unsafe impl Sync for Tokenizer {}
 
 impl Tokenizer {
-    /// Loads tokenizer.json (and tokenizer_config.json beside it).
+    /// Loads tokenizer.json or tiktoken.model (and tokenizer_config.json beside it, which tiktoken.model
+    /// needs).
     pub fn load(tokenizer_json: impl AsRef<Path>) -> Result<Tokenizer> {
         let p = cstring(&tokenizer_json.as_ref().to_string_lossy())?;
         let mut out = ptr::null_mut();

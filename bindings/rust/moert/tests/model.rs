@@ -168,6 +168,12 @@ fn tokenizer_chat_logits_session() {
     assert_eq!(s.usage().unwrap().prompt_tokens as usize, tok.encode(&rendered, Some(false)).unwrap().len());
     let t2 = Tokenizer::load(model_dir().join("tokenizer.json")).unwrap();
     assert_eq!(t2.encode(PROMPTS[0], None).unwrap(), tok.encode(PROMPTS[0], None).unwrap());
+    // Moonlight/Kimi-K2's tiktoken.model; the ids are tiktoken's (tests/data/tokenizer-tiktoken).
+    let tk = Tokenizer::load(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../tests/data/tokenizer-tiktoken/tiktoken.model"),
+    )
+    .unwrap();
+    assert_eq!(tk.encode("Hello世界，你好World！<|im_end|>", Some(false)).unwrap(), vec![9906, 3574, 244, 163, 243, 234, 3922, 8687, 254, 161, 98, 121, 10343, 6447, 24002]);
 
     let (ids, want) = &reference()[0];
     let v = model.vocab_size();

@@ -14,7 +14,7 @@ public final class Tokenizer extends Handle {
         this.raw = raw;
     }
 
-    /** Loads tokenizer.json (and tokenizer_config.json beside it). */
+    /** Loads tokenizer.json or tiktoken.model (and tokenizer_config.json beside it, which tiktoken.model needs). */
     public static Tokenizer load(Path tokenizerJson) {
         Native.init();
         return new Tokenizer(moert_native.tokenizer_load(tokenizerJson.toString(), null));

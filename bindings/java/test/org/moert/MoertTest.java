@@ -153,6 +153,10 @@ public class MoertTest {
             int[] x = tok.encode("héllo wörld ✓", false);
             assertEquals("héllo wörld ✓", tok.decode(x));
             assertArrayEquals(tok.encode(PROMPTS[0]), t2.encode(PROMPTS[0]));
+            // Moonlight/Kimi-K2's tiktoken.model; the ids are tiktoken's (tests/data/tokenizer-tiktoken).
+            try (Tokenizer tk = Tokenizer.load(dir.resolve("../../../tests/data/tokenizer-tiktoken/tiktoken.model"))) {
+                assertArrayEquals(new int[] {9906, 3574, 244, 163, 243, 234, 3922, 8687, 254, 161, 98, 121, 10343, 6447, 24002}, tk.encode("Hello世界，你好World！<|im_end|>", false));
+            }
             List<Message> msgs = List.of(Message.user("Write a \"function\"."));
             String rendered = tok.applyChatTemplate(msgs, true);
             assertTrue(rendered.contains("Write a \"function\".") && rendered.contains("Assistant"));
