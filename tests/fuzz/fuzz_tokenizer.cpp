@@ -1,9 +1,11 @@
 // libFuzzer target for the tokenizer. The tokenizer.json comes from the environment variable
 // MOERT_TOKENIZER_JSON, else from the compile definition MOERT_FUZZ_TOKENIZER_JSON (a path); its
 // tokenizer_config.json is looked up next to it.
+// The same checks run on the tiktoken tokenizer of MOERT_FUZZ_TIKTOKEN_MODEL (tests/data/tokenizer-tiktoken).
 // Checks, for any input bytes: encode never crashes and gives ids in range; for valid UTF-8,
 // decode(encode(s)) == s (with and without parsing special tokens); streaming decode equals decode and
-// never emits broken UTF-8; the chat template either renders or throws moert::Error.
+// never emits broken UTF-8; the chat template either renders or throws moert::Error; the input read as a
+// tiktoken.model either loads or throws moert::Error.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -45,10 +47,21 @@ void check(bool ok, const char* what) {
   }
 }
 
-}  // namespace
+#ifdef MOERT_FUZZ_TIKTOKEN_MODEL
+const std::string kTiktokenConfig =
+    std::string(MOERT_FUZZ_TIKTOKEN_MODEL)
+        .substr(0, std::string(MOERT_FUZZ_TIKTOKEN_MODEL).find_last_of('/') + 1) +
+    "tokenizer_config.json";
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const moert::Tokenizer& tok = tokenizer();
+// The tokenizer of tests/data/tokenizer-tiktoken.
+const moert::Tokenizer* tiktoken_tokenizer() {
+  static const std::unique_ptr<moert::Tokenizer> tok =
+      std::make_unique<moert::Tokenizer>(moert::Tokenizer::load(MOERT_FUZZ_TIKTOKEN_MODEL, kTiktokenConfig));
+  return tok.get();
+}
+#endif
+
+void check_tokenizer(const moert::Tokenizer& tok, const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   const bool valid = moert::tok::utf8_valid(text);
   for (bool parse_special : {true, false}) {
@@ -84,5 +97,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)tok.apply_chat_template(std::string(text), size % 2 == 0);
   } catch (const moert::Error&) {
   }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  check_tokenizer(tokenizer(), data, size);
+#ifdef MOERT_FUZZ_TIKTOKEN_MODEL
+  if (const moert::Tokenizer* tk = tiktoken_tokenizer()) {
+    check_tokenizer(*tk, data, size);
+    // The input as a tiktoken.model (with the test tokenizer's config): loads or throws moert::Error.
+    static const std::string config = [] {
+      std::string c;
+      if (std::FILE* f = std::fopen(kTiktokenConfig.c_str(), "rb")) {
+        char buf[4096];
+        for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) c.append(buf, n);
+        std::fclose(f);
+      }
+      return c;
+    }();
+    try {
+      const moert::Tokenizer t = moert::Tokenizer::from_tiktoken(
+          std::string_view(reinterpret_cast<const char*>(data), size), config);
+      for (int32_t id : t.encode("Hello 中文 <|im_end|>", false, true))
+        check(id >= 0 && id < t.vocab_size(), "id out of range");
+    } catch (const moert::Error&) {
+    }
+  }
+#endif
   return 0;
 }
