@@ -34,6 +34,15 @@ GenerationDefaults parse_generation_defaults(const std::string& text, const std:
     if (*k != std::floor(*k)) fail(ErrorCode::kFormat, src + ": field 'top_k' must be an integer");
     d.top_k = static_cast<int64_t>(*k);
   }
+  if (auto e = j.find("eos_token_id"); e != j.end() && !e->is_null()) {
+    const nlohmann::json ids = e->is_array() ? *e : nlohmann::json::array({*e});
+    for (const auto& v : ids) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 0x7FFFFFFF)
+        fail(ErrorCode::kFormat,
+             src + ": field 'eos_token_id' must be a token id or a list of them, got " + e->dump());
+      d.eos_token_ids.push_back(v.get<int64_t>());
+    }
+  }
   auto ds = j.find("do_sample");
   if (ds != j.end() && ds->is_boolean() && !ds->get<bool>()) d.temperature = 0.0;
   return d;

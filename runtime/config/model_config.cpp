@@ -198,7 +198,17 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   c.max_position_embeddings = get_int(j, src, "max_position_embeddings", std::nullopt, 1);
   c.tie_word_embeddings = get_bool(j, src, "tie_word_embeddings", false);
   c.bos_token_id = get_int(j, src, "bos_token_id", -1, -1);
-  c.eos_token_id = get_int(j, src, "eos_token_id", -1, -1);
+  if (auto e = j.find("eos_token_id"); e != j.end() && e->is_array()) {  // transformers allows a list
+    for (const json& v : *e) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 0x7FFFFFFF)
+        bad(src, "eos_token_id", "must be token ids, got " + show(*e));
+      c.eos_token_ids.push_back(v.get<int64_t>());
+    }
+    c.eos_token_id = c.eos_token_ids.empty() ? -1 : c.eos_token_ids[0];
+  } else {
+    c.eos_token_id = get_int(j, src, "eos_token_id", -1, -1);
+    if (c.eos_token_id >= 0) c.eos_token_ids = {c.eos_token_id};
+  }
 
   if (!c.rope_interleave)
     bad(src, "rope_interleave", "has value false; moert implements DeepSeek's interleaved RoPE only");
@@ -362,6 +372,7 @@ std::string model_config_to_json(const ModelConfig& c) {
                                                 : j["weights"].get<std::string>();
   j["bos_token_id"] = c.bos_token_id;
   j["eos_token_id"] = c.eos_token_id;
+  j["eos_token_ids"] = c.eos_token_ids;
   return j.dump(2);
 }
 

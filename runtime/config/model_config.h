@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/routing_params.h"
 
@@ -70,7 +71,8 @@ struct ModelConfig {
   QuantConfig quant;
   bool tie_word_embeddings = false;
   int64_t bos_token_id = -1;
-  int64_t eos_token_id = -1;
+  int64_t eos_token_id = -1;           // the first of eos_token_ids, -1 when none
+  std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id: one id or a list
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   bool is_moe_layer(int64_t layer) const {

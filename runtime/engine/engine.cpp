@@ -29,8 +29,14 @@ struct Engine::EvalJob {
   }
 };
 
-Engine::Engine(std::shared_ptr<ModelInstance> model, TextDecoderFactory decoders)
+Engine::Engine(std::shared_ptr<ModelInstance> model, TextDecoderFactory decoders,
+               std::vector<int64_t> extra_eos)
     : model_(std::move(model)), decoders_(std::move(decoders)) {
+  std::vector<int64_t> eos = model_->config().eos_token_ids;
+  eos.insert(eos.end(), extra_eos.begin(), extra_eos.end());
+  for (int64_t id : eos)
+    if (std::find(eos_ids_.begin(), eos_ids_.end(), id) == eos_ids_.end())
+      eos_ids_.push_back(static_cast<int32_t>(id));
   const LoadOptions& o = model_->options();
   // "auto" drafts where it pays: on a GPU the verify step's second token costs little; on the CPU it reads
   // other experts too and the MTP layer adds half a step, ~2x a plain step for ~1.6 tokens (RESULTS.md).
@@ -191,13 +197,12 @@ void Engine::deliver(RequestState& r, StreamEvent ev, const std::string& error) 
 }
 
 void Engine::emit(RequestState& r, int32_t token) {
-  const ModelConfig& cfg = model_->config();
   const GenerationParams& p = r.params;
   r.history.add_output(token);
   r.output.push_back(token);
   StreamEvent ev;
   ev.token = token;
-  const bool eos = !p.ignore_eos && token == cfg.eos_token_id;
+  const bool eos = !p.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
   const bool stop_id =
       std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
   bool stopped = false;

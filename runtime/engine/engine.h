@@ -26,7 +26,9 @@ class StepPolicy;
 // the scheduler's RequestState (engine/request_state.h), which only the scheduler thread touches.
 class Engine {
  public:
-  Engine(std::shared_ptr<ModelInstance> model, TextDecoderFactory decoders);
+  // extra_eos: ids that end a sequence besides config.json's (generation_config.json's eos_token_id).
+  Engine(std::shared_ptr<ModelInstance> model, TextDecoderFactory decoders,
+         std::vector<int64_t> extra_eos = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -92,7 +94,8 @@ class Engine {
   std::deque<EvalJob*> evals_;
   bool stop_ = false;
   int64_t prefill_chunk_ = 256;
-  int64_t draft_tokens_ = 0;  // drafts per step (0: no speculation)
+  int64_t draft_tokens_ = 0;      // drafts per step (0: no speculation)
+  std::vector<int32_t> eos_ids_;  // config.json's and generation_config.json's end-of-sequence ids
   std::thread thread_;
 };
 

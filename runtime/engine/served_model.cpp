@@ -76,7 +76,7 @@ Engine& ServedModel::engine() {
       const Tokenizer* t = tokenizer_.get();
       factory = [t] { return std::make_unique<StreamTextDecoder>(*t); };
     }
-    engine_ = std::make_unique<Engine>(model_, factory);
+    engine_ = std::make_unique<Engine>(model_, factory, generation_defaults_.eos_token_ids);
   }
   return *engine_;
 }

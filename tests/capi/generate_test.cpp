@@ -435,6 +435,41 @@ TEST(CapiGenerate, ChatUsesTheTemplate) {
   moert_tokenizer_free(t);
 }
 
+// generation_config.json's eos_token_id ends a sequence as config.json's does (here a list naming the
+// fourth greedy token of the reference continuation, so greedy decoding stops there with finish EOS).
+TEST(CapiGenerate, GenerationConfigEosTokenIdsEndTheSequence) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("moert-gen-eos-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(kModel))
+    if (e.path().filename() != "generation_config.json")
+      fs::create_symlink(fs::absolute(e.path()), dir / e.path().filename());
+  const auto ids = reference(".ids")[0], want = reference(".greedy")[0];
+  ASSERT_GT(want.size(), 4u);
+  std::ofstream(dir / "generation_config.json")
+      << R"({"temperature": 0, "eos_token_id": [1, )" << want[3] << "]}";
+  moert_model* m = nullptr;
+  ASSERT_EQ(moert_model_load(dir.c_str(), nullptr, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+  moert_options* g = nullptr;
+  moert_options_create(&g);
+  moert_options_set_int(g, "max_tokens", 16);
+  moert_stream* s = nullptr;
+  ASSERT_EQ(moert_generate_tokens(m, ids.data(), ids.size(), g, &s), MOERT_OK) << moert_last_error();
+  const Out out = drain(s);
+  EXPECT_EQ(out.tokens, std::vector<int32_t>(want.begin(), want.begin() + 4));
+  EXPECT_EQ(out.finish, MOERT_FINISH_EOS);
+  moert_stream_free(s);
+  // ignore_eos still runs on.
+  moert_options_set_int(g, "ignore_eos", 1);
+  ASSERT_EQ(moert_generate_tokens(m, ids.data(), ids.size(), g, &s), MOERT_OK);
+  EXPECT_EQ(drain(s).tokens.size(), 16u);
+  moert_stream_free(s);
+  moert_options_free(g);
+  moert_model_free(m);
+  fs::remove_all(dir);
+}
+
 // A checkpoint in Moonlight's layout (model_type deepseek_v3, bf16, tiktoken.model with Moonshot's
 // tokenizer_config.json): the model's tokenizer is the tiktoken one, its chat template renders Moonlight's
 // turns, and generation from the chat streams text that detokenizes from its tokens.

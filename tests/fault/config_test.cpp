@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "config/generation_config.h"
 #include "config/model_config.h"
 #include "st_image.h"
 #include "util/error.h"
@@ -357,6 +358,20 @@ TEST(ConfigRejects, MissingAndMistypedFields) {
   REJECT("deepseek-v3", j["norm_topk_prob"] = "yes", U, "norm_topk_prob", "yes");
   REJECT("deepseek-v3", j["scoring_func"] = 1, U, "scoring_func", "1");
   REJECT("deepseek-v2-lite", j["q_lora_rank"] = -1, U, "q_lora_rank", "-1");
+  REJECT("deepseek-v3", j["eos_token_id"] = json::array({1, "x"}), U, "eos_token_id", "\"x\"");
+  REJECT("deepseek-v3", j["eos_token_id"] = json::array({-2}), U, "eos_token_id", "-2");
+}
+
+// eos_token_id may be a list (transformers allows one): every id ends a sequence, the first is reported.
+TEST(RealConfigs, EosTokenIdList) {
+  json j = json::parse(config_text("kimi-k2"));
+  EXPECT_EQ(moert::parse_model_config(j.dump(), "config.json").eos_token_ids, std::vector<int64_t>{163586});
+  j["eos_token_id"] = json::array({163586, 163585});
+  const ModelConfig c = moert::parse_model_config(j.dump(), "config.json");
+  EXPECT_EQ(c.eos_token_id, 163586);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{163586, 163585}));
+  j.erase("eos_token_id");
+  EXPECT_TRUE(moert::parse_model_config(j.dump(), "config.json").eos_token_ids.empty());
 }
 
 // Integers too large for any real model, and floats out of int64 range, are rejected (not wrapped or cast
@@ -456,3 +471,23 @@ TEST(ConfigRejects, OddValuesNeverCrash) {
 }
 
 }  // namespace
+
+// generation_config.json's eos_token_id: one id, a list, or null; anything else names the field.
+TEST(GenerationConfig, EosTokenIds) {
+  using moert::parse_generation_defaults;
+  EXPECT_EQ(parse_generation_defaults(R"({"eos_token_id": 7})", "g").eos_token_ids, std::vector<int64_t>{7});
+  EXPECT_EQ(parse_generation_defaults(R"({"eos_token_id": [7, 9]})", "g").eos_token_ids,
+            (std::vector<int64_t>{7, 9}));
+  EXPECT_TRUE(parse_generation_defaults(R"({"eos_token_id": null})", "g").eos_token_ids.empty());
+  EXPECT_TRUE(parse_generation_defaults(R"({"temperature": 0.6})", "g").eos_token_ids.empty());
+  for (const char* bad :
+       {R"({"eos_token_id": "7"})", R"({"eos_token_id": [7, -1]})", R"({"eos_token_id": 1.5})"}) {
+    try {
+      parse_generation_defaults(bad, "generation_config.json");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const moert::Error& e) {
+      EXPECT_EQ(e.code(), F);
+      EXPECT_NE(std::string(e.what()).find("eos_token_id"), std::string::npos) << e.what();
+    }
+  }
+}
