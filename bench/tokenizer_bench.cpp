@@ -3,8 +3,10 @@
 //   documents = the "text" of every case in tests/data/tokenizer-corpus/{deepseek_v3,tiny_coder,v2style,
 //   gpt2style}_cases.jsonl, in that order, the whole list repeated 11 times (~8.3 MB, ~33k documents:
 //   prose in many scripts, code, emoji, whitespace runs, long words); each document encoded on its own with
-//   the DeepSeek-V3 tokenizer, no BOS, special tokens parsed.
-// Usage: moert_tokenizer_bench [repo_root] [threads]
+//   the DeepSeek-V3 tokenizer (or the tokenizer file given: tokenizer.json or tiktoken.model, with the
+//   tokenizer_config.json beside it; bench/tiktoken_bench.mjs measures tiktoken on the same corpus), no BOS,
+//   special tokens parsed.
+// Usage: moert_tokenizer_bench [repo_root] [threads] [tokenizer file]
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -23,7 +25,8 @@
 int main(int argc, char** argv) {
   const std::string root = argc > 1 ? argv[1] : MOERT_SOURCE_DIR;
   const int threads = argc > 2 ? std::max(1, std::atoi(argv[2])) : 1;
-  const std::string tokdir = root + "/tests/data/tokenizer-deepseek-v3";
+  const std::string tokfile = argc > 3 ? argv[3] : root + "/tests/data/tokenizer-deepseek-v3/tokenizer.json";
+  const std::string tokdir = tokfile.substr(0, tokfile.find_last_of('/') + 1);
   std::vector<std::string> unique;
   for (const char* f : {"deepseek_v3_cases.jsonl", "tiny_coder_cases.jsonl", "v2style_cases.jsonl",
                         "gpt2style_cases.jsonl"}) {
@@ -45,8 +48,7 @@ int main(int argc, char** argv) {
     }
 
   const auto t0 = std::chrono::steady_clock::now();
-  const moert::Tokenizer tok =
-      moert::Tokenizer::load(tokdir + "/tokenizer.json", tokdir + "/tokenizer_config.json");
+  const moert::Tokenizer tok = moert::Tokenizer::load(tokfile, tokdir + "tokenizer_config.json");
   const auto t1 = std::chrono::steady_clock::now();
 
   auto run = [&](int nthreads, size_t* tokens) {
@@ -71,7 +73,8 @@ int main(int argc, char** argv) {
   const double cold = run(1, &tokens);
   double best = 1e30;
   for (int rep = 0; rep < 3; ++rep) best = std::min(best, run(threads, &tokens));
-  std::printf("moert tokenizer: load %.0f ms\n", std::chrono::duration<double, std::milli>(t1 - t0).count());
+  std::printf("moert tokenizer %s: load %.0f ms\n", tokfile.c_str(),
+              std::chrono::duration<double, std::milli>(t1 - t0).count());
   std::printf("corpus: %zu documents, %.2f MB, %zu tokens\n", docs.size(), bytes / 1e6, tokens);
   std::printf("encode, 1 thread, first run: %.1f MB/s\n", bytes / 1e6 / cold);
   std::printf("encode, %d thread(s), best of 3: %.1f MB/s (%.2f s, %.2f Mtokens/s)\n", threads,

@@ -2,7 +2,7 @@
 // Rust core as WebAssembly, the library Moonshot's TikTokenTokenizer drives) and the chat cases with
 // @huggingface/jinja. Run from a scratch directory outside the repository:
 //   mkdir -p /tmp/tkgen && cd /tmp/tkgen && npm install tiktoken@1.0.22 @huggingface/jinja@0.5.11
-//   cp /path/to/tests/data/tokenizer-tiktoken/make_cases.mjs . && node make_cases.mjs /path/to/tests/data/tokenizer-tiktoken
+//   cp /path/to/tests/data/tokenizer-tiktoken/*.mjs . && node make_cases.mjs /path/to/tests/data/tokenizer-tiktoken
 // Writes tiktoken.model (the first 24,000 ranks of cl100k_base, OpenAI's MIT-licensed ranks shipped in
 // that package: a prefix of BPE ranks is itself a valid tiktoken file), tokenizer_config.json (Moonlight's
 // layout: auto_map, added_tokens_decoder, chat_template), encode_cases.jsonl, chunk_cases.jsonl and
@@ -11,22 +11,13 @@ import fs from "fs";
 import path from "path";
 import { Tiktoken, get_encoding } from "tiktoken";
 import { Template } from "@huggingface/jinja";
+import { MOONSHOT_PATTERN } from "./moonshot_pattern.mjs";
 
 const OUT = process.argv[2];
 const ROOT = path.resolve(OUT, "../../..");
 const N = 24000;
 
-// tokenization_kimi.py / tokenization_moonshot.py's TikTokenTokenizer.pat_str
-const PAT = [
-  String.raw`[\p{Han}]+`,
-  String.raw`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?`,
-  String.raw`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?`,
-  String.raw`\p{N}{1,3}`,
-  String.raw` ?[^\s\p{L}\p{N}]+[\r\n]*`,
-  String.raw`\s*[\r\n]+`,
-  String.raw`\s+(?!\S)`,
-  String.raw`\s+`,
-].join("|");
+const PAT = MOONSHOT_PATTERN;
 
 // Moonlight-16B-A3B-Instruct's chat template (one line, as its tokenizer_config.json has it).
 const CHAT =
