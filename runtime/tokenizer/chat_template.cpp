@@ -1,5 +1,7 @@
 #include "tokenizer/chat_template.h"
 
+#include "tokenizer/chat_messages.h"
+
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -107,20 +109,25 @@ std::optional<ChatTemplateKind> recognise_chat_template(const std::string& text)
   return std::nullopt;
 }
 
-std::string render_chat(const ChatTemplateKind& kind, const std::string& bos_token,
-                        const std::string& messages_json, bool add_generation_prompt) {
+json parse_chat_messages(const std::string& messages_json) {
   json doc;
   try {
     doc = json::parse(messages_json);
   } catch (const json::exception& e) {
     bad(std::string("messages are not valid JSON: ") + e.what());
   }
-  const json* messages = &doc;
   if (doc.is_object()) {
     if (!doc.contains("messages")) bad("the object has no 'messages'");
-    messages = &doc["messages"];
+    doc = json(doc["messages"]);
   }
-  if (!messages->is_array()) bad("messages must be a JSON array");
+  if (!doc.is_array()) bad("messages must be a JSON array");
+  return doc;
+}
+
+std::string render_chat(const ChatTemplateKind& kind, const std::string& bos_token,
+                        const std::string& messages_json, bool add_generation_prompt) {
+  const json doc = parse_chat_messages(messages_json);
+  const json* messages = &doc;
 
   // ns = namespace(is_first=false, is_tool=false, is_output_first=true, system_prompt='', is_first_sp=true)
   bool is_first = false, is_tool = false, is_output_first = true, is_first_sp = true;

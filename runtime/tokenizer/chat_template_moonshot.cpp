@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "tokenizer/chat_messages.h"
 #include "util/error.h"
 
 namespace moert::tok {
@@ -155,18 +156,8 @@ std::optional<MoonshotChat> recognise_moonshot_template(const std::string& templ
 
 std::string render_moonshot_chat(const MoonshotChat& chat, const std::string& messages_json,
                                  bool add_generation_prompt) {
-  json doc;
-  try {
-    doc = json::parse(messages_json);
-  } catch (const json::exception& e) {
-    bad(std::string("messages are not valid JSON: ") + e.what());
-  }
+  const json doc = parse_chat_messages(messages_json);
   const json* messages = &doc;
-  if (doc.is_object()) {
-    if (!doc.contains("messages")) bad("the object has no 'messages'");
-    messages = &doc["messages"];
-  }
-  if (!messages->is_array()) bad("messages must be a JSON array");
   std::string out;
   for (size_t i = 0; i < messages->size(); ++i) {
     const json& m = (*messages)[i];
