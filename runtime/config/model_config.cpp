@@ -372,7 +372,6 @@ std::string model_config_to_json(const ModelConfig& c) {
                                                 : j["weights"].get<std::string>();
   j["bos_token_id"] = c.bos_token_id;
   j["eos_token_id"] = c.eos_token_id;
-  j["eos_token_ids"] = c.eos_token_ids;
   return j.dump(2);
 }
 

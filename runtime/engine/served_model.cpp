@@ -23,8 +23,18 @@ std::shared_ptr<ServedModel> ServedModel::load(const std::string& dir, const Loa
   std::shared_ptr<ServedModel> s(new ServedModel());
   s->model_ = ModelInstance::load(dir, opts, progress);
   const std::string tf = Tokenizer::find_in_dir(dir), tc = dir + "/tokenizer_config.json";
-  if (!tf.empty())
-    s->tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::load(tf, path_exists(tc) ? tc : ""));
+  if (!tf.empty()) {
+    try {
+      s->tokenizer_ = std::make_shared<const Tokenizer>(Tokenizer::load(tf, path_exists(tc) ? tc : ""));
+    } catch (const Error& e) {
+      // A tiktoken.model whose tokenizer class moert does not know (its pattern lives in that class): the
+      // model still runs on token ids, and asking for text says why not. A broken file stays an error.
+      if (e.code() != ErrorCode::kUnsupported || tf.size() < 14 ||
+          tf.substr(tf.size() - 14) != "tiktoken.model")
+        throw;
+      s->tokenizer_error_ = e.what();
+    }
+  }
   s->generation_defaults_ = load_generation_defaults(dir);
   // With expert parallelism the engine runs from the start: every rank's engine takes part in every step,
   // whether or not this rank's host ever generates.
@@ -37,6 +47,9 @@ ServedModel::~ServedModel() {
 }  // stop the scheduler before the model goes
 
 const Tokenizer& ServedModel::require_tokenizer() const {
+  if (!tokenizer_ && !tokenizer_error_.empty())
+    fail(ErrorCode::kUnsupported, model_->dir() + ": the model's tokenizer cannot be used (" +
+                                      tokenizer_error_ + "); pass token ids instead");
   if (!tokenizer_)
     fail(ErrorCode::kInvalidArgument,
          model_->dir() +

@@ -39,6 +39,7 @@ class ServedModel {
   ServedModel() = default;
   std::shared_ptr<ModelInstance> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
+  std::string tokenizer_error_;  // why a tiktoken.model could not be used (then tokenizer_ is null)
   GenerationDefaults generation_defaults_;
   std::mutex engine_mu_;
   std::unique_ptr<Engine> engine_;

@@ -43,8 +43,8 @@ bool take(std::string_view* s, std::string_view prefix) {
 
 std::string canonical_jinja(const std::string& t) {
   struct Tag {
-    char kind;  // '{' expression, '%' block, '#' comment
-    bool strip_before, strip_after, keep_before;
+    char kind;                                                // '{' expression, '%' block, '#' comment
+    bool strip_before, strip_after, keep_before, keep_after;  // '-' strips, '+' turns lstrip/trim_blocks off
     std::string body;
   };
   std::vector<std::string> texts(1);  // texts[i] precedes tags[i]
@@ -54,7 +54,7 @@ std::string canonical_jinja(const std::string& t) {
     if (t[i] == '{' && i + 1 < t.size() && (t[i + 1] == '{' || t[i + 1] == '%' || t[i + 1] == '#')) {
       const char kind = t[i + 1];
       const char close = kind == '{' ? '}' : kind;
-      Tag tag{kind, false, false, false, {}};
+      Tag tag{kind, false, false, false, false, {}};
       size_t j = i + 2;
       if (j < t.size() && (t[j] == '-' || t[j] == '+')) {
         tag.strip_before = t[j] == '-';
@@ -78,6 +78,7 @@ std::string canonical_jinja(const std::string& t) {
         if (c == close && j + 1 < t.size() && t[j + 1] == '}') break;
         if ((c == '-' || c == '+') && j + 2 < t.size() && t[j + 1] == close && t[j + 2] == '}') {
           tag.strip_after = c == '-';
+          tag.keep_after = c == '+';
           ++j;
           break;
         }
@@ -116,7 +117,7 @@ std::string canonical_jinja(const std::string& t) {
       after.erase(0, b);
       if (k + 1 < tags.size() && lstrip_to[k + 1] != std::string::npos)
         lstrip_to[k + 1] -= std::min(lstrip_to[k + 1], b);
-    } else if (tag.kind != '{' && !after.empty() && after[0] == '\n') {  // trim_blocks
+    } else if (tag.kind != '{' && !tag.keep_after && !after.empty() && after[0] == '\n') {  // trim_blocks
       after.erase(0, 1);
       if (k + 1 < tags.size() && lstrip_to[k + 1] != std::string::npos && lstrip_to[k + 1] > 0)
         --lstrip_to[k + 1];

@@ -159,10 +159,20 @@ std::string onig_to_pcre2(std::string_view p) {
         // (?:(?=B)[A]), B a class or a single item.
         if (p[i + 1] == '^')
           fail(ErrorCode::kUnsupported, "tokenizer: regex negates a class intersection: " + std::string(p));
-        const std::string a = onig_to_pcre2("[" + std::string(p.substr(i + 1, amp - i - 1)) + "]");
-        std::string_view b = p.substr(amp + 2, close - amp - 2);
-        const std::string bt =
-            b.size() > 1 && b[0] == '[' ? onig_to_pcre2(b) : onig_to_pcre2("[" + std::string(b) + "]");
+        const std::string_view left = p.substr(i + 1, amp - i - 1), b = p.substr(amp + 2, close - amp - 2);
+        if (left.empty() || b.empty())
+          fail(ErrorCode::kUnsupported, "tokenizer: regex has an empty side of '&&': " + std::string(p));
+        const std::string a = onig_to_pcre2("[" + std::string(left) + "]");
+        std::string bt;
+        if (b[0] == '[') {
+          size_t inner_amp;
+          if (class_end(b, 0, &inner_amp) != b.size() - 1)  // [A&&[B]C]: the union of [B] and C
+            fail(ErrorCode::kUnsupported,
+                 "tokenizer: regex has items after the nested class of '&&': " + std::string(p));
+          bt = onig_to_pcre2(b);
+        } else {
+          bt = onig_to_pcre2("[" + std::string(b) + "]");
+        }
         out += "(?:(?=" + bt + ")" + a + ")";
         i = close + 1;
         continue;

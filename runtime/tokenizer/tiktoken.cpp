@@ -32,6 +32,10 @@ constexpr const char* kMoonshotPattern =
 
 // TikTokenTokenizer.num_reserved_special_tokens: the ids after the ranks that are special tokens.
 constexpr int32_t kReservedSpecial = 256;
+// How far past the ranks added_tokens_decoder may name an id (bounds the tables built from the ids).
+constexpr int64_t kMaxSpecial = 65536;
+// Longer tokens are refused: building the merges looks at every split of every token.
+constexpr size_t kMaxTokenBytes = 4096;
 
 int b64_value(unsigned char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -88,6 +92,8 @@ std::vector<std::pair<std::string, int32_t>> parse_ranks(std::string_view text) 
     if (sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
       bad("expected \"<base64 token> <rank>\"");
     if (!b64_decode(line.substr(0, sp), &bytes)) bad("the token is not base64");
+    if (bytes.size() > kMaxTokenBytes)
+      bad("a token of " + std::to_string(bytes.size()) + " bytes (the limit is 4096)");
     const std::string_view r = line.substr(sp + 1);
     int64_t rank = 0;
     if (r.empty() || r.size() > 9) bad("bad rank '" + std::string(r) + "'");
@@ -107,9 +113,12 @@ std::string auto_tokenizer_class(const json& c) {
   const json& m = c["auto_map"];
   if (!m.contains("AutoTokenizer")) return {};
   const json& a = m["AutoTokenizer"];
-  if (a.is_string()) return a.get<std::string>();
-  if (a.is_array() && !a.empty() && a[0].is_string()) return a[0].get<std::string>();
-  return {};
+  std::string cls;
+  if (a.is_string()) cls = a.get<std::string>();
+  if (a.is_array() && !a.empty() && a[0].is_string()) cls = a[0].get<std::string>();
+  // save_pretrained of a Hub tokenizer writes "<repo>--module.Class".
+  const size_t dash = cls.rfind("--");
+  return dash == std::string::npos ? cls : cls.substr(dash + 2);
 }
 
 // Python's str.isspace (what TikTokenTokenizer's run splitting tests).
@@ -159,7 +168,7 @@ void split_tiktoken_chunks(std::string_view text, size_t max_chars, size_t max_r
 
 }  // namespace tok
 
-Tokenizer Tokenizer::from_tiktoken(std::string_view model_text, std::string_view config_json) {
+Tokenizer Tokenizer::from_tiktoken_checked(std::string_view model_text, std::string_view config_json) {
   if (config_json.empty())
     fail(ErrorCode::kUnsupported,
          "tiktoken.model: needs tokenizer_config.json, whose auto_map names the tokenizer class (its "
@@ -231,13 +240,13 @@ Tokenizer Tokenizer::from_tiktoken(std::string_view model_text, std::string_view
       if (id < num_base)
         fail(ErrorCode::kFormat,
              "tokenizer_config.json: added token " + key + " has the id of a tiktoken.model rank");
-      specials[id] = AddedToken{static_cast<int32_t>(id),
-                                v["content"].get<std::string>(),
-                                v.value("special", true),
-                                v.value("lstrip", false),
-                                v.value("rstrip", false),
-                                v.value("single_word", false),
-                                false};
+      if (id >= num_base + kMaxSpecial)
+        fail(ErrorCode::kFormat, "tokenizer_config.json: added token " + key + " is more than " +
+                                     std::to_string(kMaxSpecial) + " ids past the ranks");
+      // tiktoken matches every special token exactly (allowed_special="all"): the HF flags (lstrip, rstrip,
+      // single_word, special) of the entry play no part in Moonshot's encode.
+      specials[id] = AddedToken{
+          static_cast<int32_t>(id), v["content"].get<std::string>(), true, false, false, false, false};
     }
   }
   for (auto& [id, t] : specials) {
@@ -247,6 +256,14 @@ Tokenizer Tokenizer::from_tiktoken(std::string_view model_text, std::string_view
   }
   impl->finish(config_json);
   return Tokenizer(std::move(impl));
+}
+
+Tokenizer Tokenizer::from_tiktoken(std::string_view model_text, std::string_view config_json) {
+  try {
+    return from_tiktoken_checked(model_text, config_json);
+  } catch (const json::exception& e) {  // a field of the wrong type
+    fail(ErrorCode::kFormat, std::string("tokenizer_config.json: ") + e.what());
+  }
 }
 
 }  // namespace moert

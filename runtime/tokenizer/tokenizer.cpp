@@ -224,7 +224,9 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer Tokenizer::load(const std::string& tokenizer_path, const std::string& tokenizer_config_path) {
   const std::string tj = read_file(tokenizer_path);
   const std::string cj = tokenizer_config_path.empty() ? std::string() : read_file(tokenizer_config_path);
-  const size_t first = tj.find_first_not_of(" \t\r\n");
+  // JSON (after a UTF-8 BOM, which the JSON parser skips too) or tiktoken's lines of base64.
+  const size_t bom = tj.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
+  const size_t first = tj.find_first_not_of(" \t\r\n", bom);
   if (first != std::string::npos && tj[first] != '{') return from_tiktoken(tj, cj);
   return from_json(tj, cj);
 }
@@ -235,7 +237,7 @@ std::string Tokenizer::find_in_dir(const std::string& dir) {
   return {};
 }
 
-Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json) {
+Tokenizer Tokenizer::from_json_checked(std::string_view tokenizer_json, std::string_view config_json) {
   auto impl = std::make_unique<TokenizerImpl>();
   const json j = parse_json(tokenizer_json, "tokenizer.json");
   if (!j.is_object()) fail(ErrorCode::kFormat, "tokenizer.json: not a JSON object");
@@ -259,8 +261,8 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab;
   vocab.reserve(m["vocab"].size());
   for (const auto& [tok, id] : m["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > 0x7FFFFFFF)
-      fail(ErrorCode::kFormat, "tokenizer.json: bad id for token '" + tok + "'");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (int64_t{1} << 24))
+      fail(ErrorCode::kFormat, "tokenizer.json: bad id for token '" + tok + "' (ids are 0 .. 16777215)");
     vocab.emplace(tok, id.get<int32_t>());
   }
   std::vector<std::pair<std::string, std::string>> merges;
@@ -338,7 +340,9 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       } else {
         id = (max_added >= model_size || model_size == 0) ? max_added + 1 : model_size;
       }
-      if (id > 0x7FFFFFFF) fail(ErrorCode::kFormat, "tokenizer.json: too many added tokens");
+      if (id >= (int64_t{1} << 24))  // the decode tables are sized by the largest id
+        fail(ErrorCode::kFormat, "tokenizer.json: added token '" + t.content + "' has id " +
+                                     std::to_string(id) + " (ids must be below 16777216)");
       t.id = static_cast<int32_t>(id);
       max_added = std::max(max_added, id);
       impl->added_ids[t.content] = t.id;
@@ -350,6 +354,14 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   }
   impl->finish(config_json);
   return Tokenizer(std::move(impl));
+}
+
+Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json) {
+  try {
+    return from_json_checked(tokenizer_json, config_json);
+  } catch (const json::exception& e) {  // a field of the wrong type (json::value's type_error, ...)
+    fail(ErrorCode::kFormat, std::string("tokenizer.json / tokenizer_config.json: ") + e.what());
+  }
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {

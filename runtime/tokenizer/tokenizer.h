@@ -107,6 +107,9 @@ class Tokenizer {
 
  private:
   explicit Tokenizer(std::unique_ptr<tok::TokenizerImpl> impl);
+  // The loaders' bodies; the public ones turn a JSON library exception into Error(kFormat).
+  static Tokenizer from_json_checked(std::string_view tokenizer_json, std::string_view config_json);
+  static Tokenizer from_tiktoken_checked(std::string_view model_text, std::string_view config_json);
   std::unique_ptr<tok::TokenizerImpl> impl_;
 };
 

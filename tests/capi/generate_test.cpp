@@ -543,8 +543,23 @@ TEST(CapiGenerate, TiktokenCheckpointChatsThroughItsTokenizer) {
   EXPECT_EQ(ids, want);
   EXPECT_EQ(prompt, static_cast<int64_t>(n));
   moert_stream_free(s);
-  moert_options_free(g);
   moert_tokenizer_free(t);
+  moert_model_free(m);
+
+  // A tokenizer class moert does not know: the model still loads and runs on ids; text asks say why not.
+  auto cfg = nlohmann::json::parse(std::ifstream(dir / "tokenizer_config.json"));
+  cfg["auto_map"]["AutoTokenizer"][0] = "tokenization_other.OtherTokenizer";
+  std::ofstream(dir / "tokenizer_config.json") << cfg.dump();
+  ASSERT_EQ(moert_model_load(dir.c_str(), nullptr, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+  EXPECT_EQ(moert_model_tokenizer(m, &t), MOERT_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(moert_last_error()).find("tokenization_other.OtherTokenizer"), std::string::npos)
+      << moert_last_error();
+  EXPECT_EQ(moert_generate_chat(m, msgs, g, &s), MOERT_ERR_UNSUPPORTED);
+  const int32_t prompt_ids[] = {9906, 1917};
+  ASSERT_EQ(moert_generate_tokens(m, prompt_ids, 2, g, &s), MOERT_OK) << moert_last_error();
+  EXPECT_EQ(drain(s).tokens.size(), 6u);
+  moert_stream_free(s);
+  moert_options_free(g);
   moert_model_free(m);
   fs::remove_all(dir);
 }

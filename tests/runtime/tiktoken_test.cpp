@@ -3,6 +3,7 @@
 // @huggingface/jinja (make_cases.mjs), and the loader's errors.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -141,6 +142,7 @@ TEST(Tiktoken, CanonicalJinjaAppliesHfWhitespaceRules) {
   EXPECT_EQ(canonical_jinja("{{ a }}\n  x"), "{{a}}\n  x");
   EXPECT_EQ(canonical_jinja("x  \n\t {%- if y -%} \n z"), "x{%ify%}z");
   EXPECT_EQ(canonical_jinja("  {%+ if y %}"), "  {%ify%}");
+  EXPECT_EQ(canonical_jinja("{% if x +%}\nA{% endif %}"), "{%ifx%}\nA{%endif%}");  // '+' keeps the newline
   EXPECT_EQ(canonical_jinja("{# note #}A{{ \"q r\" }}"), "A{{'q r'}}");
 }
 
@@ -157,6 +159,16 @@ TEST(Tiktoken, RegexIntersectionAndScripts) {
   EXPECT_EQ(moert::tok::onig_to_pcre2(R"([a-z&&[^aeiou]])"), R"((?:(?=[^aeiou])[a-z]))");
   EXPECT_EQ(moert::tok::onig_to_pcre2(R"(\p{L}\P{Han}\p{^Greek})"), R"(\p{L}\P{sc:Han}\p{^sc:Greek})");
   EXPECT_THROW(moert::tok::onig_to_pcre2(R"([^a&&[b]])"), Error);
+  EXPECT_THROW(moert::tok::onig_to_pcre2(R"([a-z&&[^aeiou]x])"), Error);  // [^aeiou] or x: not expressed
+  for (const char* empty : {"[&&]", "[a&&]", "[&&a]"}) {
+    try {
+      moert::tok::onig_to_pcre2(empty);
+      ADD_FAILURE() << empty;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("empty side"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(moert::tok::onig_to_pcre2(R"([a-z&&b-y&&c])"), R"((?:(?=(?:(?=[c])[b-y]))[a-z]))");
   EXPECT_THROW(moert::tok::onig_to_pcre2(R"([a&&[b&&[c]]])"), Error);
 }
 
@@ -195,6 +207,57 @@ TEST(Tiktoken, LoaderErrorsNameTheProblem) {
   json clash = json::parse(cfg);
   clash["added_tokens_decoder"]["7"] = json{{"content", "<x>"}, {"special", true}};
   EXPECT_EQ(load_error(model, clash.dump(), &what), ErrorCode::kFormat);  // an added id inside the ranks
-  // A tokenizer file that is JSON still loads as tokenizer.json.
   EXPECT_EQ(Tokenizer::find_in_dir(kDir), kDir + "/tiktoken.model");
+  // The class as save_pretrained writes it for a Hub tokenizer ("<repo>--module.Class") is the same class.
+  json saved = json::parse(cfg);
+  saved["auto_map"]["AutoTokenizer"][0] = "moonshotai/Kimi-K2-Instruct--tokenization_kimi.TikTokenTokenizer";
+  EXPECT_EQ(Tokenizer::from_tiktoken(model, saved.dump()).encode("hi", false, true),
+            tk().encode("hi", false, true));
+  // added_tokens_decoder's HF flags play no part (tiktoken matches every special exactly), whatever their
+  // type.
+  json flags = json::parse(cfg);
+  flags["added_tokens_decoder"]["24002"]["lstrip"] = true;
+  flags["added_tokens_decoder"]["24002"]["special"] = nullptr;
+  EXPECT_EQ(Tokenizer::from_tiktoken(model, flags.dump()).encode(" <|im_end|> ", false, true),
+            tk().encode(" <|im_end|> ", false, true));
+  EXPECT_EQ(tk().encode(" <|im_end|> ", false, true), (std::vector<int32_t>{220, kBase + 2, 220}));
+  // A wrongly typed field is a format error, not an escaping JSON exception.
+  json typed = json::parse(cfg);
+  typed["added_tokens_decoder"]["24002"]["content"] = 5;
+  EXPECT_EQ(load_error(model, typed.dump()), ErrorCode::kFormat);
+  typed = json::parse(cfg);
+  typed["add_bos_token"] = "yes";
+  EXPECT_EQ(load_error(model, typed.dump(), &what), ErrorCode::kFormat);
+  EXPECT_NE(what.find("tokenizer_config.json"), std::string::npos) << what;
+  // Ids far past the ranks, and absurdly long tokens, are refused before any table is sized by them.
+  json far = json::parse(cfg);
+  far["added_tokens_decoder"]["2000000000"] = json{{"content", "<far>"}};
+  EXPECT_EQ(load_error(model, far.dump()), ErrorCode::kFormat);
+  const std::string long_token(6000, 'a');
+  std::string b64;  // 'a' * 6000 in base64: "YWFh" per 3 bytes
+  for (size_t i = 0; i < long_token.size() / 3; ++i) b64 += "YWFh";
+  EXPECT_EQ(load_error(model + b64 + " 24000\n", cfg, &what), ErrorCode::kFormat);
+  EXPECT_NE(what.find("4096"), std::string::npos) << what;
+}
+
+// The file's content decides the format: JSON (also after a UTF-8 BOM) is tokenizer.json.
+TEST(Tiktoken, LoadTellsTheFormatsApart) {
+  const std::string v3 = std::string(MOERT_SOURCE_DIR) + "/samples/models/moert-tiny-coder";
+  const Tokenizer plain = Tokenizer::load(v3 + "/tokenizer.json", v3 + "/tokenizer_config.json");
+  const std::string path = testing::TempDir() + "/moert-bom-tokenizer.json";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "\xEF\xBB\xBF" << slurp(v3 + "/tokenizer.json");
+  }
+  const Tokenizer bom = Tokenizer::load(path, v3 + "/tokenizer_config.json");
+  EXPECT_EQ(bom.encode("def f(x):\n    return x", false, true),
+            plain.encode("def f(x):\n    return x", false, true));
+  json tj = json::parse(slurp(v3 + "/tokenizer.json"));
+  tj["added_tokens"][0]["lstrip"] = nullptr;  // a wrongly typed field: kFormat, not a JSON exception
+  try {
+    Tokenizer::from_json(tj.dump(), "");
+    ADD_FAILURE() << "accepted a null lstrip";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFormat);
+  }
 }

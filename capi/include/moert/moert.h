@@ -321,7 +321,9 @@ typedef struct moert_tokenizer moert_tokenizer;
  * class moert does not implement). */
 MOERT_API moert_status moert_tokenizer_load(const char* tokenizer_json_path, const char* config_path,
                                             moert_tokenizer** out);
-/* The tokenizer of a loaded model (a new handle). Errors: INVALID_ARGUMENT (the checkpoint has none). */
+/* The tokenizer of a loaded model (a new handle). Errors: INVALID_ARGUMENT (the checkpoint has none),
+ * UNSUPPORTED (its tiktoken.model comes with a tokenizer class moert does not know; the model itself runs on
+ * token ids). */
 MOERT_API moert_status moert_model_tokenizer(const moert_model* model, moert_tokenizer** out);
 MOERT_API void moert_tokenizer_free(moert_tokenizer* tokenizer);
 /* "vocab_size", "bos_token_id", "eos_token_id" (-1 when absent), "add_bos_default".

@@ -7,6 +7,7 @@
 // that package: a prefix of BPE ranks is itself a valid tiktoken file), tokenizer_config.json (Moonlight's
 // layout: auto_map, added_tokens_decoder, chat_template), encode_cases.jsonl, chunk_cases.jsonl and
 // chat_cases.jsonl. Deterministic.
+import { execFileSync } from "child_process";
 import fs from "fs";
 import path from "path";
 import { Tiktoken, get_encoding } from "tiktoken";
@@ -60,7 +61,10 @@ for (let i = 0; i < 256; i++) specials[named[i] ?? `<|reserved_token_${N + i}|>`
 const enc = new Tiktoken(lines.join("\n"), specials, PAT);
 
 // TikTokenTokenizer.encode's slicing: 400,000-character slices, each cut at runs over 25,000 (str.isspace).
-const isspace = (c) => /^[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/u.test(c);
+// str.isspace from Python itself (the class tests each character with it).
+const PY_SPACE = new Set(JSON.parse(execFileSync("python3", ["-c",
+  "import json; print(json.dumps([c for c in range(0x110000) if chr(c).isspace()]))"]).toString()));
+const isspace = (c) => PY_SPACE.has(c.codePointAt(0));
 function splitRuns(chars, maxRun) {
   const out = [];
   let len = 0, sp = chars.length ? isspace(chars[0]) : false, start = 0;
