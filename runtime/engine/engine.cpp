@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "backend/finite_check.h"
 #include "engine/request_state.h"
@@ -18,12 +19,29 @@ struct Engine::EvalJob {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
-  std::exception_ptr error;
+  std::optional<Error> error;
+  // The error is copied into the job as code and message, never handed over as the exception itself: the
+  // engine thread's exception object (and the message buffer its copies share) would be released there
+  // while the waiter still reads it.
   void finish(std::exception_ptr e = nullptr) {
+    std::optional<Error> err;
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const Error& x) {
+        err.emplace(x.code(), std::string(x.what()));
+      } catch (const std::bad_alloc&) {
+        err.emplace(ErrorCode::kOutOfMemory, std::string("out of memory"));
+      } catch (const std::exception& x) {
+        err.emplace(ErrorCode::kInternal, std::string(x.what()));
+      } catch (...) {
+        err.emplace(ErrorCode::kInternal, std::string("unknown error"));
+      }
+    }
     // Notified under the lock: the waiter owns the job (on its stack) and may destroy it as soon as it
     // sees `done`, so the notify must not outlive the critical section.
     std::lock_guard<std::mutex> lock(mu);
-    error = e;
+    error = std::move(err);
     done = true;
     cv.notify_all();
   }
@@ -134,7 +152,7 @@ void Engine::eval(KvSequence& kv, const int32_t* tokens, int64_t n, bool all_log
   cv_.notify_all();
   std::unique_lock<std::mutex> lock(job.mu);
   job.cv.wait(lock, [&] { return job.done; });
-  if (job.error) std::rethrow_exception(job.error);
+  if (job.error) fail(job.error->code(), std::string(job.error->what()));
 }
 
 void Engine::admit_queued(Running& running) {
