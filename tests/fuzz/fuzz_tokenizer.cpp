@@ -123,6 +123,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(id >= 0 && id < t.vocab_size(), "id out of range");
     } catch (const moert::Error&) {
     }
+    // The input as tokenizer_config.json, with the 256 byte ranks as the model: loads or throws moert::Error,
+    // and a loaded one renders its chat template or throws moert::Error.
+    static const std::string bytes_model = [] {
+      static const char* const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      std::string m;
+      for (int b = 0; b < 256; ++b) {
+        m += b64[b >> 2];
+        m += b64[(b & 3) << 4];
+        m += "== " + std::to_string(b) + "\n";
+      }
+      return m;
+    }();
+    try {
+      const moert::Tokenizer t = moert::Tokenizer::from_tiktoken(
+          bytes_model, std::string_view(reinterpret_cast<const char*>(data), size));
+      for (int32_t id : t.encode("Hi <|im_end|>", false, true))
+        check(id >= 0 && id < t.vocab_size(), "id out of range");
+      try {
+        (void)t.apply_chat_template(R"([{"role": "user", "content": "x"}])", true);
+      } catch (const moert::Error&) {
+      }
+    } catch (const moert::Error&) {
+    }
   }
 #endif
   return 0;
