@@ -136,34 +136,26 @@ void split_tiktoken_chunks(std::string_view text, size_t max_chars, size_t max_r
                            std::vector<std::string_view>* out) {
   // TikTokenTokenizer.encode: slices of max_chars characters, each split so that no piece holds more than
   // max_run consecutive whitespace or non-whitespace characters (_split_whitespaces_or_nonwhitespaces).
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t chars = 0, j = i;
-    std::vector<size_t> starts;  // byte offset of each character of the slice
-    while (j < text.size() && chars < max_chars) {
-      starts.push_back(j);
-      utf8_decode(text, &j);
-      ++chars;
+  size_t piece = 0, chars = 0, run = 0;  // the open piece's start, characters into the slice, run length
+  bool run_space = false;
+  for (size_t j = 0; j < text.size();) {
+    const size_t at = j;
+    const bool space = py_isspace(utf8_decode(text, &j));
+    if (chars == max_chars) {  // a new slice: the open piece ends with the old one
+      out->push_back(text.substr(piece, at - piece));
+      piece = at;
+      chars = 0;
     }
-    const size_t slice_end = j;
-    size_t piece = i, run = 0;
-    bool run_space = false;
-    for (size_t k = 0; k < starts.size(); ++k) {
-      size_t at = starts[k];
-      const bool space = py_isspace(utf8_decode(text, &at));
-      if (k == 0) run_space = space;
-      if (space != run_space) {
-        run = 1;
-        run_space = space;
-      } else if (++run > max_run) {
-        out->push_back(text.substr(piece, starts[k] - piece));
-        piece = starts[k];
-        run = 1;
-      }
+    if (chars++ == 0 || space != run_space) {
+      run = 1;
+      run_space = space;
+    } else if (++run > max_run) {
+      out->push_back(text.substr(piece, at - piece));
+      piece = at;
+      run = 1;
     }
-    out->push_back(text.substr(piece, slice_end - piece));
-    i = slice_end;
   }
+  if (piece < text.size()) out->push_back(text.substr(piece));
 }
 
 }  // namespace tok
