@@ -93,35 +93,31 @@ std::string canonical_jinja(const std::string& t) {
       texts.back() += t[i++];
     }
   }
-  // jinja's whitespace control, with HF's trim_blocks and lstrip_blocks, decided on the raw text.
-  std::vector<size_t> lstrip_to(tags.size(), std::string::npos);  // cut texts[k] there (lstrip_blocks)
-  for (size_t k = 0; k < tags.size(); ++k) {
-    const std::string& before = texts[k];
-    if (tags[k].kind == '{' || tags[k].keep_before || tags[k].strip_before) continue;
-    size_t e = before.size();
-    while (e > 0 && (before[e - 1] == ' ' || before[e - 1] == '\t')) --e;
-    if ((e == 0 && k == 0) || (e > 0 && before[e - 1] == '\n')) lstrip_to[k] = e;
-  }
-  for (size_t k = 0; k < tags.size(); ++k) {
-    std::string& before = texts[k];
-    std::string& after = texts[k + 1];
-    const Tag& tag = tags[k];
-    if (tag.strip_before) {
-      while (!before.empty() && is_ws(before.back())) before.pop_back();
-    } else if (lstrip_to[k] != std::string::npos) {
-      before.resize(std::min(before.size(), lstrip_to[k]));
+  // What jinja renders of each text run, cut from the raw run: a tag's '-' strips the whitespace beside it;
+  // HF's trim_blocks drops the newline after a block or comment tag, lstrip_blocks the spaces and tabs
+  // from a line start to one ('+' turns either off).
+  for (size_t k = 0; k < texts.size(); ++k) {
+    const std::string& raw = texts[k];
+    size_t b = 0, e = raw.size();
+    if (k > 0) {  // after tag k - 1
+      const Tag& prev = tags[k - 1];
+      if (prev.strip_after) {
+        while (b < e && is_ws(raw[b])) ++b;
+      } else if (prev.kind != '{' && !prev.keep_after && b < e && raw[b] == '\n') {
+        ++b;
+      }
     }
-    if (tag.strip_after) {
-      size_t b = 0;
-      while (b < after.size() && is_ws(after[b])) ++b;
-      after.erase(0, b);
-      if (k + 1 < tags.size() && lstrip_to[k + 1] != std::string::npos)
-        lstrip_to[k + 1] -= std::min(lstrip_to[k + 1], b);
-    } else if (tag.kind != '{' && !tag.keep_after && !after.empty() && after[0] == '\n') {  // trim_blocks
-      after.erase(0, 1);
-      if (k + 1 < tags.size() && lstrip_to[k + 1] != std::string::npos && lstrip_to[k + 1] > 0)
-        --lstrip_to[k + 1];
+    if (k < tags.size()) {  // before tag k
+      const Tag& next = tags[k];
+      if (next.strip_before) {
+        while (e > b && is_ws(raw[e - 1])) --e;
+      } else if (next.kind != '{' && !next.keep_before) {
+        size_t l = raw.size();
+        while (l > 0 && (raw[l - 1] == ' ' || raw[l - 1] == '\t')) --l;
+        if ((l == 0 && k == 0) || (l > 0 && raw[l - 1] == '\n')) e = std::min(e, l);
+      }
     }
+    texts[k] = b < e ? raw.substr(b, e - b) : std::string();
   }
   std::string out = texts[0];
   for (size_t k = 0; k < tags.size(); ++k) {
