@@ -161,17 +161,11 @@ void split_tiktoken_chunks(std::string_view text, size_t max_chars, size_t max_r
 }  // namespace tok
 
 Tokenizer Tokenizer::from_tiktoken_checked(std::string_view model_text, std::string_view config_json) {
-  if (config_json.empty())
+  const json c = parse_tokenizer_config(config_json);
+  if (c.is_null())
     fail(ErrorCode::kUnsupported,
          "tiktoken.model: needs tokenizer_config.json, whose auto_map names the tokenizer class (its "
          "pre-tokenizer pattern lives in that class; moert knows Moonshot's TikTokenTokenizer)");
-  json c;
-  try {
-    c = json::parse(config_json);
-  } catch (const json::exception& e) {
-    fail(ErrorCode::kFormat, std::string("tokenizer_config.json is not valid JSON: ") + e.what());
-  }
-  if (!c.is_object()) fail(ErrorCode::kFormat, "tokenizer_config.json: not a JSON object");
   const std::string cls = auto_tokenizer_class(c);
   if (cls != "tokenization_kimi.TikTokenTokenizer" && cls != "tokenization_moonshot.TikTokenTokenizer")
     fail(ErrorCode::kUnsupported,
@@ -246,7 +240,7 @@ Tokenizer Tokenizer::from_tiktoken_checked(std::string_view model_text, std::str
       fail(ErrorCode::kFormat, "tokenizer_config.json: two special tokens are '" + t.content + "'");
     impl->added.push_back(std::move(t));
   }
-  impl->finish(config_json);
+  impl->finish(c);
   return Tokenizer(std::move(impl));
 }
 

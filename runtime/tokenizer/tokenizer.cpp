@@ -127,7 +127,14 @@ void TokenizerImpl::encode_valid(std::string_view text, bool parse_special, std:
   }
 }
 
-void TokenizerImpl::finish(std::string_view config_json) {
+json parse_tokenizer_config(std::string_view text) {
+  if (text.empty()) return json();
+  json c = parse_json(text, "tokenizer_config.json");
+  if (!c.is_object()) fail(ErrorCode::kFormat, "tokenizer_config.json: not a JSON object");
+  return c;
+}
+
+void TokenizerImpl::finish(const json& config) {
   {
     std::vector<const AddedToken*> raw;
     for (const AddedToken& t : added)
@@ -177,9 +184,8 @@ void TokenizerImpl::finish(std::string_view config_json) {
   decode_offsets[vocab_size] = static_cast<uint32_t>(decode_bytes.size());
 
   // tokenizer_config.json.
-  if (!config_json.empty()) {
-    const json c = parse_json(config_json, "tokenizer_config.json");
-    if (!c.is_object()) fail(ErrorCode::kFormat, "tokenizer_config.json: not a JSON object");
+  if (!config.is_null()) {
+    const json& c = config;
     add_bos = c.value("add_bos_token", false);
     bos_token = token_content(c, "bos_token");
     const std::string eos_token = token_content(c, "eos_token");
@@ -352,7 +358,7 @@ Tokenizer Tokenizer::from_json_checked(std::string_view tokenizer_json, std::str
     }
     impl->added = std::move(kept);
   }
-  impl->finish(config_json);
+  impl->finish(parse_tokenizer_config(config_json));
   return Tokenizer(std::move(impl));
 }
 

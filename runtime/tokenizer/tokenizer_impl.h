@@ -46,10 +46,14 @@ struct TokenizerImpl {
   // encode's work on valid UTF-8 without BOS: added tokens, normalizer, pre-tokenizer, BPE.
   void encode_valid(std::string_view text, bool parse_special, std::vector<int32_t>* ids) const;
   // After the model, components and added tokens (with their final ids) are set: the added-token
-  // matchers, the decode tables, and tokenizer_config.json's BOS/EOS and chat template (config may be
-  // empty).
-  void finish(std::string_view config_json);
+  // matchers, the decode tables, and tokenizer_config.json's BOS/EOS and chat template (config: as
+  // parse_tokenizer_config gives it; null when there is none).
+  void finish(const nlohmann::json& config);
 };
+
+// tokenizer_config.json's text as a JSON object; null for empty text. Error(kFormat) for text that is not
+// JSON or not an object.
+nlohmann::json parse_tokenizer_config(std::string_view text);
 
 // Moonshot's TikTokenTokenizer.encode splits a text before tiktoken sees it: slices of max_chars (400,000)
 // characters, each cut so that no piece holds more than max_run (25,000) consecutive whitespace (Python's
