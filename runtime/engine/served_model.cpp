@@ -29,9 +29,7 @@ std::shared_ptr<ServedModel> ServedModel::load(const std::string& dir, const Loa
     } catch (const Error& e) {
       // A tiktoken.model whose tokenizer class moert does not know (its pattern lives in that class): the
       // model still runs on token ids, and asking for text says why not. A broken file stays an error.
-      if (e.code() != ErrorCode::kUnsupported || tf.size() < 14 ||
-          tf.substr(tf.size() - 14) != "tiktoken.model")
-        throw;
+      if (e.code() != ErrorCode::kUnsupported || !tf.ends_with("/tiktoken.model")) throw;
       s->tokenizer_error_ = e.what();
     }
   }
