@@ -215,6 +215,15 @@ void TokenizerImpl::finish(const json& config) {
       if (!chat_template.empty()) {
         chat_kind = recognise_chat_template(chat_template);
         if (!chat_kind) moonshot_chat = recognise_moonshot_template(chat_template);
+        if (!chat_kind && !moonshot_chat) {
+          // A template that does not parse still lets the tokenizer load; applying it reports why.
+          try {
+            jinja_chat.emplace(chat_template);
+            chat_variables = chat_template_variables(c);
+          } catch (const Error& e) {
+            jinja_chat_error = e.what();
+          }
+        }
       }
     }
   }
@@ -438,10 +447,10 @@ std::string Tokenizer::apply_chat_template(const std::string& messages_json,
     fail(ErrorCode::kUnsupported, "tokenizer: no chat template (tokenizer_config.json has no chat_template)");
   if (impl_->moonshot_chat)
     return render_moonshot_chat(*impl_->moonshot_chat, messages_json, add_generation_prompt);
+  if (impl_->jinja_chat)
+    return render_jinja_chat(*impl_->jinja_chat, impl_->chat_variables, messages_json, add_generation_prompt);
   if (!impl_->chat_kind)
-    fail(ErrorCode::kUnsupported,
-         "tokenizer: unrecognised chat template (supported: the DeepSeek-V3/R1 templates, matched exactly, "
-         "and Moonlight's, matched by structure)");
+    fail(ErrorCode::kUnsupported, "tokenizer: the chat template cannot be used: " + impl_->jinja_chat_error);
   return render_chat(*impl_->chat_kind, impl_->bos_token, messages_json, add_generation_prompt);
 }
 

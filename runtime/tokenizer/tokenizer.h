@@ -96,11 +96,14 @@ class Tokenizer {
 
   // Renders a conversation with the chat template of tokenizer_config.json. messages_json: a JSON array of
   // messages ({"role": "system"|"user"|"assistant"|"tool", "content": ..., "tool_calls": [...]}) or an
-  // object with such a "messages" array. Supported templates (recognised exactly, never guessed): the
-  // DeepSeek-V3 template and its R1 variants (R1 keeps only the text after the last `</think>` of earlier
-  // assistant turns and ends the generation prompt with "<think>\n"), see chat_template.h.
-  // Throws Error(kUnsupported) for any other template or none, Error(kInvalidArgument) for messages the
-  // jinja template would fail on (missing/non-string content, malformed tool calls, bad JSON).
+  // object with such a "messages" array (its other members are further template variables, e.g. "tools").
+  // The DeepSeek-V3 template and its R1 variants (recognised exactly; R1 keeps only the text after the last
+  // `</think>` of earlier assistant turns and ends the generation prompt with "<think>\n", see
+  // chat_template.h) and Moonlight's are rendered natively; any other template by moert's jinja engine
+  // (jinja.h), as transformers renders it.
+  // Throws Error(kUnsupported) when there is no template or it uses what the engine lacks (the message says
+  // what and where), Error(kInvalidArgument) for bad JSON and for messages the template fails on (for the
+  // native ones: missing/non-string content, malformed tool calls; for jinja: where the template raises).
   std::string apply_chat_template(const std::string& messages_json, bool add_generation_prompt) const;
 
   const tok::TokenizerImpl& impl() const { return *impl_; }

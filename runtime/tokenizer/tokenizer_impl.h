@@ -9,6 +9,7 @@
 #include "tokenizer/added_vocab.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/chat_template_jinja.h"
 #include "tokenizer/chat_template_moonshot.h"
 #include "tokenizer/components.h"
 
@@ -39,6 +40,10 @@ struct TokenizerImpl {
   std::string chat_template;  // empty: none
   std::optional<ChatTemplateKind> chat_kind;
   std::optional<MoonshotChat> moonshot_chat;  // when chat_kind is not set
+  // Any other template, rendered by the jinja engine (with chat_variables), or why it cannot be.
+  std::optional<jinja::Template> jinja_chat;
+  std::string jinja_chat_error;
+  nlohmann::ordered_json chat_variables;
 
   // Pre-tokenizes and BPE-encodes one piece of text without added tokens.
   void encode_text(std::string_view text, std::vector<int32_t>* ids) const;
