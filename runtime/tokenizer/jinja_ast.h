@@ -72,6 +72,7 @@ struct Node {
   Body body, else_body;
   std::vector<std::string> targets;
   bool attr_target = false;
+  bool uses_loop = false;  // kFor: its body names `loop` (else the loop object is not built)
   std::string name;
   std::vector<std::string> params;
   std::vector<ExprPtr> defaults;  // one per param, null where it has none

@@ -131,7 +131,7 @@ Value tojson(const Value& v, const Args& a) {
 std::vector<Value> items_of(const Value& v) {
   if (v.is_mapping()) {
     std::vector<Value> out;
-    for (const auto& [k, x] : v.dict->items) out.push_back(Value::from(List{Value::from(k), x}, true));
+    for (const auto& [k, x] : v.dict->items) out.push_back(Value::from(List{dict_key_value(k), x}, true));
     return out;
   }
   if (v.is_undefined()) return {};
@@ -360,6 +360,7 @@ Value apply_filter(const std::string& name, const Value& v, const Args& a) {
     const Value* attr = find_arg(a, 2, "attribute");
     std::vector<Value> items = iterate(v);
     std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
+      charge_work(4);
       const Value kx = key_of(x, attr, cs), ky = key_of(y, attr, cs);
       return rev ? less(ky, kx) : less(kx, ky);
     });
@@ -371,6 +372,7 @@ Value apply_filter(const std::string& name, const Value& v, const Args& a) {
     List out, seen;
     for (const Value& x : iterate(v)) {
       const Value k = key_of(x, attr, cs);
+      charge_work(seen.size());
       if (std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, k); })) continue;
       seen.push_back(k);
       out.push_back(x);
@@ -500,7 +502,16 @@ Dict builtin_globals() {
             render_error("range() takes 1 to 3 arguments");
           }
           if (step == 0) render_error("range() arg 3 must not be zero");
+          // Its length first: the bounds and the work budget refuse a huge range before it is built.
+          const __int128 span =
+              step > 0 ? static_cast<__int128>(stop) - start : static_cast<__int128>(start) - stop;
+          const __int128 mag = step > 0 ? step : -static_cast<__int128>(step);
+          const __int128 count = span <= 0 ? 0 : (span + mag - 1) / mag;
+          check_item_count(count > static_cast<__int128>(kMaxItems) ? kMaxItems + 1
+                                                                    : static_cast<size_t>(count));
+          charge_work(2 * static_cast<size_t>(count));
           List out;
+          out.reserve(static_cast<size_t>(count));
           for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
             out.push_back(Value::from(i));
             check_item_count(out.size());

@@ -292,9 +292,9 @@ Value dict_method(const Value& self, const std::string& name, const Args& a) {
     out.reserve(d.items.size());
     for (const auto& [k, v] : d.items) {
       if (name == "items") {
-        out.push_back(Value::from(List{Value::from(k), v}, /*tuple=*/true));
+        out.push_back(Value::from(List{dict_key_value(k), v}, /*tuple=*/true));
       } else {
-        out.push_back(name == "keys" ? Value::from(k) : v);
+        out.push_back(name == "keys" ? dict_key_value(k) : v);
       }
     }
     return Value::from(std::move(out));
@@ -303,8 +303,7 @@ Value dict_method(const Value& self, const std::string& name, const Args& a) {
     const Value* key = find_arg(a, 0, "key");
     if (!key) render_error("get() takes a key");
     const Value* dflt = find_arg(a, 1, "default");
-    if (key->is_string())
-      if (const Value* v = d.find(key->s())) return *v;
+    if (const Value* v = d.find(dict_key(*key))) return *v;
     return dflt ? *dflt : Value::none();
   }
   render_error("'dict' object has no method '" + name + "'");
@@ -365,11 +364,10 @@ Value get_attr(const Value& obj, const std::string& name) {
 
 Value get_item(const Value& obj, const Value& key) {
   if (obj.is_undefined()) render_error(undefined_message(obj));
-  if (obj.is_mapping() && key.is_string()) {
-    if (const Value* v = obj.dict->find(key.s())) return *v;
-    if (obj.kind == Kind::kDict) return get_attr(obj, key.s());
-    return Value::undefined("'" + std::string(type_name(obj)) + " object' has no attribute '" + key.s() +
-                            "'");
+  if (obj.is_mapping() && (key.is_string() || key.is_number() || key.is_none())) {
+    if (const Value* v = obj.dict->find(dict_key(key))) return *v;
+    if (obj.kind == Kind::kDict && key.is_string()) return get_attr(obj, key.s());
+    return Value::undefined("'" + std::string(type_name(obj)) + " object' has no attribute " + repr(key));
   }
   if ((obj.is_list() || obj.is_string()) && (key.kind == Kind::kInt || key.kind == Kind::kBool)) {
     const int64_t raw = key.kind == Kind::kInt ? key.integer : key.boolean;
@@ -434,6 +432,9 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
 }
 
 std::vector<Value> iterate(const Value& v) {
+  charge_work(1 + (v.kind == Kind::kList   ? v.list->size()
+                   : v.kind == Kind::kDict ? v.dict->items.size()
+                                           : 0));
   switch (v.kind) {
     case Kind::kUndefined:
       return {};
@@ -441,7 +442,7 @@ std::vector<Value> iterate(const Value& v) {
       return *v.list;
     case Kind::kDict: {
       std::vector<Value> keys;
-      for (const auto& kv : v.dict->items) keys.push_back(Value::from(kv.first));
+      for (const auto& kv : v.dict->items) keys.push_back(dict_key_value(kv.first));
       return keys;
     }
     case Kind::kString: {
@@ -461,14 +462,17 @@ bool contains(const Value& container, const Value& item) {
     case Kind::kString:
       if (!item.is_string())
         render_error(std::string("'in <string>' requires string as left operand, not ") + type_name(item));
+      charge_work(1 + container.s().size() / 16);
       return container.s().find(item.s()) != std::string::npos;
     case Kind::kList:
+      charge_work(container.list->size());
       for (const Value& v : *container.list)
         if (equals(v, item)) return true;
       return false;
     case Kind::kDict:
     case Kind::kNamespace:
-      return item.is_string() && container.dict->find(item.s()) != nullptr;
+      return (item.is_string() || item.is_number() || item.is_none()) &&
+             container.dict->find(dict_key(item)) != nullptr;
     default:
       render_error(std::string("argument of type '") + type_name(container) + "' is not iterable");
   }
@@ -489,14 +493,22 @@ int64_t as_int(const Value& v) {
 
 Value repeat(const Value& seq, int64_t times) {
   const size_t n = times > 0 ? static_cast<size_t>(times) : 0;
+  // Sized and charged before it is built.
   if (seq.is_string()) {
     if (n && seq.s().size() > kMaxStringBytes / n) check_string_size(kMaxStringBytes + 1);
+    charge_work(seq.s().size() * n / 16);
+    const size_t total = seq.s().size() * n;
     std::string out;
-    for (size_t i = 0; i < n; ++i) out += seq.s();
+    out.reserve(total);
+    if (total) out = seq.s();
+    while (out.size() * 2 <= total) out += out;  // doubling: a few copies, not n appends
+    out.append(out, 0, total - out.size());
     return Value::from(std::move(out));
   }
   if (n && seq.list->size() > kMaxItems / n) check_item_count(kMaxItems + 1);
+  charge_work(seq.list->size() * n);
   List out;
+  out.reserve(seq.list->size() * n);
   for (size_t i = 0; i < n; ++i) out.insert(out.end(), seq.list->begin(), seq.list->end());
   return Value::from(std::move(out), seq.tuple);
 }

@@ -30,7 +30,8 @@ class Parser {
   size_t ti_ = 0;
   int line_ = 1;
   int depth_ = 0;
-  int loops_ = 0;  // enclosing for loops (break/continue are allowed inside one)
+  int loops_ = 0;         // enclosing for loops (break/continue are allowed inside one)
+  size_t loop_refs_ = 0;  // names `loop` parsed so far
 
   struct Deeper {
     Parser* p;
@@ -214,7 +215,9 @@ class Parser {
     expect_end();
     std::string e;
     ++loops_;
+    const size_t refs = loop_refs_;
     n->body = parse_body({"else", "endfor"}, &e);
+    n->uses_loop = loop_refs_ != refs;
     --loops_;
     if (e == "else") {
       expect_end();
@@ -415,6 +418,7 @@ class Parser {
       } else {
         e->kind = ExprKind::kName;
         e->name = t.text;
+        if (t.text == "loop") ++loop_refs_;
       }
       return e;
     }

@@ -26,7 +26,7 @@ class Renderer {
  public:
   explicit Renderer(const Dict& context) : globals_(builtin_globals()) {
     scopes_.emplace_back();
-    for (const auto& [k, v] : context.items) scopes_[0][k] = v;
+    for (const auto& [k, v] : context.items) scopes_[0][to_str(dict_key_value(k))] = v;
     // namespace() as the globals make it, each one remembered for the tear-down.
     const Function make = *globals_.find("namespace")->fn;
     globals_.set("namespace", Value::function([this, make](const Args& a) {
@@ -46,6 +46,7 @@ class Renderer {
   Renderer& operator=(const Renderer&) = delete;
 
   std::string run(const Body& body) {
+    WorkBudget budget;
     exec(body);
     return std::move(out_);
   }
@@ -74,7 +75,8 @@ class Renderer {
   };
 
   void step() {
-    if (++steps_ > kMaxSteps) render_error("more than 4194304 loop iterations and macro calls");
+    charge_work(16);  // an iteration's own values
+    if (++steps_ > kMaxSteps) render_error("more than 1048576 loop iterations and macro calls");
   }
 
   Value lookup(const std::string& name) const {
@@ -91,6 +93,7 @@ class Renderer {
   }
 
   void emit(const std::string& s) {
+    charge_work(1 + s.size() / 16);
     out_ += s;
     check_string_size(out_.size());
   }
@@ -204,26 +207,28 @@ class Renderer {
       step();
       scopes_.emplace_back();
       assign(n.targets, items[static_cast<size_t>(i)]);
-      Dict loop;
-      loop.items.reserve(12);
-      loop.set("index", Value::from(i + 1));
-      loop.set("index0", Value::from(i));
-      loop.set("revindex", Value::from(len - i));
-      loop.set("revindex0", Value::from(len - i - 1));
-      loop.set("first", Value::from(i == 0));
-      loop.set("last", Value::from(i == len - 1));
-      loop.set("length", Value::from(len));
-      loop.set("depth", Value::from(int64_t{1}));
-      loop.set("depth0", Value::from(int64_t{0}));
-      loop.set("previtem",
-               i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item"));
-      loop.set("nextitem",
-               i + 1 < len ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item"));
-      loop.set("cycle", Value::function([i](const Args& a) {
-                 if (a.positional.empty()) render_error("no items for cycling given");
-                 return a.positional[static_cast<size_t>(i) % a.positional.size()];
-               }));
-      scopes_.back()["loop"] = Value::from(std::move(loop));
+      if (n.uses_loop) {
+        Dict loop;
+        loop.items.reserve(12);
+        loop.set("index", Value::from(i + 1));
+        loop.set("index0", Value::from(i));
+        loop.set("revindex", Value::from(len - i));
+        loop.set("revindex0", Value::from(len - i - 1));
+        loop.set("first", Value::from(i == 0));
+        loop.set("last", Value::from(i == len - 1));
+        loop.set("length", Value::from(len));
+        loop.set("depth", Value::from(int64_t{1}));
+        loop.set("depth0", Value::from(int64_t{0}));
+        loop.set("previtem",
+                 i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item"));
+        loop.set("nextitem",
+                 i + 1 < len ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item"));
+        loop.set("cycle", Value::function([i](const Args& a) {
+                   if (a.positional.empty()) render_error("no items for cycling given");
+                   return a.positional[static_cast<size_t>(i) % a.positional.size()];
+                 }));
+        scopes_.back()["loop"] = Value::from(std::move(loop));
+      }
       const Flow f = exec(n.body);
       scopes_.pop_back();
       if (f == Flow::kBreak) break;
@@ -303,8 +308,7 @@ class Renderer {
         Dict d;
         for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
           const Value k = eval(*e.args[i]);
-          if (!k.is_string()) render_error("dict keys must be strings here");
-          d.set(k.s(), eval(*e.args[i + 1]));
+          d.set(dict_key(k), eval(*e.args[i + 1]));
         }
         return Value::from(std::move(d));
       }

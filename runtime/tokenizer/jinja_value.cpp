@@ -13,6 +13,24 @@ void render_error(const std::string& message) {
   throw TemplateError(message);
 }
 
+namespace {
+thread_local WorkBudget* current_budget = nullptr;
+}  // namespace
+
+WorkBudget::WorkBudget() : outer_(current_budget) {
+  current_budget = this;
+}
+WorkBudget::~WorkBudget() {
+  current_budget = outer_;
+}
+
+void charge_work(size_t units) {
+  WorkBudget* b = current_budget;
+  if (!b) return;
+  b->used_ += units;
+  if (b->used_ > kMaxWork) render_error("the template does too much work (more than 33554432 units)");
+}
+
 Value Value::undefined(std::string name) {
   Value v;
   if (!name.empty()) v.str = std::make_shared<const std::string>(std::move(name));
@@ -44,6 +62,7 @@ Value Value::from(double d) {
 Value Value::from(std::string s) {
   Value v;
   v.kind = Kind::kString;
+  charge_work(1 + s.size() / 16);
   v.str = std::make_shared<const std::string>(std::move(s));
   return v;
 }
@@ -51,6 +70,7 @@ Value Value::from(List l, bool tuple) {
   Value v;
   v.kind = Kind::kList;
   v.tuple = tuple;
+  charge_work(1 + 2 * l.size());
   int depth = 0;
   for (const Value& e : l) depth = std::max<int>(depth, e.depth);
   if (depth + 1 > kMaxNesting) render_error("lists and dicts nested more than 256 deep");
@@ -61,6 +81,7 @@ Value Value::from(List l, bool tuple) {
 Value Value::from(Dict d) {
   Value v;
   v.kind = Kind::kDict;
+  charge_work(1 + 2 * d.items.size());
   int depth = 0;
   for (const auto& kv : d.items) depth = std::max<int>(depth, kv.second.depth);
   if (depth + 1 > kMaxNesting) render_error("lists and dicts nested more than 256 deep");
@@ -114,7 +135,7 @@ Value Value::from_json(const nlohmann::ordered_json& j, int depth) {
       Dict d;
       d.items.reserve(j.size());
       for (auto it = j.begin(); it != j.end(); ++it)
-        d.items.emplace_back(it.key(), from_json(it.value(), depth + 1));
+        d.items.emplace_back(dict_key(from(it.key())), from_json(it.value(), depth + 1));
       return from(std::move(d));
     }
     default:
@@ -141,6 +162,39 @@ void Dict::set(const std::string& key, Value v) {
       return;
     }
   items.emplace_back(key, std::move(v));
+}
+
+std::string dict_key(const Value& key) {
+  switch (key.kind) {
+    case Kind::kString:
+      return !key.s().empty() && key.s()[0] == '\x01' ? "\x01s" + key.s() : key.s();
+    case Kind::kInt:
+      return "\x01i" + std::to_string(key.integer);
+    case Kind::kBool:
+      return key.boolean ? "\x01i1" : "\x01i0";
+    case Kind::kFloat:
+      if (std::isfinite(key.number) && key.number == std::trunc(key.number) && std::fabs(key.number) < 9e18)
+        return "\x01i" + std::to_string(static_cast<int64_t>(key.number));
+      return "\x01r" + float_repr(key.number);
+    case Kind::kNone:
+      return "\x01n";
+    default:
+      render_error(std::string("unhashable or unsupported dict key type: '") + type_name(key) + "'");
+  }
+}
+
+Value dict_key_value(const std::string& stored) {
+  if (stored.empty() || stored[0] != '\x01') return Value::from(stored);
+  switch (stored[1]) {
+    case 's':
+      return Value::from(stored.substr(2));
+    case 'i':
+      return Value::from(static_cast<int64_t>(std::stoll(stored.substr(2))));
+    case 'r':
+      return Value::from(std::stod(stored.substr(2)));
+    default:
+      return Value::none();
+  }
 }
 
 bool truthy(const Value& v) {
@@ -242,7 +296,8 @@ std::string dict_repr(const Dict& d, int depth) {
   std::string out = "{";
   for (size_t i = 0; i < d.items.size(); ++i) {
     if (i) out += ", ";
-    out += str_repr(d.items[i].first) + ": " + repr_at(d.items[i].second, depth + 1);
+    out +=
+        repr_at(dict_key_value(d.items[i].first), depth + 1) + ": " + repr_at(d.items[i].second, depth + 1);
   }
   return out + "}";
 }
@@ -335,11 +390,13 @@ bool equals(const Value& a, const Value& b) {
       return *a.str == *b.str;
     case Kind::kList:
       if (a.tuple != b.tuple || a.list->size() != b.list->size()) return false;
+      charge_work(a.list->size());
       for (size_t i = 0; i < a.list->size(); ++i)
         if (!equals((*a.list)[i], (*b.list)[i])) return false;
       return true;
     case Kind::kDict:
       if (a.dict->items.size() != b.dict->items.size()) return false;
+      charge_work(a.dict->items.size() * a.dict->items.size());  // each key is looked up by a scan
       for (const auto& [k, v] : a.dict->items) {
         const Value* o = b.dict->find(k);
         if (!o || !equals(v, *o)) return false;
@@ -366,6 +423,7 @@ bool less(const Value& a, const Value& b) {
   if (a.kind == Kind::kString && b.kind == Kind::kString) return *a.str < *b.str;  // UTF-8: code point order
   if (a.kind == Kind::kList && b.kind == Kind::kList && a.tuple == b.tuple) {
     const size_t n = std::min(a.list->size(), b.list->size());
+    charge_work(n);
     for (size_t i = 0; i < n; ++i) {
       const Value &x = (*a.list)[i], &y = (*b.list)[i];
       if (!equals(x, y)) return less(x, y);
@@ -482,7 +540,9 @@ struct JsonWriter {
         for (size_t i = 0; i < items.size(); ++i) {
           if (i) out += item_sep;
           if (indent) newline(depth + 1);
-          json_string(items[i]->first, &out);
+          // json.dumps writes a number or None key as its JSON text, quoted.
+          const Value key = dict_key_value(items[i]->first);
+          json_string(key.is_string() ? key.s() : key.is_none() ? std::string("null") : to_str(key), &out);
           out += key_sep;
           write(items[i]->second, depth + 1);
         }

@@ -77,6 +77,14 @@ struct Dict {
   void set(const std::string& key, Value v);
 };
 
+// A dict key as a Dict stores it: a string as itself, any other key (a number, None) as "\x01" and a tag,
+// so that keys Python takes as equal (1, 1.0 and True) store alike (a bool key prints as 1, not True); a
+// string that starts with "\x01" is escaped. Throws for what Python cannot hash (lists, dicts) and for tuples
+// (not supported here).
+std::string dict_key(const Value& key);
+// The key a stored key stands for.
+Value dict_key_value(const std::string& stored);
+
 // Python's bool(v).
 bool truthy(const Value& v);
 // Python's str(v) (what {{ v }} prints; Undefined prints as nothing).
@@ -109,5 +117,24 @@ struct TemplateError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 [[noreturn]] void render_error(const std::string& message);
+
+// The work one render may do, in units of about 20 ns (an element copied or compared, 16 bytes of a
+// string made or searched, a list item made is two): a render past kMaxWork is a template error, so no
+// template, however written, runs for more than a second or so (a few under a sanitizer). Counted on the
+// rendering thread while a WorkBudget is alive.
+constexpr size_t kMaxWork = size_t{1} << 25;
+void charge_work(size_t units);
+class WorkBudget {
+ public:
+  WorkBudget();
+  ~WorkBudget();
+  WorkBudget(const WorkBudget&) = delete;
+  WorkBudget& operator=(const WorkBudget&) = delete;
+
+ private:
+  size_t used_ = 0;
+  WorkBudget* outer_;
+  friend void charge_work(size_t units);
+};
 
 }  // namespace moert::tok::jinja

@@ -343,9 +343,12 @@ MOERT_API moert_status moert_tokenize(const moert_tokenizer* tokenizer, const ch
  * in the tokenizer's vocabulary: the message names it). */
 MOERT_API moert_status moert_detokenize(const moert_tokenizer* tokenizer, const int32_t* ids, size_t n,
                                         int32_t skip_special, char* buf, size_t cap, size_t* needed);
-/* Renders a chat (messages_json: a JSON array of {"role", "content", ...} as the DeepSeek template takes)
- * with the chat template, NUL-terminated, into buf[cap]. Errors: INVALID_ARGUMENT (bad messages, cap too
- * small), UNSUPPORTED (the template is not one moert implements: it never guesses). */
+/* Renders a chat (messages_json: a JSON array of {"role", "content", ...}, or an object with such a
+ * "messages" array whose other members are further template variables, e.g. "tools") with the chat
+ * template, NUL-terminated, into buf[cap], as transformers' apply_chat_template renders it: DeepSeek's and
+ * Moonlight's templates natively, any other with moert's jinja engine. Errors: INVALID_ARGUMENT (bad
+ * messages, cap too small, or the template raised: the message gives its line and text), UNSUPPORTED (no
+ * template, or one using what the engine lacks, such as {% include %}: the message says what and where). */
 MOERT_API moert_status moert_apply_chat_template(const moert_tokenizer* tokenizer, const char* messages_json,
                                                  int32_t add_generation_prompt, char* buf, size_t cap,
                                                  size_t* needed);

@@ -200,6 +200,8 @@ SNIPPETS = [
     "{# comment #}a{#- trimmed -#} b {{- ' c ' -}} d {%- if true -%} e {%- endif -%} f",
     "  {% if true %}\n    line\n  {% endif %}\n  {%+ if true %}kept{% endif +%}\nend",
     "{% raw %}{{ x }}{% if %}{% endraw %}",
+    "{% set m = {0: 'zero', 512: 'half', 1.5: 'x', none: 'n', 'k': 'v'} %}{{ m[0] }} {{ m[0.0] }} {{ m[512] }} {{ m[1.5] }} {{ m[none] }} {{ m[true] }}|{{ m }}|{{ m | tojson }}|{{ m.items() | list }}|{% for k in m %}{{ k }};{% endfor %}{{ 0 in m }}{{ 1 in m }}{{ m.get(512) }}{{ m | length }}",
+    "{% set t = {1: 'a'} %}{{ t == {1.0: 'a'} }} {{ {'\x01odd': 1} }} {{ {'\x01odd': 1} | tojson }}",
     "{{ messages | length }} {{ messages[0].role }} {{ add_generation_prompt }} {{ bos_token }}{{ eos_token }} {{ tools }} {{ documents }}",
     # errors: each must be raised
     "{{ raise_exception('custom failure') }}",
