@@ -408,6 +408,61 @@ TEST(CapiGenerate, ErrorsAreStatusesWithMessages) {
   moert_options_free(g);
 }
 
+// A template moert has no native renderer for goes to its jinja engine; its failures come back as statuses.
+TEST(CapiGenerate, ChatTemplatesBeyondTheNativeOnes) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("moert_capi_jinja_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string tokenizer = (dir / "tokenizer.json").string(),
+                    config = (dir / "tokenizer_config.json").string();
+  fs::copy_file(kModel + "/tokenizer.json", tokenizer, fs::copy_options::overwrite_existing);
+  auto cfg = nlohmann::json::parse(std::ifstream(kModel + "/tokenizer_config.json"));
+  auto load_with = [&](const std::string& tmpl, moert_tokenizer** t) {
+    cfg["chat_template"] = tmpl;
+    std::ofstream(config) << cfg.dump();
+    return moert_tokenizer_load(tokenizer.c_str(), config.c_str(), t);
+  };
+  auto render = [](moert_tokenizer* t, const char* msgs, std::string* out) {
+    size_t need = 0;
+    moert_status st = moert_apply_chat_template(t, msgs, 1, nullptr, 0, &need);
+    if (st != MOERT_OK) return st;
+    std::vector<char> buf(need);
+    st = moert_apply_chat_template(t, msgs, 1, buf.data(), buf.size(), &need);
+    *out = buf.data();
+    return st;
+  };
+  moert_tokenizer* t = nullptr;
+  ASSERT_EQ(load_with("{% for m in messages %}<{{ m.role }}>{{ m.content | trim }}{% endfor %}"
+                      "{% if tools %}[{{ tools | map(attribute='name') | join(',') }}]{% endif %}"
+                      "{% if add_generation_prompt %}<assistant>{% endif %}",
+                      &t),
+            MOERT_OK)
+      << moert_last_error();
+  std::string out;
+  ASSERT_EQ(
+      render(t, R"({"messages":[{"role":"user","content":" hi "}],"tools":[{"name":"f"},{"name":"g"}]})",
+             &out),
+      MOERT_OK)
+      << moert_last_error();
+  EXPECT_EQ(out, "<user>hi[f,g]<assistant>");
+  moert_tokenizer_free(t);
+
+  // raise_exception: INVALID_ARGUMENT with the template's line and message.
+  ASSERT_EQ(load_with("{% if messages | length == 0 %}\n{{ raise_exception('no messages') }}{% endif %}", &t),
+            MOERT_OK);
+  EXPECT_EQ(render(t, "[]", &out), MOERT_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(moert_last_error(), "chat template: line 2: no messages");
+  moert_tokenizer_free(t);
+
+  // A template the engine cannot parse: the tokenizer loads; applying it is UNSUPPORTED, saying why.
+  ASSERT_EQ(load_with("{% extends 'base.jinja' %}", &t), MOERT_OK);
+  EXPECT_EQ(render(t, "[]", &out), MOERT_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(moert_last_error()).find("'extends' tag is not supported"), std::string::npos)
+      << moert_last_error();
+  moert_tokenizer_free(t);
+  fs::remove_all(dir);
+}
+
 TEST(CapiGenerate, ChatUsesTheTemplate) {
   Model model;
   moert_tokenizer* t = nullptr;
