@@ -195,10 +195,12 @@ TEST(Jinja, HostileTemplatesFailCleanly) {
       invalid);
   EXPECT_EQ(render_error_code("{{ 2 ** 100 }}", ctx), invalid);
   // Work inside few iterations: lists made, searched and de-duplicated.
-  EXPECT_EQ(render_error_code("{% for i in range(1000) %}{% set x = range(1000000) %}{% endfor %}", ctx), invalid);
-  EXPECT_EQ(render_error_code("{% set big = range(1000000) %}{% for i in range(1000) %}{% if -1 in big %}{% endif %}"
-                              "{% endfor %}",
-                              ctx),
+  EXPECT_EQ(render_error_code("{% for i in range(1000) %}{% set x = range(1000000) %}{% endfor %}", ctx),
+            invalid);
+  EXPECT_EQ(render_error_code(
+                "{% set big = range(1000000) %}{% for i in range(1000) %}{% if -1 in big %}{% endif %}"
+                "{% endfor %}",
+                ctx),
             invalid);
   EXPECT_EQ(render_error_code("{{ range(1000000) | unique | list | length }}", ctx), invalid);
   EXPECT_EQ(render_error_code("{{ 0 ** 100000000000000 }}{{ (-1) ** 100000000000001 }}", ctx), -1);
