@@ -12,6 +12,7 @@ import enum
 import json
 import sys
 from collections import namedtuple
+from collections.abc import Mapping
 
 from . import moert_native as _n
 from ._errors import (Error, InvalidArgumentError, IoError, FormatError, UnsupportedError, OutOfMemoryError,
@@ -315,10 +316,10 @@ class Model(_Handle):
             _n.options_free(opts)
 
     def chat(self, messages, add_generation_prompt=True, **options):
-        """Starts generating after chat messages ([{"role": ..., "content": ...}, ...]), rendered with the
-        chat template; returns a Stream."""
-        if not isinstance(messages, str):
-            messages = json.dumps(list(messages))
+        """Starts generating after chat messages ([{"role": ..., "content": ...}, ...], or a dict
+        {"messages": [...], "tools": [...], ...} whose other members are template variables), rendered with
+        the chat template; returns a Stream."""
+        messages = _chat_json(messages)
         opts = _gen_options(add_generation_prompt=int(bool(add_generation_prompt)), **options)
         try:
             return Stream(_n.generate_chat(self._handle, messages, opts), self)
@@ -353,14 +354,30 @@ class Tokenizer(_Handle):
         """Token ids to text."""
         return _n.detokenize(self._handle, [int(t) for t in ids], int(bool(skip_special)))
 
-    def apply_chat_template(self, messages, add_generation_prompt=True):
-        """Renders chat messages with the chat template."""
-        if not isinstance(messages, str):
-            messages = json.dumps(list(messages))
+    def apply_chat_template(self, messages, add_generation_prompt=True, tools=None, documents=None, **variables):
+        """Renders chat messages with the chat template, as transformers' apply_chat_template does: tools,
+        documents and any further keyword (a template's own switch, e.g. enable_thinking=False) are template
+        variables. Raises InvalidArgumentError where the template raises, UnsupportedError where moert
+        cannot render it."""
+        messages = _chat_json(messages, tools=tools, documents=documents, **variables)
         return _n.apply_chat_template(self._handle, messages, int(bool(add_generation_prompt)))
 
     tokenize = encode
     detokenize = decode
+
+
+def _chat_json(messages, **variables):
+    """Messages as the C API takes them: a JSON array, or an object with "messages" and template variables."""
+    if isinstance(messages, str):
+        if any(v is not None for v in variables.values()):
+            raise InvalidArgumentError("template variables need the messages as a list or dict, not JSON text")
+        return messages
+    if isinstance(messages, Mapping):
+        doc = dict(messages)
+    else:
+        doc = {"messages": list(messages)}
+    doc.update({k: v for k, v in variables.items() if v is not None})
+    return json.dumps(doc if len(doc) > 1 or isinstance(messages, Mapping) else doc["messages"])
 
 
 class Session(_Handle):

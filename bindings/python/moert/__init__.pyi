@@ -46,7 +46,7 @@ _H = TypeVar("_H", bound="_Handle")
 # progress: True for a bar on stderr, or a callable(fraction, stage) returning True to cancel.
 _Progress = Union[bool, Callable[[float, str], Optional[bool]], None]
 _Prompt = Union[str, Sequence[int]]
-_Messages = Union[str, Sequence[Mapping[str, str]]]
+_Messages = Union[str, Sequence[Mapping[str, Any]], Mapping[str, Any]]  # JSON text, messages, or {"messages": ..., "tools": ...}
 # A KV image (Session.export's bytes; any bytes-like object is accepted).
 _Bytes = Union[bytes, bytearray, memoryview]
 
@@ -131,7 +131,9 @@ class Tokenizer(_Handle):
     def info(self, key: str) -> int: ...
     def encode(self, text: str, add_bos: Optional[bool] = ..., parse_special: bool = ...) -> List[int]: ...
     def decode(self, ids: Sequence[int], skip_special: bool = ...) -> str: ...
-    def apply_chat_template(self, messages: _Messages, add_generation_prompt: bool = ...) -> str: ...
+    def apply_chat_template(self, messages: _Messages, add_generation_prompt: bool = ...,
+                            tools: Optional[Sequence[Mapping[str, Any]]] = ...,
+                            documents: Optional[Sequence[Mapping[str, Any]]] = ..., **variables: Any) -> str: ...
 
 class Session(_Handle):
     def eval(self, tokens: Sequence[int], all_logits: bool = ...) -> npt.NDArray[np.float32]: ...

@@ -70,6 +70,34 @@ def test_chat(model):
         assert s.usage.prompt_tokens == len(model.tokenizer.encode(rendered, add_bos=False))
 
 
+def test_chat_template_variables(tmp_path):
+    # A template without a native renderer (moert's jinja engine): tools and other keywords are variables,
+    # as in transformers; raise_exception surfaces as InvalidArgumentError, an unsupported tag as Unsupported.
+    import json
+    import shutil
+    shutil.copy(os.path.join(MODEL_DIR, "tokenizer.json"), tmp_path / "tokenizer.json")
+    with open(os.path.join(MODEL_DIR, "tokenizer_config.json")) as f:
+        cfg = json.load(f)
+
+    def load(template):
+        cfg["chat_template"] = template
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(cfg))
+        return moert.Tokenizer.load(str(tmp_path / "tokenizer.json"))
+
+    with load("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+              "{% if tools %}{{ tools | tojson }}{% endif %}{% if think is defined %}[think={{ think }}]{% endif %}") as t:
+        msgs = [{"role": "user", "content": "hi"}]
+        assert t.apply_chat_template(msgs) == "<user>hi"
+        assert t.apply_chat_template(msgs, tools=[{"name": "f"}], think=False) == '<user>hi[{"name": "f"}][think=False]'
+        assert t.apply_chat_template({"messages": msgs, "tools": []}) == "<user>hi"
+    with load("{{ raise_exception('no ' ~ 'way') }}") as t:
+        with pytest.raises(moert.InvalidArgumentError, match="line 1: no way"):
+            t.apply_chat_template([])
+    with load("{% include 'x' %}") as t:
+        with pytest.raises(moert.UnsupportedError, match="include"):
+            t.apply_chat_template([])
+
+
 def test_stop_string_and_stop_token(model, reference):
     ids, want = reference[0]
     full = model.tokenizer.decode(want)
