@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tokenizer/chat_messages.h"
+#include "tokenizer/jinja_lexer.h"
 #include "util/error.h"
 
 namespace moert::tok {
@@ -42,91 +43,34 @@ bool take(std::string_view* s, std::string_view prefix) {
 }  // namespace
 
 std::string canonical_jinja(const std::string& t) {
-  struct Tag {
-    char kind;                                                // '{' expression, '%' block, '#' comment
-    bool strip_before, strip_after, keep_before, keep_after;  // '-' strips, '+' turns lstrip/trim_blocks off
-    std::string body;
-  };
-  std::vector<std::string> texts(1);  // texts[i] precedes tags[i]
-  std::vector<Tag> tags;
-  size_t i = 0;
-  while (i < t.size()) {
-    if (t[i] == '{' && i + 1 < t.size() && (t[i + 1] == '{' || t[i + 1] == '%' || t[i + 1] == '#')) {
-      const char kind = t[i + 1];
-      const char close = kind == '{' ? '}' : kind;
-      Tag tag{kind, false, false, false, false, {}};
-      size_t j = i + 2;
-      if (j < t.size() && (t[j] == '-' || t[j] == '+')) {
-        tag.strip_before = t[j] == '-';
-        tag.keep_before = t[j] == '+';
-        ++j;
-      }
-      char quote = 0;
-      std::string body;
-      for (; j < t.size(); ++j) {
-        const char c = t[j];
-        if (quote) {
-          body += c == '"' && quote == '"' ? '\'' : c;
-          if (c == quote) quote = 0;
-          continue;
-        }
-        if (kind != '#' && (c == '\'' || c == '"')) {
-          quote = c;
-          body += '\'';
-          continue;
-        }
-        if (c == close && j + 1 < t.size() && t[j + 1] == '}') break;
-        if ((c == '-' || c == '+') && j + 2 < t.size() && t[j + 1] == close && t[j + 2] == '}') {
-          tag.strip_after = c == '-';
-          tag.keep_after = c == '+';
-          ++j;
-          break;
-        }
-        if (!is_ws(c)) body += c;
-      }
-      if (j >= t.size()) return t;  // unterminated tag: no canonical form (compares unequal)
-      tag.body = std::move(body);
-      tags.push_back(std::move(tag));
-      texts.emplace_back();
-      i = j + 2;
-    } else {
-      texts.back() += t[i++];
-    }
+  // What jinja renders of the text runs (jinja's whitespace rules, comments dropped), and each tag's body
+  // without whitespace outside quotes, its quotes made single.
+  std::vector<jinja::Segment> segments;
+  try {
+    segments = jinja::split_template(t);
+  } catch (const Error&) {
+    return t;  // an unterminated tag: no canonical form (compares unequal)
   }
-  // What jinja renders of each text run, cut from the raw run: a tag's '-' strips the whitespace beside it;
-  // HF's trim_blocks drops the newline after a block or comment tag, lstrip_blocks the spaces and tabs
-  // from a line start to one ('+' turns either off).
-  for (size_t k = 0; k < texts.size(); ++k) {
-    const std::string& raw = texts[k];
-    size_t b = 0, e = raw.size();
-    if (k > 0) {  // after tag k - 1
-      const Tag& prev = tags[k - 1];
-      if (prev.strip_after) {
-        while (b < e && is_ws(raw[b])) ++b;
-      } else if (prev.kind != '{' && !prev.keep_after && b < e && raw[b] == '\n') {
-        ++b;
+  std::string out;
+  for (const jinja::Segment& seg : segments) {
+    if (seg.kind == jinja::Segment::kText) {
+      out += seg.text;
+      continue;
+    }
+    out += seg.kind == jinja::Segment::kExpr ? "{{" : "{%";
+    char quote = 0;
+    for (const char c : seg.text) {
+      if (quote) {
+        out += c == '"' && quote == '"' ? '\'' : c;
+        if (c == quote) quote = 0;
+      } else if (c == '\'' || c == '"') {
+        quote = c;
+        out += '\'';
+      } else if (!is_ws(c)) {
+        out += c;
       }
     }
-    if (k < tags.size()) {  // before tag k
-      const Tag& next = tags[k];
-      if (next.strip_before) {
-        while (e > b && is_ws(raw[e - 1])) --e;
-      } else if (next.kind != '{' && !next.keep_before) {
-        size_t l = raw.size();
-        while (l > 0 && (raw[l - 1] == ' ' || raw[l - 1] == '\t')) --l;
-        if ((l == 0 && k == 0) || (l > 0 && raw[l - 1] == '\n')) e = std::min(e, l);
-      }
-    }
-    texts[k] = b < e ? raw.substr(b, e - b) : std::string();
-  }
-  std::string out = texts[0];
-  for (size_t k = 0; k < tags.size(); ++k) {
-    if (tags[k].kind != '#') {
-      out += tags[k].kind == '{' ? "{{" : "{%";
-      out += tags[k].body;
-      out += tags[k].kind == '{' ? "}}" : "%}";
-    }
-    out += texts[k + 1];
+    out += seg.kind == jinja::Segment::kExpr ? "}}" : "%}";
   }
   return out;
 }

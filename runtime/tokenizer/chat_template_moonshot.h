@@ -26,8 +26,9 @@ std::optional<MoonshotChat> recognise_moonshot_template(const std::string& templ
 std::string render_moonshot_chat(const MoonshotChat& chat, const std::string& messages_json,
                                  bool add_generation_prompt);
 
-// The template text in a canonical form (exposed for tests): what jinja renders of each text run, and each
-// tag without whitespace or whitespace-control marks, double quotes made single.
+// The template text in a canonical form (exposed for tests): what jinja renders of each text run (the jinja
+// lexer's split_template), and each tag without whitespace or whitespace-control marks, double quotes made
+// single.
 std::string canonical_jinja(const std::string& template_text);
 
 }  // namespace moert::tok
