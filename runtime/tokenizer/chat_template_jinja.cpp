@@ -31,26 +31,33 @@ ordered_json chat_template_variables(const json& config) {
 
 std::string render_jinja_chat(const jinja::Template& tmpl, const ordered_json& variables,
                               const std::string& messages_json, bool add_generation_prompt) {
-  ordered_json doc;
+  using jinja::Value;
+  Value doc;
   try {
-    doc = ordered_json::parse(messages_json);
-  } catch (const ordered_json::exception& e) {
-    fail(ErrorCode::kInvalidArgument, std::string("chat template: messages are not valid JSON: ") + e.what());
+    doc = Value::parse_json(messages_json);  // linear in the text, however many keys an object has
+  } catch (const jinja::TemplateError& e) {
+    fail(ErrorCode::kInvalidArgument, std::string("chat template: messages are ") + e.what());
   }
-  ordered_json context = variables;
-  context["tools"] = nullptr;
-  context["documents"] = nullptr;
-  if (doc.is_object()) {
-    if (!doc.contains("messages"))
+  jinja::Dict context;
+  try {
+    const Value vars = Value::from_json(variables);
+    if (vars.kind == jinja::Kind::kDict) context = *vars.dict;
+  } catch (const jinja::TemplateError& e) {
+    fail(ErrorCode::kInvalidArgument, std::string("chat template: ") + e.what());
+  }
+  context.set("tools", Value::none());
+  context.set("documents", Value::none());
+  if (doc.kind == jinja::Kind::kDict) {
+    if (!doc.dict->find("messages"))
       fail(ErrorCode::kInvalidArgument, "chat template: the object has no 'messages'");
-    for (auto it = doc.begin(); it != doc.end(); ++it) context[it.key()] = it.value();
+    for (const auto& [k, v] : doc.dict->items) context.set(k, v);
   } else {
-    context["messages"] = std::move(doc);
+    context.set("messages", doc);
   }
-  if (!context["messages"].is_array())
+  if (!context.find("messages")->is_list())
     fail(ErrorCode::kInvalidArgument, "chat template: messages must be a JSON array");
-  context["add_generation_prompt"] = add_generation_prompt;
-  return tmpl.render(context);
+  context.set("add_generation_prompt", Value::from(add_generation_prompt));
+  return tmpl.render(Value::from(std::move(context)));
 }
 
 }  // namespace moert::tok

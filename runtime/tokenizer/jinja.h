@@ -6,8 +6,9 @@
 // else, break and continue), {% set %} (also ns.attr and block form), {% macro %}, {% filter %},
 // {% generation %}, {% raw %}, comments; jinja2's expressions, filters and tests, and the Python methods of
 // str, dict and list that do not modify. Not supported (a parse error): include, extends, import, call
-// blocks, recursive loops. Differences from Python: integers are 64-bit (overflow is an error), and
-// upper/lower/title change ASCII letters only.
+// blocks, recursive loops; nor the filters format, groupby, batch and center (an error when used).
+// Differences from Python: integers are 64-bit (overflow is an error), upper/lower/title change ASCII
+// letters only, and a True dict key prints as 1.
 //
 // A template is untrusted input: its nesting, its output, its strings and lists and its loop iterations are
 // bounded (jinja_builtins.h), so a template fails with an error, never a crash or a hang.
@@ -15,6 +16,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "tokenizer/jinja_value.h"
 
 namespace moert::tok::jinja {
 
@@ -32,6 +35,8 @@ class Template {
   // render shares nothing). Throws Error(kInvalidArgument, "chat template: line N: ...") where jinja2
   // would raise: raise_exception(message), an undefined value used, a type error, a bound exceeded.
   std::string render(const nlohmann::ordered_json& context) const;
+  // The same with the variables as a dict Value.
+  std::string render(const Value& context) const;
 
  private:
   struct Parsed;

@@ -43,6 +43,12 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   std::vector<std::string> ops;
   bool negated = false;
+
+  Expr() = default;
+  Expr(const Expr&) = delete;
+  Expr& operator=(const Expr&) = delete;
+  // Iterative: a chain such as `x|e|e|...` or `a + b + ...` is as deep as it is long.
+  ~Expr();
 };
 
 struct Node;

@@ -13,7 +13,6 @@ namespace moert::tok::jinja {
 // Bounds that keep a hostile template from exhausting the host: any string, output or list beyond them,
 // or a render with more loop iterations and macro calls than kMaxSteps (or more work than kMaxWork,
 // jinja_value.h), is a template error.
-constexpr size_t kMaxStringBytes = size_t{128} << 20;
 constexpr size_t kMaxItems = size_t{1} << 20;
 constexpr size_t kMaxSteps = size_t{1} << 20;
 void check_string_size(size_t bytes);

@@ -1,9 +1,11 @@
 // jinja2's filters, tests and globals, with transformers' additions (its tojson, raise_exception and
 // strftime_now), as chat templates use them.
 #include <algorithm>
-#include <cfenv>
+#include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
+#include <optional>
 
 #include "tokenizer/jinja_builtins.h"
 
@@ -34,8 +36,10 @@ Value key_of(const Value& v, const Value* attribute, bool case_sensitive) {
       const std::string part = path.substr(b, e == std::string::npos ? std::string::npos : e - b);
       const bool digits =
           !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-      k = digits ? get_item(k, Value::from(static_cast<int64_t>(std::stoll(part))))
-                 : get_item(k, Value::from(part));
+      int64_t index = 0;
+      const bool as_index =
+          digits && std::from_chars(part.data(), part.data() + part.size(), index).ec == std::errc();
+      k = as_index ? get_item(k, Value::from(index)) : get_item(k, Value::from(part));
       if (e == std::string::npos) break;
       b = e + 1;
     }
@@ -168,8 +172,13 @@ Value select(const Value& v, const Args& a, bool by_attr, bool keep) {
 
 Value map(const Value& v, const Args& a) {
   List out;
-  if (const Value* attr = find_arg(a, 99, "attribute")) {
-    const Value* dflt = find_arg(a, 99, "default");
+  auto keyword = [&a](const char* name) -> const Value* {
+    for (const auto& [k, v] : a.keyword)
+      if (k == name) return &v;
+    return nullptr;
+  };
+  if (const Value* attr = keyword("attribute")) {
+    const Value* dflt = keyword("default");
     for (const Value& x : iterate(v)) {
       Value k = key_of(x, attr, true);
       out.push_back(k.is_undefined() && dflt ? *dflt : k);
@@ -184,65 +193,75 @@ Value map(const Value& v, const Args& a) {
 }
 
 Value python_round(double x, int64_t digits, const std::string& method) {
-  const double scale = std::pow(10.0, static_cast<double>(digits));
-  double y = x * scale;
-  if (method == "ceil") {
-    y = std::ceil(y);
-  } else if (method == "floor") {
-    y = std::floor(y);
-  } else if (method == "common") {
-    const int mode = std::fegetround();
-    std::fesetround(FE_TONEAREST);  // Python's round: half to even
-    y = std::nearbyint(y);
-    std::fesetround(mode);
-  } else {
-    render_error("round: method must be 'common', 'ceil' or 'floor'");
+  digits = std::clamp<int64_t>(digits, -300, 300);
+  if (method == "ceil" || method == "floor") {  // jinja2: math.ceil/floor(x * 10**n) / 10**n
+    const double scale = std::pow(10.0, static_cast<double>(digits));
+    return Value::from((method == "ceil" ? std::ceil(x * scale) : std::floor(x * scale)) / scale);
   }
-  return Value::from(y / scale);
+  if (method != "common") render_error("round: method must be 'common', 'ceil' or 'floor'");
+  if (!std::isfinite(x) || digits < 0) {
+    const double scale = std::pow(10.0, static_cast<double>(-digits));
+    return Value::from(std::isfinite(x) ? std::nearbyint(x / scale) * scale : x);
+  }
+  // Python's round(x, n): the decimal nearest the exact binary value, ties to even; printf rounds the same.
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::min<int64_t>(digits, 60)), x);
+  return Value::from(std::strtod(buf, nullptr));
+}
+
+// Python's float(s) / int(s, 10) on a string: surrounding whitespace and '_' between digits allowed, no
+// hex; nullopt where Python raises ValueError.
+std::string number_text(const std::string& text) {
+  size_t b = 0, e = text.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(text[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1]))) --e;
+  std::string t;
+  for (size_t i = b; i < e; ++i)
+    if (text[i] != '_') t += text[i];
+  if (!t.empty() && t[0] == '+') t.erase(0, 1);
+  return t;
+}
+std::optional<double> parse_float(const std::string& text) {
+  const std::string t = number_text(text);
+  double d = 0;
+  const auto r = std::from_chars(t.data(), t.data() + t.size(), d, std::chars_format::general);
+  if (t.empty() || r.ptr != t.data() + t.size() ||
+      (r.ec != std::errc() && r.ec != std::errc::result_out_of_range))
+    return std::nullopt;
+  if (r.ec == std::errc::result_out_of_range) d = std::strtod(t.c_str(), nullptr);  // inf or 0, as Python
+  return d;
+}
+std::optional<int64_t> parse_int(const std::string& text) {
+  const std::string t = number_text(text);
+  int64_t i = 0;
+  const auto r = std::from_chars(t.data(), t.data() + t.size(), i, 10);
+  if (t.empty() || r.ptr != t.data() + t.size() || r.ec != std::errc()) return std::nullopt;
+  return i;
 }
 
 Value to_int(const Value& v, const Args& a) {
   const Value* dflt = find_arg(a, 0, "default");
   const Value fallback = dflt ? *dflt : Value::from(int64_t{0});
+  auto from_double = [&](double d) {
+    if (!std::isfinite(d) || std::fabs(d) >= 9.2e18) return fallback;
+    return Value::from(static_cast<int64_t>(d));
+  };
   if (v.kind == Kind::kInt) return v;
   if (v.kind == Kind::kBool) return Value::from(static_cast<int64_t>(v.boolean));
-  if (v.kind == Kind::kFloat) {
-    if (!std::isfinite(v.number) || std::fabs(v.number) >= 9.2e18) return fallback;
-    return Value::from(static_cast<int64_t>(v.number));
-  }
-  if (v.is_string()) {
-    std::string s = v.s();
-    s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
-    try {
-      size_t used = 0;
-      const long long i = std::stoll(s, &used, 10);
-      if (used == s.size() || s.find_first_not_of(" \t\n", used) == std::string::npos)
-        return Value::from(static_cast<int64_t>(i));
-      size_t fused = 0;
-      const double d = std::stod(s, &fused);
-      if ((fused == s.size() || s.find_first_not_of(" \t\n", fused) == std::string::npos) &&
-          std::isfinite(d) && std::fabs(d) < 9.2e18)
-        return Value::from(static_cast<int64_t>(d));
-    } catch (const std::exception&) {
-    }
+  if (v.kind == Kind::kFloat) return from_double(v.number);
+  if (v.is_string()) {  // jinja2: int(s, 10), else int(float(s)), else the default
+    if (const auto i = parse_int(v.s())) return Value::from(*i);
+    if (const auto d = parse_float(v.s())) return from_double(*d);
   }
   return fallback;
 }
 
 Value to_float(const Value& v, const Args& a) {
   const Value* dflt = find_arg(a, 0, "default");
-  const Value fallback = dflt ? *dflt : Value::from(0.0);
   if (v.is_number()) return Value::from(v.as_double());
-  if (v.is_string()) {
-    try {
-      size_t used = 0;
-      const double d = std::stod(v.s(), &used);
-      if (used == v.s().size() || v.s().find_first_not_of(" \t\n", used) == std::string::npos)
-        return Value::from(d);
-    } catch (const std::exception&) {
-    }
-  }
-  return fallback;
+  if (v.is_string())
+    if (const auto d = parse_float(v.s())) return Value::from(*d);
+  return dflt ? *dflt : Value::from(0.0);
 }
 
 Value indent(const Value& v, const Args& a) {
@@ -424,6 +443,9 @@ Value apply_filter(const std::string& name, const Value& v, const Args& a) {
     if (!v.is_number()) render_error("round: the value must be a number");
     const Value* p = find_arg(a, 0, "precision");
     const Value* m = find_arg(a, 1, "method");
+    // round() of an int is that int (jinja2 passes it to Python's round).
+    if (v.kind != Kind::kFloat && (!m || to_str(*m) == "common"))
+      return Value::from(static_cast<int64_t>(v.kind == Kind::kInt ? v.integer : v.boolean));
     return python_round(v.as_double(), p && p->kind == Kind::kInt ? p->integer : 0,
                         m ? to_str(*m) : "common");
   }

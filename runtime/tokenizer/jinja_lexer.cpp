@@ -1,6 +1,8 @@
 #include "tokenizer/jinja_lexer.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 #include "tokenizer/utf8.h"
@@ -51,6 +53,7 @@ struct Scanner {
     }
     const size_t body_start = j;
     char quote = 0;
+    int braces = 0;  // in {{ }}, jinja2 closes the tag only outside a dict literal: {{ {'a': {'b': 1}} }}
     for (; j < t.size(); ++j) {
       const char c = t[j];
       if (quote) {
@@ -63,6 +66,11 @@ struct Scanner {
       }
       if (kind != '#' && (c == '\'' || c == '"')) {
         quote = c;
+        continue;
+      }
+      if (kind == '{' && c == '{') ++braces;
+      if (kind == '{' && c == '}' && braces > 0) {
+        --braces;
         continue;
       }
       if (c == close && j + 1 < t.size() && t[j + 1] == '}') {
@@ -91,29 +99,17 @@ std::string trimmed(const std::string& s) {
 
 namespace {
 
-// jinja2 reads a source as Python's str.splitlines() joined by "\n": every line break (\r\n, \r, \v, \f,
-// \x1c-\x1e, U+0085, U+2028, U+2029) becomes "\n", and one trailing line break goes (keep_trailing_newline
-// is off).
+// jinja2 3.1 reads a source with every \r\n and \r made \n, and one trailing line break dropped
+// (keep_trailing_newline is off).
 std::string normalise_newlines(const std::string& s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '\r') {
+    if (s[i] == '\r') {
       if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
       out += '\n';
-    } else if (c == '\v' || c == '\f' || c == 0x1c || c == 0x1d || c == 0x1e) {
-      out += '\n';
-    } else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x85) {
-      out += '\n';
-      ++i;
-    } else if (c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-               (static_cast<unsigned char>(s[i + 2]) == 0xA8 ||
-                static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
-      out += '\n';
-      i += 2;
     } else {
-      out += static_cast<char>(c);
+      out += s[i];
     }
   }
   if (!out.empty() && out.back() == '\n') out.pop_back();
@@ -359,14 +355,11 @@ std::vector<Token> tokenize(const std::string& s, int line) {
         }
       }
       Token tok{is_float ? Token::kFloat : Token::kInt, digits};
-      try {
-        if (is_float) {
-          tok.number = std::stod(digits);
-        } else {
-          tok.integer = std::stoll(digits);
-        }
-      } catch (const std::exception&) {
-        syntax_error(line, "number out of range: " + digits);
+      if (is_float) {
+        tok.number = std::strtod(digits.c_str(), nullptr);  // as Python: 1e400 is inf, 5e-324 is kept
+      } else if (std::from_chars(digits.data(), digits.data() + digits.size(), tok.integer).ec !=
+                 std::errc()) {
+        syntax_error(line, "integer literal beyond 64 bits: " + digits);
       }
       out.push_back(std::move(tok));
       i = j;

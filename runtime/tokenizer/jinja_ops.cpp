@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "tokenizer/jinja_builtins.h"
+#include "tokenizer/utf8.h"
 
 namespace moert::tok::jinja {
 
@@ -29,8 +30,40 @@ const Value* find_arg(const Args& args, size_t index, const char* name) {
 
 namespace {
 
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+bool is_python_space(uint32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
+}
+
+// The code point of the UTF-8 sequence s[i, i + len); an invalid byte stands for itself.
+uint32_t decode_at(std::string_view s, size_t i, size_t* len) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + i);
+  if (utf8_next(p, s.size() - i, len) != Utf8Kind::kValid || *len == 1) {
+    *len = 1;
+    return p[0] < 0x80 ? p[0] : 0xFFFD;  // an invalid byte is one U+FFFD
+  }
+  uint32_t c = p[0] & (0xFF >> (*len + 1));
+  for (size_t k = 1; k < *len; ++k) c = (c << 6) | (p[k] & 0x3F);
+  return c;
+}
+
+// Python's str.isspace for the code point at s[i]: its length in bytes, or 0.
+size_t space_at(std::string_view s, size_t i) {
+  size_t len = 1;
+  return is_python_space(decode_at(s, i, &len)) ? len : 0;
+}
+// The same for the code point that ends at s[e - 1].
+size_t space_before(std::string_view s, size_t e) {
+  size_t b = e - 1;
+  while (b > 0 && e - b < 4 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
+  size_t len = 1;
+  uint32_t c = decode_at(s, b, &len);
+  if (b + len != e) {
+    len = 1;
+    c = decode_at(s, e - 1, &len);
+  }
+  return is_python_space(c) ? len : 0;
 }
 
 const std::string& str_arg(const Args& a, size_t i, const char* name, const char* method) {
@@ -48,16 +81,35 @@ int64_t int_arg(const Args& a, size_t i, const char* name, int64_t fallback) {
 }
 
 std::string strip_chars(const std::string& s, const Value* chars, bool left, bool right) {
-  auto strip = [&](char c) {
-    if (!chars || chars->is_none()) return is_space(c);
-    if (!chars->is_string()) render_error("strip arg must be None or str");
-    return chars->s().find(c) != std::string::npos;
-  };
   size_t b = 0, e = s.size();
+  if (!chars || chars->is_none()) {  // Unicode whitespace, as Python's str.strip()
+    if (left)
+      for (size_t n; b < e && (n = space_at(s, b)) != 0;) b += n;
+    if (right)
+      for (size_t n; e > b && (n = space_before(s, e)) != 0;) e -= n;
+    return s.substr(b, e - b);
+  }
+  if (!chars->is_string()) render_error("strip arg must be None or str");
+  const auto set = code_points(chars->s());
+  charge_work((1 + s.size() / 16) * (1 + set.size() / 16));
+  auto in_set = [&](std::string_view cp) { return std::find(set.begin(), set.end(), cp) != set.end(); };
   if (left)
-    while (b < e && strip(s[b])) ++b;
+    while (b < e) {
+      size_t len = 1;
+      decode_at(s, b, &len);
+      if (!in_set(std::string_view(s).substr(b, len))) break;
+      b += len;
+    }
   if (right)
-    while (e > b && strip(s[e - 1])) --e;
+    while (e > b) {
+      size_t k = e - 1;
+      while (k > b && e - k < 4 && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80) --k;
+      size_t len = 1;
+      decode_at(s, k, &len);
+      if (k + len != e) k = e - 1, len = 1;
+      if (!in_set(std::string_view(s).substr(k, len))) break;
+      e = k;
+    }
   return s.substr(b, e - b);
 }
 
@@ -65,39 +117,40 @@ Value split(const std::string& s, const Args& a, bool from_right) {
   const Value* sep = find_arg(a, 0, "sep");
   int64_t maxsplit = int_arg(a, 1, "maxsplit", -1);
   List out;
-  if (!sep || sep->is_none()) {  // runs of whitespace, none at either end
+  charge_work(1 + s.size() / 16);
+  if (!sep || sep->is_none()) {  // runs of (Unicode) whitespace, none at either end
     std::vector<std::pair<size_t, size_t>> words;
     for (size_t i = 0; i < s.size();) {
-      while (i < s.size() && is_space(s[i])) ++i;
+      for (size_t n; i < s.size() && (n = space_at(s, i)) != 0;) i += n;
       if (i >= s.size()) break;
       size_t j = i;
-      while (j < s.size() && !is_space(s[j])) ++j;
+      while (j < s.size() && space_at(s, j) == 0) ++j;
       words.emplace_back(i, j);
+      check_item_count(words.size());
       i = j;
     }
     if (maxsplit >= 0 && words.size() > static_cast<size_t>(maxsplit) + 1) {
-      // The last (or, from the right, the first) piece keeps the rest of the text.
+      // The last piece (from the right: the first) is the rest of the text, its far-side whitespace kept.
       const size_t keep = static_cast<size_t>(maxsplit);
       if (!from_right) {
         for (size_t k = 0; k < keep; ++k)
           out.push_back(Value::from(s.substr(words[k].first, words[k].second - words[k].first)));
-        std::string rest = strip_chars(s.substr(words[keep].first), nullptr, false, true);
-        out.push_back(Value::from(std::move(rest)));
+        out.push_back(Value::from(s.substr(words[keep].first)));
       } else {
         const size_t first = words.size() - keep;
-        out.push_back(Value::from(strip_chars(s.substr(0, words[first - 1].second), nullptr, true, false)));
+        out.push_back(Value::from(s.substr(0, words[first - 1].second)));
         for (size_t k = first; k < words.size(); ++k)
           out.push_back(Value::from(s.substr(words[k].first, words[k].second - words[k].first)));
       }
     } else {
       for (const auto& [b, e] : words) out.push_back(Value::from(s.substr(b, e - b)));
     }
-    check_item_count(out.size());
     return Value::from(std::move(out));
   }
   if (!sep->is_string()) render_error("split() separator must be a string");
   const std::string& d = sep->s();
   if (d.empty()) render_error("split(): empty separator");
+  charge_work((1 + s.size() / 16) * (1 + d.size() / 16));
   std::vector<std::string> parts;
   if (!from_right) {
     size_t i = 0;
@@ -117,20 +170,22 @@ Value split(const std::string& s, const Args& a, bool from_right) {
     for (;;) {
       const size_t j = maxsplit != 0 && e >= d.size() ? s.rfind(d, e - d.size()) : std::string::npos;
       if (j == std::string::npos) {
-        parts.insert(parts.begin(), s.substr(0, e));
+        parts.push_back(s.substr(0, e));
         break;
       }
-      parts.insert(parts.begin(), s.substr(j + d.size(), e - j - d.size()));
+      parts.push_back(s.substr(j + d.size(), e - j - d.size()));
       e = j;
       if (maxsplit > 0) --maxsplit;
       check_item_count(parts.size());
     }
+    std::reverse(parts.begin(), parts.end());
   }
   for (auto& p : parts) out.push_back(Value::from(std::move(p)));
   return Value::from(std::move(out));
 }
 
 std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+  charge_work((1 + s.size() / 16) * (1 + from.size() / 16));
   std::string out;
   if (from.empty()) {  // Python inserts `to` between every character, and at both ends
     const auto cps = code_points(s);
@@ -188,17 +243,23 @@ Value string_method(const Value& self, const std::string& name, const Args& a) {
   if (name == "strip" || name == "lstrip" || name == "rstrip")
     return Value::from(strip_chars(s, find_arg(a, 0, "chars"), name != "rstrip", name != "lstrip"));
   if (name == "split" || name == "rsplit") return split(s, a, name == "rsplit");
-  if (name == "splitlines") {
+  if (name == "splitlines") {  // Python's line boundaries: \n \r \r\n \v \f \x1c-\x1e U+0085 U+2028 U+2029
+    charge_work(1 + s.size() / 16);
     List out;
-    size_t i = 0;
+    size_t i = 0, line = 0;
     while (i < s.size()) {
-      size_t j = i;
-      while (j < s.size() && s[j] != '\n' && s[j] != '\r') ++j;
-      out.push_back(Value::from(s.substr(i, j - i)));
-      if (j < s.size() && s[j] == '\r' && j + 1 < s.size() && s[j + 1] == '\n') ++j;
-      i = j + 1;
+      size_t len = 1;
+      const uint32_t c = decode_at(s, i, &len);
+      if (c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || (c >= 0x1C && c <= 0x1E) || c == 0x85 ||
+          c == 0x2028 || c == 0x2029) {
+        out.push_back(Value::from(s.substr(line, i - line)));
+        check_item_count(out.size());
+        if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++len;
+        line = i + len;
+      }
+      i += len;
     }
-    check_item_count(out.size());
+    if (line < s.size()) out.push_back(Value::from(s.substr(line)));
     return Value::from(std::move(out));
   }
   if (name == "startswith" || name == "endswith") {
@@ -221,6 +282,7 @@ Value string_method(const Value& self, const std::string& name, const Args& a) {
   }
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
     const std::string& sub = str_arg(a, 0, "sub", name.c_str());
+    charge_work((1 + s.size() / 16) * (1 + sub.size() / 16));
     if (name == "count") {
       if (sub.empty()) return Value::from(static_cast<int64_t>(code_point_count(s) + 1));
       int64_t n = 0;
@@ -254,7 +316,12 @@ Value string_method(const Value& self, const std::string& name, const Args& a) {
       if (!pred(c)) return Value::from(false);
     return Value::from(true);
   };
-  if (name == "isspace") return all_of(is_space);
+  if (name == "isspace") {
+    if (s.empty()) return Value::from(false);
+    for (size_t i = 0, n; i < s.size(); i += n)
+      if ((n = space_at(s, i)) == 0) return Value::from(false);
+    return Value::from(true);
+  }
   if (name == "isdigit") return all_of([](char c) { return c >= '0' && c <= '9'; });
   if (name == "isalpha") return all_of(is_alpha);
   if (name == "isalnum") return all_of([](char c) { return is_alpha(c) || (c >= '0' && c <= '9'); });
@@ -324,7 +391,11 @@ Value list_method(const Value& self, const std::string& name, const Args& a) {
 
 Value bound(const Value& self, const std::string& name,
             Value (*method)(const Value&, const std::string&, const Args&)) {
-  return Value::function([self, name, method](const Args& a) { return method(self, name, a); });
+  Value f = Value::function([self, name, method](const Args& a) { return method(self, name, a); });
+  // It holds self: nested in a list it nests as deep (the destructor recursion stays bounded).
+  if (self.depth + 1 > kMaxNesting) render_error("lists and dicts nested more than 256 deep");
+  f.depth = static_cast<uint16_t>(self.depth + 1);
+  return f;
 }
 
 int64_t normalise_index(int64_t i, size_t n) {
@@ -378,11 +449,22 @@ Value get_item(const Value& obj, const Value& key) {
                                 std::to_string(raw));
       return (*obj.list)[static_cast<size_t>(i)];
     }
-    const auto cps = code_points(obj.s());
-    const int64_t i = normalise_index(raw, cps.size());
-    if (i < 0 || i >= static_cast<int64_t>(cps.size()))
-      return Value::undefined("'str object' has no element " + std::to_string(raw));
-    return Value::from(std::string(cps[static_cast<size_t>(i)]));
+    const std::string& str = obj.s();
+    int64_t i = raw;
+    if (i < 0) {
+      charge_work(1 + str.size() / 16);
+      i += static_cast<int64_t>(code_point_count(str));
+    }
+    if (i >= 0) {
+      // Walk to the i-th code point (the walk is charged as it goes).
+      size_t at = 0, len = 1;
+      for (int64_t k = 0; at < str.size(); ++k, at += len) {
+        decode_at(str, at, &len);
+        if (k == i) return Value::from(str.substr(at, len));
+        if ((k & 15) == 15) charge_work(1);
+      }
+    }
+    return Value::undefined("'str object' has no element " + std::to_string(raw));
   }
   if (key.is_string()) return get_attr(obj, key.s());
   return Value::undefined(std::string("'") + type_name(obj) + " object' has no element " + repr(key));
@@ -404,6 +486,7 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
   if (obj.is_list()) {
     n = obj.list->size();
   } else if (obj.is_string()) {
+    charge_work(1 + obj.s().size() / 4);  // the code point table
     cps = code_points(obj.s());
     n = cps.size();
   } else {
@@ -418,13 +501,18 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
     return std::clamp<int64_t>(x, -1, len - 1);
   };
   const int64_t lo = clamp(a, st > 0 ? 0 : len - 1), hi = clamp(b, st > 0 ? len : -1);
+  // How many elements, counted without stepping past the ends (a huge step must not overflow).
+  const __int128 span = st > 0 ? static_cast<__int128>(hi) - lo : static_cast<__int128>(lo) - hi;
+  const __int128 mag = st > 0 ? static_cast<__int128>(st) : -static_cast<__int128>(st);
+  const auto count = static_cast<int64_t>(span <= 0 ? 0 : (span + mag - 1) / mag);
   List items;
   std::string text;
-  for (int64_t i = lo; st > 0 ? i < hi : i > hi; i += st) {
+  for (int64_t k = 0; k < count; ++k) {
+    const auto i = static_cast<size_t>(lo + static_cast<int64_t>(static_cast<__int128>(k) * st));
     if (obj.is_list()) {
-      items.push_back((*obj.list)[static_cast<size_t>(i)]);
+      items.push_back((*obj.list)[i]);
     } else {
-      text += cps[static_cast<size_t>(i)];
+      text += cps[i];
     }
   }
   if (obj.is_string()) return Value::from(std::move(text));
@@ -446,6 +534,8 @@ std::vector<Value> iterate(const Value& v) {
       return keys;
     }
     case Kind::kString: {
+      check_item_count(code_point_count(v.s()));
+      charge_work(2 * v.s().size());
       std::vector<Value> chars;
       for (const auto& cp : code_points(v.s())) chars.push_back(Value::from(std::string(cp)));
       return chars;
@@ -462,7 +552,7 @@ bool contains(const Value& container, const Value& item) {
     case Kind::kString:
       if (!item.is_string())
         render_error(std::string("'in <string>' requires string as left operand, not ") + type_name(item));
-      charge_work(1 + container.s().size() / 16);
+      charge_work((1 + container.s().size() / 16) * (1 + item.s().size() / 16));  // find's worst case
       return container.s().find(item.s()) != std::string::npos;
     case Kind::kList:
       charge_work(container.list->size());

@@ -8,6 +8,22 @@
 
 namespace moert::tok::jinja {
 
+Expr::~Expr() {
+  std::vector<ExprPtr> pending;
+  auto take = [&pending](Expr& e) {
+    for (auto& a : e.args)
+      if (a) pending.push_back(std::move(a));
+    for (auto& kv : e.kwargs)
+      if (kv.second) pending.push_back(std::move(kv.second));
+  };
+  take(*this);
+  while (!pending.empty()) {
+    ExprPtr e = std::move(pending.back());
+    pending.pop_back();
+    take(*e);
+  }  // each e is destroyed here without children
+}
+
 namespace {
 
 constexpr int kMaxDepth =

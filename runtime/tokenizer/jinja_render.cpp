@@ -18,7 +18,7 @@ struct Template::Parsed {
 namespace {
 
 constexpr int kMaxCallDepth = 100;
-constexpr int kMaxRunDepth = 400;
+constexpr int kMaxRunDepth = 256;
 
 enum class Flow { kNormal, kBreak, kContinue };
 
@@ -68,7 +68,7 @@ class Renderer {
     explicit Deeper(Renderer* renderer) : r(renderer) {
       if (++r->depth_ > kMaxRunDepth) {
         --r->depth_;
-        render_error("the template nests statements, expressions and macro calls more than 400 deep");
+        render_error("the template nests statements, expressions and macro calls more than 256 deep");
       }
     }
     ~Deeper() { --r->depth_; }
@@ -116,10 +116,12 @@ class Renderer {
     }
   }
 
-  std::string capture(const Body& body) {
+  // What body renders, and how it ended (a break or continue inside a {% filter %} leaves it).
+  std::string capture(const Body& body, Flow* flow = nullptr) {
     std::string saved = std::move(out_);
     out_.clear();
-    exec(body);
+    const Flow f = exec(body);
+    if (flow) *flow = f;
     std::string got = std::move(out_);
     out_ = std::move(saved);
     return got;
@@ -172,7 +174,9 @@ class Renderer {
       case NodeKind::kContinue:
         return Flow::kContinue;
       case NodeKind::kFilterBlock: {
-        const Value text = Value::from(capture(n.body));
+        Flow flow = Flow::kNormal;
+        const Value text = Value::from(capture(n.body, &flow));
+        if (flow != Flow::kNormal) return flow;  // jinja2 prints nothing of a block a break left
         const Value* saved = block_input_;
         block_input_ = &text;
         const Value r = eval(*n.expr);
@@ -236,13 +240,28 @@ class Renderer {
     return Flow::kNormal;
   }
 
+  // A macro sees the template's top level and, as a jinja2 closure does, the locals visible where it is
+  // defined (a loop variable, an outer macro's arguments), as they are then.
   Value make_macro(const Node& n) {
     const Node* node = &n;
-    return Value::function([this, node](const Args& a) { return call_macro(*node, a); });
+    auto captured = std::make_shared<Scope>();
+    int depth = 0;
+    for (size_t i = std::max<size_t>(frame_, 1); i < scopes_.size(); ++i)
+      for (const auto& [k, v] : scopes_[i]) {
+        (*captured)[k] = v;
+        depth = std::max<int>(depth, v.depth);
+      }
+    charge_work(1 + captured->size());
+    if (depth + 1 > kMaxNesting) render_error("lists and dicts nested more than 256 deep");
+    Value f =
+        Value::function([this, node, captured](const Args& a) { return call_macro(*node, *captured, a); });
+    f.depth = static_cast<uint16_t>(depth + 1);
+    return f;
   }
 
-  Value call_macro(const Node& n, const Args& a) {
+  Value call_macro(const Node& n, const Scope& captured, const Args& a) {
     step();
+    charge_work(captured.size());
     if (a.positional.size() > n.params.size())
       render_error("macro '" + n.name + "' takes not more than " + std::to_string(n.params.size()) +
                    " argument(s)");
@@ -255,7 +274,7 @@ class Renderer {
     }
     const size_t saved_frame = frame_;
     const size_t saved_depth = scopes_.size();
-    scopes_.emplace_back();
+    scopes_.push_back(captured);
     frame_ = scopes_.size() - 1;
     std::string saved_out = std::move(out_);
     out_.clear();
@@ -412,6 +431,10 @@ std::string Template::render(const nlohmann::ordered_json& context) const {
   } catch (const TemplateError& e) {
     fail(ErrorCode::kInvalidArgument, std::string("chat template: ") + e.what());
   }
+  return render(ctx);
+}
+
+std::string Template::render(const Value& ctx) const {
   if (ctx.kind != Kind::kDict)
     fail(ErrorCode::kInvalidArgument, "chat template: the context must be an object");
   Renderer r(*ctx.dict);

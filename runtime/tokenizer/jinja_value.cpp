@@ -135,12 +135,88 @@ Value Value::from_json(const nlohmann::ordered_json& j, int depth) {
       Dict d;
       d.items.reserve(j.size());
       for (auto it = j.begin(); it != j.end(); ++it)
-        d.items.emplace_back(dict_key(from(it.key())), from_json(it.value(), depth + 1));
+        d.set(dict_key(from(it.key())), from_json(it.value(), depth + 1));
       return from(std::move(d));
     }
     default:
       render_error("unsupported JSON value");
   }
+}
+
+namespace {
+
+// nlohmann's SAX events into Values: linear in the text (an ordered_json object's key lookup is a scan).
+class ValueBuilder : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  Value result;
+  std::string error;
+
+  bool null() override { return put(Value::none()); }
+  bool boolean(bool b) override { return put(Value::from(b)); }
+  bool number_integer(number_integer_t i) override { return put(Value::from(static_cast<int64_t>(i))); }
+  bool number_unsigned(number_unsigned_t u) override {
+    return put(u <= static_cast<uint64_t>(INT64_MAX) ? Value::from(static_cast<int64_t>(u))
+                                                     : Value::from(static_cast<double>(u)));
+  }
+  bool number_float(number_float_t d, const string_t&) override {
+    return put(Value::from(static_cast<double>(d)));
+  }
+  bool string(string_t& s) override { return put(Value::from(std::move(s))); }
+  bool binary(binary_t&) override { return fail_with("binary values are not JSON"); }
+  bool start_object(std::size_t) override { return open(true); }
+  bool key(string_t& k) override {
+    frames_.back().key = dict_key(Value::from(std::move(k)));
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(false); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    return fail_with(e.what());
+  }
+
+ private:
+  struct Frame {
+    bool object;
+    List list;
+    Dict dict;
+    std::string key;
+  };
+  std::vector<Frame> frames_;
+
+  bool fail_with(std::string message) {
+    error = std::move(message);
+    return false;
+  }
+  bool put(Value v) {
+    if (frames_.empty()) {
+      result = std::move(v);
+    } else if (frames_.back().object) {
+      frames_.back().dict.set(frames_.back().key, std::move(v));
+    } else {
+      frames_.back().list.push_back(std::move(v));
+    }
+    return true;
+  }
+  bool open(bool object) {
+    if (frames_.size() >= static_cast<size_t>(kMaxNesting))
+      return fail_with("JSON nested more than 256 deep");
+    frames_.push_back(Frame{object, {}, {}, {}});
+    return true;
+  }
+  bool close() {
+    Frame f = std::move(frames_.back());
+    frames_.pop_back();
+    return put(f.object ? Value::from(std::move(f.dict)) : Value::from(std::move(f.list)));
+  }
+};
+
+}  // namespace
+
+Value Value::parse_json(const std::string& text) {
+  ValueBuilder b;
+  if (!nlohmann::json::sax_parse(text, &b)) render_error("not valid JSON: " + b.error);
+  return std::move(b.result);
 }
 
 double Value::as_double() const {
@@ -149,19 +225,38 @@ double Value::as_double() const {
   return boolean ? 1.0 : 0.0;
 }
 
-const Value* Dict::find(std::string_view key) const {
+const Value* Dict::find(const std::string& key) const {
+  if (!index_.empty()) {
+    auto it = index_.find(key);
+    return it == index_.end() ? nullptr : &items[it->second].second;
+  }
   for (const auto& [k, v] : items)
     if (k == key) return &v;
   return nullptr;
 }
 
 void Dict::set(const std::string& key, Value v) {
-  for (auto& [k, old] : items)
-    if (k == key) {
-      old = std::move(v);
+  if (index_.empty() && items.size() >= 8)
+    for (size_t i = 0; i < items.size(); ++i) index_.emplace(items[i].first, i);
+  if (!index_.empty()) {
+    auto [it, fresh] = index_.emplace(key, items.size());
+    if (!fresh) {
+      items[it->second].second = std::move(v);
       return;
     }
+  } else {
+    for (auto& [k, old] : items)
+      if (k == key) {
+        old = std::move(v);
+        return;
+      }
+  }
   items.emplace_back(key, std::move(v));
+}
+
+void Dict::clear() {
+  items.clear();
+  index_.clear();
 }
 
 std::string dict_key(const Value& key) {
@@ -188,10 +283,10 @@ Value dict_key_value(const std::string& stored) {
   switch (stored[1]) {
     case 's':
       return Value::from(stored.substr(2));
-    case 'i':
-      return Value::from(static_cast<int64_t>(std::stoll(stored.substr(2))));
+    case 'i':  // written by dict_key: always a valid int64
+      return Value::from(static_cast<int64_t>(std::strtoll(stored.c_str() + 2, nullptr, 10)));
     case 'r':
-      return Value::from(std::stod(stored.substr(2)));
+      return Value::from(std::strtod(stored.c_str() + 2, nullptr));
     default:
       return Value::none();
   }
@@ -252,11 +347,40 @@ std::string float_repr(double d) {
 
 namespace {
 
+// Code points Python's repr escapes beyond ASCII controls: the C1 controls, the non-ASCII spaces and the
+// common format characters (categories Cc, Zs, Zl, Zp, Cf), and private use.
+bool repr_escapes(uint32_t c) {
+  return (c >= 0x80 && c <= 0xA0) || c == 0xAD || (c >= 0x600 && c <= 0x605) || c == 0x61C || c == 0x6DD ||
+         c == 0x70F || c == 0x1680 || c == 0x180E || (c >= 0x2000 && c <= 0x200F) ||
+         (c >= 0x2028 && c <= 0x202F) || (c >= 0x205F && c <= 0x206F) || c == 0x3000 ||
+         (c >= 0xE000 && c <= 0xF8FF) || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFB);
+}
+
 std::string str_repr(const std::string& s) {
+  static const char* hex = "0123456789abcdef";
   const char q = s.find('\'') != std::string::npos && s.find('"') == std::string::npos ? '"' : '\'';
   std::string out(1, q);
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      size_t len = 1;
+      const bool valid = utf8_next(reinterpret_cast<const unsigned char*>(s.data() + i), s.size() - i,
+                                   &len) == Utf8Kind::kValid;
+      uint32_t cp = c;
+      if (valid) {
+        cp = c & (0xFF >> (len + 1));
+        for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+      }
+      if (valid && repr_escapes(cp)) {
+        out += cp <= 0xFF ? "\\x" : "\\u";
+        for (int sh = cp <= 0xFF ? 4 : 12; sh >= 0; sh -= 4) out += hex[(cp >> sh) & 15];
+      } else {
+        out.append(s, i, len);
+      }
+      i += len;
+      continue;
+    }
+    const char ch = s[i++];
     if (ch == q || ch == '\\') {
       out += '\\';
       out += ch;
@@ -267,7 +391,6 @@ std::string str_repr(const std::string& s) {
     } else if (ch == '\t') {
       out += "\\t";
     } else if (c < 0x20 || c == 0x7f) {
-      static const char* hex = "0123456789abcdef";
       out += "\\x";
       out += hex[c >> 4];
       out += hex[c & 15];
@@ -281,11 +404,20 @@ std::string str_repr(const std::string& s) {
 
 std::string repr_at(const Value& v, int depth);
 
+// Printing charges its work and bounds its size as it goes: a list that holds one sub-list twice, nested,
+// prints exponentially long.
+void grew(const std::string& out, size_t piece) {
+  charge_work(1 + piece / 16);
+  if (out.size() > kMaxStringBytes) render_error("a printed value would be larger than 128 MiB");
+}
+
 std::string list_repr(const Value& v, int depth) {
   std::string out = v.tuple ? "(" : "[";
   for (size_t i = 0; i < v.list->size(); ++i) {
     if (i) out += ", ";
-    out += repr_at((*v.list)[i], depth + 1);
+    const std::string piece = repr_at((*v.list)[i], depth + 1);
+    out += piece;
+    grew(out, piece.size());
   }
   if (v.tuple && v.list->size() == 1) out += ',';
   out += v.tuple ? ")" : "]";
@@ -296,8 +428,10 @@ std::string dict_repr(const Dict& d, int depth) {
   std::string out = "{";
   for (size_t i = 0; i < d.items.size(); ++i) {
     if (i) out += ", ";
-    out +=
+    const std::string piece =
         repr_at(dict_key_value(d.items[i].first), depth + 1) + ": " + repr_at(d.items[i].second, depth + 1);
+    out += piece;
+    grew(out, piece.size());
   }
   return out + "}";
 }
@@ -387,6 +521,7 @@ bool equals(const Value& a, const Value& b) {
     case Kind::kNone:
       return true;
     case Kind::kString:
+      charge_work(1 + std::min(a.str->size(), b.str->size()) / 16);
       return *a.str == *b.str;
     case Kind::kList:
       if (a.tuple != b.tuple || a.list->size() != b.list->size()) return false;
@@ -396,7 +531,7 @@ bool equals(const Value& a, const Value& b) {
       return true;
     case Kind::kDict:
       if (a.dict->items.size() != b.dict->items.size()) return false;
-      charge_work(a.dict->items.size() * a.dict->items.size());  // each key is looked up by a scan
+      charge_work(a.dict->items.size());
       for (const auto& [k, v] : a.dict->items) {
         const Value* o = b.dict->find(k);
         if (!o || !equals(v, *o)) return false;
@@ -420,7 +555,10 @@ bool less(const Value& a, const Value& b) {
     }
     return a.as_double() < b.as_double();
   }
-  if (a.kind == Kind::kString && b.kind == Kind::kString) return *a.str < *b.str;  // UTF-8: code point order
+  if (a.kind == Kind::kString && b.kind == Kind::kString) {  // UTF-8 bytes: code point order
+    charge_work(1 + std::min(a.str->size(), b.str->size()) / 16);
+    return *a.str < *b.str;
+  }
   if (a.kind == Kind::kList && b.kind == Kind::kList && a.tuple == b.tuple) {
     const size_t n = std::min(a.list->size(), b.list->size());
     charge_work(n);
@@ -485,7 +623,10 @@ struct JsonWriter {
 
   void newline(int depth) {
     out += '\n';
-    for (int i = 0; i < depth; ++i) out += *indent;
+    for (int i = 0; i < depth; ++i) {
+      out += *indent;
+      grew(out, indent->size());
+    }
   }
 
   void write(const Value& v, int depth) {
@@ -522,6 +663,7 @@ struct JsonWriter {
           if (i) out += item_sep;
           if (indent) newline(depth + 1);
           write((*v.list)[i], depth + 1);
+          grew(out, item_sep.size());
         }
         if (indent) newline(depth);
         out += ']';
@@ -545,6 +687,7 @@ struct JsonWriter {
           json_string(key.is_string() ? key.s() : key.is_none() ? std::string("null") : to_str(key), &out);
           out += key_sep;
           write(items[i]->second, depth + 1);
+          grew(out, item_sep.size() + key_sep.size() + items[i]->first.size());
         }
         if (indent) newline(depth);
         out += '}';

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,10 @@ struct Value {
   static Value name_space(Dict d);
   static Value function(Function f);
   static Value from_json(const nlohmann::ordered_json& j);  // objects keep their key order
+  // JSON text straight to a Value (objects keep their key order; a repeated key keeps its first place and
+  // its last value, as Python's json.loads). Throws TemplateError for bad JSON or nesting beyond
+  // kMaxNesting.
+  static Value parse_json(const std::string& text);
 
   bool is_undefined() const { return kind == Kind::kUndefined; }
   bool is_none() const { return kind == Kind::kNone; }
@@ -66,15 +71,22 @@ struct Value {
   static Value from_json(const nlohmann::ordered_json& j, int depth);
 };
 
+// The largest string a render makes (output included).
+constexpr size_t kMaxStringBytes = size_t{128} << 20;
+
 // Lists and dicts nest at most this deep (deeper is a template error), so that destroying or printing one
 // never recurses without bound.
 constexpr int kMaxNesting = 256;
 
 // Insertion-ordered, string-keyed (JSON's objects and jinja's dict literals).
 struct Dict {
-  std::vector<std::pair<std::string, Value>> items;
-  const Value* find(std::string_view key) const;
-  void set(const std::string& key, Value v);
+  std::vector<std::pair<std::string, Value>> items;  // add only with set (it keeps index)
+  const Value* find(const std::string& key) const;
+  void set(const std::string& key, Value v);  // a key already there keeps its place (as in Python)
+  void clear();
+
+ private:
+  std::unordered_map<std::string, size_t> index_;  // key -> position, once the dict has 8 keys
 };
 
 // A dict key as a Dict stores it: a string as itself, any other key (a number, None) as "\x01" and a tag,

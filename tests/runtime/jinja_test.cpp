@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <pthread.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -224,6 +225,49 @@ TEST(Jinja, HostileTemplatesFailCleanly) {
   EXPECT_THROW(Template{ifs}, Error);
   EXPECT_THROW(Template("{{ " + std::string(20000, '-') + "1 }}"), Error);
   EXPECT_THROW(Template("{{ x" + std::string(20000, '[') + " }}"), Error);
+  // Long chains (left-deep trees): freed without recursion, refused when run.
+  std::string chain = "{{ x";
+  for (int i = 0; i < 300000; ++i) chain += "|e";
+  EXPECT_EQ(render_error_code(chain + " }}", ctx), invalid);
+  chain = "{{ 1";
+  for (int i = 0; i < 300000; ++i) chain += "+1";
+  EXPECT_EQ(render_error_code(chain + " }}", ctx), invalid);
+  // Nesting through bound methods, and lists that share a sub-list (exponential to print).
+  EXPECT_EQ(render_error_code(
+                "{% set h = namespace(v=0) %}{% for i in range(5000) %}{% set h.v = " + std::string(90, '[') +
+                    "h.v" + std::string(90, ']') + ".count %}{% endfor %}",
+                ctx),
+            invalid);
+  for (const char* print :
+       {"{{ ns.l }}", "{{ ns.l | tojson }}", "{{ ns.l ~ '' }}", "{{ ns.l | string | length }}"})
+    EXPECT_EQ(render_error_code(std::string("{% set ns = namespace(l=[1]) %}{% for i in range(40) %}"
+                                            "{% set ns.l = [ns.l, ns.l] %}{% endfor %}") +
+                                    print,
+                                ctx),
+              invalid)
+        << print;
+  EXPECT_EQ(render_error_code("{{ range(100000) | tojson(indent=' ' * 100000) }}", ctx), invalid);
+  // Linear operations repeated: string indexing, comparison and search, iteration of a huge string.
+  EXPECT_EQ(
+      render_error_code("{% set s = 'ab' * 1000000 %}{% for i in range(100000) %}{{ s[-1] }}{{ s[1999999] }}"
+                        "{% endfor %}",
+                        ctx),
+      invalid);
+  EXPECT_EQ(
+      render_error_code("{% set a = 'x' * 100000000 %}{% set b = 'x' * 100000000 %}{% for i in range(1000) %}"
+                        "{{ a == b }}{% endfor %}",
+                        ctx),
+      invalid);
+  EXPECT_EQ(render_error_code("{{ ('a' * 1000000 ~ 'b') in ('a' * 2000000) }}", ctx), invalid);
+  EXPECT_EQ(render_error_code("{% for c in 'a' * 100000000 %}{% break %}{% endfor %}", ctx), invalid);
+  EXPECT_EQ(render_error_code("{{ ('a' * 200000).rsplit('a') | length }}", ctx), -1);
+  // A message object with 100,000 keys is read in linear time.
+  std::string wide = R"([{"role":"user")";
+  for (int i = 0; i < 100000; ++i) wide += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  wide += "}]";
+  EXPECT_EQ(moert::tok::render_jinja_chat(Template("{{ messages[0] | length }} {{ messages[0].k99999 }}"),
+                                          ordered_json::object(), wide, false),
+            "100001 99999");
   // Deep JSON in the messages.
   std::string deep = std::string(100000, '[') + std::string(100000, ']');
   EXPECT_EQ(render_error_code("{{ messages }}", ordered_json{{"messages", ordered_json::parse(deep)}}),
@@ -232,6 +276,48 @@ TEST(Jinja, HostileTemplatesFailCleanly) {
   EXPECT_THROW(Template(std::string("{{ a \0 b }}", 11)), Error);
   EXPECT_THROW(Template("{{ '\\u12' }}"), Error);
   EXPECT_THROW(Template("{{ 'x' \xff }}"), Error);
+}
+
+// The deepest templates the bounds allow run on a thread with a 1 MiB stack (a JVM thread's default).
+TEST(Jinja, DeepestAllowedTemplatesFitASmallStack) {
+  const std::vector<std::string> deep = {
+      "{{ " + std::string(60, '(') + "1" + std::string(60, ')') + " }}",
+      "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% else %}bottom{% endif %}{% endmacro %}{{ f(99) }}",
+      [] {
+        std::string c = "{{ 'x'";
+        for (int i = 0; i < 250; ++i) c += "|e";
+        return c + " }}";
+      }(),
+      [] {
+        std::string c;
+        for (int i = 0; i < 60; ++i) c += "{% if true %}{% for x in [1] %}";
+        c += "in";
+        for (int i = 0; i < 60; ++i) c += "{% endfor %}{% endif %}";
+        return c;
+      }()};
+  struct Job {
+    const std::vector<std::string>* templates;
+    std::vector<int> codes;  // -1: rendered
+  } job{&deep, {}};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, size_t{1} << 20);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, &attr,
+                [](void* p) -> void* {
+                  auto* j = static_cast<Job*>(p);
+                  for (const std::string& t : *j->templates)
+                    j->codes.push_back(render_error_code(t, ordered_json::object()));
+                  return nullptr;
+                },
+                &job),
+            0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+  // The 100-deep macro recursion is past the run-depth bound: an error, not a crash.
+  const int invalid = static_cast<int>(ErrorCode::kInvalidArgument);
+  EXPECT_EQ(job.codes, (std::vector<int>{-1, invalid, -1, -1}));
 }
 
 }  // namespace
