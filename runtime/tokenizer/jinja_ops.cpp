@@ -90,6 +90,7 @@ std::string strip_chars(const std::string& s, const Value* chars, bool left, boo
     return s.substr(b, e - b);
   }
   if (!chars->is_string()) render_error("strip arg must be None or str");
+  charge_work(4 * chars->s().size());  // the set's table
   const auto set = code_points(chars->s());
   charge_work((1 + s.size() / 16) * (1 + set.size() / 16));
   auto in_set = [&](std::string_view cp) { return std::find(set.begin(), set.end(), cp) != set.end(); };
@@ -452,7 +453,7 @@ Value get_item(const Value& obj, const Value& key) {
     const std::string& str = obj.s();
     int64_t i = raw;
     if (i < 0) {
-      charge_work(1 + str.size() / 16);
+      charge_work(1 + str.size() / 4);
       i += static_cast<int64_t>(code_point_count(str));
     }
     if (i >= 0) {
@@ -461,7 +462,7 @@ Value get_item(const Value& obj, const Value& key) {
       for (int64_t k = 0; at < str.size(); ++k, at += len) {
         decode_at(str, at, &len);
         if (k == i) return Value::from(str.substr(at, len));
-        if ((k & 15) == 15) charge_work(1);
+        if ((k & 15) == 15) charge_work(16);  // a step of the walk costs about a unit
       }
     }
     return Value::undefined("'str object' has no element " + std::to_string(raw));
@@ -590,7 +591,8 @@ Value repeat(const Value& seq, int64_t times) {
     const size_t total = seq.s().size() * n;
     std::string out;
     out.reserve(total);
-    if (total) out = seq.s();
+    if (total == 0) return Value::from(std::string());
+    out = seq.s();
     while (out.size() * 2 <= total) out += out;  // doubling: a few copies, not n appends
     out.append(out, 0, total - out.size());
     return Value::from(std::move(out));

@@ -407,7 +407,7 @@ std::string repr_at(const Value& v, int depth);
 // Printing charges its work and bounds its size as it goes: a list that holds one sub-list twice, nested,
 // prints exponentially long.
 void grew(const std::string& out, size_t piece) {
-  charge_work(1 + piece / 16);
+  charge_work(1 + piece / 4);  // each level of a nested value copies its pieces once more
   if (out.size() > kMaxStringBytes) render_error("a printed value would be larger than 128 MiB");
 }
 
