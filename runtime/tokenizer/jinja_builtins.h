@@ -14,7 +14,7 @@ namespace moert::tok::jinja {
 // or a render with more loop iterations and macro calls than kMaxSteps (or more work than kMaxWork,
 // jinja_value.h), is a template error.
 constexpr size_t kMaxItems = size_t{1} << 20;
-constexpr size_t kMaxSteps = size_t{1} << 20;
+constexpr size_t kMaxSteps = size_t{1} << 18;
 void check_string_size(size_t bytes);
 void check_item_count(size_t items);
 

@@ -76,7 +76,7 @@ class Renderer {
 
   void step() {
     charge_work(16);  // an iteration's own values
-    if (++steps_ > kMaxSteps) render_error("more than 1048576 loop iterations and macro calls");
+    if (++steps_ > kMaxSteps) render_error("more than 262144 loop iterations and macro calls");
   }
 
   Value lookup(const std::string& name) const {
