@@ -106,11 +106,8 @@ TEST(Jinja, DeepSeekTemplatesRenderAsTheNativeRenderer) {
   ASSERT_GT(rows.size(), 50u);
   std::map<int, std::unique_ptr<Template>> by_variant;
   for (const json& c : rows) {
-    moert::tok::ChatTemplateKind k;
-    k.join_system = c["variant"]["join_system"].get<bool>();
-    k.strip_reasoning = c["variant"]["strip_reasoning"].get<bool>();
-    k.think_generation = c["variant"]["think_generation"].get<bool>();
-    const int bits = (k.join_system ? 0 : 1) | (k.strip_reasoning ? 2 : 0) | (k.think_generation ? 4 : 0);
+    int bits = 0;
+    const moert::tok::ChatTemplateKind k = chat_variant(c["variant"], &bits);
     auto& t = by_variant[bits];
     if (!t) t = std::make_unique<Template>(moert::tok::deepseek_chat_template(k));
     ordered_json vars;

@@ -187,11 +187,8 @@ TEST(TokenizerCorpus, ChatTemplates) {
   const std::string tj = slurp(kV3Dir + "/tokenizer.json");
   std::map<int, std::unique_ptr<Tokenizer>> by_variant;
   for (const json& c : rows) {
-    moert::tok::ChatTemplateKind k;
-    k.join_system = c["variant"]["join_system"].get<bool>();
-    k.strip_reasoning = c["variant"]["strip_reasoning"].get<bool>();
-    k.think_generation = c["variant"]["think_generation"].get<bool>();
-    const int bits = (k.join_system ? 0 : 1) | (k.strip_reasoning ? 2 : 0) | (k.think_generation ? 4 : 0);
+    int bits = 0;
+    const moert::tok::ChatTemplateKind k = chat_variant(c["variant"], &bits);
     auto& tok = by_variant[bits];
     if (!tok) {
       cfg["chat_template"] = moert::tok::deepseek_chat_template(k);
