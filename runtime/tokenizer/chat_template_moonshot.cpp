@@ -14,10 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-bool is_ws(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 // The canonical pieces of the template (canonical_jinja of Moonlight's text, cut where it varies).
 constexpr std::string_view kFor = "{%formessageinmessages%}";
 constexpr std::string_view kDefaultOpen =
@@ -66,7 +62,7 @@ std::string canonical_jinja(const std::string& t) {
       } else if (c == '\'' || c == '"') {
         quote = c;
         out += '\'';
-      } else if (!is_ws(c)) {
+      } else if (!jinja::is_jinja_space(c)) {
         out += c;
       }
     }

@@ -45,6 +45,9 @@ Dict builtin_globals();
 // The argument at position index or with keyword name; nullptr when absent.
 const Value* find_arg(const Args& args, size_t index, const char* name);
 
+// s with its ASCII letters upper- or lower-cased (str.upper/lower here).
+std::string ascii_case(std::string s, bool upper);
+
 // The message of Undefined v used where Python raises UndefinedError.
 std::string undefined_message(const Value& v);
 

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "tokenizer/jinja_builtins.h"
+#include "tokenizer/utf8.h"
 
 namespace moert::tok::jinja {
 
@@ -16,12 +17,6 @@ namespace {
 bool bool_arg(const Args& a, size_t i, const char* name, bool fallback) {
   const Value* v = find_arg(a, i, name);
   return v ? truthy(*v) : fallback;
-}
-
-std::string lower_ascii(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c ^ 0x20);
-  return s;
 }
 
 // A value's sort or comparison key: the attribute (dotted path) when one is named, lower-cased strings
@@ -44,7 +39,7 @@ Value key_of(const Value& v, const Value* attribute, bool case_sensitive) {
       b = e + 1;
     }
   }
-  if (!case_sensitive && k.is_string()) return Value::from(lower_ascii(k.s()));
+  if (!case_sensitive && k.is_string()) return Value::from(ascii_case(k.s(), false));
   return k;
 }
 
@@ -82,14 +77,12 @@ std::string ascii_json(const std::string& s) {
     out += "\\u";
     for (int sh = 12; sh >= 0; sh -= 4) out += hex[(u >> sh) & 15];
   };
-  for (const std::string_view cp : code_points(s)) {
-    const auto b0 = static_cast<unsigned char>(cp[0]);
-    if (b0 < 0x80 || cp.size() == 1) {
-      out += cp;
+  for (size_t i = 0, len = 1; i < s.size(); i += len) {
+    uint32_t c = utf8_decode_lossy(s, i, &len);
+    if (len == 1) {  // ASCII, or an invalid byte kept as it is
+      out += s[i];
       continue;
     }
-    uint32_t c = b0 & (0xFF >> (cp.size() + 1));
-    for (size_t i = 1; i < cp.size(); ++i) c = (c << 6) | (static_cast<unsigned char>(cp[i]) & 0x3F);
     if (c >= 0x10000) {
       c -= 0x10000;
       unit(0xD800 + (c >> 10));

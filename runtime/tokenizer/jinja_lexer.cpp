@@ -16,10 +16,6 @@ void syntax_error(int line, const std::string& message) {
 
 namespace {
 
-bool is_ws(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 struct Tag {
   char kind;  // '{' expression, '%' block, '#' comment, 'r' the {% raw %} / {% endraw %} markers
   bool strip_before = false, strip_after = false, keep_before = false, keep_after = false;
@@ -90,8 +86,8 @@ struct Scanner {
 
 std::string trimmed(const std::string& s) {
   size_t b = 0, e = s.size();
-  while (b < e && is_ws(s[b])) ++b;
-  while (e > b && is_ws(s[e - 1])) --e;
+  while (b < e && is_jinja_space(s[b])) ++b;
+  while (e > b && is_jinja_space(s[e - 1])) --e;
   return s.substr(b, e - b);
 }
 
@@ -140,7 +136,7 @@ std::vector<Segment> split_template(const std::string& source) {
           if (k == std::string::npos) syntax_error(tag.line, "unterminated raw block");
           size_t b = k + 2;
           if (b < t.size() && (t[b] == '-' || t[b] == '+')) ++b;
-          while (b < t.size() && is_ws(t[b])) ++b;
+          while (b < t.size() && is_jinja_space(t[b])) ++b;
           if (t.compare(b, 6, "endraw") == 0) {
             end = Tag{};
             const size_t after = sc.read_tag(k, &end);
@@ -176,7 +172,7 @@ std::vector<Segment> split_template(const std::string& source) {
     if (k > 0) {
       const Tag& prev = tags[k - 1];
       if (prev.strip_after) {
-        while (b < e && is_ws(raw[b])) ++b;
+        while (b < e && is_jinja_space(raw[b])) ++b;
       } else if (prev.kind != '{' && !prev.keep_after && b < e && raw[b] == '\n') {
         ++b;
       }
@@ -184,7 +180,7 @@ std::vector<Segment> split_template(const std::string& source) {
     if (k < tags.size()) {
       const Tag& next = tags[k];
       if (next.strip_before) {
-        while (e > b && is_ws(raw[e - 1])) --e;
+        while (e > b && is_jinja_space(raw[e - 1])) --e;
       } else if (next.kind != '{' && !next.keep_before) {
         size_t l = raw.size();
         while (l > 0 && (raw[l - 1] == ' ' || raw[l - 1] == '\t')) --l;
@@ -217,24 +213,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-void append_code_point(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    *out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    *out += static_cast<char>(0xC0 | (cp >> 6));
-    *out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    *out += static_cast<char>(0xE0 | (cp >> 12));
-    *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    *out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    *out += static_cast<char>(0xF0 | (cp >> 18));
-    *out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    *out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // A string literal's value, with Python's unicode-escape rules (what jinja2 applies to literals).
@@ -289,7 +267,7 @@ size_t read_string(const std::string& s, size_t i, int line, std::string* out) {
         }
         if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
           syntax_error(line, "a string escape is not a Unicode scalar value");
-        append_code_point(cp, out);
+        utf8_append(cp, out);
         i += static_cast<size_t>(n);
         break;
       }
@@ -299,7 +277,7 @@ size_t read_string(const std::string& s, size_t i, int line, std::string* out) {
           int k = 0;
           for (; k < 3 && i < s.size() && s[i] >= '0' && s[i] <= '7'; ++k, ++i) cp = cp * 8 + (s[i] - '0');
           --i;
-          append_code_point(cp, out);
+          utf8_append(cp, out);
         } else {
           *out += '\\';
           *out += e;
@@ -318,7 +296,7 @@ std::vector<Token> tokenize(const std::string& s, int line) {
   size_t i = 0;
   while (i < s.size()) {
     const char c = s[i];
-    if (is_ws(c)) {
+    if (is_jinja_space(c)) {
       ++i;
       continue;
     }

@@ -21,6 +21,11 @@ struct Token {
   double number = 0;
 };
 
+// The whitespace of jinja's whitespace control and of a tag's body (ASCII, as Python's \s in jinja's lexer).
+inline bool is_jinja_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
 // Throws Error(kUnsupported, "chat template: line N: ...") for an unterminated tag or raw block.
 std::vector<Segment> split_template(const std::string& source);
 

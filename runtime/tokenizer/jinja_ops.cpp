@@ -30,40 +30,16 @@ const Value* find_arg(const Args& args, size_t index, const char* name) {
 
 namespace {
 
-bool is_python_space(uint32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
-         c == 0x3000;
-}
-
-// The code point of the UTF-8 sequence s[i, i + len); an invalid byte stands for itself.
-uint32_t decode_at(std::string_view s, size_t i, size_t* len) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + i);
-  if (utf8_next(p, s.size() - i, len) != Utf8Kind::kValid || *len == 1) {
-    *len = 1;
-    return p[0] < 0x80 ? p[0] : 0xFFFD;  // an invalid byte is one U+FFFD
-  }
-  uint32_t c = p[0] & (0xFF >> (*len + 1));
-  for (size_t k = 1; k < *len; ++k) c = (c << 6) | (p[k] & 0x3F);
-  return c;
-}
-
 // Python's str.isspace for the code point at s[i]: its length in bytes, or 0.
 size_t space_at(std::string_view s, size_t i) {
   size_t len = 1;
-  return is_python_space(decode_at(s, i, &len)) ? len : 0;
+  return py_isspace(utf8_decode_lossy(s, i, &len)) ? len : 0;
 }
-// The same for the code point that ends at s[e - 1].
-size_t space_before(std::string_view s, size_t e) {
-  size_t b = e - 1;
-  while (b > 0 && e - b < 4 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
-  size_t len = 1;
-  uint32_t c = decode_at(s, b, &len);
-  if (b + len != e) {
-    len = 1;
-    c = decode_at(s, e - 1, &len);
-  }
-  return is_python_space(c) ? len : 0;
+// The same for the code point that ends at s[e - 1] (not starting before s[b]).
+size_t space_before(std::string_view s, size_t b, size_t e) {
+  const size_t len = utf8_last_length(s, b, e);
+  size_t n = 1;
+  return py_isspace(utf8_decode_lossy(s, e - len, &n)) ? len : 0;
 }
 
 const std::string& str_arg(const Args& a, size_t i, const char* name, const char* method) {
@@ -86,7 +62,7 @@ std::string strip_chars(const std::string& s, const Value* chars, bool left, boo
     if (left)
       for (size_t n; b < e && (n = space_at(s, b)) != 0;) b += n;
     if (right)
-      for (size_t n; e > b && (n = space_before(s, e)) != 0;) e -= n;
+      for (size_t n; e > b && (n = space_before(s, b, e)) != 0;) e -= n;
     return s.substr(b, e - b);
   }
   if (!chars->is_string()) render_error("strip arg must be None or str");
@@ -97,19 +73,15 @@ std::string strip_chars(const std::string& s, const Value* chars, bool left, boo
   if (left)
     while (b < e) {
       size_t len = 1;
-      decode_at(s, b, &len);
+      utf8_decode_lossy(s, b, &len);
       if (!in_set(std::string_view(s).substr(b, len))) break;
       b += len;
     }
   if (right)
     while (e > b) {
-      size_t k = e - 1;
-      while (k > b && e - k < 4 && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80) --k;
-      size_t len = 1;
-      decode_at(s, k, &len);
-      if (k + len != e) k = e - 1, len = 1;
-      if (!in_set(std::string_view(s).substr(k, len))) break;
-      e = k;
+      const size_t len = utf8_last_length(s, b, e);
+      if (!in_set(std::string_view(s).substr(e - len, len))) break;
+      e -= len;
     }
   return s.substr(b, e - b);
 }
@@ -213,11 +185,15 @@ std::string replace_all(const std::string& s, const std::string& from, const std
   return out;
 }
 
+}  // namespace
+
 std::string ascii_case(std::string s, bool upper) {
   for (char& c : s)
     if (upper ? (c >= 'a' && c <= 'z') : (c >= 'A' && c <= 'Z')) c = static_cast<char>(c ^ 0x20);
   return s;
 }
+
+namespace {
 
 bool is_alpha(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -250,7 +226,7 @@ Value string_method(const Value& self, const std::string& name, const Args& a) {
     size_t i = 0, line = 0;
     while (i < s.size()) {
       size_t len = 1;
-      const uint32_t c = decode_at(s, i, &len);
+      const uint32_t c = utf8_decode_lossy(s, i, &len);
       if (c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || (c >= 0x1C && c <= 0x1E) || c == 0x85 ||
           c == 0x2028 || c == 0x2029) {
         out.push_back(Value::from(s.substr(line, i - line)));
@@ -460,7 +436,7 @@ Value get_item(const Value& obj, const Value& key) {
       // Walk to the i-th code point (the walk is charged as it goes).
       size_t at = 0, len = 1;
       for (int64_t k = 0; at < str.size(); ++k, at += len) {
-        decode_at(str, at, &len);
+        utf8_decode_lossy(str, at, &len);
         if (k == i) return Value::from(str.substr(at, len));
         if ((k & 15) == 15) charge_work(16);  // a step of the walk costs about a unit
       }

@@ -40,7 +40,7 @@ class Renderer {
   // recursion.
   ~Renderer() {
     scopes_.clear();
-    for (const auto& d : namespaces_) d->items.clear();
+    for (const auto& d : namespaces_) d->clear();
   }
   Renderer(const Renderer&) = delete;
   Renderer& operator=(const Renderer&) = delete;

@@ -364,14 +364,8 @@ std::string str_repr(const std::string& s) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       size_t len = 1;
-      const bool valid = utf8_next(reinterpret_cast<const unsigned char*>(s.data() + i), s.size() - i,
-                                   &len) == Utf8Kind::kValid;
-      uint32_t cp = c;
-      if (valid) {
-        cp = c & (0xFF >> (len + 1));
-        for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-      }
-      if (valid && repr_escapes(cp)) {
+      const uint32_t cp = utf8_decode_lossy(s, i, &len);  // an invalid byte: U+FFFD, printed as it is
+      if (repr_escapes(cp)) {
         out += cp <= 0xFF ? "\\x" : "\\u";
         for (int sh = cp <= 0xFF ? 4 : 12; sh >= 0; sh -= 4) out += hex[(cp >> sh) & 15];
       } else {

@@ -76,7 +76,36 @@ inline uint32_t utf8_decode(std::string_view s, size_t* i) {
   return ((c & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
 }
 
+// The code point at s[i] of text that may be invalid UTF-8 (an invalid byte is one U+FFFD); *len: its bytes.
+inline uint32_t utf8_decode_lossy(std::string_view s, size_t i, size_t* len) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + i);
+  if (utf8_next(p, s.size() - i, len) != Utf8Kind::kValid || *len == 1) {
+    *len = 1;
+    return p[0] < 0x80 ? p[0] : 0xFFFD;
+  }
+  uint32_t c = p[0] & (0xFF >> (*len + 1));
+  for (size_t k = 1; k < *len; ++k) c = (c << 6) | (p[k] & 0x3F);
+  return c;
+}
+
+// The length in bytes of the code point that ends at s[e - 1], not starting before s[b] (an invalid byte:
+// 1); e > b.
+inline size_t utf8_last_length(std::string_view s, size_t b, size_t e) {
+  size_t k = e - 1;
+  while (k > b && e - k < 4 && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80) --k;
+  size_t len = 1;
+  utf8_decode_lossy(s, k, &len);
+  return k + len == e ? len : 1;
+}
+
 void utf8_append(uint32_t cp, std::string* out);
+
+// Python's str.isspace (TikTokenTokenizer's run splitting; str.strip/split in chat templates).
+inline bool py_isspace(uint32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
+}
 
 // Rust's char::is_whitespace (the Unicode White_Space property).
 inline bool is_unicode_whitespace(uint32_t c) {
