@@ -53,12 +53,18 @@ struct TileOps {
     _tile_zero(3);
   }
   // A[0..1] from a0, a1 (rows `as` bytes apart), B[0..1] from b0, b1 (`bs` apart).
-  MOERT_AMX_TILE_TARGET static void load(const void* a0, const void* a1, int64_t as, const void* b0,
-                                         const void* b1, int64_t bs) {
+  MOERT_AMX_TILE_TARGET static void load_a(const void* a0, const void* a1, int64_t as) {
     _tile_loadd(4, a0, as);
     _tile_loadd(5, a1, as);
+  }
+  MOERT_AMX_TILE_TARGET static void load_b(const void* b0, const void* b1, int64_t bs) {
     _tile_loadd(6, b0, bs);
     _tile_loadd(7, b1, bs);
+  }
+  MOERT_AMX_TILE_TARGET static void load(const void* a0, const void* a1, int64_t as, const void* b0,
+                                         const void* b1, int64_t bs) {
+    load_a(a0, a1, as);
+    load_b(b0, b1, bs);
   }
   // The accumulators to blk[4][16][16] dwords: C[a][b] at blk[2 a + b].
   MOERT_AMX_TILE_TARGET static void store_acc(void* blk) {
@@ -98,11 +104,17 @@ struct TileModel {
   static void zero_acc() {
     for (int t = 0; t < 4; ++t) zero(t);
   }
-  static void load(const void* a0, const void* a1, int64_t as, const void* b0, const void* b1, int64_t bs) {
+  static void load_a(const void* a0, const void* a1, int64_t as) {
     load(4, a0, as);
     load(5, a1, as);
+  }
+  static void load_b(const void* b0, const void* b1, int64_t bs) {
     load(6, b0, bs);
     load(7, b1, bs);
+  }
+  static void load(const void* a0, const void* a1, int64_t as, const void* b0, const void* b1, int64_t bs) {
+    load_a(a0, a1, as);
+    load_b(b0, b1, bs);
   }
   static void store_acc(void* blk) {
     for (int t = 0; t < 4; ++t) store(t, static_cast<uint8_t*>(blk) + 1024 * t, 64);

@@ -195,15 +195,31 @@ MOERT_BF16_TARGET inline __m256i to_bf16(__m512 v) {
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16));
 }
 
-// Quantises x rows into bf16 codes q [m][Kp] (uint16) and scales s [m][Kp / 128], as act_quant.
+// Where row r's 16 values from K column k (a multiple of 16) go, as bf16: x's codes row-major [m][Kp] (the
+// AVX-512-BF16 kernel's operand), or term t's place in the tiles' layout (amx::TileX).
+struct RowMajor {
+  uint16_t* q;
+  int64_t Kp;
+  uint16_t* at(int64_t r, int64_t k, int) const { return q + r * Kp + k; }
+};
+struct Tiled {
+  uint16_t* tiles;
+  int64_t ksteps;  // Kp / 32
+  int terms;
+  uint16_t* at(int64_t r, int64_t k, int t) const {
+    return tiles + ((r / 16 * ksteps + k / 32) * terms + t) * amx::kTileHalves + r % 16 * 32 + k % 32;
+  }
+};
+
+// Quantises x rows [m0, m1) into bf16 codes (at `out`) and scales s [m][Kp / 128], as act_quant.
+template <class Out>
 MOERT_BF16_TARGET void quantise_rows(const float* x, int64_t m0, int64_t m1, int64_t ldx, int64_t K,
-                                     int64_t Kp, uint16_t* q, float* s) {
+                                     int64_t Kp, const Out& out, float* s) {
   const int64_t kb = Kp / kBlock;
   for (int64_t r = m0; r < m1; ++r)
     for (int64_t b = 0; b < kb; ++b) {
       const int64_t c0 = b * kBlock, n = std::max<int64_t>(0, std::min<int64_t>(kBlock, K - c0));
       const float* xr = x + r * ldx + c0;
-      uint16_t* qr = q + r * Kp + c0;
       __m512 am = _mm512_setzero_ps();
       for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 mk = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1u);
@@ -217,8 +233,41 @@ MOERT_BF16_TARGET void quantise_rows(const float* x, int64_t m0, int64_t m1, int
         const __mmask16 mk = static_cast<__mmask16>(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1u);
         __m512 v = round_e4m3(_mm512_div_ps(_mm512_maskz_loadu_ps(mk, xr + i), sv));
         if (sc == 0.0f) v = _mm512_setzero_ps();
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qr + i), to_bf16(v));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.at(r, c0 + i, 0)), to_bf16(v));
       }
+    }
+}
+
+// Splits x rows [m0, m1) exactly into three bf16 terms (at `out`, terms 0-2): each the top 8 significant bits
+// of what the terms before it left (truncation, so the remainders are exact in fp32 and the three hold all
+// 24 bits). A non-finite value is its own first term (NaN kept NaN) with zero remainders, so it reaches y
+// as the fp32 product would. Columns K .. Kp are zero.
+MOERT_BF16_TARGET void split_rows(const float* x, int64_t m0, int64_t m1, int64_t ldx, int64_t K, int64_t Kp,
+                                  const Tiled& out) {
+  const __m512i hi = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  const __m512i exp = _mm512_set1_epi32(0x7f800000);
+  for (int64_t r = m0; r < m1; ++r)
+    for (int64_t k = 0; k < Kp; k += 16) {
+      const int64_t left = K - k;
+      const __mmask16 mk = static_cast<__mmask16>(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1u);
+      const __m512 v = _mm512_maskz_loadu_ps(mk, x + r * ldx + k);
+      const __m512i vi = _mm512_castps_si512(v);
+      const __mmask16 finite = _mm512_cmpneq_epi32_mask(_mm512_and_si512(vi, exp), exp);
+      const __mmask16 nan =
+          static_cast<__mmask16>(~finite & _mm512_test_epi32_mask(vi, _mm512_set1_epi32(0x007fffff)));
+      // non-finite: the value itself, a NaN's quiet bit set (a payload only in the low half stays NaN)
+      const __m512i h =
+          _mm512_and_si512(_mm512_mask_or_epi32(vi, nan, vi, _mm512_set1_epi32(0x00400000)), hi);
+      const __m512 r1 = _mm512_maskz_sub_ps(finite, v, _mm512_castsi512_ps(h));
+      const __m512i mi = _mm512_and_si512(_mm512_castps_si512(r1), hi);
+      const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(mi));
+      const __m512i lo = _mm512_and_si512(_mm512_castps_si512(r2), hi);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.at(r, k, 0)),
+                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.at(r, k, 1)),
+                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(mi, 16)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.at(r, k, 2)),
+                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(lo, 16)));
     }
 }
 
@@ -327,29 +376,30 @@ MOERT_BF16_TARGET void tile_rec(int mr, const uint32_t* xq, int64_t ldq, const f
   }
 }
 
+// Weight rows [r0, r0 + rows) of one panel: codes packed into pk, block scales into ws[Kp / 128].
+MOERT_BF16_TARGET void panel_operands(const WeightRef& w, int64_t r0, int64_t rows, int64_t Kp, uint32_t* pk,
+                                      float* ws) {
+  pack_panel(w, r0, rows, Kp, pk);
+  const float* srow = w.scale + ((w.row0 + r0) >> 7) * w.scale_ld;
+  for (int64_t b = 0; b < Kp / kBlock; ++b) ws[b] = srow[b];
+}
+
+// The AVX-512-BF16 kernel over one panel.
 struct Ctx {
-  const uint16_t* q;  // [m (AMX: padded to amx::kRowStep)][Kp]
+  const uint16_t* q;  // [m][Kp]
   const float* s;
   int64_t m, Kp;
   const WeightRef* w;
   float* y;
   int64_t ldy;
-  Path path;
 };
 
 MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
   const WeightRef& w = *c.w;
   const int64_t r0 = p * kPanel, rows = std::min<int64_t>(kPanel, w.n - r0), blocks = c.Kp / kBlock;
   uint32_t* pk = reinterpret_cast<uint32_t*>(tls_scratch(4, static_cast<size_t>(kPanel * c.Kp / 2)));
-  pack_panel(w, r0, rows, c.Kp, pk);
   float* ws = tls_scratch(6, static_cast<size_t>(blocks));
-  const float* srow = w.scale + ((w.row0 + r0) >> 7) * w.scale_ld;
-  for (int64_t b = 0; b < blocks; ++b) ws[b] = srow[b];
-  if (c.path == Path::kAmx || c.path == Path::kAmxModel) {
-    amx::panel(c.q, c.m, c.Kp, c.s, pk, ws, c.y + r0, c.ldy, static_cast<int>(rows),
-               c.path == Path::kAmxModel);
-    return;
-  }
+  panel_operands(w, r0, rows, c.Kp, pk, ws);
   const int64_t ldq = c.Kp / 2;
   const uint32_t* xq = reinterpret_cast<const uint32_t*>(c.q);
   for (int64_t m0 = 0; m0 < c.m; m0 += kMR) {
@@ -359,30 +409,89 @@ MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
   }
 }
 
+// The tiles over `group` panels a task (amx::panels), x already in their layout.
+struct TileCtx {
+  amx::TileX x;
+  const WeightRef* w;
+  float* y;
+  int64_t ldy;
+  int group;
+  bool model;
+};
+
+MOERT_BF16_TARGET void tile_task(const TileCtx& c, int64_t t) {
+  const WeightRef& w = *c.w;
+  const int64_t Kp = c.x.Kp, blocks = Kp / kBlock, pstride = kPanel * Kp / 2;
+  const int64_t p0 = t * c.group, np = std::min<int64_t>(c.group, (w.n + kPanel - 1) / kPanel - p0);
+  uint32_t* pk = reinterpret_cast<uint32_t*>(tls_scratch(4, static_cast<size_t>(np * pstride)));
+  float* ws = tls_scratch(6, static_cast<size_t>(np * blocks));
+  for (int64_t g = 0; g < np; ++g) {
+    const int64_t r0 = (p0 + g) * kPanel;
+    panel_operands(w, r0, std::min<int64_t>(kPanel, w.n - r0), Kp, pk + g * pstride, ws + g * blocks);
+  }
+  const int last = static_cast<int>(std::min<int64_t>(kPanel, w.n - (p0 + np - 1) * kPanel));
+  amx::panels(c.x, pk, pstride, ws, static_cast<int>(np), last, c.y + p0 * kPanel, c.ldy, c.model);
+}
+
+// Both tile GEMMs: x (m rows) into the tiles' layout by `fill(b, e, out, s)` over row ranges, zero rows
+// padding it to amx::kRowStep, then tasks of up to amx::kMaxPanels panels: as many as keep a task's packed
+// panels (64 * Kp bytes each) within about 1 MiB of L2 beside x's stream, fewer where that leaves under two
+// tasks per thread.
+template <class Fill>
+MOERT_BF16_TARGET void tile_gemm(int terms, bool with_scales, int64_t m, const WeightRef& w, float* y,
+                                 int64_t ldy, ThreadPool* pool, bool model, const Fill& fill) {
+  const int64_t Kp = (w.k + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock;
+  const int64_t mp = (m + amx::kRowStep - 1) / amx::kRowStep * amx::kRowStep;
+  // x's tiles and scales in per-call buffers (the threads' scratch is for the panels)
+  static thread_local std::vector<uint16_t> tbuf;
+  static thread_local std::vector<float> sbuf;
+  tbuf.resize(static_cast<size_t>(mp * Kp * terms));
+  sbuf.resize(with_scales ? static_cast<size_t>(mp * blocks) : 0);
+  const Tiled out{tbuf.data(), Kp / 32, terms};
+  float* s = sbuf.data();
+  for (int64_t r = m; r < mp; ++r)
+    for (int64_t k = 0; k < Kp; k += 16)
+      for (int t = 0; t < terms; ++t) std::memset(out.at(r, k, t), 0, 32);
+  if (with_scales) std::memset(s + m * blocks, 0, static_cast<size_t>((mp - m) * blocks) * sizeof(float));
+  parallel_for(pool, m, 16, [&](int64_t b, int64_t e, int) { fill(b, e, out, s); });
+  const int64_t panels = (w.n + kPanel - 1) / kPanel;
+  const int threads = pool ? pool->size() : 1;
+  int group = static_cast<int>(std::clamp<int64_t>((int64_t{1} << 20) / (64 * Kp), 1, amx::kMaxPanels));
+  while (group > 1 && (panels + group - 1) / group < 2 * threads) --group;
+  const TileCtx c{amx::TileX{tbuf.data(), with_scales ? s : nullptr, m, Kp, terms}, &w, y, ldy, group, model};
+  const TileCtx* cp = &c;
+  parallel_for(pool, (panels + group - 1) / group, 1, [cp](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) tile_task(*cp, t);
+  });
+}
+
+bool fp8_weight_on_grid(const WeightRef& w, int64_t m) {
+  return w.type == DType::kF8E4M3 && w.row0 % kPanel == 0 && m > 0 && w.n > 0 && w.k > 0;
+}
+
 }  // namespace
 
 bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
                      ThreadPool* pool) {
   const Path path = current_path();
-  if (path == Path::kNone) return false;
-  if (w.type != DType::kF8E4M3 || w.row0 % kPanel != 0 || m <= 0 || w.n <= 0 || w.k <= 0) return false;
-  const int64_t Kp = (w.k + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock;
-  // The tiles take x's rows amx::kRowStep at a time: zero rows (zero scales) pad the last step.
-  const bool tiles = path == Path::kAmx || path == Path::kAmxModel;
-  const int64_t mp = tiles ? (m + amx::kRowStep - 1) / amx::kRowStep * amx::kRowStep : m;
+  if (path == Path::kNone || !fp8_weight_on_grid(w, m)) return false;
+  const int64_t K = w.k, Kp = (K + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock;
+  if (path == Path::kAmx || path == Path::kAmxModel) {
+    tile_gemm(1, true, m, w, y, ldy, pool, path == Path::kAmxModel,
+              [=](int64_t b, int64_t e, const Tiled& out, float* s) {
+                quantise_rows(x, b, e, ldx, K, Kp, out, s);
+              });
+    return true;
+  }
   // Quantised x in per-call buffers (the threads' scratch is for the panels).
   static thread_local std::vector<uint16_t> qbuf;
   static thread_local std::vector<float> sbuf;
-  qbuf.resize(static_cast<size_t>(mp * Kp));
-  sbuf.resize(static_cast<size_t>(mp * blocks));
-  uint16_t* q = qbuf.data();
+  qbuf.resize(static_cast<size_t>(m * Kp));
+  sbuf.resize(static_cast<size_t>(m * blocks));
+  const RowMajor q{qbuf.data(), Kp};
   float* s = sbuf.data();
-  if (mp > m) {
-    std::memset(q + m * Kp, 0, static_cast<size_t>((mp - m) * Kp) * sizeof(uint16_t));
-    std::memset(s + m * blocks, 0, static_cast<size_t>((mp - m) * blocks) * sizeof(float));
-  }
-  parallel_for(pool, m, 16, [=](int64_t b, int64_t e, int) { quantise_rows(x, b, e, ldx, w.k, Kp, q, s); });
-  const Ctx c{q, s, m, Kp, &w, y, ldy, path};
+  parallel_for(pool, m, 16, [=](int64_t b, int64_t e, int) { quantise_rows(x, b, e, ldx, K, Kp, q, s); });
+  const Ctx c{q.q, s, m, Kp, &w, y, ldy};
   const Ctx* cp = &c;
   parallel_for(pool, (w.n + kPanel - 1) / kPanel, 1, [cp](int64_t b, int64_t e, int) {
     for (int64_t p = b; p < e; ++p) panel_task(*cp, p);
@@ -390,8 +499,21 @@ bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w,
   return true;
 }
 
+bool gemm_xwt_amx(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+                  ThreadPool* pool) {
+  const Path path = current_path();
+  if ((path != Path::kAmx && path != Path::kAmxModel) || !fp8_weight_on_grid(w, m)) return false;
+  const int64_t K = w.k, Kp = (K + kBlock - 1) / kBlock * kBlock;
+  tile_gemm(3, false, m, w, y, ldy, pool, path == Path::kAmxModel,
+            [=](int64_t b, int64_t e, const Tiled& out, float*) { split_rows(x, b, e, ldx, K, Kp, out); });
+  return true;
+}
+
 #else
 bool gemm_xwt_fp8act(const float*, int64_t, int64_t, const WeightRef&, float*, int64_t, ThreadPool*) {
+  return false;
+}
+bool gemm_xwt_amx(const float*, int64_t, int64_t, const WeightRef&, float*, int64_t, ThreadPool*) {
   return false;
 }
 #endif

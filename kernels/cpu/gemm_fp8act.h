@@ -47,4 +47,14 @@ const char* cpu_matmul_path();  // "amx-bf16", "amx-model", "avx512-bf16" or "no
 bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
                      ThreadPool* pool);
 
+// y = x @ W^T for FP8 weights and fp32 x (the reference numerics) on the AMX tiles: each x value split
+// exactly into three bf16 terms (the top 8 significant bits, the next 8, the last 8), W's e4m3 codes exact in
+// bf16, so every product is exact and each 128-wide K block's sum is scaled by W's block scale, as gemm_xwt
+// does: the results differ from gemm_xwt's only by the order of the fp32 additions (and by x values below
+// 2^-126 read as zero: the tiles flush denormals). Non-finite x reaches y as in gemm_xwt. Only where the
+// tiles are in use (amx_ready and amx_use kAuto, or kModel); false (nothing written) otherwise, or where W
+// is not FP8 or its row slice does not start on a 32-row boundary. Rows independent of m and of the threads.
+bool gemm_xwt_amx(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+                  ThreadPool* pool);
+
 }  // namespace moert::kernels

@@ -1,8 +1,10 @@
-// AMX tiles for gemm_xwt_fp8act (see gemm_fp8act_amx.h). Tiles, all 16 rows x 64 bytes: accumulators
-// C[i][j] = tmm(2 i + j) for x rows 16 i .. and weight columns 16 j .., x's codes A[i] = tmm(4 + i) (16 rows
-// x 32 bf16), the panel's codes B[j] = tmm(6 + j) (16 K pairs x 16 columns of bf16 pairs). Per 32 rows of x
-// and 128-wide K block: 4 steps of 32 K values, each 4 loads and 4 tdpbf16ps; then the 4 accumulators are
-// stored and added into the rows' totals with x's tile scale times W's block scale.
+// AMX-BF16 tiles for the FP8-weight GEMMs (see gemm_fp8act_amx.h). Tiles, all 16 rows x 64 bytes:
+// accumulators C[i][j] = tmm(2 i + j) for x rows 16 i .. and weight columns 16 j .., one term of x A[i] =
+// tmm(4 + i) (16 rows x 32 bf16), the panel B[j] = tmm(6 + j) (16 K pairs x 16 columns of bf16 pairs). Per
+// 32 rows of x, 128-wide K block and panel: 4 steps of 32 K values, each loading the panel's two tiles once
+// and then, per term, x's two tiles and 4 tdpbf16ps; then the 4 accumulators are stored and added into the
+// rows' totals times the block's scales. The panels are the inner loop so that one block of x's tiles
+// (8 KiB a term) is read from L1 by each of them, and x streams from L2/L3 once per call, not per panel.
 #include "gemm_fp8act_amx.h"
 
 #include <algorithm>
@@ -24,17 +26,16 @@ namespace {
 
 constexpr int64_t kBlock = 128;
 
-// The kernel's three tile operations (amx_tiles.h, every tile 16 x 64 bytes): clear the accumulators; one
-// K step (load x's two tiles from a0, a1 and the panel's two from b0, b1, then C[i][j] += A[i] B[j]);
-// store the accumulators to blk[4][16][16].
+// The kernel's tile operations (amx_tiles.h, every tile 16 x 64 bytes): clear the accumulators; load the
+// panel's two tiles; one term (load x's two tiles from a0, a1, then C[i][j] += A[i] B[j]); store the
+// accumulators to blk[4][16][16].
 struct Tiles : TileOps {
   static void begin() {
     static const TileConfig cfg = tile_config(64);
     configure(&cfg);
   }
-  MOERT_AMX_TARGET static void step(const void* a0, const void* a1, int64_t as, const void* b0,
-                                    const void* b1, int64_t bs) {
-    load(a0, a1, as, b0, b1, bs);
+  MOERT_AMX_TARGET static void term(const void* a0, const void* a1, int64_t as) {
+    load_a(a0, a1, as);
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
@@ -71,8 +72,8 @@ struct Model : TileModel {
       std::memcpy(g.t[c][m], acc, 64);
     }
   }
-  static void step(const void* a0, const void* a1, int64_t as, const void* b0, const void* b1, int64_t bs) {
-    load(a0, a1, as, b0, b1, bs);
+  static void term(const void* a0, const void* a1, int64_t as) {
+    load_a(a0, a1, as);
     dp(0, 4, 6);
     dp(1, 4, 7);
     dp(2, 5, 6);
@@ -81,41 +82,55 @@ struct Model : TileModel {
 };
 
 template <class Ops>
-MOERT_AMX_TARGET void run(const uint16_t* q, int64_t m, int64_t Kp, const float* s, const uint32_t* pk,
-                          const float* ws, float* y, int64_t ldy, int ncols) {
-  const int64_t blocks = Kp / kBlock, mp = (m + kRowStep - 1) / kRowStep * kRowStep;
-  const int64_t qstride = Kp * 2, pstride = 32 * 4;  // bytes between tile rows
+MOERT_AMX_TARGET void run(const TileX& x, const uint32_t* pk, int64_t pstride, const float* ws, int np,
+                          int last_cols, float* y, int64_t ldy) {
+  const int64_t blocks = x.Kp / kBlock, ksteps = x.Kp / 32, mp = (x.m + kRowStep - 1) / kRowStep * kRowStep;
+  const int T = x.terms;
+  const int64_t row_tiles = ksteps * T * kTileHalves;  // halves from one 16-row tile row to the next
   alignas(64) float blk[4][16][16];
-  alignas(64) float tot[kRowStep][32];
-  const int c0 = std::min(ncols, 16), c1 = std::max(0, ncols - 16);
-  const __mmask16 k0 = static_cast<__mmask16>(c0 >= 16 ? 0xffff : (1u << c0) - 1u),
-                  k1 = static_cast<__mmask16>(c1 >= 16 ? 0xffff : (1u << c1) - 1u);
+  alignas(64) float tot[kMaxPanels][kRowStep][32];
   Ops::begin();
   for (int64_t m0 = 0; m0 < mp; m0 += kRowStep) {
-    for (int r = 0; r < kRowStep; ++r) {
-      _mm512_store_ps(tot[r], _mm512_setzero_ps());
-      _mm512_store_ps(tot[r] + 16, _mm512_setzero_ps());
-    }
-    for (int64_t b = 0; b < blocks; ++b) {
-      Ops::zero_acc();
-      for (int64_t k4 = 0; k4 < kBlock / 32; ++k4) {
-        const uint16_t* a = q + m0 * Kp + b * kBlock + k4 * 32;
-        const uint32_t* w = pk + (b * (kBlock / 2) + k4 * 16) * 32;
-        Ops::step(a, a + 16 * Kp, qstride, w, w + 16, pstride);
-      }
-      Ops::store_acc(&blk[0][0][0]);
+    for (int g = 0; g < np; ++g)
       for (int r = 0; r < kRowStep; ++r) {
-        const __m512 sc = _mm512_set1_ps(s[(m0 + r) * blocks + b] * ws[b]);
-        const int i = r / 16, rr = r % 16;
-        _mm512_store_ps(tot[r], _mm512_fmadd_ps(_mm512_load_ps(blk[2 * i][rr]), sc, _mm512_load_ps(tot[r])));
-        _mm512_store_ps(tot[r] + 16,
-                        _mm512_fmadd_ps(_mm512_load_ps(blk[2 * i + 1][rr]), sc, _mm512_load_ps(tot[r] + 16)));
+        _mm512_store_ps(tot[g][r], _mm512_setzero_ps());
+        _mm512_store_ps(tot[g][r] + 16, _mm512_setzero_ps());
       }
-    }
-    const int64_t rows = std::min<int64_t>(kRowStep, m - m0);
-    for (int64_t r = 0; r < rows; ++r) {
-      _mm512_mask_storeu_ps(y + (m0 + r) * ldy, k0, _mm512_load_ps(tot[r]));
-      if (c1 > 0) _mm512_mask_storeu_ps(y + (m0 + r) * ldy + 16, k1, _mm512_load_ps(tot[r] + 16));
+    const uint16_t* xa = x.tiles + (m0 / 16) * row_tiles;
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int g = 0; g < np; ++g) {
+        Ops::zero_acc();
+        for (int64_t k4 = 0; k4 < kBlock / 32; ++k4) {
+          const int64_t j = b * (kBlock / 32) + k4;
+          const uint32_t* w = pk + g * pstride + j * 16 * 32;
+          Ops::load_b(w, w + 16, 32 * 4);
+          for (int t = 0; t < T; ++t) {
+            const uint16_t* a = xa + (j * T + t) * kTileHalves;
+            Ops::term(a, a + row_tiles, 64);
+          }
+        }
+        Ops::store_acc(&blk[0][0][0]);
+        const float wsb = ws[g * blocks + b];
+        for (int r = 0; r < kRowStep; ++r) {
+          const __m512 sc = _mm512_set1_ps(x.s ? x.s[(m0 + r) * blocks + b] * wsb : wsb);
+          const int i = r / 16, rr = r % 16;
+          _mm512_store_ps(tot[g][r],
+                          _mm512_fmadd_ps(_mm512_load_ps(blk[2 * i][rr]), sc, _mm512_load_ps(tot[g][r])));
+          _mm512_store_ps(tot[g][r] + 16, _mm512_fmadd_ps(_mm512_load_ps(blk[2 * i + 1][rr]), sc,
+                                                          _mm512_load_ps(tot[g][r] + 16)));
+        }
+      }
+    const int64_t rows = std::min<int64_t>(kRowStep, x.m - m0);
+    for (int g = 0; g < np; ++g) {
+      const int cols = g + 1 == np ? last_cols : 32;
+      const int c0 = std::min(cols, 16), c1 = std::max(0, cols - 16);
+      const __mmask16 k0 = static_cast<__mmask16>(c0 >= 16 ? 0xffff : (1u << c0) - 1u),
+                      k1 = static_cast<__mmask16>(c1 >= 16 ? 0xffff : (1u << c1) - 1u);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* yr = y + (m0 + r) * ldy + 32 * g;
+        _mm512_mask_storeu_ps(yr, k0, _mm512_load_ps(tot[g][r]));
+        if (c1 > 0) _mm512_mask_storeu_ps(yr + 16, k1, _mm512_load_ps(tot[g][r] + 16));
+      }
     }
   }
   Ops::end();
@@ -138,46 +153,63 @@ bool amx_built() {
   return true;
 }
 
-void panel(const uint16_t* q, int64_t m, int64_t Kp, const float* s, const uint32_t* pk, const float* ws,
-           float* y, int64_t ldy, int ncols, bool emulate) {
+void panels(const TileX& x, const uint32_t* pk, int64_t pstride, const float* ws, int npanels, int last_cols,
+            float* y, int64_t ldy, bool emulate) {
   if (emulate)
-    run<Model>(q, m, Kp, s, pk, ws, y, ldy, ncols);
+    run<Model>(x, pk, pstride, ws, npanels, last_cols, y, ldy);
   else
-    run<Tiles>(q, m, Kp, s, pk, ws, y, ldy, ncols);
+    run<Tiles>(x, pk, pstride, ws, npanels, last_cols, y, ldy);
 }
 
-bool amx_self_check() {
-  // 40 rows (a full and a padded row step), 3 K blocks, 29 columns (a partial second column tile).
+namespace {
+
+// One fixed problem of `terms` terms (x scales with one term), 40 rows (a full and a padded row step), 3 K
+// blocks, two panels (the second of 13 columns: a partial second column tile), tiles against the model.
+bool self_check_terms(int terms) {
   const int64_t m = 40, mp = 64, Kp = 3 * kBlock, blocks = 3;
-  const int ncols = 29;
-  std::mt19937 rng(20261201);
-  std::vector<uint16_t> q(static_cast<size_t>(mp * Kp), 0);
-  std::vector<float> s(static_cast<size_t>(mp * blocks), 0.0f), ws(blocks);
-  std::vector<uint32_t> pk(static_cast<size_t>(Kp / 2 * 32));
-  // Positive codes (no cancellation), so every output is checked to its own relative rounding.
+  const int np = 2, last = 13;
+  std::mt19937 rng(20261201 + terms);
+  // Positive values (no cancellation), so every output is checked to its own relative rounding: e4m3 codes,
+  // or (three terms) bf16 values spread over a few binades, as split fp32 values are.
   auto code = [&] {
     uint8_t c;
     do c = static_cast<uint8_t>(rng() & 0x7f);
     while (c == 0x7f);
-    return c;
+    return e4m3_bf16(c);
   };
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t k = 0; k < Kp; ++k) q[r * Kp + k] = e4m3_bf16(code());
+  std::vector<uint16_t> xt(static_cast<size_t>(mp * Kp * terms), 0);
+  for (int64_t i = 0; i < m; ++i)  // rows past m stay zero
+    for (int64_t j = 0; j < Kp / 32; ++j)
+      for (int t = 0; t < terms; ++t)
+        for (int64_t c = 0; c < 32; ++c)
+          xt[static_cast<size_t>(((i / 16 * (Kp / 32) + j) * terms + t) * kTileHalves + i % 16 * 32 + c)] =
+              terms == 1 ? code() : static_cast<uint16_t>(0x3f00 + rng() % 0x100 - 0x80 * t);
+  std::vector<float> s(static_cast<size_t>(mp * blocks), 0.0f), ws(static_cast<size_t>(np * blocks));
+  for (int64_t r = 0; r < m; ++r)
     for (int64_t b = 0; b < blocks; ++b) s[r * blocks + b] = 0.001f * static_cast<float>(1 + rng() % 1000);
-  }
-  for (auto& v : pk) v = e4m3_bf16(code()) | static_cast<uint32_t>(e4m3_bf16(code())) << 16;
+  const int64_t pstride = Kp / 2 * 32;
+  std::vector<uint32_t> pk(static_cast<size_t>(np * pstride));
+  for (auto& v : pk) v = code() | static_cast<uint32_t>(code()) << 16;
   for (auto& v : ws) v = 0.001f * static_cast<float>(1 + rng() % 1000);
-  std::vector<float> got(static_cast<size_t>(m * 32), 0.0f), want(got.size(), 0.0f);
-  run<Tiles>(q.data(), m, Kp, s.data(), pk.data(), ws.data(), got.data(), 32, ncols);
-  run<Model>(q.data(), m, Kp, s.data(), pk.data(), ws.data(), want.data(), 32, ncols);
+  const TileX x{xt.data(), terms == 1 ? s.data() : nullptr, m, Kp, terms};
+  const int64_t ldy = 32 * np;
+  std::vector<float> got(static_cast<size_t>(m * ldy), 0.0f), want(got.size(), 0.0f);
+  run<Tiles>(x, pk.data(), pstride, ws.data(), np, last, got.data(), ldy);
+  run<Model>(x, pk.data(), pstride, ws.data(), np, last, want.data(), ldy);
   // The hardware may add a block's products in another order: fp32 rounding, far below 1e-4 relative; a
   // wrong layout or operand order is off by O(1).
   for (int64_t r = 0; r < m; ++r)
-    for (int c = 0; c < ncols; ++c) {
-      const float w = want[r * 32 + c];
-      if (!(w > 0) || !(std::fabs(got[r * 32 + c] - w) <= 1e-4f * w)) return false;
+    for (int c = 0; c < 32 + last; ++c) {
+      const float w = want[r * ldy + c];
+      if (!(w > 0) || !(std::fabs(got[r * ldy + c] - w) <= 1e-4f * w)) return false;
     }
   return true;
+}
+
+}  // namespace
+
+bool amx_self_check() {
+  return self_check_terms(1) && self_check_terms(3);
 }
 
 #else  // no AMX in this build
@@ -185,8 +217,7 @@ bool amx_self_check() {
 bool amx_built() {
   return false;
 }
-void panel(const uint16_t*, int64_t, int64_t, const float*, const uint32_t*, const float*, float*, int64_t,
-           int, bool) {}
+void panels(const TileX&, const uint32_t*, int64_t, const float*, int, int, float*, int64_t, bool) {}
 bool amx_self_check() {
   return false;
 }

@@ -1,31 +1,47 @@
-// The AMX micro-kernel of gemm_xwt_fp8act (gemm_fp8act.h): one 32-column weight panel against every row of
-// x, with tdpbf16ps on 16 x 16 tiles (2 x 2 fp32 accumulators, 2 tiles of x's codes, 2 of the panel's), each
-// 128-wide K block's tile sums stored and added into the row totals scaled by x's tile scale times W's block
-// scale, as the AVX-512-BF16 kernel does. The same code runs on the tile instructions or on a scalar model of
-// them (emulate): the model follows the instructions' definitions (Intel SDM: ldtilecfg, tileloadd,
-// tdpbf16ps, tilestored), so tests check the kernel's layout and bookkeeping on CPUs without AMX, and the
-// real tiles are checked against the model once before they are trusted (amx_self_check).
+// The AMX-BF16 micro-kernel of the FP8-weight GEMMs (gemm_fp8act.h): a few 32-column weight panels against
+// every row of x, with tdpbf16ps on 16 x 16 tiles (2 x 2 fp32 accumulators, 2 tiles of x, 2 of the panel),
+// each 128-wide K block's tile sums stored and added into the row totals scaled by x's block scale (if any)
+// times W's block scale. x's value is the sum of up to three bf16 terms (FP8 activations: one, the e4m3
+// code; fp32 activations: three, whose sum is x exactly), each term's tiles multiplied by the same panel
+// tiles. The same code runs on the tile instructions or on a scalar model of them (emulate): the model
+// follows the instructions' definitions (Intel SDM: ldtilecfg, tileloadd, tdpbf16ps, tilestored), so tests
+// check the kernel's layout and bookkeeping on CPUs without AMX, and the real tiles are checked against the
+// model once before they are trusted (amx_self_check).
 #pragma once
 #include <cstdint>
 
 namespace moert::kernels::amx {
 
-// Rows per call step: x's codes must be padded with zero rows (and zero scales) to a multiple of this.
+// Rows per kernel step: x's tiles must hold m rows rounded up to this (padded rows zero, scales zero).
 constexpr int64_t kRowStep = 32;
+constexpr int kMaxTerms = 3;   // bf16 terms per x value
+constexpr int kMaxPanels = 4;  // 32-column weight panels per call
 
-// y[r, 0 .. ncols) for r < m = sum over K blocks b of (x codes [r] . panel codes) * s[r * blocks + b] *
-// ws[b]. q: x's e4m3 codes as bf16 [mp][Kp] (mp = m rounded up to kRowStep, padded rows zero), Kp a multiple
-// of 128; s: [mp][Kp / 128]; pk: the panel [Kp / 2][32] 32-bit words (bf16 pairs of 32 weight rows); ws: the
-// panel's block scales [Kp / 128]. The real tiles need amx_usable() (and the calling thread's tile
-// permission, which amx_usable asks Linux for).
-void panel(const uint16_t* q, int64_t m, int64_t Kp, const float* s, const uint32_t* pk, const float* ws,
-           float* y, int64_t ldy, int ncols, bool emulate);
+// Halves (uint16) from one tile to the next in TileX: 16 rows x 32 bf16.
+constexpr int64_t kTileHalves = 512;
+
+// x as the tiles read it: for 16-row tile row i, 32-wide K step j and term t, the tile of 16 rows x 32 bf16
+// (64 contiguous bytes a row, 1 KiB a tile) at tiles + ((i * (Kp / 32) + j) * terms + t) * kTileHalves.
+struct TileX {
+  const uint16_t* tiles;
+  const float* s;  // x's block scales [m rounded up to kRowStep][Kp / 128], or null: all 1
+  int64_t m, Kp;   // rows; K padded to a multiple of 128
+  int terms;       // 1 .. kMaxTerms
+};
+
+// y[r, 32 g + c] for r < m, g < npanels, c < 32 (c < last_cols in the last panel) = sum over K blocks b of
+// (x[r] . panel g's column c over block b) * s[r][b] * ws[g * (Kp / 128) + b]. pk: panel g at pk + g *
+// pstride words, [Kp / 2][32] 32-bit words (bf16 pairs of 32 weight rows). The real tiles need amx_ready()
+// (gemm_fp8act.h: the CPU's AMX-BF16 and Linux's tile permission).
+void panels(const TileX& x, const uint32_t* pk, int64_t pstride, const float* ws, int npanels, int last_cols,
+            float* y, int64_t ldy, bool emulate);
 
 // Whether this build has the tile kernel at all (x86 with a compiler that knows AMX).
 bool amx_built();
 
-// Runs the real tiles once on a fixed problem against the model; true when they agree (to fp32 rounding of
-// the block sums). Needs the CPU's AMX-BF16 and Linux's permission (callers check cpu_matmul_features()).
+// Runs the real tiles once on fixed problems (one term with x scales, three terms without, two panels, a
+// padded row step, a partial last panel) against the model; true when they agree to fp32 rounding of the
+// block sums. Needs the CPU's AMX-BF16 and Linux's permission (callers check cpu_matmul_features()).
 bool amx_self_check();
 
 }  // namespace moert::kernels::amx

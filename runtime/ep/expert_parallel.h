@@ -20,7 +20,8 @@
 //    adds weight * row in ascending expert id from zero (Backend::moe_combine, as one process does).
 //    Bit-exact with the single-process sum whenever each expert's output rows are (the CPU GEMM's result for
 //    a row does not depend on the other rows of the same call while the call's row count stays in the same
-//    kernel class; see tests/ep). Costs top-k rows per token on the way back.
+//    kernel class: 1-4, 5-16, more (AMX tiles where the CPU has them); see tests/ep). Costs top-k rows per
+//    token on the way back.
 //  - CombineMode::kPartialSums: each rank returns one row per token, the weighted sum over its experts
 //    (in ascending id); the origin adds the ranks' rows in ascending rank order. Same K = top-k products,
 //    summed in another order: with u = 2^-24 and g_K = K u / (1 - K u), each sum is within g_K sum|w_i y_i|

@@ -150,5 +150,96 @@ TEST(GemmFp8Act, ReportsFeatures) {
   EXPECT_FALSE(amx_self_check_failed());
 }
 
+// fp32 activations on the tiles (gemm_xwt_amx): x split into three bf16 terms, so against the fp32
+// reference only the order of the fp32 sums differs. On the tile model everywhere with AVX-512-BF16, and on
+// the tiles where ready; off, or with a non-FP8 weight, it declines.
+std::vector<PathCase> tile_paths_here() {
+  std::vector<PathCase> p;
+  for (const PathCase& c : paths_here())
+    if (c.amx != AmxUse::kOff) p.push_back(c);
+  return p;
+}
+
+TEST(GemmXwtAmx, MatchesTheFp32Reference) {
+  if (!cpu_matmul_features().avx512_bf16) GTEST_SKIP() << "no AVX-512-BF16 on this CPU: path not tested here";
+  {
+    MatmulScope off(false, AmxUse::kOff);
+    std::mt19937 rng(1);
+    TestWeight w = make_weight(DType::kF8E4M3, 64, 256, rng);
+    std::vector<float> x = randn(20 * 256, rng), y(20 * 64);
+    EXPECT_FALSE(gemm_xwt_amx(x.data(), 20, 256, w.ref(), y.data(), 64, nullptr));
+  }
+  for (const PathCase& path : tile_paths_here()) {
+    MatmulScope on(false, path.amx);
+    std::mt19937 rng(7);
+    ThreadPool pool2(2);
+    // x spread over many binades (so all three terms matter), K not a multiple of 128 or 32, N not of 32,
+    // several panels a task and several tasks
+    const Case cases[] = {{17, 96, 384}, {40, 200, 1100}, {33, 61, 257}, {64, 300, 130}, {1, 40, 77}};
+    for (const Case& cs : cases)
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+        TestWeight w = make_weight(DType::kF8E4M3, cs.n, cs.k, rng);
+        const int64_t ldx = cs.k + 3, ldy = cs.n + 5;
+        std::vector<float> x = randn(static_cast<size_t>(cs.m * ldx), rng, 2.0f);
+        std::uniform_real_distribution<float> e(-20.0f, 20.0f);
+        for (float& v : x) v *= std::exp2(e(rng));
+        std::vector<float> want(cs.m * ldy, 0.0f), got(cs.m * ldy, -1.0f);
+        gemm_xwt_reference(x.data(), cs.m, ldx, w.ref(), want.data(), ldy);
+        ASSERT_TRUE(gemm_xwt_amx(x.data(), cs.m, ldx, w.ref(), got.data(), ldy, pool)) << path.name;
+        int bad = 0;
+        for (int64_t i = 0; i < cs.m && bad < 5; ++i)
+          for (int64_t j = 0; j < cs.n && bad < 5; ++j) {
+            double abs_acc = 0;
+            for (int64_t c = 0; c < cs.k; ++c) abs_acc += std::fabs(x[i * ldx + c] * w.value[j * cs.k + c]);
+            // fp32 sums of 3k exact products: a few units of rounding times sqrt(k), relative to sum |x w|
+            const double tol = 1e-6 * std::sqrt(static_cast<double>(cs.k)) * abs_acc + 1e-30;
+            if (!(std::fabs(got[i * ldy + j] - want[i * ldy + j]) <= tol)) {
+              ADD_FAILURE() << path.name << " m " << cs.m << " n " << cs.n << " k " << cs.k << ": y[" << i
+                            << ", " << j << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j]
+                            << " (tol " << tol << ")";
+              ++bad;
+            }
+          }
+        // Rows independent of m: the first rows alone give the same bits.
+        const int64_t few = std::min<int64_t>(cs.m, 5);
+        std::vector<float> part(few * ldy, -1.0f);
+        ASSERT_TRUE(gemm_xwt_amx(x.data(), few, ldx, w.ref(), part.data(), ldy, pool));
+        for (int64_t i = 0; i < few; ++i)
+          EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float)))
+              << path.name << " row " << i;
+      }
+  }
+}
+
+// A term split that dropped bits would show as a relative error near 2^-9 or 2^-17 on a single product; x
+// with all 24 bits set must come out within a few fp32 roundings. Non-finite x reaches y (Inf as Inf, NaN as
+// NaN), as in gemm_xwt.
+TEST(GemmXwtAmx, FullPrecisionProductsAndNonFiniteX) {
+  if (!cpu_matmul_features().avx512_bf16) GTEST_SKIP() << "no AVX-512-BF16 on this CPU: path not tested here";
+  for (const PathCase& path : tile_paths_here()) {
+    MatmulScope on(false, path.amx);
+    std::mt19937 rng(11);
+    const int64_t m = 20, n = 32, k = 128;
+    TestWeight w = make_weight(DType::kF8E4M3, n, k, rng);
+    std::vector<float> x(m * k, 0.0f), y(m * n, 0.0f), want(m * n, 0.0f);
+    for (int64_t i = 0; i < m; ++i) x[i * k + i] = 1.0f + std::ldexp(static_cast<float>(rng() | 1), -24);
+    x[3 * k + 3] = INFINITY;
+    x[5 * k + 9] = NAN;
+    x[6 * k + 1] = -INFINITY;
+    gemm_xwt_reference(x.data(), m, k, w.ref(), want.data(), n);
+    ASSERT_TRUE(gemm_xwt_amx(x.data(), m, k, w.ref(), y.data(), n, nullptr));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        const float g = y[i * n + j], r = want[i * n + j];
+        if (std::isnan(r))
+          EXPECT_TRUE(std::isnan(g)) << path.name << " y[" << i << ", " << j << "] = " << g;
+        else if (std::isinf(r))
+          EXPECT_EQ(r, g) << path.name << " y[" << i << ", " << j << "]";
+        else
+          EXPECT_NEAR(r, g, 4e-7 * std::fabs(r)) << path.name << " y[" << i << ", " << j << "]";
+      }
+  }
+}
+
 }  // namespace
 }  // namespace moert::kernels::test

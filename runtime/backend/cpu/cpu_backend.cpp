@@ -133,13 +133,15 @@ class CpuBackend final : public Backend {
   }
 
   void linear_impl(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
-    // FP8 activations at prefill sizes: the CPU's matrix instructions where present (AMX tiles, or
-    // AVX-512-BF16 when asked for), the same products as the quantise-dequantise path below. Not in
-    // batch-invariant mode (whose rows must not depend on how many there are) nor at decode sizes
-    // (memory-bound: the dot-product path is as fast).
-    if (mode == ActMode::kFp8 && w.fp8() && !batch_invariant_ && x.rows > 4 * kFuseRows &&
-        kernels::gemm_xwt_fp8act(x.ptr<float>(), x.rows, x.ld, ref(w), out.ptr<float>(), out.ld, &pool_))
-      return;
+    // FP8 weights at prefill sizes on the CPU's matrix instructions where present: with FP8 activations
+    // (AMX tiles, or AVX-512-BF16 when asked for) the same products as the quantise-dequantise path below;
+    // with fp32 activations (AMX tiles) x split exactly into bf16 terms, the fp32 kernel's products summed
+    // in another order. Not in batch-invariant mode (whose rows must equal the decode path's) nor at
+    // decode sizes (memory-bound: the dot-product path is as fast).
+    if (w.fp8() && !batch_invariant_ && x.rows > 4 * kFuseRows) {
+      const auto gemm = mode == ActMode::kFp8 ? kernels::gemm_xwt_fp8act : kernels::gemm_xwt_amx;
+      if (gemm(x.ptr<float>(), x.rows, x.ld, ref(w), out.ptr<float>(), out.ld, &pool_)) return;
+    }
     const float* in = quantised_input(x, w, mode);
     const int64_t ldx = in == x.ptr<float>() ? x.ld : x.cols;
     kernels::gemm_xwt(in, x.rows, ldx, ref(w), out.ptr<float>(), out.ld, &pool_, batch_invariant_);
