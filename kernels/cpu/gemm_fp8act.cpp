@@ -195,26 +195,29 @@ MOERT_BF16_TARGET inline __m256i to_bf16(__m512 v) {
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16));
 }
 
-// Where row r's 16 values from K column k (a multiple of 16) go, as bf16: x's codes row-major [m][Kp] (the
-// AVX-512-BF16 kernel's operand), or term t's place in the tiles' layout (amx::TileX).
+// Where row r's 16 values from K column k (a multiple of 16) go, as bf16, and its block scales: x's codes
+// row-major [m][Kp] with scales [m][Kp / 128] (the AVX-512-BF16 kernel's operands), or one 16-row tile row
+// of the tiles' x (rows r0 .. r0 + 16), term t's rows row-major [16][Kp] at q + 16 t Kp before they are
+// transposed into tiles, its scales in amx::TileX's layout.
 struct RowMajor {
   uint16_t* q;
+  float* s;
   int64_t Kp;
   uint16_t* at(int64_t r, int64_t k, int) const { return q + r * Kp + k; }
+  float& scale(int64_t r, int64_t b) const { return s[r * (Kp / kBlock) + b]; }
 };
-struct Tiled {
-  uint16_t* tiles;
-  int64_t ksteps;  // Kp / 32
-  int terms;
-  uint16_t* at(int64_t r, int64_t k, int t) const {
-    return tiles + ((r / 16 * ksteps + k / 32) * terms + t) * amx::kTileHalves + r % 16 * 32 + k % 32;
-  }
+struct TileRow {
+  uint16_t* q;
+  float* s;  // the whole of x's scales
+  int64_t Kp, r0;
+  uint16_t* at(int64_t r, int64_t k, int t) const { return q + (16 * t + r - r0) * Kp + k; }
+  float& scale(int64_t r, int64_t b) const { return s[(r / 16 * (Kp / kBlock) + b) * 16 + r % 16]; }
 };
 
 // Quantises x rows [m0, m1) into bf16 codes (at `out`) and scales s [m][Kp / 128], as act_quant.
 template <class Out>
 MOERT_BF16_TARGET void quantise_rows(const float* x, int64_t m0, int64_t m1, int64_t ldx, int64_t K,
-                                     int64_t Kp, const Out& out, float* s) {
+                                     int64_t Kp, const Out& out) {
   const int64_t kb = Kp / kBlock;
   for (int64_t r = m0; r < m1; ++r)
     for (int64_t b = 0; b < kb; ++b) {
@@ -226,7 +229,7 @@ MOERT_BF16_TARGET void quantise_rows(const float* x, int64_t m0, int64_t m1, int
         am = _mm512_max_ps(am, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, xr + i)));
       }
       const float sc = _mm512_reduce_max_ps(am) / 448.0f;
-      s[r * kb + b] = sc;
+      out.scale(r, b) = sc;
       const __m512 sv = _mm512_set1_ps(sc == 0.0f ? 1.0f : sc);
       for (int64_t i = 0; i < kBlock; i += 16) {
         const int64_t left = n - i;
@@ -243,7 +246,7 @@ MOERT_BF16_TARGET void quantise_rows(const float* x, int64_t m0, int64_t m1, int
 // 24 bits). A non-finite value is its own first term (NaN kept NaN) with zero remainders, so it reaches y
 // as the fp32 product would. Columns K .. Kp are zero.
 MOERT_BF16_TARGET void split_rows(const float* x, int64_t m0, int64_t m1, int64_t ldx, int64_t K, int64_t Kp,
-                                  const Tiled& out) {
+                                  const TileRow& out) {
   const __m512i hi = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
   const __m512i exp = _mm512_set1_epi32(0x7f800000);
   for (int64_t r = m0; r < m1; ++r)
@@ -409,6 +412,55 @@ MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
   }
 }
 
+// e4m3 code magnitudes (7 bits) -> bf16 bits (exact; the NaN code to a NaN), as four 32-word tables.
+struct E4m3Bf16Table {
+  alignas(64) uint16_t v[128];
+  E4m3Bf16Table() {
+    for (int c = 0; c < 128; ++c) {
+      const int e = c >> 3, f = c & 7;
+      if (c == 0x7f)
+        v[c] = 0x7fc0;
+      else if (e > 0)
+        v[c] = static_cast<uint16_t>((e + 120) << 7 | f << 4);
+      else if (f == 0)
+        v[c] = 0;
+      else {  // f * 2^-9, normalised: the top bit p of f becomes the implicit one
+        const int p = f >= 4 ? 2 : f >= 2 ? 1 : 0;
+        v[c] = static_cast<uint16_t>((118 + p) << 7 | (f - (1 << p)) << (7 - p));
+      }
+    }
+  }
+};
+
+// Weight rows [r0, r0 + rows) as bf16 codes, row-major [32][ld] (zero past K and past `rows`): 32 codes by
+// two two-table lookups (vpermt2w: codes 0-63 and 64-127 of the magnitude), a blend and the sign moved up.
+MOERT_BF16_TARGET void panel_rows_bf16(const WeightRef& w, int64_t r0, int64_t rows, int64_t Kp, int64_t ld,
+                                       uint16_t* out) {
+  static const E4m3Bf16Table table;
+  const __m512i t0 = _mm512_load_si512(table.v), t1 = _mm512_load_si512(table.v + 32),
+                t2 = _mm512_load_si512(table.v + 64), t3 = _mm512_load_si512(table.v + 96);
+  const __m512i sign = _mm512_set1_epi16(static_cast<short>(0x8000)), bit6 = _mm512_set1_epi16(0x40);
+  const int64_t K = w.k;
+  for (int64_t r = 0; r < kPanel; ++r) {
+    uint16_t* o = out + r * ld;
+    if (r >= rows) {
+      std::memset(o, 0, static_cast<size_t>(Kp) * 2);
+      continue;
+    }
+    const uint8_t* p = static_cast<const uint8_t*>(w.data) + (r0 + r) * w.ld;
+    for (int64_t k = 0; k < Kp; k += 32) {
+      const int64_t left = K - k;
+      const __mmask32 mk = left >= 32 ? ~__mmask32{0} : left <= 0 ? 0 : (__mmask32{1} << left) - 1;
+      const __m512i c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(mk, p + k));
+      const __m512i mag =
+          _mm512_mask_blend_epi16(_mm512_test_epi16_mask(c, bit6), _mm512_permutex2var_epi16(t0, c, t1),
+                                  _mm512_permutex2var_epi16(t2, c, t3));
+      const __m512i v = _mm512_or_si512(mag, _mm512_and_si512(_mm512_slli_epi16(c, 8), sign));
+      _mm512_storeu_si512(o + k, v);
+    }
+  }
+}
+
 // The tiles over `group` panels a task (amx::panels), x already in their layout.
 struct TileCtx {
   amx::TileX x;
@@ -421,44 +473,57 @@ struct TileCtx {
 
 MOERT_BF16_TARGET void tile_task(const TileCtx& c, int64_t t) {
   const WeightRef& w = *c.w;
-  const int64_t Kp = c.x.Kp, blocks = Kp / kBlock, pstride = kPanel * Kp / 2;
+  const int64_t Kp = c.x.Kp, blocks = Kp / kBlock;
   const int64_t p0 = t * c.group, np = std::min<int64_t>(c.group, (w.n + kPanel - 1) / kPanel - p0);
-  uint32_t* pk = reinterpret_cast<uint32_t*>(tls_scratch(4, static_cast<size_t>(np * pstride)));
+  const int64_t ld = amx::panel_ld(Kp);
+  uint16_t* wb = reinterpret_cast<uint16_t*>(tls_scratch(4, static_cast<size_t>(np * kPanel * ld / 2)));
   float* ws = tls_scratch(6, static_cast<size_t>(np * blocks));
   for (int64_t g = 0; g < np; ++g) {
     const int64_t r0 = (p0 + g) * kPanel;
-    panel_operands(w, r0, std::min<int64_t>(kPanel, w.n - r0), Kp, pk + g * pstride, ws + g * blocks);
+    panel_rows_bf16(w, r0, std::min<int64_t>(kPanel, w.n - r0), Kp, ld, wb + g * kPanel * ld);
+    const float* srow = w.scale + ((w.row0 + r0) >> 7) * w.scale_ld;
+    for (int64_t b = 0; b < blocks; ++b) ws[g * blocks + b] = srow[b];
   }
   const int last = static_cast<int>(std::min<int64_t>(kPanel, w.n - (p0 + np - 1) * kPanel));
-  amx::panels(c.x, pk, pstride, ws, static_cast<int>(np), last, c.y + p0 * kPanel, c.ldy, c.model);
+  amx::panels(c.x, wb, ws, static_cast<int>(np), last, c.y + p0 * kPanel, c.ldy, c.model);
 }
 
-// Both tile GEMMs: x (m rows) into the tiles' layout by `fill(b, e, out, s)` over row ranges, zero rows
-// padding it to amx::kRowStep, then tasks of up to amx::kMaxPanels panels: as many as keep a task's packed
-// panels (64 * Kp bytes each) within about 1 MiB of L2 beside x's stream, fewer where that leaves under two
-// tasks per thread.
+// Both tile GEMMs: x (m rows) into the tiles' layout, one 16-row tile row at a time: `fill(r0, r1, out)`
+// writes rows [r0, r1) row-major (and their scales), zero rows pad to 16, and each 16 x 32 block of a term
+// is transposed into its tile (K pairs x rows). Then tasks of up to amx::kMaxPanels panels: as many as keep
+// a task's bf16 panels (64 * Kp bytes each) within about 1 MiB of L2 beside x's stream, fewer where that
+// leaves under two tasks per thread.
 template <class Fill>
 MOERT_BF16_TARGET void tile_gemm(int terms, bool with_scales, int64_t m, const WeightRef& w, float* y,
                                  int64_t ldy, ThreadPool* pool, bool model, const Fill& fill) {
-  const int64_t Kp = (w.k + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock;
+  const int64_t Kp = (w.k + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock, ksteps = Kp / 32;
   const int64_t mp = (m + amx::kRowStep - 1) / amx::kRowStep * amx::kRowStep;
   // x's tiles and scales in per-call buffers (the threads' scratch is for the panels)
   static thread_local std::vector<uint16_t> tbuf;
   static thread_local std::vector<float> sbuf;
   tbuf.resize(static_cast<size_t>(mp * Kp * terms));
-  sbuf.resize(with_scales ? static_cast<size_t>(mp * blocks) : 0);
-  const Tiled out{tbuf.data(), Kp / 32, terms};
+  sbuf.assign(with_scales ? static_cast<size_t>(mp * blocks) : 0, 0.0f);
+  uint16_t* tiles = tbuf.data();
   float* s = sbuf.data();
-  for (int64_t r = m; r < mp; ++r)
-    for (int64_t k = 0; k < Kp; k += 16)
-      for (int t = 0; t < terms; ++t) std::memset(out.at(r, k, t), 0, 32);
-  if (with_scales) std::memset(s + m * blocks, 0, static_cast<size_t>((mp - m) * blocks) * sizeof(float));
-  parallel_for(pool, m, 16, [&](int64_t b, int64_t e, int) { fill(b, e, out, s); });
+  parallel_for(pool, mp / 16, 1, [&](int64_t b, int64_t e, int) {
+    uint16_t* rm = reinterpret_cast<uint16_t*>(tls_scratch(7, static_cast<size_t>(16 * Kp * terms / 2)));
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t r0 = 16 * i, r1 = std::clamp<int64_t>(m, r0, r0 + 16);  // r1 = r0: padding only
+      for (int t = 0; t < terms; ++t)
+        for (int64_t r = r1 - r0; r < 16; ++r) std::memset(rm + (16 * t + r) * Kp, 0, Kp * 2);
+      if (r1 > r0) fill(r0, r1, TileRow{rm, s, Kp, r0});
+      for (int64_t j = 0; j < ksteps; ++j)
+        for (int t = 0; t < terms; ++t)
+          transpose16(reinterpret_cast<const uint32_t*>(rm + 16 * t * Kp + 32 * j), Kp / 2,
+                      reinterpret_cast<uint32_t*>(tiles + ((i * ksteps + j) * terms + t) * amx::kTileHalves),
+                      16);
+    }
+  });
   const int64_t panels = (w.n + kPanel - 1) / kPanel;
   const int threads = pool ? pool->size() : 1;
   int group = static_cast<int>(std::clamp<int64_t>((int64_t{1} << 20) / (64 * Kp), 1, amx::kMaxPanels));
   while (group > 1 && (panels + group - 1) / group < 2 * threads) --group;
-  const TileCtx c{amx::TileX{tbuf.data(), with_scales ? s : nullptr, m, Kp, terms}, &w, y, ldy, group, model};
+  const TileCtx c{amx::TileX{tiles, with_scales ? s : nullptr, m, Kp, terms}, &w, y, ldy, group, model};
   const TileCtx* cp = &c;
   parallel_for(pool, (panels + group - 1) / group, 1, [cp](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) tile_task(*cp, t);
@@ -478,9 +543,7 @@ bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w,
   const int64_t K = w.k, Kp = (K + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock;
   if (path == Path::kAmx || path == Path::kAmxModel) {
     tile_gemm(1, true, m, w, y, ldy, pool, path == Path::kAmxModel,
-              [=](int64_t b, int64_t e, const Tiled& out, float* s) {
-                quantise_rows(x, b, e, ldx, K, Kp, out, s);
-              });
+              [=](int64_t b, int64_t e, const TileRow& out) { quantise_rows(x, b, e, ldx, K, Kp, out); });
     return true;
   }
   // Quantised x in per-call buffers (the threads' scratch is for the panels).
@@ -488,10 +551,9 @@ bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w,
   static thread_local std::vector<float> sbuf;
   qbuf.resize(static_cast<size_t>(m * Kp));
   sbuf.resize(static_cast<size_t>(m * blocks));
-  const RowMajor q{qbuf.data(), Kp};
-  float* s = sbuf.data();
-  parallel_for(pool, m, 16, [=](int64_t b, int64_t e, int) { quantise_rows(x, b, e, ldx, K, Kp, q, s); });
-  const Ctx c{q.q, s, m, Kp, &w, y, ldy};
+  const RowMajor q{qbuf.data(), sbuf.data(), Kp};
+  parallel_for(pool, m, 16, [=](int64_t b, int64_t e, int) { quantise_rows(x, b, e, ldx, K, Kp, q); });
+  const Ctx c{q.q, q.s, m, Kp, &w, y, ldy};
   const Ctx* cp = &c;
   parallel_for(pool, (w.n + kPanel - 1) / kPanel, 1, [cp](int64_t b, int64_t e, int) {
     for (int64_t p = b; p < e; ++p) panel_task(*cp, p);
@@ -505,7 +567,7 @@ bool gemm_xwt_amx(const float* x, int64_t m, int64_t ldx, const WeightRef& w, fl
   if ((path != Path::kAmx && path != Path::kAmxModel) || !fp8_weight_on_grid(w, m)) return false;
   const int64_t K = w.k, Kp = (K + kBlock - 1) / kBlock * kBlock;
   tile_gemm(3, false, m, w, y, ldy, pool, path == Path::kAmxModel,
-            [=](int64_t b, int64_t e, const Tiled& out, float*) { split_rows(x, b, e, ldx, K, Kp, out); });
+            [=](int64_t b, int64_t e, const TileRow& out) { split_rows(x, b, e, ldx, K, Kp, out); });
   return true;
 }
 
