@@ -1,9 +1,10 @@
-// x @ W^T for FP8 weights with FP8 activations (DeepSeek's FP8 GEMM) on the CPU's matrix instructions:
+// x @ W^T for FP8 weights on the CPU's matrix instructions. With FP8 activations (DeepSeek's FP8 GEMM):
 // x quantised per 1x128 tile (scale = amax / 448, e4m3 codes, as act_quant), the e4m3 codes of x and W
 // held exactly as bf16, their products summed in fp32 per 128-wide K block by AVX-512-BF16 vdpbf16ps, each
 // block sum scaled by x's tile scale times W's block scale; or the same on AMX tiles (tdpbf16ps). The same
 // products as gemm_xwt on act_quant_dequant(x) (the reference), summed in another order (differences at
-// fp32 rounding level).
+// fp32 rounding level). With fp32 activations (gemm_xwt_amx, AMX tiles only): x split exactly into bf16
+// terms, so the products are gemm_xwt's.
 #pragma once
 #include <cstdint>
 
