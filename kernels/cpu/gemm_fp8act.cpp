@@ -241,10 +241,11 @@ MOERT_BF16_TARGET void quantise_rows(const float* x, int64_t m0, int64_t m1, int
     }
 }
 
-// Splits x rows [m0, m1) exactly into three bf16 terms (at `out`, terms 0-2): each the top 8 significant bits
-// of what the terms before it left (truncation, so the remainders are exact in fp32 and the three hold all
-// 24 bits). A non-finite value is its own first term (NaN kept NaN) with zero remainders, so it reaches y
-// as the fp32 product would. Columns K .. Kp are zero.
+// Splits x rows [m0, m1) into three bf16 terms (at `out`, terms 0-2): each the top 8 significant bits of
+// what the terms before it left (truncation, so the remainders are exact in fp32 and the three hold all 24
+// bits while the last stays a normal number: |x| >= 2^-100 or so; below, the tiles flush what is lost
+// anyway). A non-finite value is its own first term (NaN kept NaN) with zero remainders, so it reaches y as
+// the fp32 product would. Columns K .. Kp are zero.
 MOERT_BF16_TARGET void split_rows(const float* x, int64_t m0, int64_t m1, int64_t ldx, int64_t K, int64_t Kp,
                                   const TileRow& out) {
   const __m512i hi = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
@@ -498,7 +499,8 @@ MOERT_BF16_TARGET void tile_gemm(int terms, bool with_scales, int64_t m, const W
                                  int64_t ldy, ThreadPool* pool, bool model, const Fill& fill) {
   const int64_t Kp = (w.k + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock, ksteps = Kp / 32;
   const int64_t mp = (m + amx::kRowStep - 1) / amx::kRowStep * amx::kRowStep;
-  // x's tiles and scales in per-call buffers (the threads' scratch is for the panels)
+  // x's tiles and scales in the calling thread's buffers, kept for its next call (the pool threads' scratch
+  // is for the panels): terms * 2 bytes per x value, bounded by the prefill chunk's rows
   static thread_local std::vector<uint16_t> tbuf;
   static thread_local std::vector<float> sbuf;
   tbuf.resize(static_cast<size_t>(mp * Kp * terms));

@@ -4,7 +4,7 @@
 // block sum scaled by x's tile scale times W's block scale; or the same on AMX tiles (tdpbf16ps). The same
 // products as gemm_xwt on act_quant_dequant(x) (the reference), summed in another order (differences at
 // fp32 rounding level). With fp32 activations (gemm_xwt_amx, AMX tiles only): x split exactly into bf16
-// terms, so the products are gemm_xwt's.
+// terms, so the products are exact and the result is gemm_xwt's up to fp32 rounding.
 #pragma once
 #include <cstdint>
 
@@ -14,8 +14,10 @@
 namespace moert::kernels {
 
 // The matrix-unit paths this CPU has (CPUID). AMX also needs Linux's permission for the tile state, asked for
-// only when the tiles are first about to be used (amx_ready): once granted, the process's signal stacks must
-// hold the larger state, so a host that never runs an FP8-activation prefill is not asked to.
+// only when the tiles are first about to be used (amx_ready: the first prefill of more than 16 rows with FP8
+// weights, in either activation mode; or a q4 prefill): once granted, the process's signal stacks must hold
+// the larger state (8 KiB more), so a host that runs signal handlers on small alternate stacks should turn
+// the tiles off (MOERT_CPU_MATMUL=off) before it loads a model. A host that never prefills is not asked.
 struct CpuMatmulFeatures {  // avx512_vnni: with AVX-512 F and BW, and the OS saving the ZMM state
   bool avx512_bf16 = false, avx512_vnni = false, amx_tile = false, amx_bf16 = false, amx_int8 = false;
 };
@@ -48,13 +50,15 @@ const char* cpu_matmul_path();  // "amx-bf16", "amx-model", "avx512-bf16" or "no
 bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
                      ThreadPool* pool);
 
-// y = x @ W^T for FP8 weights and fp32 x (the reference numerics) on the AMX tiles: each x value split
-// exactly into three bf16 terms (the top 8 significant bits, the next 8, the last 8), W's e4m3 codes exact in
-// bf16, so every product is exact and each 128-wide K block's sum is scaled by W's block scale, as gemm_xwt
-// does: the results differ from gemm_xwt's only by the order of the fp32 additions (and by x values below
-// 2^-126 read as zero: the tiles flush denormals). Non-finite x reaches y as in gemm_xwt. Only where the
-// tiles are in use (amx_ready and amx_use kAuto, or kModel); false (nothing written) otherwise, or where W
-// is not FP8 or its row slice does not start on a 32-row boundary. Rows independent of m and of the threads.
+// y = x @ W^T for FP8 weights and fp32 x (the reference numerics) on the AMX tiles: each x value split into
+// three bf16 terms (the top 8 significant bits, the next 8, the last 8; exact for |x| >= 2^-100), W's e4m3
+// codes exact in bf16, so every x * code product is exact, summed in fp32 per 128-wide K block and the sum
+// scaled once by W's block scale (gemm_xwt rounds code * scale, then each product): equal to gemm_xwt up to
+// fp32 rounding. Values the tiles' denormal flushing reaches (terms or products below 2^-126, i.e. |x|
+// below about 2^-100) lose precision or read as zero. A block sum overflows where gemm_xwt's products would
+// not only for |x| near FLT_MAX / 448. Non-finite x reaches y as in gemm_xwt. Only where the tiles are in
+// use (amx_ready and amx_use kAuto, or kModel); false (nothing written) otherwise, or where W is not FP8 or
+// its row slice does not start on a 32-row boundary. Rows independent of m and of the threads.
 bool gemm_xwt_amx(const float* x, int64_t m, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
                   ThreadPool* pool);
 

@@ -9,6 +9,7 @@
 #include "gemm_fp8act_amx.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -50,16 +51,20 @@ struct Model : TileModel {
     const TileConfig c = tile_config(64);
     configure(&c);
   }
+  // A bf16 operand as fp32, denormals as zero (DAZ).
   static float bf16(const uint8_t* row, int i) {
     uint16_t h;
     std::memcpy(&h, row + 2 * i, 2);
+    if ((h & 0x7f80) == 0) h &= 0x8000;
     const uint32_t u = static_cast<uint32_t>(h) << 16;
     float f;
     std::memcpy(&f, &u, 4);
     return f;
   }
+  // A result flushed to a signed zero where denormal (FTZ).
+  static float ftz(float v) { return std::fabs(v) < 0x1p-126f ? std::copysign(0.0f, v) : v; }
   // tdpbf16ps: C[m][n] += A[m].bf16[2k] * B[k].bf16[2n], then + A[m].bf16[2k + 1] * B[k].bf16[2n + 1], k
-  // ascending.
+  // ascending; inputs DAZ, each result FTZ, round to nearest even (the SDM's definition).
   static void dp(int c, int a, int b) {
     Regs& g = regs();
     for (int m = 0; m < 16; ++m) {
@@ -67,8 +72,8 @@ struct Model : TileModel {
       std::memcpy(acc, g.t[c][m], 64);
       for (int k = 0; k < 16; ++k)
         for (int n = 0; n < 16; ++n) {
-          acc[n] += bf16(g.t[a][m], 2 * k) * bf16(g.t[b][k], 2 * n);
-          acc[n] += bf16(g.t[a][m], 2 * k + 1) * bf16(g.t[b][k], 2 * n + 1);
+          acc[n] = ftz(acc[n] + ftz(bf16(g.t[a][m], 2 * k) * bf16(g.t[b][k], 2 * n)));
+          acc[n] = ftz(acc[n] + ftz(bf16(g.t[a][m], 2 * k + 1) * bf16(g.t[b][k], 2 * n + 1)));
         }
       std::memcpy(g.t[c][m], acc, 64);
     }
@@ -85,6 +90,7 @@ struct Model : TileModel {
 template <class Ops>
 MOERT_AMX_TARGET void run(const TileX& x, const uint16_t* w, const float* ws, int np, int last_cols, float* y,
                           int64_t ldy) {
+  assert(np >= 1 && np <= kMaxPanels && x.terms >= 1 && x.terms <= kMaxTerms);
   const int64_t Kp = x.Kp, blocks = Kp / kBlock, ksteps = Kp / 32, wld = panel_ld(Kp);
   const int64_t mp = (x.m + kRowStep - 1) / kRowStep * kRowStep;
   const int T = x.terms;

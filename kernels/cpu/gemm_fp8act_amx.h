@@ -40,6 +40,7 @@ struct TileX {
 // (x[r] . panel g's row c over block b) * s[r][b] * ws[g * (Kp / 128) + b]. w: the panels' weight rows as
 // bf16, row-major, row c of panel g at w + (32 g + c) * panel_ld(Kp) (rows past the weight's last zero). The
 // real tiles need amx_ready() (gemm_fp8act.h: the CPU's AMX-BF16 and Linux's tile permission).
+// Needs 1 <= npanels <= kMaxPanels and 1 <= x.terms <= kMaxTerms.
 void panels(const TileX& x, const uint16_t* w, const float* ws, int npanels, int last_cols, float* y,
             int64_t ldy, bool emulate);
 

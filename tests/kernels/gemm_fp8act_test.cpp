@@ -165,9 +165,13 @@ TEST(GemmXwtAmx, MatchesTheFp32Reference) {
   {
     MatmulScope off(false, AmxUse::kOff);
     std::mt19937 rng(1);
-    TestWeight w = make_weight(DType::kF8E4M3, 64, 256, rng);
+    TestWeight w = make_weight(DType::kF8E4M3, 64, 256, rng), wb = make_weight(DType::kBF16, 64, 256, rng);
     std::vector<float> x = randn(20 * 256, rng), y(20 * 64);
     EXPECT_FALSE(gemm_xwt_amx(x.data(), 20, 256, w.ref(), y.data(), 64, nullptr));
+    // on a tile path, a non-FP8 weight or a slice off the 32-row grid is declined
+    set_amx_use(AmxUse::kModel);
+    EXPECT_FALSE(gemm_xwt_amx(x.data(), 20, 256, wb.ref(), y.data(), 64, nullptr));
+    EXPECT_FALSE(gemm_xwt_amx(x.data(), 20, 256, w.ref().rows(16, 32), y.data(), 64, nullptr));
   }
   for (const PathCase& path : tile_paths_here()) {
     MatmulScope on(false, path.amx);

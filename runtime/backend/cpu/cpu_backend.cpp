@@ -135,8 +135,8 @@ class CpuBackend final : public Backend {
   void linear_impl(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) override {
     // FP8 weights at prefill sizes on the CPU's matrix instructions where present: with FP8 activations
     // (AMX tiles, or AVX-512-BF16 when asked for) the same products as the quantise-dequantise path below;
-    // with fp32 activations (AMX tiles) x split exactly into bf16 terms, the fp32 kernel's products summed
-    // in another order. Not in batch-invariant mode (whose rows must equal the decode path's) nor at
+    // with fp32 activations (AMX tiles) x split exactly into bf16 terms, the fp32 kernel's result up to
+    // fp32 rounding. Not in batch-invariant mode (whose rows must equal the decode path's) nor at
     // decode sizes (memory-bound: the dot-product path is as fast).
     if (w.fp8() && !batch_invariant_ && x.rows > 4 * kFuseRows) {
       const auto gemm = mode == ActMode::kFp8 ? kernels::gemm_xwt_fp8act : kernels::gemm_xwt_amx;
