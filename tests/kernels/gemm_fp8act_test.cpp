@@ -1,7 +1,8 @@
 // gemm_xwt_fp8act (FP8 x FP8 on the CPU's matrix instructions) against the portable reference: x through
 // act_quant_dequant, then gemm_xwt_reference. Shapes with partial 128 blocks, K odd, N not a multiple of 32,
 // row slices, 1 and 2 threads; rows independent of m; on every path this CPU runs (AVX-512-BF16, the AMX
-// kernel on its tile model, the AMX tiles where usable). Skips (with a message) where the CPU has no
+// kernel on its tile model, the AMX tiles where usable). And gemm_xwt_amx (fp32 x on the tiles, x in three
+// bf16 terms) against gemm_xwt_reference on x itself. Skips (with a message) where the CPU has no
 // AVX-512-BF16.
 #include <gtest/gtest.h>
 
@@ -50,6 +51,37 @@ struct Case {
   int64_t m, n, k;
 };
 
+using Gemm = bool (*)(const float*, int64_t, int64_t, const WeightRef&, float*, int64_t, ThreadPool*);
+
+// gemm on x against want (the reference on xr, the x values whose products it sums): every element within
+// 1e-6 sqrt(k) sum |xr w| (fp32 sums in another order, a few units of rounding each), and the first rows
+// alone give the same bits (rows independent of m).
+void expect_matches(const char* name, Gemm gemm, const Case& cs, const std::vector<float>& x,
+                    const std::vector<float>& xr, int64_t ldx, const TestWeight& w,
+                    const std::vector<float>& want, int64_t ldy, ThreadPool* pool) {
+  std::vector<float> got(cs.m * ldy, -1.0f);
+  ASSERT_TRUE(gemm(x.data(), cs.m, ldx, w.ref(), got.data(), ldy, pool)) << name;
+  int bad = 0;
+  for (int64_t i = 0; i < cs.m && bad < 5; ++i)
+    for (int64_t j = 0; j < cs.n && bad < 5; ++j) {
+      double abs_acc = 0;
+      for (int64_t c = 0; c < cs.k; ++c) abs_acc += std::fabs(xr[i * ldx + c] * w.value[j * cs.k + c]);
+      const double tol = 1e-6 * std::sqrt(static_cast<double>(cs.k)) * abs_acc + 1e-30;
+      if (!(std::fabs(got[i * ldy + j] - want[i * ldy + j]) <= tol)) {
+        ADD_FAILURE() << name << " m " << cs.m << " n " << cs.n << " k " << cs.k << ": y[" << i << ", " << j
+                      << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j] << " (tol " << tol
+                      << ")";
+        ++bad;
+      }
+    }
+  const int64_t few = std::min<int64_t>(cs.m, 5);
+  std::vector<float> part(few * ldy, -1.0f);
+  ASSERT_TRUE(gemm(x.data(), few, ldx, w.ref(), part.data(), ldy, pool));
+  for (int64_t i = 0; i < few; ++i)
+    EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float)))
+        << name << " row " << i;
+}
+
 TEST(GemmFp8Act, MatchesQuantisedReference) {
   if (!cpu_matmul_features().avx512_bf16) GTEST_SKIP() << "no AVX-512-BF16 on this CPU: path not tested here";
   if (!amx_ready()) std::printf("AMX tiles not usable here: their kernel runs on the tile model only\n");
@@ -66,30 +98,10 @@ TEST(GemmFp8Act, MatchesQuantisedReference) {
         TestWeight w = make_weight(DType::kF8E4M3, cs.n, cs.k, rng);
         std::vector<float> x = randn(static_cast<size_t>(cs.m * (cs.k + 3)), rng, 2.0f);
         const int64_t ldx = cs.k + 3, ldy = cs.n + 5;
-        std::vector<float> xq = x, want(cs.m * ldy, 0.0f), got(cs.m * ldy, -1.0f);
+        std::vector<float> xq = x, want(cs.m * ldy, 0.0f);
         act_quant_dequant(xq.data(), cs.m, ldx, cs.k);
         gemm_xwt_reference(xq.data(), cs.m, ldx, w.ref(), want.data(), ldy);
-        ASSERT_TRUE(gemm_xwt_fp8act(x.data(), cs.m, ldx, w.ref(), got.data(), ldy, pool));
-        int bad = 0;
-        for (int64_t i = 0; i < cs.m && bad < 5; ++i)
-          for (int64_t j = 0; j < cs.n && bad < 5; ++j) {
-            double abs_acc = 0;
-            for (int64_t c = 0; c < cs.k; ++c) abs_acc += std::fabs(xq[i * ldx + c] * w.value[j * cs.k + c]);
-            const double tol = 1e-6 * std::sqrt(static_cast<double>(cs.k)) * abs_acc + 1e-30;
-            if (!(std::fabs(got[i * ldy + j] - want[i * ldy + j]) <= tol)) {
-              ADD_FAILURE() << path.name << " m " << cs.m << " n " << cs.n << " k " << cs.k << ": y[" << i
-                            << ", " << j << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j]
-                            << " (tol " << tol << ")";
-              ++bad;
-            }
-          }
-        // Row-invariant: the first rows alone give the same bits.
-        const int64_t few = std::min<int64_t>(cs.m, 5);
-        std::vector<float> part(few * ldy, -1.0f);
-        ASSERT_TRUE(gemm_xwt_fp8act(x.data(), few, ldx, w.ref(), part.data(), ldy, pool));
-        for (int64_t i = 0; i < few; ++i)
-          EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float)))
-              << path.name << " row " << i;
+        expect_matches(path.name, gemm_xwt_fp8act, cs, x, xq, ldx, w, want, ldy, pool);
       }
   }
 }
@@ -187,30 +199,9 @@ TEST(GemmXwtAmx, MatchesTheFp32Reference) {
         std::vector<float> x = randn(static_cast<size_t>(cs.m * ldx), rng, 2.0f);
         std::uniform_real_distribution<float> e(-20.0f, 20.0f);
         for (float& v : x) v *= std::exp2(e(rng));
-        std::vector<float> want(cs.m * ldy, 0.0f), got(cs.m * ldy, -1.0f);
+        std::vector<float> want(cs.m * ldy, 0.0f);
         gemm_xwt_reference(x.data(), cs.m, ldx, w.ref(), want.data(), ldy);
-        ASSERT_TRUE(gemm_xwt_amx(x.data(), cs.m, ldx, w.ref(), got.data(), ldy, pool)) << path.name;
-        int bad = 0;
-        for (int64_t i = 0; i < cs.m && bad < 5; ++i)
-          for (int64_t j = 0; j < cs.n && bad < 5; ++j) {
-            double abs_acc = 0;
-            for (int64_t c = 0; c < cs.k; ++c) abs_acc += std::fabs(x[i * ldx + c] * w.value[j * cs.k + c]);
-            // fp32 sums of 3k exact products: a few units of rounding times sqrt(k), relative to sum |x w|
-            const double tol = 1e-6 * std::sqrt(static_cast<double>(cs.k)) * abs_acc + 1e-30;
-            if (!(std::fabs(got[i * ldy + j] - want[i * ldy + j]) <= tol)) {
-              ADD_FAILURE() << path.name << " m " << cs.m << " n " << cs.n << " k " << cs.k << ": y[" << i
-                            << ", " << j << "] = " << got[i * ldy + j] << ", expected " << want[i * ldy + j]
-                            << " (tol " << tol << ")";
-              ++bad;
-            }
-          }
-        // Rows independent of m: the first rows alone give the same bits.
-        const int64_t few = std::min<int64_t>(cs.m, 5);
-        std::vector<float> part(few * ldy, -1.0f);
-        ASSERT_TRUE(gemm_xwt_amx(x.data(), few, ldx, w.ref(), part.data(), ldy, pool));
-        for (int64_t i = 0; i < few; ++i)
-          EXPECT_EQ(0, std::memcmp(part.data() + i * ldy, got.data() + i * ldy, cs.n * sizeof(float)))
-              << path.name << " row " << i;
+        expect_matches(path.name, gemm_xwt_amx, cs, x, x, ldx, w, want, ldy, pool);
       }
   }
 }
