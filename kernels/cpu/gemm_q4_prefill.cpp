@@ -230,14 +230,20 @@ AmxX pack_amx_x(const Q8Rows& q, int64_t k, int64_t group, ThreadPool* pool) {
 }
 
 // Weight rows n .. n + nr (nr <= 32) as the tile kernel's operands: codes [32][k] in column order, d and
-// mn [groups][32] (zero past nr).
+// mn [groups][32] (zero past nr). The fp16 scales and offsets convert 16 groups at a time (vcvtph2ps, exact
+// as f16_to_float) and scatter into their [group][row] places: a scalar conversion per group had cost as
+// much as the tile products at an expert's few prefill rows.
 MOERT_Q4_VNNI void unpack_amx_panel(const WeightRef& w, int64_t n, int nr, uint8_t* codes, float* d,
                                     float* mn) {
   const int64_t groups = w.k / w.group;
   const __m128i nib = _mm_set1_epi8(0x0f);
-  std::memset(codes + nr * w.k, 0, static_cast<size_t>((amx::kQ4PanelRows - nr) * w.k));
-  std::fill(d, d + groups * amx::kQ4PanelRows, 0.0f);
-  std::fill(mn, mn + groups * amx::kQ4PanelRows, 0.0f);
+  const __m512i rows16 =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(amx::kQ4PanelRows));
+  for (int r = nr; r < amx::kQ4PanelRows; ++r) {
+    std::memset(codes + r * w.k, 0, static_cast<size_t>(w.k));
+    for (int64_t g = 0; g < groups; ++g) d[g * amx::kQ4PanelRows + r] = mn[g * amx::kQ4PanelRows + r] = 0.0f;
+  }
   for (int r = 0; r < nr; ++r) {
     const uint8_t* p = static_cast<const uint8_t*>(w.data) + (n + r) * (w.ld / 2);
     uint8_t* cr = codes + r * w.k;
@@ -246,9 +252,14 @@ MOERT_Q4_VNNI void unpack_amx_panel(const WeightRef& w, int64_t n, int nr, uint8
       _mm_storeu_si128(reinterpret_cast<__m128i*>(cr + c), _mm_and_si128(v, nib));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(cr + c + 16), _mm_and_si128(_mm_srli_epi16(v, 4), nib));
     }
-    for (int64_t g = 0; g < groups; ++g) {
-      d[g * amx::kQ4PanelRows + r] = f16_to_float(w.q4_scale[(n + r) * w.q4_ld + g]);
-      mn[g * amx::kQ4PanelRows + r] = f16_to_float(w.q4_min[(n + r) * w.q4_ld + g]);
+    const uint16_t* sr = w.q4_scale + (n + r) * w.q4_ld;
+    const uint16_t* mr = w.q4_min + (n + r) * w.q4_ld;
+    for (int64_t g = 0; g < groups; g += 16) {
+      const __mmask16 k = static_cast<__mmask16>(groups - g >= 16 ? 0xffff : (1u << (groups - g)) - 1u);
+      _mm512_mask_i32scatter_ps(d + g * amx::kQ4PanelRows + r, k, rows16,
+                                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, sr + g)), 4);
+      _mm512_mask_i32scatter_ps(mn + g * amx::kQ4PanelRows + r, k, rows16,
+                                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, mr + g)), 4);
     }
   }
 }
