@@ -73,6 +73,9 @@ Path current_path() {
   const CpuMatmulFeatures& f = cpu_matmul_features();
   const AmxUse amx = amx_use();
   if (amx == AmxUse::kModel && f.avx512_bf16 && amx::amx_built()) return Path::kAmxModel;
+  // An instruction set lowered below AVX-512 (MOERT_CPU_ISA, set_cpu_isa) turns the matrix paths off too:
+  // their packing is AVX-512 code.
+  if (cpu_isa() != CpuIsa::kAvx512) return Path::kNone;
   if (amx == AmxUse::kAuto && amx_ready()) return Path::kAmx;
   if (cpu_matmul_enabled() && f.avx512_bf16) return Path::kAvx512;
   return Path::kNone;

@@ -30,7 +30,8 @@ const CpuMatmulFeatures& cpu_matmul_features();
 //    AVX-512-BF16 for the packing);
 //  - else AVX-512-BF16 vdpbf16ps, only when asked for (MOERT_CPU_MATMUL=on or avx512-bf16, or
 //    set_cpu_matmul(true)): on the CPU measured it was slower than the fp32 FMA kernel;
-//  - else none (the caller quantises and uses gemm_xwt).
+//  - else none (the caller quantises and uses gemm_xwt). Also none (but kModel) where cpu_isa() is lowered
+//    below AVX-512.
 enum class AmxUse { kAuto, kModel, kOff };
 void set_amx_use(AmxUse use);  // for tests and benchmarks; not thread-safe with kernels running
 AmxUse amx_use();

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/sampling.h"
@@ -211,6 +212,14 @@ class Backend {
   };
   virtual Counters counters() const { return {}; }
   virtual void reset_counters() {}
+
+  // Which kernel paths this backend's forward takes, by name (moert_model_info_int's "cpu_*" keys); false
+  // for a name it does not answer. May run a one-time hardware check (the CPU's AMX self-checks).
+  virtual bool path_info(const std::string& key, int64_t* out) const {
+    (void)key;
+    (void)out;
+    return false;
+  }
 
   // The device queue the ops run on (a cudaStream_t on CUDA; nullptr on the CPU), for a transport that
   // must order its exchange after them (runtime/ep: NCCL).

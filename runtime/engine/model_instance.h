@@ -75,6 +75,7 @@ class ModelInstance {
   LatentCache& cache() { return *cache_; }
   std::mutex& step_mutex() { return step_mu_; }
   const LoadOptions& options() const { return opts_; }
+  const Backend& backend() const { return *backend_; }
   const std::string& dir() const { return dir_; }
   // The expert-parallel context, or null without EP. With EP every forward is collective: every rank
   // must run it (with or without tokens), in the same order.

@@ -28,7 +28,8 @@ class ServedModel {
   Engine& engine();
   // A figure of the loaded model by name (moert_model_info_int's keys: vocab_size, context_length,
   // num_layers, hidden_size, num_experts, num_mtp_layers, parameters, kv_bytes_per_token, kv_capacity_tokens,
-  // bos_token_id, eos_token_id, ep_rank, ep_size, ep_overlap); Error(kInvalidArgument) for another key.
+  // bos_token_id, eos_token_id, ep_rank, ep_size, ep_overlap, and the CPU kernels' paths cpu_isa,
+  // cpu_amx_bf16, cpu_amx_int8, cpu_q4_int8); Error(kInvalidArgument) for another key.
   int64_t info_int(const std::string& key) const;
   // The checkpoint's config as moert read it (JSON).
   std::string config_json() const;

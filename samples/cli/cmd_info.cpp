@@ -12,7 +12,8 @@ namespace cli {
 int cmd_info(int argc, char** argv) {
   const Command cmd{"info",
                     "usage: moert info [-m|--model DIR]\n"
-                    "The config as moert understood it, the parameter count and KV-cache bytes per token.\n",
+                    "The config as moert understood it, the parameter count, KV-cache bytes per token and\n"
+                    "the CPU kernels' paths (instruction set, AMX tiles).\n",
                     {{"model", true, {"-m"}}}};
   Args a(argc, argv, 2, cmd);
   const std::string dir = a.get("model", default_model_dir());
@@ -37,6 +38,11 @@ int cmd_info(int argc, char** argv) {
   std::printf("mtp layers loaded: %lld\n", info("num_mtp_layers"));
   std::printf("kv cache bytes per token: %lld (kv_lora_rank + qk_rope_head_dim fp32 values per layer)\n",
               info("kv_bytes_per_token"));
+  static const char* const kIsa[] = {"portable", "avx2", "avx512"};
+  const long long isa = info("cpu_isa");
+  std::printf("cpu kernels: %s, amx-bf16 tiles %s, q4 int8 activations %s, amx-int8 tiles %s\n",
+              isa >= 0 && isa <= 2 ? kIsa[isa] : "none", info("cpu_amx_bf16") ? "yes" : "no",
+              info("cpu_q4_int8") ? "yes" : "no", info("cpu_amx_int8") ? "yes" : "no");
   moert_model_free(model);
   return 0;
 }

@@ -97,6 +97,49 @@ std::string detok(moert_tokenizer* t, const std::vector<int32_t>& ids) {
   return buf.data();
 }
 
+// The CPU kernels' paths (moert_model_info_int's cpu_* keys) against what /proc/cpuinfo says the CPU has:
+// no AMX flag, no tile path; batch-invariant mode takes none; the instruction set is one of the three.
+TEST(CapiModel, ReportsTheCpuKernelPaths) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string flags, line;
+  while (std::getline(cpuinfo, line))
+    if (line.rfind("flags", 0) == 0) {
+      flags = line + " ";
+      break;
+    }
+  auto has = [&](const char* f) { return flags.find(std::string(" ") + f + " ") != std::string::npos; };
+  for (int invariant : {0, 1}) {
+    moert_options* o = nullptr;
+    moert_options_create(&o);
+    moert_options_set_int(o, "batch_invariant", invariant);
+    moert_model* m = nullptr;
+    ASSERT_EQ(moert_model_load(kModel.c_str(), o, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
+    moert_options_free(o);
+    std::map<std::string, int64_t> v;
+    for (const char* k : {"cpu_isa", "cpu_amx_bf16", "cpu_amx_int8", "cpu_q4_int8"})
+      ASSERT_EQ(moert_model_info_int(m, k, &v[k]), MOERT_OK) << k << ": " << moert_last_error();
+    std::printf("batch_invariant %d: cpu_isa %lld cpu_amx_bf16 %lld cpu_amx_int8 %lld cpu_q4_int8 %lld\n",
+                invariant, static_cast<long long>(v["cpu_isa"]), static_cast<long long>(v["cpu_amx_bf16"]),
+                static_cast<long long>(v["cpu_amx_int8"]), static_cast<long long>(v["cpu_q4_int8"]));
+    EXPECT_TRUE(v["cpu_isa"] >= 0 && v["cpu_isa"] <= 2);
+    if (!flags.empty() && !has("avx512f")) {
+      EXPECT_LT(v["cpu_isa"], 2);
+    }
+    for (const char* k : {"cpu_amx_bf16", "cpu_amx_int8", "cpu_q4_int8"})
+      EXPECT_TRUE(v[k] == 0 || v[k] == 1) << k;
+    const std::pair<const char*, const char*> needs[] = {
+        {"cpu_amx_bf16", "amx_bf16"}, {"cpu_amx_int8", "amx_int8"}, {"cpu_q4_int8", "avx512_vnni"}};
+    for (const auto& [key, flag] : needs)
+      if (!flags.empty() && !has(flag)) {
+        EXPECT_EQ(v[key], 0) << key << " without " << flag;
+      }
+    if (invariant) {
+      for (const char* k : {"cpu_amx_bf16", "cpu_amx_int8", "cpu_q4_int8"}) EXPECT_EQ(v[k], 0) << k;
+    }
+    moert_model_free(m);
+  }
+}
+
 TEST(CapiGenerate, GreedyFromIdsAndTextMatchesReference) {
   Model model;
   auto ids = reference(".ids"), want = reference(".greedy");

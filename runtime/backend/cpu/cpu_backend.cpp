@@ -10,10 +10,12 @@
 #include "backend/finite_check.h"
 #include "cpu/act_quant.h"
 #include "cpu/attention.h"
+#include "cpu/cpu_features.h"
 #include "cpu/dequant.h"
 #include "cpu/elementwise.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_fp8act.h"
+#include "cpu/gemm_q4.h"
 #include "cpu/moe_routing.h"
 #include "cpu/norm.h"
 #include "cpu/rope.h"
@@ -71,6 +73,21 @@ class CpuBackend final : public Backend {
   CpuBackend(int threads, bool batch_invariant) : pool_(threads), batch_invariant_(batch_invariant) {}
   const char* name() const override { return "cpu"; }
   DeviceKind device() const override { return DeviceKind::kCpu; }
+
+  // The paths linear_impl and the q4 GEMMs take here (batch-invariant mode takes no matrix-unit path).
+  bool path_info(const std::string& key, int64_t* out) const override {
+    if (key == "cpu_isa")
+      *out = static_cast<int64_t>(kernels::cpu_isa());
+    else if (key == "cpu_amx_bf16")
+      *out = !batch_invariant_ && std::strcmp(kernels::cpu_matmul_path(), "amx-bf16") == 0;
+    else if (key == "cpu_amx_int8")
+      *out = !batch_invariant_ && kernels::q4_prefill_path() == kernels::Q4PrefillPath::kAmxInt8;
+    else if (key == "cpu_q4_int8")
+      *out = !batch_invariant_ && kernels::q4_int8_enabled();
+    else
+      return false;
+    return true;
+  }
 
  protected:
   Tensor empty_impl(DType dtype, int64_t rows, int64_t cols) override {
