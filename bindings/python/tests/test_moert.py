@@ -21,6 +21,7 @@ def test_model_info(model):
     assert model.vocab_size == 8320
     assert 0 < model.tokenizer.info("vocab_size") <= model.vocab_size
     assert model.info("num_layers") > 0
+    assert model.info("cpu_isa") in (0, 1, 2) and model.info("cpu_amx_bf16") in (0, 1)
     assert model.context_length > 0
     assert isinstance(model.config, dict)
 
