@@ -202,8 +202,9 @@ int main(int argc, char** argv) {
       AmxUse amx;
     };
     std::vector<MatPath> paths;
-    if (amx_ready()) paths.push_back({false, AmxUse::kAuto});
-    if (cpu_matmul_features().avx512_bf16) paths.push_back({true, AmxUse::kOff});
+    const bool avx512 = cpu_isa() == CpuIsa::kAvx512;  // a lowered --isa turns the matrix paths off
+    if (avx512 && amx_ready()) paths.push_back({false, AmxUse::kAuto});
+    if (avx512 && cpu_matmul_features().avx512_bf16) paths.push_back({true, AmxUse::kOff});
     if (paths.empty())
       std::printf("fp8-activation GEMM: no matrix path on this CPU (%s)\n", cpu_matmul_path());
     for (const MatPath& p : paths) {
@@ -228,7 +229,8 @@ int main(int argc, char** argv) {
     }
     set_cpu_matmul(false);
     set_amx_use(AmxUse::kAuto);
-    if (amx_ready()) {  // fp32 activations (the default numerics): x in three bf16 terms on the tiles
+    if (avx512 &&
+        amx_ready()) {  // fp32 activations (the default numerics): x in three bf16 terms on the tiles
       std::vector<double> on, off;
       for (int r = 0; r < rounds; ++r) {
         double t0 = now();

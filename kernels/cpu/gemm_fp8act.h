@@ -17,7 +17,8 @@ namespace moert::kernels {
 // only when the tiles are first about to be used (amx_ready: the first prefill of more than 16 rows with FP8
 // weights, in either activation mode; or a q4 prefill): once granted, the process's signal stacks must hold
 // the larger state (8 KiB more), so a host that runs signal handlers on small alternate stacks should turn
-// the tiles off (MOERT_CPU_MATMUL=off) before it loads a model. A host that never prefills is not asked.
+// the tiles off (MOERT_CPU_MATMUL=off) before it loads a model. A host that never prefills (nor asks
+// moert_model_info_int for the cpu_amx_* paths) is not asked.
 struct CpuMatmulFeatures {  // avx512_vnni: with AVX-512 F and BW, and the OS saving the ZMM state
   bool avx512_bf16 = false, avx512_vnni = false, amx_tile = false, amx_bf16 = false, amx_int8 = false;
 };

@@ -22,8 +22,8 @@ namespace moert::provider {
 // Raised whenever a table below changes.
 // 2: the step-batch Backend interface (graphs, grouped MoE, sample); 3: Transport moves rows
 // (all_to_all_rows), Backend::native_stream, queue_point and byte counters; 4: Backend::act_dtype,
-// supports_bf16_activations, CudaGemmStats::lt_bf16.
-constexpr int kAbi = 4;
+// supports_bf16_activations, CudaGemmStats::lt_bf16; 5: Backend::path_info.
+constexpr int kAbi = 5;
 
 // libmoert_cuda: the CUDA backend (cuBLASLt) and the NCCL transport.
 struct CudaTable {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -122,6 +123,16 @@ TEST(CapiModel, ReportsTheCpuKernelPaths) {
                 invariant, static_cast<long long>(v["cpu_isa"]), static_cast<long long>(v["cpu_amx_bf16"]),
                 static_cast<long long>(v["cpu_amx_int8"]), static_cast<long long>(v["cpu_q4_int8"]));
     EXPECT_TRUE(v["cpu_isa"] >= 0 && v["cpu_isa"] <= 2);
+    // and the positive side: AVX-512 is taken where the CPU has all the kernels need (unless lowered), and
+    // int8 q4 activations where it also has VNNI (unless turned off)
+    const bool all512 =
+        has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512dq") && has("fma") && has("f16c");
+    if (all512 && !std::getenv("MOERT_CPU_ISA")) {
+      EXPECT_EQ(v["cpu_isa"], 2);
+      if (has("avx512_vnni") && !std::getenv("MOERT_Q4_INT8") && !invariant) {
+        EXPECT_EQ(v["cpu_q4_int8"], 1);
+      }
+    }
     if (!flags.empty() && !has("avx512f")) {
       EXPECT_LT(v["cpu_isa"], 2);
     }

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "cpu/act_quant.h"
+#include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_fp8act.h"
 #include "cpu/thread_pool.h"
@@ -38,12 +39,14 @@ struct PathCase {
   bool avx512;
   AmxUse amx;
 };
+// (A lowered MOERT_CPU_ISA leaves only the model: the others are AVX-512 code.)
 std::vector<PathCase> paths_here() {
   std::vector<PathCase> p;
   if (!cpu_matmul_features().avx512_bf16) return p;
-  p.push_back({"avx512-bf16", true, AmxUse::kOff});
+  const bool avx512 = cpu_isa() == CpuIsa::kAvx512;
+  if (avx512) p.push_back({"avx512-bf16", true, AmxUse::kOff});
   p.push_back({"amx-model", false, AmxUse::kModel});
-  if (amx_ready()) p.push_back({"amx-bf16", false, AmxUse::kAuto});
+  if (avx512 && amx_ready()) p.push_back({"amx-bf16", false, AmxUse::kAuto});
   return p;
 }
 
@@ -137,11 +140,13 @@ TEST(GemmFp8Act, RowSlicesAndFallbacks) {
 // they are ready, else the opt-in AVX-512-BF16 path or none.
 TEST(GemmFp8Act, AmxUseSelectsThePath) {
   MatmulScope scope(false, AmxUse::kOff);
+  const bool avx512 = cpu_isa() == CpuIsa::kAvx512;  // a lowered ISA turns both matrix paths off
   EXPECT_STREQ("none", cpu_matmul_path());
   set_amx_use(AmxUse::kAuto);
-  EXPECT_STREQ(amx_ready() ? "amx-bf16" : "none", cpu_matmul_path());
+  EXPECT_STREQ(avx512 && amx_ready() ? "amx-bf16" : "none", cpu_matmul_path());
   set_cpu_matmul(true);
-  EXPECT_STREQ(amx_ready()                         ? "amx-bf16"
+  EXPECT_STREQ(!avx512                             ? "none"
+               : amx_ready()                       ? "amx-bf16"
                : cpu_matmul_features().avx512_bf16 ? "avx512-bf16"
                                                    : "none",
                cpu_matmul_path());

@@ -223,11 +223,12 @@ MOERT_API void moert_model_free(moert_model* model);
  * (latent cache bytes per token, all layers, as stored), "kv_capacity_tokens", "bos_token_id",
  * "eos_token_id", "ep_rank" (this process's expert-parallel rank; 0 without EP), "ep_size" (1 without EP),
  * "ep_overlap" (1 when the two-microbatch overlap is in effect, as "ep_overlap" -1 resolved); and the CPU
- * kernels' paths, as llama.cpp's system info reports them: "cpu_isa" (0 portable, 1 AVX2, 2 AVX-512; -1
- * on device cuda), "cpu_amx_bf16" (1 when prefill's FP8-weight GEMMs run on AMX-BF16 tiles),
- * "cpu_amx_int8" (1 when q4 experts' prefill runs on AMX-INT8 tiles), "cpu_q4_int8" (1 when q4 experts
- * take int8 activations: AVX-512 VNNI); 0 on device cuda and in batch-invariant mode. The AMX keys may
- * run the tiles' one-time check (Linux's tile permission and a self-check), as the first prefill would.
+ * kernels' paths this process and the model's options give, as llama.cpp's system info reports them
+ * (whether or not the model has such weights): "cpu_isa" (0 portable, 1 AVX2, 2 AVX-512; -1 on device
+ * cuda), "cpu_amx_bf16" (1 when the prefill GEMMs of FP8 weights run on AMX-BF16 tiles), "cpu_amx_int8"
+ * (1 when the prefill of q4 experts runs on AMX-INT8 tiles), "cpu_q4_int8" (1 when q4 experts take int8
+ * activations: AVX-512 VNNI); 0 on device cuda and in batch-invariant mode. The AMX keys run the tiles'
+ * one-time check (Linux's tile permission and a self-check) if no prefill has yet.
  * Errors: INVALID_ARGUMENT (NULL or unknown key). Any thread. */
 MOERT_API moert_status moert_model_info_int(const moert_model* model, const char* key, int64_t* out);
 /* The model config as moert understood it, as JSON, NUL-terminated, into buf[cap]. *needed (may be NULL)

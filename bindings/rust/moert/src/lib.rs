@@ -589,7 +589,8 @@ impl Model {
     /// An integer fact: "vocab_size", "context_length", "num_layers", "hidden_size", "num_experts",
     /// "num_mtp_layers", "parameters", "kv_bytes_per_token", "kv_capacity_tokens", "bos_token_id",
     /// "eos_token_id", "ep_rank" (0 without expert parallelism), "ep_size" (1 without), "ep_overlap" (1
-    /// when the two-microbatch overlap is in effect).
+    /// when the two-microbatch overlap is in effect), and the CPU kernels' paths: "cpu_isa" (0 portable,
+    /// 1 AVX2, 2 AVX-512), "cpu_amx_bf16" / "cpu_amx_int8" (1 when prefill runs on AMX tiles), "cpu_q4_int8".
     pub fn info(&self, key: &str) -> Result<i64> {
         let k = cstring(key)?;
         let mut v = 0i64;

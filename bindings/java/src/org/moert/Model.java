@@ -76,7 +76,8 @@ public final class Model extends Handle {
     /**
      * An integer fact: "vocab_size", "context_length", "num_layers", "hidden_size", "num_experts", ...,
      * "ep_rank" (0 without expert parallelism), "ep_size" (1 without), "ep_overlap" (1 when the
-     * two-microbatch overlap is in effect).
+     * two-microbatch overlap is in effect), and the CPU kernels' paths: "cpu_isa" (0 portable, 1 AVX2,
+     * 2 AVX-512), "cpu_amx_bf16" / "cpu_amx_int8" (1 when prefill runs on AMX tiles), "cpu_q4_int8".
      */
     public long info(String key) {
         ensureOpen();
