@@ -8,6 +8,7 @@
 #include "cpu_features.h"
 #include "gemm_fp8act_amx.h"
 #include "gemm_q4_amx.h"
+#include "numeric_types.h"
 
 #include <algorithm>
 #include <atomic>
@@ -420,19 +421,7 @@ MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
 struct E4m3Bf16Table {
   alignas(64) uint16_t v[128];
   E4m3Bf16Table() {
-    for (int c = 0; c < 128; ++c) {
-      const int e = c >> 3, f = c & 7;
-      if (c == 0x7f)
-        v[c] = 0x7fc0;
-      else if (e > 0)
-        v[c] = static_cast<uint16_t>((e + 120) << 7 | f << 4);
-      else if (f == 0)
-        v[c] = 0;
-      else {  // f * 2^-9, normalised: the top bit p of f becomes the implicit one
-        const int p = f >= 4 ? 2 : f >= 2 ? 1 : 0;
-        v[c] = static_cast<uint16_t>((118 + p) << 7 | (f - (1 << p)) << (7 - p));
-      }
-    }
+    for (int c = 0; c < 128; ++c) v[c] = e4m3_to_bf16(static_cast<uint8_t>(c));
   }
 };
 

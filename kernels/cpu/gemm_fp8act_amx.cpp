@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "amx_tiles.h"
+#include "numeric_types.h"
 #include "simd.h"
 
 namespace moert::kernels::amx {
@@ -140,17 +141,6 @@ MOERT_AMX_TARGET void run(const TileX& x, const uint16_t* w, const float* ws, in
   Ops::end();
 }
 
-// e4m3 code -> its value's bf16 bits (exact), for the self-check's data.
-uint16_t e4m3_bf16(uint8_t c) {
-  const int sign = c >> 7, e = (c >> 3) & 15, f = c & 7;
-  float v = e ? std::ldexp(1.0f + f / 8.0f, e - 7) : std::ldexp(f / 8.0f, -6);
-  if (e == 15 && f == 7) v = 0.0f;  // NaN code: not used as data
-  if (sign) v = -v;
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  return static_cast<uint16_t>(u >> 16);
-}
-
 }  // namespace
 
 bool amx_built() {
@@ -179,7 +169,7 @@ bool self_check_terms(int terms) {
     uint8_t c;
     do c = static_cast<uint8_t>(rng() & 0x7f);
     while (c == 0x7f);
-    return e4m3_bf16(c);
+    return e4m3_to_bf16(c);
   };
   // Tile contents (x rows past m are zero, as the callers pad them; their outputs are not checked).
   std::vector<uint16_t> xt(static_cast<size_t>(mp * Kp * terms), 0);

@@ -66,6 +66,11 @@ inline float e4m3_to_float(uint8_t b) {
   return bits_to_float(sign | ((exp + 120) << 23) | (man << 20));
 }
 
+// The bf16 bits of an e4m3 value: exact, since every e4m3 value (NaN included) is a bf16 value.
+inline uint16_t e4m3_to_bf16(uint8_t b) {
+  return static_cast<uint16_t>(float_to_bits(e4m3_to_float(b)) >> 16);
+}
+
 // Round to nearest even with saturation to +-448, as torch's .to(torch.float8_e4m3fn) after a clamp.
 inline uint8_t float_to_e4m3(float f) {
   uint32_t u = float_to_bits(f);
