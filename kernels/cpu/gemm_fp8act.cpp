@@ -384,10 +384,9 @@ MOERT_BF16_TARGET void tile_rec(int mr, const uint32_t* xq, int64_t ldq, const f
   }
 }
 
-// Weight rows [r0, r0 + rows) of one panel: codes packed into pk, block scales into ws[Kp / 128].
-MOERT_BF16_TARGET void panel_operands(const WeightRef& w, int64_t r0, int64_t rows, int64_t Kp, uint32_t* pk,
-                                      float* ws) {
-  pack_panel(w, r0, rows, Kp, pk);
+// The block scales ws[Kp / 128] of the 32-row panel at weight row r0 (one 128-row scale block: w.row0 and
+// r0 are multiples of 32).
+void panel_scales(const WeightRef& w, int64_t r0, int64_t Kp, float* ws) {
   const float* srow = w.scale + ((w.row0 + r0) >> 7) * w.scale_ld;
   for (int64_t b = 0; b < Kp / kBlock; ++b) ws[b] = srow[b];
 }
@@ -407,7 +406,8 @@ MOERT_BF16_TARGET void panel_task(const Ctx& c, int64_t p) {
   const int64_t r0 = p * kPanel, rows = std::min<int64_t>(kPanel, w.n - r0), blocks = c.Kp / kBlock;
   uint32_t* pk = reinterpret_cast<uint32_t*>(tls_scratch(4, static_cast<size_t>(kPanel * c.Kp / 2)));
   float* ws = tls_scratch(6, static_cast<size_t>(blocks));
-  panel_operands(w, r0, rows, c.Kp, pk, ws);
+  pack_panel(w, r0, rows, c.Kp, pk);
+  panel_scales(w, r0, c.Kp, ws);
   const int64_t ldq = c.Kp / 2;
   const uint32_t* xq = reinterpret_cast<const uint32_t*>(c.q);
   for (int64_t m0 = 0; m0 < c.m; m0 += kMR) {
@@ -454,6 +454,18 @@ MOERT_BF16_TARGET void panel_rows_bf16(const WeightRef& w, int64_t r0, int64_t r
   }
 }
 
+// x quantised or split for one call, in the calling thread's buffers, kept for its next call (the pool
+// threads' scratch is for the panels): one pair for every path and mode, bounded by the prefill chunk's
+// rows.
+struct XBuffers {
+  std::vector<uint16_t> q;
+  std::vector<float> s;
+};
+XBuffers& x_buffers() {
+  static thread_local XBuffers b;
+  return b;
+}
+
 // The tiles over `group` panels a task (amx::panels), x already in their layout.
 struct TileCtx {
   amx::TileX x;
@@ -474,8 +486,7 @@ MOERT_BF16_TARGET void tile_task(const TileCtx& c, int64_t t) {
   for (int64_t g = 0; g < np; ++g) {
     const int64_t r0 = (p0 + g) * kPanel;
     panel_rows_bf16(w, r0, std::min<int64_t>(kPanel, w.n - r0), Kp, ld, wb + g * kPanel * ld);
-    const float* srow = w.scale + ((w.row0 + r0) >> 7) * w.scale_ld;
-    for (int64_t b = 0; b < blocks; ++b) ws[g * blocks + b] = srow[b];
+    panel_scales(w, r0, Kp, ws + g * blocks);
   }
   const int last = static_cast<int>(std::min<int64_t>(kPanel, w.n - (p0 + np - 1) * kPanel));
   amx::panels(c.x, wb, ws, static_cast<int>(np), last, c.y + p0 * kPanel, c.ldy, c.model);
@@ -491,14 +502,11 @@ MOERT_BF16_TARGET void tile_gemm(int terms, bool with_scales, int64_t m, const W
                                  int64_t ldy, ThreadPool* pool, bool model, const Fill& fill) {
   const int64_t Kp = (w.k + kBlock - 1) / kBlock * kBlock, blocks = Kp / kBlock, ksteps = Kp / 32;
   const int64_t mp = (m + amx::kRowStep - 1) / amx::kRowStep * amx::kRowStep;
-  // x's tiles and scales in the calling thread's buffers, kept for its next call (the pool threads' scratch
-  // is for the panels): terms * 2 bytes per x value, bounded by the prefill chunk's rows
-  static thread_local std::vector<uint16_t> tbuf;
-  static thread_local std::vector<float> sbuf;
-  tbuf.resize(static_cast<size_t>(mp * Kp * terms));
-  sbuf.assign(with_scales ? static_cast<size_t>(mp * blocks) : 0, 0.0f);
-  uint16_t* tiles = tbuf.data();
-  float* s = sbuf.data();
+  XBuffers& xb = x_buffers();  // x's tiles (terms * 2 bytes per value) and scales
+  xb.q.resize(static_cast<size_t>(mp * Kp * terms));
+  xb.s.assign(with_scales ? static_cast<size_t>(mp * blocks) : 0, 0.0f);
+  uint16_t* tiles = xb.q.data();
+  float* s = xb.s.data();
   parallel_for(pool, mp / 16, 1, [&](int64_t b, int64_t e, int) {
     uint16_t* rm = reinterpret_cast<uint16_t*>(tls_scratch(7, static_cast<size_t>(16 * Kp * terms / 2)));
     for (int64_t i = b; i < e; ++i) {
@@ -540,12 +548,10 @@ bool gemm_xwt_fp8act(const float* x, int64_t m, int64_t ldx, const WeightRef& w,
               [=](int64_t b, int64_t e, const TileRow& out) { quantise_rows(x, b, e, ldx, K, Kp, out); });
     return true;
   }
-  // Quantised x in per-call buffers (the threads' scratch is for the panels).
-  static thread_local std::vector<uint16_t> qbuf;
-  static thread_local std::vector<float> sbuf;
-  qbuf.resize(static_cast<size_t>(m * Kp));
-  sbuf.resize(static_cast<size_t>(m * blocks));
-  const RowMajor q{qbuf.data(), sbuf.data(), Kp};
+  XBuffers& xb = x_buffers();
+  xb.q.resize(static_cast<size_t>(m * Kp));
+  xb.s.resize(static_cast<size_t>(m * blocks));
+  const RowMajor q{xb.q.data(), xb.s.data(), Kp};
   parallel_for(pool, m, 16, [=](int64_t b, int64_t e, int) { quantise_rows(x, b, e, ldx, K, Kp, q); });
   const Ctx c{q.q, q.s, m, Kp, &w, y, ldy};
   const Ctx* cp = &c;
