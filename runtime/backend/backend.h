@@ -214,11 +214,16 @@ class Backend {
   virtual void reset_counters() {}
 
   // Which kernel paths this backend's forward takes, by name (moert_model_info_int's "cpu_*" keys); false
-  // for a name it does not answer. May run a one-time hardware check (the CPU's AMX self-checks).
+  // for a name it does not answer. May run a one-time hardware check (the CPU's AMX self-checks). Here, for
+  // a backend whose forward runs none of the CPU kernels: cpu_isa -1, the CPU's matrix paths 0.
   virtual bool path_info(const std::string& key, int64_t* out) const {
-    (void)key;
-    (void)out;
-    return false;
+    if (key == "cpu_isa")
+      *out = -1;
+    else if (key == "cpu_amx_bf16" || key == "cpu_amx_int8" || key == "cpu_q4_int8")
+      *out = 0;
+    else
+      return false;
+    return true;
   }
 
   // The device queue the ops run on (a cudaStream_t on CUDA; nullptr on the CPU), for a transport that

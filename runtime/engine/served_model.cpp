@@ -73,9 +73,6 @@ int64_t ServedModel::info_int(const std::string& k) const {
   if (k == "ep_size") return m.ep() ? m.ep()->size() : 1;
   if (k == "ep_overlap") return m.ep() && m.ep()->two_microbatches() ? 1 : 0;
   if (int64_t v = 0; m.backend().path_info(k, &v)) return v;
-  // the CPU kernels' paths, asked of a model on another device: none of them runs its forward
-  if (k == "cpu_isa") return -1;
-  if (k == "cpu_amx_bf16" || k == "cpu_amx_int8" || k == "cpu_q4_int8") return 0;
   fail(ErrorCode::kInvalidArgument, "unknown model info key '" + k + "'");
 }
 
