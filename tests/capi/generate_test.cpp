@@ -99,7 +99,8 @@ std::string detok(moert_tokenizer* t, const std::vector<int32_t>& ids) {
 }
 
 // The CPU kernels' paths (moert_model_info_int's cpu_* keys) against what /proc/cpuinfo says the CPU has:
-// no AMX flag, no tile path; batch-invariant mode takes none; the instruction set is one of the three.
+// no flag, no path (AMX, VNNI, AVX-512); all AVX-512 flags, the AVX-512 kernels (and VNNI's int8 q4) unless
+// lowered by the environment; batch-invariant mode takes no matrix path.
 TEST(CapiModel, ReportsTheCpuKernelPaths) {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string flags, line;
