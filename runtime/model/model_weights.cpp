@@ -1,5 +1,7 @@
 #include "model/model_weights.h"
 
+#include <cstring>
+
 #include "util/error.h"
 
 namespace moert {
@@ -130,6 +132,17 @@ class Binder {
   int64_t count_ = 0;
 };
 
+// True when both tensors exist with the same dtype, shape and bytes. DeepSeek-V3's checkpoints store the MTP
+// layer's embedding and output head as copies of the model's (the module shares them, as SGLang binds
+// it): one binding then serves both, which on a GPU saves two vocab x hidden matrices of device memory and on
+// the CPU keeps a speculative step's working set to one head in the caches.
+bool same_bytes(const WeightStore& store, const std::string& a, const std::string& b) {
+  const TensorInfo* x = store.find(a);
+  const TensorInfo* y = store.find(b);
+  return x && y && x->dtype == y->dtype && x->shape == y->shape && x->nbytes == y->nbytes &&
+         std::memcmp(x->data, y->data, x->nbytes) == 0;
+}
+
 }  // namespace
 
 ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store, Backend& backend,
@@ -155,9 +168,13 @@ ModelWeights bind_model_weights(const ModelConfig& cfg, const WeightStore& store
       m.hnorm = b.vec(p + "hnorm.weight", h);
       m.eh_proj = b.linear(p + "eh_proj.weight", h, 2 * h);
       m.head_norm = b.vec(p + "shared_head.norm.weight", h);
-      m.head = b.linear(p + "shared_head.head.weight", cfg.vocab_size, h);
-      m.embed = store.has(p + "embed_tokens.weight") ? b.matrix(p + "embed_tokens.weight", cfg.vocab_size, h)
-                                                     : w.embed;
+      m.head = same_bytes(store, p + "shared_head.head.weight", "lm_head.weight")
+                   ? w.lm_head
+                   : b.linear(p + "shared_head.head.weight", cfg.vocab_size, h);
+      m.embed = !store.has(p + "embed_tokens.weight") ||
+                        same_bytes(store, p + "embed_tokens.weight", "model.embed_tokens.weight")
+                    ? w.embed
+                    : b.matrix(p + "embed_tokens.weight", cfg.vocab_size, h);
       w.mtp.push_back(std::move(m));
     }
   }

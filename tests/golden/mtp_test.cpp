@@ -1,10 +1,12 @@
 // The MTP module (layer num_hidden_layers): shapes and wiring of its draft logits.
 #include <gtest/gtest.h>
 
+#include "checkpoint/random_checkpoint.h"
 #include "golden_fixture.h"
 #include "util/error.h"
 
 #include <cstdio>
+#include <filesystem>
 
 namespace moert {
 namespace {
@@ -106,6 +108,30 @@ TEST(Mtp, MatchesTheTorchReferenceFedThePostNormHidden) {
 // The default model with its trained module (tests/data/moert-tiny-coder-mtp, from shared/models).
 TEST(Mtp, TrainedModuleMatchesItsTorchReference) {
   expect_mtp_matches_reference("moert-tiny-coder-mtp");
+}
+
+// Released checkpoints store the module's output head (and V3's its embedding) as copies of the model's: one
+// binding serves both. A head of its own (a random checkpoint's) stays its own.
+TEST(Mtp, SharesTheModelsHeadAndEmbeddingWhenTheCheckpointCopiesThem) {
+  for (const char* name : {"moert-tiny-coder-mtp", "tiny-v3-fp8"}) {
+    Golden g(name);
+    const ModelWeights& w = g.model->weights();
+    ASSERT_EQ(w.mtp.size(), 1u) << name;
+    EXPECT_EQ(w.mtp[0].head.w.data, w.lm_head.w.data) << name;
+    EXPECT_EQ(w.mtp[0].embed.data, w.embed.data) << name;
+  }
+  const std::string dir = ::testing::TempDir() + "moert_mtp_own_head";
+  RandomCheckpointSpec spec;
+  spec.vocab = 512, spec.hidden = 128, spec.intermediate = 256, spec.moe_intermediate = 64;
+  spec.layers = 2, spec.heads = 2, spec.q_lora = 64, spec.kv_lora = 64, spec.nope = 32, spec.rope = 16;
+  spec.vdim = 32, spec.experts = 4, spec.top_k = 2, spec.n_group = 1, spec.topk_group = 1, spec.shared = 1;
+  spec.mtp = 1;
+  write_random_checkpoint(dir, spec);
+  auto backend = make_cpu_backend(1);
+  DeepseekNetwork m(load_model_config(dir), std::make_shared<WeightStore>(dir), *backend, ModelOptions{});
+  ASSERT_EQ(m.weights().mtp.size(), 1u);
+  EXPECT_NE(m.weights().mtp[0].head.w.data, m.weights().lm_head.w.data);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Mtp, AbsentModuleIsAnError) {
