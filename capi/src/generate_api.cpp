@@ -1,4 +1,5 @@
 // moert_generate_* and moert_stream_*: requests to the model's engine, tokens pulled from its stream.
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <random>
@@ -126,6 +127,7 @@ MOERT_API moert_status moert_stream_next(moert_stream* stream, int32_t timeout_m
     } else {
       stream->current.token = -1;
       stream->current.text.clear();
+      stream->current.has_logprobs = false;
     }
     *token = stream->current.token;
     *finish_reason = static_cast<int32_t>(stream->current.finish);
@@ -134,6 +136,25 @@ MOERT_API moert_status moert_stream_next(moert_stream* stream, int32_t timeout_m
 
 MOERT_API moert_status moert_stream_text(const moert_stream* stream, char* buf, size_t cap, size_t* needed) {
   return guarded([&] { write_string(require(stream, "stream")->current.text, buf, cap, needed); });
+}
+
+MOERT_API moert_status moert_stream_logprobs(const moert_stream* stream, float* logprob, int32_t* ids,
+                                             float* logprobs, size_t cap, size_t* n) {
+  return guarded([&] {
+    const moert::StreamEvent& ev = require(stream, "stream")->current;
+    if (!ev.has_logprobs)
+      fail(ErrorCode::kInvalidArgument,
+           ev.token < 0 ? "no token event to give log probabilities for (none read yet, or the final event)"
+                        : "the stream was started without the \"logprobs\" generation option");
+    const moert::TokenLogprobs& lp = ev.logprobs;
+    if (logprob) *logprob = lp.logprob;
+    const size_t k = std::min(cap, lp.top_ids.size());
+    for (size_t i = 0; i < k; ++i) {
+      if (ids) ids[i] = lp.top_ids[i];
+      if (logprobs) logprobs[i] = lp.top_logprobs[i];
+    }
+    if (n) *n = lp.top_ids.size();
+  });
 }
 
 MOERT_API moert_status moert_stream_cancel(moert_stream* stream) {

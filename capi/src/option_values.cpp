@@ -82,6 +82,7 @@ GenerateOptions generate_options(const moert_options* options, const GenerationD
   p.stop_strings = o.get_strings("stop");
   for (int64_t id : o.get_ints("stop_token_ids")) p.stop_token_ids.push_back(static_cast<int32_t>(id));
   read_bool(o, "ignore_eos", p.ignore_eos);
+  read_int(o, "logprobs", p.logprobs);
   read_bool(o, "add_generation_prompt", g.add_generation_prompt);
   return g;
 }

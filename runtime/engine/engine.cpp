@@ -214,12 +214,16 @@ void Engine::deliver(RequestState& r, StreamEvent ev, const std::string& error) 
   r.stream->deliver(std::move(ev), error);
 }
 
-void Engine::emit(RequestState& r, int32_t token) {
+void Engine::emit(RequestState& r, int32_t token, TokenLogprobs* logprobs) {
   const GenerationParams& p = r.params;
   r.history.add_output(token);
   r.output.push_back(token);
   StreamEvent ev;
   ev.token = token;
+  if (logprobs) {
+    ev.has_logprobs = true;
+    ev.logprobs = std::move(*logprobs);
+  }
   const bool eos = !p.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
   const bool stop_id =
       std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
@@ -357,7 +361,9 @@ void Engine::plan(Running& running, StepPlan& p) {
         continue;
       }
       r.last_token = t;
-      emit(r, t);
+      TokenLogprobs lp;
+      if (r.params.logprobs >= 0) lp = token_logprobs(logits.data(), cfg.vocab_size, t, r.params.logprobs);
+      emit(r, t, r.params.logprobs >= 0 ? &lp : nullptr);
       if (r.finished) continue;
     }
     SequenceStep st;
@@ -530,7 +536,8 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
   // The step as one batch: built (and uploaded) once, one forward, one sampling op over every row that
   // samples; only the sampled ids come back to the host (a verify step's rows too, for the acceptance).
   const int64_t V = cfg.vocab_size;
-  std::vector<std::vector<int32_t>> emitted(n_requests);  // the tokens each request emits this step
+  std::vector<std::vector<int32_t>> emitted(n_requests);           // the tokens each request emits this step
+  std::vector<std::vector<TokenLogprobs>> emitted_lp(n_requests);  // theirs, for requests that ask
   try {
     std::lock_guard<std::mutex> lock(model_->step_mutex());
     auto run = [&] {
@@ -556,8 +563,16 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
       if (!rows.empty())
         model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows,
                                batch.sample_table(), sampled.data());
-      for (size_t i = 0; i < p.n_plain; ++i)
-        if (sample_at[i] >= 0) emitted[i].push_back(sampled[sample_at[i]]);
+      std::vector<float> row;
+      for (size_t i = 0; i < p.n_plain; ++i) {
+        if (sample_at[i] < 0) continue;
+        emitted[i].push_back(sampled[sample_at[i]]);
+        const int32_t top = p.reqs[i]->params.logprobs;
+        if (top < 0 || sampled[sample_at[i]] < 0) continue;
+        row.resize(static_cast<size_t>(V));
+        model.backend().copy_to_host(logits.slice_rows(sample_at[i], 1), row.data());
+        emitted_lp[i].push_back(token_logprobs(row.data(), V, sampled[sample_at[i]], top));
+      }
       // Verify steps: their rows follow, 1 + drafts each; accepted on the host.
       int64_t at = static_cast<int64_t>(rows.size());
       std::vector<float> host;
@@ -572,6 +587,9 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
           continue;
         }
         emitted[i] = accept_drafts(host.data(), V, r.drafts, r.params.sampling, r.rng, &r.history);
+        if (r.params.logprobs >= 0)  // emitted token j was drawn from row j
+          for (size_t j = 0; j < emitted[i].size(); ++j)
+            emitted_lp[i].push_back(token_logprobs(host.data() + j * V, V, emitted[i][j], r.params.logprobs));
         // The cache keeps the fed tokens the model accepted (the last one emitted is fed next step).
         r.kv.truncate(p.past[i] + static_cast<int64_t>(emitted[i].size()));
         r.stream->count_drafts(static_cast<int64_t>(r.drafts.size()),
@@ -611,7 +629,8 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
       finish(r, FinishReason::kCancelled);
       continue;
     }
-    for (int32_t t : emitted[i]) {
+    for (size_t j = 0; j < emitted[i].size(); ++j) {
+      const int32_t t = emitted[i][j];
       if (t < 0) {
         finish(r, FinishReason::kError,
                "the model produced a non-finite logit (NaN or infinity) for this request: the weights or the "
@@ -619,7 +638,7 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
         break;
       }
       r.last_token = t;
-      emit(r, t);
+      emit(r, t, j < emitted_lp[i].size() ? &emitted_lp[i][j] : nullptr);
       if (r.finished) break;
     }
   }

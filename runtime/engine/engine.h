@@ -72,7 +72,7 @@ class Engine {
   // Every request and evaluation ends with `why` (mu_ held): the engine stops, or its group failed.
   void end_all(Running& running, FinishReason why, const std::string& error);
   void finish(RequestState& r, FinishReason why, const std::string& error = "");
-  void emit(RequestState& r, int32_t token);
+  void emit(RequestState& r, int32_t token, TokenLogprobs* logprobs = nullptr);
   void deliver(RequestState& r, StreamEvent ev, const std::string& error);
   // Prefix cache: a request's first step starts from the cached prefix of its prompt (all but its last
   // token, whose logits it needs); its full pages are offered to the cache when its prompt is in and when

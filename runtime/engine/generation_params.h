@@ -14,6 +14,8 @@ struct GenerationParams {
   std::vector<std::string> stop_strings;
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
+  // -1: no log probabilities; 0: each generated token's; N: also the N most likely tokens at each step.
+  int32_t logprobs = -1;
   bool operator==(const GenerationParams&) const = default;
 };
 

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <string>
 
+#include "engine/token_logprobs.h"
+
 namespace moert {
 
 enum class FinishReason : int32_t { kNone = 0, kLength = 1, kStop = 2, kEos = 3, kCancelled = 4, kError = 5 };
@@ -18,6 +20,8 @@ struct StreamEvent {
   int32_t token = -1;  // -1 for a final event that carries no token (cancel, error, held text)
   std::string text;    // UTF-8-safe piece (may be empty while text is held back)
   FinishReason finish = FinishReason::kNone;
+  bool has_logprobs = false;  // the request asked for them and the event carries a token
+  TokenLogprobs logprobs;
 };
 
 struct Usage {

@@ -29,8 +29,9 @@ extern "C" {
  * function gets a new _v2 name). */
 /* API history: 2 added moert_stream_info_int and moert_checkpoint_write_random_v2; 3 added
  * moert_stream_counter and the KV hand-off (moert_session_export, moert_session_import,
- * moert_generate_resume); 4 added moert_checkpoint_quantize. */
-#define MOERT_API_VERSION 4
+ * moert_generate_resume); 4 added moert_checkpoint_quantize; 5 added moert_stream_logprobs (and the
+ * "logprobs" generation option). */
+#define MOERT_API_VERSION 5
 
 typedef int32_t moert_status;
 #define MOERT_OK 0
@@ -159,6 +160,8 @@ MOERT_API const char* moert_status_name(moert_status status);
  *       across token boundaries; the stop string is not returned
  *   "stop_token_ids" list of ints 0 to 2147483647 (moert_options_add_int): generation ends with that token
  *   "ignore_eos" int, 0 or 1, default 0: when on, keep going past the end-of-sequence token
+ *   "logprobs" int, -1 to 20, default -1: -1: off; 0: each generated token's log probability under the model
+ *       (moert_stream_logprobs); N: also the N most likely tokens at each step with theirs
  *   "add_generation_prompt" int, 0 or 1, default 1: moert_generate_chat: end with the assistant prompt
  * Checkpoint shape keys (moert_checkpoint_write_random):
  *   "model.vocab" int, 2 to 16777216, default 8192: vocabulary size
@@ -423,6 +426,18 @@ MOERT_API moert_status moert_stream_info_int(const moert_stream* stream, const c
  * Any thread, while the request runs or after. Errors: INVALID_ARGUMENT (NULL, unknown key; *out untouched).
  * Since API 3. */
 MOERT_API moert_status moert_stream_counter(const moert_stream* stream, const char* key, int64_t* out);
+/* The log probabilities of the token event last returned by moert_stream_next, for a stream started with
+ * the "logprobs" generation option >= 0: *logprob (may be NULL) receives the token's, and ids[cap] and
+ * logprobs[cap] (either may be NULL) the most likely tokens at that step with theirs, most likely first
+ * (ties: lower id first); *n (may be NULL) receives how many there are (the option's N), of which
+ * min(cap, N) were written. They are the log-softmax of the model's raw logits at that step (temperature 1,
+ * as OpenAI's logprobs and vLLM's): the sampling options (temperature, penalties, top_k, top_p, min_p)
+ * change which token is drawn, not these. The values belong to the event; the next moert_stream_next
+ * replaces them. Same thread as moert_stream_next. Errors: INVALID_ARGUMENT (NULL stream; a stream
+ * started without "logprobs"; no token event: none read yet, or the final event without a token).
+ * Since API 5. */
+MOERT_API moert_status moert_stream_logprobs(const moert_stream* stream, float* logprob, int32_t* ids,
+                                             float* logprobs, size_t cap, size_t* n);
 MOERT_API void moert_stream_free(moert_stream* stream);
 
 #ifdef __cplusplus
