@@ -121,6 +121,11 @@ static void moert_raise(JNIEnv* jenv, moert_status status, const std::string& me
   $result = PyList_New((Py_ssize_t)v.size());
   for (size_t i = 0; i < v.size(); ++i) PyList_SET_ITEM($result, (Py_ssize_t)i, PyLong_FromLong(v[i]));
 }
+%typemap(out) std::vector<float> {
+  const std::vector<float>& v = $1;
+  $result = PyList_New((Py_ssize_t)v.size());
+  for (size_t i = 0; i < v.size(); ++i) PyList_SET_ITEM($result, (Py_ssize_t)i, PyFloat_FromDouble(v[i]));
+}
 #elif defined(SWIGJAVA)
 %typemap(jni) (float* out, size_t out_cap) "jfloatArray"
 %typemap(jtype) (float* out, size_t out_cap) "float[]"
@@ -150,6 +155,15 @@ static void moert_raise(JNIEnv* jenv, moert_status status, const std::string& me
   const std::vector<int32_t>& v = $1;
   $result = jenv->NewIntArray((jsize)v.size());
   if ($result && !v.empty()) jenv->SetIntArrayRegion($result, 0, (jsize)v.size(), (const jint*)v.data());
+}
+%typemap(jni) std::vector<float> "jfloatArray"
+%typemap(jtype) std::vector<float> "float[]"
+%typemap(jstype) std::vector<float> "float[]"
+%typemap(javaout) std::vector<float> { return $jnicall; }
+%typemap(out) std::vector<float> {
+  const std::vector<float>& v = $1;
+  $result = jenv->NewFloatArray((jsize)v.size());
+  if ($result && !v.empty()) jenv->SetFloatArrayRegion($result, 0, (jsize)v.size(), v.data());
 }
 /* Strings cross as UTF-8 bytes so that nothing is lost to JNI's modified UTF-8. */
 %typemap(jni) const std::string& BYTES "jbyteArray"
@@ -417,6 +431,8 @@ moert_status moert_session_truncate(moert_session* session, int64_t length);
 %unignore stream_error;
 %unignore stream_info_int;
 %unignore stream_counter;
+%unignore stream_logprob_ids;
+%unignore stream_logprob_values;
 %unignore session_export;
 %unignore session_import;
 %unignore generate_resume;
@@ -555,6 +571,24 @@ StreamUsage stream_usage(const moert_stream* stream) {
 int64_t stream_counter(const moert_stream* stream, const char* key) {
   int64_t v = 0;
   moert_check(moert_stream_counter(stream, key, &v));
+  return v;
+}
+/* moert_stream_logprobs of the event last read, in two parts: the most likely tokens' ids, and the values
+ * (the token's own first, then the most likely tokens', in the ids' order). */
+std::vector<int32_t> stream_logprob_ids(const moert_stream* stream) {
+  size_t n = 0;
+  moert_check(moert_stream_logprobs(stream, nullptr, nullptr, nullptr, 0, &n));
+  std::vector<int32_t> ids(n);
+  moert_check(moert_stream_logprobs(stream, nullptr, ids.data(), nullptr, n, &n));
+  return ids;
+}
+std::vector<float> stream_logprob_values(const moert_stream* stream) {
+  size_t n = 0;
+  float own = 0.0f;
+  moert_check(moert_stream_logprobs(stream, &own, nullptr, nullptr, 0, &n));
+  std::vector<float> v(n + 1);
+  v[0] = own;
+  moert_check(moert_stream_logprobs(stream, nullptr, nullptr, v.data() + 1, n, &n));
   return v;
 }
 %}

@@ -18,13 +18,13 @@ from . import moert_native as _n
 from ._errors import (Error, InvalidArgumentError, IoError, FormatError, UnsupportedError, OutOfMemoryError,
                       DeviceError, CancelledError, InternalError, TimeoutError, GenerationError)
 
-__all__ = ["load", "Model", "Tokenizer", "Session", "Stream", "Token", "Usage", "FinishReason",
+__all__ = ["load", "Model", "Tokenizer", "Session", "Stream", "Token", "TokenLogprobs", "Usage", "FinishReason",
            "Error", "InvalidArgumentError", "IoError", "FormatError", "UnsupportedError", "OutOfMemoryError",
            "DeviceError", "CancelledError", "InternalError", "TimeoutError", "GenerationError",
            "api_version", "__version__"]
 
 __version__ = _n.version_string()
-API_VERSION = 3  # the MOERT_API_VERSION this package is written for (stream counters, KV hand-off)
+API_VERSION = 5  # the MOERT_API_VERSION this package is written for (stream counters, KV hand-off, logprobs)
 
 
 def api_version():
@@ -42,9 +42,14 @@ class FinishReason(enum.IntEnum):
     ERROR = 5
 
 
-Token = namedtuple("Token", "id text finish_reason")
-Token.__doc__ = """One streamed event: the token id (-1 for a final event without a token), its UTF-8 text piece
-and the FinishReason (NONE while running)."""
+Token = namedtuple("Token", "id text finish_reason logprobs", defaults=(None,))
+Token.__doc__ = """One streamed event: the token id (-1 for a final event without a token), its UTF-8 text piece,
+the FinishReason (NONE while running), and its TokenLogprobs when the stream was started with logprobs=N
+(None otherwise, and for a final event without a token)."""
+TokenLogprobs = namedtuple("TokenLogprobs", "logprob top")
+TokenLogprobs.__doc__ = """A generated token's log probability under the model (the log-softmax of the step's raw
+logits: the sampling options change which token is drawn, not these) and `top`, the step's N most likely
+tokens as (id, logprob) pairs, most likely first."""
 Usage = namedtuple("Usage", "prompt_tokens generated_tokens time_to_first_token_s tokens_per_second "
                    "cached_prompt_tokens decode_forwards draft_tokens accepted_drafts")
 Usage.__doc__ = """A stream's usage so far: prompt and generated token counts, time to first token, decode tokens/s,
@@ -112,7 +117,7 @@ def _options(pairs, lists=()):
 
 def _gen_options(max_tokens=None, temperature=None, top_k=None, top_p=None, min_p=None, repetition_penalty=None,
                  presence_penalty=None, seed=None, stop=None, stop_token_ids=None, ignore_eos=None,
-                 add_generation_prompt=None, frequency_penalty=None):
+                 add_generation_prompt=None, frequency_penalty=None, logprobs=None):
     if isinstance(stop, str):
         stop = [stop]
     f = lambda v: None if v is None else float(v)
@@ -120,7 +125,7 @@ def _gen_options(max_tokens=None, temperature=None, top_k=None, top_p=None, min_
                      ("top_p", f(top_p)), ("min_p", f(min_p)), ("repetition_penalty", f(repetition_penalty)),
                      ("presence_penalty", f(presence_penalty)), ("frequency_penalty", f(frequency_penalty)),
                      ("seed", seed), ("ignore_eos", ignore_eos),
-                     ("add_generation_prompt", add_generation_prompt)],
+                     ("add_generation_prompt", add_generation_prompt), ("logprobs", logprobs)],
                     [("stop", stop), ("stop_token_ids", stop_token_ids)])
 
 
@@ -299,7 +304,7 @@ class Model(_Handle):
         streamed. options as for generate; errors as import_session's."""
         opts = _gen_options(**options)
         try:
-            return Stream(_n.generate_resume(self._handle, data, opts), self)
+            return Stream(_n.generate_resume(self._handle, data, opts), self, options.get("logprobs"))
         finally:
             _n.options_free(opts)
 
@@ -307,12 +312,14 @@ class Model(_Handle):
         """Starts generating after a prompt (str, or a sequence of token ids) and returns a Stream.
 
         options: max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, seed,
-        stop (str or list of str), stop_token_ids, ignore_eos."""
+        stop (str or list of str), stop_token_ids, ignore_eos, logprobs (0: each Token carries its
+        TokenLogprobs; N: with the N most likely tokens at each step, at most 20)."""
         opts = _gen_options(**options)
         try:
             if isinstance(prompt, str):
-                return Stream(_n.generate_text(self._handle, prompt, opts), self)
-            return Stream(_n.generate_tokens(self._handle, [int(t) for t in prompt], opts), self)
+                return Stream(_n.generate_text(self._handle, prompt, opts), self, options.get("logprobs"))
+            return Stream(_n.generate_tokens(self._handle, [int(t) for t in prompt], opts), self,
+                          options.get("logprobs"))
         finally:
             _n.options_free(opts)
 
@@ -323,7 +330,7 @@ class Model(_Handle):
         messages = _chat_json(messages)
         opts = _gen_options(add_generation_prompt=int(bool(add_generation_prompt)), **options)
         try:
-            return Stream(_n.generate_chat(self._handle, messages, opts), self)
+            return Stream(_n.generate_chat(self._handle, messages, opts), self, options.get("logprobs"))
         finally:
             _n.options_free(opts)
 
@@ -420,9 +427,10 @@ class Stream(_Handle):
 
     _POLL_MS = 250  # the GIL is released while waiting; polling lets Ctrl-C through
 
-    def __init__(self, h, model=None):
+    def __init__(self, h, model=None, logprobs=None):
         super().__init__(h)
         self._model = model  # the C stream holds its own model reference; this keeps the Python one too
+        self._logprobs = logprobs is not None and int(logprobs) >= 0
         self.finish_reason = FinishReason.NONE
         self.tokens = []
 
@@ -431,7 +439,11 @@ class Stream(_Handle):
         After the end, returns the final event again."""
         ms = -1 if timeout is None else max(0, int(timeout * 1000))
         e = _n.stream_next(self._handle, ms)
-        tok = Token(e.token, e.text, FinishReason(e.finish_reason))
+        lp = None
+        if self._logprobs and e.token >= 0:
+            values = _n.stream_logprob_values(self._handle)
+            lp = TokenLogprobs(values[0], list(zip(_n.stream_logprob_ids(self._handle), values[1:])))
+        tok = Token(e.token, e.text, FinishReason(e.finish_reason), lp)
         if tok.finish_reason != FinishReason.NONE:
             self.finish_reason = tok.finish_reason
         return tok

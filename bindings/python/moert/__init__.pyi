@@ -3,7 +3,7 @@ import enum
 import os
 from types import TracebackType
 from typing import (Any, Callable, Dict, Iterator, List, Literal, Mapping, NamedTuple, Optional, Sequence, Type,
-                    TypeVar, Union)
+                    Tuple, TypeVar, Union)
 
 import numpy as np
 import numpy.typing as npt
@@ -27,10 +27,15 @@ class FinishReason(enum.IntEnum):
     CANCELLED = 4
     ERROR = 5
 
+class TokenLogprobs(NamedTuple):
+    logprob: float
+    top: List[Tuple[int, float]]
+
 class Token(NamedTuple):
     id: int
     text: str
     finish_reason: FinishReason
+    logprobs: Optional[TokenLogprobs] = ...
 
 class Usage(NamedTuple):
     prompt_tokens: int
@@ -106,23 +111,27 @@ class Model(_Handle):
                         repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ...,
                         seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
                         stop_token_ids: Optional[Sequence[int]] = ...,
-                        ignore_eos: Optional[bool] = ...) -> "Stream": ...
+                        ignore_eos: Optional[bool] = ...,
+                 logprobs: Optional[int] = ...) -> "Stream": ...
     def generate(self, prompt: _Prompt, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
                  top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
                  repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ...,
                  seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
-                 stop_token_ids: Optional[Sequence[int]] = ..., ignore_eos: Optional[bool] = ...) -> "Stream": ...
+                 stop_token_ids: Optional[Sequence[int]] = ..., ignore_eos: Optional[bool] = ...,
+                 logprobs: Optional[int] = ...) -> "Stream": ...
     def chat(self, messages: _Messages, add_generation_prompt: bool = ..., *, max_tokens: Optional[int] = ...,
              temperature: Optional[float] = ..., top_k: Optional[int] = ..., top_p: Optional[float] = ...,
              min_p: Optional[float] = ..., repetition_penalty: Optional[float] = ...,
              presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ..., seed: Optional[int] = ...,
              stop: Union[str, Sequence[str], None] = ..., stop_token_ids: Optional[Sequence[int]] = ...,
-             ignore_eos: Optional[bool] = ...) -> "Stream": ...
+             ignore_eos: Optional[bool] = ...,
+                 logprobs: Optional[int] = ...) -> "Stream": ...
     def complete(self, prompt: _Prompt, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
                  top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
                  repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ...,
                  seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
-                 stop_token_ids: Optional[Sequence[int]] = ..., ignore_eos: Optional[bool] = ...) -> str: ...
+                 stop_token_ids: Optional[Sequence[int]] = ..., ignore_eos: Optional[bool] = ...,
+                 logprobs: Optional[int] = ...) -> str: ...
 
 class Tokenizer(_Handle):
     @classmethod

@@ -13,7 +13,7 @@ from conftest import LONG_PROMPT, MODEL_DIR, MTP_MODEL_DIR, PROMPTS
 
 
 def test_version():
-    assert moert.api_version() >= moert.API_VERSION == 3
+    assert moert.api_version() >= moert.API_VERSION == 5
     assert moert.__version__.count(".") == 2
 
 
@@ -167,6 +167,27 @@ def test_logits_match_greedy(model, reference):
         assert int(np.argmax(rows[0])) == want[1]
         sess.truncate(len(ids))
         assert len(sess) == len(ids)
+
+
+def test_logprobs(model, reference):
+    ids, want = reference[0]
+    toks = list(model.generate(ids, max_tokens=6, temperature=0, ignore_eos=True, logprobs=3))
+    assert [t.id for t in toks] == want[:6]
+    seq = list(ids)
+    for t in toks:
+        row = model.logits(seq)[-1].astype(np.float64)
+        lsm = row - row.max() - np.log(np.exp(row - row.max()).sum())
+        assert t.logprobs is not None and len(t.logprobs.top) == 3
+        assert t.logprobs.top[0][0] == t.id and t.logprobs.top[0][1] == t.logprobs.logprob
+        assert abs(t.logprobs.logprob - lsm[t.id]) < 1e-3
+        assert [i for i, _ in t.logprobs.top] == [int(i) for i in np.argsort(-lsm, kind="stable")[:3]]
+        seq.append(t.id)
+    # Without the option no token carries them; 0 gives the token's own only.
+    assert all(t.logprobs is None for t in model.generate(ids, max_tokens=2, temperature=0))
+    one = next(iter(model.generate(ids, max_tokens=1, temperature=0, logprobs=0)))
+    assert one.logprobs.top == [] and one.logprobs.logprob < 0
+    with pytest.raises(moert.InvalidArgumentError):
+        model.generate(ids, logprobs=21)
 
 
 def test_errors(model):

@@ -10,7 +10,7 @@ import org.moert.internal.moert_native;
  * for temperature, topP, topK and repetitionPenalty (as transformers and vLLM do), else greedy; 256 tokens.
  */
 public final class GenerateOptions {
-    private Long maxTokens, topK, seed;
+    private Long maxTokens, topK, seed, logprobs;
     private Double temperature, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty;
     private Boolean ignoreEos, addGenerationPrompt;
     private final List<String> stop = new ArrayList<>();
@@ -32,6 +32,13 @@ public final class GenerateOptions {
     public GenerateOptions stop(String s) { stop.add(s); return this; }
     /** Adds a stop token id: generation ends with it. */
     public GenerateOptions stopTokenId(int id) { stopTokenIds.add(id); return this; }
+    /**
+     * Each {@link Token} carries its {@link TokenLogprobs}: 0 the token's own log probability, n (at most 20)
+     * also the n most likely tokens at each step.
+     */
+    public GenerateOptions logprobs(int n) { logprobs = (long) n; return this; }
+
+    boolean wantsLogprobs() { return logprobs != null && logprobs >= 0; }
 
     org.moert.internal.Options build() {
         org.moert.internal.Options o = moert_native.options_create();
@@ -46,6 +53,7 @@ public final class GenerateOptions {
             if (frequencyPenalty != null) moert_native.options_set_float(o, "frequency_penalty", frequencyPenalty);
             if (seed != null) moert_native.options_set_int(o, "seed", seed);
             if (ignoreEos != null) moert_native.options_set_int(o, "ignore_eos", ignoreEos ? 1 : 0);
+            if (logprobs != null) moert_native.options_set_int(o, "logprobs", logprobs);
             if (addGenerationPrompt != null)
                 moert_native.options_set_int(o, "add_generation_prompt", addGenerationPrompt ? 1 : 0);
             for (String s : stop) moert_native.options_add_string_utf8(o, "stop", s.getBytes(StandardCharsets.UTF_8));

@@ -135,7 +135,7 @@ public final class Model extends Handle {
         ensureOpen();
         org.moert.internal.Options o = options.build();
         try {
-            return new Stream(moert_native.generate_resume(raw, image, o), this);
+            return new Stream(moert_native.generate_resume(raw, image, o), this, options.wantsLogprobs());
         } finally {
             moert_native.options_free(o);
         }
@@ -146,7 +146,7 @@ public final class Model extends Handle {
         ensureOpen();
         org.moert.internal.Options o = options.build();
         try {
-            return new Stream(moert_native.generate_text(raw, prompt.getBytes(StandardCharsets.UTF_8), o), this);
+            return new Stream(moert_native.generate_text(raw, prompt.getBytes(StandardCharsets.UTF_8), o), this, options.wantsLogprobs());
         } finally {
             moert_native.options_free(o);
         }
@@ -157,7 +157,7 @@ public final class Model extends Handle {
         ensureOpen();
         org.moert.internal.Options o = options.build();
         try {
-            return new Stream(moert_native.generate_tokens(raw, prompt, o), this);
+            return new Stream(moert_native.generate_tokens(raw, prompt, o), this, options.wantsLogprobs());
         } finally {
             moert_native.options_free(o);
         }
@@ -169,7 +169,7 @@ public final class Model extends Handle {
         org.moert.internal.Options o = options.build();
         try {
             byte[] js = Message.toJson(messages).getBytes(StandardCharsets.UTF_8);
-            return new Stream(moert_native.generate_chat(raw, js, o), this);
+            return new Stream(moert_native.generate_chat(raw, js, o), this, options.wantsLogprobs());
         } finally {
             moert_native.options_free(o);
         }

@@ -23,11 +23,13 @@ public final class Stream extends Handle implements Iterable<Token>, Iterator<To
     private volatile FinishReason finish = FinishReason.NONE;
     private Token pending;
     private final Object lock = new Object();
+    private final boolean logprobs;
 
-    Stream(org.moert.internal.Stream raw, Model model) {
+    Stream(org.moert.internal.Stream raw, Model model, boolean logprobs) {
         super(() -> moert_native.stream_free(raw));
         this.raw = raw;
         this.model = model;
+        this.logprobs = logprobs;
     }
 
     /** The next event, waiting up to timeoutMs (-1: no limit); a TIMEOUT MoertException if nothing came. */
@@ -35,8 +37,13 @@ public final class Stream extends Handle implements Iterable<Token>, Iterator<To
         ensureOpen();
         StreamEvent e = moert_native.stream_next(raw, timeoutMs);
         try {
+            TokenLogprobs lp = null;
+            if (logprobs && e.getToken() >= 0) {
+                float[] v = moert_native.stream_logprob_values(raw);
+                lp = new TokenLogprobs(v[0], moert_native.stream_logprob_ids(raw), java.util.Arrays.copyOfRange(v, 1, v.length));
+            }
             Token t = new Token(e.getToken(), new String(e.text_utf8(), java.nio.charset.StandardCharsets.UTF_8),
-                FinishReason.of(e.getFinish_reason()));
+                FinishReason.of(e.getFinish_reason()), lp);
             if (t.finish() != FinishReason.NONE) finish = t.finish();
             return t;
         } finally {

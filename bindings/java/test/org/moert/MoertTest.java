@@ -107,6 +107,36 @@ public class MoertTest {
     }
 
     @Test
+    public void logprobsAreTheModelsLogSoftmax() {
+        List<Token> toks = new ArrayList<>();
+        try (Stream s = model.generate(ids[0], greedy(4).logprobs(2))) {
+            s.forEachRemaining(toks::add);
+        }
+        assertEquals(4, toks.size());
+        int[] seq = Arrays.copyOf(ids[0], ids[0].length + toks.size());
+        for (int i = 0; i < toks.size(); i++) {
+            Token t = toks.get(i);
+            assertEquals(greedy[0][i], t.id());
+            float[][] l = model.logits(Arrays.copyOf(seq, ids[0].length + i));
+            float[] row = l[l.length - 1];
+            double mx = Double.NEGATIVE_INFINITY, sum = 0;
+            for (float v : row) mx = Math.max(mx, v);
+            for (float v : row) sum += Math.exp(v - mx);
+            double want = row[t.id()] - mx - Math.log(sum);
+            assertNotNull(t.logprobs());
+            assertEquals(want, t.logprobs().logprob(), 1e-3);
+            assertEquals(2, t.logprobs().topIds().length);
+            assertEquals(t.id(), t.logprobs().topIds()[0]);
+            assertEquals(t.logprobs().logprob(), t.logprobs().topLogprobs()[0], 0.0);
+            assertTrue(t.logprobs().topLogprobs()[1] <= t.logprobs().topLogprobs()[0]);
+            seq[ids[0].length + i] = t.id();
+        }
+        try (Stream s = model.generate(ids[0], greedy(1))) {
+            assertNull(s.next().logprobs());
+        }
+    }
+
+    @Test
     public void cancelFromAnotherThread() throws Exception {
         try (Stream s = model.generate(ids[0], greedy(1000000))) {
             assertTrue(s.hasNext());
