@@ -352,6 +352,9 @@ type GenerateOptions struct {
 	IgnoreEOS         bool
 	// NoGenerationPrompt: for chat, do not end with the assistant prompt.
 	NoGenerationPrompt bool
+	// Logprobs: nil = off; 0: each Token carries its TokenLogprobs; N (at most 20): with the N most
+	// likely tokens at each step.
+	Logprobs *int64
 }
 
 // Float64, Int64 and Bool make pointers for the optional fields.
@@ -409,6 +412,9 @@ func (g *GenerateOptions) build() (*options, error) {
 	}
 	if g.NoGenerationPrompt {
 		add(o.setInt("add_generation_prompt", 0))
+	}
+	if g.Logprobs != nil {
+		add(o.setInt("logprobs", *g.Logprobs))
 	}
 	for _, e := range errs {
 		if e != nil {
@@ -661,7 +667,7 @@ func (m *Model) start(ctx context.Context, opts *GenerateOptions,
 	if err := call(func() C.moert_status { return f(raw, o.raw, &out) }); err != nil {
 		return nil, err
 	}
-	s := &Stream{raw: out, ctx: ctx, done: make(chan struct{})}
+	s := &Stream{raw: out, ctx: ctx, done: make(chan struct{}), logprobs: opts != nil && opts.Logprobs != nil && *opts.Logprobs >= 0}
 	runtime.KeepAlive(m)
 	if ctx.Done() != nil {
 		go func() {
@@ -945,6 +951,23 @@ type Token struct {
 	ID     int32
 	Text   string
 	Finish FinishReason
+	// Logprobs: the token's log probabilities when the stream was started with GenerateOptions.Logprobs
+	// (nil otherwise, and for a final event without a token).
+	Logprobs *TokenLogprobs
+}
+
+// TokenLogprobs is a generated token's log probability under the model (the log-softmax of the step's raw
+// logits: the sampling options change which token is drawn, not these) and the step's most likely tokens,
+// most likely first.
+type TokenLogprobs struct {
+	Logprob float32
+	Top     []TopLogprob
+}
+
+// TopLogprob is one of a step's most likely tokens.
+type TopLogprob struct {
+	ID      int32
+	Logprob float32
 }
 
 // Usage of a stream so far.
@@ -972,6 +995,8 @@ type Stream struct {
 	tok    Token
 	finish FinishReason
 	err    error
+	// logprobs: the stream was started with GenerateOptions.Logprobs
+	logprobs bool
 }
 
 // Close cancels the generation if it is running and frees the stream. Safe to call twice.
@@ -1018,10 +1043,39 @@ func (s *Stream) NextEvent(timeout time.Duration) (Token, error) {
 		return Token{}, err
 	}
 	t := Token{ID: int32(tok), Text: text, Finish: FinishReason(fin)}
+	if s.logprobs && tok >= 0 {
+		if t.Logprobs, err = s.readLogprobs(); err != nil {
+			return Token{}, err
+		}
+	}
 	if t.Finish != FinishNone {
 		s.finish = t.Finish
 	}
 	return t, nil
+}
+
+// readLogprobs is moert_stream_logprobs of the event last read.
+func (s *Stream) readLogprobs() (*TokenLogprobs, error) {
+	var own C.float
+	var n C.size_t
+	if err := call(func() C.moert_status { return C.moert_stream_logprobs(s.raw, &own, nil, nil, 0, &n) }); err != nil {
+		return nil, err
+	}
+	lp := &TokenLogprobs{Logprob: float32(own), Top: make([]TopLogprob, int(n))}
+	if n == 0 {
+		return lp, nil
+	}
+	ids := make([]C.int32_t, int(n))
+	vals := make([]C.float, int(n))
+	if err := call(func() C.moert_status {
+		return C.moert_stream_logprobs(s.raw, nil, &ids[0], &vals[0], n, &n)
+	}); err != nil {
+		return nil, err
+	}
+	for i := range lp.Top {
+		lp.Top[i] = TopLogprob{ID: int32(ids[i]), Logprob: float32(vals[i])}
+	}
+	return lp, nil
 }
 
 // Next advances to the next token or text piece; false at the end or on an error (see Err).

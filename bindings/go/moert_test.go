@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -125,6 +126,62 @@ func TestGreedyMatchesReference(t *testing.T) {
 			t.Errorf("prompt %d from text: %v %v", k, got, err)
 		}
 		s.Close()
+	}
+}
+
+func TestLogprobsAreTheModelsLogSoftmax(t *testing.T) {
+	m := load(t)
+	r := reference(t)[0]
+	opts := greedy(4)
+	opts.Logprobs = moert.Int64(2)
+	s, err := m.GenerateTokens(context.Background(), r.ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	seq := append([]int32(nil), r.ids...)
+	steps := 0
+	for s.Next() {
+		tk := s.Token()
+		if tk.ID != r.greedy[steps] || tk.Logprobs == nil || len(tk.Logprobs.Top) != 2 {
+			t.Fatalf("step %d: %+v, want token %d with 2 alternatives", steps, tk, r.greedy[steps])
+		}
+		rows, err := m.Logits(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := rows[len(rows)-1]
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = math.Max(mx, float64(v))
+		}
+		sum := 0.0
+		for _, v := range row {
+			sum += math.Exp(float64(v) - mx)
+		}
+		want := float64(row[tk.ID]) - mx - math.Log(sum)
+		lp := tk.Logprobs
+		if math.Abs(float64(lp.Logprob)-want) > 1e-3 || lp.Top[0].ID != tk.ID || lp.Top[0].Logprob != lp.Logprob ||
+			lp.Top[1].Logprob > lp.Top[0].Logprob {
+			t.Errorf("step %d: %+v, want logprob %g for the first of the top", steps, *lp, want)
+		}
+		seq = append(seq, tk.ID)
+		steps++
+	}
+	if s.Err() != nil || steps != 4 {
+		t.Fatalf("%d steps, %v", steps, s.Err())
+	}
+	plain, err := m.GenerateTokens(context.Background(), r.ids, greedy(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if !plain.Next() || plain.Token().Logprobs != nil {
+		t.Errorf("without the option: %+v", plain.Token())
+	}
+	opts.Logprobs = moert.Int64(21)
+	if _, err := m.GenerateTokens(context.Background(), r.ids, opts); err == nil {
+		t.Error("logprobs 21 accepted")
 	}
 }
 

@@ -401,6 +401,9 @@ pub struct GenerateOptions {
     pub ignore_eos: Option<bool>,
     /// For chat: end the prompt with the assistant prompt (default true).
     pub add_generation_prompt: Option<bool>,
+    /// Each `Token` carries its `TokenLogprobs`: 0 the token's own log probability, n (at most 20) also
+    /// the n most likely tokens at each step.
+    pub logprobs: Option<i64>,
 }
 
 macro_rules! setter {
@@ -427,6 +430,7 @@ impl GenerateOptions {
     setter!(seed, i64);
     setter!(ignore_eos, bool);
     setter!(add_generation_prompt, bool);
+    setter!(logprobs, i64);
     /// Adds a stop string (generation ends before it; it is not returned).
     pub fn stop(mut self, s: &str) -> Self {
         self.stop.push(s.to_owned());
@@ -450,6 +454,7 @@ impl GenerateOptions {
             .int("seed", self.seed)?
             .int("ignore_eos", self.ignore_eos.map(i64::from))?
             .int("add_generation_prompt", self.add_generation_prompt.map(i64::from))?
+            .int("logprobs", self.logprobs)?
             .add_strings("stop", &self.stop)?
             .add_ints("stop_token_ids", &self.stop_token_ids)?;
         Ok(o)
@@ -664,7 +669,7 @@ impl Model {
                 &mut out,
             )
         })?;
-        Ok(Stream::new(out))
+        Ok(Stream::new(out, options))
     }
 
     /// Starts generating after a text prompt (BOS as tokenizer_config.json says).
@@ -673,7 +678,7 @@ impl Model {
         let o = options.raw()?;
         let mut out = ptr::null_mut();
         check(unsafe { sys::moert_generate_text(self.raw.as_ptr(), p.as_ptr(), o.as_ptr(), &mut out) })?;
-        Ok(Stream::new(out))
+        Ok(Stream::new(out, options))
     }
 
     /// Starts generating after a prompt of token ids.
@@ -683,7 +688,7 @@ impl Model {
         check(unsafe {
             sys::moert_generate_tokens(self.raw.as_ptr(), prompt.as_ptr(), prompt.len(), o.as_ptr(), &mut out)
         })?;
-        Ok(Stream::new(out))
+        Ok(Stream::new(out, options))
     }
 
     /// Starts generating after chat messages rendered with the chat template.
@@ -697,7 +702,7 @@ impl Model {
         let o = options.raw()?;
         let mut out = ptr::null_mut();
         check(unsafe { sys::moert_generate_chat(self.raw.as_ptr(), m.as_ptr(), o.as_ptr(), &mut out) })?;
-        Ok(Stream::new(out))
+        Ok(Stream::new(out, options))
     }
 }
 
@@ -891,13 +896,24 @@ impl FinishReason {
     }
 }
 
-/// One streamed event: a token (None for a final event without one), its text piece, and the finish
-/// reason on the last event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One streamed event: a token (None for a final event without one), its text piece, the finish reason on
+/// the last event, and the token's log probabilities when the stream was started with
+/// `GenerateOptions::logprobs` (None otherwise).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Token {
     pub id: Option<i32>,
     pub text: String,
     pub finish: Option<FinishReason>,
+    pub logprobs: Option<TokenLogprobs>,
+}
+
+/// A generated token's log probability under the model (the log-softmax of the step's raw logits: the
+/// sampling options change which token is drawn, not these), and the step's most likely tokens as
+/// (id, log probability), most likely first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprobs {
+    pub logprob: f32,
+    pub top: Vec<(i32, f32)>,
 }
 
 /// Usage of a stream so far.
@@ -937,16 +953,30 @@ impl Drop for StreamHandle {
 pub struct Stream<'m> {
     handle: Arc<StreamHandle>,
     finish: Option<FinishReason>,
+    logprobs: bool,
     _model: PhantomData<&'m Model>,
 }
 
 impl<'m> Stream<'m> {
-    fn new(raw: *mut sys::moert_stream) -> Stream<'m> {
+    fn new(raw: *mut sys::moert_stream, options: &GenerateOptions) -> Stream<'m> {
         Stream {
             handle: Arc::new(StreamHandle(NonNull::new(raw).expect("moert_generate gave NULL"))),
             finish: None,
+            logprobs: options.logprobs.map_or(false, |n| n >= 0),
             _model: PhantomData,
         }
+    }
+
+    // moert_stream_logprobs of the event last read.
+    fn read_logprobs(&self) -> Result<TokenLogprobs> {
+        let (mut own, mut n) = (0f32, 0usize);
+        let (none_i, none_f) = (ptr::null_mut(), ptr::null_mut());
+        check(unsafe { sys::moert_stream_logprobs(self.raw(), &mut own, none_i, none_f, 0, &mut n) })?;
+        let (mut ids, mut values) = (vec![0i32; n], vec![0f32; n]);
+        check(unsafe {
+            sys::moert_stream_logprobs(self.raw(), ptr::null_mut(), ids.as_mut_ptr(), values.as_mut_ptr(), n, &mut n)
+        })?;
+        Ok(TokenLogprobs { logprob: own, top: ids.into_iter().zip(values).collect() })
     }
 
     fn raw(&self) -> *mut sys::moert_stream {
@@ -964,7 +994,8 @@ impl<'m> Stream<'m> {
         if finish.is_some() {
             self.finish = finish;
         }
-        Ok(Token { id: if tok >= 0 { Some(tok) } else { None }, text, finish })
+        let logprobs = if self.logprobs && tok >= 0 { Some(self.read_logprobs()?) } else { None };
+        Ok(Token { id: if tok >= 0 { Some(tok) } else { None }, text, finish, logprobs })
     }
 
     /// Why the stream ended (None while running).

@@ -192,6 +192,33 @@ fn tokenizer_chat_logits_session() {
 }
 
 #[test]
+fn logprobs_are_the_models_log_softmax() {
+    let model = load();
+    let (ids, want) = &reference()[0];
+    let toks: Vec<_> = model.generate_tokens(ids, &greedy(4).logprobs(2)).unwrap().map(|t| t.unwrap()).collect();
+    assert_eq!(toks.len(), 4);
+    let v = model.vocab_size();
+    let mut seq = ids.clone();
+    for (i, t) in toks.iter().enumerate() {
+        assert_eq!(t.id, Some(want[i]));
+        let logits = model.logits(&seq).unwrap();
+        let row = &logits[(seq.len() - 1) * v..];
+        let mx = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
+        let lse = mx + row.iter().map(|&x| (f64::from(x) - mx).exp()).sum::<f64>().ln();
+        let lp = t.logprobs.as_ref().expect("asked for logprobs");
+        assert!((f64::from(lp.logprob) - (f64::from(row[want[i] as usize]) - lse)).abs() < 1e-3);
+        assert_eq!(lp.top.len(), 2);
+        assert_eq!(lp.top[0], (want[i], lp.logprob));
+        assert!(lp.top[1].1 <= lp.top[0].1);
+        seq.push(want[i]);
+    }
+    let mut plain = model.generate_tokens(ids, &greedy(1)).unwrap();
+    assert_eq!(plain.next().unwrap().unwrap().logprobs, None);
+    let too_many = model.generate_tokens(ids, &greedy(1).logprobs(21));
+    assert_eq!(too_many.err().unwrap().status(), Status::InvalidArgument);
+}
+
+#[test]
 fn errors_are_results() {
     let model = load();
     let e = model.generate_tokens(&[1, 99999], &GenerateOptions::new()).unwrap_err();
