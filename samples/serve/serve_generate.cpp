@@ -10,6 +10,7 @@
 
 #include "serve_api_error.h"
 #include "serve_http.h"
+#include "serve_logprobs.h"
 #include "serve_peer.h"
 #include "serve_reasoning.h"
 #include "serve_request.h"
@@ -33,9 +34,10 @@ struct Exchange {
       : peer(http.remote_addr, http.remote_port, http.local_port),
         req(std::move(g)),
         opts(o),
-        gen(st.streams, st.model.handle(), req.prompt, o),
+        gen(st.streams, st.model.handle(), req.prompt, o, req.logprobs >= 0),
         head(make_head(req.chat, st.model.id())),
-        split(req.chat && st.model.opens_reasoning(), st.model.opens_reasoning()) {}
+        split(req.chat && st.model.opens_reasoning(), st.model.opens_reasoning()),
+        logprobs(st.model, req.chat) {}
   ~Exchange() { moert_options_free(opts); }
   Usage usage() const { return {static_cast<int64_t>(req.prompt.size()), gen.generated_tokens()}; }
   // The next event; ClientGone when the client hangs up first.
@@ -53,6 +55,7 @@ struct Exchange {
   Generation gen;
   ResponseHead head;
   ReasoningSplitter split;
+  LogprobsCollector logprobs;
   StreamEvent first;
 };
 
@@ -61,15 +64,18 @@ void respond_whole(Exchange& x, httplib::Response& res) {
   StreamEvent ev = std::move(x.first);
   for (;;) {
     x.split.feed(ev.text, &reasoning, &content);
+    x.logprobs.add(ev);
     if (ev.finish != MOERT_FINISH_NONE) break;
     ev = x.next();
   }
   x.split.finish(&reasoning, &content);
   if (ev.finish == MOERT_FINISH_ERROR) throw stream_failure(x.gen.error());
   if (ev.finish == MOERT_FINISH_CANCELLED) throw ApiError(503, "cancelled: the server is shutting down");
-  res.set_content(completion_body(x.head, content, x.split.enabled(), reasoning,
-                                  finish_reason_name(ev.finish), x.usage()),
-                  "application/json");
+  const nlohmann::json lp = x.logprobs.take();
+  res.set_content(
+      completion_body(x.head, content, x.split.enabled(), reasoning, finish_reason_name(ev.finish), x.usage(),
+                      x.req.logprobs >= 0 ? &lp : nullptr),
+      "application/json");
 }
 
 // Writes the whole stream from one provider call: false when the client is gone.
@@ -83,9 +89,14 @@ bool write_stream(Exchange& x, httplib::DataSink& sink) {
     std::string content, reasoning;
     x.split.feed(ev.text, &reasoning, &content);
     if (ev.finish != MOERT_FINISH_NONE) x.split.finish(&reasoning, &content);
-    if ((!content.empty() || !reasoning.empty()) &&
-        !put(chunk_event(x.head, false, content, reasoning, nullptr, usage_null)))
-      return false;
+    // A token whose text is still held back (a possible stop string) keeps its entry for the next chunk.
+    x.logprobs.add(ev);
+    if (!content.empty() || !reasoning.empty()) {
+      const nlohmann::json lp = x.logprobs.take();
+      if (!put(chunk_event(x.head, false, content, reasoning, nullptr, usage_null,
+                           x.req.logprobs >= 0 ? &lp : nullptr)))
+        return false;
+    }
     if (ev.finish != MOERT_FINISH_NONE) break;
     // Waiting: a comment line now and then, so a client that left is noticed even between tokens.
     while (!x.gen.next(250, &ev)) {
@@ -103,7 +114,11 @@ bool write_stream(Exchange& x, httplib::DataSink& sink) {
   } else if (ev.finish == MOERT_FINISH_CANCELLED) {
     put(error_event(503, "cancelled: the server is shutting down"));
   } else {
-    if (!put(chunk_event(x.head, false, "", "", finish_reason_name(ev.finish), usage_null))) return false;
+    const bool left = !x.logprobs.empty();  // entries no text chunk carried yet
+    const nlohmann::json lp = x.logprobs.take();
+    if (!put(chunk_event(x.head, false, "", "", finish_reason_name(ev.finish), usage_null,
+                         x.req.logprobs >= 0 && left ? &lp : nullptr)))
+      return false;
     if (x.req.include_usage && !put(usage_event(x.head, x.usage()))) return false;
     if (!put(done_event())) return false;
   }

@@ -50,6 +50,17 @@ std::vector<int32_t> ServedModel::tokenize(const std::string& text, bool add_bos
   return ids;
 }
 
+std::string ServedModel::token_text(int32_t id) const {
+  char small[64];
+  size_t need = 0;
+  if (moert_detokenize(tok_, &id, 1, 0, small, sizeof small, &need) == MOERT_OK) return std::string(small);
+  if (need <= sizeof small) return "";  // not in the vocabulary (the padded rows of lm_head)
+  std::string out(need, '\0');
+  if (moert_detokenize(tok_, &id, 1, 0, out.data(), out.size(), &need) != MOERT_OK) return "";
+  out.resize(need - 1);
+  return out;
+}
+
 std::string ServedModel::render_chat(const std::string& messages_json) const {
   size_t need = 0;
   if (moert_apply_chat_template(tok_, messages_json.c_str(), 1, nullptr, 0, &need) != MOERT_OK)

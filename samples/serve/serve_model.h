@@ -30,6 +30,8 @@ class ServedModel {
   // Messages (a JSON array) through the chat template. Throws ApiError(400, "messages").
   std::string render_chat(const std::string& messages_json) const;
   bool valid_token(int64_t id) const { return id >= 0 && id < vocab_size_; }
+  // One token's own text (special tokens kept; "" for an id the tokenizer lacks).
+  std::string token_text(int32_t id) const;
 
  private:
   moert_model* model_;

@@ -116,11 +116,9 @@ std::vector<int32_t> completion_prompt(const json& body, const ServedModel& mode
 
 // Fields moert does not implement: accepted at their no-op value, a clear 400 otherwise.
 void reject_unsupported(const json& body) {
-  for (const char* key : {"logprobs", "echo"})
-    if (const json* v = field(body, key);
-        v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number() && *v == 0))
-      bad_field(key, "is not supported");
-  for (const char* key : {"top_logprobs", "suffix", "tools", "tool_choice", "functions", "function_call"})
+  if (const json* v = field(body, "echo"); v && !(v->is_boolean() && !v->get<bool>()))
+    bad_field("echo", "is not supported");
+  for (const char* key : {"suffix", "tools", "tool_choice", "functions", "function_call"})
     if (const json* v = field(body, key);
         v && !(v->is_array() && v->empty()) && !(v->is_string() && *v == "none"))
       bad_field(key, "is not supported");
@@ -130,6 +128,25 @@ void reject_unsupported(const json& body) {
       v && !(v->is_object() && v->value("type", "") == "text"))
     bad_field("response_format", "only {\"type\": \"text\"} is supported");
   if (auto best = integer(body, "best_of"); best && *best != 1) bad_field("best_of", "only 1 is supported");
+}
+
+// The logprobs asked for (-1: none). Chat: "logprobs" true, and "top_logprobs" 0-20 alternatives (only with
+// it, as OpenAI requires); completions: "logprobs" 0-20 (the legacy API's integer; OpenAI allows 5).
+int32_t logprobs_field(const json& body, bool chat) {
+  const std::optional<int64_t> top = integer(body, "top_logprobs");
+  if (top && (*top < 0 || *top > 20)) bad_field("top_logprobs", "must be between 0 and 20");
+  if (chat) {
+    const bool on = boolean(body, "logprobs");
+    if (top && *top > 0 && !on) bad_field("top_logprobs", "requires logprobs to be true");
+    return on ? static_cast<int32_t>(top.value_or(0)) : -1;
+  }
+  if (top) bad_field("top_logprobs", "is a chat field; completions take logprobs: N");
+  const json* v = field(body, "logprobs");
+  if (!v || (v->is_boolean() && !v->get<bool>())) return -1;
+  if (v->is_boolean()) bad_field("logprobs", "completions take an integer: the alternatives per token, 0-20");
+  const std::optional<int64_t> n = integer(body, "logprobs");
+  if (*n < 0 || *n > 20) bad_field("logprobs", "must be between 0 and 20");
+  return static_cast<int32_t>(*n);
 }
 
 }  // namespace
@@ -170,6 +187,7 @@ GenRequest parse_request(const std::string& text, bool chat, const ServedModel& 
   if (r.top_k && *r.top_k < 0) bad_field("top_k", "must be 0 (off) or positive");
   r.seed = integer(body, "seed");
   r.ignore_eos = boolean(body, "ignore_eos");  // an extension (llama-server, vLLM)
+  r.logprobs = logprobs_field(body, chat);
   if (const json* s = field(body, "stop")) {
     if (s->is_string()) {
       r.stop.push_back(s->get<std::string>());
@@ -229,6 +247,7 @@ moert_options* generation_options(const GenRequest& r) {
   if (r.seed) check(moert_options_set_int(o, "seed", *r.seed), "seed");
   for (const std::string& s : r.stop) check(moert_options_add_string(o, "stop", s.c_str()), "stop");
   if (r.ignore_eos) check(moert_options_set_int(o, "ignore_eos", 1), "ignore_eos");
+  if (r.logprobs >= 0) check(moert_options_set_int(o, "logprobs", r.logprobs), "logprobs");
   return o;
 }
 

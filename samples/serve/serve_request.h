@@ -21,6 +21,9 @@ struct GenRequest {
   std::optional<int64_t> top_k, seed;
   std::vector<std::string> stop;
   bool ignore_eos = false;
+  // -1: no logprobs; else the most likely tokens per step to report (chat: logprobs true with
+  // top_logprobs; completions: logprobs N).
+  int32_t logprobs = -1;
 };
 
 // Parses and checks a request body. Throws ApiError (400 naming the field, 404 for an unknown model).

@@ -47,9 +47,12 @@ ResponseHead make_head(bool chat, const std::string& model) {
 }
 
 std::string completion_body(const ResponseHead& h, const std::string& content, bool has_reasoning,
-                            const std::string& reasoning, const char* finish_reason, const Usage& u) {
+                            const std::string& reasoning, const char* finish_reason, const Usage& u,
+                            const json* logprobs) {
   json j = head_json(h, false);
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_json(finish_reason)}};
+  json choice = {{"index", 0},
+                 {"logprobs", logprobs ? *logprobs : json(nullptr)},
+                 {"finish_reason", finish_json(finish_reason)}};
   if (h.chat) {
     json msg = {{"role", "assistant"}, {"content", content}};
     if (has_reasoning) msg["reasoning_content"] = reasoning;
@@ -63,9 +66,12 @@ std::string completion_body(const ResponseHead& h, const std::string& content, b
 }
 
 std::string chunk_event(const ResponseHead& h, bool role_only, const std::string& content,
-                        const std::string& reasoning, const char* finish_reason, bool with_usage_null) {
+                        const std::string& reasoning, const char* finish_reason, bool with_usage_null,
+                        const json* logprobs) {
   json j = head_json(h, true);
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_json(finish_reason)}};
+  json choice = {{"index", 0},
+                 {"logprobs", logprobs ? *logprobs : json(nullptr)},
+                 {"finish_reason", finish_json(finish_reason)}};
   if (h.chat) {
     json delta = json::object();
     if (role_only) {

@@ -59,8 +59,8 @@ bool StreamRegistry::stopping() const {
 }
 
 Generation::Generation(StreamRegistry& reg, moert_model* model, const std::vector<int32_t>& prompt,
-                       const moert_options* gen)
-    : reg_(reg) {
+                       const moert_options* gen, bool logprobs)
+    : reg_(reg), logprobs_(logprobs) {
   reg_.reserve();
   if (moert_generate_tokens(model, prompt.data(), prompt.size(), gen, &s_) != MOERT_OK) {
     const std::string msg = moert_last_error();
@@ -92,6 +92,16 @@ bool Generation::next(int32_t timeout_ms, StreamEvent* ev) {
     if (moert_stream_text(s_, buf.data(), buf.size(), &need) != MOERT_OK)
       throw ApiError(500, std::string("moert_stream_text: ") + moert_last_error());
     ev->text.assign(buf.data(), need ? need - 1 : 0);
+  }
+  ev->has_logprobs = logprobs_ && token >= 0;
+  if (ev->has_logprobs) {
+    size_t n = 0;
+    if (moert_stream_logprobs(s_, &ev->logprob, nullptr, nullptr, 0, &n) != MOERT_OK)
+      throw ApiError(500, std::string("moert_stream_logprobs: ") + moert_last_error());
+    ev->top_ids.resize(n);
+    ev->top_logprobs.resize(n);
+    if (moert_stream_logprobs(s_, nullptr, ev->top_ids.data(), ev->top_logprobs.data(), n, &n) != MOERT_OK)
+      throw ApiError(500, std::string("moert_stream_logprobs: ") + moert_last_error());
   }
   return true;
 }

@@ -39,13 +39,19 @@ struct StreamEvent {
   int32_t token = -1;
   int32_t finish = MOERT_FINISH_NONE;
   std::string text;
+  // moert_stream_logprobs, for a request that asked for them and an event with a token.
+  bool has_logprobs = false;
+  float logprob = 0.0f;
+  std::vector<int32_t> top_ids;
+  std::vector<float> top_logprobs;
 };
 
 class Generation {
  public:
-  // Starts generating (ApiError 400 when moert refuses the request, 503 when no slot is free).
+  // Starts generating (ApiError 400 when moert refuses the request, 503 when no slot is free). logprobs:
+  // gen has the "logprobs" option (each token event then carries them).
   Generation(StreamRegistry& reg, moert_model* model, const std::vector<int32_t>& prompt,
-             const moert_options* gen);
+             const moert_options* gen, bool logprobs = false);
   ~Generation();
   Generation(const Generation&) = delete;
   Generation& operator=(const Generation&) = delete;
@@ -60,6 +66,7 @@ class Generation {
  private:
   StreamRegistry& reg_;
   moert_stream* s_ = nullptr;
+  const bool logprobs_;
 };
 
 // OpenAI's finish_reason for a moert one.

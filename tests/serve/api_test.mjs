@@ -120,6 +120,45 @@ const failed = await run([
     const freq = (await client.completions.create({ ...rep, frequency_penalty: 2 })).choices[0].text;
     assert.notEqual(plain, freq);
   }],
+  ['logprobs: chat and completions, whole and streamed', async () => {
+    const req = { ...greedy, messages: msgs, max_tokens: 8, ignore_eos: true, logprobs: true, top_logprobs: 3 };
+    const whole = await client.chat.completions.create(req);
+    const lp = whole.choices[0].logprobs.content;
+    assert.equal(lp.length, 8);
+    for (const e of lp) {
+      assert.equal(e.top_logprobs.length, 3);
+      assert.equal(e.top_logprobs[0].token, e.token, 'greedy draws the most likely token');
+      assert.equal(e.top_logprobs[0].logprob, e.logprob);
+      assert.ok(e.logprob <= 0 && e.top_logprobs[2].logprob <= e.top_logprobs[1].logprob);
+      assert.deepEqual(e.bytes, [...Buffer.from(e.token, 'utf8')]);
+    }
+    assert.equal(lp.map((e) => e.token).join(''), whole.choices[0].message.content);
+    // Streamed: every token's entry arrives in some chunk, the same as the whole response's.
+    const entries = [];
+    for await (const c of await client.chat.completions.create({ ...req, stream: true }))
+      for (const ch of c.choices) if (ch.logprobs) entries.push(...ch.logprobs.content);
+    assert.deepEqual(entries, lp);
+    // Without the field: null.
+    const plain = await client.chat.completions.create({ ...greedy, messages: msgs, max_tokens: 2 });
+    assert.equal(plain.choices[0].logprobs, null);
+    // Completions: the legacy arrays; text_offset counts characters of the text before each token.
+    const creq = { ...greedy, prompt: 'def add(a, b):', max_tokens: 6, ignore_eos: true, logprobs: 2 };
+    const c = (await client.completions.create(creq)).choices[0];
+    assert.equal(c.logprobs.tokens.length, 6);
+    assert.equal(c.logprobs.tokens.join(''), c.text);
+    let offset = 0;
+    for (let i = 0; i < 6; i++) {
+      assert.equal(c.logprobs.text_offset[i], offset);
+      offset += [...c.logprobs.tokens[i]].length;
+      const top = Object.values(c.logprobs.top_logprobs[i]);
+      assert.ok(top.length >= 1 && top.length <= 2);
+      assert.equal(Math.max(...top), c.logprobs.token_logprobs[i]);
+    }
+    const streamed = [];
+    for await (const k of await client.completions.create({ ...creq, stream: true }))
+      for (const ch of k.choices) if (ch.logprobs) streamed.push(...ch.logprobs.token_logprobs);
+    assert.deepEqual(streamed, c.logprobs.token_logprobs);
+  }],
   ['bad requests: 400 naming the field, never a 500', async () => {
     const r = await post(srv.base, '/v1/chat/completions', '{"model": "x", ');
     assert.equal(r.status, 400);
@@ -140,7 +179,9 @@ const failed = await run([
       [{ messages: msgs, stream: 'yes' }, 'stream'],
       [{ messages: msgs, stream_options: { include_usage: true } }, 'stream_options'],
       [{ messages: msgs, frequency_penalty: 3 }, 'frequency_penalty'],
-      [{ messages: msgs, logprobs: true }, 'logprobs'],
+      [{ messages: msgs, top_logprobs: 3 }, 'top_logprobs'],
+      [{ messages: msgs, logprobs: true, top_logprobs: 21 }, 'top_logprobs'],
+      [{ messages: msgs, logprobs: 1 }, 'logprobs'],
       [{ messages: 'hi' }, 'messages'],
       [{ messages: [] }, 'messages'],
       [{}, 'messages'],
@@ -154,7 +195,9 @@ const failed = await run([
       assert.equal(res.status, 400, JSON.stringify(body) + ' -> ' + res.text);
       assert.equal(res.json.error.param, param, JSON.stringify(body) + ' -> ' + res.text);
     }
-    for (const [body, param] of [[{ prompt: 5 }, 'prompt'], [{ prompt: [1e9] }, 'prompt'], [{}, 'prompt'],
+    for (const [body, param] of [[{ prompt: 'x', logprobs: 21 }, 'logprobs'], [{ prompt: 'x', logprobs: true }, 'logprobs'],
+                                 [{ prompt: 'x', logprobs: 1, top_logprobs: 1 }, 'top_logprobs'],
+                                 [{ prompt: 5 }, 'prompt'], [{ prompt: [1e9] }, 'prompt'], [{}, 'prompt'],
                                  [{ prompt: ['a', 'b'] }, 'prompt'], [{ prompt: 'x', model: 5 }, 'model']]) {
       const res = await post(srv.base, '/v1/completions', { model: MODEL_ID, ...body });
       assert.equal(res.status, 400, res.text);
@@ -186,7 +229,8 @@ const failed = await run([
                     [{ type: 'text' }], [{ role: 'user', content: null }], '\u0000\ud800', 'x'.repeat(300)];
     const keys = ['model', 'messages', 'prompt', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
                   'top_k', 'min_p', 'presence_penalty', 'frequency_penalty', 'seed', 'stop', 'n', 'stream',
-                  'stream_options', 'logprobs', 'response_format', 'ignore_eos', 'repetition_penalty'];
+                  'stream_options', 'logprobs', 'top_logprobs', 'response_format', 'ignore_eos',
+                  'repetition_penalty'];
     for (let i = 0; i < 300; i++) {
       const chat = i % 2 === 0;
       const body = chat ? { model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }
