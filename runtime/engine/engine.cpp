@@ -588,7 +588,7 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
         }
         emitted[i] = accept_drafts(host.data(), V, r.drafts, r.params.sampling, r.rng, &r.history);
         if (r.params.logprobs >= 0)  // emitted token j was drawn from row j
-          for (size_t j = 0; j < emitted[i].size(); ++j)
+          for (size_t j = 0; j < emitted[i].size() && emitted[i][j] >= 0; ++j)
             emitted_lp[i].push_back(token_logprobs(host.data() + j * V, V, emitted[i][j], r.params.logprobs));
         // The cache keeps the fed tokens the model accepted (the last one emitted is fed next step).
         r.kv.truncate(p.past[i] + static_cast<int64_t>(emitted[i].size()));

@@ -136,11 +136,14 @@ class Binder {
 // layer's embedding and output head as copies of the model's (the module shares them, as SGLang binds
 // it): one binding then serves both, which on a GPU saves two vocab x hidden matrices of device memory and on
 // the CPU keeps a speculative step's working set to one head in the caches.
+// (An FP8 weight's block scales must match too.)
 bool same_bytes(const WeightStore& store, const std::string& a, const std::string& b) {
   const TensorInfo* x = store.find(a);
   const TensorInfo* y = store.find(b);
-  return x && y && x->dtype == y->dtype && x->shape == y->shape && x->nbytes == y->nbytes &&
-         std::memcmp(x->data, y->data, x->nbytes) == 0;
+  if (!x || !y || x->dtype != y->dtype || x->shape != y->shape || x->nbytes != y->nbytes ||
+      std::memcmp(x->data, y->data, x->nbytes) != 0)
+    return false;
+  return x->dtype != DType::kF8E4M3 || same_bytes(store, a + "_scale_inv", b + "_scale_inv");
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ json LogprobsCollector::entry(int32_t id, float logprob) const {
 
 void LogprobsCollector::add(const StreamEvent& ev) {
   if (!ev.has_logprobs || ev.token < 0) return;
-  if (ev.finish == MOERT_FINISH_EOS || (ev.finish == MOERT_FINISH_STOP && ev.text.empty())) return;
+  if (ev.finish == MOERT_FINISH_EOS) return;
   ++count_;
   if (chat_) {
     json e = entry(ev.token, ev.logprob);
@@ -40,8 +40,14 @@ void LogprobsCollector::add(const StreamEvent& ev) {
   const std::string text = model_.token_text(ev.token);
   tokens_.push_back(text);
   token_logprobs_.push_back(ev.logprob);
+  // Keyed by text: where two ids read the same, the more likely one's value stands; the sampled token is
+  // always there (up to N + 1 entries, as OpenAI's legacy API gives them).
   json top = json::object();
-  for (size_t i = 0; i < ev.top_ids.size(); ++i) top[model_.token_text(ev.top_ids[i])] = ev.top_logprobs[i];
+  for (size_t i = 0; i < ev.top_ids.size(); ++i) {
+    const std::string t = model_.token_text(ev.top_ids[i]);
+    if (!top.contains(t)) top[t] = ev.top_logprobs[i];
+  }
+  if (!top.contains(text)) top[text] = ev.logprob;
   top_.push_back(std::move(top));
   offsets_.push_back(text_offset_);
   text_offset_ += characters(text);

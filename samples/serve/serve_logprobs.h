@@ -2,8 +2,8 @@
 // "top_logprobs": [...]}, ...], "refusal": null}, as the chat API (and vLLM) give them; completions: the
 // legacy {"tokens", "token_logprobs", "top_logprobs": [{token: logprob}], "text_offset"}. A token's text is
 // its own decoding (special tokens kept; a byte sequence cut inside a character reads as U+FFFD, as vLLM
-// reports it), its bytes that text's UTF-8. The end-of-sequence token, and a stop token that ends the
-// stream, are not part of the content and get no entry.
+// reports it), its bytes that text's UTF-8. The end-of-sequence token is not part of the content and gets no
+// entry; the tokens of a stop string do, as vLLM gives them.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>

@@ -53,8 +53,9 @@ std::vector<int32_t> ServedModel::tokenize(const std::string& text, bool add_bos
 std::string ServedModel::token_text(int32_t id) const {
   char small[64];
   size_t need = 0;
-  if (moert_detokenize(tok_, &id, 1, 0, small, sizeof small, &need) == MOERT_OK) return std::string(small);
-  if (need <= sizeof small) return "";  // not in the vocabulary (the padded rows of lm_head)
+  if (moert_detokenize(tok_, &id, 1, 0, small, sizeof small, &need) == MOERT_OK)
+    return std::string(small, need ? need - 1 : 0);  // the byte token 0x00 reads as one NUL
+  if (need <= sizeof small) return "";               // not in the vocabulary (the padded rows of lm_head)
   std::string out(need, '\0');
   if (moert_detokenize(tok_, &id, 1, 0, out.data(), out.size(), &need) != MOERT_OK) return "";
   out.resize(need - 1);

@@ -116,7 +116,8 @@ std::vector<int32_t> completion_prompt(const json& body, const ServedModel& mode
 
 // Fields moert does not implement: accepted at their no-op value, a clear 400 otherwise.
 void reject_unsupported(const json& body) {
-  if (const json* v = field(body, "echo"); v && !(v->is_boolean() && !v->get<bool>()))
+  if (const json* v = field(body, "echo");
+      v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number() && *v == 0))
     bad_field("echo", "is not supported");
   for (const char* key : {"suffix", "tools", "tool_choice", "functions", "function_call"})
     if (const json* v = field(body, key);

@@ -180,6 +180,32 @@ TEST(CapiLogprobs, ZeroGivesTheTokensOwnOnly) {
   moert_model_free(m);
 }
 
+// A resumed sequence's first token is drawn from the logits the image carries: its log probabilities too.
+TEST(CapiLogprobs, ResumedStreamsReportTheModelsLogprobs) {
+  moert_model* m = load(kModel);
+  const std::vector<int32_t> prompt = tokenize(m, "def fibonacci(n):\n");
+  moert_session* sess = nullptr;
+  ASSERT_EQ(moert_session_create(m, &sess), MOERT_OK);
+  int64_t vocab = 0;
+  ASSERT_EQ(moert_model_info_int(m, "vocab_size", &vocab), MOERT_OK);
+  std::vector<float> last(static_cast<size_t>(vocab));
+  ASSERT_EQ(moert_session_eval(sess, prompt.data(), prompt.size(), 0, last.data(), last.size()), MOERT_OK);
+  size_t need = 0;
+  ASSERT_EQ(moert_session_export(sess, nullptr, 0, &need), MOERT_OK);
+  std::vector<char> image(need);
+  ASSERT_EQ(moert_session_export(sess, image.data(), image.size(), &need), MOERT_OK);
+  moert_session_free(sess);
+  moert_options* g = gen(5, 2);
+  moert_stream* s = nullptr;
+  ASSERT_EQ(moert_generate_resume(m, image.data(), image.size(), g, &s), MOERT_OK) << moert_last_error();
+  const std::vector<Step> steps = drain(s, 2);
+  ASSERT_EQ(steps.size(), 5u);
+  expect_model_logprobs(m, prompt, steps);
+  moert_stream_free(s);
+  moert_options_free(g);
+  moert_model_free(m);
+}
+
 // A verify step's tokens come from its rows: the same figures as decoding one token at a time.
 TEST(CapiLogprobs, SpeculativeDecodingReportsTheSameLogprobs) {
   std::vector<std::vector<Step>> runs;

@@ -900,6 +900,7 @@ impl FinishReason {
 /// the last event, and the token's log probabilities when the stream was started with
 /// `GenerateOptions::logprobs` (None otherwise).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Token {
     pub id: Option<i32>,
     pub text: String,
@@ -911,6 +912,7 @@ pub struct Token {
 /// sampling options change which token is drawn, not these), and the step's most likely tokens as
 /// (id, log probability), most likely first.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TokenLogprobs {
     pub logprob: f32,
     pub top: Vec<(i32, f32)>,
