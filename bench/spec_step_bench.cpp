@@ -65,8 +65,16 @@ int main(int argc, char** argv) {
   for (int32_t& t : tokens) t = static_cast<int32_t>((x = x * 1664525u + 1013904223u) >> 8) % cfg.vocab_size;
   std::vector<float> logits(static_cast<size_t>(cfg.vocab_size) * 4);
   {
-    std::vector<SequenceStep> s{{&kv, tokens.data(), ctx, false}};
-    model.forward(s, logits.data());
+    // The prompt through the main model, then through the MTP layer (as the engine fills its cache slot
+    // during prefill), so both attend over a full context.
+    SequenceStep st{&kv, tokens.data(), ctx, false};
+    StepBatch batch = model.make_batch({st});
+    Tensor post_norm;
+    model.forward(batch, [&](int64_t layer, const Tensor& h) {
+      if (layer == cfg.num_hidden_layers) post_norm = h;
+    });
+    SequenceStep m{&kv, tokens.data() + 1, ctx, false, true};
+    model.mtp_forward({m}, {0}, {0}, post_norm);
   }
 
   // The main forward over n tokens after the context (n > 1: a verify step, all logits, absorbed), rolled
