@@ -15,6 +15,7 @@
 #include "serve_reasoning.h"
 #include "serve_request.h"
 #include "serve_responses.h"
+#include "serve_tools.h"
 
 namespace serve {
 namespace {
@@ -37,9 +38,39 @@ struct Exchange {
         gen(st.streams, st.model.handle(), req.prompt, o, req.logprobs >= 0),
         head(make_head(req.chat, st.model.id())),
         split(req.chat && st.model.opens_reasoning(), st.model.opens_reasoning()),
-        logprobs(st.model, req.chat) {}
+        logprobs(st.model, req.chat),
+        tools(req.tools ? st.model.tool_markers() : nullptr, st.model.tool_section_token()),
+        model(st.model) {}
   ~Exchange() { moert_options_free(opts); }
   Usage usage() const { return {static_cast<int64_t>(req.prompt.size()), gen.generated_tokens()}; }
+  // The content part of an event's text (the text after a tool-call section opens is held for the calls).
+  std::string content_piece(const StreamEvent& ev) {
+    return tools.feed(ev.token, ev.text, ev.finish == MOERT_FINISH_EOS);
+  }
+  // After the last event: the reply's tool calls (OpenAI's tool_calls, with "index" when streamed), or
+  // false when there is no section or it does not parse (then *raw is its text, to return as content).
+  bool tool_calls(bool indexed, nlohmann::json* calls, std::string* raw) {
+    if (!tools.in_section()) return false;
+    const std::string text = model.detokenize(tools.section_tokens());
+    std::vector<ToolCall> parsed;
+    if (!parse_tool_calls(*tools.markers(), text, &parsed)) {
+      *raw = text;
+      return false;
+    }
+    *calls = nlohmann::json::array();
+    for (size_t i = 0; i < parsed.size(); ++i) {
+      nlohmann::json c = {{"id", parsed[i].id.empty() ? random_id("call_") : parsed[i].id},
+                          {"type", "function"},
+                          {"function", {{"name", parsed[i].name}, {"arguments", parsed[i].arguments}}}};
+      if (indexed) c["index"] = i;
+      calls->push_back(std::move(c));
+    }
+    return true;
+  }
+  // OpenAI's finish_reason: "tool_calls" when the reply ended (not cut off) after calling tools.
+  static const char* finish_name(int32_t finish, bool called) {
+    return called && finish != MOERT_FINISH_LENGTH ? "tool_calls" : finish_reason_name(finish);
+  }
   // The next event; ClientGone when the client hangs up first.
   StreamEvent next() {
     StreamEvent ev;
@@ -56,6 +87,8 @@ struct Exchange {
   ResponseHead head;
   ReasoningSplitter split;
   LogprobsCollector logprobs;
+  ToolCallSplitter tools;
+  const ServedModel& model;
   StreamEvent first;
 };
 
@@ -63,7 +96,7 @@ void respond_whole(Exchange& x, httplib::Response& res) {
   std::string content, reasoning;
   StreamEvent ev = std::move(x.first);
   for (;;) {
-    x.split.feed(ev.text, &reasoning, &content);
+    x.split.feed(x.content_piece(ev), &reasoning, &content);
     x.logprobs.add(ev);
     if (ev.finish != MOERT_FINISH_NONE) break;
     ev = x.next();
@@ -72,9 +105,13 @@ void respond_whole(Exchange& x, httplib::Response& res) {
   if (ev.finish == MOERT_FINISH_ERROR) throw stream_failure(x.gen.error());
   if (ev.finish == MOERT_FINISH_CANCELLED) throw ApiError(503, "cancelled: the server is shutting down");
   const nlohmann::json lp = x.logprobs.take();
+  nlohmann::json calls;
+  std::string raw;
+  const bool called = x.tool_calls(false, &calls, &raw);
+  content += raw;
   res.set_content(
-      completion_body(x.head, content, x.split.enabled(), reasoning, finish_reason_name(ev.finish), x.usage(),
-                      x.req.logprobs >= 0 ? &lp : nullptr),
+      completion_body(x.head, content, x.split.enabled(), reasoning, Exchange::finish_name(ev.finish, called),
+                      x.usage(), x.req.logprobs >= 0 ? &lp : nullptr, called ? &calls : nullptr),
       "application/json");
 }
 
@@ -87,7 +124,7 @@ bool write_stream(Exchange& x, httplib::DataSink& sink) {
   int idle_ms = 0;
   for (;;) {
     std::string content, reasoning;
-    x.split.feed(ev.text, &reasoning, &content);
+    x.split.feed(x.content_piece(ev), &reasoning, &content);
     if (ev.finish != MOERT_FINISH_NONE) x.split.finish(&reasoning, &content);
     // A token whose text is still held back (a possible stop string) keeps its entry for the next chunk.
     x.logprobs.add(ev);
@@ -114,9 +151,17 @@ bool write_stream(Exchange& x, httplib::DataSink& sink) {
   } else if (ev.finish == MOERT_FINISH_CANCELLED) {
     put(error_event(503, "cancelled: the server is shutting down"));
   } else {
+    // A tool-call section is sent whole at the end: one delta with every call (or its text, as content,
+    // when it does not parse).
+    nlohmann::json calls;
+    std::string raw;
+    const bool called = x.tool_calls(true, &calls, &raw);
+    if ((called || !raw.empty()) &&
+        !put(chunk_event(x.head, false, raw, "", nullptr, usage_null, nullptr, called ? &calls : nullptr)))
+      return false;
     const bool left = !x.logprobs.empty();  // entries no text chunk carried yet
     const nlohmann::json lp = x.logprobs.take();
-    if (!put(chunk_event(x.head, false, "", "", finish_reason_name(ev.finish), usage_null,
+    if (!put(chunk_event(x.head, false, "", "", Exchange::finish_name(ev.finish, called), usage_null,
                          x.req.logprobs >= 0 && left ? &lp : nullptr)))
       return false;
     if (x.req.include_usage && !put(usage_event(x.head, x.usage()))) return false;

@@ -30,6 +30,17 @@ ServedModel::ServedModel(moert_model* model, std::string id) : model_(model), id
   } catch (const ApiError&) {
     has_chat_template_ = false;  // /v1/chat/completions then answers 400
   }
+  // The tool-call syntax whose section marker is one token of this vocabulary.
+  for (const ToolMarkers* m : {&deepseek_tool_markers(), &kimi_tool_markers()}) {
+    size_t n = 0;
+    int32_t id = -1;
+    const std::string& t = m->section_begin;
+    if (moert_tokenize(tok_, t.data(), t.size(), 0, 1, &id, 1, &n) == MOERT_OK && n == 1) {
+      tool_markers_ = m;
+      tool_section_token_ = id;
+      break;
+    }
+  }
 }
 
 ServedModel::~ServedModel() {
@@ -48,6 +59,16 @@ std::vector<int32_t> ServedModel::tokenize(const std::string& text, bool add_bos
     bad_field(param, moert_last_error());
   ids.resize(n);
   return ids;
+}
+
+std::string ServedModel::detokenize(const std::vector<int32_t>& ids) const {
+  size_t need = 0;
+  if (moert_detokenize(tok_, ids.data(), ids.size(), 0, nullptr, 0, &need) != MOERT_OK || need == 0)
+    return "";
+  std::string out(need, '\0');
+  if (moert_detokenize(tok_, ids.data(), ids.size(), 0, out.data(), out.size(), &need) != MOERT_OK) return "";
+  out.resize(need - 1);
+  return out;
 }
 
 std::string ServedModel::token_text(int32_t id) const {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "moert/moert.h"
+#include "serve_tools.h"
 
 namespace serve {
 
@@ -32,6 +33,11 @@ class ServedModel {
   bool valid_token(int64_t id) const { return id >= 0 && id < vocab_size_; }
   // One token's own text (special tokens kept; "" for an id the tokenizer lacks).
   std::string token_text(int32_t id) const;
+  // Ids to text, special tokens kept ("" when the tokenizer refuses them).
+  std::string detokenize(const std::vector<int32_t>& ids) const;
+  // The tool-call syntax of the vocabulary (null: it has none) and its section's first token.
+  const ToolMarkers* tool_markers() const { return tool_markers_; }
+  int32_t tool_section_token() const { return tool_section_token_; }
 
  private:
   moert_model* model_;
@@ -39,6 +45,8 @@ class ServedModel {
   std::string id_;
   int64_t context_length_ = 0, kv_capacity_ = 0, vocab_size_ = 0;
   bool has_chat_template_ = false, opens_reasoning_ = false;
+  const ToolMarkers* tool_markers_ = nullptr;
+  int32_t tool_section_token_ = -1;
 };
 
 }  // namespace serve

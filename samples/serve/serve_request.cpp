@@ -66,7 +66,80 @@ std::string content_text(const json& c, const std::string& where) {
   return out;
 }
 
-std::string chat_prompt(const json& body, const ServedModel& model) {
+// An assistant message's tool_calls, as the chat templates read them (arguments as JSON text).
+json tool_calls_of(const json& calls, const std::string& at) {
+  if (!calls.is_array() || calls.empty()) bad_field(at, "must be a non-empty array");
+  json out = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const std::string ai = at + "[" + std::to_string(i) + "]";
+    const json& c = calls[i];
+    if (!c.is_object()) bad_field(ai, "must be an object");
+    if (c.contains("type") && c["type"] != "function") bad_field(ai + ".type", "must be 'function'");
+    const json* f = field(c, "function");
+    if (!f || !f->is_object()) bad_field(ai + ".function", "must be an object");
+    const json* name = field(*f, "name");
+    if (!name || !name->is_string() || name->get<std::string>().empty())
+      bad_field(ai + ".function.name", "must be a non-empty string");
+    const json* args = field(*f, "arguments");
+    std::string a = "{}";
+    if (args && args->is_string())
+      a = args->get<std::string>();
+    else if (args && args->is_object())
+      a = args->dump();
+    else if (args)
+      bad_field(ai + ".function.arguments", "must be a string of JSON (or an object)");
+    json call = {{"type", "function"}, {"function", {{"name", *name}, {"arguments", a}}}};
+    if (const json* id = field(c, "id"); id && id->is_string()) call["id"] = *id;
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
+// The request's tools, checked: [{"type": "function", "function": {"name", "description"?, "parameters"?}}].
+json tools_of(const json& tools) {
+  if (!tools.is_array()) bad_field("tools", "must be an array");
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const std::string at = "tools[" + std::to_string(i) + "]";
+    const json& t = tools[i];
+    if (!t.is_object() || t.value("type", "") != "function") bad_field(at + ".type", "must be 'function'");
+    const json* f = field(t, "function");
+    if (!f || !f->is_object()) bad_field(at + ".function", "must be an object");
+    const json* name = field(*f, "name");
+    if (!name || !name->is_string() || name->get<std::string>().empty())
+      bad_field(at + ".function.name", "must be a non-empty string");
+    if (const json* d = field(*f, "description"); d && !d->is_string())
+      bad_field(at + ".function.description", "must be a string");
+    if (const json* p = field(*f, "parameters"); p && !p->is_object())
+      bad_field(at + ".function.parameters", "must be an object (a JSON Schema)");
+  }
+  return tools;
+}
+
+// Whether the reply is read for tool calls: tools given and tool_choice "auto" (the default) rather than
+// "none". moert does not constrain decoding, so "required" and a named function are refused.
+bool wants_tools(const json& body, const ServedModel& model) {
+  const json* tools = field(body, "tools");
+  std::string choice = "auto";
+  if (const json* c = field(body, "tool_choice")) {
+    if (!c->is_string() || (*c != "auto" && *c != "none"))
+      bad_field("tool_choice",
+                "only 'auto' and 'none' are supported (moert does not constrain decoding to a tool call)");
+    choice = c->get<std::string>();
+  }
+  if (const json* p = field(body, "parallel_tool_calls"); p && !p->is_boolean())
+    bad_field("parallel_tool_calls", "must be a boolean");
+  if (!tools || choice == "none" || (tools->is_array() && tools->empty())) {
+    if (tools) tools_of(*tools);
+    return false;
+  }
+  tools_of(*tools);
+  if (!model.tool_markers())
+    bad_field("tools",
+              "this model's vocabulary has no tool-call tokens moert can read (DeepSeek's or Kimi-K2's)");
+  return true;
+}
+
+std::string chat_prompt(const json& body, const ServedModel& model, bool tools) {
   const json* m = field(body, "messages");
   if (!m) bad_field("messages", "is required");
   if (!m->is_array() || m->empty()) bad_field("messages", "must be a non-empty array");
@@ -79,15 +152,28 @@ std::string chat_prompt(const json& body, const ServedModel& model) {
     if (!msg.contains("role") || !msg["role"].is_string()) bad_field(at + ".role", "must be a string");
     const std::string role = msg["role"];
     if (role == "developer") {  // OpenAI's newer name for the system role
-    } else if (role != "system" && role != "user" && role != "assistant") {
-      bad_field(at + ".role", "'" + role + "' is not supported (system, developer, user or assistant)");
+    } else if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+      bad_field(at + ".role", "'" + role + "' is not supported (system, developer, user, assistant or tool)");
     }
     const json* c = field(msg, "content");
+    const json* calls = role == "assistant" ? field(msg, "tool_calls") : nullptr;
+    if (calls) {
+      // DeepSeek's templates write the calls of an assistant message whose content is none.
+      json a = {{"role", "assistant"}, {"tool_calls", tool_calls_of(*calls, at + ".tool_calls")}};
+      const std::string text = c ? content_text(*c, at + ".content") : "";
+      a["content"] = text.empty() ? json(nullptr) : json(text);
+      out.push_back(std::move(a));
+      continue;
+    }
     if (!c) bad_field(at + ".content", "is required");
-    out.push_back(
-        {{"role", role == "developer" ? "system" : role}, {"content", content_text(*c, at + ".content")}});
+    json one = {{"role", role == "developer" ? "system" : role},
+                {"content", content_text(*c, at + ".content")}};
+    if (role == "tool")
+      if (const json* id = field(msg, "tool_call_id"); id && id->is_string()) one["tool_call_id"] = *id;
+    out.push_back(std::move(one));
   }
-  return model.render_chat(out.dump());
+  if (!tools) return model.render_chat(out.dump());
+  return model.render_chat(json{{"messages", std::move(out)}, {"tools", *field(body, "tools")}}.dump());
 }
 
 std::vector<int32_t> token_list(const json& a, const ServedModel& model, const std::string& where) {
@@ -119,7 +205,7 @@ void reject_unsupported(const json& body) {
   if (const json* v = field(body, "echo");
       v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number() && *v == 0))
     bad_field("echo", "is not supported");
-  for (const char* key : {"suffix", "tools", "tool_choice", "functions", "function_call"})
+  for (const char* key : {"suffix", "functions", "function_call"})
     if (const json* v = field(body, key);
         v && !(v->is_array() && v->empty()) && !(v->is_string() && *v == "none"))
       bad_field(key, "is not supported");
@@ -204,8 +290,15 @@ GenRequest parse_request(const std::string& text, bool chat, const ServedModel& 
     for (const std::string& x : r.stop)
       if (x.empty()) bad_field("stop", "stop strings must not be empty");
   }
-  r.prompt =
-      chat ? model.tokenize(chat_prompt(body, model), false, "messages") : completion_prompt(body, model);
+  if (!chat) {
+    if (const json* t = field(body, "tools"); t && !(t->is_array() && t->empty()))
+      bad_field("tools", "is a chat field");
+    if (const json* t = field(body, "tool_choice"); t && *t != "none")
+      bad_field("tool_choice", "is a chat field");
+  }
+  r.tools = chat && wants_tools(body, model);
+  r.prompt = chat ? model.tokenize(chat_prompt(body, model, r.tools), false, "messages")
+                  : completion_prompt(body, model);
   if (r.prompt.empty()) bad_field(chat ? "messages" : "prompt", "is empty");
   const int64_t plen = static_cast<int64_t>(r.prompt.size());
   const int64_t room = std::min(model.context_length(), model.kv_capacity_tokens()) - plen;

@@ -24,6 +24,7 @@ struct GenRequest {
   // -1: no logprobs; else the most likely tokens per step to report (chat: logprobs true with
   // top_logprobs; completions: logprobs N).
   int32_t logprobs = -1;
+  bool tools = false;  // read the reply for tool calls (tools given, tool_choice "auto")
 };
 
 // Parses and checks a request body. Throws ApiError (400 naming the field, 404 for an unknown model).

@@ -37,25 +37,30 @@ json finish_json(const char* finish_reason) {
 
 }  // namespace
 
-ResponseHead make_head(bool chat, const std::string& model) {
+std::string random_id(const char* prefix) {
   static thread_local std::mt19937_64 rng(std::random_device{}());
   char hex[25];
   std::snprintf(hex, sizeof hex, "%012llx%012llx", static_cast<unsigned long long>(rng() & 0xffffffffffffULL),
                 static_cast<unsigned long long>(rng() & 0xffffffffffffULL));
-  return {chat, std::string(chat ? "chatcmpl-" : "cmpl-") + hex, static_cast<int64_t>(std::time(nullptr)),
-          model};
+  return prefix + std::string(hex);
+}
+
+ResponseHead make_head(bool chat, const std::string& model) {
+  return {chat, random_id(chat ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)), model};
 }
 
 std::string completion_body(const ResponseHead& h, const std::string& content, bool has_reasoning,
                             const std::string& reasoning, const char* finish_reason, const Usage& u,
-                            const json* logprobs) {
+                            const json* logprobs, const json* tool_calls) {
   json j = head_json(h, false);
   json choice = {{"index", 0},
                  {"logprobs", logprobs ? *logprobs : json(nullptr)},
                  {"finish_reason", finish_json(finish_reason)}};
   if (h.chat) {
-    json msg = {{"role", "assistant"}, {"content", content}};
+    json msg = {{"role", "assistant"},
+                {"content", tool_calls && content.empty() ? json(nullptr) : json(content)}};
     if (has_reasoning) msg["reasoning_content"] = reasoning;
+    if (tool_calls) msg["tool_calls"] = *tool_calls;
     choice["message"] = std::move(msg);
   } else {
     choice["text"] = content;
@@ -67,7 +72,7 @@ std::string completion_body(const ResponseHead& h, const std::string& content, b
 
 std::string chunk_event(const ResponseHead& h, bool role_only, const std::string& content,
                         const std::string& reasoning, const char* finish_reason, bool with_usage_null,
-                        const json* logprobs) {
+                        const json* logprobs, const json* tool_calls) {
   json j = head_json(h, true);
   json choice = {{"index", 0},
                  {"logprobs", logprobs ? *logprobs : json(nullptr)},
@@ -79,6 +84,7 @@ std::string chunk_event(const ResponseHead& h, bool role_only, const std::string
     } else {
       if (!reasoning.empty()) delta["reasoning_content"] = reasoning;
       if (!content.empty()) delta["content"] = content;
+      if (tool_calls) delta["tool_calls"] = *tool_calls;
     }
     choice["delta"] = std::move(delta);
   } else {

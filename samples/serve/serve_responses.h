@@ -14,24 +14,29 @@ struct ResponseHead {
 };
 
 ResponseHead make_head(bool chat, const std::string& model);
+// prefix and 24 random hex digits: a response's id ("chatcmpl-..."), a tool call's ("call_...").
+std::string random_id(const char* prefix);
 
 struct Usage {
   int64_t prompt_tokens = 0, completion_tokens = 0;
 };
 
 // The whole (non-streamed) response. reasoning is only written when has_reasoning; logprobs (the choice's
-// "logprobs", null when not given) when the request asked for them.
+// "logprobs", null when not given) when the request asked for them; tool_calls (chat: the message's, its
+// content then null when empty) when the reply called tools.
 std::string completion_body(const ResponseHead& h, const std::string& content, bool has_reasoning,
                             const std::string& reasoning, const char* finish_reason, const Usage& u,
-                            const nlohmann::json* logprobs = nullptr);
+                            const nlohmann::json* logprobs = nullptr,
+                            const nlohmann::json* tool_calls = nullptr);
 
 // One server-sent event carrying a chunk: a delta of content and/or reasoning (chat), or text
 // (completions); role_only: the first chat chunk ({"role": "assistant", "content": ""}). finish_reason
 // may be null. with_usage_null: "usage": null (when the client asked for usage in the last chunk).
-// logprobs: those of the chunk's tokens (null when not given).
+// logprobs: those of the chunk's tokens (null when not given); tool_calls: the delta's (chat, each with
+// its "index").
 std::string chunk_event(const ResponseHead& h, bool role_only, const std::string& content,
                         const std::string& reasoning, const char* finish_reason, bool with_usage_null,
-                        const nlohmann::json* logprobs = nullptr);
+                        const nlohmann::json* logprobs = nullptr, const nlohmann::json* tool_calls = nullptr);
 // The last chunk of stream_options.include_usage: no choices, the usage.
 std::string usage_event(const ResponseHead& h, const Usage& u);
 // An error inside a stream (after the 200 was sent): data: {"error": {...}}.

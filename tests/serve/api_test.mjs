@@ -159,6 +159,45 @@ const failed = await run([
       for (const ch of k.choices) if (ch.logprobs) streamed.push(...ch.logprobs.token_logprobs);
     assert.deepEqual(streamed, c.logprobs.token_logprobs);
   }],
+  ['tools: accepted with earlier tool calls and results, rendered by the template', async () => {
+    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather of a city',
+                                                   parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const conv = [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: null,
+        tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '{"temp": 20}' },
+    ];
+    const r = await client.chat.completions.create({ ...greedy, messages: conv, tools, max_tokens: 4 });
+    // The template gets the calls (content none, as DeepSeek's templates want) and the tool's output.
+    const rendered = chatTemplate({ messages: [conv[0], { role: 'assistant', content: null, tool_calls: [
+      { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }] }, conv[2]],
+                                    tools });
+    assert.match(rendered, /get_weather/);
+    assert.match(rendered, /\{"temp": 20\}/);
+    assert.equal(r.usage.prompt_tokens, tokenCount(rendered));
+    assert.ok(['stop', 'length', 'tool_calls'].includes(r.choices[0].finish_reason));
+    // tool_choice "none" and an empty list are plain chats.
+    const none = await client.chat.completions.create({ ...greedy, messages: msgs, tools, tool_choice: 'none', max_tokens: 3 });
+    const plain = await client.chat.completions.create({ ...greedy, messages: msgs, max_tokens: 3 });
+    assert.equal(none.choices[0].message.content, plain.choices[0].message.content);
+    assert.equal(none.choices[0].message.tool_calls, undefined);
+    for (const [body, param] of [[{ tools, tool_choice: 'required' }, 'tool_choice'],
+                                 [{ tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } }, 'tool_choice'],
+                                 [{ tools: [{ type: 'function', function: {} }] }, 'tools[0].function.name'],
+                                 [{ tools: [{ type: 'retrieval' }] }, 'tools[0].type'],
+                                 [{ tools: {} }, 'tools'],
+                                 [{ tools, parallel_tool_calls: 'yes' }, 'parallel_tool_calls']]) {
+      const res = await post(srv.base, '/v1/chat/completions', { model: MODEL_ID, messages: msgs, ...body });
+      assert.equal(res.status, 400, JSON.stringify(body) + ' -> ' + res.text);
+      assert.equal(res.json.error.param, param, res.text);
+    }
+    const bad = await post(srv.base, '/v1/chat/completions', { model: MODEL_ID, messages: [
+      { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { arguments: '{}' } }] }] });
+    assert.equal(bad.json.error.param, 'messages[0].tool_calls[0].function.name', bad.text);
+    const comp = await post(srv.base, '/v1/completions', { model: MODEL_ID, prompt: 'x', tools });
+    assert.equal(comp.json.error.param, 'tools', comp.text);
+  }],
   ['bad requests: 400 naming the field, never a 500', async () => {
     const r = await post(srv.base, '/v1/chat/completions', '{"model": "x", ');
     assert.equal(r.status, 400);
