@@ -45,6 +45,8 @@ struct Exchange {
   Usage usage() const { return {static_cast<int64_t>(req.prompt.size()), gen.generated_tokens()}; }
   // The content part of an event's text (the text after a tool-call section opens is held for the calls).
   std::string content_piece(const StreamEvent& ev) {
+    // A section opens in the content only, not inside R1's reasoning.
+    if (!tools.in_section() && !split.in_content()) return ev.text;
     return tools.feed(ev.token, ev.text, ev.finish == MOERT_FINISH_EOS);
   }
   // After the last event: the reply's tool calls (OpenAI's tool_calls, with "index" when streamed), or
@@ -57,6 +59,7 @@ struct Exchange {
       *raw = text;
       return false;
     }
+    if (!req.parallel_tool_calls) parsed.resize(1);
     *calls = nlohmann::json::array();
     for (size_t i = 0; i < parsed.size(); ++i) {
       nlohmann::json c = {{"id", parsed[i].id.empty() ? random_id("call_") : parsed[i].id},

@@ -30,6 +30,17 @@ ServedModel::ServedModel(moert_model* model, std::string id) : model_(model), id
   } catch (const ApiError&) {
     has_chat_template_ = false;  // /v1/chat/completions then answers 400
   }
+  // Whether the template writes a request's tools (DeepSeek-V3's and R1's own do not).
+  if (has_chat_template_) {
+    try {
+      renders_tools_ =
+          render_chat(R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function",)"
+                      R"("function":{"name":"moert_probe_tool","parameters":{}}}]})")
+              .find("moert_probe_tool") != std::string::npos;
+    } catch (const ApiError&) {
+      renders_tools_ = false;  // a template that raises on tools: the system prompt carries them
+    }
+  }
   // The tool-call syntax whose section marker is one token of this vocabulary.
   for (const ToolMarkers* m : {&deepseek_tool_markers(), &kimi_tool_markers()}) {
     size_t n = 0;
@@ -63,8 +74,14 @@ std::vector<int32_t> ServedModel::tokenize(const std::string& text, bool add_bos
 
 std::string ServedModel::detokenize(const std::vector<int32_t>& ids) const {
   size_t need = 0;
-  if (moert_detokenize(tok_, ids.data(), ids.size(), 0, nullptr, 0, &need) != MOERT_OK || need == 0)
-    return "";
+  if (moert_detokenize(tok_, ids.data(), ids.size(), 0, nullptr, 0, &need) != MOERT_OK) {
+    // An id the tokenizer lacks (a padded row of lm_head) is dropped, not the whole text.
+    std::vector<int32_t> known;
+    for (int32_t id : ids)
+      if (moert_detokenize(tok_, &id, 1, 0, nullptr, 0, &need) == MOERT_OK) known.push_back(id);
+    return known.size() == ids.size() ? "" : detokenize(known);
+  }
+  if (need == 0) return "";
   std::string out(need, '\0');
   if (moert_detokenize(tok_, ids.data(), ids.size(), 0, out.data(), out.size(), &need) != MOERT_OK) return "";
   out.resize(need - 1);

@@ -37,6 +37,8 @@ class ServedModel {
   std::string detokenize(const std::vector<int32_t>& ids) const;
   // The tool-call syntax of the vocabulary (null: it has none) and its section's first token.
   const ToolMarkers* tool_markers() const { return tool_markers_; }
+  // The chat template writes a request's `tools` (else the server puts them in the system prompt).
+  bool template_renders_tools() const { return renders_tools_; }
   int32_t tool_section_token() const { return tool_section_token_; }
 
  private:
@@ -46,6 +48,7 @@ class ServedModel {
   int64_t context_length_ = 0, kv_capacity_ = 0, vocab_size_ = 0;
   bool has_chat_template_ = false, opens_reasoning_ = false;
   const ToolMarkers* tool_markers_ = nullptr;
+  bool renders_tools_ = false;
   int32_t tool_section_token_ = -1;
 };
 

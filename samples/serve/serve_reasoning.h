@@ -16,6 +16,8 @@ class ReasoningSplitter {
   // The end of the reply: flushes what was held back (a partial tag).
   void finish(std::string* reasoning, std::string* content);
   bool enabled() const { return enabled_; }
+  // Past the reasoning (or none): what follows is content.
+  bool in_content() const { return state_ == State::kContent; }
 
  private:
   enum class State { kStart, kReasoning, kContent };

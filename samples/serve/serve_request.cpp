@@ -101,7 +101,8 @@ json tools_of(const json& tools) {
   for (size_t i = 0; i < tools.size(); ++i) {
     const std::string at = "tools[" + std::to_string(i) + "]";
     const json& t = tools[i];
-    if (!t.is_object() || t.value("type", "") != "function") bad_field(at + ".type", "must be 'function'");
+    const json* type = t.is_object() ? field(t, "type") : nullptr;
+    if (!type || *type != "function") bad_field(at + ".type", "must be 'function'");
     const json* f = field(t, "function");
     if (!f || !f->is_object()) bad_field(at + ".function", "must be an object");
     const json* name = field(*f, "name");
@@ -115,9 +116,10 @@ json tools_of(const json& tools) {
   return tools;
 }
 
-// Whether the reply is read for tool calls: tools given and tool_choice "auto" (the default) rather than
-// "none". moert does not constrain decoding, so "required" and a named function are refused.
-bool wants_tools(const json& body, const ServedModel& model) {
+// The request's tools: given to the template when there are any (with tool_choice "none" too, as OpenAI
+// and vLLM keep them in the prompt), and the reply read for calls with tool_choice "auto" (the default).
+// moert does not constrain decoding, so "required" and a named function are refused.
+void read_tools(const json& body, const ServedModel& model, GenRequest* r) {
   const json* tools = field(body, "tools");
   std::string choice = "auto";
   if (const json* c = field(body, "tool_choice")) {
@@ -126,20 +128,38 @@ bool wants_tools(const json& body, const ServedModel& model) {
                 "only 'auto' and 'none' are supported (moert does not constrain decoding to a tool call)");
     choice = c->get<std::string>();
   }
-  if (const json* p = field(body, "parallel_tool_calls"); p && !p->is_boolean())
-    bad_field("parallel_tool_calls", "must be a boolean");
-  if (!tools || choice == "none" || (tools->is_array() && tools->empty())) {
-    if (tools) tools_of(*tools);
-    return false;
+  if (const json* p = field(body, "parallel_tool_calls")) {
+    if (!p->is_boolean()) bad_field("parallel_tool_calls", "must be a boolean");
+    r->parallel_tool_calls = p->get<bool>();
   }
+  if (!tools) return;
   tools_of(*tools);
-  if (!model.tool_markers())
+  r->render_tools = !tools->empty();
+  r->tools = r->render_tools && choice == "auto";
+  if (r->tools && !model.tool_markers())
     bad_field("tools",
               "this model's vocabulary has no tool-call tokens moert can read (DeepSeek's or Kimi-K2's)");
-  return true;
+}
+
+// For a chat template that ignores `tools` (DeepSeek-V3's and R1's own): the tools and the call syntax
+// as a system prompt block, in the layout DeepSeek-V3.1's template gives them.
+std::string tools_system_block(const json& tools, const ToolMarkers& m) {
+  std::string s = "## Tools\nYou have access to the following tools:\n";
+  for (const json& t : tools) {
+    const json& f = t["function"];
+    s += "\n### " + f["name"].get<std::string>() + "\n";
+    if (const json* d = field(f, "description")) s += "Description: " + d->get<std::string>() + "\n";
+    if (const json* p = field(f, "parameters")) s += "\nParameters: " + p->dump() + "\n";
+  }
+  s += "\nIMPORTANT: to call tools, answer with\n" + m.section_begin + m.call_begin +
+       (m.kimi ? "functions.TOOL_NAME:0" + m.sep + "ARGUMENTS_JSON"
+               : "function" + m.sep + "TOOL_NAME\n```json\nARGUMENTS_JSON\n```") +
+       m.call_end + "..." + m.section_end + "\nand nothing else; otherwise answer the user directly.";
+  return s;
 }
 
 std::string chat_prompt(const json& body, const ServedModel& model, bool tools) {
+  const json* tool_list = tools ? field(body, "tools") : nullptr;
   const json* m = field(body, "messages");
   if (!m) bad_field("messages", "is required");
   if (!m->is_array() || m->empty()) bad_field("messages", "must be a non-empty array");
@@ -157,6 +177,7 @@ std::string chat_prompt(const json& body, const ServedModel& model, bool tools) 
     }
     const json* c = field(msg, "content");
     const json* calls = role == "assistant" ? field(msg, "tool_calls") : nullptr;
+    if (calls && calls->is_array() && calls->empty()) calls = nullptr;  // vLLM's responses carry []
     if (calls) {
       // DeepSeek's templates write the calls of an assistant message whose content is none.
       json a = {{"role", "assistant"}, {"tool_calls", tool_calls_of(*calls, at + ".tool_calls")}};
@@ -172,8 +193,16 @@ std::string chat_prompt(const json& body, const ServedModel& model, bool tools) 
       if (const json* id = field(msg, "tool_call_id"); id && id->is_string()) one["tool_call_id"] = *id;
     out.push_back(std::move(one));
   }
-  if (!tools) return model.render_chat(out.dump());
-  return model.render_chat(json{{"messages", std::move(out)}, {"tools", *field(body, "tools")}}.dump());
+  if (!tool_list) return model.render_chat(out.dump());
+  if (!model.template_renders_tools() && model.tool_markers()) {
+    // Put the tools in the system prompt the template does render.
+    const std::string block = tools_system_block(*tool_list, *model.tool_markers());
+    if (!out.empty() && out[0]["role"] == "system")
+      out[0]["content"] = out[0]["content"].get<std::string>() + "\n\n" + block;
+    else
+      out.insert(out.begin(), json{{"role", "system"}, {"content", block}});
+  }
+  return model.render_chat(json{{"messages", std::move(out)}, {"tools", *tool_list}}.dump());
 }
 
 std::vector<int32_t> token_list(const json& a, const ServedModel& model, const std::string& where) {
@@ -296,8 +325,8 @@ GenRequest parse_request(const std::string& text, bool chat, const ServedModel& 
     if (const json* t = field(body, "tool_choice"); t && *t != "none")
       bad_field("tool_choice", "is a chat field");
   }
-  r.tools = chat && wants_tools(body, model);
-  r.prompt = chat ? model.tokenize(chat_prompt(body, model, r.tools), false, "messages")
+  if (chat) read_tools(body, model, &r);
+  r.prompt = chat ? model.tokenize(chat_prompt(body, model, r.render_tools), false, "messages")
                   : completion_prompt(body, model);
   if (r.prompt.empty()) bad_field(chat ? "messages" : "prompt", "is empty");
   const int64_t plen = static_cast<int64_t>(r.prompt.size());

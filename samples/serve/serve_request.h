@@ -24,7 +24,9 @@ struct GenRequest {
   // -1: no logprobs; else the most likely tokens per step to report (chat: logprobs true with
   // top_logprobs; completions: logprobs N).
   int32_t logprobs = -1;
-  bool tools = false;  // read the reply for tool calls (tools given, tool_choice "auto")
+  bool render_tools = false;        // tools given: the template (or the system prompt) gets them
+  bool tools = false;               // read the reply for tool calls (tool_choice "auto")
+  bool parallel_tool_calls = true;  // false: the first call only
 };
 
 // Parses and checks a request body. Throws ApiError (400 naming the field, 404 for an unknown model).

@@ -169,24 +169,40 @@ const failed = await run([
       { role: 'tool', tool_call_id: 'call_1', content: '{"temp": 20}' },
     ];
     const r = await client.chat.completions.create({ ...greedy, messages: conv, tools, max_tokens: 4 });
-    // The template gets the calls (content none, as DeepSeek's templates want) and the tool's output.
-    const rendered = chatTemplate({ messages: [conv[0], { role: 'assistant', content: null, tool_calls: [
-      { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }] }, conv[2]],
-                                    tools });
+    assert.ok(['stop', 'length', 'tool_calls'].includes(r.choices[0].finish_reason));
+    // The earlier call (content none, as DeepSeek's templates want) and the tool's output reach the template.
+    const rendered = chatTemplate(conv);
     assert.match(rendered, /get_weather/);
     assert.match(rendered, /\{"temp": 20\}/);
-    assert.equal(r.usage.prompt_tokens, tokenCount(rendered));
-    assert.ok(['stop', 'length', 'tool_calls'].includes(r.choices[0].finish_reason));
-    // tool_choice "none" and an empty list are plain chats.
-    const none = await client.chat.completions.create({ ...greedy, messages: msgs, tools, tool_choice: 'none', max_tokens: 3 });
+    const without = await client.chat.completions.create({ ...greedy, messages: conv, max_tokens: 1 });
+    assert.equal(without.usage.prompt_tokens, tokenCount(rendered));
+    // This template ignores `tools`, so the server writes them into the system prompt: a longer
+    // description is a longer prompt, with tool_choice "none" as with "auto".
+    const longer = [{ ...tools[0], function: { ...tools[0].function,
+                                               description: 'Weather of a city, in degrees Celsius, for today and the next two days' } }];
+    const a = await client.chat.completions.create({ ...greedy, messages: conv, tools, max_tokens: 1 });
+    const b = await client.chat.completions.create({ ...greedy, messages: conv, tools: longer, max_tokens: 1 });
+    const c = await client.chat.completions.create({ ...greedy, messages: conv, tools: longer, tool_choice: 'none', max_tokens: 1 });
+    assert.ok(a.usage.prompt_tokens > without.usage.prompt_tokens + 20, `${a.usage.prompt_tokens} vs ${without.usage.prompt_tokens}`);
+    assert.ok(b.usage.prompt_tokens >= a.usage.prompt_tokens + 8, `${b.usage.prompt_tokens} vs ${a.usage.prompt_tokens}`);
+    assert.equal(c.usage.prompt_tokens, b.usage.prompt_tokens);
+    // vLLM's responses carry "tool_calls": [] on plain assistant messages: read as none.
+    const echoed = await client.chat.completions.create({ ...greedy, max_tokens: 1, messages: [
+      { role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello', tool_calls: [] }, { role: 'user', content: 'bye' }] });
+    assert.equal(echoed.choices.length, 1);
+    // An empty list is a plain chat.
+    const empty = await client.chat.completions.create({ ...greedy, messages: msgs, tools: [], max_tokens: 3 });
     const plain = await client.chat.completions.create({ ...greedy, messages: msgs, max_tokens: 3 });
-    assert.equal(none.choices[0].message.content, plain.choices[0].message.content);
-    assert.equal(none.choices[0].message.tool_calls, undefined);
+    assert.equal(empty.choices[0].message.content, plain.choices[0].message.content);
+    assert.equal(empty.usage.prompt_tokens, plain.usage.prompt_tokens);
+    assert.equal(empty.choices[0].message.tool_calls, undefined);
     for (const [body, param] of [[{ tools, tool_choice: 'required' }, 'tool_choice'],
                                  [{ tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } }, 'tool_choice'],
                                  [{ tools: [{ type: 'function', function: {} }] }, 'tools[0].function.name'],
                                  [{ tools: [{ type: 'retrieval' }] }, 'tools[0].type'],
                                  [{ tools: {} }, 'tools'],
+                                 [{ tools: [{ type: 5, function: { name: 'f' } }] }, 'tools[0].type'],
+                                 [{ tools: [{ type: null, function: { name: 'f' } }] }, 'tools[0].type'],
                                  [{ tools, parallel_tool_calls: 'yes' }, 'parallel_tool_calls']]) {
       const res = await post(srv.base, '/v1/chat/completions', { model: MODEL_ID, messages: msgs, ...body });
       assert.equal(res.status, 400, JSON.stringify(body) + ' -> ' + res.text);
