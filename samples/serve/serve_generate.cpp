@@ -38,7 +38,7 @@ struct Exchange {
         gen(st.streams, st.model.handle(), req.prompt, o, req.logprobs >= 0),
         head(make_head(req.chat, st.model.id())),
         split(req.chat && st.model.opens_reasoning(), st.model.opens_reasoning()),
-        logprobs(st.model, req.chat),
+        logprobs(st.model, req.chat, req.token_ids),
         tools(req.tools ? st.model.tool_markers() : nullptr, st.model.tool_section_token()),
         model(st.model) {}
   ~Exchange() { moert_options_free(opts); }

@@ -20,8 +20,12 @@ json utf8_bytes(const std::string& s) {
 
 }  // namespace
 
+std::string LogprobsCollector::text_of(int32_t id) const {
+  return token_ids_ ? "token_id:" + std::to_string(id) : model_.token_text(id);
+}
+
 json LogprobsCollector::entry(int32_t id, float logprob) const {
-  const std::string text = model_.token_text(id);
+  const std::string text = text_of(id);
   return {{"token", text}, {"logprob", logprob}, {"bytes", utf8_bytes(text)}};
 }
 
@@ -37,20 +41,20 @@ void LogprobsCollector::add(const StreamEvent& ev) {
     items_.push_back(std::move(e));
     return;
   }
-  const std::string text = model_.token_text(ev.token);
+  const std::string text = text_of(ev.token);
   tokens_.push_back(text);
   token_logprobs_.push_back(ev.logprob);
   // Keyed by text: where two ids read the same, the more likely one's value stands; the sampled token is
   // always there (up to N + 1 entries, as OpenAI's legacy API gives them).
   json top = json::object();
   for (size_t i = 0; i < ev.top_ids.size(); ++i) {
-    const std::string t = model_.token_text(ev.top_ids[i]);
+    const std::string t = text_of(ev.top_ids[i]);
     if (!top.contains(t)) top[t] = ev.top_logprobs[i];
   }
   if (!top.contains(text)) top[text] = ev.logprob;
   top_.push_back(std::move(top));
   offsets_.push_back(text_offset_);
-  text_offset_ += characters(text);
+  text_offset_ += characters(token_ids_ ? model_.token_text(ev.token) : text);  // of the real text
 }
 
 json LogprobsCollector::take() {

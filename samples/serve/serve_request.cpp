@@ -304,6 +304,7 @@ GenRequest parse_request(const std::string& text, bool chat, const ServedModel& 
   r.seed = integer(body, "seed");
   r.ignore_eos = boolean(body, "ignore_eos");  // an extension (llama-server, vLLM)
   r.logprobs = logprobs_field(body, chat);
+  r.token_ids = boolean(body, "return_tokens_as_token_ids");  // an extension (vLLM)
   if (const json* s = field(body, "stop")) {
     if (s->is_string()) {
       r.stop.push_back(s->get<std::string>());

@@ -24,6 +24,7 @@ struct GenRequest {
   // -1: no logprobs; else the most likely tokens per step to report (chat: logprobs true with
   // top_logprobs; completions: logprobs N).
   int32_t logprobs = -1;
+  bool token_ids = false;           // vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N"
   bool render_tools = false;        // tools given: the template (or the system prompt) gets them
   bool tools = false;               // read the reply for tool calls (tool_choice "auto")
   bool parallel_tool_calls = true;  // false: the first call only

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   CLI, loadOpenAI, startServer, waitIdle, post, tokenCount, chatTemplate, tmpDir, run, health, MODEL_DIR, MODEL_ID,
 } from './harness.mjs';
@@ -138,6 +138,15 @@ const failed = await run([
     for await (const c of await client.chat.completions.create({ ...req, stream: true }))
       for (const ch of c.choices) if (ch.logprobs) entries.push(...ch.logprobs.content);
     assert.deepEqual(entries, lp);
+    // vLLM's return_tokens_as_token_ids: the same entries, each token named by its id.
+    const byId = await client.chat.completions.create({ ...req, return_tokens_as_token_ids: true });
+    const ids = byId.choices[0].logprobs.content.map((e) => {
+      assert.match(e.token, /^token_id:\d+$/);
+      return Number(e.token.slice(9));
+    });
+    assert.deepEqual(byId.choices[0].logprobs.content.map((e) => e.logprob), lp.map((e) => e.logprob));
+    const text = execFileSync(CLI, ['detokenize', '--model', MODEL_DIR], { input: ids.join(',') }).toString();
+    assert.equal(text, whole.choices[0].message.content);
     // Without the field: null.
     const plain = await client.chat.completions.create({ ...greedy, messages: msgs, max_tokens: 2 });
     assert.equal(plain.choices[0].logprobs, null);
