@@ -60,7 +60,10 @@ HttpServer::HttpServer(const ServeConfig& config, ServedModel& model)
   const size_t threads = static_cast<size_t>(config.max_streams) + 8;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.set_payload_max_length(static_cast<size_t>(config.max_body_bytes));
-  s.set_keep_alive_timeout(2);
+  // Idle keep-alive connections are closed after 5 s (httplib's and Node's default; it was 2 s): clients
+  // that honour the Keep-Alive hint httplib sends (undici, Node's fetch, keeps a socket for the hint less
+  // 2 s) then reuse connections instead of opening one per request.
+  s.set_keep_alive_timeout(5);
   s.set_keep_alive_max_count(1000);
   s.set_read_timeout(30);
   s.set_write_timeout(30);

@@ -102,6 +102,8 @@ export async function run(tests) {
     } catch (e) {
       failed++;
       console.log(`FAIL ${name}: ${e.stack || e}`);
+      // A client's connection errors carry what the socket said (reset, refused, closed) in their causes.
+      for (let c = e.cause, depth = 0; c && depth < 4; c = c.cause, depth++) console.log(`  cause: ${c.stack || c}`);
     }
   }
   console.log(failed ? `${failed} of ${tests.length} failed` : `all ${tests.length} passed`);
