@@ -1,9 +1,10 @@
-// POST /v1/chat/completions and /v1/completions: the request becomes one moert stream (so concurrent
-// requests batch together in moert's engine); its tokens go back as one JSON body or as server-sent
-// events. The first event is awaited before the status is sent, so a request moert cannot run (the KV
-// budget is full) is a 503, not a 200 with an error inside. A streaming client that disconnects makes
-// the next write fail, and one waiting for a whole response (or for its first token) is seen hanging up
-// (PeerWatch): either way the stream is then freed, which cancels it and returns its KV pages.
+// POST /v1/chat/completions and /v1/completions: each of the request's n choices becomes a moert stream
+// (so they, and concurrent requests, batch together in moert's engine, the prompt's KV pages shared by
+// the prefix cache); their tokens go back as one JSON body or as server-sent events. The first event is
+// awaited before the status is sent, so a request moert cannot run (the KV budget is full) is a 503, not a
+// 200 with an error inside. A streaming client that disconnects makes the next write fail, and one waiting
+// for a whole response (or for its first token) is seen hanging up (PeerWatch): either way the streams are
+// then freed, which cancels them and returns their KV pages.
 #include <httplib.h>
 
 #include <memory>
@@ -30,28 +31,33 @@ ApiError stream_failure(const std::string& error) {
 // The client hung up before its response was ready.
 struct ClientGone {};
 
-struct Exchange {
-  Exchange(ServerState& st, const httplib::Request& http, GenRequest g, moert_options* o)
-      : peer(http.remote_addr, http.remote_port, http.local_port),
-        req(std::move(g)),
+// One of the request's n choices: its moert stream and what reads its events.
+struct Choice {
+  Choice(ServerState& st, const GenRequest& req, moert_options* o, int64_t index)
+      : index(index),
         opts(o),
         gen(st.streams, st.model.handle(), req.prompt, o, req.logprobs >= 0),
-        head(make_head(req.chat, st.model.id())),
         split(req.chat && st.model.opens_reasoning(), st.model.opens_reasoning()),
         logprobs(st.model, req.chat, req.token_ids),
-        tools(req.tools ? st.model.tool_markers() : nullptr, st.model.tool_section_token()),
-        model(st.model) {}
-  ~Exchange() { moert_options_free(opts); }
-  Usage usage() const { return {static_cast<int64_t>(req.prompt.size()), gen.generated_tokens()}; }
-  // The content part of an event's text (the text after a tool-call section opens is held for the calls).
-  std::string content_piece(const StreamEvent& ev) {
-    // A section opens in the content only, not inside R1's reasoning.
-    if (!tools.in_section() && !split.in_content()) return ev.text;
-    return tools.feed(ev.token, ev.text, ev.finish == MOERT_FINISH_EOS);
+        tools(req.tools ? st.model.tool_markers() : nullptr, st.model.tool_section_token()) {}
+  ~Choice() { moert_options_free(opts); }
+  Choice(const Choice&) = delete;
+  Choice& operator=(const Choice&) = delete;
+
+  // Feeds an event: appends its content and reasoning (the text after a tool-call section opens is held
+  // for the calls; a section opens in the content only, not inside R1's reasoning) and its logprobs.
+  void feed(const StreamEvent& ev, std::string* reasoning, std::string* content) {
+    const std::string piece = !tools.in_section() && !split.in_content()
+                                  ? ev.text
+                                  : tools.feed(ev.token, ev.text, ev.finish == MOERT_FINISH_EOS);
+    split.feed(piece, reasoning, content);
+    if (ev.finish != MOERT_FINISH_NONE) split.finish(reasoning, content);
+    logprobs.add(ev);
   }
   // After the last event: the reply's tool calls (OpenAI's tool_calls, with "index" when streamed), or
   // false when there is no section or it does not parse (then *raw is its text, to return as content).
-  bool tool_calls(bool indexed, nlohmann::json* calls, std::string* raw) {
+  bool tool_calls(const ServedModel& model, bool parallel, bool indexed, nlohmann::json* calls,
+                  std::string* raw) {
     if (!tools.in_section()) return false;
     const std::string text = model.detokenize(tools.section_tokens());
     std::vector<ToolCall> parsed;
@@ -59,7 +65,7 @@ struct Exchange {
       *raw = text;
       return false;
     }
-    if (!req.parallel_tool_calls) parsed.resize(1);
+    if (!parallel) parsed.resize(1);
     *calls = nlohmann::json::array();
     for (size_t i = 0; i < parsed.size(); ++i) {
       nlohmann::json c = {{"id", parsed[i].id.empty() ? random_id("call_") : parsed[i].id},
@@ -70,14 +76,57 @@ struct Exchange {
     }
     return true;
   }
-  // OpenAI's finish_reason: "tool_calls" when the reply ended (not cut off) after calling tools.
-  static const char* finish_name(int32_t finish, bool called) {
-    return called && finish != MOERT_FINISH_LENGTH ? "tool_calls" : finish_reason_name(finish);
+
+  const int64_t index;
+  moert_options* opts;
+  Generation gen;
+  ReasoningSplitter split;
+  LogprobsCollector logprobs;
+  ToolCallSplitter tools;
+  StreamEvent first;  // awaited before the status is sent
+  bool ended = false;
+};
+
+// OpenAI's finish_reason: "tool_calls" when the reply ended (not cut off) after calling tools.
+const char* finish_name(int32_t finish, bool called) {
+  return called && finish != MOERT_FINISH_LENGTH ? "tool_calls" : finish_reason_name(finish);
+}
+
+// The error of a choice that ended without a reply.
+ApiError ended_badly(const Choice& c, int32_t finish) {
+  if (finish == MOERT_FINISH_ERROR) return stream_failure(c.gen.error());
+  return ApiError(503, "cancelled: the server is shutting down");
+}
+
+struct Exchange {
+  Exchange(ServerState& st, const httplib::Request& http, GenRequest g)
+      : peer(http.remote_addr, http.remote_port, http.local_port),
+        req(std::move(g)),
+        head(make_head(req.chat, st.model.id())),
+        model(st.model) {
+    // Choice i samples with seed + i when the request has a seed (distinct and repeatable), else each
+    // draws its own.
+    for (int64_t i = 0; i < req.n; ++i) {
+      GenRequest one = req;
+      if (one.seed) *one.seed += i;
+      moert_options* o = generation_options(one);
+      try {
+        choices.push_back(std::make_unique<Choice>(st, req, o, i));
+      } catch (...) {
+        moert_options_free(o);
+        throw;
+      }
+    }
   }
-  // The next event; ClientGone when the client hangs up first.
-  StreamEvent next() {
+  Usage usage() const {
+    Usage u{static_cast<int64_t>(req.prompt.size()), 0};
+    for (const auto& c : choices) u.completion_tokens += c->gen.generated_tokens();
+    return u;
+  }
+  // A choice's next event; ClientGone when the client hangs up first.
+  StreamEvent next(Choice& c) {
     StreamEvent ev;
-    while (!gen.next(100, &ev))
+    while (!c.gen.next(100, &ev))
       if (peer.gone()) throw ClientGone{};
     if (peer.gone()) throw ClientGone{};
     return ev;
@@ -85,88 +134,110 @@ struct Exchange {
 
   PeerWatch peer;
   GenRequest req;
-  moert_options* opts;
-  Generation gen;
   ResponseHead head;
-  ReasoningSplitter split;
-  LogprobsCollector logprobs;
-  ToolCallSplitter tools;
   const ServedModel& model;
-  StreamEvent first;
+  std::vector<std::unique_ptr<Choice>> choices;
 };
 
 void respond_whole(Exchange& x, httplib::Response& res) {
-  std::string content, reasoning;
-  StreamEvent ev = std::move(x.first);
-  for (;;) {
-    x.split.feed(x.content_piece(ev), &reasoning, &content);
-    x.logprobs.add(ev);
-    if (ev.finish != MOERT_FINISH_NONE) break;
-    ev = x.next();
+  // Each choice read to its end in turn: the others run meanwhile, their events queued in moert.
+  std::vector<ChoiceBody> bodies(x.choices.size());
+  std::vector<nlohmann::json> lps(x.choices.size()), calls(x.choices.size());
+  for (size_t i = 0; i < x.choices.size(); ++i) {
+    Choice& c = *x.choices[i];
+    ChoiceBody& b = bodies[i];
+    StreamEvent ev = std::move(c.first);
+    for (;;) {
+      c.feed(ev, &b.reasoning, &b.content);
+      if (ev.finish != MOERT_FINISH_NONE) break;
+      ev = x.next(c);
+    }
+    if (ev.finish == MOERT_FINISH_ERROR || ev.finish == MOERT_FINISH_CANCELLED)
+      throw ended_badly(c, ev.finish);
+    lps[i] = c.logprobs.take();
+    std::string raw;
+    const bool called = c.tool_calls(x.model, x.req.parallel_tool_calls, false, &calls[i], &raw);
+    b.content += raw;
+    b.finish_reason = finish_name(ev.finish, called);
+    b.logprobs = x.req.logprobs >= 0 ? &lps[i] : nullptr;
+    b.tool_calls = called ? &calls[i] : nullptr;
   }
-  x.split.finish(&reasoning, &content);
-  if (ev.finish == MOERT_FINISH_ERROR) throw stream_failure(x.gen.error());
-  if (ev.finish == MOERT_FINISH_CANCELLED) throw ApiError(503, "cancelled: the server is shutting down");
-  const nlohmann::json lp = x.logprobs.take();
-  nlohmann::json calls;
-  std::string raw;
-  const bool called = x.tool_calls(false, &calls, &raw);
-  content += raw;
-  res.set_content(
-      completion_body(x.head, content, x.split.enabled(), reasoning, Exchange::finish_name(ev.finish, called),
-                      x.usage(), x.req.logprobs >= 0 ? &lp : nullptr, called ? &calls : nullptr),
-      "application/json");
+  res.set_content(completion_body(x.head, bodies, x.choices[0]->split.enabled(), x.usage()),
+                  "application/json");
 }
 
-// Writes the whole stream from one provider call: false when the client is gone.
+// Writes the whole stream from one provider call: false when the client is gone. The choices' events
+// are interleaved as they come, each chunk naming its choice's index.
 bool write_stream(Exchange& x, httplib::DataSink& sink) {
   auto put = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
   const bool usage_null = x.req.include_usage;
-  if (x.req.chat && !put(chunk_event(x.head, true, "", "", nullptr, usage_null))) return false;
-  StreamEvent ev = std::move(x.first);
-  int idle_ms = 0;
-  for (;;) {
+  const bool want_lp = x.req.logprobs >= 0;
+  if (x.req.chat)
+    for (const auto& c : x.choices)
+      if (!put(chunk_event(x.head, c->index, true, "", "", nullptr, usage_null))) return false;
+  // A choice's event: its text chunk now (with the logprobs of the tokens it carries; a token whose text
+  // is still held back, a possible stop string, keeps its entry for the next chunk), and at its end the
+  // tool calls (a section is sent whole: one delta with every call, or its text as content when it does
+  // not parse) and the finish chunk. False when the client is gone; an error ends the stream.
+  bool failed = false;
+  auto on_event = [&](Choice& c, const StreamEvent& ev) {
     std::string content, reasoning;
-    x.split.feed(x.content_piece(ev), &reasoning, &content);
-    if (ev.finish != MOERT_FINISH_NONE) x.split.finish(&reasoning, &content);
-    // A token whose text is still held back (a possible stop string) keeps its entry for the next chunk.
-    x.logprobs.add(ev);
+    c.feed(ev, &reasoning, &content);
     if (!content.empty() || !reasoning.empty()) {
-      const nlohmann::json lp = x.logprobs.take();
-      if (!put(chunk_event(x.head, false, content, reasoning, nullptr, usage_null,
-                           x.req.logprobs >= 0 ? &lp : nullptr)))
+      const nlohmann::json lp = c.logprobs.take();
+      if (!put(chunk_event(x.head, c.index, false, content, reasoning, nullptr, usage_null,
+                           want_lp ? &lp : nullptr)))
         return false;
     }
-    if (ev.finish != MOERT_FINISH_NONE) break;
-    // Waiting: a comment line now and then, so a client that left is noticed even between tokens.
-    while (!x.gen.next(250, &ev)) {
-      idle_ms += 250;
-      if (idle_ms >= 1000) {
-        idle_ms = 0;
-        if (!put(": keep-alive\n\n")) return false;
-      }
+    if (ev.finish == MOERT_FINISH_NONE) return true;
+    c.ended = true;
+    if (ev.finish == MOERT_FINISH_ERROR || ev.finish == MOERT_FINISH_CANCELLED) {
+      const ApiError e = ended_badly(c, ev.finish);
+      put(error_event(e.status, e.what()));
+      failed = true;
+      return true;
     }
-    idle_ms = 0;
-  }
-  if (ev.finish == MOERT_FINISH_ERROR) {
-    const ApiError e = stream_failure(x.gen.error());
-    put(error_event(e.status, e.what()));
-  } else if (ev.finish == MOERT_FINISH_CANCELLED) {
-    put(error_event(503, "cancelled: the server is shutting down"));
-  } else {
-    // A tool-call section is sent whole at the end: one delta with every call (or its text, as content,
-    // when it does not parse).
     nlohmann::json calls;
     std::string raw;
-    const bool called = x.tool_calls(true, &calls, &raw);
-    if ((called || !raw.empty()) &&
-        !put(chunk_event(x.head, false, raw, "", nullptr, usage_null, nullptr, called ? &calls : nullptr)))
+    const bool called = c.tool_calls(x.model, x.req.parallel_tool_calls, true, &calls, &raw);
+    if ((called || !raw.empty()) && !put(chunk_event(x.head, c.index, false, raw, "", nullptr, usage_null,
+                                                     nullptr, called ? &calls : nullptr)))
       return false;
-    const bool left = !x.logprobs.empty();  // entries no text chunk carried yet
-    const nlohmann::json lp = x.logprobs.take();
-    if (!put(chunk_event(x.head, false, "", "", Exchange::finish_name(ev.finish, called), usage_null,
-                         x.req.logprobs >= 0 && left ? &lp : nullptr)))
-      return false;
+    const bool left = !c.logprobs.empty();  // entries no text chunk carried yet
+    const nlohmann::json lp = c.logprobs.take();
+    return put(chunk_event(x.head, c.index, false, "", "", finish_name(ev.finish, called), usage_null,
+                           want_lp && left ? &lp : nullptr));
+  };
+  for (const auto& c : x.choices) {
+    if (!on_event(*c, c->first)) return false;
+    if (failed) break;
+  }
+  int idle_ms = 0;
+  while (!failed) {
+    bool any = false, running = false;
+    for (const auto& c : x.choices) {
+      if (c->ended) continue;
+      running = true;
+      StreamEvent ev;
+      // One stream: wait for it; several: look at each in turn, waiting a little on each.
+      if (!c->gen.next(x.choices.size() == 1 ? 250 : 10, &ev)) continue;
+      any = true;
+      if (!on_event(*c, ev)) return false;
+      if (failed) break;
+    }
+    if (!running || failed) break;
+    if (any) {
+      idle_ms = 0;
+      continue;
+    }
+    // Waiting: a comment line now and then, so a client that left is noticed even between tokens.
+    idle_ms += 250;
+    if (idle_ms >= 1000) {
+      idle_ms = 0;
+      if (!put(": keep-alive\n\n")) return false;
+    }
+  }
+  if (!failed) {
     if (x.req.include_usage && !put(usage_event(x.head, x.usage()))) return false;
     if (!put(done_event())) return false;
   }
@@ -177,23 +248,16 @@ bool write_stream(Exchange& x, httplib::DataSink& sink) {
 }  // namespace
 
 void handle_generate(ServerState& st, const httplib::Request& req, httplib::Response& res, bool chat) {
-  GenRequest g = parse_request(req.body, chat, st.model);
-  moert_options* o = generation_options(g);
-  std::shared_ptr<Exchange> x;
-  try {
-    x = std::make_shared<Exchange>(st, req, std::move(g), o);
-  } catch (...) {
-    moert_options_free(o);
-    throw;
+  auto x = std::make_shared<Exchange>(st, req, parse_request(req.body, chat, st.model));
+  for (const auto& c : x->choices) {
+    c->first = c->gen.next();
+    if (c->first.finish == MOERT_FINISH_ERROR || c->first.finish == MOERT_FINISH_CANCELLED)
+      throw ended_badly(*c, c->first.finish);
   }
-  x->first = x->gen.next();
-  if (x->first.finish == MOERT_FINISH_ERROR) throw stream_failure(x->gen.error());
-  if (x->first.finish == MOERT_FINISH_CANCELLED)
-    throw ApiError(503, "cancelled: the server is shutting down");
   if (!x->req.stream) return respond_whole(*x, res);
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
-  // The exchange lives until httplib is done with the provider (released: the stream is freed then).
+  // The exchange lives until httplib is done with the provider (released: the streams are freed then).
   res.set_chunked_content_provider(
       "text/event-stream", [x](size_t, httplib::DataSink& sink) { return write_stream(*x, sink); },
       [x](bool) mutable { x.reset(); });

@@ -285,7 +285,10 @@ GenRequest parse_request(const std::string& text, bool chat, const ServedModel& 
         404,
         "The model '" + m->get<std::string>() + "' does not exist (this server serves '" + model.id() + "')",
         "model", "model_not_found");
-  if (auto n = integer(body, "n"); n && *n != 1) bad_field("n", "only n = 1 is supported");
+  if (auto n = integer(body, "n")) {
+    if (*n < 1 || *n > 16) bad_field("n", "must be between 1 and 16");
+    r.n = *n;
+  }
   reject_unsupported(body);
   r.stream = boolean(body, "stream");
   if (const json* so = field(body, "stream_options")) {

@@ -13,6 +13,7 @@ namespace serve {
 
 struct GenRequest {
   bool chat = false;
+  int64_t n = 1;  // choices: each its own moert stream
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   std::vector<int32_t> prompt;

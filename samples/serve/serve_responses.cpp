@@ -49,32 +49,35 @@ ResponseHead make_head(bool chat, const std::string& model) {
   return {chat, random_id(chat ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)), model};
 }
 
-std::string completion_body(const ResponseHead& h, const std::string& content, bool has_reasoning,
-                            const std::string& reasoning, const char* finish_reason, const Usage& u,
-                            const json* logprobs, const json* tool_calls) {
+std::string completion_body(const ResponseHead& h, const std::vector<ChoiceBody>& choices, bool has_reasoning,
+                            const Usage& u) {
   json j = head_json(h, false);
-  json choice = {{"index", 0},
-                 {"logprobs", logprobs ? *logprobs : json(nullptr)},
-                 {"finish_reason", finish_json(finish_reason)}};
-  if (h.chat) {
-    json msg = {{"role", "assistant"},
-                {"content", tool_calls && content.empty() ? json(nullptr) : json(content)}};
-    if (has_reasoning) msg["reasoning_content"] = reasoning;
-    if (tool_calls) msg["tool_calls"] = *tool_calls;
-    choice["message"] = std::move(msg);
-  } else {
-    choice["text"] = content;
+  j["choices"] = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceBody& b = choices[i];
+    json choice = {{"index", i},
+                   {"logprobs", b.logprobs ? *b.logprobs : json(nullptr)},
+                   {"finish_reason", finish_json(b.finish_reason)}};
+    if (h.chat) {
+      json msg = {{"role", "assistant"},
+                  {"content", b.tool_calls && b.content.empty() ? json(nullptr) : json(b.content)}};
+      if (has_reasoning) msg["reasoning_content"] = b.reasoning;
+      if (b.tool_calls) msg["tool_calls"] = *b.tool_calls;
+      choice["message"] = std::move(msg);
+    } else {
+      choice["text"] = b.content;
+    }
+    j["choices"].push_back(std::move(choice));
   }
-  j["choices"] = json::array({std::move(choice)});
   j["usage"] = usage_json(u);
   return dump(j);
 }
 
-std::string chunk_event(const ResponseHead& h, bool role_only, const std::string& content,
+std::string chunk_event(const ResponseHead& h, int64_t index, bool role_only, const std::string& content,
                         const std::string& reasoning, const char* finish_reason, bool with_usage_null,
                         const json* logprobs, const json* tool_calls) {
   json j = head_json(h, true);
-  json choice = {{"index", 0},
+  json choice = {{"index", index},
                  {"logprobs", logprobs ? *logprobs : json(nullptr)},
                  {"finish_reason", finish_json(finish_reason)}};
   if (h.chat) {

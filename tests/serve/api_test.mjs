@@ -223,6 +223,37 @@ const failed = await run([
     const comp = await post(srv.base, '/v1/completions', { model: MODEL_ID, prompt: 'x', tools });
     assert.equal(comp.json.error.param, 'tools', comp.text);
   }],
+  ['n choices: each its own stream, whole and streamed, seeds seed + i', async () => {
+    const req = { ...greedy, messages: msgs, max_tokens: 6, ignore_eos: true, n: 3 };
+    const whole = await client.chat.completions.create(req);
+    assert.deepEqual(whole.choices.map((c) => c.index), [0, 1, 2]);
+    const one = await client.chat.completions.create({ ...req, n: 1 });
+    for (const c of whole.choices) assert.equal(c.message.content, one.choices[0].message.content, 'greedy: all alike');
+    assert.equal(whole.usage.completion_tokens, 18);
+    assert.equal(whole.usage.prompt_tokens, one.usage.prompt_tokens);
+    // Sampled with a seed: choice i is the single request with seed + i.
+    const sreq = { model: MODEL_ID, prompt: 'def add(a, b):', max_tokens: 8, ignore_eos: true, temperature: 1.2, seed: 40 };
+    const multi = await client.completions.create({ ...sreq, n: 3 });
+    for (let i = 0; i < 3; i++) {
+      const single = await client.completions.create({ ...sreq, seed: 40 + i });
+      assert.equal(multi.choices[i].text, single.choices[0].text, `choice ${i}`);
+    }
+    assert.ok(new Set(multi.choices.map((c) => c.text)).size > 1, 'different seeds, different samples');
+    // Streamed: chunks of every index, each choice's text as the whole response's, one finish each.
+    const texts = ['', '', ''], finishes = [0, 0, 0];
+    for await (const k of await client.completions.create({ ...sreq, n: 3, stream: true, stream_options: { include_usage: true } })) {
+      for (const ch of k.choices) { texts[ch.index] += ch.text; if (ch.finish_reason) finishes[ch.index]++; }
+      if (k.usage) assert.equal(k.usage.completion_tokens, 24);
+    }
+    assert.deepEqual(texts, multi.choices.map((c) => c.text));
+    assert.deepEqual(finishes, [1, 1, 1]);
+    const roles = [0, 0, 0], content = ['', '', ''];
+    for await (const k of await client.chat.completions.create({ ...req, stream: true }))
+      for (const ch of k.choices) { if (ch.delta.role) roles[ch.index]++; content[ch.index] += ch.delta.content || ''; }
+    assert.deepEqual(roles, [1, 1, 1]);
+    assert.deepEqual(content, whole.choices.map((c) => c.message.content));
+    await waitIdle(srv.base);  // every choice's stream freed
+  }],
   ['bad requests: 400 naming the field, never a 500', async () => {
     const r = await post(srv.base, '/v1/chat/completions', '{"model": "x", ');
     assert.equal(r.status, 400);
@@ -239,7 +270,8 @@ const failed = await run([
       [{ messages: msgs, seed: 1.5 }, 'seed'],
       [{ messages: msgs, stop: 5 }, 'stop'],
       [{ messages: msgs, stop: ['a', 3] }, 'stop'],
-      [{ messages: msgs, n: 2 }, 'n'],
+      [{ messages: msgs, n: 17 }, 'n'],
+      [{ messages: msgs, n: 0 }, 'n'],
       [{ messages: msgs, stream: 'yes' }, 'stream'],
       [{ messages: msgs, stream_options: { include_usage: true } }, 'stream_options'],
       [{ messages: msgs, frequency_penalty: 3 }, 'frequency_penalty'],
@@ -269,8 +301,8 @@ const failed = await run([
     }
     assert.equal((await post(srv.base, '/v1/completions', '[1, 2]')).status, 400);
     // through the client: a BadRequestError with the status
-    await assert.rejects(client.chat.completions.create({ ...greedy, messages: msgs, n: 3 }),
-                         (e) => e.status === 400 && /n = 1/.test(e.message));
+    await assert.rejects(client.chat.completions.create({ ...greedy, messages: msgs, n: 30 }),
+                         (e) => e.status === 400 && /between 1 and 16/.test(e.message));
   }],
   ['unknown model and route: 404', async () => {
     await assert.rejects(client.chat.completions.create({ model: 'gpt-4o', messages: msgs }),
