@@ -7,6 +7,7 @@
 // then freed, which cancels them and returns their KV pages.
 #include <httplib.h>
 
+#include <chrono>
 #include <memory>
 
 #include "serve_api_error.h"
@@ -104,18 +105,21 @@ struct Exchange {
         req(std::move(g)),
         head(make_head(req.chat, st.model.id())),
         model(st.model) {
-    // Choice i samples with seed + i when the request has a seed (distinct and repeatable), else each
-    // draws its own.
-    for (int64_t i = 0; i < req.n; ++i) {
-      GenRequest one = req;
-      if (one.seed) *one.seed += i;
-      moert_options* o = generation_options(one);
-      try {
-        choices.push_back(std::make_unique<Choice>(st, req, o, i));
-      } catch (...) {
-        moert_options_free(o);
-        throw;
-      }
+    choices.reserve(static_cast<size_t>(req.n));
+    add_choice(st);
+  }
+  // Starts the next choice. Choice i samples with seed + i when the request has a seed (distinct and
+  // repeatable), else each draws its own.
+  void add_choice(ServerState& st) {
+    const int64_t i = static_cast<int64_t>(choices.size());
+    GenRequest one = req;
+    if (one.seed) *one.seed += i;
+    moert_options* o = generation_options(one);
+    try {
+      choices.push_back(std::make_unique<Choice>(st, req, o, i));  // no reallocation: reserved
+    } catch (...) {
+      moert_options_free(o);
+      throw;
     }
   }
   Usage usage() const {
@@ -212,28 +216,39 @@ bool write_stream(Exchange& x, httplib::DataSink& sink) {
     if (!on_event(*c, c->first)) return false;
     if (failed) break;
   }
-  int idle_ms = 0;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last_write = Clock::now();
+  size_t turn = 0;
   while (!failed) {
+    // Every event that is ready, from every choice; when none is, a short wait on one running choice
+    // (in turn), so one stream waits as before and several are each looked at often.
     bool any = false, running = false;
     for (const auto& c : x.choices) {
-      if (c->ended) continue;
-      running = true;
       StreamEvent ev;
-      // One stream: wait for it; several: look at each in turn, waiting a little on each.
-      if (!c->gen.next(x.choices.size() == 1 ? 250 : 10, &ev)) continue;
-      any = true;
-      if (!on_event(*c, ev)) return false;
-      if (failed) break;
+      while (!c->ended && !failed && c->gen.next(0, &ev)) {
+        any = true;
+        if (!on_event(*c, ev)) return false;
+      }
+      running |= !c->ended;
     }
     if (!running || failed) break;
     if (any) {
-      idle_ms = 0;
+      last_write = Clock::now();
       continue;
     }
+    for (size_t k = 0; k < x.choices.size(); ++k) {
+      Choice& c = *x.choices[turn++ % x.choices.size()];
+      if (c.ended) continue;
+      StreamEvent ev;
+      if (c.gen.next(x.choices.size() == 1 ? 250 : 20, &ev)) {
+        if (!on_event(c, ev)) return false;
+        last_write = Clock::now();
+      }
+      break;
+    }
     // Waiting: a comment line now and then, so a client that left is noticed even between tokens.
-    idle_ms += 250;
-    if (idle_ms >= 1000) {
-      idle_ms = 0;
+    if (Clock::now() - last_write >= std::chrono::seconds(1)) {
+      last_write = Clock::now();
       if (!put(": keep-alive\n\n")) return false;
     }
   }
@@ -248,12 +263,22 @@ bool write_stream(Exchange& x, httplib::DataSink& sink) {
 }  // namespace
 
 void handle_generate(ServerState& st, const httplib::Request& req, httplib::Response& res, bool chat) {
-  auto x = std::make_shared<Exchange>(st, req, parse_request(req.body, chat, st.model));
-  for (const auto& c : x->choices) {
-    c->first = c->gen.next();
-    if (c->first.finish == MOERT_FINISH_ERROR || c->first.finish == MOERT_FINISH_CANCELLED)
-      throw ended_badly(*c, c->first.finish);
-  }
+  GenRequest g = parse_request(req.body, chat, st.model);
+  if (g.n > st.streams.max_streams())
+    bad_field("n", "this server runs at most " + std::to_string(st.streams.max_streams()) +
+                       " streams (--max-streams), one per choice");
+  auto x = std::make_shared<Exchange>(st, req, std::move(g));
+  st.streams.count_request();
+  // The first choice alone until its first token: its prompt is then prefilled and in the prefix cache,
+  // which the other choices' prompts (the same) take their pages from.
+  auto await_first = [](Choice& c) {
+    c.first = c.gen.next();
+    if (c.first.finish == MOERT_FINISH_ERROR || c.first.finish == MOERT_FINISH_CANCELLED)
+      throw ended_badly(c, c.first.finish);
+  };
+  await_first(*x->choices[0]);
+  for (int64_t i = 1; i < x->req.n; ++i) x->add_choice(st);
+  for (size_t i = 1; i < x->choices.size(); ++i) await_first(*x->choices[i]);
   if (!x->req.stream) return respond_whole(*x, res);
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");

@@ -14,6 +14,10 @@ void StreamRegistry::reserve() {
                    "the server is busy: " + std::to_string(max_) + " requests are in flight; retry later", "",
                    "server_busy");
   ++reserved_;
+}
+
+void StreamRegistry::count_request() {
+  std::lock_guard<std::mutex> lock(mu_);
   ++total_;
 }
 

@@ -18,6 +18,8 @@ class StreamRegistry {
   // A slot for a new stream; ApiError 503 when every slot is taken or the server is stopping.
   void reserve();
   void release();
+  // A request admitted (it holds one stream per choice): /health's requests_total.
+  void count_request();
   void add(moert_stream* s);
   void remove(moert_stream* s);
   void cancel_all();

@@ -224,35 +224,47 @@ const failed = await run([
     assert.equal(comp.json.error.param, 'tools', comp.text);
   }],
   ['n choices: each its own stream, whole and streamed, seeds seed + i', async () => {
-    const req = { ...greedy, messages: msgs, max_tokens: 6, ignore_eos: true, n: 3 };
-    const whole = await client.chat.completions.create(req);
-    assert.deepEqual(whole.choices.map((c) => c.index), [0, 1, 2]);
-    const one = await client.chat.completions.create({ ...req, n: 1 });
-    for (const c of whole.choices) assert.equal(c.message.content, one.choices[0].message.content, 'greedy: all alike');
-    assert.equal(whole.usage.completion_tokens, 18);
-    assert.equal(whole.usage.prompt_tokens, one.usage.prompt_tokens);
-    // Sampled with a seed: choice i is the single request with seed + i.
-    const sreq = { model: MODEL_ID, prompt: 'def add(a, b):', max_tokens: 8, ignore_eos: true, temperature: 1.2, seed: 40 };
-    const multi = await client.completions.create({ ...sreq, n: 3 });
-    for (let i = 0; i < 3; i++) {
-      const single = await client.completions.create({ ...sreq, seed: 40 + i });
-      assert.equal(multi.choices[i].text, single.choices[0].text, `choice ${i}`);
-    }
-    assert.ok(new Set(multi.choices.map((c) => c.text)).size > 1, 'different seeds, different samples');
-    // Streamed: chunks of every index, each choice's text as the whole response's, one finish each.
-    const texts = ['', '', ''], finishes = [0, 0, 0];
-    for await (const k of await client.completions.create({ ...sreq, n: 3, stream: true, stream_options: { include_usage: true } })) {
-      for (const ch of k.choices) { texts[ch.index] += ch.text; if (ch.finish_reason) finishes[ch.index]++; }
-      if (k.usage) assert.equal(k.usage.completion_tokens, 24);
-    }
-    assert.deepEqual(texts, multi.choices.map((c) => c.text));
-    assert.deepEqual(finishes, [1, 1, 1]);
-    const roles = [0, 0, 0], content = ['', '', ''];
-    for await (const k of await client.chat.completions.create({ ...req, stream: true }))
-      for (const ch of k.choices) { if (ch.delta.role) roles[ch.index]++; content[ch.index] += ch.delta.content || ''; }
-    assert.deepEqual(roles, [1, 1, 1]);
-    assert.deepEqual(content, whole.choices.map((c) => c.message.content));
-    await waitIdle(srv.base);  // every choice's stream freed
+    // Batch-invariant: a choice's tokens do not depend on what it is batched with (the other choices).
+    const bs = await startServer(['--batch-invariant', '--max-streams', '4']);
+    try {
+      const c = new OpenAI({ baseURL: bs.base + '/v1', apiKey: 'x', maxRetries: 0 });
+      const req = { ...greedy, messages: msgs, max_tokens: 6, ignore_eos: true, n: 3 };
+      const whole = await c.chat.completions.create(req);
+      assert.deepEqual(whole.choices.map((k) => k.index), [0, 1, 2]);
+      const one = await c.chat.completions.create({ ...req, n: 1 });
+      for (const k of whole.choices) assert.equal(k.message.content, one.choices[0].message.content, 'greedy: all alike');
+      assert.equal(whole.usage.completion_tokens, 18);
+      assert.equal(whole.usage.prompt_tokens, one.usage.prompt_tokens);
+      // Sampled with a seed: choice i is the single request with seed + i.
+      const sreq = { model: MODEL_ID, prompt: 'def add(a, b):', max_tokens: 8, ignore_eos: true, temperature: 1.2, seed: 40 };
+      const multi = await c.completions.create({ ...sreq, n: 3 });
+      for (let i = 0; i < 3; i++) {
+        const single = await c.completions.create({ ...sreq, seed: 40 + i });
+        assert.equal(multi.choices[i].text, single.choices[0].text, `choice ${i}`);
+      }
+      assert.ok(new Set(multi.choices.map((k) => k.text)).size > 1, 'different seeds, different samples');
+      // Streamed: chunks of every index, each choice's text as the whole response's, one finish each.
+      const texts = ['', '', ''], finishes = [0, 0, 0];
+      let usage = null;
+      for await (const k of await c.completions.create({ ...sreq, n: 3, stream: true, stream_options: { include_usage: true } })) {
+        for (const ch of k.choices) { texts[ch.index] += ch.text; if (ch.finish_reason) finishes[ch.index]++; }
+        if (k.usage) usage = k.usage;
+      }
+      assert.deepEqual(texts, multi.choices.map((k) => k.text));
+      assert.deepEqual(finishes, [1, 1, 1]);
+      assert.equal(usage.completion_tokens, 24);
+      const roles = [0, 0, 0], content = ['', '', ''];
+      for await (const k of await c.chat.completions.create({ ...req, stream: true }))
+        for (const ch of k.choices) { if (ch.delta.role) roles[ch.index]++; content[ch.index] += ch.delta.content || ''; }
+      assert.deepEqual(roles, [1, 1, 1]);
+      assert.deepEqual(content, whole.choices.map((k) => k.message.content));
+      // More choices than the server runs streams: a 400, not a 503 that no retry could pass.
+      const many = await post(bs.base, '/v1/completions', { ...sreq, n: 5 });
+      assert.equal(many.status, 400, many.text);
+      assert.equal(many.json.error.param, 'n');
+      const h = await waitIdle(bs.base);  // every choice's stream freed
+      assert.equal(h.requests_total, 8, 'requests (the refused one not), not streams');
+    } finally { await bs.stop(); }
   }],
   ['bad requests: 400 naming the field, never a 500', async () => {
     const r = await post(srv.base, '/v1/chat/completions', '{"model": "x", ');
