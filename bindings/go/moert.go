@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -355,6 +356,8 @@ type GenerateOptions struct {
 	// Logprobs: nil = off; 0: each Token carries its TokenLogprobs; N (at most 20): with the N most
 	// likely tokens at each step.
 	Logprobs *int64
+	// LogitBias: token id -> bias (-100 to 100) added to its logit before sampling (OpenAI's logit_bias).
+	LogitBias map[int32]float32
 }
 
 // Float64, Int64 and Bool make pointers for the optional fields.
@@ -415,6 +418,9 @@ func (g *GenerateOptions) build() (*options, error) {
 	}
 	if g.Logprobs != nil {
 		add(o.setInt("logprobs", *g.Logprobs))
+	}
+	for t, b := range g.LogitBias {
+		add(o.addString("logit_bias", strconv.FormatInt(int64(t), 10)+":"+strconv.FormatFloat(float64(b), 'g', -1, 32)))
 	}
 	for _, e := range errs {
 		if e != nil {

@@ -185,6 +185,34 @@ func TestLogprobsAreTheModelsLogSoftmax(t *testing.T) {
 	}
 }
 
+func TestLogitBiasForcesAndBans(t *testing.T) {
+	m := load(t)
+	r := reference(t)[0]
+	opts := greedy(3)
+	opts.LogitBias = map[int32]float32{65: 100}
+	s, err := m.GenerateTokens(context.Background(), r.ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Tokens()
+	s.Close()
+	if err != nil || !equal(got, []int32{65, 65, 65}) {
+		t.Fatalf("forced: %v %v", got, err)
+	}
+	opts = greedy(1)
+	opts.LogitBias = map[int32]float32{r.greedy[0]: -100}
+	s, _ = m.GenerateTokens(context.Background(), r.ids, opts)
+	got, _ = s.Tokens()
+	s.Close()
+	if len(got) != 1 || got[0] == r.greedy[0] {
+		t.Errorf("banned: %v", got)
+	}
+	opts.LogitBias = map[int32]float32{1: 500}
+	if _, err := m.GenerateTokens(context.Background(), r.ids, opts); err == nil {
+		t.Error("a bias of 500 was accepted")
+	}
+}
+
 func TestConcurrentStreams(t *testing.T) {
 	m := load(t)
 	refs := reference(t)

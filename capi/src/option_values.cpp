@@ -1,5 +1,9 @@
 #include "option_values.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
 #include "util/error.h"
 
 namespace moert::capi {
@@ -22,6 +26,25 @@ void read_string(const moert_options& o, const char* key, std::string& field) {
 }
 
 }  // namespace
+
+std::pair<int32_t, float> parse_logit_bias(const std::string& entry) {
+  // from_chars: the same in every locale (a host that set LC_NUMERIC keeps "5.5" meaning 5.5).
+  const char* begin = entry.data();
+  const char* end = begin + entry.size();
+  const char* colon = std::find(begin, end, ':');
+  int64_t t = -1;
+  double b = NAN;
+  const auto id = std::from_chars(begin, colon, t);
+  const bool id_ok = colon != begin && id.ec == std::errc() && id.ptr == colon && t >= 0 && t <= 0x7FFFFFFF;
+  const auto bias = colon == end ? std::from_chars_result{end, std::errc::invalid_argument}
+                                 : std::from_chars(colon + 1, end, b);
+  const bool bias_ok = colon != end && colon + 1 != end && bias.ec == std::errc() && bias.ptr == end &&
+                       std::isfinite(b) && b >= -100 && b <= 100;
+  if (!id_ok || !bias_ok)
+    fail(ErrorCode::kInvalidArgument,
+         "logit_bias: '" + entry + "' is not TOKEN_ID:BIAS (a token id, then a bias from -100 to 100)");
+  return {static_cast<int32_t>(t), static_cast<float>(b)};
+}
 
 LoadOptions load_options(const moert_options* options) {
   options_require_scope(options, OptionScope::kLoad);
@@ -83,6 +106,11 @@ GenerateOptions generate_options(const moert_options* options, const GenerationD
   for (int64_t id : o.get_ints("stop_token_ids")) p.stop_token_ids.push_back(static_cast<int32_t>(id));
   read_bool(o, "ignore_eos", p.ignore_eos);
   read_int(o, "logprobs", p.logprobs);
+  for (const std::string& e : o.get_strings("logit_bias")) {  // one bias per token: the last entry's
+    const std::pair<int32_t, float> tb = parse_logit_bias(e);
+    std::erase_if(s.logit_bias, [&](const auto& x) { return x.first == tb.first; });
+    s.logit_bias.push_back(tb);
+  }
   read_bool(o, "add_generation_prompt", g.add_generation_prompt);
   return g;
 }

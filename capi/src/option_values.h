@@ -29,6 +29,9 @@ struct GenerateOptions {
 // scope.
 GenerateOptions generate_options(const moert_options* o, const GenerationDefaults& d,
                                  const std::function<uint64_t()>& draw_seed);
+// One "logit_bias" entry, "TOKEN_ID:BIAS" (a non-negative id, a bias in [-100, 100]). Throws
+// Error(kInvalidArgument) naming the entry.
+std::pair<int32_t, float> parse_logit_bias(const std::string& entry);
 
 // moert_checkpoint_write_random's keys. o may be null. Throws Error(kInvalidArgument) for a key of
 // another scope or an inconsistent shape.

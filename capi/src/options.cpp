@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "guard.h"
+#include "option_values.h"
 
 namespace moert::capi {
 namespace {
@@ -91,6 +92,7 @@ void options_require_scope(const moert_options* o, OptionScope scope) {
 void options_add(moert_options& o, const std::string& key, std::variant<int64_t, std::string> value) {
   const OptionSpec& spec = find_spec(key);
   if (spec.kind == Kind::kStringList && std::holds_alternative<std::string>(value)) {
+    if (key == "logit_bias") parse_logit_bias(std::get<std::string>(value));  // refused now, not later
     auto it = o.values.try_emplace(key, std::vector<std::string>{}).first;
     std::get<std::vector<std::string>>(it->second).push_back(std::get<std::string>(value));
   } else if (spec.kind == Kind::kIntList && std::holds_alternative<int64_t>(value)) {

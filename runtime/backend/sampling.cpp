@@ -18,12 +18,11 @@ inline uint64_t rotl(uint64_t x, int k) {
   return (x << k) | (x >> (64 - k));
 }
 
-// Applies the penalties to a copy of the logits.
+// Applies the penalties, then the logit bias, to a copy of the logits.
 void penalised(const float* logits, int64_t vocab, const SamplingParams& p, const TokenHistory* h,
                std::vector<double>& out) {
   out.assign(logits, logits + vocab);
-  if (!h) return;
-  if (p.repetition_penalty != 1.0) {
+  if (h && p.repetition_penalty != 1.0) {
     auto apply = [&](int32_t t) {
       if (t < 0 || t >= vocab) return;
       double& l = out[t];
@@ -34,9 +33,11 @@ void penalised(const float* logits, int64_t vocab, const SamplingParams& p, cons
     for (const auto& [t, n] : h->output)
       if (!h->prompt.count(t)) apply(t);
   }
-  if (p.presence_penalty != 0.0 || p.frequency_penalty != 0.0)
+  if (h && (p.presence_penalty != 0.0 || p.frequency_penalty != 0.0))
     for (const auto& [t, n] : h->output)
       if (t >= 0 && t < vocab) out[t] -= p.presence_penalty + p.frequency_penalty * n;
+  for (const auto& [t, b] : p.logit_bias)
+    if (t >= 0 && t < vocab) out[t] += b;
 }
 
 }  // namespace
@@ -118,7 +119,8 @@ int32_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p
     std::vector<double> l;
     const bool penalties =
         history && (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0);
-    if (!penalties) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
+    if (!penalties && p.logit_bias.empty())
+      return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
     penalised(logits, vocab, p, history, l);
     return static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
   }

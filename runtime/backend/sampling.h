@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace moert {
@@ -16,6 +17,9 @@ struct SamplingParams {
   double presence_penalty = 0.0;    // OpenAI: logit - p for tokens present in the output
   double frequency_penalty = 0.0;   // OpenAI: logit - f * (times the token is in the output)
   uint64_t seed = 0;
+  // OpenAI's logit_bias: (token, bias) added to the logits after the penalties (-100 all but bans a token,
+  // +100 all but forces it). Ids outside the vocabulary are refused where a request is made.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   bool operator==(const SamplingParams&) const = default;
 };
 
@@ -39,7 +43,8 @@ struct TokenHistory {
   void add_output(int32_t t) { ++output[t]; }
 };
 
-// Picks the next token from `logits` (vocab floats; not modified).
+// Picks the next token from `logits` (vocab floats; not modified): after the penalties and the logit bias,
+// greedy or from sampling_distribution.
 int32_t sample_token(const float* logits, int64_t vocab, const SamplingParams& p, SamplingRng& rng,
                      const TokenHistory* history);
 

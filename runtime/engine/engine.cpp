@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "backend/finite_check.h"
@@ -96,6 +97,12 @@ std::unique_ptr<RequestState> Engine::make_request(std::vector<int32_t> prompt, 
                                           " tokens leaves no room in the context length " +
                                           std::to_string(cfg.max_position_embeddings));
   if (params.max_tokens < 0) fail(ErrorCode::kInvalidArgument, "max_tokens must be >= 0");
+  for (const auto& [t, b] : params.sampling.logit_bias)
+    if (t < 0 || t >= cfg.vocab_size || !std::isfinite(b))
+      fail(ErrorCode::kInvalidArgument,
+           "logit_bias: token id " + std::to_string(t) +
+               (std::isfinite(b) ? " is outside the vocabulary [0, " + std::to_string(cfg.vocab_size) + ")"
+                                 : " has a bias that is not finite"));
   auto r = std::make_unique<RequestState>();
   r->stream = std::make_shared<RequestStream>(static_cast<int64_t>(prompt.size()));
   r->prompt = std::move(prompt);
@@ -549,7 +556,11 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
         sample_at[i] = static_cast<int64_t>(rows.size());
         rows.push_back({r.params.sampling, &r.rng, &r.history});
       }
-      StepBatch batch = model.make_batch(steps, &rows);
+      // A device samples from the table packed with the batch, which has no logit bias (and packing draws
+      // each sampled row's random number): a step with a biased row samples on the host, packing nothing.
+      bool biased = false;
+      for (const SampleRow& s : rows) biased |= !s.params.logit_bias.empty();
+      StepBatch batch = model.make_batch(steps, biased ? nullptr : &rows);
       p.row.resize(n_requests);
       for (size_t i = 0; i < n_requests; ++i) p.row[i] = batch.row_of(i);
       Tensor hidden;
@@ -562,7 +573,7 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
       std::vector<int32_t> sampled(rows.size());
       if (!rows.empty())
         model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows,
-                               batch.sample_table(), sampled.data());
+                               biased ? nullptr : batch.sample_table(), sampled.data());
       std::vector<float> row;
       for (size_t i = 0; i < p.n_plain; ++i) {
         if (sample_at[i] < 0) continue;

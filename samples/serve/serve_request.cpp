@@ -1,5 +1,6 @@
 #include "serve_request.h"
 
+#include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -238,8 +239,6 @@ void reject_unsupported(const json& body) {
     if (const json* v = field(body, key);
         v && !(v->is_array() && v->empty()) && !(v->is_string() && *v == "none"))
       bad_field(key, "is not supported");
-  if (const json* v = field(body, "logit_bias"); v && !(v->is_object() && v->empty()))
-    bad_field("logit_bias", "is not supported");
   if (const json* v = field(body, "response_format");
       v && !(v->is_object() && v->value("type", "") == "text"))
     bad_field("response_format", "only {\"type\": \"text\"} is supported");
@@ -308,6 +307,20 @@ GenRequest parse_request(const std::string& text, bool chat, const ServedModel& 
   r.ignore_eos = boolean(body, "ignore_eos");  // an extension (llama-server, vLLM)
   r.logprobs = logprobs_field(body, chat);
   r.token_ids = boolean(body, "return_tokens_as_token_ids");  // an extension (vLLM)
+  if (const json* lb = field(body, "logit_bias")) {           // {"TOKEN_ID": bias}
+    if (!lb->is_object()) bad_field("logit_bias", "must be an object of token ids to biases");
+    for (const auto& [k, v] : lb->items()) {
+      int64_t t = -1;  // plain decimal digits: "065" or "+65" would name a token twice
+      const auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), t);
+      if (k.empty() || k[0] < '0' || k[0] > '9' || (k.size() > 1 && k[0] == '0') || ec != std::errc() ||
+          end != k.data() + k.size() || !model.valid_token(t))
+        bad_field("logit_bias", "'" + k + "' is not a token id of this model");
+      if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < -100 ||
+          v.get<double>() > 100)
+        bad_field("logit_bias", "the bias of token " + k + " must be a number from -100 to 100");
+      r.logit_bias.emplace_back(static_cast<int32_t>(t), v.get<double>());
+    }
+  }
   if (const json* s = field(body, "stop")) {
     if (s->is_string()) {
       r.stop.push_back(s->get<std::string>());
@@ -375,6 +388,14 @@ moert_options* generation_options(const GenRequest& r) {
   for (const std::string& s : r.stop) check(moert_options_add_string(o, "stop", s.c_str()), "stop");
   if (r.ignore_eos) check(moert_options_set_int(o, "ignore_eos", 1), "ignore_eos");
   if (r.logprobs >= 0) check(moert_options_set_int(o, "logprobs", r.logprobs), "logprobs");
+  for (const auto& [t, b] : r.logit_bias) {
+    char entry[64];
+    auto [p, ec] = std::to_chars(entry, entry + 32, t);
+    *p++ = ':';
+    p = std::to_chars(p, entry + sizeof entry - 1, b).ptr;  // locale-free, shortest round trip
+    *p = 0;
+    check(moert_options_add_string(o, "logit_bias", entry), "logit_bias");
+  }
   return o;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "moert/moert.h"
@@ -25,7 +26,8 @@ struct GenRequest {
   // -1: no logprobs; else the most likely tokens per step to report (chat: logprobs true with
   // top_logprobs; completions: logprobs N).
   int32_t logprobs = -1;
-  bool token_ids = false;           // vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N"
+  bool token_ids = false;  // vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N"
+  std::vector<std::pair<int32_t, double>> logit_bias;  // OpenAI's, {"TOKEN_ID": bias}
   bool render_tools = false;        // tools given: the template (or the system prompt) gets them
   bool tools = false;               // read the reply for tool calls (tool_choice "auto")
   bool parallel_tool_calls = true;  // false: the first call only

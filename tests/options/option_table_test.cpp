@@ -88,8 +88,8 @@ void set_other(moert_options& o, const OptionSpec& s) {
         }
       FAIL() << s.key << " has no choice other than its default";
     }
-    case OptionKind::kStringList:
-      moert::capi::options_add(o, s.key, std::string("</s>"));
+    case OptionKind::kStringList:  // logit_bias entries are TOKEN_ID:BIAS
+      moert::capi::options_add(o, s.key, std::string(std::string(s.key) == "logit_bias" ? "1:5.5" : "</s>"));
       break;
     case OptionKind::kIntList:
       moert::capi::options_add(o, s.key, static_cast<int64_t>(s.min));

@@ -113,6 +113,27 @@ TEST(Sampling, PenaltiesFollowTheirDefinitions) {
   EXPECT_EQ(sample_token(l.data(), 5, freq, rng, &h), 0);
 }
 
+TEST(Sampling, LogitBiasIsAddedAfterThePenalties) {
+  std::vector<float> l = {2.0f, -1.0f, 0.5f, 3.0f, -2.0f};
+  SamplingParams sp;
+  sp.logit_bias = {{3, -2.5f}, {4, 4.0f}};
+  SamplingRng rng(1);
+  // Greedy, no history: 3.0 - 2.5 = 0.5, -2.0 + 4.0 = 2.0 ties with token 0: lowest id wins.
+  EXPECT_EQ(sample_token(l.data(), 5, sp, rng, nullptr), 0);
+  sp.logit_bias.push_back({2, 10.0f});
+  EXPECT_EQ(sample_token(l.data(), 5, sp, rng, nullptr), 2);
+  // Sampled: the distribution of the biased logits; after a repetition penalty (token 3 seen: 3 / 2).
+  TokenHistory h;
+  h.add_output(3);
+  sp.temperature = 1.0;
+  sp.repetition_penalty = 2.0;
+  sp.logit_bias = {{3, 1.0f}};
+  std::vector<double> got;
+  sampling_distribution(l.data(), 5, sp, &h, &got);
+  const auto want = reference_distribution({2.0, -1.0, 0.5, 2.5, -2.0}, 1.0, 0, 1.0, 0.0);
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << i;
+}
+
 TEST(Sampling, SeededDrawsAreReproducibleAndFollowTheDistribution) {
   const auto l = random_logits(50, 7);
   SamplingParams sp;

@@ -266,6 +266,23 @@ const failed = await run([
       assert.equal(h.requests_total, 8, 'requests (the refused one not), not streams');
     } finally { await bs.stop(); }
   }],
+  ['logit_bias: +100 forces a token, -100 bans one, bad entries are 400s', async () => {
+    const req = { ...greedy, prompt: 'def add(a, b):', max_tokens: 3, ignore_eos: true, logprobs: 1,
+                  return_tokens_as_token_ids: true };
+    const forced = (await client.completions.create({ ...req, logit_bias: { 65: 100 } })).choices[0];
+    assert.deepEqual(forced.logprobs.tokens, ['token_id:65', 'token_id:65', 'token_id:65']);
+    const plain = (await client.completions.create(req)).choices[0].logprobs.tokens;
+    const first = plain[0].slice(9);
+    const banned = (await client.completions.create({ ...req, logit_bias: { [first]: -100 } })).choices[0];
+    assert.notEqual(banned.logprobs.tokens[0], plain[0]);
+    const chat = await client.chat.completions.create({ ...greedy, messages: msgs, max_tokens: 2, logit_bias: { 65: 100 } });
+    assert.equal(chat.choices[0].message.content, execFileSync(CLI, ['detokenize', '--model', MODEL_DIR], { input: '65,65' }).toString());
+    for (const lb of [{ 65: 101 }, { x: 1 }, { '-1': 1 }, { 99999999: 1 }, [65], { 65: 'big' }]) {
+      const r = await post(srv.base, '/v1/completions', { ...req, logit_bias: lb });
+      assert.equal(r.status, 400, JSON.stringify(lb) + ' -> ' + r.text);
+      assert.equal(r.json.error.param, 'logit_bias', r.text);
+    }
+  }],
   ['bad requests: 400 naming the field, never a 500', async () => {
     const r = await post(srv.base, '/v1/chat/completions', '{"model": "x", ');
     assert.equal(r.status, 400);
@@ -338,7 +355,7 @@ const failed = await run([
     const keys = ['model', 'messages', 'prompt', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
                   'top_k', 'min_p', 'presence_penalty', 'frequency_penalty', 'seed', 'stop', 'n', 'stream',
                   'stream_options', 'logprobs', 'top_logprobs', 'response_format', 'ignore_eos',
-                  'repetition_penalty'];
+                  'repetition_penalty', 'logit_bias'];
     for (let i = 0; i < 300; i++) {
       const chat = i % 2 === 0;
       const body = chat ? { model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }

@@ -117,16 +117,18 @@ def _options(pairs, lists=()):
 
 def _gen_options(max_tokens=None, temperature=None, top_k=None, top_p=None, min_p=None, repetition_penalty=None,
                  presence_penalty=None, seed=None, stop=None, stop_token_ids=None, ignore_eos=None,
-                 add_generation_prompt=None, frequency_penalty=None, logprobs=None):
+                 add_generation_prompt=None, frequency_penalty=None, logprobs=None, logit_bias=None):
     if isinstance(stop, str):
         stop = [stop]
+    # {token_id: bias} -> "TOKEN_ID:BIAS" entries
+    bias = None if logit_bias is None else ["%d:%r" % (int(t), float(b)) for t, b in dict(logit_bias).items()]
     f = lambda v: None if v is None else float(v)
     return _options([("max_tokens", max_tokens), ("temperature", f(temperature)), ("top_k", top_k),
                      ("top_p", f(top_p)), ("min_p", f(min_p)), ("repetition_penalty", f(repetition_penalty)),
                      ("presence_penalty", f(presence_penalty)), ("frequency_penalty", f(frequency_penalty)),
                      ("seed", seed), ("ignore_eos", ignore_eos),
                      ("add_generation_prompt", add_generation_prompt), ("logprobs", logprobs)],
-                    [("stop", stop), ("stop_token_ids", stop_token_ids)])
+                    [("stop", stop), ("stop_token_ids", stop_token_ids), ("logit_bias", bias)])
 
 
 def _load_options(threads=None, device=None, activations=None, kv_cache_bytes=None, max_batch=None, attention=None,
@@ -313,7 +315,8 @@ class Model(_Handle):
 
         options: max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, seed,
         stop (str or list of str), stop_token_ids, ignore_eos, logprobs (0: each Token carries its
-        TokenLogprobs; N: with the N most likely tokens at each step, at most 20)."""
+        TokenLogprobs; N: with the N most likely tokens at each step, at most 20), logit_bias ({token_id:
+        bias}, bias -100 to 100, added to the logits before sampling)."""
         opts = _gen_options(**options)
         try:
             if isinstance(prompt, str):

@@ -112,26 +112,26 @@ class Model(_Handle):
                         seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
                         stop_token_ids: Optional[Sequence[int]] = ...,
                         ignore_eos: Optional[bool] = ...,
-                 logprobs: Optional[int] = ...) -> "Stream": ...
+                 logprobs: Optional[int] = ..., logit_bias: Optional[Mapping[int, float]] = ...) -> "Stream": ...
     def generate(self, prompt: _Prompt, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
                  top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
                  repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ...,
                  seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
                  stop_token_ids: Optional[Sequence[int]] = ..., ignore_eos: Optional[bool] = ...,
-                 logprobs: Optional[int] = ...) -> "Stream": ...
+                 logprobs: Optional[int] = ..., logit_bias: Optional[Mapping[int, float]] = ...) -> "Stream": ...
     def chat(self, messages: _Messages, add_generation_prompt: bool = ..., *, max_tokens: Optional[int] = ...,
              temperature: Optional[float] = ..., top_k: Optional[int] = ..., top_p: Optional[float] = ...,
              min_p: Optional[float] = ..., repetition_penalty: Optional[float] = ...,
              presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ..., seed: Optional[int] = ...,
              stop: Union[str, Sequence[str], None] = ..., stop_token_ids: Optional[Sequence[int]] = ...,
              ignore_eos: Optional[bool] = ...,
-                 logprobs: Optional[int] = ...) -> "Stream": ...
+                 logprobs: Optional[int] = ..., logit_bias: Optional[Mapping[int, float]] = ...) -> "Stream": ...
     def complete(self, prompt: _Prompt, *, max_tokens: Optional[int] = ..., temperature: Optional[float] = ...,
                  top_k: Optional[int] = ..., top_p: Optional[float] = ..., min_p: Optional[float] = ...,
                  repetition_penalty: Optional[float] = ..., presence_penalty: Optional[float] = ..., frequency_penalty: Optional[float] = ...,
                  seed: Optional[int] = ..., stop: Union[str, Sequence[str], None] = ...,
                  stop_token_ids: Optional[Sequence[int]] = ..., ignore_eos: Optional[bool] = ...,
-                 logprobs: Optional[int] = ...) -> str: ...
+                 logprobs: Optional[int] = ..., logit_bias: Optional[Mapping[int, float]] = ...) -> str: ...
 
 class Tokenizer(_Handle):
     @classmethod

@@ -190,6 +190,18 @@ def test_logprobs(model, reference):
         model.generate(ids, logprobs=21)
 
 
+def test_logit_bias(model, reference):
+    ids, want = reference[0]
+    forced = [t.id for t in model.generate(ids, max_tokens=4, temperature=0, logit_bias={65: 100})]
+    assert forced == [65] * 4
+    banned = next(iter(model.generate(ids, max_tokens=1, temperature=0, logit_bias={want[0]: -100.0})))
+    assert banned.id != want[0]
+    with pytest.raises(moert.InvalidArgumentError):
+        model.generate(ids, logit_bias={1: 500})
+    with pytest.raises(moert.InvalidArgumentError):
+        model.generate(ids, logit_bias={10 ** 6: 1})
+
+
 def test_errors(model):
     with pytest.raises(moert.InvalidArgumentError) as e:
         model.generate([1, 99999])

@@ -26,8 +26,8 @@ def valid_value(o):
     """A value the key accepts, typed as a caller would pass it."""
     if o.kind == "String":
         return o.default or o.choices[0]
-    if o.kind == "StringList":
-        return ["</s>"]
+    if o.kind == "StringList":  # logit_bias: the binding takes {token_id: bias}
+        return {1: 5.5} if o.key == "logit_bias" else ["</s>"]
     if o.kind == "IntList":
         return [int(o.min)]
     if o.kind == "Float":

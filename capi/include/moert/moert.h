@@ -160,6 +160,10 @@ MOERT_API const char* moert_status_name(moert_status status);
  *       across token boundaries; the stop string is not returned
  *   "stop_token_ids" list of ints 0 to 2147483647 (moert_options_add_int): generation ends with that token
  *   "ignore_eos" int, 0 or 1, default 0: when on, keep going past the end-of-sequence token
+ *   "logit_bias" list of strings (moert_options_add_string): OpenAI's logit_bias, one "TOKEN_ID:BIAS" entry
+ *       per token (BIAS -100 to 100): added to that token's logit before sampling, after the penalties (-100
+ *       all but bans it, 100 all but forces it); the logprobs stay the model's. A token id outside the
+ *       vocabulary is INVALID_ARGUMENT when generation starts
  *   "logprobs" int, -1 to 20, default -1: -1: off; 0: each generated token's log probability under the model
  *       (moert_stream_logprobs); N: also the N most likely tokens at each step with theirs
  *   "add_generation_prompt" int, 0 or 1, default 1: moert_generate_chat: end with the assistant prompt

@@ -404,6 +404,8 @@ pub struct GenerateOptions {
     /// Each `Token` carries its `TokenLogprobs`: 0 the token's own log probability, n (at most 20) also
     /// the n most likely tokens at each step.
     pub logprobs: Option<i64>,
+    /// (token id, bias -100 to 100) added to the logits before sampling (OpenAI's logit_bias).
+    pub logit_bias: Vec<(i32, f32)>,
 }
 
 macro_rules! setter {
@@ -441,7 +443,14 @@ impl GenerateOptions {
         self.stop_token_ids.push(i64::from(id));
         self
     }
+    /// Adds a bias (-100 to 100) to a token's logit before sampling.
+    pub fn logit_bias(mut self, id: i32, bias: f32) -> Self {
+        self.logit_bias.push((id, bias));
+        self
+    }
     fn raw(&self) -> Result<RawOptions> {
+        // "TOKEN_ID:BIAS" entries
+        let bias: Vec<String> = self.logit_bias.iter().map(|(t, b)| format!("{t}:{b}")).collect();
         let mut o = RawOptions::new()?;
         o.int("max_tokens", self.max_tokens)?
             .float("temperature", self.temperature)?
@@ -456,7 +465,8 @@ impl GenerateOptions {
             .int("add_generation_prompt", self.add_generation_prompt.map(i64::from))?
             .int("logprobs", self.logprobs)?
             .add_strings("stop", &self.stop)?
-            .add_ints("stop_token_ids", &self.stop_token_ids)?;
+            .add_ints("stop_token_ids", &self.stop_token_ids)?
+            .add_strings("logit_bias", &bias)?;
         Ok(o)
     }
 }

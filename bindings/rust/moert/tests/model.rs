@@ -219,6 +219,19 @@ fn logprobs_are_the_models_log_softmax() {
 }
 
 #[test]
+fn logit_bias_forces_and_bans() {
+    let model = load();
+    let (ids, want) = &reference()[0];
+    let forced: Vec<_> =
+        model.generate_tokens(ids, &greedy(3).logit_bias(65, 100.0)).unwrap().map(|t| t.unwrap().id).collect();
+    assert_eq!(forced, vec![Some(65); 3]);
+    let mut banned = model.generate_tokens(ids, &greedy(1).logit_bias(want[0], -100.0)).unwrap();
+    assert_ne!(banned.next().unwrap().unwrap().id, Some(want[0]));
+    let bad = model.generate_tokens(ids, &greedy(1).logit_bias(1, 500.0));
+    assert_eq!(bad.err().unwrap().status(), Status::InvalidArgument);
+}
+
+#[test]
 fn errors_are_results() {
     let model = load();
     let e = model.generate_tokens(&[1, 99999], &GenerateOptions::new()).unwrap_err();

@@ -15,6 +15,7 @@ public final class GenerateOptions {
     private Boolean ignoreEos, addGenerationPrompt;
     private final List<String> stop = new ArrayList<>();
     private final List<Integer> stopTokenIds = new ArrayList<>();
+    private final java.util.Map<Integer, Double> logitBias = new java.util.LinkedHashMap<>();
 
     public GenerateOptions maxTokens(int n) { maxTokens = (long) n; return this; }
     public GenerateOptions temperature(double t) { temperature = t; return this; }
@@ -39,6 +40,8 @@ public final class GenerateOptions {
     public GenerateOptions logprobs(int n) { logprobs = (long) n; return this; }
 
     boolean wantsLogprobs() { return logprobs != null && logprobs >= 0; }
+    /** Adds bias (-100 to 100) to a token's logit before sampling (OpenAI's logit_bias). */
+    public GenerateOptions logitBias(int tokenId, double bias) { logitBias.put(tokenId, bias); return this; }
 
     org.moert.internal.Options build() {
         org.moert.internal.Options o = moert_native.options_create();
@@ -58,6 +61,9 @@ public final class GenerateOptions {
                 moert_native.options_set_int(o, "add_generation_prompt", addGenerationPrompt ? 1 : 0);
             for (String s : stop) moert_native.options_add_string_utf8(o, "stop", s.getBytes(StandardCharsets.UTF_8));
             for (int t : stopTokenIds) moert_native.options_add_int(o, "stop_token_ids", t);
+            for (java.util.Map.Entry<Integer, Double> e : logitBias.entrySet())
+                moert_native.options_add_string_utf8(o, "logit_bias",
+                    (e.getKey() + ":" + e.getValue()).getBytes(StandardCharsets.UTF_8));
             return o;
         } catch (RuntimeException e) {
             moert_native.options_free(o);

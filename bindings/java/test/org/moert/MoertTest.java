@@ -137,6 +137,22 @@ public class MoertTest {
     }
 
     @Test
+    public void logitBiasForcesAndBans() {
+        try (Stream s = model.generate(ids[0], greedy(3).logitBias(65, 100))) {
+            assertArrayEquals(new int[] {65, 65, 65}, s.readIds());
+        }
+        try (Stream s = model.generate(ids[0], greedy(1).logitBias(greedy[0][0], -100))) {
+            assertNotEquals(greedy[0][0], s.readIds()[0]);
+        }
+        try {
+            model.generate(ids[0], greedy(1).logitBias(1, 500)).close();
+            fail("a bias of 500 was accepted");
+        } catch (MoertException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("TOKEN_ID:BIAS"));
+        }
+    }
+
+    @Test
     public void cancelFromAnotherThread() throws Exception {
         try (Stream s = model.generate(ids[0], greedy(1000000))) {
             assertTrue(s.hasNext());
