@@ -573,7 +573,7 @@ void Engine::step(Running& running, std::vector<EvalJob*> evals, bool collective
       std::vector<int32_t> sampled(rows.size());
       if (!rows.empty())
         model.backend().sample(logits.slice_rows(0, static_cast<int64_t>(rows.size())), rows,
-                               biased ? nullptr : batch.sample_table(), sampled.data());
+                               batch.sample_table(), sampled.data());  // none when biased
       std::vector<float> row;
       for (size_t i = 0; i < p.n_plain; ++i) {
         if (sample_at[i] < 0) continue;
