@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "serve_api_error.h"
+#include "serve_text.h"
 
 namespace serve {
 namespace {
@@ -72,43 +73,32 @@ std::vector<int32_t> ServedModel::tokenize(const std::string& text, bool add_bos
   return ids;
 }
 
+// Ids to text, special tokens kept (the text keeps NUL bytes: the byte token 0x00 reads as one); nullopt
+// when the tokenizer refuses an id.
+std::optional<std::string> ServedModel::decode(const int32_t* ids, size_t n) const {
+  return read_text(
+      [&](char* buf, size_t cap, size_t* need) { return moert_detokenize(tok_, ids, n, 0, buf, cap, need); });
+}
+
 std::string ServedModel::detokenize(const std::vector<int32_t>& ids) const {
-  size_t need = 0;
-  if (moert_detokenize(tok_, ids.data(), ids.size(), 0, nullptr, 0, &need) != MOERT_OK) {
-    // An id the tokenizer lacks (a padded row of lm_head) is dropped, not the whole text.
-    std::vector<int32_t> known;
-    for (int32_t id : ids)
-      if (moert_detokenize(tok_, &id, 1, 0, nullptr, 0, &need) == MOERT_OK) known.push_back(id);
-    return known.size() == ids.size() ? "" : detokenize(known);
-  }
-  if (need == 0) return "";
-  std::string out(need, '\0');
-  if (moert_detokenize(tok_, ids.data(), ids.size(), 0, out.data(), out.size(), &need) != MOERT_OK) return "";
-  out.resize(need - 1);
-  return out;
+  if (std::optional<std::string> s = decode(ids.data(), ids.size())) return *s;
+  // An id the tokenizer lacks (a padded row of lm_head) is dropped, not the whole text.
+  std::vector<int32_t> known;
+  for (int32_t id : ids)
+    if (decode(&id, 1)) known.push_back(id);
+  return known.size() == ids.size() ? "" : detokenize(known);
 }
 
 std::string ServedModel::token_text(int32_t id) const {
-  char small[64];
-  size_t need = 0;
-  if (moert_detokenize(tok_, &id, 1, 0, small, sizeof small, &need) == MOERT_OK)
-    return std::string(small, need ? need - 1 : 0);  // the byte token 0x00 reads as one NUL
-  if (need <= sizeof small) return "";               // not in the vocabulary (the padded rows of lm_head)
-  std::string out(need, '\0');
-  if (moert_detokenize(tok_, &id, 1, 0, out.data(), out.size(), &need) != MOERT_OK) return "";
-  out.resize(need - 1);
-  return out;
+  return decode(&id, 1).value_or("");
 }
 
 std::string ServedModel::render_chat(const std::string& messages_json) const {
-  size_t need = 0;
-  if (moert_apply_chat_template(tok_, messages_json.c_str(), 1, nullptr, 0, &need) != MOERT_OK)
-    bad_field("messages", moert_last_error());
-  std::string out(need, '\0');
-  if (moert_apply_chat_template(tok_, messages_json.c_str(), 1, out.data(), out.size(), &need) != MOERT_OK)
-    bad_field("messages", moert_last_error());
-  out.resize(need ? need - 1 : 0);
-  return out;
+  std::optional<std::string> out = read_text([&](char* buf, size_t cap, size_t* need) {
+    return moert_apply_chat_template(tok_, messages_json.c_str(), 1, buf, cap, need);
+  });
+  if (!out) bad_field("messages", moert_last_error());
+  return *out;
 }
 
 }  // namespace serve

@@ -2,6 +2,7 @@
 // limits, and whether its chat template opens DeepSeek-R1's reasoning.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,8 @@ class ServedModel {
   int32_t tool_section_token() const { return tool_section_token_; }
 
  private:
+  std::optional<std::string> decode(const int32_t* ids, size_t n) const;
+
   moert_model* model_;
   moert_tokenizer* tok_ = nullptr;
   std::string id_;

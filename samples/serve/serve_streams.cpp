@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "serve_api_error.h"
+#include "serve_text.h"
 
 namespace serve {
 
@@ -87,16 +88,10 @@ bool Generation::next(int32_t timeout_ms, StreamEvent* ev) {
   if (st != MOERT_OK) throw ApiError(500, std::string("moert_stream_next: ") + moert_last_error());
   ev->token = token;
   ev->finish = finish;
-  size_t need = 0;
-  char small[256];
-  if (moert_stream_text(s_, small, sizeof small, &need) == MOERT_OK) {
-    ev->text.assign(small, need ? need - 1 : 0);
-  } else {
-    std::vector<char> buf(need);
-    if (moert_stream_text(s_, buf.data(), buf.size(), &need) != MOERT_OK)
-      throw ApiError(500, std::string("moert_stream_text: ") + moert_last_error());
-    ev->text.assign(buf.data(), need ? need - 1 : 0);
-  }
+  std::optional<std::string> text =
+      read_text([&](char* buf, size_t cap, size_t* need) { return moert_stream_text(s_, buf, cap, need); });
+  if (!text) throw ApiError(500, std::string("moert_stream_text: ") + moert_last_error());
+  ev->text = std::move(*text);
   ev->has_logprobs = logprobs_ && token >= 0;
   if (ev->has_logprobs) {
     size_t n = 0;
@@ -128,12 +123,9 @@ int64_t Generation::generated_tokens() const {
 }
 
 std::string Generation::error() const {
-  size_t need = 0;
-  if (moert_stream_error(s_, nullptr, 0, &need) != MOERT_OK || need == 0) return "";
-  std::string out(need, '\0');
-  if (moert_stream_error(s_, out.data(), out.size(), &need) != MOERT_OK) return "";
-  out.resize(need - 1);
-  return out;
+  return read_text(
+             [&](char* buf, size_t cap, size_t* need) { return moert_stream_error(s_, buf, cap, need); })
+      .value_or("");
 }
 
 const char* finish_reason_name(int32_t finish) {
