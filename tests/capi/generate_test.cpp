@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include "capi_test_model.h"
 #include "moert/moert.h"
 
 namespace {
@@ -46,14 +47,8 @@ const char* kPrompts[] = {"def fibonacci(n):\n", "import numpy as np\n\n\ndef no
                           "# Read a CSV file and print the sum of each column\n"};
 
 struct Model {
-  moert_model* m = nullptr;
-  Model() {
-    moert_options* o = nullptr;
-    moert_options_create(&o);
-    moert_options_set_int(o, "threads", 2);
-    EXPECT_EQ(moert_model_load(kModel.c_str(), o, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
-    moert_options_free(o);
-  }
+  moert_model* m;
+  Model() : m(moert_test::load_model(kModel)) {}
   ~Model() { moert_model_free(m); }
 };
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "capi_test_model.h"
 #include "moert/moert.h"
 
 namespace {
@@ -195,13 +196,7 @@ TEST(KvHandoff, ResumedRequestsPublishPagesOnlyWithoutSpeculation) {
   std::vector<int32_t> prompt;
   for (int i = 0; i < 150; ++i) prompt.push_back(static_cast<int32_t>(100 + (i * 37) % 5000));
   auto cached_after_resume = [&](const char* speculative) {
-    moert_options* o = nullptr;
-    moert_options_create(&o);
-    moert_options_set_int(o, "threads", 2);
-    moert_options_set_string(o, "speculative", speculative);
-    moert_model* m = nullptr;
-    EXPECT_EQ(moert_model_load(mtp_model.c_str(), o, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
-    moert_options_free(o);
+    moert_model* m = moert_test::load_model(mtp_model, speculative);
     const std::vector<uint8_t> image = export_prompt(m, prompt);
     moert_options* g = greedy(8);
     moert_stream* s = nullptr;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "capi_test_model.h"
 #include "moert/moert.h"
 
 namespace {
@@ -13,16 +14,7 @@ namespace {
 const std::string kModel = MOERT_DEFAULT_MODEL_DIR;
 const std::string kMtpModel = std::string(MOERT_TEST_DATA) + "/moert-tiny-coder-mtp";
 
-moert_model* load(const std::string& dir, const char* speculative = "off") {
-  moert_options* o = nullptr;
-  moert_options_create(&o);
-  moert_options_set_int(o, "threads", 2);
-  moert_options_set_string(o, "speculative", speculative);
-  moert_model* m = nullptr;
-  EXPECT_EQ(moert_model_load(dir.c_str(), o, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
-  moert_options_free(o);
-  return m;
-}
+using moert_test::load_model;
 
 struct Steps {
   std::vector<int32_t> tokens;
@@ -56,7 +48,7 @@ Steps generate(moert_model* m, const std::vector<std::string>& bias, double temp
 }
 
 TEST(CapiLogitBias, ForcesAndBansTokensWhileTheLogprobsStayTheModels) {
-  moert_model* m = load(kModel);
+  moert_model* m = load_model(kModel, "off");
   const Steps plain = generate(m, {});
   ASSERT_EQ(plain.tokens.size(), 8u);
   // +100 on one token: every step draws it, greedy or sampled.
@@ -79,7 +71,7 @@ TEST(CapiLogitBias, SpeculativeDecodingFollowsTheBias) {
   // Verified drafts use the biased distribution: greedy output with drafts equals without.
   std::vector<std::vector<int32_t>> runs;
   for (const char* spec : {"off", "on"}) {
-    moert_model* m = load(kMtpModel, spec);
+    moert_model* m = load_model(kMtpModel, spec);
     runs.push_back(generate(m, {"65:3.5", "30:-100"}, 0.0, 24).tokens);
     moert_model_free(m);
   }
@@ -97,7 +89,7 @@ TEST(CapiLogitBias, BadEntriesAreInvalidArgument) {
     EXPECT_NE(std::string(moert_last_error()).find("TOKEN_ID:BIAS"), std::string::npos) << moert_last_error();
   }
   // An id past the vocabulary: refused when generation starts.
-  moert_model* m = load(kModel);
+  moert_model* m = load_model(kModel, "off");
   EXPECT_EQ(moert_options_add_string(g, "logit_bias", "99999:1"), MOERT_OK);
   moert_stream* s = nullptr;
   EXPECT_EQ(moert_generate_text(m, "x", g, &s), MOERT_ERR_INVALID_ARGUMENT);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "capi_test_model.h"
 #include "moert/moert.h"
 
 namespace {
@@ -17,16 +18,7 @@ namespace {
 const std::string kModel = MOERT_DEFAULT_MODEL_DIR;
 const std::string kMtpModel = std::string(MOERT_TEST_DATA) + "/moert-tiny-coder-mtp";
 
-moert_model* load(const std::string& dir, const char* speculative = nullptr) {
-  moert_options* o = nullptr;
-  moert_options_create(&o);
-  moert_options_set_int(o, "threads", 2);
-  if (speculative) moert_options_set_string(o, "speculative", speculative);
-  moert_model* m = nullptr;
-  EXPECT_EQ(moert_model_load(dir.c_str(), o, nullptr, nullptr, &m), MOERT_OK) << moert_last_error();
-  moert_options_free(o);
-  return m;
-}
+using moert_test::load_model;
 
 struct Step {
   int32_t token = -1;
@@ -124,7 +116,7 @@ void expect_model_logprobs(moert_model* m, const std::vector<int32_t>& prompt,
 }
 
 TEST(CapiLogprobs, GreedyTokensAreTheMostLikelyWithTheModelsLogprobs) {
-  moert_model* m = load(kModel);
+  moert_model* m = load_model(kModel);
   const std::vector<int32_t> prompt = tokenize(m, "def fibonacci(n):\n");
   moert_options* g = gen(12, 5);
   moert_stream* s = nullptr;
@@ -143,7 +135,7 @@ TEST(CapiLogprobs, GreedyTokensAreTheMostLikelyWithTheModelsLogprobs) {
 }
 
 TEST(CapiLogprobs, SampledTokensReportTheModelsDistributionNotTheSamplers) {
-  moert_model* m = load(kModel);
+  moert_model* m = load_model(kModel);
   const std::vector<int32_t> prompt = tokenize(m, "import numpy as np\n");
   // Tempered and truncated sampling: the token drawn follows them, its log probability does not.
   moert_options* g = gen(10, 3, 1.8);
@@ -163,7 +155,7 @@ TEST(CapiLogprobs, SampledTokensReportTheModelsDistributionNotTheSamplers) {
 }
 
 TEST(CapiLogprobs, ZeroGivesTheTokensOwnOnly) {
-  moert_model* m = load(kModel);
+  moert_model* m = load_model(kModel);
   moert_options* g = gen(4, 0);
   moert_stream* s = nullptr;
   ASSERT_EQ(moert_generate_text(m, "class Stack:\n", g, &s), MOERT_OK);
@@ -182,7 +174,7 @@ TEST(CapiLogprobs, ZeroGivesTheTokensOwnOnly) {
 
 // A resumed sequence's first token is drawn from the logits the image carries: its log probabilities too.
 TEST(CapiLogprobs, ResumedStreamsReportTheModelsLogprobs) {
-  moert_model* m = load(kModel);
+  moert_model* m = load_model(kModel);
   const std::vector<int32_t> prompt = tokenize(m, "def fibonacci(n):\n");
   moert_session* sess = nullptr;
   ASSERT_EQ(moert_session_create(m, &sess), MOERT_OK);
@@ -210,7 +202,7 @@ TEST(CapiLogprobs, ResumedStreamsReportTheModelsLogprobs) {
 TEST(CapiLogprobs, SpeculativeDecodingReportsTheSameLogprobs) {
   std::vector<std::vector<Step>> runs;
   for (const char* spec : {"off", "on"}) {
-    moert_model* m = load(kMtpModel, spec);
+    moert_model* m = load_model(kMtpModel, spec);
     moert_options* g = gen(24, 2);
     moert_stream* s = nullptr;
     ASSERT_EQ(moert_generate_text(m, "def fibonacci(n):\n", g, &s), MOERT_OK);
@@ -233,7 +225,7 @@ TEST(CapiLogprobs, SpeculativeDecodingReportsTheSameLogprobs) {
 }
 
 TEST(CapiLogprobs, MisuseIsInvalidArgument) {
-  moert_model* m = load(kModel);
+  moert_model* m = load_model(kModel);
   float lp = 0;
   size_t n = 0;
   EXPECT_EQ(moert_stream_logprobs(nullptr, &lp, nullptr, nullptr, 0, &n), MOERT_ERR_INVALID_ARGUMENT);
