@@ -32,7 +32,6 @@ json LogprobsCollector::entry(int32_t id, float logprob) const {
 void LogprobsCollector::add(const StreamEvent& ev) {
   if (!ev.has_logprobs || ev.token < 0) return;
   if (ev.finish == MOERT_FINISH_EOS) return;
-  ++count_;
   if (chat_) {
     json e = entry(ev.token, ev.logprob);
     json top = json::array();
@@ -69,7 +68,6 @@ json LogprobsCollector::take() {
            {"text_offset", std::move(offsets_)}};
     tokens_ = json::array(), token_logprobs_ = json::array(), top_ = json::array(), offsets_ = json::array();
   }
-  count_ = 0;
   return out;
 }
 

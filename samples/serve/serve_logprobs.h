@@ -21,7 +21,7 @@ class LogprobsCollector {
       : model_(model), chat_(chat), token_ids_(token_ids) {}
   // Adds the event's token, when it carries log probabilities and belongs to the content.
   void add(const StreamEvent& ev);
-  bool empty() const { return count_ == 0; }
+  bool empty() const { return (chat_ ? items_ : tokens_).empty(); }
   // The entries added since the last take, as the response's "logprobs" value; empty() after.
   nlohmann::json take();
 
@@ -31,7 +31,6 @@ class LogprobsCollector {
 
   const ServedModel& model_;
   const bool chat_, token_ids_;
-  int64_t count_ = 0;
   int64_t text_offset_ = 0;                         // completions: characters of the tokens' text so far
   nlohmann::json items_ = nlohmann::json::array();  // chat: entries
   nlohmann::json tokens_ = nlohmann::json::array(), token_logprobs_ = nlohmann::json::array(),
