@@ -3,14 +3,17 @@
 #   scripts/gpu_check.sh BUILD_DIR [bench iterations]
 # 1. ldd: every library the binaries need is found on the GPU machine (fails early, naming the missing one);
 # 2. each test suite in its own process under a time-out (the ops against the CPU backend, the whole random
-#    model, bf16 activations (ops and model), MTP speculation, the NCCL transport), printing each test's seed
-#    and errors;
-# 3. the benchmarks (FP8 GEMMs, NCCL all-to-all at DeepEP's sizes), and the host CPU's AMX GEMM where it has
-#    AMX (tests/kernels' GemmFp8Act, when that binary was carried);
-# then a summary table. Full logs go to $OUT (or /tmp): ldd.log, <step>.log. Whole run: < 8 minutes on an
+#    model, the fixtures' golden logits (tests/data's V3 and V2 fixtures, those carried), bf16 activations
+#    (ops and model), MTP speculation, the NCCL transport), printing each test's seed and errors;
+# 3. the benchmarks: the model at DeepSeek-V3's width (decode ms/step at batch 1-128 with 1024 tokens of
+#    context, prefill tokens/s, per-op times, MLA decode bandwidth; bench/moert_v3_width_bench, when carried),
+#    the FP8 GEMMs, NCCL all-to-all at DeepEP's sizes, and the host CPU's AMX GEMM where it has AMX
+#    (tests/kernels' GemmFp8Act, when that binary was carried);
+# then a summary table. Full logs go to $OUT (or /tmp): ldd.log, <step>.log. Whole run: < 9 minutes on an
 # H100/H200. BUILD_DIR needs tests/cuda/{moert_cuda_test,moert_cuda_bench,moert_nccl_test,moert_nccl_bench}
 # (GoogleTest and cudart linked statically; cuBLASLt and NCCL from the machine). The device tool sends at
-# most 64 MiB of working tree: run scripts/device_tree.sh slim here first.
+# most 64 MiB of working tree: run scripts/device_tree.sh slim and scripts/device_pack.sh BUILD_DIR here
+# first (then BUILD_DIR is device-pack, and the fixtures are carried by name).
 set -u
 B=${1:?usage: scripts/gpu_check.sh BUILD_DIR [bench iterations]}
 ITERS=${2:-20}
@@ -36,7 +39,7 @@ step() {
   echo "== $name: $* (time-out ${limit}s)"
   timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
   local rc=$?
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ seed|^gemm paths|^model |^bf16 |^decode step|^mixed step|^EP over|^speculation on cuda|Failure|Expected|Which is|rel_err|error" "$log" | head -60
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ seed|^gemm paths|^model |^bf16 |^golden |^decode step|^mixed step|^EP over|^speculation on cuda|Failure|Expected|Which is|rel_err|error" "$log" | head -60
   local what=ok
   [ $rc -ne 0 ] && what="FAILED (exit $rc)"
   [ $rc -eq 124 ] || [ $rc -eq 137 ] && what="TIMED OUT after ${limit}s"
@@ -62,11 +65,19 @@ fi
 
 step cuda_ops 150 "$T" --gtest_color=no --gtest_filter='CudaOps.*:CudaCache.*' || rc=1
 step cuda_model 200 "$T" --gtest_color=no --gtest_filter='CudaModel.*' || rc=1
+# The fixtures' reference logits (transformers fp32) on CUDA: fp32, the bf16 defaults, FP8 activations.
+step cuda_golden 150 "$T" --gtest_color=no --gtest_filter='Fixtures/CudaGolden.*:CudaGoldenFp8.*' || rc=1
 step cuda_bf16 200 "$T" --gtest_color=no --gtest_filter='CudaBf16Ops.*:CudaBf16Model.*' || rc=1
 # MTP speculation on cuda: greedy tokens the same with drafts, and a step with a draft against a plain one.
 step cuda_speculative 150 "$T" --gtest_color=no --gtest_filter='CudaSpeculative.*' || rc=1
 step nccl_test 90 "$NT" --gtest_color=no || rc=1
 step gemm_bench 90 "$X" "$ITERS" || rc=1
+# The model at V3's width (a 27 GB random FP8 checkpoint written to /dev/shm on every core, then loaded).
+V=$B/bench/moert_v3_width_bench
+if [ -x "$V" ]; then
+  step v3_width 300 "$V" --backend cuda || rc=1
+  grep -E "^(wrote|model:|streaming|prefill [12] x|decode batch [0-9]+ context|mla decode)" "$LOG/v3_width.log"
+fi
 # The host CPU's AMX tiles (the FP8-activation prefill GEMM: AMX-BF16; the q4 prefill GEMM: AMX-INT8), where
 # it has them: checked against the portable reference or the int8 math and their scalar model (the first
 # real runs of those kernels).

@@ -4,6 +4,8 @@
 // a GPU cannot see them without a sync).
 #include "backend/backend.h"
 
+#include <chrono>
+
 #include "backend/op_checks.h"
 #include "util/error.h"
 #include "weights/safetensors.h"
@@ -31,6 +33,20 @@ void check_pool(const OpCheck& c, const LatentPool& cache) {
 
 }  // namespace
 
+template <class F>
+void Backend::timed(const char* op, int64_t rows, int64_t n, int64_t k, F&& compute) {
+  if (!profiler_) {
+    compute();
+    return;
+  }
+  synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  compute();
+  synchronize();
+  profiler_->record(op, rows, n, k,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
 void Backend::set_act_dtype(DType dtype) {
   if (dtype != DType::kF32 && dtype != DType::kBF16)
     fail(ErrorCode::kInvalidArgument, std::string("backend ") + name() + ": activations cannot be " +
@@ -53,7 +69,7 @@ Tensor Backend::empty(DType dtype, int64_t rows, int64_t cols) {
 
 void Backend::fill_zero(Tensor& t) {
   check("fill_zero").tensor("t", t, t.dtype);
-  fill_zero_impl(t);
+  timed("fill_zero", t.rows, 0, 0, [&] { fill_zero_impl(t); });
 }
 
 Tensor Backend::weight(const TensorInfo& info, int64_t rows, int64_t cols) {
@@ -68,23 +84,23 @@ Tensor Backend::weight(const TensorInfo& info, int64_t rows, int64_t cols) {
 
 void Backend::copy_to_host(const Tensor& src, float* dst) {
   check("copy_to_host").act("src", src).that(dst || src.rows * src.cols == 0, "dst", "is null");
-  copy_to_host_impl(src, dst);
+  timed("copy_to_host", src.rows, 0, 0, [&] { copy_to_host_impl(src, dst); });
 }
 void Backend::copy_to_host_i32(const Tensor& src, int32_t* dst) {
   check("copy_to_host_i32")
       .tensor("src", src, DType::kI32)
       .that(dst || src.rows * src.cols == 0, "dst", "is null");
-  copy_to_host_impl(src, dst);
+  timed("copy_to_host", src.rows, 0, 0, [&] { copy_to_host_impl(src, dst); });
 }
 void Backend::copy_from_host(const float* src, Tensor& dst) {
   check("copy_from_host").act("dst", dst).that(src || dst.rows * dst.cols == 0, "src", "is null");
-  copy_from_host_impl(src, dst);
+  timed("copy_from_host", dst.rows, 0, 0, [&] { copy_from_host_impl(src, dst); });
 }
 void Backend::copy_from_host_i32(const int32_t* src, Tensor& dst) {
   check("copy_from_host_i32")
       .tensor("dst", dst, DType::kI32)
       .that(src || dst.rows * dst.cols == 0, "src", "is null");
-  copy_from_host_impl(src, dst);
+  timed("copy_from_host", dst.rows, 0, 0, [&] { copy_from_host_impl(src, dst); });
 }
 
 void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
@@ -92,7 +108,7 @@ void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
   c.weight("table", table)
       .that(table.dtype != DType::kF8E4M3, "table", "is FP8 (an embedding has no block scales)");
   c.index("ids", ids).act("out", out, ids.rows, table.cols);
-  embedding_impl(table, ids, out);
+  timed("embedding", ids.rows, 0, 0, [&] { embedding_impl(table, ids, out); });
 }
 
 void Backend::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
@@ -103,13 +119,13 @@ void Backend::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) 
     c.fail("w", "is " + describe(w) + ", expected " + n_str(x.cols) + " elements (x's columns)");
   c.act("out", out, x.rows, x.cols);
   if (out.dtype != x.dtype) c.disjoint("out", out, "x", x);  // in place only in one type
-  rmsnorm_impl(x, w, eps, out);
+  timed("rmsnorm", x.rows, 0, 0, [&] { rmsnorm_impl(x, w, eps, out); });
 }
 
 void Backend::linear(const Tensor& x, const WeightMatrix& w, Tensor& out, ActMode mode) {
   const OpCheck c = check("linear");
   c.weight("w", w).act("x", x, kAny, w.k()).act("out", out, x.rows, w.n()).disjoint("out", out, "x", x);
-  linear_impl(x, w, out, mode);
+  timed("linear", x.rows, w.n(), w.k(), [&] { linear_impl(x, w, out, mode); });
 }
 
 void Backend::rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, const Tensor& positions,
@@ -124,25 +140,26 @@ void Backend::rope(Tensor& x, int64_t heads, int64_t head_stride, int64_t dim, c
   c.index("positions", positions, x.rows).f32("inv_freq", inv_freq);
   if (inv_freq.rows * inv_freq.cols < dim / 2)
     c.fail("inv_freq", "is " + describe(inv_freq) + ", expected " + n_str(dim / 2) + " frequencies");
-  rope_impl(x, heads, head_stride, dim, positions, inv_freq, attention_factor);
+  timed("rope", x.rows, 0, 0,
+        [&] { rope_impl(x, heads, head_stride, dim, positions, inv_freq, attention_factor); });
 }
 
 void Backend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   const OpCheck c = check("silu_mul");
   c.act("gate", gate).act("up", up, gate.rows, gate.cols).act("out", out, gate.rows, gate.cols);
   c.same_dtype("up", up, "gate", gate).same_dtype("out", out, "gate", gate);
-  silu_mul_impl(gate, up, out);
+  timed("silu_mul", gate.rows, 0, 0, [&] { silu_mul_impl(gate, up, out); });
 }
 
 void Backend::add(const Tensor& x, Tensor& y) {
   check("add").act("x", x).act("y", y, x.rows, x.cols);
-  add_impl(x, y);
+  timed("add", x.rows, 0, 0, [&] { add_impl(x, y); });
 }
 
 void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
   const OpCheck c = check("gather_rows");
   c.act("x", x).index("rows", rows).act("out", out, rows.rows, x.cols).disjoint("out", out, "x", x);
-  gather_rows_impl(x, rows, out);
+  timed("gather_rows", rows.rows, 0, 0, [&] { gather_rows_impl(x, rows, out); });
 }
 
 void Backend::attention_expanded(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
@@ -155,7 +172,8 @@ void Backend::attention_expanded(const Tensor& q, const Tensor& k, const Tensor&
   c.same_dtype("k", k, "q", q).same_dtype("v", v, "q", q).same_dtype("out", out, "q", q);
   c.index("positions", positions, t).index("k_start", k_start, t);
   c.disjoint("out", out, "q", q).disjoint("out", out, "k", k).disjoint("out", out, "v", v);
-  attention_expanded_impl(q, k, v, heads, positions, k_start, scale, out);
+  timed("attention_expanded", t, 0, 0,
+        [&] { attention_expanded_impl(q, k, v, heads, positions, k_start, scale, out); });
 }
 
 void Backend::mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const WeightMatrix& kv_b, int64_t heads,
@@ -170,7 +188,8 @@ void Backend::mla_absorb_q(const Tensor& q_nope, int64_t head_stride, const Weig
   if ((heads - 1) * head_stride + nope > q_nope.cols)
     c.fail("q_nope", "is " + describe(q_nope) + ", narrower than its " + n_str(heads) + " heads");
   c.act("q_lat", q_lat, q_nope.rows, heads * kv_b.k()).disjoint("q_lat", q_lat, "q_nope", q_nope);
-  mla_absorb_q_impl(q_nope, head_stride, kv_b, heads, nope, vdim, q_lat, mode);
+  timed("mla_absorb_q", q_nope.rows, q_lat.cols, heads * nope,
+        [&] { mla_absorb_q_impl(q_nope, head_stride, kv_b, heads, nope, vdim, q_lat, mode); });
 }
 
 void Backend::mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int64_t heads, int64_t nope,
@@ -182,7 +201,8 @@ void Backend::mla_absorb_out(const Tensor& o_lat, const WeightMatrix& kv_b, int6
   c.weight("kv_b", kv_b, heads * (nope + vdim));
   c.act("o_lat", o_lat, kAny, heads * kv_b.k()).act("out", out, o_lat.rows, heads * vdim);
   c.disjoint("out", out, "o_lat", o_lat);
-  mla_absorb_out_impl(o_lat, kv_b, heads, nope, vdim, out, mode);
+  timed("mla_absorb_out", o_lat.rows, out.cols, o_lat.cols,
+        [&] { mla_absorb_out_impl(o_lat, kv_b, heads, nope, vdim, out, mode); });
 }
 
 void Backend::attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_t rope_head_stride,
@@ -212,8 +232,10 @@ void Backend::attention_latent(const Tensor& q_lat, const Tensor& q_rope, int64_
       .same_dtype("out", out, "q_lat", q_lat)
       .disjoint("out", out, "q_lat", q_lat)
       .disjoint("out", out, "q_rope", q_rope);
-  attention_latent_impl(q_lat, q_rope, rope_head_stride, cache, kv, row_seq, heads, lat, rope, positions,
-                        scale, out);
+  timed("attention_latent", t, 0, 0, [&] {
+    attention_latent_impl(q_lat, q_rope, rope_head_stride, cache, kv, row_seq, heads, lat, rope, positions,
+                          scale, out);
+  });
 }
 
 void Backend::mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t heads, int64_t nope,
@@ -226,21 +248,21 @@ void Backend::mla_expand_kv(const Tensor& kvb, const Tensor& k_rope, int64_t hea
   c.act("kvb", kvb, kAny, heads * (nope + vdim)).act("k_rope", k_rope, s);
   c.act("k", k, s, heads * (nope + rope)).act("v", v, s, heads * vdim).disjoint("k", k, "v", v);
   c.same_dtype("k_rope", k_rope, "kvb", kvb).same_dtype("k", k, "kvb", kvb).same_dtype("v", v, "kvb", kvb);
-  mla_expand_kv_impl(kvb, k_rope, heads, nope, vdim, k, v);
+  timed("mla_expand_kv", s, 0, 0, [&] { mla_expand_kv_impl(kvb, k_rope, heads, nope, vdim, k, v); });
 }
 
 void Backend::cache_write(const Tensor& rows, const LatentPool& cache, const Tensor& slots) {
   const OpCheck c = check("cache_write");
   check_pool(c, cache);
   c.act("rows", rows, kAny, cache.width).index("slots", slots, rows.rows);
-  cache_write_impl(rows, cache, slots);
+  timed("cache_write", rows.rows, 0, 0, [&] { cache_write_impl(rows, cache, slots); });
 }
 
 void Backend::cache_gather(const LatentPool& cache, const Tensor& slots, Tensor& out) {
   const OpCheck c = check("cache_gather");
   check_pool(c, cache);
   c.index("slots", slots).act("out", out, slots.rows, cache.width);
-  cache_gather_impl(cache, slots, out);
+  timed("cache_gather", slots.rows, 0, 0, [&] { cache_gather_impl(cache, slots, out); });
 }
 
 void Backend::moe_route(const Tensor& logits, const Tensor& bias, const RoutingParams& p, Tensor& ids,
@@ -260,13 +282,13 @@ void Backend::moe_route(const Tensor& logits, const Tensor& bias, const RoutingP
   }
   c.tensor("ids", ids, DType::kI32, logits.rows, p.top_k).packed("ids", ids);
   c.f32("weights", weights, logits.rows, p.top_k).packed("weights", weights);
-  moe_route_impl(logits, bias, p, ids, weights);
+  timed("moe_route", logits.rows, 0, 0, [&] { moe_route_impl(logits, bias, p, ids, weights); });
 }
 
 void Backend::moe_group(const Tensor& ids, const ExpertSet& set, MoeGrouping& g) {
   const OpCheck c = check("moe_group");
   c.tensor("ids", ids, DType::kI32).that(set.size() > 0 || ids.rows == 0, "set", "holds no experts");
-  moe_group_impl(ids, set, g);
+  timed("moe_group", ids.rows, 0, 0, [&] { moe_group_impl(ids, set, g); });
 }
 
 void Backend::moe_expert_linear(const Tensor& x, const MoeGrouping& g, const ExpertSet& set, ExpertProj proj,
@@ -282,7 +304,8 @@ void Backend::moe_expert_linear(const Tensor& x, const MoeGrouping& g, const Exp
       c.fail("an expert's weight",
              "is " + describe(w.w) + ", wider than x " + describe(x) + " or out " + describe(out));
   }
-  moe_expert_linear_impl(x, g, set, proj, out, mode);
+  timed("moe_expert_linear", g.rows, out.cols, x.cols,
+        [&] { moe_expert_linear_impl(x, g, set, proj, out, mode); });
 }
 
 void Backend::moe_combine(const Tensor& rows, const Tensor& slot_row, const Tensor& weights,
@@ -292,7 +315,7 @@ void Backend::moe_combine(const Tensor& rows, const Tensor& slot_row, const Tens
   c.act("out", out).tensor("slot_row", slot_row, DType::kI32, t).f32("weights", weights, t, k);
   c.tensor("order", order, DType::kI32, t, k);
   if (!rows.empty()) c.act("rows", rows, kAny, out.cols).disjoint("out", out, "rows", rows);
-  moe_combine_impl(rows, slot_row, weights, order, out);
+  timed("moe_combine", t, 0, 0, [&] { moe_combine_impl(rows, slot_row, weights, order, out); });
 }
 
 void Backend::sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleTable* packed,
@@ -303,7 +326,7 @@ void Backend::sample(const Tensor& logits, const std::vector<SampleRow>& rows, c
   if (packed && packed->rows != logits.rows)
     c.fail("packed",
            "holds " + n_str(packed->rows) + " rows, expected " + n_str(logits.rows) + " (the logits')");
-  sample_impl(logits, rows, packed, ids);
+  timed("sample", logits.rows, 0, 0, [&] { sample_impl(logits, rows, packed, ids); });
 }
 
 }  // namespace moert

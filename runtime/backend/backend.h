@@ -89,6 +89,18 @@ struct SampleTable {
   int64_t rows = 0;
 };
 
+// Per-op wall times, for benchmarks (bench/v3_width_bench.cpp): with a profiler set on a backend, each op
+// waits for the work queued before it (Backend::synchronize), runs, waits for itself and reports. That costs
+// a device round trip per op, so the times add up to more than an unprofiled step; never set one while a
+// graph is being captured.
+class OpProfiler {
+ public:
+  virtual ~OpProfiler() = default;
+  // op: the op's name; rows: its activation rows (tokens, or grouped expert rows); n, k: the output and input
+  // columns of a GEMM-like op (linear, the MLA absorptions, moe_expert_linear), else 0.
+  virtual void record(const char* op, int64_t rows, int64_t n, int64_t k, double seconds) = 0;
+};
+
 // The ops are non-virtual: each checks its arguments once (backend.cpp: shapes, dtypes, devices, aliasing,
 // index tensors' layout, with the helpers of op_checks.h) and then calls the backend's protected *_impl,
 // which only computes (the NVI pattern, as CTranslate2's ops check then dispatch). A failed check throws
@@ -229,6 +241,10 @@ class Backend {
   // The device queue the ops run on (a cudaStream_t on CUDA; nullptr on the CPU), for a transport that
   // must order its exchange after them (runtime/ep: NCCL).
   virtual void* native_stream() const { return nullptr; }
+  // Waits until the work queued so far is done (CUDA: its stream; the CPU's ops are done when they return).
+  virtual void synchronize() {}
+  // The op profiler (not owned; null: none, the default). Not thread-safe against ops running.
+  void set_op_profiler(OpProfiler* p) { profiler_ = p; }
   // A point in the device queue: the ops queued so far (a recorded cudaEvent_t on CUDA, freed with the
   // pointer; null on the CPU, whose ops are done when they return). Lets another thread order work after
   // exactly these ops, not after whatever this thread queues meanwhile (the overlapped EP exchange).
@@ -280,7 +296,12 @@ class Backend {
                            const SampleTable* packed, int32_t* ids) = 0;
 
  private:
+  // Runs `compute` (an op's *_impl call), timed when a profiler is set.
+  template <class F>
+  void timed(const char* op, int64_t rows, int64_t n, int64_t k, F&& compute);
+
   DType act_dtype_ = DType::kF32;
+  OpProfiler* profiler_ = nullptr;
 };
 
 // batch_invariant: every row's result of every op is the same bits whatever else is in the batch (the GEMMs

@@ -18,6 +18,12 @@ struct RandomCheckpointSpec {
   int64_t max_position_embeddings = 163840;
   bool fp8 = true;
   uint64_t seed = 1;
+  // Block seeds: every 128-row block of a random matrix drawn from a generator seeded by (seed, the tensor's
+  // name, the block), the blocks spread over `threads` threads (0: every core). The same bits at any thread
+  // count, but other bits than the default's one generator in order (which every earlier checkpoint of a seed
+  // was written with); a V3-width write takes seconds instead of minutes.
+  bool block_seeds = false;
+  int threads = 0;
   int64_t shard_bytes = 1ll << 30;  // start a new shard past this size
   // Called after each layer and shard with the fraction written and what was written; false cancels
   // (Error(kCancelled)). A V3-sized write takes minutes.

@@ -89,6 +89,11 @@ class DeepseekNetwork {
     opts_.attention = f;
     graphs_.clear();
   }
+  // Decode graphs on or off (off: every step eager, e.g. while an OpProfiler times each op).
+  void set_graphs(bool on) {
+    opts_.graphs = on;
+    graphs_.clear();
+  }
   // Cache slots a LatentCache for this model needs (main layers, plus MTP layers when loaded).
   int64_t cache_layers() const;
 

@@ -532,7 +532,7 @@ class CudaBackend final : public Backend {
   }
 
  public:
-  void synchronize() {
+  void synchronize() override {
     select();
     check_cuda(cudaStreamSynchronize(stream_), "synchronize");
     ++counters_.syncs;
