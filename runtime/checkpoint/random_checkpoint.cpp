@@ -88,7 +88,8 @@ class Builder {
       for (int64_t b = 0; b < blocks; ++b) block(rng_, b, w);
       return;
     }
-    const uint64_t tensor_seed = std::hash<std::string>{}(name) ^ s_.seed * 0x9E3779B97F4A7C15ull;
+    uint64_t tensor_seed = s_.seed * 0x9E3779B97F4A7C15ull;  // FNV-1a of the name: the same on every platform
+    for (unsigned char c : name) tensor_seed = (tensor_seed ^ c) * 0x100000001B3ull;
     const int64_t threads = std::min<int64_t>(
         blocks, s_.threads > 0 ? s_.threads : std::max(1u, std::thread::hardware_concurrency()));
     auto worker = [&](int64_t t) {
