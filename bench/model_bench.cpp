@@ -28,15 +28,16 @@
 
 #include "backend/backend.h"
 #include "bench_args.h"
+#include "bench_stats.h"
 #include "checkpoint/random_checkpoint.h"
 #include "config/model_config.h"
+#include "decode_weight_bytes.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_network.h"
 #include "weights/safetensors.h"
 #include "weights/weight_store.h"
 
 using namespace moert;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -46,10 +47,6 @@ const char* kUsage =
     "[--batch-invariant]\n"
     "                         [--repeat 5] [--streams N] [--stream-context 256] [--no-reference]\n"
     "                         [--no-warmup] [--help]\n";
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // Flags that take a value, and flags that do not.
 const std::set<std::string> kValued = {"--model",          "--generate-wide", "--threads", "--prefill",
@@ -63,25 +60,15 @@ void check_args(int argc, char** argv) {
 }
 
 using bench::arg;
+using bench::Clock;
 using bench::flag;
 using bench::int_arg;
+using bench::seconds_since;
+using bench::Stats;
+using bench::stats;
 
 int32_t argmax(const std::vector<float>& v) {
   return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
-struct Stats {
-  double median = 0, lo = 0, hi = 0;
-};
-Stats stats(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  Stats s;
-  if (v.empty()) return s;
-  const size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  s.lo = v.front();
-  s.hi = v.back();
-  return s;
 }
 
 // Streaming read of `buf` by `threads` threads (each its contiguous share), GB/s. prefetch: also a software
@@ -114,22 +101,6 @@ double stream_read_gbs(const std::vector<uint64_t>& buf, int threads, bool prefe
   for (uint64_t v : sink) keep = keep ^ v;
   (void)keep;
   return n * 8.0 / s / 1e9;
-}
-
-// Weight bytes one decode token reads: every tensor but the embedding table and the MTP layers, with routed
-// experts counted top_k / n_routed of their size (one token runs top_k of them per MoE layer).
-double decode_bytes_per_token(const WeightStore& ws, const ModelConfig& cfg) {
-  double bytes = 0;
-  for (const auto& [name, ti] : ws.tensors_by_name()) {
-    if (name.find("embed_tokens") != std::string::npos) continue;
-    const std::string pre = "model.layers.";
-    if (name.rfind(pre, 0) == 0 && std::atoll(name.c_str() + pre.size()) >= cfg.num_hidden_layers) continue;
-    double b = static_cast<double>(ti->nbytes);
-    if (name.find(".mlp.experts.") != std::string::npos)
-      b *= static_cast<double>(cfg.num_experts_per_tok) / cfg.n_routed_experts;
-    bytes += b;
-  }
-  return bytes;
 }
 
 // Greedy continuation of each reference prompt through prefill + decode. Per prompt: the tokens that match
@@ -208,7 +179,7 @@ int main(int argc, char** argv) {
   ModelOptions opts;
   opts.act_mode = fp8 ? ActMode::kFp8 : ActMode::kF32;
   auto store = std::make_shared<WeightStore>(dir);
-  const double token_bytes = decode_bytes_per_token(*store, cfg);
+  const double token_bytes = bench::decode_weight_bytes(*store, cfg);
   DeepseekNetwork model(cfg, store, *backend, opts);
   std::printf(
       "model %s: hidden %lld, %lld layers, %lld experts (top-%lld), %.1f M parameters; %d threads, %s "

@@ -30,15 +30,16 @@
 #include "backend/backend.h"
 #include "backend/sampling.h"
 #include "bench_args.h"
+#include "bench_stats.h"
 #include "checkpoint/random_checkpoint.h"
 #include "config/model_config.h"
+#include "decode_weight_bytes.h"
 #include "kv/latent_cache.h"
 #include "model/deepseek_network.h"
 #include "util/error.h"
 #include "weights/weight_store.h"
 
 using namespace moert;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -57,23 +58,9 @@ const std::set<std::string> kValued = {"--backend",     "--shape",     "--dir", 
                                        "--activations", "--act-dtype", "--threads"};
 const std::set<std::string> kSwitches = {"--keep", "--no-graphs", "--no-profile"};
 
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-struct Stats {
-  double median = 0, lo = 0, hi = 0;
-};
-Stats stats(std::vector<double> v) {
-  Stats s;
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  s.lo = v.front();
-  s.hi = v.back();
-  return s;
-}
+using bench::Clock;
+using bench::Stats;
+using bench::stats;
 
 RandomCheckpointSpec shape_spec(const std::string& shape) {
   RandomCheckpointSpec s;
@@ -187,24 +174,9 @@ double streaming_gbs(Backend& b) {
     const auto t0 = Clock::now();
     b.add(x, y);
     b.synchronize();
-    gbs.push_back(3.0 * rows * cols * 4 / since(t0) / 1e9);
+    gbs.push_back(3.0 * rows * cols * 4 / bench::seconds_since(t0) / 1e9);
   }
   return stats(gbs).median;
-}
-
-// Bytes one decode step of `batch` sequences reads from the weights: every tensor but the embedding table,
-// with each MoE layer's routed experts counted by the share a batch touches under uniform routing,
-// 1 - (1 - top_k / experts)^batch.
-double step_weight_bytes(const WeightStore& ws, const ModelConfig& cfg, int batch) {
-  const double touched =
-      1.0 - std::pow(1.0 - static_cast<double>(cfg.num_experts_per_tok) / cfg.n_routed_experts, batch);
-  double bytes = 0;
-  for (const auto& [name, ti] : ws.tensors_by_name()) {
-    if (name.find("embed_tokens") != std::string::npos) continue;
-    bytes +=
-        static_cast<double>(ti->nbytes) * (name.find(".mlp.experts.") != std::string::npos ? touched : 1.0);
-  }
-  return bytes;
 }
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint32_t seed) {
@@ -272,7 +244,8 @@ int run(int argc, char** argv) {
       write_random_checkpoint(dir, spec);
       std::ofstream(marker) << want << "\n";
       wrote = true;
-      std::printf("wrote the %s checkpoint to %s in %.1f s\n", shape.c_str(), dir.c_str(), since(t0));
+      std::printf("wrote the %s checkpoint to %s in %.1f s\n", shape.c_str(), dir.c_str(),
+                  bench::seconds_since(t0));
     }
   }
   struct Cleanup {
@@ -298,7 +271,7 @@ int run(int argc, char** argv) {
       shape.c_str(), (long long)cfg.hidden_size, (long long)cfg.num_hidden_layers,
       (long long)cfg.first_k_dense_replace, (long long)cfg.n_routed_experts,
       (long long)cfg.moe_intermediate_size, (long long)cfg.num_experts_per_tok, (long long)cfg.vocab_size,
-      model.weights().parameter_count / 1e9, backend->name(), since(t_load), act.c_str(),
+      model.weights().parameter_count / 1e9, backend->name(), bench::seconds_since(t_load), act.c_str(),
       bf16 ? "bf16" : "fp32");
 
   const double bw = streaming_gbs(*backend);
@@ -327,7 +300,7 @@ int run(int argc, char** argv) {
       for (int i = 0; i < n; ++i) st.push_back({&kv[i], tok[i].data(), prefill});
       const auto t0 = Clock::now();
       model.forward(st, logits.data());
-      const double s = since(t0);
+      const double s = bench::seconds_since(t0);
       for (int64_t j = 0; j < n * cfg.vocab_size; ++j)
         if (!std::isfinite(logits[j])) {
           std::printf("prefill %d x %d: logits are not finite\n", n, prefill);
@@ -393,10 +366,10 @@ int run(int argc, char** argv) {
     for (int i = 0; i < steps; ++i) {
       const auto t0 = Clock::now();
       step();  // the sampled ids come back to the host: each step ends synchronised
-      ms.push_back(1e3 * since(t0));
+      ms.push_back(1e3 * bench::seconds_since(t0));
     }
     const Stats s = stats(ms);
-    const double wbytes = step_weight_bytes(*store, cfg, batch);
+    const double wbytes = bench::decode_weight_bytes(*store, cfg, batch);
     const double kvbytes = static_cast<double>(batch) * (context + steps) * width * esize * layers;
     const double floor_ms = 1e3 * (wbytes + kvbytes) / (bw * 1e9);
     std::printf(

@@ -723,7 +723,7 @@ int cuda_device_count() {
 }
 
 void cuda_synchronize(Backend& backend) {
-  if (auto* b = dynamic_cast<CudaBackend*>(&backend)) b->synchronize();
+  backend.synchronize();  // the virtual: CUDA's waits for its stream, others' return at once
 }
 
 CudaGemmStats cuda_gemm_stats(const Backend& backend) {
